@@ -1,0 +1,33 @@
+# make demo: set up and run the main job on the embedded synthetic dataset.
+# make test: set up and run the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow lint clean
+
+setup: $(STAMP)
+
+# A virtual environment in the repo with reidbox installed editable; redone when setup.py changes.
+$(STAMP): setup.py requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade "pip>=23" >/dev/null
+	$(PY) -m pip install -c requirements/constraints.txt -e ".[dev]"
+	$(PY) -c "import torch, torchvision.ops; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) tools/demo.py --output-dir output/demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check reidbox tools tests benchmarks
+
+clean:
+	rm -rf $(VENV) output

@@ -1,0 +1,8 @@
+"""Config: yacs defaults, yml layering with ``_BASE_``, command-line overrides."""
+
+from yacs.config import CfgNode
+
+from .defaults import get_cfg_defaults
+from .loader import ConfigError, load_config, merge_opts, save_config
+
+__all__ = ["CfgNode", "ConfigError", "get_cfg_defaults", "load_config", "merge_opts", "save_config"]

@@ -1,0 +1,167 @@
+"""Every config key is born here, with a one-line reason.
+
+yml files only override these keys; a key that is not here is an error, so typos cannot slip by.
+"""
+
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# Where every output of a run goes (config.yaml, checkpoints, metrics.json, logs, TensorBoard).
+_C.OUTPUT_DIR = "output/default"
+# Global seed for python, numpy and torch; the sampler derives its per-epoch seed from it.
+_C.SEED = 0
+# "auto" picks CUDA when available, else CPU; or name a torch device ("cpu", "cuda:0").
+_C.DEVICE = "auto"
+# Python modules imported before building, so user code can register datasets/models/losses.
+_C.PLUGINS = []
+# "reid" (retrieval metrics) or "classification" (top-1 error, CIFAR extension).
+_C.TASK = "reid"
+
+# ----------------------------------------------------------------------------------------------
+_C.DATASETS = CN()
+# Folder holding every dataset in its own sub-folder (see docs/datasets.md).
+_C.DATASETS.ROOT = "datasets"
+# Registered dataset names trained on together; labels never collide across them.
+_C.DATASETS.TRAIN = ["synthetic"]
+# Registered dataset names whose query/gallery are evaluated (each reported separately).
+_C.DATASETS.TEST = ["synthetic"]
+# Options for the embedded procedural dataset (synthetic / synthetic_a|b|c domains).
+_C.DATASETS.SYNTHETIC = CN()
+# Number of training identities generated.
+_C.DATASETS.SYNTHETIC.NUM_TRAIN_IDS = 150
+# Number of test identities generated (query + gallery).
+_C.DATASETS.SYNTHETIC.NUM_TEST_IDS = 150
+# Number of cameras (2..6, Market-style single-digit camera ids).
+_C.DATASETS.SYNTHETIC.NUM_CAMERAS = 6
+# Image height and width written to disk (Market crops are 128x64).
+_C.DATASETS.SYNTHETIC.IMAGE_SIZE = [128, 64]
+# CUHK03 options: which boxes, which protocol and (classic only) which of the 20 splits.
+_C.DATASETS.CUHK03 = CN()
+_C.DATASETS.CUHK03.VARIANT = "labeled"
+_C.DATASETS.CUHK03.PROTOCOL = "new"
+_C.DATASETS.CUHK03.SPLIT = 0
+# MSMT17 options: release folder ("auto" tries V1 first) and whether list_val joins training.
+_C.DATASETS.MSMT17 = CN()
+_C.DATASETS.MSMT17.VERSION = "auto"
+_C.DATASETS.MSMT17.INCLUDE_VAL = True
+
+# ----------------------------------------------------------------------------------------------
+_C.INPUT = CN()
+# Training input (height, width); the paper uses 256x128 (384x128 for MGN).
+_C.INPUT.SIZE_TRAIN = [256, 128]
+# Test input (height, width).
+_C.INPUT.SIZE_TEST = [256, 128]
+# Horizontal flip probability in training (0 disables).
+_C.INPUT.FLIP_PROB = 0.5
+# Zero padding before a random crop back to SIZE_TRAIN (0 disables pad+crop).
+_C.INPUT.PADDING = 10
+# ImageNet statistics, since backbones are ImageNet pre-trained.
+_C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
+_C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
+_C.INPUT.RANDOM_ERASING = CN()
+# Random erasing (Zhong et al.) as torchvision implements it; a standard ReID regulariser.
+_C.INPUT.RANDOM_ERASING.ENABLED = False
+_C.INPUT.RANDOM_ERASING.PROB = 0.5
+
+# ----------------------------------------------------------------------------------------------
+_C.DATALOADER = CN()
+# "pk": identity-balanced P x K batches (needed by triplet losses); "random": plain shuffling.
+_C.DATALOADER.SAMPLER = "pk"
+# K, images per identity in a P x K batch; P = SOLVER.IMS_PER_BATCH // K.
+_C.DATALOADER.NUM_INSTANCES = 4
+# DataLoader worker processes (0 loads in the main process).
+_C.DATALOADER.NUM_WORKERS = 2
+
+# ----------------------------------------------------------------------------------------------
+_C.MODEL = CN()
+# Registered meta-architecture: "baseline", "ptl", "mgn", ...
+_C.MODEL.META_ARCHITECTURE = "baseline"
+# Weights of a whole trained model to start from (test, fine-tuning); classifier shape may differ.
+_C.MODEL.WEIGHTS = ""
+
+_C.MODEL.BACKBONE = CN()
+# Registered backbone name: resnet18, resnet50, densenet121, densenet161, ...
+_C.MODEL.BACKBONE.NAME = "resnet50"
+# Load torchvision ImageNet weights from a local file (no network access at run time).
+_C.MODEL.BACKBONE.PRETRAINED = False
+# Explicit path of the ImageNet weight file; empty means torchvision's file name in TORCH_HOME.
+_C.MODEL.BACKBONE.WEIGHTS = ""
+# Stride of the last stage; 1 doubles the final feature map (a standard ReID trick).
+_C.MODEL.BACKBONE.LAST_STRIDE = 1
+
+_C.MODEL.HEADS = CN()
+# Global pooling: "avg", "max" or "gem".
+_C.MODEL.HEADS.POOLING = "avg"
+# Optional linear embedding before the BN neck (0 keeps the backbone's channels).
+_C.MODEL.HEADS.EMBED_DIM = 0
+# "bnneck" (BN between feature and classifier, Luo et al.) or "none".
+_C.MODEL.HEADS.NECK = "bnneck"
+# Which tensor the eval forward returns: "after_neck" (BN'd) or "before_neck".
+_C.MODEL.HEADS.TEST_FEATURE = "after_neck"
+
+_C.MODEL.LOSSES = CN()
+# Registered losses applied in training; weights below.
+_C.MODEL.LOSSES.NAMES = ["cross_entropy"]
+_C.MODEL.LOSSES.CE = CN()
+# Label smoothing epsilon (0 = plain cross-entropy).
+_C.MODEL.LOSSES.CE.EPSILON = 0.1
+_C.MODEL.LOSSES.CE.WEIGHT = 1.0
+_C.MODEL.LOSSES.TRIPLET = CN()
+# Batch-hard triplet margin (ignored when SOFT_MARGIN).
+_C.MODEL.LOSSES.TRIPLET.MARGIN = 0.3
+# Soft margin log(1 + exp(d_ap - d_an)) instead of a hinge.
+_C.MODEL.LOSSES.TRIPLET.SOFT_MARGIN = False
+_C.MODEL.LOSSES.TRIPLET.WEIGHT = 1.0
+
+# ----------------------------------------------------------------------------------------------
+_C.SOLVER = CN()
+# "SGD" (with momentum) or "Adam".
+_C.SOLVER.OPTIMIZER = "SGD"
+_C.SOLVER.BASE_LR = 0.01
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.WEIGHT_DECAY = 5e-4
+# Adam's amsgrad variant (the paper's MGN code uses it).
+_C.SOLVER.AMSGRAD = False
+# Learning-rate multiplier for pre-trained backbone parameters (new layers use 1.0).
+_C.SOLVER.BACKBONE_LR_FACTOR = 1.0
+# Number of training epochs.
+_C.SOLVER.MAX_EPOCHS = 50
+# Images per training batch (P x K with the pk sampler).
+_C.SOLVER.IMS_PER_BATCH = 32
+# "multistep" (divide by 1/GAMMA at STEPS) or "cosine".
+_C.SOLVER.SCHEDULER = "multistep"
+# Epochs at which the multistep schedule multiplies the LR by GAMMA.
+_C.SOLVER.STEPS = [10, 20, 30, 40]
+_C.SOLVER.GAMMA = 0.1
+# Linear warm-up length in epochs (0 disables) and starting fraction of BASE_LR.
+_C.SOLVER.WARMUP_EPOCHS = 0
+_C.SOLVER.WARMUP_FACTOR = 0.1
+# Save a checkpoint every N epochs (the last epoch is always saved).
+_C.SOLVER.CHECKPOINT_PERIOD = 1
+# Number of recent epoch checkpoints kept on disk.
+_C.SOLVER.KEEP_CHECKPOINTS = 3
+# Log scalars every N iterations.
+_C.SOLVER.LOG_PERIOD = 20
+
+# ----------------------------------------------------------------------------------------------
+_C.TEST = CN()
+# Evaluate every N epochs during training (0: only at the end).
+_C.TEST.EVAL_PERIOD = 0
+_C.TEST.IMS_PER_BATCH = 128
+# Average features of the image and its horizontal flip.
+_C.TEST.FLIP_AUG = False
+# L2-normalise features before matching.
+_C.TEST.NORM_FEAT = True
+# Distance: "euclidean", "sqeuclidean" or "cosine".
+_C.TEST.METRIC = "euclidean"
+# Evaluation protocol name (see docs/evaluation.md); "market1501" is torchreid/fast-reid's.
+_C.TEST.PROTOCOL = "market1501"
+# Ranks reported in the CMC curve.
+_C.TEST.MAX_RANK = 50
+
+
+def get_cfg_defaults() -> CN:
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()

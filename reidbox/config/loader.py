@@ -1,0 +1,99 @@
+"""Load yml configs layered with a list-valued ``_BASE_``, then command-line ``opts``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Iterable, List, Optional, Sequence, Union
+
+import yaml
+from yacs.config import CfgNode
+
+from .defaults import get_cfg_defaults
+
+PathLike = Union[str, os.PathLike]
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key and where it came from."""
+
+
+def _read_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, "r", encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)  # safe loading only: a config never executes code
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    return data
+
+
+def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
+    path = os.path.abspath(path)
+    if path in chain:
+        raise ConfigError(f"{path}: _BASE_ cycle: {' -> '.join(chain + [path])}")
+    data = _read_yaml(path)
+    bases = data.pop("_BASE_", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list):
+        raise ConfigError(f"{path}: _BASE_ must be a file name or a list of them")
+    for base in bases:
+        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        _merge_file(cfg, base_path, chain + [path])
+    try:
+        cfg.merge_from_other_cfg(CfgNode(data))
+    except (KeyError, ValueError, AssertionError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise ConfigError(f"{path}: {msg}") from None
+
+
+def merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
+    """Apply ``KEY VALUE`` pairs from the command line."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(f"command-line overrides must be KEY VALUE pairs, got {opts}")
+    try:
+        cfg.merge_from_list(opts)
+    except (KeyError, ValueError, AssertionError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise ConfigError(f"command line: {msg}") from None
+
+
+def import_plugins(modules: Iterable[str]) -> None:
+    """Import user modules named in ``PLUGINS`` so their registrations take effect."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"PLUGINS: cannot import {name!r}: {e}") from None
+
+
+def load_config(path: Optional[PathLike] = None, opts: Optional[Sequence[str]] = None,
+                freeze: bool = True) -> CfgNode:
+    """Defaults <- yml file (with its ``_BASE_`` files first) <- ``opts``; returned frozen."""
+    cfg = get_cfg_defaults()
+    if path:
+        _merge_file(cfg, os.fspath(path), [])
+    if opts:
+        merge_opts(cfg, opts)
+    import_plugins(cfg.PLUGINS)
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def save_config(cfg: CfgNode, output_dir: PathLike) -> str:
+    """Write the merged config to ``output_dir/config.yaml`` (re-loadable as a config file)."""
+    os.makedirs(output_dir, exist_ok=True)
+    out = os.path.join(output_dir, "config.yaml")
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(cfg.dump())
+    os.replace(tmp, out)
+    return out

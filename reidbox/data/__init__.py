@@ -1,0 +1,12 @@
+"""Data: dataset parsers, the synthetic dataset, transforms, samplers and loaders."""
+
+from . import datasets  # noqa: F401  (registrations)
+from .build import (TestSet, build_dataset, build_dataset_from_config, build_test_loader,
+                    build_test_sets, build_train_loader, build_train_set)
+from .datasets.base import DatasetError, ReIDDataset, Sample
+from .image_dataset import ImageDataset, ImageReadError, read_image
+from .samplers import PKBatchSampler
+
+__all__ = ["DatasetError", "ImageDataset", "ImageReadError", "PKBatchSampler", "ReIDDataset",
+           "Sample", "TestSet", "build_dataset", "build_dataset_from_config", "build_test_loader",
+           "build_test_sets", "build_train_loader", "build_train_set", "read_image"]

@@ -1,0 +1,95 @@
+"""Builders: the only readers of ``cfg.DATASETS`` / ``cfg.INPUT`` / ``cfg.DATALOADER``."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from ..registry import DATASETS
+from .datasets.base import ReIDDataset, Sample, combine
+from .image_dataset import ImageDataset
+from .samplers import PKBatchSampler
+from .transforms import transforms_from_config
+
+
+def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
+    """Parse the registered dataset ``name`` under ``root`` (the datasets folder)."""
+    return DATASETS.get(name)(root=root, **kwargs)
+
+
+def dataset_kwargs(cfg, name: str) -> Dict[str, Any]:
+    """Per-dataset options from the config (only the datasets that take options)."""
+    d = cfg.DATASETS
+    name = name.lower()
+    if name.startswith("synthetic"):
+        s = d.SYNTHETIC
+        return dict(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS,
+                    num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
+    if name == "cuhk03":
+        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL, split=d.CUHK03.SPLIT)
+    if name == "msmt17":
+        return dict(version=d.MSMT17.VERSION, include_val=d.MSMT17.INCLUDE_VAL)
+    return {}
+
+
+def build_dataset_from_config(cfg, name: str, dsetid: int = 0) -> ReIDDataset:
+    return build_dataset(name, root=cfg.DATASETS.ROOT, **dataset_kwargs(cfg, name))
+
+
+def build_train_set(cfg) -> ReIDDataset:
+    """All ``DATASETS.TRAIN`` sets combined, labels shifted so they never collide."""
+    parts = [build_dataset_from_config(cfg, n) for n in cfg.DATASETS.TRAIN]
+    if len(parts) == 1:
+        return parts[0]
+    return combine(parts, name="+".join(cfg.DATASETS.TRAIN))
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int = 1
+                       ) -> DataLoader:
+    """Training loader: P x K batches (``pk``) or plain shuffling (``random``)."""
+    dataset = ImageDataset(items, transforms_from_config(cfg, is_train=True))
+    batch = cfg.SOLVER.IMS_PER_BATCH // world_size
+    common = dict(num_workers=cfg.DATALOADER.NUM_WORKERS, worker_init_fn=_seed_worker,
+                  persistent_workers=False, pin_memory=torch.cuda.is_available())
+    if cfg.DATALOADER.SAMPLER == "pk":
+        sampler = PKBatchSampler([s.pid for s in items], batch, cfg.DATALOADER.NUM_INSTANCES,
+                                 seed=cfg.SEED, rank=rank, world_size=world_size)
+        return DataLoader(dataset, batch_sampler=sampler, **common)
+    if cfg.DATALOADER.SAMPLER == "random":
+        return DataLoader(dataset, batch_size=batch, sampler=RandomSampler(dataset),
+                          drop_last=False, **common)
+    raise KeyError(f"unknown DATALOADER.SAMPLER {cfg.DATALOADER.SAMPLER!r}; available: pk, random")
+
+
+def build_test_loader(cfg, items: List[Sample], batch_size: Optional[int] = None) -> DataLoader:
+    """Deterministic loader in item order (query then gallery, typically)."""
+    dataset = ImageDataset(items, transforms_from_config(cfg, is_train=False))
+    return DataLoader(dataset, batch_size=batch_size or cfg.TEST.IMS_PER_BATCH, shuffle=False,
+                      num_workers=cfg.DATALOADER.NUM_WORKERS,
+                      pin_memory=torch.cuda.is_available())
+
+
+@dataclass
+class TestSet:
+    name: str
+    query: List[Sample]
+    gallery: List[Sample]
+
+
+def build_test_sets(cfg) -> List[TestSet]:
+    out = []
+    for name in cfg.DATASETS.TEST:
+        ds = build_dataset_from_config(cfg, name)
+        out.append(TestSet(name, ds.query, ds.gallery))
+    return out

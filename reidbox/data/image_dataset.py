@@ -1,0 +1,44 @@
+"""A torch ``Dataset`` over a list of :class:`Sample` items."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Sequence
+
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from .datasets.base import Sample
+
+
+class ImageReadError(OSError):
+    """An image file is missing, truncated or not an image; the message names the file."""
+
+
+def read_image(path: str) -> Image.Image:
+    """Open an image as RGB, with an error that names the file."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise ImageReadError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+class ImageDataset(Dataset):
+    """Yields ``{"images": (3, H, W), "targets": pid, "camids": camid, "dsetids", "index"}``."""
+
+    def __init__(self, items: Sequence[Sample], transform: Optional[Callable] = None) -> None:
+        self.items = list(items)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Dict:
+        s = self.items[index]
+        img = read_image(s.path)
+        if self.transform is not None:
+            img = self.transform(img)
+        return {"images": img, "targets": s.pid, "camids": s.camid, "dsetids": s.dsetid,
+                "index": index}

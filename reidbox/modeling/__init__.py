@@ -1,0 +1,7 @@
+"""Models: backbones, heads, losses, meta-architectures and ``build_model``."""
+
+from . import backbones, heads, losses, meta_arch  # noqa: F401  (registrations)
+from .build import build_losses, build_model
+from .output import ModelOutput
+
+__all__ = ["ModelOutput", "build_losses", "build_model"]

@@ -1,0 +1,111 @@
+"""The ``StagedBackbone`` contract: a stem, then ordered stages with measured specs.
+
+Anything that wraps a backbone (PTL cells, MGN branches, feature taps) reads ``stage_specs``
+instead of hard-coding channel counts or strides; the specs are measured by a dummy forward,
+so they can never disagree with what the network actually does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Output of one stage: its name, channel count and total stride w.r.t. the input image."""
+
+    name: str
+    channels: int
+    stride: int
+
+
+class StagedBackbone(nn.Module):
+    """``stem`` followed by named ``stages``; ``forward`` returns the last stage's map.
+
+    ``forward_stages(x)`` returns every stage's output ``[(B, C_i, H/s_i, W/s_i), ...]``.
+    """
+
+    def __init__(self, stem: nn.Module, stages: Sequence[Tuple[str, nn.Module]],
+                 probe_size: Tuple[int, int] = (64, 64)) -> None:
+        super().__init__()
+        self.stem = stem
+        self.stage_names = [name for name, _ in stages]
+        self.stages = nn.ModuleList([m for _, m in stages])
+        self.stem_spec, self.stage_specs = self._measure(probe_size)
+
+    @torch.no_grad()
+    def _measure(self, probe_size: Tuple[int, int]) -> Tuple[StageSpec, List[StageSpec]]:
+        was_training = self.training
+        self.eval()
+        x = torch.zeros(1, 3, *probe_size)
+        h = self.stem(x)
+        stem = StageSpec("stem", h.shape[1], probe_size[0] // h.shape[2])
+        specs = []
+        for name, stage in zip(self.stage_names, self.stages):
+            h = stage(h)
+            specs.append(StageSpec(name, h.shape[1], probe_size[0] // h.shape[2]))
+        self.train(was_training)
+        return stem, specs
+
+    @property
+    def out_channels(self) -> int:
+        return self.stage_specs[-1].channels
+
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
+        h = self.stem(x)
+        outs = []
+        for stage in self.stages:
+            h = stage(h)
+            outs.append(h)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, C, h, w)
+        h = self.stem(x)
+        for stage in self.stages:
+            h = stage(h)
+        return h
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """The ImageNet weight file is not on disk; the message says which file and where."""
+
+
+def _torch_home_checkpoint(url: str) -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+
+
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def load_imagenet_state(url: str, weights_path: Optional[str] = None) -> dict:
+    """Read a torchvision ImageNet state dict from a local file, never from the network.
+
+    ``weights_path`` wins; otherwise torchvision's own cache file ``$TORCH_HOME/hub/checkpoints/``.
+    """
+    path = weights_path or _torch_home_checkpoint(url)
+    if not os.path.isfile(path):
+        raise WeightsNotFoundError(
+            f"ImageNet weights not found at {path}. Download {url} on a machine with internet "
+            f"access and put it at {_torch_home_checkpoint(url)} (TORCH_HOME={torch.hub.get_dir()}), "
+            "or set MODEL.BACKBONE.WEIGHTS to its path, or set MODEL.BACKBONE.PRETRAINED False."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise WeightsNotFoundError(f"cannot read ImageNet weights {path}: {e}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    # Old DenseNet checkpoints name keys 'norm.1.weight'; the current modules use 'norm1.weight'.
+    fixed = {}
+    for k, v in state.items():
+        m = _DENSENET_OLD_KEY.match(k)
+        fixed[m.group(1) + m.group(2) if m else k] = v
+    return fixed

@@ -1,0 +1,33 @@
+"""reidbox: a person re-identification toolbox built around Progressive Transfer Learning."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="reidbox",
+    version="0.1.0",
+    description="Person re-identification toolbox with Progressive Transfer Learning (PTL)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["reidbox", "reidbox.*"]),
+    install_requires=[
+        # torchvision's compiled ops only load with the torch build they were compiled against.
+        # PyPI's torchvision wheels pair with PyPI's torch builds; a stray local CPU-only torch
+        # wheel (2.13.0+cpu on our machines) cannot run them, and these floors keep pip from
+        # choosing it. requirements/constraints.txt pins the pair `make` installs and tests.
+        "torch>=2.14",
+        "torchvision>=0.29",
+        "numpy",
+        "yacs",
+        "pyyaml",
+        "opencv-python-headless",
+        "pillow",
+        "scipy",
+        "h5py",
+        "faiss-cpu",
+        "tqdm",
+        "tensorboard",
+        "matplotlib",
+    ],
+    extras_require={"dev": ["pytest", "ruff"]},
+)
