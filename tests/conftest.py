@@ -38,7 +38,8 @@ def write_market_tree(base: str, num_train_ids: int = 6, num_test_ids: int = 5,
     for pid in range(100, 100 + num_test_ids):
         for cam in (1, 2):
             frame += 1
-            img(pid, cam).save(os.path.join(dirs["query"], f"{pid:04d}_c{cam}s1_{frame:06d}_00.jpg"))
+            img(pid, cam).save(os.path.join(dirs["query"],
+                                            f"{pid:04d}_c{cam}s1_{frame:06d}_00.jpg"))
         for cam in (1, 2, 3):
             frame += 1
             img(pid, cam).save(os.path.join(dirs["bounding_box_test"],

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Test a trained model: ``tools/test_net.py --config-file F MODEL.WEIGHTS path [KEY VALUE ...]``."""
+"""Test a model: ``tools/test_net.py --config-file F MODEL.WEIGHTS path [KEY VALUE ...]``."""
 
 from reidbox.config import load_config
 from reidbox.engine import runner

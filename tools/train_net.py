@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a model: ``tools/train_net.py --config-file F [--resume] [--eval-only] [KEY VALUE ...]``."""
+"""Train: ``tools/train_net.py --config-file F [--resume] [--eval-only] [KEY VALUE ...]``."""
 
 from reidbox.config import load_config
 from reidbox.engine import runner

@@ -15,7 +15,7 @@ logger = logging.getLogger("reidbox")
 class HookBase:
     """Override any of these; ``self.trainer`` is set when the hook is registered."""
 
-    trainer: "Trainer"
+    trainer: Trainer
 
     def before_train(self) -> None: ...
 
@@ -71,14 +71,16 @@ class Trainer:
     def train(self) -> None:
         logger.info("training epochs %d..%d", self.start_epoch + 1, self.max_epochs)
         self._call("before_train")
-        for self.epoch in range(self.start_epoch, self.max_epochs):
+        for epoch in range(self.start_epoch, self.max_epochs):
+            self.epoch = epoch
             sampler = getattr(self.data_loader, "batch_sampler", None)
             for s in (sampler, getattr(self.data_loader, "sampler", None)):
                 if hasattr(s, "set_epoch"):
                     s.set_epoch(self.epoch)
             self.model.train()
             self._call("before_epoch")
-            for self.iter, batch in enumerate(self.data_loader):
+            for it, batch in enumerate(self.data_loader):
+                self.iter = it
                 self._call("before_step")
                 self.run_step(batch)
                 self.global_step += 1
