@@ -19,7 +19,7 @@ from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
 from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
 from .solver import build_optimizer, build_scheduler
-from .trainer import HookBase, Trainer
+from .trainer import HookBase, NonFiniteLossError, Trainer
 
 logger = logging.getLogger("reidbox")
 
@@ -107,9 +107,12 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
                 num_classes)
     loader = build_train_loader(cfg, train_set.train)
-    model = build_model(cfg, num_classes=num_classes).to(device)
+    model = build_model(cfg, num_classes=num_classes)
     if cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS)
+    model = model.to(device)
+    if cfg.MODEL.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
     logger.info("model %s/%s: %.2fM parameters", cfg.MODEL.META_ARCHITECTURE,
                 cfg.MODEL.BACKBONE.NAME, count_parameters(model) / 1e6)
     s = cfg.SOLVER
@@ -133,7 +136,8 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval), tb.log_metrics),
         *extra_hooks,
     ]
-    trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks)
+    trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
+                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
     if resume:
         state = checkpointer.load_latest()
         if state is None:
@@ -142,7 +146,14 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
             trainer.load_state_dict(state)
             set_rng_states(state["rng"])
             logger.info("resumed from %s (epoch %d done)", state["_path"], trainer.start_epoch)
-    trainer.train()
+    try:
+        trainer.train()
+    except NonFiniteLossError as e:
+        path = os.path.join(cfg.OUTPUT_DIR, "last_good.pth")
+        state = trainer.state_dict()
+        state.update(rng=rng_states(), config=cfg.dump())
+        atomic_save(state, path)
+        raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
     atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                 os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     results = evaluate_on_test_sets(cfg, model, device, progress)

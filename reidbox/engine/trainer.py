@@ -12,6 +12,17 @@ from torch import nn
 logger = logging.getLogger("reidbox")
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or Inf; the message gives the step and every loss term."""
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CPU and on GPUs that support it, fp16 (with a GradScaler) on older GPUs."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
 class HookBase:
     """Override any of these; ``self.trainer`` is set when the hook is registered."""
 
@@ -42,9 +53,15 @@ class Trainer:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: Optional[torch.optim.lr_scheduler.LRScheduler],
                  data_loader: Iterable, max_epochs: int, device: torch.device,
-                 hooks: Optional[List[HookBase]] = None) -> None:
+                 hooks: Optional[List[HookBase]] = None, amp: bool = False,
+                 channels_last: bool = False) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.data_loader, self.max_epochs, self.device = data_loader, max_epochs, device
+        self.amp = amp
+        self.amp_dtype = amp_dtype(device)
+        self.scaler = torch.amp.GradScaler(device.type) if (
+            amp and self.amp_dtype == torch.float16) else None
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.start_epoch = 0
         self.epoch = 0
         self.iter = 0
@@ -89,18 +106,32 @@ class Trainer:
         self._call("after_train")
 
     def run_step(self, batch: Dict[str, torch.Tensor]) -> None:
-        images = batch["images"].to(self.device, non_blocking=True)
+        images = batch["images"].to(self.device, non_blocking=True,
+                                    memory_format=self.memory_format)
         targets = batch["targets"].to(self.device, non_blocking=True)
-        output = self.model(images)
-        losses = self.unwrapped_model.compute_losses(output, targets)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            output = self.model(images)
+            losses = self.unwrapped_model.compute_losses(output, targets)
         total = sum(losses.values())
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        values["total"] = float(total.detach())
+        if not torch.isfinite(total.detach()):
+            # Raised before any update: the model still holds the last good weights.
+            terms = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.epoch + 1}, iteration {self.iter + 1} "
+                f"(global step {self.global_step}): {terms}")
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
-        self.last_losses["total"] = float(total.detach())
+        self.last_losses = values
         self.last_batch_size = images.shape[0]
 
     def state_dict(self) -> Dict:
@@ -110,6 +141,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "epoch": self.epoch + 1,  # epochs completed
             "global_step": self.global_step,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
         }
 
     def load_state_dict(self, state: Dict) -> None:
@@ -117,6 +149,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"])
         self.global_step = int(state.get("global_step", 0))
 

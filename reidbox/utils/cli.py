@@ -19,12 +19,13 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
 def user_error_types() -> tuple:
     """Errors caused by input (config, data, files), reported as one line."""
     from ..config import ConfigError
+    from ..engine.trainer import NonFiniteLossError
     from ..data import DatasetError, ImageReadError
     from ..modeling.backbones import WeightsNotFoundError
     from .checkpoint import CheckpointError
 
     return (ConfigError, DatasetError, ImageReadError, WeightsNotFoundError, CheckpointError,
-            FileNotFoundError, KeyError, ValueError)
+            NonFiniteLossError, FileNotFoundError, KeyError, ValueError)
 
 
 def _one_line(e: BaseException) -> str:
