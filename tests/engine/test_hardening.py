@@ -33,7 +33,8 @@ def test_nonfinite_loss_stops_with_step_terms_and_last_good_state(tiny_opts):
     with pytest.raises(NonFiniteLossError) as e:
         runner.train(cfg, progress=False)
     msg = str(e.value)
-    assert "epoch 2, iteration 1 (global step 2)" in msg and "cross_entropy=" in msg and "nan_on_third_call=nan" in msg
+    assert "epoch 2, iteration 1 (global step 2)" in msg
+    assert "cross_entropy=" in msg and "nan_on_third_call=nan" in msg
     state = load_file(os.path.join(cfg.OUTPUT_DIR, "last_good.pth"))
     assert state["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
