@@ -29,5 +29,8 @@ setup(
         "tensorboard",
         "matplotlib",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={
+        "export": ["onnx", "onnxscript", "onnxruntime"],
+        "dev": ["pytest", "ruff", "onnx", "onnxscript", "onnxruntime"],
+    },
 )

@@ -1,0 +1,69 @@
+"""``FeatureExtractor``: the user-facing way to turn person images into ReID features."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from .config import CfgNode, load_config
+from .data.image_dataset import read_image
+from .data.transforms import transforms_from_config
+from .utils.misc import resolve_device
+
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+
+class FeatureExtractor:
+    """Batched, L2-normalised features from image paths, HxWx3 uint8 RGB arrays or PIL images.
+
+    >>> fx = FeatureExtractor("configs/demo/ptl.yml", "output/demo/resnet18_ptl/model_final.pth")
+    >>> feats = fx(["a.jpg", "b.jpg"])        # (2, D) float32, unit rows
+    """
+
+    def __init__(self, config: Union[str, CfgNode], weights: Optional[str] = None,
+                 device: Union[str, torch.device] = "auto", batch_size: int = 64,
+                 flip: Optional[bool] = None, progress_threshold: int = 256) -> None:
+        from .engine.runner import build_test_model
+
+        self.cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else config
+        self.device = resolve_device(str(device))
+        self.model = build_test_model(self.cfg, weights or self.cfg.MODEL.WEIGHTS or None,
+                                      self.device)
+        self.transform = transforms_from_config(self.cfg, is_train=False)
+        self.batch_size = batch_size
+        self.flip = self.cfg.TEST.FLIP_AUG if flip is None else flip
+        self.progress_threshold = progress_threshold
+
+    @staticmethod
+    def _to_pil(x: ImageLike) -> Image.Image:
+        if isinstance(x, Image.Image):
+            return x.convert("RGB")
+        if isinstance(x, np.ndarray):
+            if x.ndim != 3 or x.shape[2] != 3:
+                raise ValueError(f"expected an HxWx3 RGB array, got shape {x.shape}")
+            return Image.fromarray(x.astype(np.uint8))
+        return read_image(os.fspath(x))
+
+    @torch.no_grad()
+    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]]) -> torch.Tensor:
+        single = isinstance(images, (str, os.PathLike, np.ndarray, Image.Image))
+        items: List[ImageLike] = [images] if single else list(images)  # type: ignore[list-item]
+        out = []
+        batches: Iterable[int] = range(0, len(items), self.batch_size)
+        if len(items) > self.progress_threshold:
+            batches = tqdm(batches, desc="features", unit="batch")
+        for start in batches:
+            chunk = items[start:start + self.batch_size]
+            x = torch.stack([self.transform(self._to_pil(i)) for i in chunk]).to(self.device)
+            f = self.model(x).float()
+            if self.flip:
+                f = (f + self.model(x.flip(3)).float()) / 2
+            out.append(F.normalize(f, dim=1).cpu())
+        feats = torch.cat(out) if out else torch.zeros(0, 0)
+        return feats[0] if single else feats

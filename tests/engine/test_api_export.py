@@ -1,0 +1,64 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import reidbox
+from reidbox.config import load_config
+from reidbox.engine.runner import build_test_model
+from reidbox.export import export_model
+
+OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "DEVICE", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = load_config(None, OPTS)
+    model = build_test_model(cfg, None, torch.device("cpu"))
+    path = str(tmp_path_factory.mktemp("w") / "model_final.pth")
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def test_feature_extractor_accepts_paths_arrays_and_pil(weights, tmp_path):
+    cfg = load_config(None, OPTS)
+    fx = reidbox.FeatureExtractor(cfg, weights, device="cpu", batch_size=2)
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 255, (80, 40, 3), dtype=np.uint8) for _ in range(3)]
+    paths = []
+    for i, a in enumerate(arrays):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(a).save(p)
+        paths.append(str(p))
+    f_paths = fx(paths)
+    f_arrays = fx(arrays)
+    f_pil = fx([Image.fromarray(a) for a in arrays])
+    assert f_paths.shape == (3, 512)
+    assert torch.allclose(f_paths.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(f_paths, f_arrays, atol=1e-5)
+    assert torch.allclose(f_paths, f_pil, atol=1e-5)
+    assert torch.allclose(fx(paths[1]), f_paths[1], atol=1e-5)  # a single image
+    assert not torch.allclose(f_paths[0], f_paths[1])
+    with pytest.raises(ValueError, match="HxWx3"):
+        fx([np.zeros((4, 4), np.uint8)])
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_features_match_pytorch(weights, tmp_path, fmt):
+    cfg = load_config(None, OPTS)
+    model = build_test_model(cfg, weights, torch.device("cpu"))
+    out = export_model(model, fmt, str(tmp_path / f"m.{fmt}"), input_size=(64, 32))
+    x = torch.randn(3, 3, 64, 32)  # another batch size than the export example
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(model(x), dim=1)
+    if fmt == "torchscript":
+        got = torch.jit.load(out)(x)
+    else:
+        ort = pytest.importorskip("onnxruntime")
+        sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(sess.run(None, {"images": x.numpy()})[0])
+    assert os.path.getsize(out) > 1e6
+    assert torch.allclose(got, ref, atol=1e-4)
