@@ -12,11 +12,16 @@ from torch.utils.data import Sampler
 class PKBatchSampler(Sampler[List[int]]):
     """Batches of P identities x K images each.
 
-    Every identity appears exactly once per epoch; an identity with fewer than K images is
-    sampled with replacement. The epoch's order depends only on ``seed`` and the epoch set by
-    :meth:`set_epoch`, so resumed and distributed runs see the same batches. The last batch may
-    hold fewer than P identities. With ``world_size > 1``, rank ``r`` takes batches ``r::world``
-    (identities never overlap across ranks) and every rank yields the same number of batches.
+    Every identity appears once per epoch; an identity with fewer than K images is sampled with
+    replacement. The epoch's batches depend only on ``seed`` and the epoch set by
+    :meth:`set_epoch`, so resumed and distributed runs see the same global batches. The last
+    batch may hold fewer than P identities.
+
+    Distributed (``world_size > 1``, ``batch_size`` is the per-rank batch): every rank builds
+    the same global batches of ``P * world_size`` identities and takes its own contiguous block
+    of identities, so ranks never share an identity within a step and together they process
+    exactly the batch one process would. A last batch whose identity count is not a multiple of
+    ``world_size`` is topped up with identities from the start of the epoch.
     """
 
     def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: int = 0,
@@ -25,7 +30,7 @@ class PKBatchSampler(Sampler[List[int]]):
             raise ValueError(f"batch size {batch_size} must be a multiple of K={num_instances} "
                              "(SOLVER.IMS_PER_BATCH and DATALOADER.NUM_INSTANCES)")
         self.k = num_instances
-        self.p = batch_size // num_instances
+        self.p = batch_size // num_instances  # identities per rank and step
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
         index: Dict[int, List[int]] = defaultdict(list)
@@ -33,33 +38,36 @@ class PKBatchSampler(Sampler[List[int]]):
             index[int(pid)].append(i)
         self.index = dict(sorted(index.items()))
         self.pids = list(self.index)
-        if not self.pids:
-            raise ValueError("the training set is empty")
+        if len(self.pids) < world_size:
+            raise ValueError(f"{len(self.pids)} identities cannot be split over {world_size} "
+                             "ranks")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> List[List[int]]:
+    def _global_batches(self) -> List[List[List[int]]]:
+        """Per global batch, the K indices of each of its identities."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.pids))
+        order = list(rng.permutation(len(self.pids)))
+        step = self.p * self.world_size
+        short = -len(order) % self.world_size
+        order += order[:short]  # top up the last batch to a multiple of world_size identities
         batches = []
-        for start in range(0, len(order), self.p):
-            batch = []
-            for j in order[start:start + self.p]:
+        for start in range(0, len(order), step):
+            groups = []
+            for j in order[start:start + step]:
                 idxs = self.index[self.pids[j]]
                 pick = rng.choice(len(idxs), size=self.k, replace=len(idxs) < self.k)
-                batch.extend(idxs[t] for t in pick)
-            batches.append(batch)
+                groups.append([idxs[t] for t in pick])
+            batches.append(groups)
         return batches
 
     def __iter__(self) -> Iterator[List[int]]:
-        batches = self._all_batches()
-        if self.world_size > 1:
-            n = -(-len(batches) // self.world_size) * self.world_size
-            batches = (batches * 2)[:n]  # wrap around so every rank gets the same count
-            batches = batches[self.rank::self.world_size]
-        return iter(batches)
+        for groups in self._global_batches():
+            per_rank = len(groups) // self.world_size
+            mine = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
+            yield [i for g in mine for i in g]
 
     def __len__(self) -> int:
-        n = -(-len(self.pids) // self.p)
-        return -(-n // self.world_size)
+        n = len(self.pids) + (-len(self.pids) % self.world_size)
+        return -(-n // (self.p * self.world_size))

@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Optional
 
 from tqdm import tqdm
 
+from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, rng_states
 from .trainer import HookBase
 
@@ -97,11 +98,15 @@ class CheckpointHook(HookBase):
         t = self.trainer
         done = t.epoch + 1
         if done % self.period == 0 or done == t.max_epochs:
-            state = t.state_dict()
-            state["rng"] = rng_states()
-            state.update(self.extra)
-            path = self.checkpointer.save(done, state)
-            logger.info("saved %s", path)
+            per_rank = du.all_gather_object(rng_states())  # every rank's RNG streams
+            if du.is_main_process():
+                state = t.state_dict()
+                state["rng"] = per_rank[0]
+                state["rng_per_rank"] = per_rank
+                state.update(self.extra)
+                path = self.checkpointer.save(done, state)
+                logger.info("saved %s", path)
+            du.barrier()
 
 
 class EvalHook(HookBase):

@@ -15,6 +15,7 @@ from ..evaluation.evaluator import Metrics, evaluate_model, format_table
 from ..modeling import build_model
 from ..utils.checkpoint import (Checkpointer, atomic_save, load_model_weights, rng_states,
                                 set_rng_states)
+from ..utils import distributed as du
 from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
 from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
@@ -25,13 +26,24 @@ logger = logging.getLogger("reidbox")
 
 
 def setup_run(cfg, progress: bool = True) -> torch.device:
-    """Output folder, log file, ``config.yaml``, seeds; returns the device."""
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_logger(cfg.OUTPUT_DIR)
-    save_config(cfg, cfg.OUTPUT_DIR)
-    seed_all(cfg.SEED)
-    device = resolve_device(cfg.DEVICE)
-    logger.info("output: %s, device: %s, torch %s", cfg.OUTPUT_DIR, device, torch.__version__)
+    """Process group (under torchrun), output folder, log file, ``config.yaml``, seeds.
+
+    Only rank 0 writes files and logs at INFO; each rank seeds ``SEED + rank`` so ranks draw
+    different augmentations. Returns this process's device.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = du.init_distributed()
+    else:
+        device = resolve_device(cfg.DEVICE)
+    main = du.is_main_process()
+    if main:
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        save_config(cfg, cfg.OUTPUT_DIR)
+    setup_logger(cfg.OUTPUT_DIR if main else None,
+                 level=logging.INFO if main else logging.WARNING)
+    seed_all(cfg.SEED + du.get_rank())
+    logger.info("output: %s, device: %s, world size %d, torch %s", cfg.OUTPUT_DIR, device,
+                du.get_world_size(), torch.__version__)
     return device
 
 
@@ -102,17 +114,30 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there.
     """
     device = setup_run(cfg, progress)
+    rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
+    progress = progress and main
     train_set = build_train_set(cfg)
     num_classes = train_set.num_train_pids
     logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
                 num_classes)
-    loader = build_train_loader(cfg, train_set.train)
+    if cfg.SOLVER.IMS_PER_BATCH % (world * cfg.DATALOADER.NUM_INSTANCES):
+        raise ValueError(f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} must split into "
+                         f"{world} ranks x K={cfg.DATALOADER.NUM_INSTANCES} images")
+    loader = build_train_loader(cfg, train_set.train, rank=rank, world_size=world)
     model = build_model(cfg, num_classes=num_classes)
     if cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS)
+    if cfg.MODEL.SYNC_BN and world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
     if cfg.MODEL.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
+    train_model: nn.Module = model
+    if world > 1:
+        # PTL latent state lives on the wrapper as plain tensors (not buffers), so DDP neither
+        # broadcasts nor averages it: each rank carries the state of its own batches.
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     logger.info("model %s/%s: %.2fM parameters", cfg.MODEL.META_ARCHITECTURE,
                 cfg.MODEL.BACKBONE.NAME, count_parameters(model) / 1e6)
     s = cfg.SOLVER
@@ -121,7 +146,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     scheduler = build_scheduler(optimizer, len(loader), s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
                                 s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
-    tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD)
+    tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD) if main else None
 
     def periodic_eval() -> Dict[str, float]:
         results = evaluate_on_test_sets(cfg, model, device, progress)
@@ -131,12 +156,13 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     hooks: List[HookBase] = [
         LatentStateResetHook(),
         ProgressHook(s.LOG_PERIOD, enabled=progress),
-        tb,
+        *([tb] if tb else []),
         CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
-        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval), tb.log_metrics),
+        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval),
+                 tb.log_metrics if tb else None),
         *extra_hooks,
     ]
-    trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
+    trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
                       amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
     if resume:
         state = checkpointer.load_latest()
@@ -144,21 +170,29 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
             logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
         else:
             trainer.load_state_dict(state)
-            set_rng_states(state["rng"])
+            per_rank = state.get("rng_per_rank") or [state["rng"]]
+            set_rng_states(per_rank[rank] if len(per_rank) == world else state["rng"])
             logger.info("resumed from %s (epoch %d done)", state["_path"], trainer.start_epoch)
     try:
         trainer.train()
     except NonFiniteLossError as e:
-        path = os.path.join(cfg.OUTPUT_DIR, "last_good.pth")
+        path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
         state = trainer.state_dict()
         state.update(rng=rng_states(), config=cfg.dump())
         atomic_save(state, path)
         raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
-    atomic_save({"model": model.state_dict(), "num_classes": num_classes},
-                os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+    if main:
+        atomic_save({"model": model.state_dict(), "num_classes": num_classes},
+                    os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     results = evaluate_on_test_sets(cfg, model, device, progress)
-    return write_results(cfg, results, model, epochs=s.MAX_EPOCHS,
-                         train_datasets=list(cfg.DATASETS.TRAIN), num_classes=num_classes)
+    extra = dict(epochs=s.MAX_EPOCHS, train_datasets=list(cfg.DATASETS.TRAIN),
+                 num_classes=num_classes, world_size=world)
+    if not main:
+        du.barrier()
+        return metrics_record(results, model, **extra)
+    record = write_results(cfg, results, model, **extra)
+    du.barrier()
+    return record
 
 
 def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Module:

@@ -83,14 +83,30 @@ def evaluate_model(model: nn.Module, query, gallery, make_loader, device: torch.
                    flip: bool = False, normalize: bool = True, protocol: str = "market1501",
                    metric: str = "euclidean", max_rank: int = 50, progress: bool = True,
                    name: Optional[str] = None, **kwargs) -> Metrics:
-    """Extract query and gallery features with ``make_loader(items)`` and evaluate them."""
+    """Extract query and gallery features with ``make_loader(items)`` and evaluate them.
+
+    Under DDP every rank extracts a contiguous shard; rank 0 gathers and scores, and the
+    result is broadcast so every rank returns the same :class:`Metrics`.
+    """
+    from ..utils import distributed as du
+
     items = list(query) + list(gallery)
-    feats = extract_features(model, make_loader(items), device, flip, normalize,
-                             desc=f"features {name or ''}".strip(), progress=progress)
+    rank, world = du.get_rank(), du.get_world_size()
+    chunk = -(-len(items) // world)
+    shard = items[rank * chunk:(rank + 1) * chunk]
+    feats = extract_features(model, make_loader(shard), device, flip, normalize,
+                             desc=f"features {name or ''}".strip(),
+                             progress=progress and rank == 0)
+    if world > 1:
+        parts = du.all_gather_object(feats)
+        if rank != 0:
+            return du.broadcast_object(None)
+        feats = torch.cat([p for p in parts if p.numel()])
     nq = len(query)
-    return evaluate_features(feats[:nq], feats[nq:], [s.pid for s in query],
+    result = evaluate_features(feats[:nq], feats[nq:], [s.pid for s in query],
                              [s.pid for s in gallery], [s.camid for s in query],
                              [s.camid for s in gallery], protocol, metric, max_rank, **kwargs)
+    return du.broadcast_object(result) if world > 1 else result
 
 
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:

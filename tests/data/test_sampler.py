@@ -49,16 +49,24 @@ def test_epoch_seeding_is_deterministic_and_varies():
     assert list(a) != list(b)
 
 
-def test_ranks_split_identities_without_overlap():
-    pids = list(range(12)) * 4
-    ranks = [PKBatchSampler(pids, 8, 4, seed=0, rank=r, world_size=2) for r in range(2)]
-    for r in ranks:
-        r.set_epoch(1)
+def test_ranks_split_each_global_batch_without_overlap():
+    pids = list(range(13)) * 4
+    single = PKBatchSampler(pids, 8, 4, seed=0)  # P=2 per step
+    ranks = [PKBatchSampler(pids, 4, 4, seed=0, rank=r, world_size=2) for r in range(2)]
+    for s in [single, *ranks]:
+        s.set_epoch(1)
     batches = [list(r) for r in ranks]
-    assert len(batches[0]) == len(batches[1]) == len(ranks[0])
-    ids = [{pids[j] for b in bs for j in b} for bs in batches]
-    assert not ids[0] & ids[1]
-    assert ids[0] | ids[1] == set(range(12))
+    assert len(batches[0]) == len(batches[1]) == len(ranks[0]) == 7
+    for b0, b1 in zip(batches[0], batches[1]):
+        assert len(b0) == len(b1) == 4
+        assert not {pids[j] for j in b0} & {pids[j] for j in b1}
+    seen = {pids[j] for bs in batches for b in bs for j in b}
+    assert seen == set(range(13))  # 13 ids: the last batch is topped up with a repeat
+    # With a batch count that splits evenly, ranks together replay the single-process batches.
+    even = list(range(12)) * 4
+    one = PKBatchSampler(even, 8, 4, seed=5)
+    two = [PKBatchSampler(even, 4, 4, seed=5, rank=r, world_size=2) for r in range(2)]
+    assert [a + b for a, b in zip(*[list(t) for t in two])] == list(one)
 
 
 def test_bad_batch_size():
