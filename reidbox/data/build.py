@@ -39,6 +39,8 @@ def dataset_kwargs(cfg, name: str) -> Dict[str, Any]:
                     num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
     if name == "cuhk03":
         return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL, split=d.CUHK03.SPLIT)
+    if name == "cuhk03_market":
+        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL)
     if name == "msmt17":
         return dict(version=d.MSMT17.VERSION, include_val=d.MSMT17.INCLUDE_VAL)
     return {}

@@ -184,7 +184,8 @@ TESTSETS = [[(1, 1 + k % 5), (2, 1 + (k + 1) % 4), (3, 1 + k % 3)] for k in rang
 
 
 def _write_mat_header(path: str) -> None:
-    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Fri Nov 20 00:00:00 2026 HDF5 schema 1.00 ."
+    text = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Fri Nov 20 00:00:00 2026 "
+            b"HDF5 schema 1.00 .")
     header = text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02IM"
     with open(path, "r+b") as f:
         f.write(header.ljust(512, b"\x00"))
@@ -209,7 +210,7 @@ def make_cuhk03(root: str, new_protocol: bool = True) -> Expected:
         empty.attrs["MATLAB_class"] = np.bytes_("canonical empty")
         empty.attrs["MATLAB_empty"] = np.uint8(1)
 
-        def put(data: np.ndarray, cls: str) -> "h5py.Reference":
+        def put(data: np.ndarray, cls: str) -> h5py.Reference:
             nonlocal n_ref
             n_ref += 1
             ds = refs.create_dataset(f"r{n_ref}", data=data)

@@ -361,3 +361,13 @@ class CUHK03Market(MarketStyleDataset):
                  dsetid: int = 0, name: Optional[str] = None, **kwargs) -> None:
         self.release_dir = f"{variant}_{protocol}"
         super().__init__(root, dsetid=dsetid, name=name or "cuhk03_market", **kwargs)
+
+
+def prepare_market_style(root: str = "datasets", variant: str = "labeled", protocol: str = "new",
+                         split: int = 0, out_dir: Optional[str] = None, link: bool = True
+                         ) -> Tuple[str, Dict[str, int]]:
+    """Parse CUHK03 and write it where ``cuhk03_market`` reads it (default
+    ``<root>/cuhk03-market/<variant>_<protocol>/``); returns (folder, images per sub-folder)."""
+    ds = CUHK03(root=root, variant=variant, protocol=protocol, split=split)
+    out_dir = out_dir or os.path.join(root, "cuhk03-market", f"{ds.variant}_{ds.protocol}")
+    return out_dir, export_market_style(ds, out_dir, link=link)
