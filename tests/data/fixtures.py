@@ -17,6 +17,20 @@ import numpy as np
 from PIL import Image
 
 Expected = Dict[str, Dict]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_tool(script: str, argv: Sequence[str]) -> None:
+    """Run ``tools/<script>`` as ``__main__`` in this process with ``argv``."""
+    import runpy
+    import sys
+
+    old = sys.argv
+    sys.argv = [script, *argv]
+    try:
+        runpy.run_path(os.path.join(REPO, "tools", script), run_name="__main__")
+    finally:
+        sys.argv = old
 
 
 def write_image(path: str, seed: int = 0, size: Tuple[int, int] = (8, 4)) -> None:
