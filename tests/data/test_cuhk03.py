@@ -131,3 +131,10 @@ def test_prepare_market_style_roundtrip(cuhk, tmp_path):
     _check(ds, exp["new"]["detected"])
     orig = build_dataset("cuhk03", root=root, variant="detected")
     assert sorted(s.pid for s in ds.query) == sorted(s.pid for s in orig.query)
+
+
+@pytest.mark.parametrize("sub", ["cuhk03", "cuhk03/cuhk03_release"])
+def test_root_at_the_dataset_folder(cuhk, sub):
+    root, exp = cuhk
+    ds = build_dataset("cuhk03", root=os.path.join(root, sub), variant="detected")
+    _check(ds, exp["new"]["detected"])

@@ -40,8 +40,9 @@ def test_msmt17_auto_prefers_v1_and_accepts_release_root(tmp_path):
     assert build_dataset("msmt17", root=str(tmp_path)).version == "v2"
     exp = make_msmt17(str(tmp_path), "v1")
     assert build_dataset("msmt17", root=str(tmp_path)).version == "v1"
-    ds = build_dataset("msmt17", root=exp["base"])
-    _check(ds.query, exp["query"])
+    for where in (exp["base"], os.path.join(str(tmp_path), "msmt17")):
+        ds = build_dataset("msmt17", root=where)
+        _check(ds.query, exp["query"])
     with pytest.raises(ValueError, match="v3"):
         build_dataset("msmt17", root=str(tmp_path), version="v3")
 

@@ -158,7 +158,13 @@ def read_testsets(mat_path: str) -> List[np.ndarray]:
         if "testsets" not in f:
             raise DatasetError(f"cuhk03: {mat_path} has no 'testsets' cell array")
         refs = np.asarray(f["testsets"][()]).reshape(-1)
-        return [np.asarray(f[r][()]).T.astype(np.int64).reshape(-1, 2) for r in refs]
+        out = []
+        for r in refs:
+            t = np.asarray(f[r][()]).T.astype(np.int64)  # HDF5 (2, 100) -> (100, 2)
+            if t.ndim != 2 or 2 not in t.shape:
+                raise DatasetError(f"cuhk03: {mat_path}: a testset is not (100, 2) ({t.shape})")
+            out.append(t if t.shape[1] == 2 else t.T)
+        return out
 
 
 def _scan(image_dir: str, pairs: List[int]) -> List[Tuple[str, int, int, int, int]]:
@@ -304,7 +310,8 @@ class CUHK03(ReIDDataset):
                      ("query", "images"): qi, ("query", "identities"): qp,
                      ("gallery", "images"): gi, ("gallery", "identities"): gp}
         else:
-            table = {("train", "identities"): 1367, ("query", "identities"): 100}
+            table = {("train", "identities"): 1367, ("query", "identities"): 100,
+                     ("gallery", "identities"): 100}
         table.update({(s, "cameras"): 2 for s in ("train", "query", "gallery")})
         check_published(self, table, name=name)
 
