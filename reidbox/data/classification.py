@@ -43,6 +43,10 @@ class ClassificationDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def evaluation_sets(self) -> list:
+        """No retrieval test sets (same interface as ``ReIDDataset``)."""
+        return []
+
     def stats(self) -> Dict[str, Dict[str, int]]:
         """Images and distinct classes per split."""
         return {split: {"images": len(s), "classes": int(np.unique(s.labels).size)}

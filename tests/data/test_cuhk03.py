@@ -138,3 +138,21 @@ def test_root_at_the_dataset_folder(cuhk, sub):
     root, exp = cuhk
     ds = build_dataset("cuhk03", root=os.path.join(root, sub), variant="detected")
     _check(ds, exp["new"]["detected"])
+
+
+def test_cuhk03_published_counts_warn(cuhk, monkeypatch, caplog):
+    import logging
+
+    from reidbox.data.datasets import cuhk03
+
+    root, exp = cuhk
+    e = exp["new"]["labeled"]
+    monkeypatch.setattr(cuhk03, "PUBLISHED_TOTAL", {"labeled": len(e["files"]), "detected": 1})
+    monkeypatch.setattr(cuhk03, "PUBLISHED_NEW", {"labeled": (
+        e["train"]["images"], e["train"]["identities"], e["query"]["images"] - 1,
+        e["query"]["identities"], e["gallery"]["images"], e["gallery"]["identities"])})
+    with caplog.at_level(logging.WARNING):
+        build_dataset("cuhk03", root=root)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs == [f"cuhk03 (labeled, new) query: found {e['query']['images']} images, "
+                    f"the published release has {e['query']['images'] - 1}"]

@@ -74,3 +74,22 @@ def test_msmt17_bad_lines_name_the_line(tmp_path, line, match):
     with pytest.raises(DatasetError, match=match) as e:
         build_dataset("msmt17", root=str(tmp_path))
     assert "list_gallery.txt:6" in str(e.value)
+
+
+def test_msmt17_published_counts_warn(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from reidbox.data.datasets import msmt17
+
+    exp = make_msmt17(str(tmp_path))
+    fake = {"train_images": exp["train"]["images"], "list_train_images": 8,
+            "train_ids": exp["train"]["identities"], "query_images": exp["query"]["images"],
+            "gallery_images": exp["gallery"]["images"] + 2, "test_ids": 3, "cameras": 15}
+    monkeypatch.setattr(msmt17, "PUBLISHED", fake)
+    with caplog.at_level(logging.WARNING):
+        build_dataset("msmt17", root=str(tmp_path))
+    msgs = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"gallery: found {exp['gallery']['images']} images, the published release has " \
+           f"{exp['gallery']['images'] + 2}" in msgs
+    assert "train: found 10 cameras, the published release has 15" in msgs
+    assert "query: found" in msgs and "train: found 10 images" not in msgs

@@ -117,7 +117,16 @@ def extract_images(mat_path: str, variant: str, out_dir: Optional[str] = None
         if info.get("source") == stamp and info.get("variant") == variant:
             return out_dir, [int(n) for n in info["pairs"]]
         logger.info("cuhk03: %s changed since extraction, extracting again", mat_path)
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".write_test")
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise DatasetError(f"cuhk03: cannot write the image cache {out_dir} ({e}); pass "
+                           "cache_dir= to build_dataset('cuhk03', ...) to put it elsewhere"
+                           ) from None
     logger.info("cuhk03: extracting %s images from %s to %s (once)", variant, mat_path, out_dir)
     pairs: List[int] = []
     count = 0

@@ -32,9 +32,10 @@ VERSIONS = {"v1": ("MSMT17_V1", "train", "test"), "v2": ("MSMT17_V2", "mask_trai
                                                         "mask_test_v2")}
 LIST_FILES = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
 
-PUBLISHED_TEST = {("query", "images"): 11659, ("gallery", "images"): 82161,
-                  ("query", "identities"): 3060, ("gallery", "identities"): 3060,
-                  ("query", "cameras"): 15, ("gallery", "cameras"): 15}
+# Published numbers (ECN#11; torchreid / fast-reid / TransReID docstrings); list_train alone is
+# the commonly quoted 30,248 (not re-verified), so only its identities are compared.
+PUBLISHED = {"train_images": 32621, "list_train_images": 30248, "train_ids": 1041,
+             "query_images": 11659, "gallery_images": 82161, "test_ids": 3060, "cameras": 15}
 
 
 def find_msmt_release(root: str, version: str = "auto") -> Tuple[str, str]:
@@ -128,13 +129,15 @@ class MSMT17(ReIDDataset):
         self._check_published()
 
     def _check_published(self) -> None:
+        p = PUBLISHED
         total = len(self.train) + len(self.query) + len(self.gallery)
-        full = (32621 if self.include_val else 30248) + 11659 + 82161
-        if not looks_full(total, full):
+        train = p["train_images"] if self.include_val else p["list_train_images"]
+        if not looks_full(total, train + p["query_images"] + p["gallery_images"]):
             return
-        table = dict(PUBLISHED_TEST)
-        table[("train", "identities")] = 1041
-        table[("train", "cameras")] = 15
+        table = {("train", "identities"): p["train_ids"], ("train", "cameras"): p["cameras"],
+                 ("query", "images"): p["query_images"], ("gallery", "images"): p["gallery_images"],
+                 ("query", "identities"): p["test_ids"], ("gallery", "identities"): p["test_ids"],
+                 ("query", "cameras"): p["cameras"], ("gallery", "cameras"): p["cameras"]}
         if self.include_val:
-            table[("train", "images")] = 32621
-        check_published(self, table)
+            table[("train", "images")] = p["train_images"]
+        check_published(self, table, name=f"msmt17 ({self.version})")
