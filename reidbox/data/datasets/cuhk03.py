@@ -88,7 +88,8 @@ def _is_empty(f, ref) -> bool:
     cls = obj.attrs.get("MATLAB_class", b"")
     if isinstance(cls, bytes):
         cls = cls.decode("ascii", "replace")
-    return cls == "canonical empty" or "MATLAB_empty" in obj.attrs or obj.ndim < 3 or obj.size == 0
+    empty_flag = bool(np.asarray(obj.attrs.get("MATLAB_empty", 0)).any())
+    return cls == "canonical empty" or empty_flag or obj.ndim < 3 or obj.size == 0
 
 
 def _source_stamp(mat_path: str) -> Dict[str, int]:
