@@ -77,3 +77,15 @@ def test_errors(tmp_path):
         pickle.dump({"data": os.system}, f, protocol=2)
     with pytest.raises(DatasetError, match="refusing"):
         build_dataset("cifar10", root=str(tmp_path))
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_python3_pickles_with_bytes_keys_also_load(tmp_path, protocol):
+    exp = make_cifar10(str(tmp_path))
+    path = os.path.join(exp["base"], "test_batch")
+    labels = np.array(exp["test_labels"], dtype=np.int64)
+    with open(path, "wb") as f:
+        pickle.dump({b"data": exp["test_data"], b"labels": labels}, f, protocol=protocol)
+    ds = build_dataset("cifar10", root=str(tmp_path))
+    np.testing.assert_array_equal(ds.test.labels, labels)
+    np.testing.assert_array_equal(_rows(ds.test.images), exp["test_data"])

@@ -50,9 +50,17 @@ def test_msmt17_auto_prefers_v1_and_accepts_release_root(tmp_path):
 def test_msmt17_missing_lists_and_release(tmp_path):
     with pytest.raises(DatasetError, match="MSMT17_V1"):
         build_dataset("msmt17", root=str(tmp_path))
-    make_msmt17(str(tmp_path), lists=False)
-    with pytest.raises(DatasetError, match="list_train.txt"):
+    exp = make_msmt17(str(tmp_path))
+    os.remove(os.path.join(exp["base"], "list_val.txt"))
+    with pytest.raises(DatasetError, match="list_val.txt") as e:
         build_dataset("msmt17", root=str(tmp_path))
+    assert exp["base"] in str(e.value)
+    # list_val is only needed when it joins training
+    assert len(build_dataset("msmt17", root=str(tmp_path), include_val=False).train) == \
+        exp["train_only"]["images"]
+    os.remove(os.path.join(exp["base"], "list_query.txt"))
+    with pytest.raises(DatasetError, match="list_query.txt"):
+        build_dataset("msmt17", root=str(tmp_path), include_val=False)
 
 
 @pytest.mark.parametrize("line", ["../../../../etc/passwd 0", "0000/../../train/x.jpg 0",

@@ -17,21 +17,35 @@ from ...registry import DATASETS
 from ..classification import ArraySplit, ClassificationDataset
 from .base import DatasetError, warn_counts
 
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+def _numpy_reconstructors() -> dict:
+    """numpy's own (de)serialisation helpers, under numpy 1.x and 2.x module names."""
+    import codecs
+
+    arr = np.zeros(1)
+    out = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out[(mod, "_reconstruct")] = np.ndarray.__reduce__(arr)[0]
+        out[(mod, "scalar")] = np.int64(0).__reduce__()[0]
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        out[(mod, "_frombuffer")] = arr.__reduce_ex__(5)[0]
+    out[("numpy", "ndarray")] = np.ndarray
+    out[("numpy", "dtype")] = np.dtype
+    out[("_codecs", "encode")] = codecs.encode
+    return out
+
+
+_ALLOWED = _numpy_reconstructors()
 
 
 class _Unpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR file")
-        if name == "_reconstruct":
-            return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own _reconstruct
-        if name == "encode":
-            import codecs
+    """Only numpy arrays, dtypes and scalars may be built: a CIFAR file never runs code."""
 
-            return codecs.encode
-        return getattr(np, name)
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name} from a CIFAR file") from None
 
 
 def load_batch(path: str) -> Dict[str, Any]:

@@ -105,7 +105,8 @@ class MSMT17(ReIDDataset):
                  dsetid: int = 0, name: Optional[str] = None) -> None:
         base, v = find_msmt_release(root, version)
         _, train_dir, test_dir = VERSIONS[v]
-        missing = [f for f in LIST_FILES if not os.path.isfile(os.path.join(base, f))]
+        needed = [f for f in LIST_FILES if include_val or f != "list_val.txt"]
+        missing = [f for f in needed if not os.path.isfile(os.path.join(base, f))]
         if missing:
             raise DatasetError(
                 f"msmt17: list file(s) missing in {base}: {', '.join(missing)}. The lists are "
@@ -116,7 +117,7 @@ class MSMT17(ReIDDataset):
         if not os.path.isdir(test_root):
             raise DatasetError(f"msmt17: folder not found: {test_root}\n"
                                f"expected layout:\n{MSMT_TREE}")
-        lst = {f: os.path.join(base, f) for f in LIST_FILES}
+        lst = {f: os.path.join(base, f) for f in needed}
         train = read_list(lst["list_train.txt"], train_root, dsetid)
         if include_val:
             train += read_list(lst["list_val.txt"], train_root, dsetid)
