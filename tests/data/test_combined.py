@@ -73,3 +73,17 @@ def test_combine_offsets_use_max_not_count():
     assert ds.train[2] == Sample("z", 5, 4, 1)
     with pytest.raises(DatasetError):
         combine([])
+
+
+def test_nested_combination_keeps_sources_apart(root):
+    path, exp = root
+    from reidbox.data.datasets.combined import combine_by_name
+
+    ds = combine_by_name(["market_duke", "msmt17"], root=path)
+    assert sorted({s.dsetid for s in ds.train}) == [0, 1, 2]
+    msmt = [s for s in ds.train if s.dsetid == 2]
+    assert len(msmt) == exp["msmt17"]["train"]["images"]
+    assert min(s.camid for s in msmt) == 14
+    assert list(ds.test_sets) == ["market1501", "dukemtmcreid", "msmt17"]
+    assert {s.dsetid for s in ds.test_sets["msmt17"][0]} == {2}
+    assert {s.dsetid for s in ds.test_sets["dukemtmcreid"][1]} == {1}

@@ -135,7 +135,8 @@ def combine(datasets: Sequence[ReIDDataset], name: str = "combined",
             names: Optional[Sequence[str]] = None) -> ReIDDataset:
     """Concatenate training sets of several datasets into one.
 
-    Dataset ``k`` gets ``dsetid = k``; its labels are shifted past all earlier labels
+    Dataset ``k`` gets ``dsetid = k`` (a combined source keeps one dsetid per inner source,
+    numbered after the earlier ones); its labels are shifted past all earlier labels
     (offset = max label + 1 so far) and its cameras past all earlier cameras (offset = max
     camid + 1 so far; equals torchreid's count of distinct cameras for the real sets, and can
     never collide). Test splits are not merged: ``test_sets`` keeps each source's own
@@ -148,18 +149,23 @@ def combine(datasets: Sequence[ReIDDataset], name: str = "combined",
         raise ValueError("combine: names and datasets differ in length")
     train: List[Sample] = []
     test_sets: Dict[str, Tuple[List[Sample], List[Sample]]] = {}
-    pid_offset = cam_offset = 0
-    for dsetid, (ds, key) in enumerate(zip(datasets, names)):
+    pid_offset = cam_offset = dset_offset = 0
+    for ds, key in zip(datasets, names):
+        # A source that is itself combined keeps its sources apart: its dsetids are renumbered
+        # after the earlier datasets' instead of being flattened into one.
+        ranks = {d: dset_offset + r for r, d in enumerate(sorted({s.dsetid for s in ds.train}))}
         for s in ds.train:
-            train.append(Sample(s.path, s.pid + pid_offset, s.camid + cam_offset, dsetid))
+            train.append(Sample(s.path, s.pid + pid_offset, s.camid + cam_offset, ranks[s.dsetid]))
         if ds.train:
             pid_offset += max(s.pid for s in ds.train) + 1
             cam_offset += max(s.camid for s in ds.train) + 1
         sets = ds.evaluation_sets()
         for sub, q, g in sets:
             label = key if len(sets) == 1 else sub
-            if label in test_sets:
-                label = f"{label}#{dsetid}"
-            test_sets[label] = ([s._replace(dsetid=dsetid) for s in q],
-                                [s._replace(dsetid=dsetid) for s in g])
+            while label in test_sets:
+                label = f"{label}#{len(test_sets)}"
+            test_sets[label] = tuple(
+                [s._replace(dsetid=ranks.get(s.dsetid, dset_offset)) for s in part]
+                for part in (q, g))
+        dset_offset += max(len(ranks), 1)
     return ReIDDataset(name=name, train=train, query=[], gallery=[], test_sets=test_sets)
