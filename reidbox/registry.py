@@ -25,7 +25,7 @@ class Registry:
         self._items: Dict[str, Any] = {}
 
     def register(self, name: Optional[str] = None) -> Callable[[T], T]:
-        """Decorator registering a class or function under ``name`` (default: its lower-cased name)."""
+        """Register a class or function under ``name`` (default: its lower-cased name)."""
 
         def deco(obj: T) -> T:
             key = (name or obj.__name__).lower()  # type: ignore[attr-defined]
@@ -39,9 +39,8 @@ class Registry:
     def get(self, name: str) -> Any:
         key = str(name).lower()
         if key not in self._items:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; available: {', '.join(sorted(self._items)) or '(none)'}"
-            )
+            available = ", ".join(sorted(self._items)) or "(none)"
+            raise KeyError(f"unknown {self.kind} {name!r}; available: {available}")
         return self._items[key]
 
     def names(self) -> list:

@@ -72,6 +72,8 @@ _C.DATALOADER.SAMPLER = "pk"
 _C.DATALOADER.NUM_INSTANCES = 4
 # DataLoader worker processes (0 loads in the main process).
 _C.DATALOADER.NUM_WORKERS = 2
+# Drop unreadable/corrupt images (checked once, counted in the log) instead of failing.
+_C.DATALOADER.SKIP_UNREADABLE = False
 
 # ----------------------------------------------------------------------------------------------
 _C.MODEL = CN()
@@ -79,6 +81,10 @@ _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "baseline"
 # Weights of a whole trained model to start from (test, fine-tuning); classifier shape may differ.
 _C.MODEL.WEIGHTS = ""
+# Store activations NHWC (channels_last): faster convolutions on recent GPUs and CPUs.
+_C.MODEL.CHANNELS_LAST = False
+# Convert BatchNorm to SyncBatchNorm under DDP, so BN statistics span the global batch.
+_C.MODEL.SYNC_BN = False
 
 _C.MODEL.BACKBONE = CN()
 # Registered backbone name: resnet18, resnet50, densenet121, densenet161, ...
@@ -144,6 +150,8 @@ _C.SOLVER.CHECKPOINT_PERIOD = 1
 _C.SOLVER.KEEP_CHECKPOINTS = 3
 # Log scalars every N iterations.
 _C.SOLVER.LOG_PERIOD = 20
+# Mixed precision with torch.autocast: bf16 where supported (CPU, Ampere+), else fp16 + GradScaler.
+_C.SOLVER.AMP = False
 
 # ----------------------------------------------------------------------------------------------
 _C.TEST = CN()

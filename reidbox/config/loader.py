@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 def _read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         try:
             data = yaml.safe_load(f)  # safe loading only: a config never executes code
         except yaml.YAMLError as e:

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from ..registry import DATASETS
 from .datasets.base import ReIDDataset, Sample, combine
 from .datasets.combined import combine_by_name
-from .image_dataset import ImageDataset
+from .image_dataset import ImageDataset, filter_readable
 from .samplers import PKBatchSampler
 from .transforms import transforms_from_config
 
@@ -72,6 +72,8 @@ def _seed_worker(worker_id: int) -> None:
 def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int = 1
                        ) -> DataLoader:
     """Training loader: P x K batches (``pk``) or plain shuffling (``random``)."""
+    if cfg.DATALOADER.SKIP_UNREADABLE:
+        items = filter_readable(items, "training images")
     dataset = ImageDataset(items, transforms_from_config(cfg, is_train=True))
     batch = cfg.SOLVER.IMS_PER_BATCH // world_size
     common = dict(num_workers=cfg.DATALOADER.NUM_WORKERS, worker_init_fn=_seed_worker,
@@ -108,5 +110,9 @@ def build_test_sets(cfg) -> List[TestSet]:
     for name in cfg.DATASETS.TEST:
         ds = build_dataset_from_config(cfg, name)
         for sub, query, gallery in ds.evaluation_sets():
-            out.append(TestSet(name if sub == ds.name else sub, query, gallery))
+            label = name if sub == ds.name else sub
+            if cfg.DATALOADER.SKIP_UNREADABLE:
+                query = filter_readable(query, f"{label} query images")
+                gallery = filter_readable(gallery, f"{label} gallery images")
+            out.append(TestSet(label, query, gallery))
     return out

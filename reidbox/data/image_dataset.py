@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence
+import logging
+from typing import Callable, Dict, List, Optional, Sequence
 
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
@@ -23,6 +24,22 @@ def read_image(path: str) -> Image.Image:
         raise ImageReadError(f"image file not found: {path}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"cannot read image {path}: {e}") from None
+
+
+def filter_readable(items: Sequence[Sample], what: str = "images") -> List[Sample]:
+    """Keep the items whose image decodes; log each dropped file and the count."""
+    log = logging.getLogger("reidbox")
+    kept = []
+    for s in items:
+        try:
+            read_image(s.path)
+        except ImageReadError as e:
+            log.warning("skipping unreadable image: %s", e)
+            continue
+        kept.append(s)
+    if len(kept) < len(items):
+        log.warning("skipped %d unreadable %s of %d", len(items) - len(kept), what, len(items))
+    return kept
 
 
 class ImageDataset(Dataset):

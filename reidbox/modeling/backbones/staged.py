@@ -94,7 +94,8 @@ def load_imagenet_state(url: str, weights_path: Optional[str] = None) -> dict:
     if not os.path.isfile(path):
         raise WeightsNotFoundError(
             f"ImageNet weights not found at {path}. Download {url} on a machine with internet "
-            f"access and put it at {_torch_home_checkpoint(url)} (TORCH_HOME={torch.hub.get_dir()}), "
+            f"access and put it at {_torch_home_checkpoint(url)} "
+            f"(TORCH_HOME={torch.hub.get_dir()}), "
             "or set MODEL.BACKBONE.WEIGHTS to its path, or set MODEL.BACKBONE.PRETRAINED False."
         )
     try:

@@ -59,7 +59,8 @@ def _densenet(arch: str, pretrained: bool = False, weights: str = "", last_strid
         ("denseblock1", f.denseblock1),
         ("denseblock2", nn.Sequential(f.transition1, f.denseblock2)),
         ("denseblock3", nn.Sequential(f.transition2, f.denseblock3)),
-        ("denseblock4", nn.Sequential(f.transition3, f.denseblock4, f.norm5, nn.ReLU(inplace=True))),
+        ("denseblock4",
+         nn.Sequential(f.transition3, f.denseblock4, f.norm5, nn.ReLU(inplace=True))),
     ]
     return StagedBackbone(stem, stages)
 

@@ -1,4 +1,4 @@
-"""Losses; each registered in ``reidbox.registry.LOSSES`` and called as ``loss(output, targets)``."""
+"""Losses, registered in ``reidbox.registry.LOSSES``, called as ``loss(output, targets)``."""
 
 from . import ce, triplet  # noqa: F401
 from .ce import CrossEntropyLoss

@@ -1,0 +1,180 @@
+"""What the tools run: ``train(cfg)`` and ``test(cfg, weights)``, as plain functions."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..config import save_config
+from ..data import build_test_loader, build_test_sets, build_train_loader, build_train_set
+from ..evaluation.evaluator import Metrics, evaluate_model, format_table
+from ..modeling import build_model
+from ..utils.checkpoint import (Checkpointer, atomic_save, load_model_weights, rng_states,
+                                set_rng_states)
+from ..utils.logger import setup_logger
+from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
+from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
+from .solver import build_optimizer, build_scheduler
+from .trainer import HookBase, NonFiniteLossError, Trainer
+
+logger = logging.getLogger("reidbox")
+
+
+def setup_run(cfg, progress: bool = True) -> torch.device:
+    """Output folder, log file, ``config.yaml``, seeds; returns the device."""
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    setup_logger(cfg.OUTPUT_DIR)
+    save_config(cfg, cfg.OUTPUT_DIR)
+    seed_all(cfg.SEED)
+    device = resolve_device(cfg.DEVICE)
+    logger.info("output: %s, device: %s, torch %s", cfg.OUTPUT_DIR, device, torch.__version__)
+    return device
+
+
+def model_info(model: nn.Module) -> Dict[str, Any]:
+    """What a result should record about the model (parameters, PTL state handling)."""
+    info: Dict[str, Any] = {"parameters_m": count_parameters(model) / 1e6}
+    ptl = getattr(model, "ptl_state_info", None)
+    if callable(ptl):
+        info["ptl"] = ptl()
+    return info
+
+
+def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True
+                          ) -> Dict[str, Metrics]:
+    """Every ``DATASETS.TEST`` set, with the configured protocol, metric and flip option."""
+    results = {}
+    for ts in build_test_sets(cfg):
+        results[ts.name] = evaluate_model(
+            model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items), device,
+            flip=cfg.TEST.FLIP_AUG, normalize=cfg.TEST.NORM_FEAT, protocol=cfg.TEST.PROTOCOL,
+            metric=cfg.TEST.METRIC, max_rank=cfg.TEST.MAX_RANK, progress=progress, name=ts.name)
+    return results
+
+
+def metrics_record(results: Dict[str, Metrics], model: nn.Module, **extra) -> Dict[str, Any]:
+    """``metrics.json``: the first test set's numbers at the top level, every set under
+    ``per_dataset``, plus the protocol and model facts."""
+    first = next(iter(results.values()))
+    record: Dict[str, Any] = dict(first.headline())
+    record["protocol"] = first.protocol
+    record["per_dataset"] = {
+        name: dict(m.headline(), cmc=m.cmc[:20], num_query=m.num_query,
+                   num_gallery=m.num_gallery, num_valid=m.num_valid, protocol=m.protocol)
+        for name, m in results.items()
+    }
+    record.update(model_info(model))
+    record.update(extra)
+    return record
+
+
+def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -> Dict[str, Any]:
+    record = metrics_record(results, model, **extra)
+    write_json(record, os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+    logger.info("results (%s):\n%s", record["protocol"],
+                format_table({n: m.headline() for n, m in results.items()}))
+    return record
+
+
+class _RNGSafeEval:
+    """Evaluation must not change the training RNG streams (resume equals uninterrupted)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self):
+        state = rng_states()
+        try:
+            return self.fn()
+        finally:
+            set_rng_states(state)
+
+
+def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
+          progress: bool = True) -> Dict[str, Any]:
+    """Train on ``DATASETS.TRAIN``, evaluate on ``DATASETS.TEST``; returns the metrics record.
+
+    Writes ``config.yaml``, ``checkpoint_*.pth``, ``model_final.pth`` and ``metrics.json``
+    into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there.
+    """
+    device = setup_run(cfg, progress)
+    train_set = build_train_set(cfg)
+    num_classes = train_set.num_train_pids
+    logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
+                num_classes)
+    loader = build_train_loader(cfg, train_set.train)
+    model = build_model(cfg, num_classes=num_classes)
+    if cfg.MODEL.WEIGHTS:
+        load_model_weights(model, cfg.MODEL.WEIGHTS)
+    model = model.to(device)
+    if cfg.MODEL.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
+    logger.info("model %s/%s: %.2fM parameters", cfg.MODEL.META_ARCHITECTURE,
+                cfg.MODEL.BACKBONE.NAME, count_parameters(model) / 1e6)
+    s = cfg.SOLVER
+    optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
+                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR)
+    scheduler = build_scheduler(optimizer, len(loader), s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
+                                s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
+    checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
+    tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD)
+
+    def periodic_eval() -> Dict[str, float]:
+        results = evaluate_on_test_sets(cfg, model, device, progress)
+        logger.info("evaluation:\n%s", format_table({n: m.headline() for n, m in results.items()}))
+        return next(iter(results.values())).headline()
+
+    hooks: List[HookBase] = [
+        LatentStateResetHook(),
+        ProgressHook(s.LOG_PERIOD, enabled=progress),
+        tb,
+        CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
+        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval), tb.log_metrics),
+        *extra_hooks,
+    ]
+    trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
+                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
+    if resume:
+        state = checkpointer.load_latest()
+        if state is None:
+            logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
+        else:
+            trainer.load_state_dict(state)
+            set_rng_states(state["rng"])
+            logger.info("resumed from %s (epoch %d done)", state["_path"], trainer.start_epoch)
+    try:
+        trainer.train()
+    except NonFiniteLossError as e:
+        path = os.path.join(cfg.OUTPUT_DIR, "last_good.pth")
+        state = trainer.state_dict()
+        state.update(rng=rng_states(), config=cfg.dump())
+        atomic_save(state, path)
+        raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
+    atomic_save({"model": model.state_dict(), "num_classes": num_classes},
+                os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+    results = evaluate_on_test_sets(cfg, model, device, progress)
+    return write_results(cfg, results, model, epochs=s.MAX_EPOCHS,
+                         train_datasets=list(cfg.DATASETS.TRAIN), num_classes=num_classes)
+
+
+def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Module:
+    """A model for feature extraction; the classifier (training-only) may not fit the file."""
+    model = build_model(cfg, num_classes=1)
+    if weights:
+        load_model_weights(model, weights)
+    return model.to(device).eval()
+
+
+def test(cfg, weights: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
+    """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``."""
+    device = setup_run(cfg, progress)
+    weights = weights or cfg.MODEL.WEIGHTS
+    if not weights:
+        logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
+    model = build_test_model(cfg, weights, device)
+    results = evaluate_on_test_sets(cfg, model, device, progress)
+    return write_results(cfg, results, model, weights=weights or None)

@@ -1,0 +1,67 @@
+"""Optimizers and learning-rate schedules (warm-up, then multi-step or cosine decay)."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+
+def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: float = 5e-4,
+                    momentum: float = 0.9, nesterov: bool = False, amsgrad: bool = False,
+                    backbone_lr_factor: float = 1.0) -> torch.optim.Optimizer:
+    """SGD (momentum) or Adam; pre-trained backbone parameters may get a smaller LR."""
+    backbone, rest = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (backbone if n.startswith("backbone.") else rest).append(p)
+    groups = [{"params": rest, "lr": base_lr}]
+    if backbone:
+        groups.append({"params": backbone, "lr": base_lr * backbone_lr_factor})
+    name = name.lower()
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=base_lr, momentum=momentum, nesterov=nesterov,
+                               weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad)
+    raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam")
+
+
+class LRFactor:
+    """LR multiplier as a function of the iteration (a picklable object for ``LambdaLR``).
+
+    Linear warm-up from ``warmup_factor`` over ``warmup_epochs``, then ``gamma`` at each of
+    ``steps`` (epochs) or a cosine decay to zero at ``max_epochs``.
+    """
+
+    def __init__(self, iters_per_epoch: int, max_epochs: int, kind: str = "multistep",
+                 steps: Sequence[int] = (), gamma: float = 0.1, warmup_epochs: float = 0,
+                 warmup_factor: float = 0.1) -> None:
+        if kind not in ("multistep", "cosine"):
+            raise KeyError(f"unknown SOLVER.SCHEDULER {kind!r}; available: multistep, cosine")
+        self.iters_per_epoch = max(1, iters_per_epoch)
+        self.max_epochs, self.kind = max_epochs, kind
+        self.steps: List[int] = sorted(steps)
+        self.gamma, self.warmup_epochs, self.warmup_factor = gamma, warmup_epochs, warmup_factor
+
+    def __call__(self, it: int) -> float:
+        epoch = it / self.iters_per_epoch
+        if self.kind == "cosine":
+            f = 0.5 * (1 + math.cos(math.pi * min(epoch, self.max_epochs) / self.max_epochs))
+        else:
+            f = self.gamma ** sum(epoch >= s for s in self.steps)
+        if epoch < self.warmup_epochs:
+            alpha = epoch / self.warmup_epochs
+            f *= self.warmup_factor * (1 - alpha) + alpha
+        return f
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, iters_per_epoch: int, max_epochs: int,
+                    kind: str, steps: Sequence[int], gamma: float, warmup_epochs: float,
+                    warmup_factor: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Stepped once per iteration."""
+    f = LRFactor(iters_per_epoch, max_epochs, kind, steps, gamma, warmup_epochs, warmup_factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)

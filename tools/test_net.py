@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Test a model: ``tools/test_net.py --config-file F MODEL.WEIGHTS path [KEY VALUE ...]``."""
+
+from reidbox.config import load_config
+from reidbox.engine import runner
+from reidbox.utils.cli import default_argument_parser, run_main
+
+
+def main(argv=None) -> int:
+    p = default_argument_parser(__doc__)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config_file or None, args.opts)
+    runner.test(cfg, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,24 @@
+#!/usr/bin/env python
+"""Train: ``tools/train_net.py --config-file F [--resume] [--eval-only] [KEY VALUE ...]``."""
+
+from reidbox.config import load_config
+from reidbox.engine import runner
+from reidbox.utils.cli import default_argument_parser, run_main
+
+
+def main(argv=None) -> int:
+    p = default_argument_parser(__doc__)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--eval-only", action="store_true", help="only test MODEL.WEIGHTS")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config_file or None, args.opts)
+    if args.eval_only:
+        runner.test(cfg, progress=not args.no_progress)
+    else:
+        runner.train(cfg, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
