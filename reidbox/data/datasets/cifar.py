@@ -123,7 +123,7 @@ def cifar10(root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
 @DATASETS.register("cifar100")
 def cifar100(root: str = "datasets", label_type: str = "fine", dsetid: int = 0,
              name: Optional[str] = None) -> ClassificationDataset:
-    """CIFAR-100: 50,000 train / 10,000 test, 100 fine labels (or 20 with ``label_type="coarse"``)."""
+    """CIFAR-100: 50,000 train / 10,000 test; 100 fine labels (20 if ``label_type="coarse"``)."""
     if label_type not in ("fine", "coarse"):
         raise ValueError(f"cifar100: label_type must be 'fine' or 'coarse', got {label_type!r}")
     tree = "  <root>/cifar/cifar-100-python/\n    train  test  meta"

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 CUHK03_TREE = """\
   <root>/cuhk03/
     cuhk03_release/cuhk-03.mat                  (MATLAB v7.3 / HDF5)
-    cuhk03_new_protocol_config_labeled.mat      (new protocol only; from zhunzhong07/person-re-ranking)
+    cuhk03_new_protocol_config_labeled.mat      (new protocol; zhunzhong07/person-re-ranking)
     cuhk03_new_protocol_config_detected.mat
   (written on first use: cuhk03_release/images_labeled/, cuhk03_release/images_detected/)"""
 
@@ -77,7 +77,8 @@ def _open_mat(mat_path: str):
         return h5py.File(mat_path, "r")
     except OSError as e:
         raise DatasetError(f"cuhk03: {mat_path} is not a MATLAB v7.3 (HDF5) file: {e}. The "
-                           "official cuhk-03.mat is v7.3; re-download it if it is damaged") from None
+                           "official cuhk-03.mat is v7.3; re-download it if it is damaged"
+                           ) from None
 
 
 def _is_empty(f, ref) -> bool:

@@ -35,7 +35,8 @@ def is_hidden_junk(name: str) -> bool:
 def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAME,
                      keep_distractors: bool = True, dsetid: int = 0,
                      extension: str = ".jpg") -> List[Sample]:
-    """Parse ``*<extension>`` (default ``*.jpg``) files whose basename matches ``pattern`` (groups: pid, camera 1-based).
+    """Parse ``*<extension>`` (default ``*.jpg``) files whose basename matches ``pattern``
+    (groups: pid, camera 1-based).
 
     ``-1`` (junk) images are dropped; ``0000`` (distractors) kept unless ``keep_distractors`` is
     False. Other files (``Thumbs.db``, ``._*`` side files) are ignored; a ``.jpg`` that breaks the
@@ -59,7 +60,7 @@ def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAM
 
 
 def find_release(root: str, dataset_dir: str, release_dir: str, marker: str) -> str:
-    """Accept ``root/dataset_dir/release_dir``, ``root/dataset_dir`` or the release folder itself."""
+    """Accept ``root/dataset_dir/release_dir``, ``root/dataset_dir`` or the release folder."""
     for cand in (os.path.join(root, dataset_dir, release_dir), os.path.join(root, dataset_dir),
                  os.path.join(root, release_dir), root):
         if os.path.isdir(os.path.join(cand, marker)):
