@@ -156,3 +156,17 @@ def test_cuhk03_published_counts_warn(cuhk, monkeypatch, caplog):
     msgs = [r.getMessage() for r in caplog.records]
     assert msgs == [f"cuhk03 (labeled, new) query: found {e['query']['images']} images, "
                     f"the published release has {e['query']['images'] - 1}"]
+
+
+def test_config_keys_reach_the_parser(cuhk):
+    from reidbox.config import load_config
+    from reidbox.data import build_test_sets, build_train_set
+
+    root, exp = cuhk
+    cfg = load_config(None, ["DATASETS.ROOT", root, "DATASETS.TRAIN", "['cuhk03']",
+                             "DATASETS.TEST", "['cuhk03']", "DATASETS.CUHK03.VARIANT", "detected",
+                             "DATASETS.CUHK03.PROTOCOL", "classic", "DATASETS.CUHK03.SPLIT", "7"])
+    assert len(build_train_set(cfg).train) == exp["classic"]["detected"][7]["train"]["images"]
+    (test,) = build_test_sets(cfg)
+    assert test.name == "cuhk03"
+    assert len(test.gallery) == exp["classic"]["detected"][7]["gallery"]["images"]
