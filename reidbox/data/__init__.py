@@ -3,10 +3,12 @@
 from . import datasets  # noqa: F401  (registrations)
 from .build import (TestSet, build_dataset, build_dataset_from_config, build_test_loader,
                     build_test_sets, build_train_loader, build_train_set)
-from .datasets.base import DatasetError, ReIDDataset, Sample
+from .classification import ArrayImageDataset, ArraySplit, ClassificationDataset
+from .datasets.base import DatasetError, ReIDDataset, Sample, combine
 from .image_dataset import ImageDataset, ImageReadError, read_image
 from .samplers import PKBatchSampler
 
-__all__ = ["DatasetError", "ImageDataset", "ImageReadError", "PKBatchSampler", "ReIDDataset",
+__all__ = ["ArrayImageDataset", "ArraySplit", "ClassificationDataset", "DatasetError",
+           "ImageDataset", "ImageReadError", "PKBatchSampler", "ReIDDataset",
            "Sample", "TestSet", "build_dataset", "build_dataset_from_config", "build_test_loader",
-           "build_test_sets", "build_train_loader", "build_train_set", "read_image"]
+           "build_test_sets", "build_train_loader", "build_train_set", "combine", "read_image"]

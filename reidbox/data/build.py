@@ -12,13 +12,20 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from ..registry import DATASETS
 from .datasets.base import ReIDDataset, Sample, combine
+from .datasets.combined import combine_by_name
 from .image_dataset import ImageDataset, filter_readable
 from .samplers import PKBatchSampler
 from .transforms import transforms_from_config
 
 
 def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
-    """Parse the registered dataset ``name`` under ``root`` (the datasets folder)."""
+    """Parse the registered dataset ``name`` under ``root`` (the datasets folder).
+
+    ``"a+b+..."`` combines registered datasets for training (see ``datasets.combine``);
+    ``kwargs`` then map each part's name to its options.
+    """
+    if name not in DATASETS and "+" in name:
+        return combine_by_name(name.split("+"), root=root, options=kwargs, name=name)
     return DATASETS.get(name)(root=root, **kwargs)
 
 
@@ -32,21 +39,28 @@ def dataset_kwargs(cfg, name: str) -> Dict[str, Any]:
                     num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
     if name == "cuhk03":
         return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL, split=d.CUHK03.SPLIT)
+    if name == "cuhk03_market":
+        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL)
     if name == "msmt17":
         return dict(version=d.MSMT17.VERSION, include_val=d.MSMT17.INCLUDE_VAL)
     return {}
 
 
 def build_dataset_from_config(cfg, name: str, dsetid: int = 0) -> ReIDDataset:
-    return build_dataset(name, root=cfg.DATASETS.ROOT, **dataset_kwargs(cfg, name))
+    kwargs = dataset_kwargs(cfg, name)
+    if dsetid:
+        kwargs["dsetid"] = dsetid
+    return build_dataset(name, root=cfg.DATASETS.ROOT, **kwargs)
 
 
 def build_train_set(cfg) -> ReIDDataset:
-    """All ``DATASETS.TRAIN`` sets combined, labels shifted so they never collide."""
-    parts = [build_dataset_from_config(cfg, n) for n in cfg.DATASETS.TRAIN]
+    """All ``DATASETS.TRAIN`` sets combined: labels and cameras shifted so they never collide,
+    ``dsetid`` = position in the list, each source's test split kept in ``test_sets``."""
+    names = list(cfg.DATASETS.TRAIN)
+    parts = [build_dataset_from_config(cfg, n, dsetid=k) for k, n in enumerate(names)]
     if len(parts) == 1:
         return parts[0]
-    return combine(parts, name="+".join(cfg.DATASETS.TRAIN))
+    return combine(parts, name="+".join(names), names=names)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -90,12 +104,15 @@ class TestSet:
 
 
 def build_test_sets(cfg) -> List[TestSet]:
+    """One test set per ``DATASETS.TEST`` entry; a combined set (``market_duke``) gives one per
+    source, named after it."""
     out = []
     for name in cfg.DATASETS.TEST:
         ds = build_dataset_from_config(cfg, name)
-        query, gallery = ds.query, ds.gallery
-        if cfg.DATALOADER.SKIP_UNREADABLE:
-            query = filter_readable(query, f"{name} query images")
-            gallery = filter_readable(gallery, f"{name} gallery images")
-        out.append(TestSet(name, query, gallery))
+        for sub, query, gallery in ds.evaluation_sets():
+            label = name if sub == ds.name else sub
+            if cfg.DATALOADER.SKIP_UNREADABLE:
+                query = filter_readable(query, f"{label} query images")
+                gallery = filter_readable(gallery, f"{label} gallery images")
+            out.append(TestSet(label, query, gallery))
     return out

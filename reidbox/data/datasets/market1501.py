@@ -1,33 +1,50 @@
-"""Market-1501 (Zheng et al. 2015), parsed as torchreid and fast-reid do."""
+"""Market-1501 (Zheng et al. 2015), parsed as torchreid and fast-reid do.
+
+Rules (docs/datasets.md, DATASETS.md section 2): only ``*.jpg`` files, names matched on the
+basename with a strict grammar, ``-1`` junk boxes dropped everywhere, ``0000`` distractors kept
+in the gallery with pid 0, cameras 1..6 stored 0-based, train labels 0..N-1 in ascending raw-pid
+order, query/gallery raw pids.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from ...registry import DATASETS
-from .base import DatasetError, ReIDDataset, Sample, relabel, require_dir, warn_counts
+from .base import (DatasetError, ReIDDataset, Sample, check_published, looks_full, relabel,
+                   require_dir)
 
 MARKET_TREE = """\
   <root>/market1501/Market-1501-v15.09.15/   (or <root>/market1501/, or the folder itself)
     bounding_box_train/  0002_c1s1_000451_03.jpg ...
-    bounding_box_test/
+    bounding_box_test/   (gallery; -1_c1s1_... junk and 0000_... distractors included)
     query/"""
 
 MARKET_NAME = re.compile(r"^(-1|\d{4})_c([1-6])s(\d)_(\d{6})_(\d{2})\.jpg$")
 
+Published = Union[Tuple[int, int, int, int], Mapping[Tuple[str, str], int], None]
+
+
+def is_hidden_junk(name: str) -> bool:
+    """macOS / Windows side files that unzip next to images (``._x.jpg``, ``.DS_Store``)."""
+    return name.startswith(".")
+
 
 def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAME,
-                     keep_distractors: bool = True, dsetid: int = 0) -> List[Sample]:
-    """Parse ``*.jpg`` files whose basename matches ``pattern`` (groups: pid, camera 1-based).
+                     keep_distractors: bool = True, dsetid: int = 0,
+                     extension: str = ".jpg") -> List[Sample]:
+    """Parse ``*<extension>`` (default ``*.jpg``) files whose basename matches ``pattern``
+    (groups: pid, camera 1-based).
 
     ``-1`` (junk) images are dropped; ``0000`` (distractors) kept unless ``keep_distractors`` is
-    False. Other files (``Thumbs.db``) are ignored; a ``.jpg`` that breaks the grammar is an error.
+    False. Other files (``Thumbs.db``, ``._*`` side files) are ignored; a ``.jpg`` that breaks the
+    grammar is an error naming the file. Items are in file-name order.
     """
     items = []
     for name in sorted(os.listdir(folder)):
-        if not name.lower().endswith(".jpg"):
+        if not name.endswith(extension) or is_hidden_junk(name):
             continue
         m = pattern.match(name)
         if m is None:
@@ -43,7 +60,7 @@ def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAM
 
 
 def find_release(root: str, dataset_dir: str, release_dir: str, marker: str) -> str:
-    """Accept ``root/dataset_dir/release_dir``, ``root/dataset_dir`` or the release folder itself."""
+    """Accept ``root/dataset_dir/release_dir``, ``root/dataset_dir`` or the release folder."""
     for cand in (os.path.join(root, dataset_dir, release_dir), os.path.join(root, dataset_dir),
                  os.path.join(root, release_dir), root):
         if os.path.isdir(os.path.join(cand, marker)):
@@ -51,15 +68,40 @@ def find_release(root: str, dataset_dir: str, release_dir: str, marker: str) -> 
     return os.path.join(root, dataset_dir, release_dir)
 
 
+def published_table(published: Published, cameras: Optional[int] = None
+                    ) -> Dict[Tuple[str, str], int]:
+    """Normalise ``published`` (legacy 4-tuple or ``{(split, what): n}``) to the mapping form."""
+    if published is None:
+        return {}
+    if isinstance(published, Mapping):
+        return dict(published)
+    n_train, n_ids, n_query, n_gallery = published
+    out = {("train", "images"): n_train, ("train", "identities"): n_ids,
+           ("query", "images"): n_query, ("gallery", "images"): n_gallery}
+    if cameras:
+        out[("train", "cameras")] = cameras
+    return out
+
+
 class MarketStyleDataset(ReIDDataset):
-    """A dataset in the Market-1501 folder layout and file grammar."""
+    """A dataset in the Market-1501 folder layout and file grammar.
+
+    Subclasses set ``dataset_dir`` (folder under the datasets root), ``release_dir`` (folder
+    inside it, optional), ``pattern`` (groups 1 = pid, 2 = camera 1-based), ``tree`` (shown in
+    errors) and ``published`` (counts of the full release, or None to skip the check).
+    """
 
     dataset_dir = "market1501"
     release_dir = "Market-1501-v15.09.15"
     pattern = MARKET_NAME
+    extension = ".jpg"
     tree = MARKET_TREE
-    # (train images, train ids, query images, gallery images) of the full release, or None.
-    published: Optional[tuple] = (12936, 751, 3368, 15913)
+    # (train images, train ids, query images, gallery images) or {(split, what): count}, or None.
+    published: Published = {
+        ("train", "images"): 12936, ("train", "identities"): 751, ("train", "cameras"): 6,
+        ("query", "images"): 3368, ("query", "identities"): 750, ("query", "cameras"): 6,
+        ("gallery", "images"): 15913, ("gallery", "identities"): 751, ("gallery", "cameras"): 6,
+    }
 
     def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
                  **kwargs) -> None:
@@ -69,25 +111,23 @@ class MarketStyleDataset(ReIDDataset):
         for split, sub in (("train", "bounding_box_train"), ("query", "query"),
                            ("gallery", "bounding_box_test")):
             folders[split] = require_dir(os.path.join(base, sub), name, self.tree)
-        train = relabel(parse_market_dir(folders["train"], name, self.pattern, dsetid=dsetid))
-        query = parse_market_dir(folders["query"], name, self.pattern, dsetid=dsetid)
-        gallery = parse_market_dir(folders["gallery"], name, self.pattern, dsetid=dsetid)
+        parsed = {split: parse_market_dir(folder, name, self.pattern, dsetid=dsetid,
+                                          extension=self.extension)
+                  for split, folder in folders.items()}
+        train, query, gallery = relabel(parsed["train"]), parsed["query"], parsed["gallery"]
         super().__init__(name=name, train=train, query=query, gallery=gallery, root=base)
         self._check_published()
 
     def _check_published(self) -> None:
-        if not self.published:
+        table = published_table(self.published)
+        if not table:
             return
-        n_train, n_ids, n_query, n_gallery = self.published
+        full = table[("train", "images")] + table[("gallery", "images")]
         # Only compare when the folder looks like the full release (not a test fixture or subset).
-        if len(self.train) + len(self.gallery) < 0.9 * (n_train + n_gallery):
-            return
-        warn_counts(self.name, "train", len(self.train), n_train)
-        warn_counts(self.name, "train", self.num_train_pids, n_ids, "identities")
-        warn_counts(self.name, "query", len(self.query), n_query)
-        warn_counts(self.name, "gallery", len(self.gallery), n_gallery)
+        if looks_full(len(self.train) + len(self.gallery), full):
+            check_published(self, table)
 
 
 @DATASETS.register("market1501")
 class Market1501(MarketStyleDataset):
-    pass
+    """Market-1501: 751 train ids, 6 cameras; 3,368 query / 15,913 gallery (pid 0 kept)."""

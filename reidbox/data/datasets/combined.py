@@ -1,0 +1,38 @@
+"""Training sets made of several datasets: ``market_duke`` and any ``a+b+...`` list.
+
+Labels of later datasets are shifted past earlier ones and cameras likewise (Market 0..5, Duke
+6..13: 14 cameras), every item carries its source's ``dsetid``, and test splits are never
+merged: ``test_sets`` keeps each source's own query/gallery (see :func:`combine`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+from ...registry import DATASETS
+from .base import ReIDDataset, combine
+
+
+def combine_by_name(names: Sequence[str], root: str = "datasets",
+                    options: Optional[Dict[str, Dict[str, Any]]] = None,
+                    name: Optional[str] = None) -> ReIDDataset:
+    """Build each registered dataset in ``names`` under ``root`` and :func:`combine` them.
+
+    ``options`` maps a dataset name to its keyword arguments (e.g. ``{"msmt17":
+    {"include_val": False}}``). Names may repeat only if you want a dataset twice.
+    """
+    options = options or {}
+    parts = [DATASETS.get(n)(root=root, dsetid=k, **options.get(n, {}))
+             for k, n in enumerate(names)]
+    return combine(parts, name=name or "+".join(names), names=list(names))
+
+
+@DATASETS.register("market_duke")
+def market_duke(root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
+                ) -> ReIDDataset:
+    """Market-1501 train + DukeMTMC-reID train: 1,453 ids, 29,458 images, 14 cameras.
+
+    ``query``/``gallery`` are empty; ``test_sets["market1501"]`` and
+    ``test_sets["dukemtmcreid"]`` are the two datasets' own test splits.
+    """
+    return combine_by_name(["market1501", "dukemtmcreid"], root=root, name=name or "market_duke")

@@ -1,0 +1,44 @@
+"""Print images / identities / cameras per split of registered datasets.
+
+    python tools/dataset_stats.py market1501 dukemtmcreid --root datasets
+    python tools/dataset_stats.py cuhk03 --set variant=detected --set protocol=classic
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+
+from reidbox.data import build_dataset
+from reidbox.data.stats import format_stats
+from reidbox.registry import DATASETS
+
+
+def _value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("names", nargs="+", help=f"registered datasets: {', '.join(DATASETS.names())}")
+    p.add_argument("--root", default="datasets", help="the datasets folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="parser option, e.g. variant=detected, include_val=False")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    kwargs = {}
+    for item in args.set:
+        if "=" not in item:
+            p.error(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        kwargs[key] = _value(value)
+    for name in args.names:
+        print(format_stats(build_dataset(name, root=args.root, **kwargs)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
