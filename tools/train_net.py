@@ -4,6 +4,7 @@
 from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.utils.cli import default_argument_parser, run_main
+from reidbox.utils.distributed import cleanup
 
 
 def main(argv=None) -> int:
@@ -13,10 +14,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     cfg = load_config(args.config_file or None, args.opts)
-    if args.eval_only:
-        runner.test(cfg, progress=not args.no_progress)
-    else:
-        runner.train(cfg, resume=args.resume, progress=not args.no_progress)
+    try:
+        if args.eval_only:
+            runner.test(cfg, progress=not args.no_progress)
+        else:
+            runner.train(cfg, resume=args.resume, progress=not args.no_progress)
+    finally:
+        cleanup()  # leave the torchrun process group cleanly
     return 0
 
 

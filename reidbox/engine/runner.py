@@ -13,6 +13,7 @@ from ..config import save_config
 from ..data import build_test_loader, build_test_sets, build_train_loader, build_train_set
 from ..evaluation.evaluator import Metrics, evaluate_model, format_table
 from ..modeling import build_model
+from ..modeling.sync_bn import convert_sync_batchnorm
 from ..utils.checkpoint import (Checkpointer, atomic_save, load_model_weights, rng_states,
                                 set_rng_states)
 from ..utils import distributed as du
@@ -128,7 +129,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     if cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS)
     if cfg.MODEL.SYNC_BN and world > 1:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = convert_sync_batchnorm(model, device)
     model = model.to(device)
     if cfg.MODEL.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
