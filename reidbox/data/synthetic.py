@@ -66,12 +66,12 @@ class DomainStyle:
     pattern_p: Tuple[float, ...] = (0.35, 0.2, 0.15, 0.15, 0.15)  # over PATTERNS
     bag_p: Tuple[float, ...] = (0.45, 0.25, 0.15, 0.15)  # over BAGS
     hat_p: float = 0.2
-    gain: Tuple[float, float] = (0.8, 1.2)  # per-channel colour cast
+    gain: Tuple[float, float] = (0.85, 1.15)  # per-channel colour cast
     brightness: Tuple[float, float] = (0.75, 1.2)
     gamma: Tuple[float, float] = (0.75, 1.35)
-    blur: Tuple[float, float] = (0.0, 0.9)  # Gaussian sigma in pixels at 128 x 64
+    blur: Tuple[float, float] = (0.0, 0.7)  # Gaussian sigma in pixels at 128 x 64
     noise: Tuple[float, float] = (2.0, 7.0)  # pixel noise std
-    occlusion_p: Tuple[float, float] = (0.0, 0.25)  # per-image chance of an occluder
+    occlusion_p: Tuple[float, float] = (0.0, 0.15)  # per-image chance of an occluder
     bg_level: Tuple[float, float] = (60.0, 190.0)  # background brightness
     clutter: Tuple[int, int] = (2, 6)  # background rectangles per image
     scale: Tuple[float, float] = (0.8, 0.97)  # person height / image height
@@ -181,7 +181,7 @@ def make_camera(rng: np.random.Generator, style: DomainStyle) -> Camera:
     """Draw one camera from the domain's ranges; the style tint is applied on top."""
     u = rng.uniform
     tint = np.array(_STYLE_TINT.get(style.name, (1.0, 1.0, 1.0)))
-    bg = rng.uniform(*style.bg_level) * rng.uniform(0.75, 1.25, 3)
+    bg = rng.uniform(*style.bg_level) * rng.uniform(0.85, 1.15, 3)
     return Camera(
         facing_back=bool(rng.random() < 0.5),
         mirror=bool(rng.random() < 0.5),
@@ -281,7 +281,7 @@ def draw_person(img: np.ndarray, who: Identity, cx: float, top: float, ph: float
     # Bags: a backpack covers the back (straps from the front), a shoulder bag hangs at the hip.
     if who.bag == "backpack":
         if facing_back:
-            cv2.rectangle(img, _pt(cx - w * 0.38, y(0.2)), _pt(cx + w * 0.38, y(0.45)),
+            cv2.rectangle(img, _pt(cx - w * 0.25, y(0.21)), _pt(cx + w * 0.25, y(0.42)),
                           who.bag_colour, -1)
         else:
             for side in (-1, 1):
@@ -318,7 +318,7 @@ def _background(rng: np.random.Generator, cam: Camera, h: int, w: int) -> np.nda
     img = np.clip(img, 0, 255).astype(np.uint8)
     n = int(rng.integers(cam.clutter[0], cam.clutter[1] + 1))
     for _ in range(n):
-        c = cam.bg_palette[rng.integers(len(cam.bg_palette))] + rng.uniform(-15, 15, 3)
+        c = cam.bg_palette[rng.integers(len(cam.bg_palette))] + rng.uniform(-40, 40, 3)
         x0, y0 = int(rng.integers(-w // 4, w)), int(rng.integers(-h // 4, h))
         cv2.rectangle(img, (x0, y0), (x0 + int(rng.integers(4, w // 2)),
                                       y0 + int(rng.integers(4, h // 2))),
