@@ -443,6 +443,7 @@ def _write_all(tmp: str, seed: int, num_train_ids: int, num_test_ids: int, num_c
     plan = _plan(seed, num_train_ids, num_test_ids, num_cameras)
     counts = {s: 0 for s in SPLITS}
     frame = 0
+    max_step = max(2, min(60, 999_999 // len(plan)))  # frame numbers must stay 6 digits
     name_rng = np.random.default_rng([seed, _R_SPLIT, 1])
     for n, (split, pid, cam, index, kind) in enumerate(plan):
         rng = np.random.default_rng([seed, _R_IMG, n])
@@ -458,7 +459,7 @@ def _write_all(tmp: str, seed: int, num_train_ids: int, num_test_ids: int, num_c
             other = make_identity(np.random.default_rng([seed, _R_DISTRACT, index]), style)
             img = render(other, camera, rng, image_size,
                          crop=None if kind == "other" else kind)
-        frame += int(name_rng.integers(1, 60))
+        frame += int(name_rng.integers(1, max_step))
         seq = int(name_rng.integers(1, 7))
         box = 0 if split == "query" else int(name_rng.integers(1, 9))
         pid_s = "-1" if pid == -1 else f"{pid:04d}"

@@ -151,3 +151,26 @@ def test_foreign_folder_is_never_deleted(tmp_path):
 def test_bad_arguments_are_named(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         generate_synthetic(str(tmp_path / "s"), seed=0, **dict(SMALL, **bad))
+
+
+def test_cross_camera_is_harder_than_same_camera(tmp_path):
+    """With raw tiny-thumbnail features, matching within a camera beats matching across them."""
+    ds = DATASETS.get("synthetic")(root=str(tmp_path), num_train_ids=1, num_test_ids=30,
+                                   num_cameras=4, image_size=(64, 32))
+    gallery = [s for s in ds.gallery if s.pid > 0]
+
+    def feats(items):
+        x = np.stack([np.asarray(Image.open(s.path).resize((4, 8)), np.float32).ravel()
+                      for s in items])
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    q, g = feats(ds.query), feats(gallery)
+    gp, gc = np.array([s.pid for s in gallery]), np.array([s.camid for s in gallery])
+    dist = ((q[:, None] - g[None]) ** 2).sum(-1)
+    same, cross = [], []
+    for i, s in enumerate(ds.query):
+        for hits, mask in ((same, gc == s.camid), (cross, gc != s.camid)):
+            if (gp[mask] == s.pid).any():
+                j = np.flatnonzero(mask)[np.argmin(dist[i, mask])]
+                hits.append(gp[j] == s.pid)
+    assert np.mean(same) > np.mean(cross) + 0.15, (np.mean(same), np.mean(cross))
