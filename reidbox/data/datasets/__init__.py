@@ -1,6 +1,7 @@
 """Dataset parsers; each registers itself in ``reidbox.registry.DATASETS``."""
 
-from . import cifar, combined, cuhk03, dukemtmcreid, market1501, msmt17  # noqa: F401
+from . import (cifar, combined, cuhk03, dukemtmcreid, market1501, msmt17,  # noqa: F401
+               synthetic)
 from .base import DatasetError, ReIDDataset, Sample, combine, relabel
 from .combined import combine_by_name
 
