@@ -122,7 +122,7 @@ _C.MODEL.LOSSES.TRIPLET.WEIGHT = 1.0
 
 # ----------------------------------------------------------------------------------------------
 _C.SOLVER = CN()
-# "SGD" (with momentum) or "Adam".
+# "SGD" (with momentum), "Adam" or "AdamW" (decoupled weight decay).
 _C.SOLVER.OPTIMIZER = "SGD"
 _C.SOLVER.BASE_LR = 0.01
 _C.SOLVER.MOMENTUM = 0.9
@@ -142,7 +142,7 @@ _C.SOLVER.SCHEDULER = "multistep"
 _C.SOLVER.STEPS = [10, 20, 30, 40]
 _C.SOLVER.GAMMA = 0.1
 # Linear warm-up length in epochs (0 disables) and starting fraction of BASE_LR.
-_C.SOLVER.WARMUP_EPOCHS = 0
+_C.SOLVER.WARMUP_EPOCHS = 0.0
 _C.SOLVER.WARMUP_FACTOR = 0.1
 # Save a checkpoint every N epochs (the last epoch is always saved).
 _C.SOLVER.CHECKPOINT_PERIOD = 1

@@ -33,6 +33,19 @@ def _read_yaml(path: str) -> dict:
     return data
 
 
+def _ints_to_floats(data: dict, node: CfgNode) -> dict:
+    """``1`` where the default is a float means ``1.0`` (yacs alone would call it a type error)."""
+    out = {}
+    for k, v in data.items():
+        ref = node.get(k) if isinstance(node, CfgNode) else None
+        if isinstance(v, dict) and isinstance(ref, CfgNode):
+            v = _ints_to_floats(v, ref)
+        elif isinstance(ref, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        out[k] = v
+    return out
+
+
 def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
     path = os.path.abspath(path)
     if path in chain:
@@ -47,7 +60,7 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
         base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
         _merge_file(cfg, base_path, chain + [path])
     try:
-        cfg.merge_from_other_cfg(CfgNode(data))
+        cfg.merge_from_other_cfg(CfgNode(_ints_to_floats(data, cfg)))
     except (KeyError, ValueError, AssertionError) as e:
         msg = e.args[0] if e.args else str(e)
         raise ConfigError(f"{path}: {msg}") from None

@@ -12,7 +12,8 @@ from torch import nn
 def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: float = 5e-4,
                     momentum: float = 0.9, nesterov: bool = False, amsgrad: bool = False,
                     backbone_lr_factor: float = 1.0) -> torch.optim.Optimizer:
-    """SGD (momentum) or Adam; pre-trained backbone parameters may get a smaller LR."""
+    """SGD (momentum), Adam or AdamW (decoupled weight decay); pre-trained backbone
+    parameters may get a smaller LR."""
     backbone, rest = [], []
     for n, p in model.named_parameters():
         if not p.requires_grad:
@@ -27,7 +28,9 @@ def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: f
                                weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad)
-    raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam")
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad)
+    raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam, AdamW")
 
 
 class LRFactor:

@@ -93,3 +93,10 @@ def test_plugins_are_imported(tmp_path, monkeypatch):
     assert "plugin_loss" in LOSSES
     with pytest.raises(ConfigError, match="cannot import"):
         load_config(None, ["PLUGINS", "['no_such_module_xyz']"])
+
+
+def test_int_accepted_where_default_is_float(tmp_path):
+    leaf = _write(tmp_path / "f.yml", {"SOLVER": {"BASE_LR": 1, "WARMUP_EPOCHS": 2}})
+    cfg = load_config(leaf)
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.SOLVER.WARMUP_EPOCHS == 2.0
