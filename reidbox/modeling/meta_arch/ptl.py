@@ -100,6 +100,7 @@ class PTL(LatentStateMixin, ReIDMetaArch):
             taps.append(h)
         last = taps.pop()  # (B, C, h, w): the backbone's output
         (y,) = self.ptl(images, taps)  # (B, c, h, w)
+        self.ptl.check_size(y, last, "the backbone's output", images)
         pooled = torch.cat([self.pool(last), self.pool(y)], dim=1)  # (B, C + c, 1, 1)
         feat = self.reduction(pooled).flatten(1)  # (B, D)
         if not self.training:

@@ -82,7 +82,7 @@ class PTLBranch(nn.Module):
         self.version = cell
         self.tap_specs = [tuple(t) for t in tap_specs]
         self.out_strides = list(out_strides)
-        self.state = state or LatentStateStore()
+        self.state = state if state is not None else LatentStateStore()
         self.image_cell = build_cell(cell, image_channels, cell_channels[0],
                                      _relative_stride(1, strides[0], "first tapped stage"))
         self.fuses = nn.ModuleList()
@@ -124,15 +124,21 @@ class PTLBranch(nn.Module):
             raise ValueError(f"PTL expected {len(self.fuses)} tapped maps, got {len(taps)}")
         y = self._run("image_cell", self.image_cell, image)
         for i, (x, fuse) in enumerate(zip(taps, self.fuses)):
-            if y.shape[-2:] != x.shape[-2:]:
-                raise ValueError(
-                    f"PTL: cell output {tuple(y.shape[-2:])} does not match tapped stage {i + 1} "
-                    f"{tuple(x.shape[-2:])} for input {tuple(image.shape[-2:])}; use an input "
-                    f"height and width divisible by the backbone's stride {self.tap_specs[-1][1]}")
+            self.check_size(y, x, f"tapped stage {i + 1}", image)
             z = fuse(torch.cat([x, y], dim=1))
             if i < len(self.cells):
                 y = self._run(f"cells.{i}", self.cells[i], z)
         return [self._run(f"out_cells.{k}", c, z) for k, c in enumerate(self.out_cells)]
+
+    def check_size(self, y: torch.Tensor, x: torch.Tensor, what: str, image: torch.Tensor
+                   ) -> None:
+        """A cell output must have the size of the map it is concatenated with."""
+        if y.shape[-2:] != x.shape[-2:]:
+            raise ValueError(
+                f"PTL: cell output {tuple(y.shape[-2:])} does not match {what} "
+                f"{tuple(x.shape[-2:])} for input {tuple(image.shape[-2:])}; use an input height "
+                f"and width divisible by the backbone's largest stride "
+                f"({max(self.out_strides)})")
 
     def reset_latent_state(self) -> None:
         """Zero every cell's latent state (the epoch hook calls this)."""
