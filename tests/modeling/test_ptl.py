@@ -211,7 +211,9 @@ def test_wraps_a_custom_staged_backbone_without_code_changes():
         model.eval()(torch.randn(2, 3, 50, 26))
 
 
-@pytest.mark.parametrize("name", BACKBONES.names())
+# DenseNet-161 is also wrapped, trained one step, by the ptl_d161 configs in test_configs.py.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "densenet161"
+                                  else n for n in BACKBONES.names()])
 def test_ptl_wraps_every_registered_backbone(name):
     cfg = _cfg("MODEL.BACKBONE.NAME", name)
     model = build_model(cfg, num_classes=4)
