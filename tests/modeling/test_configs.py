@@ -12,6 +12,7 @@ import torch
 
 from reidbox.config import load_config
 from reidbox.modeling import ModelOutput, build_model
+from reidbox.modeling.ptl import LatentStateStore
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "**", "*.yml"), recursive=True)
@@ -46,11 +47,20 @@ def test_config_merges(path):
         assert cfg.INPUT.SIZE_TRAIN == [256, 128] and cfg.MODEL.LOSSES.NAMES == ["cross_entropy"]
 
 
+def _architecture_key(cfg) -> str:
+    """The MODEL section without the latent-state settings (they change no module)."""
+    model = cfg.MODEL.clone()
+    model.defrost()
+    for k in ("STATE_MODE", "STATE_SHAPE", "STATE_INIT"):
+        model.PTL[k] = ""
+    return model.dump()
+
+
 def _model_groups():
-    """One representative config per distinct MODEL section (what build_model reads)."""
+    """One representative config per distinct architecture (what build_model reads)."""
     groups = {}
     for path in CONFIGS:
-        groups.setdefault(load_config(path, NO_WEIGHTS).MODEL.dump(), []).append(_rel(path))
+        groups.setdefault(_architecture_key(load_config(path, NO_WEIGHTS)), []).append(_rel(path))
     return [paths for paths in groups.values()]
 
 
@@ -73,3 +83,11 @@ def test_config_model_trains_one_step(paths):
     model.eval()
     with torch.no_grad():
         assert model(x[:2]).shape[0] == 2
+    for path in paths:  # every member's state settings are valid and reach the model
+        p = load_config(os.path.join(ROOT, path), NO_WEIGHTS).MODEL.PTL
+        if hasattr(model, "ptl_state_info"):
+            model.ptl.state = LatentStateStore(p.STATE_MODE, p.STATE_SHAPE, p.STATE_INIT)
+            assert model.ptl_state_info()["state_mode"] == p.STATE_MODE
+            model.train()
+            with torch.no_grad():
+                model(x)

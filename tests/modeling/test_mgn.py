@@ -55,6 +55,7 @@ def test_branch_strides_and_shared_weights():
     assert not hasattr(model, "reset_latent_state")
 
 
+@pytest.mark.slow
 def test_mgn_builds_on_the_registered_resnet50():
     cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "mgn"])
     model = build_model(cfg, num_classes=751)
