@@ -120,6 +120,38 @@ _C.MODEL.LOSSES.TRIPLET.MARGIN = 0.3
 _C.MODEL.LOSSES.TRIPLET.SOFT_MARGIN = False
 _C.MODEL.LOSSES.TRIPLET.WEIGHT = 1.0
 
+_C.MODEL.PTL = CN()
+# BConv-Cell version: "v1" (Eq. 1, PTL) or "v2" (journal's BConv-Cell-v2, PTL-v2); docs/ptl.md.
+_C.MODEL.PTL.CELL = "v1"
+# "carry": latent state passed batch to batch (paper); "reset_each_batch": what its code ran.
+_C.MODEL.PTL.STATE_MODE = "carry"
+# "per_sample": one state row per batch slot (paper's code); "batch_mean": one shared (text).
+_C.MODEL.PTL.STATE_SHAPE = "per_sample"
+# Fresh-state values in training: "zeros" (paper's text) or "normal" N(0, 1e-3^2) (its code).
+_C.MODEL.PTL.STATE_INIT = "zeros"
+# Length of the retrieval feature made by the final 1x1 conv (0: the backbone's channels).
+_C.MODEL.PTL.FEAT_DIM = 512
+# Hidden widths of the training classifier; with the output layer, three FC layers (paper).
+_C.MODEL.PTL.CLASSIFIER_HIDDEN = [1024, 512]
+# Derived widths: fuse_i and cells are CHANNEL_RATIO x the stage's channels, capped below.
+_C.MODEL.PTL.CHANNEL_RATIO = 0.5
+# Cap on derived fuse/cell widths, so deep stages (2112-channel DenseNet) stay affordable.
+_C.MODEL.PTL.MAX_CHANNELS = 512
+# Width of the final cell(s) whose output joins the backbone's (128 in the paper's code).
+_C.MODEL.PTL.LAST_CELL_CHANNELS = 128
+# Explicit cell widths [image cell, one per tap..., final]; empty derives them from the stages.
+_C.MODEL.PTL.CELL_CHANNELS = []
+# Explicit fuse widths, one per tapped stage; empty derives them from the stages.
+_C.MODEL.PTL.FUSE_CHANNELS = []
+
+_C.MODEL.MGN = CN()
+# Width of each of MGN's reduced features (global and part); 256 in the MGN paper.
+_C.MODEL.MGN.FEAT_DIM = 256
+# Number of horizontal stripes of each part branch (besides the global branch): 2 and 3.
+_C.MODEL.MGN.PARTS = [2, 3]
+# One 1x1 reduction shared by all 8 features, as the reproduction the PTL paper used (66m).
+_C.MODEL.MGN.SHARED_REDUCTION = True
+
 # ----------------------------------------------------------------------------------------------
 _C.SOLVER = CN()
 # "SGD" (with momentum), "Adam" or "AdamW" (decoupled weight decay).

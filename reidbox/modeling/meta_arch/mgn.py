@@ -1,0 +1,179 @@
+"""MGN (Wang et al. 2018) and MGN+PTL as the PTL paper's code wires it.
+
+Built from a registered ResNet :class:`StagedBackbone` (stages ``layer1..layer4``): the stem,
+``layer1``, ``layer2`` and ``layer3[0]`` are shared; each branch is a copy of ``layer3[1:]`` and
+``layer4`` (global branch: ``layer4`` at stride 2; part branches: stride 1). Every branch is
+max-pooled globally and (part branches) into horizontal stripes, each pooled map is reduced by a
+1x1 conv + BN + ReLU to ``feat_dim`` and classified: 3 + 2 + 3 = 8 features and classifiers by
+default. Cross-entropy on all 8, triplet on the 3 global features; the eval feature is their
+concatenation (B, 8 * 256).
+
+MGN+PTL (``mgn_ptl``): cells beside the stem, ``layer1``, ``layer2`` and ``layer3[0]``, and one
+final cell per branch at that branch's stride; a branch's cell output is pooled exactly like the
+branch and concatenated with it before the shared reduction.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...registry import META_ARCHS
+from ..backbones import StagedBackbone
+from ..output import ModelOutput
+from ..ptl import PTLBranch
+from .base import ReIDMetaArch
+from .ptl import LatentStateMixin, build_ptl_branch
+
+
+def _set_first_block_stride(layer: nn.Sequential, stride: int) -> None:
+    """Make a ResNet stage downsample by ``stride`` (its first block's strided conv + shortcut)."""
+    block = layer[0]
+    conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # bottleneck vs basic
+    conv.stride = (stride, stride)
+    if block.downsample is not None:
+        block.downsample[0].stride = (stride, stride)
+
+
+def _split_resnet(backbone: StagedBackbone):
+    """(trunk StagedBackbone ending at layer3[0], layer3[1:], layer4) or a clear error."""
+    names = list(backbone.stage_names)
+    if names[-2:] != ["layer3", "layer4"] or not isinstance(backbone.stages[-2], nn.Sequential):
+        raise ValueError(
+            f"MGN needs a ResNet-style backbone whose last stages are layer3 and layer4 "
+            f"(e.g. resnet50, resnet18); got stages {names}")
+    layer3, layer4 = backbone.stages[-2], backbone.stages[-1]
+    if len(layer3) < 1 or not hasattr(layer4[0], "downsample"):
+        raise ValueError("MGN needs residual blocks in layer3/layer4 (torchvision ResNet)")
+    early = [(n, m) for n, m in zip(names[:-2], backbone.stages[:-2])]
+    trunk = StagedBackbone(backbone.stem, early + [("layer3_0", layer3[0])])
+    return trunk, nn.Sequential(*list(layer3)[1:]), layer4
+
+
+class MGN(ReIDMetaArch):
+    """Multiple Granularity Network; optional ``ptl`` side network (MGN+PTL)."""
+
+    def __init__(self, backbone: StagedBackbone, num_classes: int, feat_dim: int = 256,
+                 parts: Sequence[int] = (2, 3), shared_reduction: bool = True,
+                 losses: Optional[Mapping[str, nn.Module]] = None,
+                 loss_weights: Optional[Mapping[str, float]] = None,
+                 ptl_builder=None) -> None:
+        super().__init__(losses or {}, loss_weights or {})
+        if any(int(p) < 1 for p in parts):
+            raise ValueError(f"MODEL.MGN.PARTS must be positive stripe counts, got {list(parts)}")
+        trunk, layer3_rest, layer4 = _split_resnet(backbone)
+        self.backbone = trunk  # stem, layer1, layer2, layer3[0]: shared by every branch
+        self.parts = [1] + [int(p) for p in parts]  # stripes per branch; branch 0 is global
+        branches = []
+        for k in range(len(self.parts)):
+            l4 = copy.deepcopy(layer4)
+            _set_first_block_stride(l4, 2 if k == 0 else 1)
+            branches.append(nn.Sequential(copy.deepcopy(layer3_rest), l4))
+        self.branches = nn.ModuleList(branches)
+        branch_channels, branch_strides = self._measure()
+        self.branch_strides = branch_strides
+        self.ptl: Optional[PTLBranch] = None
+        if ptl_builder is not None:
+            taps = [trunk.stem_spec] + list(trunk.stage_specs)
+            self.ptl = ptl_builder([(t.channels, t.stride) for t in taps], branch_strides)
+        in_dim = branch_channels + (self.ptl.out_channels if self.ptl is not None else 0)
+        n_feats = sum(1 + (p if p > 1 else 0) for p in self.parts)
+        n_red = 1 if shared_reduction else n_feats
+        self.reductions = nn.ModuleList(self._reduction(in_dim, feat_dim) for _ in range(n_red))
+        self.classifiers = nn.ModuleList(nn.Linear(feat_dim, num_classes) for _ in range(n_feats))
+        for fc in self.classifiers:
+            nn.init.kaiming_normal_(fc.weight, mode="fan_in")
+            nn.init.zeros_(fc.bias)
+        self.feat_dim = feat_dim
+        self.num_features = n_feats
+
+    @staticmethod
+    def _reduction(in_dim: int, feat_dim: int) -> nn.Sequential:
+        red = nn.Sequential(nn.Conv2d(in_dim, feat_dim, 1, bias=False), nn.BatchNorm2d(feat_dim),
+                            nn.ReLU(inplace=True))
+        nn.init.kaiming_normal_(red[0].weight, mode="fan_in")
+        nn.init.normal_(red[1].weight, mean=1.0, std=0.02)
+        nn.init.zeros_(red[1].bias)
+        return red
+
+    @torch.no_grad()
+    def _measure(self, probe: int = 64):
+        """Channels and strides of every branch output, from a dummy forward (never assumed)."""
+        modules = [self.backbone, *self.branches]
+        modes = [m.training for m in modules]
+        for m in modules:
+            m.eval()
+        h = self.backbone(torch.zeros(1, 3, probe, probe))
+        outs = [b(h) for b in self.branches]
+        for m, mode in zip(modules, modes):
+            m.train(mode)
+        channels = {o.shape[1] for o in outs}
+        if len(channels) != 1:
+            raise ValueError(f"MGN branches disagree on channels: {sorted(channels)}")
+        return channels.pop(), [probe // o.shape[2] for o in outs]
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
+                    **kwargs):
+        m = cfg.MODEL.MGN
+        return cls(backbone, num_classes, feat_dim=m.FEAT_DIM, parts=list(m.PARTS),
+                   shared_reduction=m.SHARED_REDUCTION, losses=losses, loss_weights=loss_weights,
+                   **kwargs)
+
+    def test_modules(self) -> List[nn.Module]:
+        """The parts used at test time (everything but the classifiers)."""
+        mods: List[nn.Module] = [self.backbone, self.branches, self.reductions]
+        return mods + ([self.ptl] if self.ptl is not None else [])
+
+    @staticmethod
+    def _pool(x: torch.Tensor, parts: int) -> List[torch.Tensor]:
+        """(B, C, h, w) -> [global (B, C, 1, 1)] + ``parts`` stripes (if > 1), max-pooled."""
+        pooled = [F.adaptive_max_pool2d(x, 1)]
+        if parts > 1:
+            stripes = F.adaptive_max_pool2d(x, (parts, 1))  # (B, C, parts, 1)
+            pooled += [stripes[:, :, i:i + 1] for i in range(parts)]
+        return pooled
+
+    def forward(self, images: torch.Tensor):  # (B, 3, H, W)
+        h = self.backbone.stem(images)
+        taps = [h]
+        for stage in self.backbone.stages:
+            h = stage(h)
+            taps.append(h)
+        maps = [b(h) for b in self.branches]  # [(B, C, h_k, w_k)]
+        cells = self.ptl(images, taps) if self.ptl is not None else [None] * len(maps)
+        globals_, locals_ = [], []
+        for x, y, parts in zip(maps, cells, self.parts):
+            px = self._pool(x, parts)
+            if y is not None:
+                px = [torch.cat([a, b], dim=1) for a, b in zip(px, self._pool(y, parts))]
+            globals_.append(px[0])
+            locals_ += px[1:]
+        pooled = globals_ + locals_  # order: 3 global, then the stripes branch by branch
+        feats = [self.reductions[i % len(self.reductions)](p).flatten(1)
+                 for i, p in enumerate(pooled)]  # each (B, feat_dim)
+        feat = torch.cat(feats, dim=1)  # (B, n_feats * feat_dim)
+        if not self.training:
+            return feat
+        logits = [fc(f) for fc, f in zip(self.classifiers, feats)]
+        return ModelOutput(features=feat, logits=logits,
+                           extras={"triplet_features": feats[:len(self.parts)]})
+
+
+META_ARCHS.register("mgn")(MGN)
+
+
+@META_ARCHS.register("mgn_ptl")
+class MGNPTL(LatentStateMixin, MGN):
+    """MGN with the PTL side network (``MODEL.PTL.*`` applies as for ``ptl``)."""
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
+                    **kwargs):
+        return super().from_config(cfg, num_classes, backbone, losses, loss_weights,
+                                   ptl_builder=lambda taps, strides: build_ptl_branch(
+                                       cfg, taps, strides))

@@ -1,0 +1,99 @@
+"""Model summary: parameter counts (whole model and test-time part) and the stage specs.
+
+The test-time part is measured, not guessed from names: one eval-mode forward and backward on
+a small dummy batch marks every parameter the retrieval feature depends on. Classifiers (whose
+size depends on the number of training identities) are what usually falls out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+# Training identities of the datasets the paper uses (published counts; docs/model_zoo.md).
+TRAIN_IDENTITIES = {"market1501": 751, "dukemtmcreid": 702, "msmt17": 1041, "cuhk03": 767}
+
+
+def num_train_identities(cfg) -> int:
+    """Identities of ``DATASETS.TRAIN`` from published counts, without reading any data."""
+    total = 0
+    for name in cfg.DATASETS.TRAIN:
+        key = name.lower()
+        if key.startswith("synthetic"):
+            total += cfg.DATASETS.SYNTHETIC.NUM_TRAIN_IDS
+        elif key in TRAIN_IDENTITIES:
+            total += TRAIN_IDENTITIES[key]
+        else:
+            raise KeyError(f"no published identity count for dataset {name!r}; pass "
+                           f"--num-classes (known: {', '.join(sorted(TRAIN_IDENTITIES))})")
+    return total
+
+
+def count_parameters(params) -> int:
+    seen, n = set(), 0
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            n += p.numel()
+    return n
+
+
+def test_time_parameters(model: nn.Module, input_size: Tuple[int, int] = (64, 32)
+                         ) -> List[nn.Parameter]:
+    """Parameters that the eval-mode feature (B, D) depends on (measured by a backward pass)."""
+    params = list(model.parameters())
+    saved = [(p.requires_grad, p.grad) for p in params]
+    was_training = model.training
+    try:
+        for p in params:
+            p.requires_grad_(True)
+            p.grad = None
+        model.eval()
+        device = params[0].device if params else torch.device("cpu")
+        feat = model(torch.randn(2, 3, *input_size, device=device))
+        feat.float().sum().backward()
+        used = [p for p in params if p.grad is not None]
+    finally:
+        model.train(was_training)
+        for p, (req, grad) in zip(params, saved):
+            p.requires_grad_(req)
+            p.grad = grad
+    return used
+
+
+def model_summary(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> Dict[str, Any]:
+    """Counts in millions, the backbone's stage specs and (PTL models) the state settings."""
+    total = count_parameters(model.parameters())
+    test = count_parameters(test_time_parameters(model, input_size))
+    out: Dict[str, Any] = {
+        "model": type(model).__name__,
+        "params_m": round(total / 1e6, 2),
+        "test_params_m": round(test / 1e6, 2),
+        "classifier_params_m": round((total - test) / 1e6, 2),
+        "stages": [],
+    }
+    backbone = getattr(model, "backbone", None)
+    if backbone is not None and hasattr(backbone, "stage_specs"):
+        specs = [backbone.stem_spec] + list(backbone.stage_specs)
+        out["stages"] = [dict(name=s.name, channels=s.channels, stride=s.stride) for s in specs]
+    if hasattr(model, "ptl_state_info"):
+        out["ptl"] = model.ptl_state_info()
+    return out
+
+
+def format_summary(summary: Dict[str, Any], paper_params_m: Optional[float] = None) -> str:
+    """Human-readable lines for the log and ``tools/model_info.py``."""
+    lines = [f"model {summary['model']}: {summary['params_m']:.2f}m parameters, "
+             f"{summary['test_params_m']:.2f}m used at test time "
+             f"(classifiers {summary['classifier_params_m']:.2f}m)"]
+    if paper_params_m is not None:
+        lines.append(f"paper #Param.: {paper_params_m}m")
+    stages: Sequence[dict] = summary.get("stages", [])
+    if stages:
+        lines.append("stages: " + ", ".join(
+            f"{s['name']}({s['channels']}ch, /{s['stride']})" for s in stages))
+    if "ptl" in summary:
+        lines.append("ptl: " + ", ".join(f"{k}={v}" for k, v in summary["ptl"].items()))
+    return "\n".join(lines)
