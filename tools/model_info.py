@@ -7,6 +7,8 @@ Prints parameter counts (whole model, test-time part) in millions and the stage 
 import argparse
 import json
 
+from reidbox.utils.cli import run_main
+
 from reidbox.config import load_config
 from reidbox.modeling import build_model
 from reidbox.modeling.summary import format_summary, model_summary, num_train_identities
@@ -29,4 +31,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

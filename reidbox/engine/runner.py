@@ -13,6 +13,7 @@ from ..config import save_config
 from ..data import build_test_loader, build_test_sets, build_train_loader, build_train_set
 from ..evaluation.evaluator import Metrics, evaluate_model, format_table
 from ..modeling import build_model
+from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
 from ..utils.checkpoint import (Checkpointer, atomic_save, load_model_weights, rng_states,
                                 set_rng_states)
@@ -139,8 +140,10 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         # broadcasts nor averages it: each rank carries the state of its own batches.
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    logger.info("model %s/%s: %.2fM parameters", cfg.MODEL.META_ARCHITECTURE,
-                cfg.MODEL.BACKBONE.NAME, count_parameters(model) / 1e6)
+    if main:
+        summary = model_summary(model, tuple(cfg.INPUT.SIZE_TEST))
+        logger.info("%s/%s\n%s", cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME,
+                    format_summary(summary))
     s = cfg.SOLVER
     optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
                                 s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR)
