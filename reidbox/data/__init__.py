@@ -1,6 +1,6 @@
 """Data: dataset parsers, the synthetic dataset, transforms, samplers and loaders."""
 
-from . import datasets  # noqa: F401  (registrations)
+from . import cifar_synthetic, datasets  # noqa: F401  (registrations)
 from .build import (TestSet, build_dataset, build_dataset_from_config, build_test_loader,
                     build_test_sets, build_train_loader, build_train_set)
 from .classification import ArrayImageDataset, ArraySplit, ClassificationDataset

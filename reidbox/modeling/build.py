@@ -33,7 +33,7 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     """
     b = cfg.MODEL.BACKBONE
     backbone = build_backbone(b.NAME, pretrained=b.PRETRAINED, weights=b.WEIGHTS,
-                              last_stride=b.LAST_STRIDE)
+                              last_stride=b.LAST_STRIDE, drop_rate=b.DROP_RATE)
     losses, weights = build_losses(cfg)
     arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
     return arch.from_config(cfg, num_classes=num_classes, backbone=backbone, losses=losses,

@@ -1,0 +1,90 @@
+"""Image classification meta-architectures (the CIFAR extension, journal Section VI-I).
+
+Unlike the ReID models, these return **logits in eval mode too** (B, num_classes): the test
+metric is top-1 error, not retrieval. Training returns a :class:`ModelOutput` as usual.
+
+* ``classifier``: backbone -> global average pool -> one linear layer (the plain DenseNet,
+  Table VII's first row).
+* ``ptl_classifier``: the ``ptl`` network's feature (backbone + BConv-Cells, 1x1 conv + BN +
+  ReLU) -> the paper's "two linear layers" (``MODEL.PTL.CLASSIFIER_HIDDEN`` with one width:
+  FC-BN-ReLU-FC) -> softmax (inside the cross-entropy loss; ``predict`` applies it).
+  ``MODEL.PTL.CELL`` chooses PTL (v1) or PTL-v2.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Union
+
+import torch
+from torch import nn
+
+from ...registry import META_ARCHS
+from ..backbones import StagedBackbone
+from ..heads import build_pooling
+from ..output import ModelOutput
+from .base import ReIDMetaArch
+from .ptl import PTL
+
+
+class ClassifierMixin:
+    """``predict``: class probabilities (B, N) in eval mode, whatever the training state."""
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return torch.softmax(self(images).float(), dim=1)
+        finally:
+            self.train(was)
+
+
+@META_ARCHS.register("classifier")
+class Classifier(ClassifierMixin, ReIDMetaArch):
+    """backbone -> pool -> linear; eval: logits (B, N); train: ModelOutput(pooled, logits)."""
+
+    def __init__(self, backbone: StagedBackbone, num_classes: int, pooling: str,
+                 losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
+        super().__init__(losses, loss_weights)
+        self.backbone = backbone
+        self.pool = build_pooling(pooling)
+        self.fc = nn.Linear(backbone.out_channels, num_classes)
+        nn.init.zeros_(self.fc.bias)
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
+        return cls(backbone, num_classes, cfg.MODEL.HEADS.POOLING, losses, loss_weights)
+
+    def forward(self, images: torch.Tensor) -> Union[torch.Tensor, ModelOutput]:
+        feat = self.pool(self.backbone(images)).flatten(1)  # (B, C)
+        logits = self.fc(feat)  # (B, N)
+        if not self.training:
+            return logits
+        return ModelOutput(features=feat, logits=logits)
+
+
+@META_ARCHS.register("ptl_classifier")
+class PTLClassifier(ClassifierMixin, PTL):
+    """The ``ptl`` network whose eval forward returns the classifier's logits (B, N).
+
+    The latent-state rules are PTL's: carried between training batches, zeros in eval.
+    """
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
+        if len(cfg.MODEL.PTL.CLASSIFIER_HIDDEN) != 1:
+            raise ValueError(
+                "ptl_classifier: the paper's classifier is two linear layers, so "
+                "MODEL.PTL.CLASSIFIER_HIDDEN needs exactly one width (e.g. [256]); got "
+                f"{list(cfg.MODEL.PTL.CLASSIFIER_HIDDEN)}")
+        return super().from_config(cfg, num_classes, backbone, losses, loss_weights)
+
+    def test_modules(self):
+        """Everything: the classifier is used at test time."""
+        return [*super().test_modules(), self.classifier]
+
+    def forward(self, images: torch.Tensor) -> Union[torch.Tensor, ModelOutput]:
+        out = super().forward(images)
+        if self.training:
+            return out
+        return self.classifier(out)  # (B, N)
