@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -108,13 +108,58 @@ class _RNGSafeEval:
             set_rng_states(state)
 
 
+def build_hooks(cfg, checkpointer: Checkpointer, periodic_eval: Callable[[], Dict[str, float]],
+                tb: Optional[TensorBoardHook], progress: bool,
+                extra_hooks: Sequence[HookBase] = ()) -> List[HookBase]:
+    """The hooks every training run uses (ReID and classification), then ``extra_hooks``."""
+    s = cfg.SOLVER
+    return [
+        LatentStateResetHook(),
+        ProgressHook(s.LOG_PERIOD, enabled=progress),
+        *([tb] if tb else []),
+        CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
+        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval),
+                 tb.log_metrics if tb else None),
+        *extra_hooks,
+    ]
+
+
+def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool) -> None:
+    """Resume from the newest checkpoint if asked, train; a non-finite loss saves the last good
+    state to ``last_good.pth`` and re-raises."""
+    rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
+    if resume:
+        state = checkpointer.load_latest()
+        if state is None:
+            logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
+        else:
+            trainer.load_state_dict(state)
+            per_rank = state.get("rng_per_rank") or [state["rng"]]
+            set_rng_states(per_rank[rank] if len(per_rank) == world else state["rng"])
+            logger.info("resumed from %s (epoch %d done)", state["_path"], trainer.start_epoch)
+    try:
+        trainer.train()
+    except NonFiniteLossError as e:
+        path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
+        state = trainer.state_dict()
+        state.update(rng=rng_states(), config=cfg.dump())
+        atomic_save(state, path)
+        raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
+
+
 def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
           progress: bool = True) -> Dict[str, Any]:
     """Train on ``DATASETS.TRAIN``, evaluate on ``DATASETS.TEST``; returns the metrics record.
 
     Writes ``config.yaml``, ``checkpoint_*.pth``, ``model_final.pth`` and ``metrics.json``
     into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there.
+    ``TASK: classification`` runs :func:`reidbox.engine.classification.train_classification`.
     """
+    if cfg.TASK == "classification":
+        from .classification import train_classification
+
+        return train_classification(cfg, resume=resume, extra_hooks=extra_hooks,
+                                    progress=progress)
     device = setup_run(cfg, progress)
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main
@@ -157,34 +202,10 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         logger.info("evaluation:\n%s", format_table({n: m.headline() for n, m in results.items()}))
         return next(iter(results.values())).headline()
 
-    hooks: List[HookBase] = [
-        LatentStateResetHook(),
-        ProgressHook(s.LOG_PERIOD, enabled=progress),
-        *([tb] if tb else []),
-        CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
-        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval),
-                 tb.log_metrics if tb else None),
-        *extra_hooks,
-    ]
+    hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
                       amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
-    if resume:
-        state = checkpointer.load_latest()
-        if state is None:
-            logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
-        else:
-            trainer.load_state_dict(state)
-            per_rank = state.get("rng_per_rank") or [state["rng"]]
-            set_rng_states(per_rank[rank] if len(per_rank) == world else state["rng"])
-            logger.info("resumed from %s (epoch %d done)", state["_path"], trainer.start_epoch)
-    try:
-        trainer.train()
-    except NonFiniteLossError as e:
-        path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
-        state = trainer.state_dict()
-        state.update(rng=rng_states(), config=cfg.dump())
-        atomic_save(state, path)
-        raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
+    run_trainer(cfg, trainer, checkpointer, resume)
     if main:
         atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                     os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
@@ -209,6 +230,10 @@ def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Mo
 
 def test(cfg, weights: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``."""
+    if cfg.TASK == "classification":
+        from .classification import test_classification
+
+        return test_classification(cfg, weights=weights, progress=progress)
     device = setup_run(cfg, progress)
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:

@@ -75,6 +75,7 @@ def _registered(depth: int):
     return build
 
 
-# DenseNet-100 of Table VII, and DenseNet-BC-40 (same design, ~7x cheaper) for CPU demos.
-BACKBONES.register("densenet100_cifar")(_registered(100))
-BACKBONES.register("densenet40_cifar")(_registered(40))
+# DenseNet-100 of Table VII (DenseNet-BC-100, k = 12); the shallower members of the same family
+# (22: 3 layers per block, 10: 1) are there for CPU demos and tests.
+for _depth in (10, 22, 40, 100):
+    BACKBONES.register(f"densenet{_depth}_cifar")(_registered(_depth))
