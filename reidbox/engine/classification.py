@@ -250,7 +250,7 @@ def load_classifier(cfg, weights: str, num_classes: Optional[int], device: torch
     return model.to(device).eval()
 
 
-def test_classification(cfg, weights: Optional[str] = None, progress: bool = True
+def classification_test(cfg, weights: Optional[str] = None, progress: bool = True
                         ) -> Dict[str, Any]:
     """Top-1 error of ``weights`` (default ``MODEL.WEIGHTS``) on the test split(s)."""
     device = setup_run(cfg, progress)
@@ -267,4 +267,4 @@ def test_classification(cfg, weights: Optional[str] = None, progress: bool = Tru
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "CIFAR10_MEAN", "CIFAR10_STD",
            "build_classification_sets", "cifar_transforms", "evaluate_classifier",
-           "load_classifier", "test_classification", "train_classification"]
+           "load_classifier", "classification_test", "train_classification"]

@@ -231,9 +231,9 @@ def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Mo
 def test(cfg, weights: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``."""
     if cfg.TASK == "classification":
-        from .classification import test_classification
+        from .classification import classification_test
 
-        return test_classification(cfg, weights=weights, progress=progress)
+        return classification_test(cfg, weights=weights, progress=progress)
     device = setup_run(cfg, progress)
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:
