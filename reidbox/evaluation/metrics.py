@@ -128,6 +128,7 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
                  junk_minus1: bool) -> _Stats:
     """Counts for a (c, n) block of distances; see module docstring for the method."""
     c = D.shape[0]
+    D = D.contiguous()
     midx_np, mmask_np = gal.matches(qp)
     junk_np = gal.cams[midx_np] == qc[:, None]
     good_np = mmask_np & ~junk_np
@@ -299,7 +300,9 @@ class Accumulator:
                 else:
                     lt = s.pos_lt + s.neg_lt
                     terms = (np.where(lt > 0, s.pos_lt / np.maximum(lt, 1), 1.0) + prec) / 2
-        ap = np.where(valid, (terms * mask).sum(1) / Gd[:, 0], np.nan)
+        # sequential sum: the result must not depend on the padded width (chunking)
+        total = np.cumsum(np.where(mask, terms, 0.0), axis=1)[:, -1] if K else np.zeros(c)
+        ap = np.where(valid, total / Gd[:, 0], np.nan)
         last = np.take_along_axis(R, np.maximum(G - 1, 0)[:, None], 1)[:, 0] if K else G
         inp = np.where(valid, G / np.maximum(last, 1), np.nan)
         self.ap.append(ap)
@@ -351,7 +354,7 @@ def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, protocol: str 
     """
     D = torch.as_tensor(distmat)
     if D.ndim != 2:
-        raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {tuple(D.shape)}")
+        raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got {tuple(D.shape)}")
     qp = _labels(q_pids, "q_pids", D.shape[0])
     qc = _labels(q_camids, "q_camids", D.shape[0])
     _labels(g_pids, "g_pids", D.shape[1])
