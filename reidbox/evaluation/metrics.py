@@ -145,32 +145,77 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     md = torch.where(mmask, D.gather(1, midx), inf)
     thr = torch.sort(torch.where(good, md, inf), dim=1).values[:, :K].contiguous()
 
-    b = torch.searchsorted(thr, D, right=True)  # (c, n): number of thresholds <= d
-    hist = torch.zeros(c, K + 1, dtype=torch.int64, device=dev)
-    hist.scatter_add_(1, b, torch.ones(1, dtype=torch.int64, device=dev).expand_as(b))
-    all_lt = hist.cumsum(1)[:, :K]  # entries strictly closer than threshold k
-    tied = ((thr.gather(1, (b - 1).clamp_(min=0)) == D) & (b > 0)).sum(1)
-    del b
+    # One pass: thresholds and their float successors, so that a row entry's bucket tells
+    # both "closer than" and "closer or equal" for every threshold (nothing lies between a float
+    # and its successor).
+    cut = torch.sort(torch.cat([thr, torch.nextafter(thr, inf)], 1), dim=1).values
+    if D.dtype == torch.float32:
+        hist = _hist_float32(D, cut, thr.gather(1, torch.from_numpy(np.maximum(G, 1) - 1)
+                                                 .to(dev)[:, None])[:, 0], G)
+    else:
+        b = torch.searchsorted(cut, D, right=True)  # (c, n): number of cut values <= d
+        hist = torch.zeros(c, 2 * K + 1, dtype=torch.int64, device=dev)
+        hist.scatter_add_(1, b, torch.ones(1, dtype=torch.int64, device=dev).expand_as(b))
+        del b
+    cum = hist.cumsum(1)
+    at_lt = torch.searchsorted(cut, thr, right=False)  # cut values < t_k
+    at_le = torch.searchsorted(cut, thr, right=True)  # cut values <= t_k (t_k+ excluded)
+    all_lt, all_le = cum.gather(1, at_lt), cum.gather(1, at_le)
+    pos_lt = torch.searchsorted(thr, thr, right=False)
+    pos_le = torch.searchsorted(thr, thr, right=True)
+    # a row has a tie when something other than a good sits exactly at a good's distance
+    kmask = torch.arange(K, device=dev)[None, :] < torch.from_numpy(G).to(dev)[:, None]
+    tied = (((all_le - all_lt) > (pos_le - pos_lt)) & kmask).any(1)
     match_lt = ((md[:, :, None] < thr[:, None, :]) & mmask[:, :, None]).sum(1)
     neg_lt = all_lt - match_lt
     if junk_minus1 and len(gal.minus1):
         j = torch.from_numpy(gal.minus1).to(dev)
-        bj = torch.searchsorted(thr, D[:, j].contiguous(), right=True)
-        hj = torch.zeros(c, K + 1, dtype=torch.int64, device=dev)
-        hj.scatter_add_(1, bj, torch.ones(1, dtype=torch.int64, device=dev).expand_as(bj))
-        neg_lt = neg_lt - hj.cumsum(1)[:, :K]
-    pos_lt = torch.searchsorted(thr, thr, right=False)
-    pos_le = torch.searchsorted(thr, thr, right=True)
-
+        dj = D[:, j]
+        neg_lt = neg_lt - _count_below(thr, dj.contiguous())
     neg_lt = neg_lt.cpu().numpy()
     neg_le, neg_st = neg_lt.copy(), neg_lt.copy()
     pos_lt, pos_le = pos_lt.cpu().numpy(), pos_le.cpu().numpy()
-    tie_rows = np.flatnonzero(tied.cpu().numpy() > G)
+    tie_rows = np.flatnonzero(tied.cpu().numpy())
     if len(tie_rows):
         Dn = D[torch.from_numpy(tie_rows).to(dev)].cpu().numpy()
         for r, i in enumerate(tie_rows):
             _exact_row(Dn[r], qp[i], qc[i], gal, junk_minus1, K, i, neg_lt, neg_le, neg_st)
     return _Stats(G, neg_lt, neg_le, neg_st, pos_lt, pos_le)
+
+
+def _f32_key(x: torch.Tensor) -> torch.Tensor:
+    """Order-preserving int64 key of float32 values (equal floats, +0/-0 included, share a key)."""
+    b = x.contiguous().view(torch.int32).to(torch.int64)
+    return torch.where(b >= 0, b, -(2**31) - b) + 2**31
+
+
+def _hist_float32(D: torch.Tensor, cut: torch.Tensor, t_max: torch.Tensor,
+                  G: np.ndarray) -> torch.Tensor:
+    """(c, 2K+1) histogram of each row over its sorted ``cut`` values, counting only entries
+    that can precede a good (d <= the row's largest good distance); the rest only fill the last
+    buckets, which no count reads. Typically a few percent of a row, so this is mostly one
+    compare pass. Rows are made disjoint by packing (row, float key) into one int64, which lets
+    one 1-D search serve all rows."""
+    c, w = cut.shape
+    dev = D.device
+    has = torch.from_numpy(G > 0).to(dev)
+    lim = torch.where(has, t_max, torch.tensor(float("-inf"), device=dev))
+    rows, cols = torch.nonzero(D <= lim[:, None], as_tuple=True)
+    vals = D[rows, cols]
+    base = torch.arange(c, device=dev, dtype=torch.int64)[:, None] << 32
+    cut_keys = (base + _f32_key(cut)).reshape(-1)
+    keys = (rows << 32) + _f32_key(vals)
+    local = torch.searchsorted(cut_keys, keys, right=True) - rows * w
+    hist = torch.bincount(rows * (w + 1) + local, minlength=c * (w + 1))
+    return hist.reshape(c, w + 1)
+
+
+def _count_below(thr: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """(c, K) number of entries of each row of ``d`` strictly below each sorted threshold."""
+    b = torch.searchsorted(thr, d, right=True)
+    h = torch.zeros(thr.shape[0], thr.shape[1] + 1, dtype=torch.int64, device=thr.device)
+    h.scatter_add_(1, b, torch.ones(1, dtype=torch.int64, device=thr.device).expand_as(b))
+    return h.cumsum(1)[:, :thr.shape[1]]
 
 
 def _exact_row(d: np.ndarray, qp: int, qc: int, gal: _Gallery, junk_minus1: bool, K: int, i: int,
@@ -261,8 +306,11 @@ class Accumulator:
         self.ap: list[np.ndarray] = []
         self.inp: list[np.ndarray] = []
 
-    def add(self, D, q_pids, q_camids) -> None:
-        """Add a (c, n) block of distances (numpy or torch, any device) for c queries."""
+    def add(self, D, q_pids, q_camids, check_finite: bool = True) -> None:
+        """Add a (c, n) block of distances (numpy or torch, any device) for c queries.
+
+        check_finite=False skips the NaN/inf scan (callers that built D from checked features).
+        """
         D = torch.as_tensor(D)
         if D.ndim != 2 or D.shape[1] != self.gal.n:
             raise ValueError(f"distance block must be (num_query, {self.gal.n}), got "
@@ -271,7 +319,7 @@ class Accumulator:
             D = D.double()
         qp = _labels(q_pids, "q_pids", D.shape[0])
         qc = _labels(q_camids, "q_camids", D.shape[0])
-        if not bool(torch.isfinite(D).all()):
+        if check_finite and not bool(torch.isfinite(D).all()):
             raise ValueError("distance matrix contains NaN or inf; check the features")
         s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1)
         self._add_stats(s)

@@ -56,5 +56,5 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
             index = TorchIndex(metric, dev).add(g_feats)
         blocks = index.blocks(q_feats, chunk)
     for sl, block in blocks:
-        acc.add(block, qp[sl], qc[sl])
+        acc.add(block, qp[sl], qc[sl], check_finite=rerank is not None)
     return acc.result()

@@ -46,10 +46,9 @@ def distance_block(q: torch.Tensor, q_sq: torch.Tensor | None, g: torch.Tensor,
     euclidean: sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0)); sqeuclidean: without the sqrt;
     cosine: 1 - q.g for unit-norm rows. One GEMM plus in-place element-wise work.
     """
-    d = q @ g.T
     if metric == "cosine":
-        return d.neg_().add_(1.0)
-    d.mul_(-2.0).add_(q_sq[:, None]).add_(g_sq[None, :]).clamp_(min=0.0)
+        return torch.addmm(torch.ones(1, 1, dtype=q.dtype, device=q.device), q, g.T, alpha=-1.0)
+    d = torch.addmm(q_sq[:, None] + g_sq[None, :], q, g.T, alpha=-2.0).clamp_(min=0.0)
     return d.sqrt_() if metric == "euclidean" else d
 
 

@@ -148,7 +148,7 @@ class FaissIndex(Index):
             raw = self.faiss.pairwise_distance_gpu(self.faiss.StandardGpuResources(), q, self.g,
                                                    metric=mt)
         else:
-            raw = self.faiss.pairwise_distances(q, self.g, mt=mt)
+            raw = self.faiss.pairwise_distances(q, self.g, metric=mt)
         return self._to_dist(np.ascontiguousarray(raw, dtype=np.float32))
 
     def search(self, q_feats, k: int) -> tuple[torch.Tensor, torch.Tensor]:

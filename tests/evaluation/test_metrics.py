@@ -150,3 +150,22 @@ def test_bad_inputs():
         evaluate_distmat(np.array([[np.nan, 1.0]]), [0], [0, 1], [0], [1, 1])
     with pytest.raises(ValueError, match="no query has a valid match"):
         evaluate_distmat(np.zeros((1, 2)), [0], [0, 1], [1], [1, 1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_float32_fast_path_equals_float64_path(seed):
+    # float32 blocks take the packed-key path, float64 the plain search; same values, same result
+    rng = np.random.default_rng(seed)
+    m, n = 30, 250
+    D = (rng.integers(-6, 10, size=(m, n)) * 0.25).astype(np.float32)  # ties, negatives, -0.0
+    D[0, :5] = -0.0
+    gp, gc = rng.integers(-1, 25, n), rng.integers(0, 3, n)
+    qp, qc = rng.integers(0, 25, m), rng.integers(0, 3, m)
+    for proto in ("market1501", "market1501_official", "openreid_allshots"):
+        for ap_mode in ("step", "sklearn_pre019"):
+            a = evaluate_distmat(D, qp, gp, qc, gc, protocol=proto, ap_mode=ap_mode)
+            b = evaluate_distmat(D.astype(np.float64), qp, gp, qc, gc, protocol=proto,
+                                 ap_mode=ap_mode)
+            np.testing.assert_array_equal(a.cmc, b.cmc)
+            np.testing.assert_array_equal(a.ap, b.ap)
+            np.testing.assert_array_equal(a.inp, b.inp)
