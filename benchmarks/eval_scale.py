@@ -63,7 +63,9 @@ def dense_eval(qf, gf, qp, gp, qc, gc, max_rank=50):
     the Market rule and step AP (torchreid's eval_market1501 procedure, written here)."""
     q2, g2 = qf.pow(2).sum(1, keepdim=True), gf.pow(2).sum(1, keepdim=True)
     distmat = torch.addmm(q2 + g2.T, qf, gf.T, beta=1, alpha=-2).numpy()
-    order = np.argsort(distmat, axis=1)
+    # stable like Matlab and reidbox: float32 squared distances of this size do tie, and the
+    # default (unstable) numpy sort would give slightly different numbers
+    order = np.argsort(distmat, axis=1, kind="stable")
     matches = (gp[order] == qp[:, None]).astype(np.int32)
     cmcs, aps = [], []
     for i in range(len(qp)):

@@ -167,21 +167,37 @@ class _FeatureSpace:
         return out
 
 
+def _merge(bv: torch.Tensor, bi: torch.Tensor, v: torch.Tensor, i: torch.Tensor, k: int
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the k smallest of two candidate lists per row."""
+    v, i = torch.cat([bv, v], 1), torch.cat([bi, i], 1)
+    top, at = torch.topk(v, min(k, v.shape[1]), dim=1, largest=False, sorted=True)
+    return top, i.gather(1, at)
+
+
 def _knn(space: _FeatureSpace, k: int, chunk: int) -> np.ndarray:
-    """(N, k) nearest neighbours (self first) and row maxima, one pass of (chunk, N) blocks."""
+    """(N, k) nearest neighbours (self first) and row maxima of the N x N distances.
+
+    Symmetric: block (I, J) with J >= I serves rows I directly and rows J through its
+    transpose, so only half of the N x N products are computed; one block in memory."""
     N = len(space.x)
-    nb = np.empty((N, k), np.int64)
-    rowmax = torch.empty(N)
+    best_v = torch.full((N, k), float("inf"))
+    best_i = torch.zeros((N, k), dtype=torch.int64)
+    rowmax = torch.full((N,), float("-inf"))
     for s in range(0, N, chunk):
-        d = space.block(slice(s, min(s + chunk, N)))
-        rowmax[s:s + len(d)] = d.max(1).values
-        vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
-        o = torch.sort(idx, dim=1, stable=True).indices
-        vals, idx = vals.gather(1, o), idx.gather(1, o)
-        idx = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
-        nb[s:s + len(d)] = idx.numpy()
+        e = min(s + chunk, N)
+        d = space.block(slice(s, e), slice(s, N))  # (c, N - s)
+        rowmax[s:e] = torch.maximum(rowmax[s:e], d.max(1).values)
+        rowmax[s:] = torch.maximum(rowmax[s:], d.max(0).values)
+        v, i = torch.topk(d, min(k, N - s), dim=1, largest=False, sorted=True)
+        best_v[s:e], best_i[s:e] = _merge(best_v[s:e], best_i[s:e], v, i + s, k)
+        if e < N:
+            v, i = torch.topk(d[:, e - s:].T, min(k, e - s), dim=1, largest=False, sorted=True)
+            best_v[e:], best_i[e:] = _merge(best_v[e:], best_i[e:], v, i + s, k)
     space.rowmax = rowmax
-    return nb
+    o = torch.sort(best_i, dim=1, stable=True).indices
+    vals, idx = best_v.gather(1, o), best_i.gather(1, o)
+    return idx.gather(1, torch.sort(vals, dim=1, stable=True).indices).numpy()
 
 
 def rerank_feature_blocks(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
