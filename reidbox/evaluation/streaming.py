@@ -58,3 +58,15 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     for sl, block in blocks:
         acc.add(block, qp[sl], qc[sl], check_finite=rerank is not None)
     return acc.result()
+
+
+def evaluate_kwargs(cfg) -> dict:
+    """Keyword arguments for :func:`evaluate` from a config's TEST node (protocol, metric,
+    backend, chunking, seed, AP override, re-ranking), so callers need not map keys by hand."""
+    t = cfg.TEST
+    kw = dict(protocol=t.PROTOCOL, metric=t.METRIC, backend=t.BACKEND,
+              chunk_size=t.CHUNK_SIZE or None, max_rank=t.MAX_RANK, seed=t.SEED,
+              ap_mode=t.AP_MODE or None)
+    if t.RERANK.ENABLED:
+        kw["rerank"] = dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
+    return kw

@@ -65,3 +65,19 @@ def test_streaming_errors():
         evaluate(qf, gf, qp[:3], gp, qc, gc)
     with pytest.raises(ValueError, match="query dim"):
         evaluate(qf[:, :4], gf, qp, gp, qc, gc)
+
+
+def test_evaluate_kwargs_from_config():
+    from reidbox.config.defaults import get_cfg_defaults
+    from reidbox.evaluation import evaluate_kwargs
+
+    cfg = get_cfg_defaults()
+    kw = evaluate_kwargs(cfg)
+    assert kw["protocol"] == "market1501" and "rerank" not in kw and kw["chunk_size"] is None
+    cfg.TEST.RERANK.ENABLED = True
+    cfg.TEST.AP_MODE = "trapezoid"
+    kw = evaluate_kwargs(cfg)
+    assert kw["rerank"] == dict(k1=20, k2=6, lambda_value=0.3) and kw["ap_mode"] == "trapezoid"
+    qf, gf, qp, gp, qc, gc = _problem(3, m=20, n=100)
+    r = evaluate(qf, gf, qp, gp, qc, gc, **kw)
+    assert r.ap_mode == "trapezoid"
