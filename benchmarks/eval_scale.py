@@ -58,14 +58,16 @@ def make_problem(size: str, dim: int = DIM, seed: int = 0, scale: float = 1.0):
     return qf, gf, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy()
 
 
-def dense_eval(qf, gf, qp, gp, qc, gc, max_rank=50):
+def dense_eval(qf, gf, qp, gp, qc, gc, max_rank=50, kind="stable"):
     """The dense path: full squared-Euclidean matrix, full argsort, per-query Python loop with
-    the Market rule and step AP (torchreid's eval_market1501 procedure, written here)."""
+    the Market rule and step AP (torchreid's eval_market1501 procedure, written here).
+    kind="stable" gives reidbox's tie order (identical numbers); torchreid uses numpy's default
+    (kind=None), faster but tie order unspecified."""
     q2, g2 = qf.pow(2).sum(1, keepdim=True), gf.pow(2).sum(1, keepdim=True)
     distmat = torch.addmm(q2 + g2.T, qf, gf.T, beta=1, alpha=-2).numpy()
     # stable like Matlab and reidbox: float32 squared distances of this size do tie, and the
     # default (unstable) numpy sort would give slightly different numbers
-    order = np.argsort(distmat, axis=1, kind="stable")
+    order = np.argsort(distmat, axis=1, kind=kind)
     matches = (gp[order] == qp[:, None]).astype(np.int32)
     cmcs, aps = [], []
     for i in range(len(qp)):
@@ -140,8 +142,8 @@ def run_task(task: str, size: str, scale: float, threads: int) -> dict:
     elif task == "evaluate_faiss":
         r = evaluate(qf, gf, qp, gp, qc, gc, metric="sqeuclidean", backend="faiss")
         out.update(mAP=r.mAP, cmc=r.cmc.tolist())
-    elif task == "dense":
-        cmc, mAP = dense_eval(qf, gf, qp, gp, qc, gc)
+    elif task in ("dense", "dense_default"):
+        cmc, mAP = dense_eval(qf, gf, qp, gp, qc, gc, kind="stable" if task == "dense" else None)
         out.update(mAP=mAP, cmc=cmc.tolist())
     elif task == "rerank":
         r = evaluate(qf, gf, qp, gp, qc, gc, rerank=dict(k1=20, k2=6, lambda_value=0.3))
@@ -213,11 +215,18 @@ def main() -> None:
                      f"|dmAP| = {abs(ev['mAP'] - fa['mAP']):.1e}")
         if size != "msmt" or a.dense_msmt:
             de = spawn("dense", size, threads=a.threads)
-            rows.append((size, "dense: full matrix + argsort + loop", de,
+            rows.append((size, "dense: full matrix + stable argsort + loop", de,
                          f"evaluate is {de['seconds'] / ev['seconds']:.1f}x faster"))
             cmc_diff = np.abs(np.asarray(de["cmc"]) - np.asarray(ev["cmc"])).max()
-            notes.append(f"{size}: evaluate vs dense: max |dCMC| = {cmc_diff:.1e}, "
+            notes.append(f"{size}: evaluate vs dense (stable sort): max |dCMC| = {cmc_diff:.1e}, "
                          f"|dmAP| = {abs(de['mAP'] - ev['mAP']):.1e}")
+            dd = spawn("dense_default", size, threads=a.threads)
+            rows.append((size, "dense, numpy default (unstable) argsort as torchreid", dd,
+                         f"evaluate is {dd['seconds'] / ev['seconds']:.1f}x faster"))
+            notes.append(f"{size}: dense with numpy's default sort differs from the stable "
+                         f"order on float32 ties: |dmAP| = {abs(dd['mAP'] - ev['mAP']):.1e}, "
+                         f"max |dCMC| = "
+                         f"{np.abs(np.asarray(dd['cmc']) - np.asarray(ev['cmc'])).max():.1e}")
         else:
             notes.append(f"{size}: dense path not run (would need about "
                          f"{dense_memory_gb(m, n):.1f} GB: float32 distances + int64 argsort + "

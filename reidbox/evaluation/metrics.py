@@ -319,6 +319,9 @@ class Accumulator:
             D = D.double()
         qp = _labels(q_pids, "q_pids", D.shape[0])
         qc = _labels(q_camids, "q_camids", D.shape[0])
+        if self.proto.junk_minus1 and (qp == -1).any():
+            raise ValueError(f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
+                             "must not have pid -1; drop those queries")
         if check_finite and not bool(torch.isfinite(D).all()):
             raise ValueError("distance matrix contains NaN or inf; check the features")
         s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1)

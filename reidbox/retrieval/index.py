@@ -110,6 +110,7 @@ class FaissIndex(Index):
             raise RuntimeError("use_gpu=True but this FAISS build sees no GPU")
         self.index = None
         self.g: np.ndarray | None = None
+        self._res = faiss.StandardGpuResources() if self.use_gpu else None
 
     @property
     def ntotal(self) -> int:
@@ -145,8 +146,7 @@ class FaissIndex(Index):
         q = self._prep(q_feats, "q_feats")
         mt = self.faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else self.faiss.METRIC_L2
         if self.use_gpu:
-            raw = self.faiss.pairwise_distance_gpu(self.faiss.StandardGpuResources(), q, self.g,
-                                                   metric=mt)
+            raw = self.faiss.pairwise_distance_gpu(self._res, q, self.g, metric=mt)
         else:
             raw = self.faiss.pairwise_distances(q, self.g, metric=mt)
         return self._to_dist(np.ascontiguousarray(raw, dtype=np.float32))

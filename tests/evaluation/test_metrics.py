@@ -169,3 +169,9 @@ def test_float32_fast_path_equals_float64_path(seed):
             np.testing.assert_array_equal(a.cmc, b.cmc)
             np.testing.assert_array_equal(a.ap, b.ap)
             np.testing.assert_array_equal(a.inp, b.inp)
+
+
+def test_minus_one_query_rejected_by_official_protocol():
+    with pytest.raises(ValueError, match="pid -1"):
+        evaluate_distmat(np.zeros((1, 2)), [-1], [-1, 1], [0], [1, 1],
+                         protocol="market1501_official")
