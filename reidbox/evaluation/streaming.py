@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..retrieval.index import BACKENDS, FaissIndex, TorchIndex
+from ..retrieval.index import BACKENDS, FaissIndex, TorchIndex, faiss_available
 from ..retrieval.rerank import rerank_feature_blocks
 from .metrics import Accumulator, EvalResult, _labels
 
@@ -26,8 +26,10 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
 
     Gives the numbers :func:`evaluate_distmat` gives on the full distance matrix of the same
     metric. backend: "torch" (exact GEMM blocks on ``device``, default CPU or the features'
-    device), "faiss" (FAISS pairwise distances, GPU when available); "auto" = torch, since the
-    metrics need every distance of a query row and a BLAS GEMM is what both do. rerank: None or
+    device), "faiss" (FAISS pairwise distances, GPU when available); "auto" = FAISS when it is
+    installed and the features are on the CPU (measured as fast or faster, see
+    docs/benchmarks.md), else torch. Both compute every distance of a query row, in float32, so
+    their numbers can differ in the last float bits of near-tied distances. rerank: None or
     dict(k1=20, k2=6, lambda_value=0.3) for k-reciprocal re-ranking (sparse feature path).
     """
     if backend not in BACKENDS:
@@ -47,7 +49,9 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
         blocks = rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
                                        **rerank)
     else:
-        if backend == "faiss":
+        on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
+        if backend == "faiss" or (backend == "auto" and device is None and not on_gpu
+                                  and faiss_available()):
             index = FaissIndex(metric).add(g_feats)
         else:
             dev = device

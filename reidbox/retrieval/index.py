@@ -118,6 +118,8 @@ class FaissIndex(Index):
 
     def _prep(self, x, name: str) -> np.ndarray:
         t, _ = prepare(as_features(x, name, "cpu"), self.metric)
+        if self.g is not None and name == "q_feats" and t.shape[1] != self.g.shape[1]:
+            raise ValueError(f"query dim {t.shape[1]} != gallery dim {self.g.shape[1]}")
         return np.ascontiguousarray(t.numpy())
 
     def add(self, g_feats) -> FaissIndex:
