@@ -268,9 +268,45 @@ def main() -> None:
             notes.append(f"dense re-ranking at full Market size extrapolated from the runs at "
                          f"{s0} and {s1} of Market size: time with the fitted exponent "
                          f"{p_t:.2f}, memory as N^2 (N x N float32 matrices dominate)")
+    notes += targets(rows)
     table = render(rows, notes, a.threads)
     print(table)
     write_section(Path(a.out), table)
+
+
+def targets(rows) -> list[str]:
+    """The issue's targets, each marked met / NOT met from the measured rows."""
+    got = {(size, name): r for size, name, r, _ in rows}
+    auto, stable = "evaluate, backend auto (= FAISS blocks on CPU)", \
+        "dense: full matrix + stable argsort + loop"
+    default = "dense, numpy default (unstable) argsort as torchreid"
+    out = []
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    fl, au = got.get(("market", "floor: q @ g.T (full product)")), got.get(("market", auto))
+    if fl and au:
+        ratio = au["seconds"] / fl["seconds"]
+        out.append(f"target Market within 1.5x of the floor: {ratio:.2f}x, {mark(ratio <= 1.5)}")
+        for label, key in (("stable", stable), ("numpy default", default)):
+            if ("market", key) in got:
+                sp = got[("market", key)]["seconds"] / au["seconds"]
+                out.append(f"target Market >= 3x faster than the dense path ({label} sort): "
+                           f"{sp:.1f}x, {mark(sp >= 3)}")
+    ms = [r for (size, name), r in got.items() if size == "msmt" and name.startswith("evaluate")]
+    if ms:
+        peak = min(r["peak_mb"] for r in ms) / 1024
+        out.append(f"target MSMT17 peak memory < 2.5 GB: {peak:.2f} GB (best backend), "
+                   f"{mark(peak < 2.5)}")
+    rr = got.get(("market", "re-rank, sparse feature path + evaluate"))
+    rd = got.get(("market", "re-rank, dense reference (extrapolated)"))
+    if rr and rd:
+        sp = rd["seconds"] / rr["seconds"]
+        out.append(f"target re-ranking >= 10x faster than the dense reference: {sp:.1f}x "
+                   f"(dense extrapolated), {mark(sp >= 10)}; under 4 GB: "
+                   f"{rr['peak_mb'] / 1024:.2f} GB, {mark(rr['peak_mb'] < 4096)}")
+    return out
 
 
 def render(rows, notes, threads) -> str:

@@ -114,7 +114,7 @@ class FaissIndex(Index):
 
     @property
     def ntotal(self) -> int:
-        return 0 if self.index is None else int(self.index.ntotal)
+        return 0 if self.g is None else len(self.g)
 
     def _prep(self, x, name: str) -> np.ndarray:
         t, _ = prepare(as_features(x, name, "cpu"), self.metric)
@@ -123,17 +123,24 @@ class FaissIndex(Index):
         return np.ascontiguousarray(t.numpy())
 
     def add(self, g_feats) -> FaissIndex:
-        faiss = self.faiss
         self.g = self._prep(g_feats, "g_feats")
-        d = self.g.shape[1]
-        index = faiss.IndexFlatIP(d) if self.metric == "cosine" else faiss.IndexFlatL2(d)
-        if self.use_gpu:
-            co = faiss.GpuMultipleClonerOptions()
-            co.shard = True
-            index = faiss.index_cpu_to_all_gpus(index, co=co)
-        index.add(self.g)
-        self.index = index
+        self.index = None  # built on the first search: distance blocks need only the vectors
         return self
+
+    def _built(self):
+        if self.g is None:
+            raise RuntimeError("index is empty; call add(g_feats) first")
+        if self.index is None:
+            faiss = self.faiss
+            d = self.g.shape[1]
+            index = faiss.IndexFlatIP(d) if self.metric == "cosine" else faiss.IndexFlatL2(d)
+            if self.use_gpu:
+                co = faiss.GpuMultipleClonerOptions()
+                co.shard = True
+                index = faiss.index_cpu_to_all_gpus(index, co=co)
+            index.add(self.g)
+            self.index = index
+        return self.index
 
     def _to_dist(self, raw: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(raw)
@@ -143,7 +150,7 @@ class FaissIndex(Index):
         return t.sqrt_() if self.metric == "euclidean" else t
 
     def distances(self, q_feats) -> torch.Tensor:
-        if self.index is None:
+        if self.g is None:
             raise RuntimeError("index is empty; call add(g_feats) first")
         q = self._prep(q_feats, "q_feats")
         mt = self.faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else self.faiss.METRIC_L2
@@ -154,10 +161,9 @@ class FaissIndex(Index):
         return self._to_dist(np.ascontiguousarray(raw, dtype=np.float32))
 
     def search(self, q_feats, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.index is None:
-            raise RuntimeError("index is empty; call add(g_feats) first")
+        index = self._built()
         k = min(int(k), self.ntotal)
-        raw, idx = self.index.search(self._prep(q_feats, "q_feats"), k)
+        raw, idx = index.search(self._prep(q_feats, "q_feats"), k)
         return _tie_sorted(self._to_dist(raw), torch.from_numpy(idx).long())
 
 
