@@ -10,6 +10,7 @@ import argparse
 import ast
 import logging
 
+from reidbox.utils.cli import run_main
 from reidbox.data import build_dataset
 from reidbox.data.stats import format_stats
 from reidbox.registry import DATASETS
@@ -41,4 +42,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from reidbox.utils.cli import run_main
 from reidbox.data.datasets.cuhk03 import prepare_market_style
 
 
@@ -30,4 +31,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -202,6 +202,27 @@ _C.TEST.METRIC = "euclidean"
 _C.TEST.PROTOCOL = "market1501"
 # Ranks reported in the CMC curve.
 _C.TEST.MAX_RANK = 50
+# --- retrieval / evaluation engine (reidbox.evaluation, reidbox.retrieval) ---
+# AP formula override ("" = the protocol's own; "step", "trapezoid", "sklearn", "sklearn_pre019"),
+# e.g. "sklearn_pre019" to match Open-ReID numbers published with scikit-learn <= 0.18.
+_C.TEST.AP_MODE = ""
+# Seed of the single-gallery-shot draws (cuhk03_classic, openreid_cuhk03), so results repeat.
+_C.TEST.SEED = 0
+# Distance blocks: "torch" (exact GEMM, CPU/GPU), "faiss" (FAISS pairwise, GPU if built), "auto".
+_C.TEST.BACKEND = "auto"
+# Query rows per distance block (0 = about 16M distances per block); bounds evaluation memory.
+_C.TEST.CHUNK_SIZE = 0
+# Ranked gallery entries saved per query (0 disables the ranked-list file).
+_C.TEST.TOPK_SAVE = 10
+_C.TEST.RERANK = CN()
+# k-reciprocal re-ranking (Zhong et al. 2017) of the query-gallery distances.
+_C.TEST.RERANK.ENABLED = False
+# k1: size of the k-reciprocal neighbourhood; reference default 20.
+_C.TEST.RERANK.K1 = 20
+# k2: neighbours averaged in local query expansion; reference default 6.
+_C.TEST.RERANK.K2 = 6
+# lambda: weight of the original distance against the Jaccard distance; reference default 0.3.
+_C.TEST.RERANK.LAMBDA = 0.3
 
 
 def get_cfg_defaults() -> CN:

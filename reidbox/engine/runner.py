@@ -11,7 +11,8 @@ from torch import nn
 
 from ..config import save_config
 from ..data import build_test_loader, build_test_sets, build_train_loader, build_train_set
-from ..evaluation.evaluator import Metrics, evaluate_model, format_table
+from ..evaluation import evaluate_kwargs
+from ..evaluation.evaluator import Metrics, evaluate_model, format_table, save_rank_lists
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
@@ -58,15 +59,26 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
     return info
 
 
-def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True
-                          ) -> Dict[str, Metrics]:
-    """Every ``DATASETS.TEST`` set, with the configured protocol, metric and flip option."""
+def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True,
+                          save_ranks: bool = False) -> Dict[str, Metrics]:
+    """Every ``DATASETS.TEST`` set with the configured protocol, metric, flip and re-ranking.
+
+    ``save_ranks`` writes ``OUTPUT_DIR/ranklist_<set>.csv`` with each query's top
+    ``TEST.TOPK_SAVE`` gallery images.
+    """
+    kwargs = evaluate_kwargs(cfg)
     results = {}
     for ts in build_test_sets(cfg):
+        feats: Dict[str, torch.Tensor] = {}
         results[ts.name] = evaluate_model(
             model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items), device,
-            flip=cfg.TEST.FLIP_AUG, normalize=cfg.TEST.NORM_FEAT, protocol=cfg.TEST.PROTOCOL,
-            metric=cfg.TEST.METRIC, max_rank=cfg.TEST.MAX_RANK, progress=progress, name=ts.name)
+            flip=cfg.TEST.FLIP_AUG, normalize=cfg.TEST.NORM_FEAT, progress=progress,
+            name=ts.name, features_out=feats, **kwargs)
+        if save_ranks and cfg.TEST.TOPK_SAVE > 0 and feats:
+            path = save_rank_lists(os.path.join(cfg.OUTPUT_DIR, f"ranklist_{ts.name}.csv"),
+                                   ts.query, ts.gallery, feats["query"], feats["gallery"],
+                                   cfg.TEST.TOPK_SAVE, cfg.TEST.METRIC)
+            logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
     return results
 
 
@@ -87,6 +99,12 @@ def metrics_record(results: Dict[str, Metrics], model: nn.Module, **extra) -> Di
 
 
 def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -> Dict[str, Any]:
+    t = cfg.TEST
+    extra["evaluation"] = dict(
+        protocol=t.PROTOCOL, metric=t.METRIC, flip=t.FLIP_AUG, normalize=t.NORM_FEAT,
+        ap_mode=t.AP_MODE or None,
+        rerank=dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
+        if t.RERANK.ENABLED else None)
     record = metrics_record(results, model, **extra)
     write_json(record, os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
     logger.info("results (%s):\n%s", record["protocol"],
@@ -239,5 +257,5 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True) -> Dict[str,
     if not weights:
         logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
     model = build_test_model(cfg, weights, device)
-    results = evaluate_on_test_sets(cfg, model, device, progress)
+    results = evaluate_on_test_sets(cfg, model, device, progress, save_ranks=True)
     return write_results(cfg, results, model, weights=weights or None)

@@ -79,14 +79,13 @@ def evaluate_features(q_feats: torch.Tensor, g_feats: torch.Tensor, q_pids: Sequ
                    num_valid=int(r.num_valid), protocol=protocol, cmc=cmc.tolist())
 
 
-def evaluate_model(model: nn.Module, query, gallery, make_loader, device: torch.device,
-                   flip: bool = False, normalize: bool = True, protocol: str = "market1501",
-                   metric: str = "euclidean", max_rank: int = 50, progress: bool = True,
-                   name: Optional[str] = None, **kwargs) -> Metrics:
-    """Extract query and gallery features with ``make_loader(items)`` and evaluate them.
+def extract_query_gallery(model: nn.Module, query, gallery, make_loader, device: torch.device,
+                          flip: bool = False, normalize: bool = True, progress: bool = True,
+                          name: Optional[str] = None):
+    """Query and gallery features ``(Q, D), (G, D)`` via ``make_loader(items)``.
 
-    Under DDP every rank extracts a contiguous shard; rank 0 gathers and scores, and the
-    result is broadcast so every rank returns the same :class:`Metrics`.
+    Under DDP every rank extracts a contiguous shard and rank 0 gathers them; the other ranks
+    get ``(None, None)``.
     """
     from ..utils import distributed as du
 
@@ -100,13 +99,55 @@ def evaluate_model(model: nn.Module, query, gallery, make_loader, device: torch.
     if world > 1:
         parts = du.all_gather_object(feats)
         if rank != 0:
-            return du.broadcast_object(None)
+            return None, None
         feats = torch.cat([p for p in parts if p.numel()])
-    nq = len(query)
-    result = evaluate_features(feats[:nq], feats[nq:], [s.pid for s in query],
-                             [s.pid for s in gallery], [s.camid for s in query],
-                             [s.camid for s in gallery], protocol, metric, max_rank, **kwargs)
-    return du.broadcast_object(result) if world > 1 else result
+    return feats[:len(query)], feats[len(query):]
+
+
+def evaluate_model(model: nn.Module, query, gallery, make_loader, device: torch.device,
+                   flip: bool = False, normalize: bool = True, protocol: str = "market1501",
+                   metric: str = "euclidean", max_rank: int = 50, progress: bool = True,
+                   name: Optional[str] = None, features_out: Optional[dict] = None,
+                   **kwargs) -> Metrics:
+    """Extract query and gallery features and evaluate them with ``protocol``.
+
+    Under DDP rank 0 scores and the result is broadcast, so every rank returns the same
+    :class:`Metrics`. ``features_out`` (a dict) receives ``query`` / ``gallery`` features on
+    rank 0 for callers that also want rank lists.
+    """
+    from ..utils import distributed as du
+
+    qf, gf = extract_query_gallery(model, query, gallery, make_loader, device, flip, normalize,
+                                   progress, name)
+    if qf is None:
+        return du.broadcast_object(None)
+    if features_out is not None:
+        features_out.update(query=qf, gallery=gf)
+    result = evaluate_features(qf, gf, [s.pid for s in query], [s.pid for s in gallery],
+                               [s.camid for s in query], [s.camid for s in gallery], protocol,
+                               metric, max_rank, **kwargs)
+    return du.broadcast_object(result) if du.get_world_size() > 1 else result
+
+
+def save_rank_lists(path: str, query, gallery, q_feats: torch.Tensor, g_feats: torch.Tensor,
+                    topk: int, metric: str = "euclidean") -> str:
+    """Per query, its top-``topk`` gallery images as CSV rows (rank 1 first)."""
+    import csv
+
+    from ..retrieval import rank_lists
+
+    idx, dist = rank_lists(q_feats, g_feats, topk, metric)
+    idx, dist = np.asarray(idx), np.asarray(dist)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["query", "query_pid", "query_camid", "rank", "gallery", "gallery_pid",
+                    "gallery_camid", "distance", "same_identity"])
+        for qi, q in enumerate(query):
+            for r, (gi, d) in enumerate(zip(idx[qi], dist[qi]), start=1):
+                g = gallery[int(gi)]
+                w.writerow([q.path, q.pid, q.camid, r, g.path, g.pid, g.camid, f"{d:.6f}",
+                            int(g.pid == q.pid)])
+    return path
 
 
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:

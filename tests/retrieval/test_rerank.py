@@ -1,0 +1,60 @@
+"""k-reciprocal re-ranking: the reference function's outputs on the golden cases, and the sparse
+feature path equal to the dense one."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reidbox.evaluation import evaluate_distmat
+from reidbox.retrieval import pairwise_distance, rerank, rerank_features
+
+GOLDEN = Path(__file__).parents[1] / "data" / "golden"
+MANIFEST = {Path(c["file"]).name: c for c in json.loads((GOLDEN / "manifest.json").read_text())
+            ["cases"]}
+CASES = sorted(k for k, v in MANIFEST.items() if v["kind"] == "rerank")
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("tag", ["a", "b", "c"])
+def test_golden_rerank(name, tag):
+    z = np.load(GOLDEN / name)
+    tol = MANIFEST[name]["tolerance"]
+    k1, k2, lam = z[f"rerank_{tag}_params"]
+    params = dict(k1=int(k1), k2=int(k2), lambda_value=float(lam))
+    ref = z[f"rerank_{tag}"]
+    out = rerank(z["q_g_dist"], z["q_q_dist"], z["g_g_dist"], **params)
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol[f"rerank_{tag}"]["atol"])
+    feat = rerank_features(z["qf"], z["gf"], **params)
+    np.testing.assert_allclose(feat, ref, rtol=0, atol=tol[f"rerank_{tag}"]["atol"])
+    r = evaluate_distmat(out.astype(np.float64), z["q_pids"], z["g_pids"], z["q_camids"],
+                         z["g_camids"], max_rank=int(z["torchreid_max_rank"]))
+    np.testing.assert_allclose(r.mAP, z[f"torchreid_market_mAP_rerank_{tag}"], atol=1e-9)
+    np.testing.assert_allclose(r.cmc, z[f"torchreid_market_cmc_rerank_{tag}"], atol=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_feature_path_equals_dense_path(metric):
+    rng = np.random.default_rng(3)
+    cent = rng.normal(size=(20, 24))
+    gid, qid = rng.integers(0, 20, 160), rng.integers(0, 20, 25)
+    gf = cent[gid] + 0.8 * rng.normal(size=(160, 24))
+    qf = cent[qid] + 0.8 * rng.normal(size=(25, 24))
+    dense = rerank(pairwise_distance(qf, gf, metric), pairwise_distance(qf, qf, metric),
+                   pairwise_distance(gf, gf, metric), k1=15, k2=4, lambda_value=0.2)
+    feat = rerank_features(qf, gf, k1=15, k2=4, lambda_value=0.2, metric=metric, chunk_size=17)
+    np.testing.assert_allclose(feat, dense, atol=1e-5)
+
+
+def test_rerank_errors():
+    qg, qq, gg = np.ones((2, 5)), np.zeros((2, 2)), np.zeros((5, 5))
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        rerank(qg, qq, np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="k2"):
+        rerank(qg, qq, gg, k1=3, k2=9)
+    with pytest.raises(ValueError, match="exceeds"):
+        rerank(qg, qq, gg, k1=20)
+    with pytest.raises(ValueError, match="lambda_value"):
+        rerank(qg, qq, gg, k1=3, k2=2, lambda_value=1.5)
