@@ -55,6 +55,7 @@ def _architecture_key(cfg) -> str:
     model.defrost()
     for k in ("STATE_MODE", "STATE_SHAPE", "STATE_INIT"):
         model.PTL[k] = ""
+    model.BACKBONE.DROP_RATE = 0.0  # a dropout probability changes no module either
     return model.dump()
 
 
