@@ -31,7 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0, help="directions and subset seed")
     p.add_argument("--device", default="cpu", help='"cpu", "cuda", "auto", ...')
-    p.add_argument("--vmax", type=float, default=None, help="clip the plotted loss at this value")
+    p.add_argument("--vmax", type=float, default=10.0,
+                   help="top of the plotted loss range (Li et al.: 10); 0 draws everything")
     p.add_argument("--replot", action="store_true", help="redraw from the saved .npz files")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     labels = args.labels or [os.path.basename(os.path.normpath(r)) for r in args.runs]
     out = loss_surfaces(args.runs, labels, args.out, args.dim, tuple(args.range), args.points,
                         args.num_samples, args.batch_size, args.seed, args.device, args.opts,
-                        args.replot, args.vmax, progress=not args.no_progress)
+                        args.replot, args.vmax or None, progress=not args.no_progress)
     for s in out["surfaces"]:
         print(f"{s.label}: loss at the trained weights {s.center_loss():.4f}, "
               f"min {s.loss.min():.4f}, max {s.loss.max():.4f}")

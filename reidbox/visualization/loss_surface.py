@@ -156,10 +156,15 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "run"
 
 
-def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[float] = None,
-                  levels: int = 30) -> str:
+def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[float] = 10.0,
+                  levels: int = 20) -> str:
     """Draw runs side by side: 2-D contours with shared levels (one panel per run) plus, when
-    the grid has y = 0, the 1-D slices together; 1-D surfaces as overlaid curves."""
+    the grid has y = 0, the 1-D slices together; 1-D surfaces as overlaid curves.
+
+    ``vmax`` clips the loss axis and the top contour level (10, as Li et al.'s CIFAR plots:
+    far from the minimum the loss explodes and would squeeze every level into the corners);
+    None draws the full range.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,20 +183,21 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
         ax.set_xlabel("step along the filter-normalised direction")
         ax.set_ylabel("training loss")
         if vmax is not None:
-            ax.set_ylim(top=vmax)
+            ax.set_ylim(0, vmax)
         ax.legend()
         ax.grid(alpha=0.3)
     else:
         lo = min(float(s.loss.min()) for s in surfaces)
-        hi = vmax if vmax is not None else max(float(s.loss.max()) for s in surfaces)
+        hi = max(float(s.loss.max()) for s in surfaces)
+        hi = min(hi, vmax) if vmax is not None else hi
         lev = np.linspace(lo, max(hi, lo + 1e-6), levels)
         with_slice = all(np.isclose(s.y, 0).any() for s in surfaces)
         cols = len(surfaces) + int(with_slice)
         fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols, 4.2), squeeze=False)
         axes = axes[0]
         for ax, s in zip(axes, surfaces):
-            cs = ax.contour(s.x, s.y, np.minimum(s.loss, lev[-1]), levels=lev, cmap="viridis")
-            ax.clabel(cs, cs.levels[::4], inline=True, fontsize=7, fmt="%.2f")
+            cs = ax.contour(s.x, s.y, s.loss, levels=lev, cmap="viridis")
+            ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.2f")
             ax.plot([0], [0], "r+", markersize=10)
             ax.set_title(f"{s.label}\ncentre loss {s.center_loss():.3f}", fontsize=10)
             ax.set_xlabel("direction 1")
@@ -206,7 +212,7 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
             ax.set_xlabel("direction 1")
             ax.set_ylabel("training loss")
             if vmax is not None:
-                ax.set_ylim(top=vmax)
+                ax.set_ylim(0, vmax)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -281,7 +287,7 @@ def loss_surfaces(run_dirs: Sequence[str], labels: Sequence[str], out_dir: str, 
                   span: Tuple[float, float] = (-1.0, 1.0), points: int = 21,
                   num_samples: int = 5000, batch_size: int = 500, seed: int = 0,
                   device: str = "cpu", opts: Sequence[str] = (), replot: bool = False,
-                  vmax: Optional[float] = None, progress: bool = True) -> Dict[str, object]:
+                  vmax: Optional[float] = 10.0, progress: bool = True) -> Dict[str, object]:
     """Compute (or with ``replot`` reload) each run's surface into ``out_dir/<label>.npz``
     and draw them side by side into ``out_dir/loss_surface_{dim}d.png``."""
     if len(labels) != len(run_dirs):
