@@ -19,6 +19,8 @@ CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "**", "*.yml"), recursi
                  if os.sep + "_base_" + os.sep not in p)
 # Tiny input with the configs' aspect ratio; ImageNet weights are not needed to build.
 NO_WEIGHTS = ["MODEL.BACKBONE.PRETRAINED", "False"]
+# The paper's ReID tables (I-IV): their recipe is checked below.
+PAPER_DIRS = {"msmt17", "market1501", "cuhk03", "dukemtmcreid"}
 
 
 def _rel(p: str) -> str:
@@ -39,6 +41,8 @@ def test_every_paper_table_has_configs():
 def test_config_merges(path):
     cfg = load_config(path, NO_WEIGHTS)
     assert cfg.OUTPUT_DIR.startswith("output/")
+    if _rel(path).split(os.sep)[0] not in PAPER_DIRS:
+        return  # demo, chain and classification configs have their own recipes
     assert cfg.MODEL.BACKBONE.NAME in ("resnet50", "densenet161")
     assert cfg.DATASETS.TRAIN == cfg.DATASETS.TEST
     if cfg.MODEL.META_ARCHITECTURE.startswith("mgn"):
