@@ -55,6 +55,9 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
     ptl = getattr(model, "ptl_state_info", None)
     if callable(ptl):
         info["ptl"] = ptl()
+    std = getattr(model, "std_info", None)
+    if callable(std):
+        info["std"] = std()
     return info
 
 
