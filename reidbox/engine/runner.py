@@ -92,6 +92,12 @@ def metrics_record(results: Dict[str, Metrics], model: nn.Module, **extra) -> Di
 def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -> Dict[str, Any]:
     record = metrics_record(results, model, **extra)
     write_json(record, os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+    try:
+        from ..visualization import plot_all_cmc
+
+        plot_all_cmc(results, cfg.OUTPUT_DIR)  # cmc_<testset>.png beside metrics.json
+    except (ImportError, ValueError, OSError) as e:
+        logger.warning("no CMC plot: %s", e)
     logger.info("results (%s):\n%s", record["protocol"],
                 format_table({n: m.headline() for n, m in results.items()}))
     return record
