@@ -1,8 +1,8 @@
 """Transfer chains: fine-tune one model through datasets in order (Tables V and VI of the paper).
 
 ``run_chain(config_file, ["Duke", "Market", "MSMT17"])`` trains step 1 from ImageNet (or
-``MODEL.WEIGHTS``), step k from step k-1's ``model_final.pth`` (the classifier, sized for the
-previous identities, is skipped and reported), and evaluates step k on its own test set and on
+``MODEL.WEIGHTS``), step k from step k-1's ``model_final.pth`` (minus the classifier of the
+previous identities: replaced, and reported), and evaluates step k on its own test set and on
 every earlier step's (forgetting is visible). A step ``"MSMT17+STD"`` distils the previous step's
 model (teacher) into the student of ``CHAIN.STD_CONFIG`` (meta-arch ``std``, Eq. 4).
 
@@ -37,7 +37,8 @@ from ..config.loader import _merge_file, import_plugins
 from ..data import build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
-from ..utils.checkpoint import Checkpointer, load_file, model_state_from
+from ..utils.checkpoint import Checkpointer, atomic_save, load_file, model_state_from
+from ..utils.logger import setup_logger
 from ..utils.misc import write_json
 from . import runner
 from .trainer import HookBase
@@ -45,6 +46,7 @@ from .trainer import HookBase
 logger = logging.getLogger("reidbox")
 
 FINAL, METRICS = "model_final.pth", "metrics.json"
+INIT = "init_weights.pth"  # a step's starting weights: the previous step's, classifier removed
 # Keys that may change between invocations without changing what a step computes.
 RUNTIME_KEYS = ("DEVICE", "DATALOADER.NUM_WORKERS", "TEST.IMS_PER_BATCH", "SOLVER.LOG_PERIOD")
 _FRAGMENT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "_base_")
@@ -173,8 +175,8 @@ def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep
     cfg.OUTPUT_DIR = os.path.join(chain_dir, step.folder)
     cfg.DATASETS.TRAIN = [step.dataset.train]
     cfg.DATASETS.TEST = tests
-    if prev_dir is not None:
-        cfg.MODEL.WEIGHTS = os.path.join(prev_dir, FINAL)
+    if prev_dir is not None:  # previous final weights minus the classifier (prepare_weights)
+        cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
     cfg.CHAIN.STEPS = list(labels[:step.index])  # the chain up to here: extending keeps it
     import_plugins(cfg.PLUGINS)
     cfg.freeze()
@@ -207,28 +209,42 @@ def is_finished(folder: str) -> bool:
     return all(os.path.isfile(os.path.join(folder, n)) for n in (FINAL, METRICS))
 
 
-def classifier_report(cfg) -> Dict[str, Any]:
-    """Which weights of ``MODEL.WEIGHTS`` will not load into this step's model, and why.
-
-    The classifier of the previous step is sized for its identities: those weights are skipped
-    (shape differs) and the new classifier starts freshly initialised.
-    """
-    if not cfg.MODEL.WEIGHTS:
-        return {"weights": None, "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED
-                else "scratch"}
-    num_classes = build_train_set(cfg).num_train_pids
+def _probe_shapes(cfg, num_classes: int) -> Dict[str, Tuple[int, ...]]:
+    """State-dict shapes of the step's model, built on the meta device (no memory, no init)."""
     probe = cfg.clone()
     probe.defrost()
     probe.MODEL.BACKBONE.PRETRAINED = False  # shapes only: no need for the ImageNet file
     probe.MODEL.STD.LAMBDA = 0.0
     with torch.device("meta"):
-        own = {k: tuple(v.shape) for k, v in build_model(probe, num_classes).state_dict().items()}
-    obj = load_file(cfg.MODEL.WEIGHTS)
+        model = build_model(probe, num_classes)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
+    """Write ``MODEL.WEIGHTS`` (``init_weights.pth``): ``source`` without its classifier.
+
+    A new dataset means new identities, so the classifier is always replaced by a freshly
+    initialised one, even when the identity counts happen to match. Classifier tensors are found
+    by building the model for N and N+1 identities: the ones whose shape changes. Returns the
+    report (skipped, newly initialised and unused tensors) for the log and the manifest.
+    """
+    if source is None:
+        return {"weights": cfg.MODEL.WEIGHTS or None,
+                "start": cfg.MODEL.WEIGHTS or ("ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED
+                                               else "scratch")}
+    num_classes = build_train_set(cfg).num_train_pids
+    own = _probe_shapes(cfg, num_classes)
+    other = _probe_shapes(cfg, num_classes + 1)
+    classifier = {k for k in own if other.get(k) != own[k]}
+    obj = load_file(source)
     state = model_state_from(obj)
-    skipped = [k for k, v in state.items() if k in own and tuple(v.shape) != own[k]]
-    return {"weights": cfg.MODEL.WEIGHTS, "num_classes": num_classes,
+    skipped = [k for k in state if k in classifier or (k in own and tuple(state[k].shape)
+                                                        != own[k])]
+    keep = {k: v for k, v in state.items() if k in own and k not in skipped}
+    atomic_save({"model": keep, "source": source}, cfg.MODEL.WEIGHTS)
+    return {"weights": source, "init_file": cfg.MODEL.WEIGHTS, "num_classes": num_classes,
             "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,
-            "skipped": skipped, "new": [k for k in own if k not in state],
+            "skipped": skipped, "new": [k for k in own if k not in keep],
             "unused": [k for k in state if k not in own]}
 
 
@@ -321,6 +337,7 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
     chain = parse_steps(labels)
     chain_dir = base.OUTPUT_DIR
     os.makedirs(chain_dir, exist_ok=True)
+    setup_logger(None)  # chain messages on the console; each step then logs into its folder
     note = _ChainLog(chain_dir)
     manifest_path = os.path.join(chain_dir, "manifest.json")
     manifest: Dict[str, Any] = {"steps": []}
@@ -333,21 +350,30 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
     manifest["steps"] = []
     note("chain %s in %s (config %s)", " -> ".join(labels), chain_dir, config_file or "defaults")
 
-    rows: List[Dict[str, Any]] = []
+    # Every step's config first: a wrong or changed chain fails before anything trains.
+    configs, sources = [], []
     prev_dir: Optional[str] = None
     earlier: List[str] = []
     for step in chain:
         cfg = step_config(config_file, opts, step, chain_dir, labels, prev_dir, earlier)
-        out = cfg.OUTPUT_DIR
-        changed = config_differences(cfg, out)
+        changed = config_differences(cfg, cfg.OUTPUT_DIR)
         if changed:
-            raise ConfigError(f"chain step {step.index} ({step.label}) in {out} was run with "
-                              f"another config ({', '.join(changed[:6])}); use another "
+            raise ConfigError(f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
+                              f"run with another config ({', '.join(changed[:6])}); use another "
                               "OUTPUT_DIR or delete that folder to retrain it")
+        configs.append(cfg)
+        sources.append(os.path.join(prev_dir, FINAL) if prev_dir else None)
+        prev_dir = cfg.OUTPUT_DIR
+        earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
+
+    rows: List[Dict[str, Any]] = []
+    for step, cfg, source in zip(chain, configs, sources):
+        out = cfg.OUTPUT_DIR
         entry: Dict[str, Any] = {
             "index": step.index, "step": step.label, "folder": step.folder, "output_dir": out,
             "train": step.dataset.train, "tests": list(cfg.DATASETS.TEST),
-            "config": os.path.join(out, "config.yaml"), "weights_in": cfg.MODEL.WEIGHTS or None,
+            "config": os.path.join(out, "config.yaml"),
+            "weights_in": source or cfg.MODEL.WEIGHTS or None,
             "weights_out": os.path.join(out, FINAL),
             "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
             "backbone": cfg.MODEL.BACKBONE.NAME,
@@ -361,15 +387,15 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             note("step %d %s: finished earlier, not retrained", step.index, step.label)
             entry["history"].append({"at": _now(), "action": "reused"})
         else:
-            report = classifier_report(cfg)
+            report = prepare_weights(cfg, source)
             entry["load"] = report
-            if report["weights"] is None:
+            if source is None:
                 note("step %d %s: starts from %s", step.index, step.label, report["start"])
             else:
-                note("step %d %s: starts from %s; classifier replaced for %d identities "
-                     "(was %s); skipped weights (shape differs): %s; newly initialised: %d "
-                     "tensors; unused from the file: %d tensors", step.index, step.label,
-                     report["weights"], report["num_classes"], report["previous_num_classes"],
+                note("step %d %s: starts from %s; classifier replaced (%s -> %d identities, "
+                     "freshly initialised); skipped weights: %s; newly initialised tensors: %d; "
+                     "unused tensors of the file: %d", step.index, step.label, source,
+                     report["previous_num_classes"], report["num_classes"],
                      ", ".join(report["skipped"]) or "none", len(report["new"]),
                      len(report["unused"]))
             ckpts = Checkpointer(out).list()
@@ -393,8 +419,6 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
         manifest["steps"].append(entry)
         write_json(manifest, manifest_path)
         rows.append(step_row(step, out))
-        prev_dir = out
-        earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
     write_summary(chain_dir, rows)
     note("summary written to %s", os.path.join(chain_dir, "summary.md"))
     return rows

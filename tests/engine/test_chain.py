@@ -85,11 +85,15 @@ def test_chain_summary_manifest_and_skipped_classifier(full_chain):
     assert s2["load"]["skipped"] == ["head.classifier.weight"]
     assert s2["load"]["num_classes"] == 6 and s2["tests"] == ["market1501", "synthetic_a"]
     with open(out / "chain_log.txt") as f:
-        assert "skipped weights (shape differs): head.classifier.weight" in f.read()
-    # step 2 started from step 1's weights: its backbone moved on from them, not from scratch
+        log = f.read()
+    assert "classifier replaced (8 -> 6 identities" in log
+    assert "skipped weights: head.classifier.weight" in log
+    # step 2 started from step 1's weights, classifier removed
     w1 = torch.load(out / "01_synthetic_a" / "model_final.pth", weights_only=True)["model"]
-    cfg2 = (out / "02_market1501" / "config.yaml").read_text()
-    assert "01_synthetic_a/model_final.pth" in cfg2 and "head.classifier.weight" in w1
+    init = torch.load(out / "02_market1501" / "init_weights.pth", weights_only=True)
+    assert init["source"] == s2["weights_in"] and set(w1) - set(init["model"]) == {
+        "head.classifier.weight"}
+    assert all(torch.equal(w1[k], init["model"][k]) for k in init["model"])
 
 
 def test_interrupted_chain_resumes_to_the_same_summary(full_chain, synth_root, tmp_path):
@@ -161,3 +165,20 @@ def test_step_parsing_and_aliases():
         parse_steps(["Marquet"])
     with pytest.raises(ConfigError, match="empty chain"):
         parse_steps([])
+
+
+def test_classifier_is_replaced_even_when_identity_counts_match(full_chain, synth_root,
+                                                                tmp_path):
+    from reidbox.config import load_config
+    from reidbox.engine.chain import prepare_weights
+
+    src = str(full_chain[0] / "01_synthetic_a" / "model_final.pth")  # 8 identities
+    cfg = load_config(None, chain_opts(synth_root, tmp_path) + [
+        "DATASETS.TRAIN", "['synthetic_a']", "MODEL.WEIGHTS", str(tmp_path / "init.pth")])
+    report = prepare_weights(cfg, src)
+    assert report["num_classes"] == report["previous_num_classes"] == 8
+    assert report["skipped"] == ["head.classifier.weight"] and report["unused"] == []
+    init = torch.load(tmp_path / "init.pth", weights_only=True)["model"]
+    full = torch.load(src, weights_only=True)["model"]
+    assert set(full) - set(init) == {"head.classifier.weight"}
+    assert all(torch.equal(init[k], full[k]) for k in init)
