@@ -141,11 +141,12 @@ def _fragment_path(alias: DatasetAlias) -> Optional[str]:
 def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep,
                 chain_dir: str, labels: Sequence[str], prev_dir: Optional[str],
                 earlier_tests: Sequence[str]):
-    """The frozen config of one step.
+    """The frozen config of one step and the weights it starts from (None: ImageNet/scratch).
 
     Layers: defaults <- dataset fragment <- ``config_file`` <- ``CHAIN.STD_CONFIG`` (``+STD``
     steps) <- ``opts``; then the chain sets OUTPUT_DIR, DATASETS.TRAIN/TEST, MODEL.WEIGHTS (the
-    previous step's final weights) and, for ``+STD``, the teacher (the previous step's run).
+    previous step's final weights, or the given ``MODEL.WEIGHTS`` for step 1, minus the
+    classifier: see :func:`prepare_weights`) and, for ``+STD``, the teacher (the previous run).
     """
     cfg = get_cfg_defaults()
     fragment = _fragment_path(step.dataset)
@@ -175,12 +176,14 @@ def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep
     cfg.OUTPUT_DIR = os.path.join(chain_dir, step.folder)
     cfg.DATASETS.TRAIN = [step.dataset.train]
     cfg.DATASETS.TEST = tests
-    if prev_dir is not None:  # previous final weights minus the classifier (prepare_weights)
+    source = os.path.join(prev_dir, FINAL) if prev_dir is not None else (
+        cfg.MODEL.WEIGHTS or None)
+    if source is not None:  # the source minus its classifier, written by prepare_weights
         cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
     cfg.CHAIN.STEPS = list(labels[:step.index])  # the chain up to here: extending keeps it
     import_plugins(cfg.PLUGINS)
     cfg.freeze()
-    return cfg
+    return cfg, source
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -229,9 +232,8 @@ def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
     report (skipped, newly initialised and unused tensors) for the log and the manifest.
     """
     if source is None:
-        return {"weights": cfg.MODEL.WEIGHTS or None,
-                "start": cfg.MODEL.WEIGHTS or ("ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED
-                                               else "scratch")}
+        return {"weights": None,
+                "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED else "scratch"}
     num_classes = build_train_set(cfg).num_train_pids
     own = _probe_shapes(cfg, num_classes)
     other = _probe_shapes(cfg, num_classes + 1)
@@ -355,14 +357,15 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
     prev_dir: Optional[str] = None
     earlier: List[str] = []
     for step in chain:
-        cfg = step_config(config_file, opts, step, chain_dir, labels, prev_dir, earlier)
+        cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir,
+                                  earlier)
         changed = config_differences(cfg, cfg.OUTPUT_DIR)
         if changed:
             raise ConfigError(f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
                               f"run with another config ({', '.join(changed[:6])}); use another "
                               "OUTPUT_DIR or delete that folder to retrain it")
         configs.append(cfg)
-        sources.append(os.path.join(prev_dir, FINAL) if prev_dir else None)
+        sources.append(source)
         prev_dir = cfg.OUTPUT_DIR
         earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
 
@@ -373,7 +376,7 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             "index": step.index, "step": step.label, "folder": step.folder, "output_dir": out,
             "train": step.dataset.train, "tests": list(cfg.DATASETS.TEST),
             "config": os.path.join(out, "config.yaml"),
-            "weights_in": source or cfg.MODEL.WEIGHTS or None,
+            "weights_in": source,
             "weights_out": os.path.join(out, FINAL),
             "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
             "backbone": cfg.MODEL.BACKBONE.NAME,
