@@ -380,7 +380,9 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             "weights_out": os.path.join(out, FINAL),
             "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
             "backbone": cfg.MODEL.BACKBONE.NAME,
-            "history": list(history.get(step.folder, [])),
+            # earlier invocations' actions, unless the folder was deleted since
+            "history": list(history.get(step.folder, []))
+            if os.path.isfile(os.path.join(out, "config.yaml")) else [],
         }
         if step.std:
             entry["teacher"] = {"config": cfg.MODEL.STD.TEACHER_CONFIG,
