@@ -39,10 +39,13 @@ def std_cfg(teacher_files, lam, extra=()):
                               "MODEL.LOSSES.CE.EPSILON", "0.0", *extra])
 
 
-def _step(model, images, targets):
+def _step(model, images, targets, terms=None):
     model.train()
     out = model(images)
-    total = sum(model.compute_losses(out, targets).values())
+    losses = model.compute_losses(out, targets)
+    if terms is not None:
+        assert set(losses) == terms  # only the terms that act are computed (and logged)
+    total = sum(losses.values())
     model.zero_grad(set_to_none=True)
     total.backward()
     return out, total
@@ -53,7 +56,7 @@ def test_lambda_zero_is_plain_ce_and_never_runs_the_teacher(teacher_files):
     model = build_model(std_cfg(teacher_files, 0.0), num_classes=5)
     model.teacher_weights = "/nonexistent/never_read.pth"  # would fail if the teacher were run
     images, targets = torch.randn(4, 3, 32, 16), torch.tensor([0, 1, 2, 3])
-    out, total = _step(model, images, targets)
+    out, total = _step(model, images, targets, {"std_ce"})
     assert "teacher_features" not in out.extras and not model._teacher_loaded
     ce = torch.nn.functional.cross_entropy(out.logits, targets)
     assert torch.allclose(total, ce)
@@ -64,7 +67,7 @@ def test_lambda_one_is_pure_l1_and_leaves_the_classifier_alone(teacher_files):
     torch.manual_seed(0)
     model = build_model(std_cfg(teacher_files, 1.0), num_classes=5)
     images, targets = torch.randn(4, 3, 32, 16), torch.tensor([0, 1, 2, 3])
-    out, total = _step(model, images, targets)
+    out, total = _step(model, images, targets, {"std_l1"})
     teacher_feat = model.teacher(images)
     assert torch.allclose(out.extras["teacher_features"], teacher_feat)
     assert torch.allclose(total, (out.features - teacher_feat).abs().mean())
@@ -76,7 +79,7 @@ def test_mixed_lambda_is_eq4(teacher_files):
     torch.manual_seed(0)
     model = build_model(std_cfg(teacher_files, 0.3), num_classes=5)
     images, targets = torch.randn(4, 3, 32, 16), torch.tensor([0, 1, 2, 3])
-    out, total = _step(model, images, targets)
+    out, total = _step(model, images, targets, {"std_ce", "std_l1"})
     ce = torch.nn.functional.cross_entropy(out.logits, targets)
     l1 = (out.features - out.extras["teacher_features"]).abs().mean()
     assert torch.allclose(total, 0.7 * ce + 0.3 * l1)
@@ -125,6 +128,10 @@ def test_clear_errors():
     out = ModelOutput(features=torch.zeros(2, 3), logits=torch.zeros(2, 4))
     with pytest.raises(ValueError, match="META_ARCHITECTURE 'std'"):
         STDLoss(lam=0.5)(out, torch.tensor([0, 1]))
+    # the plain loss call is the sum of the acting terms
+    out.extras["teacher_features"] = torch.ones(2, 3)
+    assert STDLoss(lam=0.25)(out, torch.tensor([0, 1])).item() == pytest.approx(
+        0.75 * torch.log(torch.tensor(4.0)).item() + 0.25)
 
 
 def test_std_trains_end_to_end_and_records_lambda(teacher_files, market_root, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Dict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,10 +46,14 @@ class STDLoss(nn.Module):
                              "student to the teacher's width")
         return F.l1_loss(student, teacher.to(student.dtype))
 
-    def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
-        total = output.features.new_zeros(())
+    def terms(self, output: ModelOutput, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The weighted terms that act: ``ce`` unless lam = 1, ``l1`` unless lam = 0."""
+        out = {}
         if self.lam < 1.0:
-            total = total + (1.0 - self.lam) * self.ce_term(output, targets)
+            out["ce"] = (1.0 - self.lam) * self.ce_term(output, targets)
         if self.lam > 0.0:
-            total = total + self.lam * self.l1_term(output)
-        return total
+            out["l1"] = self.lam * self.l1_term(output)
+        return out
+
+    def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
+        return sum(self.terms(output, targets).values(), output.features.new_zeros(()))

@@ -25,6 +25,7 @@ from ...registry import META_ARCHS
 from ...utils.checkpoint import load_model_weights
 from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead
+from ..losses.std import STDLoss
 from .baseline import Baseline
 
 logger = logging.getLogger("reidbox")
@@ -138,6 +139,18 @@ class STDDistill(Baseline):
         self._teacher.eval()  # eval: BN statistics frozen, PTL state zero and never written
         with torch.no_grad():
             out.extras["teacher_features"] = self._teacher(images).detach()  # (B, D)
+        return out
+
+    def compute_losses(self, output, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Like the base class, but the ``std`` loss reports its acting terms separately
+        (``std_ce``, ``std_l1``), so the training log shows which of them act for this lambda."""
+        out: Dict[str, torch.Tensor] = {}
+        for name, loss in self.losses.items():
+            w = self.loss_weights.get(name, 1.0)
+            if isinstance(loss, STDLoss):
+                out.update({f"{name}_{k}": w * v for k, v in loss.terms(output, targets).items()})
+            else:
+                out[name] = w * loss(output, targets)
         return out
 
     def std_info(self) -> Dict[str, Any]:
