@@ -39,7 +39,8 @@ def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
 
 
 def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
-    """One row per run and test set: model, train -> test datasets, PTL state, metrics (%)."""
+    """One row per run and test set: model, train (a chain: its steps) -> test dataset, PTL
+    state, metrics (fractions; :func:`format_results` prints percent)."""
     rows = []
     for path in find_metrics(paths):
         folder = os.path.dirname(path)
@@ -51,6 +52,8 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             with open(cfg_path, encoding="utf-8") as f:
                 cfg = yaml.safe_load(f) or {}
         train = metrics.get("train_datasets") or cfg.get("DATASETS", {}).get("TRAIN") or []
+        chain = cfg.get("CHAIN", {}).get("STEPS") or []
+        trained = " > ".join(chain) if chain else "+".join(train) or "?"  # a chain's path
         ptl = metrics.get("ptl") or {}
         state = (f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()
                  if ptl else "-")
@@ -58,7 +61,7 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
         for test, m in per.items():
             rows.append({
                 "run": os.path.relpath(folder), "model": _model_name(cfg, metrics),
-                "datasets": f"{'+'.join(train) or '?'} -> {test}", "PTL state": state,
+                "datasets": f"{trained} -> {test}", "PTL state": state,
                 "mAP": m.get("mAP"), "CMC-1": m.get("rank1"), "CMC-5": m.get("rank5"),
                 "CMC-10": m.get("rank10"), "mINP": m.get("mINP"),
                 "params (m)": metrics.get("parameters_m"),
