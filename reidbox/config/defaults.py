@@ -153,7 +153,7 @@ _C.MODEL.MGN.PARTS = [2, 3]
 _C.MODEL.MGN.SHARED_REDUCTION = True
 
 _C.MODEL.STD = CN()
-# Student-Teacher Distillation (Eq. 4, meta-arch "std"): weight of the L1 feature term; CE gets 1-it.
+# STD (Eq. 4, meta-arch "std"): weight lambda of the L1 feature term; cross-entropy gets 1-lambda.
 _C.MODEL.STD.LAMBDA = 0.8
 # Config of the frozen teacher (a trained run's config.yaml); its feature width sizes the student's.
 _C.MODEL.STD.TEACHER_CONFIG = ""
