@@ -1,9 +1,10 @@
 """Meta-architectures registered in ``reidbox.registry.META_ARCHS``."""
 
-from . import baseline, mgn, ptl  # noqa: F401
+from . import baseline, distill, mgn, ptl  # noqa: F401
 from .base import ReIDMetaArch
 from .baseline import Baseline
+from .distill import STDDistill
 from .mgn import MGN, MGNPTL
 from .ptl import PTL
 
-__all__ = ["MGN", "MGNPTL", "PTL", "Baseline", "ReIDMetaArch"]
+__all__ = ["MGN", "MGNPTL", "PTL", "Baseline", "ReIDMetaArch", "STDDistill"]
