@@ -9,9 +9,17 @@ from reidbox.utils.cli import default_argument_parser, run_main
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--vis-ranks", type=int, default=0, metavar="K",
+                   help="also draw top-K rank lists of random queries into OUTPUT_DIR/ranks")
     args = p.parse_args(argv)
     cfg = load_config(args.config_file or None, args.opts)
     runner.test(cfg, progress=not args.no_progress)
+    if args.vis_ranks:
+        from reidbox.visualization import visualize_model_ranks
+
+        paths = visualize_model_ranks(cfg, cfg.MODEL.WEIGHTS or None, topk=args.vis_ranks,
+                                      progress=not args.no_progress)
+        print(f"wrote {len(paths)} rank lists under {cfg.OUTPUT_DIR}/ranks")
     return 0
 
 

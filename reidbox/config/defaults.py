@@ -154,6 +154,14 @@ _C.MODEL.MGN.PARTS = [2, 3]
 # One 1x1 reduction shared by all 8 features, as the reproduction the PTL paper used (66m).
 _C.MODEL.MGN.SHARED_REDUCTION = True
 
+_C.MODEL.STD = CN()
+# STD (Eq. 4, meta-arch "std"): weight lambda of the L1 feature term; cross-entropy gets 1-lambda.
+_C.MODEL.STD.LAMBDA = 0.8
+# Config of the frozen teacher (a trained run's config.yaml); its feature width sizes the student's.
+_C.MODEL.STD.TEACHER_CONFIG = ""
+# Weights of the teacher (a trained run's model_final.pth); loaded only when LAMBDA > 0.
+_C.MODEL.STD.TEACHER_WEIGHTS = ""
+
 # ----------------------------------------------------------------------------------------------
 _C.SOLVER = CN()
 # "SGD" (with momentum), "Adam" or "AdamW" (decoupled weight decay).
@@ -223,6 +231,15 @@ _C.TEST.RERANK.K1 = 20
 _C.TEST.RERANK.K2 = 6
 # lambda: weight of the original distance against the Jaccard distance; reference default 0.3.
 _C.TEST.RERANK.LAMBDA = 0.3
+
+# ----------------------------------------------------------------------------------------------
+_C.CHAIN = CN()
+# Transfer chain (tools/transfer_chain.py): dataset aliases in fine-tuning order; "X+STD" distils.
+_C.CHAIN.STEPS = []
+# Config file merged into "+STD" steps (the student's architecture); empty keeps the chain's.
+_C.CHAIN.STD_CONFIG = ""
+# Evaluate every step on the test sets of all earlier steps too, so forgetting is visible.
+_C.CHAIN.TEST_EARLIER = True
 
 
 def get_cfg_defaults() -> CN:

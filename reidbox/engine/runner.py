@@ -56,6 +56,9 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
     ptl = getattr(model, "ptl_state_info", None)
     if callable(ptl):
         info["ptl"] = ptl()
+    std = getattr(model, "std_info", None)
+    if callable(std):
+        info["std"] = std()
     return info
 
 
@@ -107,6 +110,12 @@ def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -
         if t.RERANK.ENABLED else None)
     record = metrics_record(results, model, **extra)
     write_json(record, os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+    try:
+        from ..visualization import plot_all_cmc
+
+        plot_all_cmc(results, cfg.OUTPUT_DIR)  # cmc_<testset>.png beside metrics.json
+    except (ImportError, ValueError, OSError) as e:
+        logger.warning("no CMC plot: %s", e)
     logger.info("results (%s):\n%s", record["protocol"],
                 format_table({n: m.headline() for n, m in results.items()}))
     return record

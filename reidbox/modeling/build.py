@@ -17,6 +17,7 @@ def build_losses(cfg) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
         "cross_entropy": (dict(epsilon=L.CE.EPSILON), L.CE.WEIGHT),
         "triplet": (dict(margin=L.TRIPLET.MARGIN, soft_margin=L.TRIPLET.SOFT_MARGIN),
                     L.TRIPLET.WEIGHT),
+        "std": (dict(lam=cfg.MODEL.STD.LAMBDA, epsilon=L.CE.EPSILON), 1.0),
     }
     losses, weights = {}, {}
     for name in L.NAMES:

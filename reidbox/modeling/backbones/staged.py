@@ -58,8 +58,13 @@ class StagedBackbone(nn.Module):
         return self.stage_specs[-1].channels
 
     def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Every stage's output, in order."""
+        return self.forward_taps(x)[1:]
+
+    def forward_taps(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The stem's output followed by every stage's output (what side branches tap)."""
         h = self.stem(x)
-        outs = []
+        outs = [h]
         for stage in self.stages:
             h = stage(h)
             outs.append(h)

@@ -139,12 +139,8 @@ class MGN(ReIDMetaArch):
         return pooled
 
     def forward(self, images: torch.Tensor):  # (B, 3, H, W)
-        h = self.backbone.stem(images)
-        taps = [h]
-        for stage in self.backbone.stages:
-            h = stage(h)
-            taps.append(h)
-        maps = [b(h) for b in self.branches]  # [(B, C, h_k, w_k)]
+        taps = self.backbone.forward_taps(images)
+        maps = [b(taps[-1]) for b in self.branches]  # [(B, C, h_k, w_k)]
         cells = self.ptl(images, taps) if self.ptl is not None else [None] * len(maps)
         globals_, locals_ = [], []
         for x, y, parts in zip(maps, cells, self.parts):

@@ -93,11 +93,7 @@ class PTL(LatentStateMixin, ReIDMetaArch):
         return [self.backbone, self.ptl, self.pool, self.reduction]
 
     def forward(self, images: torch.Tensor):  # (B, 3, H, W)
-        h = self.backbone.stem(images)
-        taps = [h]
-        for stage in self.backbone.stages:
-            h = stage(h)
-            taps.append(h)
+        taps = self.backbone.forward_taps(images)
         last = taps.pop()  # (B, C, h, w): the backbone's output
         (y,) = self.ptl(images, taps)  # (B, c, h, w)
         self.ptl.check_size(y, last, "the backbone's output", images)

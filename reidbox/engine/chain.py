@@ -1,0 +1,429 @@
+"""Transfer chains: fine-tune one model through datasets in order (Tables V and VI of the paper).
+
+``run_chain(config_file, ["Duke", "Market", "MSMT17"])`` trains step 1 from ImageNet (or
+``MODEL.WEIGHTS``), step k from step k-1's ``model_final.pth`` (minus the classifier of the
+previous identities: replaced, and reported), and evaluates step k on its own test set and on
+every earlier step's (forgetting is visible). A step ``"MSMT17+STD"`` distils the previous step's
+model (teacher) into the student of ``CHAIN.STD_CONFIG`` (meta-arch ``std``, Eq. 4).
+
+Layout of ``OUTPUT_DIR``::
+
+    01_dukemtmcreid/ 02_market1501/ ...   one ordinary run folder per step
+    manifest.json                           steps, configs, weights in, skipped weights, history
+    summary.csv, summary.md, chain_map.png  rows = steps, columns = each test set's mAP / rank-1
+    chain_log.txt                           what each invocation did
+
+Rerunning resumes: a step is finished when its folder holds ``model_final.pth`` and
+``metrics.json`` (never retrained); an unfinished step resumes from its newest epoch
+checkpoint. A finished step whose recorded config differs from the one the chain would use now
+is an error, so a changed chain never silently mixes old and new results.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import yaml
+
+from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
+from ..config.loader import _merge_file, import_plugins
+from ..data import build_train_set
+from ..modeling import build_model
+from ..registry import DATASETS
+from ..utils.checkpoint import Checkpointer, atomic_save, load_file, model_state_from
+from ..utils.logger import setup_logger
+from ..utils.misc import write_json
+from . import runner
+from .trainer import HookBase
+
+logger = logging.getLogger("reidbox")
+
+FINAL, METRICS = "model_final.pth", "metrics.json"
+INIT = "init_weights.pth"  # a step's starting weights: the previous step's, classifier removed
+# Keys that may change between invocations without changing what a step computes.
+RUNTIME_KEYS = ("DEVICE", "DATALOADER.NUM_WORKERS", "TEST.IMS_PER_BATCH", "SOLVER.LOG_PERIOD")
+_FRAGMENT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "_base_")
+
+
+@dataclass
+class DatasetAlias:
+    """What a chain step name means: the training set, its test sets, its config fragment."""
+
+    train: str
+    tests: List[str]
+    fragment: Optional[str] = None  # file in configs/_base_/ (dataset-specific options)
+
+
+# The paper's names for the datasets (case-insensitive); registered names work as well.
+ALIASES: Dict[str, DatasetAlias] = {
+    "market": DatasetAlias("market1501", ["market1501"], "market1501.yml"),
+    "duke": DatasetAlias("dukemtmcreid", ["dukemtmcreid"], "dukemtmcreid.yml"),
+    "msmt17": DatasetAlias("msmt17", ["msmt17"], "msmt17.yml"),
+    "cuhk03": DatasetAlias("cuhk03", ["cuhk03"], "cuhk03_labeled.yml"),
+    "cuhk03-detected": DatasetAlias("cuhk03", ["cuhk03"], "cuhk03_detected.yml"),
+    "market-duke": DatasetAlias("market_duke", ["market1501", "dukemtmcreid"]),
+}
+ALIASES["market1501"] = ALIASES["market"]
+ALIASES["dukemtmcreid"] = ALIASES["duke"]
+ALIASES["market_duke"] = ALIASES["market-duke"]
+
+
+def resolve_dataset(name: str) -> DatasetAlias:
+    """A chain step's dataset: a paper alias (``Duke``) or any registered dataset name."""
+    key = name.strip().lower()
+    if key in ALIASES:
+        return ALIASES[key]
+    if key in DATASETS:
+        return DatasetAlias(key, [key])
+    raise ConfigError(f"unknown chain step dataset {name!r}; aliases: "
+                      f"{', '.join(sorted(ALIASES))}; registered: {', '.join(sorted(DATASETS))}")
+
+
+@dataclass
+class ChainStep:
+    index: int  # 1-based
+    label: str  # as written, e.g. "MSMT17+STD"
+    dataset: DatasetAlias
+    std: bool = False
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return f"{self.index:02d}_{self.dataset.train}{'_std' if self.std else ''}"
+
+
+def parse_steps(labels: Sequence[str]) -> List[ChainStep]:
+    """``["Duke", "Market", "MSMT17+STD"]`` -> steps; ``+STD`` (any case) marks distillation."""
+    steps = []
+    for i, label in enumerate(labels, 1):
+        name, std = label, False
+        if label.lower().endswith("+std"):
+            name, std = label[:-4], True
+        steps.append(ChainStep(i, label, resolve_dataset(name), std))
+    if not steps:
+        raise ConfigError("empty chain: name the datasets (tools/transfer_chain.py Duke Market) "
+                          "or set CHAIN.STEPS in the config file")
+    return steps
+
+
+def _is_config_key(token: str) -> bool:
+    node: Any = get_cfg_defaults()
+    for part in token.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def split_steps_and_opts(tokens: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``Duke Market SOLVER.MAX_EPOCHS 5`` -> (steps, opts): opts start at the first config key."""
+    tokens = list(tokens)
+    for i, tok in enumerate(tokens):
+        if _is_config_key(tok):
+            return tokens[:i], tokens[i:]
+    return tokens, []
+
+
+def _fragment_path(alias: DatasetAlias) -> Optional[str]:
+    if not alias.fragment:
+        return None
+    path = os.path.normpath(os.path.join(_FRAGMENT_DIR, alias.fragment))
+    return path if os.path.isfile(path) else None
+
+
+def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep,
+                chain_dir: str, labels: Sequence[str], prev_dir: Optional[str],
+                earlier_tests: Sequence[str]):
+    """The frozen config of one step and the weights it starts from (None: ImageNet/scratch).
+
+    Layers: defaults <- dataset fragment <- ``config_file`` <- ``CHAIN.STD_CONFIG`` (``+STD``
+    steps) <- ``opts``; then the chain sets OUTPUT_DIR, DATASETS.TRAIN/TEST, MODEL.WEIGHTS (the
+    previous step's final weights, or the given ``MODEL.WEIGHTS`` for step 1, minus the
+    classifier: see :func:`prepare_weights`) and, for ``+STD``, the teacher (the previous run).
+    """
+    cfg = get_cfg_defaults()
+    fragment = _fragment_path(step.dataset)
+    if fragment:
+        _merge_file(cfg, fragment, [])
+    if config_file:
+        _merge_file(cfg, os.fspath(config_file), [])
+    merge_opts(cfg, opts)
+    if step.std:
+        if not cfg.CHAIN.STD_CONFIG:
+            raise ConfigError(f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
+                              "student's config (e.g. configs/std/d161_student.yml)")
+        _merge_file(cfg, cfg.CHAIN.STD_CONFIG, [])
+        merge_opts(cfg, opts)  # the command line still wins
+        if cfg.MODEL.META_ARCHITECTURE != "std":
+            raise ConfigError(f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set "
+                              "MODEL.META_ARCHITECTURE 'std'")
+        if not cfg.MODEL.STD.TEACHER_WEIGHTS:
+            if prev_dir is None:
+                raise ConfigError(f"step {step.label!r} is the first: no previous step to "
+                                  "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS")
+            cfg.MODEL.STD.TEACHER_CONFIG = os.path.join(prev_dir, "config.yaml")
+            cfg.MODEL.STD.TEACHER_WEIGHTS = os.path.join(prev_dir, FINAL)
+    tests = list(step.dataset.tests)
+    if cfg.CHAIN.TEST_EARLIER:
+        tests += [t for t in earlier_tests if t not in tests]
+    cfg.OUTPUT_DIR = os.path.join(chain_dir, step.folder)
+    cfg.DATASETS.TRAIN = [step.dataset.train]
+    cfg.DATASETS.TEST = tests
+    source = os.path.join(prev_dir, FINAL) if prev_dir is not None else (
+        cfg.MODEL.WEIGHTS or None)
+    if source is not None:  # the source minus its classifier, written by prepare_weights
+        cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
+    cfg.CHAIN.STEPS = list(labels[:step.index])  # the chain up to here: extending keeps it
+    import_plugins(cfg.PLUGINS)
+    cfg.freeze()
+    return cfg, source
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(cfg, folder: str) -> List[str]:
+    """Keys whose value in ``folder/config.yaml`` differs from ``cfg`` (runtime keys ignored)."""
+    path = os.path.join(folder, "config.yaml")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        old = _flatten(yaml.safe_load(f) or {})
+    new = _flatten(yaml.safe_load(cfg.dump()))
+    return sorted(k for k in set(old) | set(new)
+                  if k not in RUNTIME_KEYS and old.get(k) != new.get(k))
+
+
+def is_finished(folder: str) -> bool:
+    return all(os.path.isfile(os.path.join(folder, n)) for n in (FINAL, METRICS))
+
+
+def _probe_shapes(cfg, num_classes: int) -> Dict[str, Tuple[int, ...]]:
+    """State-dict shapes of the step's model, built on the meta device (no memory, no init)."""
+    probe = cfg.clone()
+    probe.defrost()
+    probe.MODEL.BACKBONE.PRETRAINED = False  # shapes only: no need for the ImageNet file
+    probe.MODEL.STD.LAMBDA = 0.0
+    with torch.device("meta"):
+        model = build_model(probe, num_classes)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
+    """Write ``MODEL.WEIGHTS`` (``init_weights.pth``): ``source`` without its classifier.
+
+    A new dataset means new identities, so the classifier is always replaced by a freshly
+    initialised one, even when the identity counts happen to match. Classifier tensors are found
+    by building the model for N and N+1 identities: the ones whose shape changes. Returns the
+    report (skipped, newly initialised and unused tensors) for the log and the manifest.
+    """
+    if source is None:
+        return {"weights": None,
+                "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED else "scratch"}
+    num_classes = build_train_set(cfg).num_train_pids
+    own = _probe_shapes(cfg, num_classes)
+    other = _probe_shapes(cfg, num_classes + 1)
+    classifier = {k for k in own if other.get(k) != own[k]}
+    obj = load_file(source)
+    state = model_state_from(obj)
+    skipped = [k for k in state if k in classifier or (k in own and tuple(state[k].shape)
+                                                        != own[k])]
+    keep = {k: v for k, v in state.items() if k in own and k not in skipped}
+    atomic_save({"model": keep, "source": source}, cfg.MODEL.WEIGHTS)
+    return {"weights": source, "init_file": cfg.MODEL.WEIGHTS, "num_classes": num_classes,
+            "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,
+            "skipped": skipped, "new": [k for k in own if k not in keep],
+            "unused": [k for k in state if k not in own]}
+
+
+class StepStartHook(HookBase):
+    """Fresh PTL latent state at the start of a step (it never travels between datasets)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def before_train(self) -> None:
+        reset = getattr(self.trainer.unwrapped_model, "reset_latent_state", None)
+        if callable(reset):
+            reset()
+            logger.info("chain step %s: PTL latent state reset to zero", self.label)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _ChainLog:
+    def __init__(self, chain_dir: str) -> None:
+        self.path = os.path.join(chain_dir, "chain_log.txt")
+
+    def __call__(self, msg: str, *args) -> None:
+        text = msg % args if args else msg
+        logger.info("chain: %s", text)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{_now()} {text}\n")
+
+
+def step_row(step: ChainStep, folder: str) -> Dict[str, Any]:
+    """One summary row from a finished step's ``metrics.json`` (numbers in percent)."""
+    with open(os.path.join(folder, METRICS), encoding="utf-8") as f:
+        m = json.load(f)
+    row: Dict[str, Any] = {"step": step.index, "name": step.label, "train": step.dataset.train}
+    std = m.get("std") or {}
+    row["std_lambda"] = std.get("lambda", "")
+    for ts, r in m.get("per_dataset", {}).items():
+        row[f"{ts} mAP"] = round(100 * r["mAP"], 2)
+        row[f"{ts} rank-1"] = round(100 * r["rank1"], 2)
+    return row
+
+
+def write_summary(chain_dir: str, rows: List[Dict[str, Any]]) -> List[str]:
+    """``summary.csv`` / ``summary.md`` / ``chain_map.png``; returns the test-set names."""
+    tests: List[str] = []
+    for r in rows:
+        for k in r:
+            if k.endswith(" mAP") and k[:-4] not in tests:
+                tests.append(k[:-4])
+    cols = ["step", "name", "train", "std_lambda"] + [
+        f"{t} {m}" for t in tests for m in ("mAP", "rank-1")]
+    tmp = os.path.join(chain_dir, "summary.csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    os.replace(tmp, os.path.join(chain_dir, "summary.csv"))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+    text = ("Transfer chain: " + " -> ".join(str(r["name"]) for r in rows) + "\n\n"
+            "mAP and rank-1 in percent; empty where a step did not evaluate that test set.\n\n"
+            + "\n".join(lines) + "\n")
+    tmp = os.path.join(chain_dir, "summary.md.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(chain_dir, "summary.md"))
+    try:
+        from ..visualization import plot_chain
+
+        plot_chain(rows, tests, os.path.join(chain_dir, "chain_map.png"))
+    except ImportError as e:  # matplotlib missing: the tables are what matters
+        logger.warning("no chain plot: %s", e)
+    return tests
+
+
+def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] = None,
+              opts: Sequence[str] = (), progress: bool = True,
+              extra_hooks: Sequence[HookBase] = ()) -> List[Dict[str, Any]]:
+    """Run (or resume) a chain; returns the summary rows (one per step).
+
+    ``steps`` defaults to ``CHAIN.STEPS`` of the config; ``opts`` are ``KEY VALUE`` overrides
+    applied to every step. ``extra_hooks`` go to every step's trainer (tests use them).
+    """
+    base = load_config(config_file or None, opts)
+    labels = list(steps) if steps else list(base.CHAIN.STEPS)
+    chain = parse_steps(labels)
+    chain_dir = base.OUTPUT_DIR
+    os.makedirs(chain_dir, exist_ok=True)
+    setup_logger(None)  # chain messages on the console; each step then logs into its folder
+    note = _ChainLog(chain_dir)
+    manifest_path = os.path.join(chain_dir, "manifest.json")
+    manifest: Dict[str, Any] = {"steps": []}
+    if os.path.isfile(manifest_path):
+        with open(manifest_path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    history = {s.get("folder"): s.get("history", []) for s in manifest.get("steps", [])}
+    manifest.update(chain=labels, config_file=config_file or None, opts=list(opts),
+                    updated=_now())
+    manifest["steps"] = []
+    note("chain %s in %s (config %s)", " -> ".join(labels), chain_dir, config_file or "defaults")
+
+    # Every step's config first: a wrong or changed chain fails before anything trains.
+    configs, sources = [], []
+    prev_dir: Optional[str] = None
+    earlier: List[str] = []
+    for step in chain:
+        cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir,
+                                  earlier)
+        changed = config_differences(cfg, cfg.OUTPUT_DIR)
+        if changed:
+            raise ConfigError(f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
+                              f"run with another config ({', '.join(changed[:6])}); use another "
+                              "OUTPUT_DIR or delete that folder to retrain it")
+        configs.append(cfg)
+        sources.append(source)
+        prev_dir = cfg.OUTPUT_DIR
+        earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
+
+    rows: List[Dict[str, Any]] = []
+    for step, cfg, source in zip(chain, configs, sources):
+        out = cfg.OUTPUT_DIR
+        entry: Dict[str, Any] = {
+            "index": step.index, "step": step.label, "folder": step.folder, "output_dir": out,
+            "train": step.dataset.train, "tests": list(cfg.DATASETS.TEST),
+            "config": os.path.join(out, "config.yaml"),
+            "weights_in": source,
+            "weights_out": os.path.join(out, FINAL),
+            "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            # earlier invocations' actions, unless the folder was deleted since
+            "history": list(history.get(step.folder, []))
+            if os.path.isfile(os.path.join(out, "config.yaml")) else [],
+        }
+        if step.std:
+            entry["teacher"] = {"config": cfg.MODEL.STD.TEACHER_CONFIG,
+                                "weights": cfg.MODEL.STD.TEACHER_WEIGHTS,
+                                "lambda": cfg.MODEL.STD.LAMBDA}
+        if is_finished(out):
+            note("step %d %s: finished earlier, not retrained", step.index, step.label)
+            entry["history"].append({"at": _now(), "action": "reused"})
+        else:
+            report = prepare_weights(cfg, source)
+            entry["load"] = report
+            if source is None:
+                note("step %d %s: starts from %s", step.index, step.label, report["start"])
+            else:
+                note("step %d %s: starts from %s; classifier replaced (%s -> %d identities, "
+                     "freshly initialised); skipped weights: %s; newly initialised tensors: %d; "
+                     "unused tensors of the file: %d", step.index, step.label, source,
+                     report["previous_num_classes"], report["num_classes"],
+                     ", ".join(report["skipped"]) or "none", len(report["new"]),
+                     len(report["unused"]))
+            ckpts = Checkpointer(out).list()
+            if os.path.isfile(os.path.join(out, FINAL)):
+                action = "evaluated its final weights (training had finished)"
+            elif ckpts:
+                epoch = int(Checkpointer.PATTERN.search(ckpts[-1]).group(1))
+                action = f"resumed after epoch {epoch}"
+            else:
+                action = "trained"
+            entry["history"].append({"at": _now(), "action": action})
+            write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
+            note("step %d %s: %s (%s -> tests %s)", step.index, step.label, action,
+                 step.dataset.train, ", ".join(cfg.DATASETS.TEST))
+            if action.startswith("evaluated"):
+                runner.test(cfg, weights=os.path.join(out, FINAL), progress=progress)
+            else:
+                runner.train(cfg, resume=True, progress=progress,
+                             extra_hooks=[StepStartHook(step.label), *extra_hooks])
+            entry["finished"] = _now()
+        manifest["steps"].append(entry)
+        write_json(manifest, manifest_path)
+        rows.append(step_row(step, out))
+    write_summary(chain_dir, rows)
+    note("summary written to %s", os.path.join(chain_dir, "summary.md"))
+    return rows

@@ -1,0 +1,184 @@
+"""Transfer chains: steps, summary, skipped-classifier report, interruption and resume."""
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from reidbox.config import ConfigError
+from reidbox.engine.chain import (parse_steps, resolve_dataset, run_chain,
+                                  split_steps_and_opts)
+from reidbox.engine.trainer import HookBase
+from tests.conftest import write_market_tree
+
+CHAIN = ["synthetic_a", "Market"]  # 8 then 6 training identities
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    return write_market_tree(str(tmp_path_factory.mktemp("synth")))
+
+
+def chain_opts(root, out):
+    return [
+        "DATASETS.ROOT", root, "DATASETS.SYNTHETIC.NUM_TRAIN_IDS", "8",
+        "DATASETS.SYNTHETIC.NUM_TEST_IDS", "5", "DATASETS.SYNTHETIC.NUM_CAMERAS", "2",
+        "DATASETS.SYNTHETIC.IMAGE_SIZE", "[32, 16]", "MODEL.BACKBONE.NAME", "resnet18",
+        "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]", "INPUT.PADDING", "2",
+        "SOLVER.IMS_PER_BATCH", "8", "DATALOADER.NUM_INSTANCES", "2",
+        "DATALOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCHS", "2", "SOLVER.STEPS", "[1]",
+        "SOLVER.BASE_LR", "0.05", "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.IMS_PER_BATCH", "16",
+        "DEVICE", "cpu", "OUTPUT_DIR", str(out),
+    ]
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class StopAtEpoch(HookBase):
+    """Interrupt the chain after the ``n``-th epoch counted over all steps."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def after_epoch(self):
+        self.seen += 1
+        if self.seen == self.n:
+            raise KeyboardInterrupt
+
+
+class CountEpochs(HookBase):
+    def __init__(self):
+        self.epochs = []
+
+    def before_epoch(self):
+        self.epochs.append((self.trainer.unwrapped_model.head.classifier.out_features,
+                            self.trainer.epoch))
+
+
+@pytest.fixture(scope="module")
+def full_chain(synth_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "chain"
+    rows = run_chain(None, CHAIN, chain_opts(synth_root, out), progress=False)
+    return out, rows
+
+
+def test_chain_summary_manifest_and_skipped_classifier(full_chain):
+    out, rows = full_chain
+    table = read_csv(out / "summary.csv")
+    assert [r["name"] for r in table] == CHAIN and len(rows) == 2
+    assert table[0]["market1501 mAP"] == ""  # step 1 never saw Market
+    assert float(table[1]["synthetic_a mAP"]) >= 0  # step 2 also tested on step 1's set
+    for name in ("summary.md", "chain_map.png", "manifest.json", "chain_log.txt"):
+        assert (out / name).is_file(), name
+    assert (out / "02_market1501" / "cmc_synthetic_a.png").is_file()
+    with open(out / "manifest.json") as f:
+        manifest = json.load(f)
+    s1, s2 = manifest["steps"]
+    assert s1["weights_in"] is None and s1["load"]["start"] == "scratch"
+    assert s2["weights_in"] == os.path.join(str(out), "01_synthetic_a", "model_final.pth")
+    assert s2["load"]["skipped"] == ["head.classifier.weight"]
+    assert s2["load"]["num_classes"] == 6 and s2["tests"] == ["market1501", "synthetic_a"]
+    with open(out / "chain_log.txt") as f:
+        log = f.read()
+    assert "classifier replaced (8 -> 6 identities" in log
+    assert "skipped weights: head.classifier.weight" in log
+    # step 2 started from step 1's weights, classifier removed
+    w1 = torch.load(out / "01_synthetic_a" / "model_final.pth", weights_only=True)["model"]
+    init = torch.load(out / "02_market1501" / "init_weights.pth", weights_only=True)
+    assert init["source"] == s2["weights_in"] and set(w1) - set(init["model"]) == {
+        "head.classifier.weight"}
+    assert all(torch.equal(w1[k], init["model"][k]) for k in init["model"])
+
+
+def test_interrupted_chain_resumes_to_the_same_summary(full_chain, synth_root, tmp_path):
+    out = tmp_path / "chain"
+    opts = chain_opts(synth_root, out)
+    with pytest.raises(KeyboardInterrupt):  # stop after step 2's first epoch
+        run_chain(None, CHAIN, opts, progress=False, extra_hooks=[StopAtEpoch(3)])
+    assert (out / "01_synthetic_a" / "metrics.json").is_file()
+    assert not (out / "02_market1501" / "model_final.pth").exists()
+    final1 = (out / "01_synthetic_a" / "model_final.pth").stat().st_mtime_ns
+    counter = CountEpochs()
+    run_chain(None, CHAIN, opts, progress=False, extra_hooks=[counter])
+    assert counter.epochs == [(6, 1)]  # only step 2's second epoch ran
+    assert (out / "01_synthetic_a" / "model_final.pth").stat().st_mtime_ns == final1
+    assert read_csv(out / "summary.csv") == read_csv(full_chain[0] / "summary.csv")
+    with open(out / "manifest.json") as f:
+        steps = json.load(f)["steps"]
+    assert [h["action"] for h in steps[0]["history"]] == ["trained", "reused"]
+    assert [h["action"] for h in steps[1]["history"]] == ["trained", "resumed after epoch 1"]
+    # a rerun of a finished chain trains nothing; a lost metrics.json is re-evaluated only
+    os.remove(out / "02_market1501" / "metrics.json")
+    for ck in (out / "02_market1501").glob("checkpoint_*.pth"):
+        os.remove(ck)
+    counter = CountEpochs()
+    run_chain(None, CHAIN, opts, progress=False, extra_hooks=[counter])
+    assert counter.epochs == []
+    assert read_csv(out / "summary.csv") == read_csv(full_chain[0] / "summary.csv")
+
+
+def _copy_chain(src, out):
+    shutil.copytree(src, out)
+    # the copied folders record the original paths: point them at this copy
+    for cfg in out.glob("*/config.yaml"):
+        cfg.write_text(cfg.read_text().replace(str(src), str(out)))
+
+
+def test_changed_config_is_refused(full_chain, synth_root, tmp_path):
+    out = tmp_path / "chain"
+    _copy_chain(full_chain[0], out)
+    opts = chain_opts(synth_root, out)
+    with pytest.raises(ConfigError, match="SOLVER.BASE_LR"):
+        run_chain(None, CHAIN, opts + ["SOLVER.BASE_LR", "0.01"], progress=False)
+
+
+@pytest.mark.slow
+def test_chain_can_be_extended_without_retraining(full_chain, synth_root, tmp_path):
+    out = tmp_path / "chain"
+    _copy_chain(full_chain[0], out)
+    opts = chain_opts(synth_root, out)
+    counter = CountEpochs()
+    run_chain(None, CHAIN + ["synthetic_a"], opts, progress=False, extra_hooks=[counter])
+    assert counter.epochs == [(8, 0), (8, 1)]  # only the new third step trained
+    assert len(read_csv(out / "summary.csv")) == 3
+
+
+def test_step_parsing_and_aliases():
+    steps, opts = split_steps_and_opts(["Duke", "Market", "MSMT17+STD", "SOLVER.MAX_EPOCHS",
+                                        "5", "OUTPUT_DIR", "x"])
+    assert steps == ["Duke", "Market", "MSMT17+STD"]
+    assert opts == ["SOLVER.MAX_EPOCHS", "5", "OUTPUT_DIR", "x"]
+    parsed = parse_steps(steps)
+    assert [s.dataset.train for s in parsed] == ["dukemtmcreid", "market1501", "msmt17"]
+    assert [s.std for s in parsed] == [False, False, True]
+    assert parsed[2].folder == "03_msmt17_std"
+    md = resolve_dataset("Market-Duke")
+    assert md.train == "market_duke" and md.tests == ["market1501", "dukemtmcreid"]
+    assert resolve_dataset("synthetic_c").tests == ["synthetic_c"]
+    with pytest.raises(ConfigError, match="unknown chain step dataset 'Marquet'"):
+        parse_steps(["Marquet"])
+    with pytest.raises(ConfigError, match="empty chain"):
+        parse_steps([])
+
+
+def test_classifier_is_replaced_even_when_identity_counts_match(full_chain, synth_root,
+                                                                tmp_path):
+    from reidbox.config import load_config
+    from reidbox.engine.chain import prepare_weights
+
+    src = str(full_chain[0] / "01_synthetic_a" / "model_final.pth")  # 8 identities
+    cfg = load_config(None, chain_opts(synth_root, tmp_path) + [
+        "DATASETS.TRAIN", "['synthetic_a']", "MODEL.WEIGHTS", str(tmp_path / "init.pth")])
+    report = prepare_weights(cfg, src)
+    assert report["num_classes"] == report["previous_num_classes"] == 8
+    assert report["skipped"] == ["head.classifier.weight"] and report["unused"] == []
+    init = torch.load(tmp_path / "init.pth", weights_only=True)["model"]
+    full = torch.load(src, weights_only=True)["model"]
+    assert set(full) - set(init) == {"head.classifier.weight"}
+    assert all(torch.equal(init[k], full[k]) for k in init)

@@ -1,0 +1,114 @@
+"""Rank-list images, CMC and chain plots, the results table."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from reidbox.data import Sample
+from reidbox.visualization import (draw_rank_list, plot_chain, plot_cmc, rank_lists,
+                                   visualize_ranks)
+from reidbox.visualization.results import collect_results, format_results
+
+GREEN, RED = np.array([0, 170, 0]), np.array([0, 0, 220])
+
+
+def test_rank_lists_match_brute_force_and_skip_same_camera_matches():
+    torch.manual_seed(0)
+    q, g = torch.randn(7, 5), torch.randn(30, 5)
+    dist, idx = rank_lists(q, g, topk=4, chunk=3)
+    full = torch.cdist(q, g)
+    assert torch.equal(idx, full.argsort(1)[:, :4])
+    assert torch.allclose(dist, full.sort(1).values[:, :4])
+    # the gallery copy of the query from the same camera is ignored, junk (-1) too
+    g2 = torch.cat([q[:1], q[:1] + 0.01, q[:1] + 0.02])
+    d, i = rank_lists(q[:1], g2, 3, q_pids=[5], g_pids=[5, 5, -1], q_camids=[1],
+                      g_camids=[1, 2, 2])
+    assert i[0, 0].item() == 1 and torch.isinf(d[0, 1:]).all()
+
+
+def _write(path, colour):
+    cv2.imwrite(str(path), np.full((32, 16, 3), colour, np.uint8))
+    return str(path)
+
+
+def test_rank_list_image_has_coloured_borders(tmp_path):
+    q = _write(tmp_path / "q.png", 128)
+    gal = [_write(tmp_path / f"g{i}.png", 60 + 40 * i) for i in range(3)]
+    out = draw_rank_list(q, gal, [True, False, True], [0.1, 0.5, 0.9], str(tmp_path / "r.png"),
+                         size=(32, 16))
+    img = cv2.imread(out)
+    tile_w, gap = 16 + 8, 12
+    x0 = tile_w + gap  # first gallery tile
+    assert (img[10, x0 + 1] == GREEN).all()
+    assert (img[10, x0 + tile_w + 3 + 1] == RED).all()
+    assert (img[10, x0 + 2 * (tile_w + 3) + 1] == GREEN).all()
+    assert img.shape[0] == 32 + 8 + 18  # image, border, distance strip
+    strip = img[32 + 8:, x0:x0 + tile_w]
+    assert (strip < 128).any()  # the distance is written under the tile
+
+
+def test_visualize_ranks_on_items(tmp_path):
+    paths = [_write(tmp_path / f"{i}.png", 20 * i) for i in range(6)]
+    query = [Sample(paths[0], 1, 0, 0), Sample(paths[1], 2, 0, 0)]
+    gallery = [Sample(p, pid, 1, 0) for p, pid in zip(paths[2:], [1, 2, 3, 1])]
+    qf = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    gf = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.2, 0.0]])
+    out = visualize_ranks(query, gallery, qf, gf, str(tmp_path / "ranks"), topk=3,
+                          query_indices=[0], size=(32, 16))
+    assert len(out) == 1 and os.path.basename(out[0]) == "query00000_id1_c0.png"
+    img = cv2.imread(out[0])
+    assert (img[10, 24 + 12 + 1] == GREEN).all()  # nearest gallery image is the same person
+    with pytest.raises(ValueError, match="out of range"):
+        visualize_ranks(query, gallery, qf, gf, str(tmp_path), query_indices=[5])
+    rnd = visualize_ranks(query, gallery, qf, gf, str(tmp_path / "rnd"), topk=2,
+                          num_queries=5, size=(32, 16))
+    assert len(rnd) == 2  # no more queries than exist
+
+
+def test_plots_write_png(tmp_path):
+    cmc = np.linspace(0.5, 1.0, 50).tolist()
+    p = plot_cmc(cmc, str(tmp_path / "cmc.png"), "CMC test")
+    assert cv2.imread(p).shape[0] > 100
+    with pytest.raises(ValueError, match="empty"):
+        plot_cmc([], str(tmp_path / "x.png"))
+    rows = [{"name": "A", "A mAP": 40.0}, {"name": "B", "A mAP": 30.0, "B mAP": 50.0}]
+    p = plot_chain(rows, ["A", "B"], str(tmp_path / "chain.png"))
+    assert cv2.imread(p) is not None
+
+
+def test_collect_results_table(tmp_path):
+    for name, arch, ptl, mAP in (("r1", "ptl", {"cell": "v1", "state_mode": "carry"}, 0.5),
+                                 ("r2", "baseline", None, 0.25)):
+        d = tmp_path / "out" / name
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text(
+            f"MODEL:\n  META_ARCHITECTURE: {arch}\n  BACKBONE:\n    NAME: resnet50\n"
+            "DATASETS:\n  TRAIN: [market1501]\n")
+        rec = {"mAP": mAP, "per_dataset": {"market1501": {
+            "mAP": mAP, "rank1": 0.7, "rank5": 0.8, "rank10": 0.9, "mINP": 0.1}},
+            "parameters_m": 25.5, "train_datasets": ["market1501"]}
+        if ptl:
+            rec["ptl"] = ptl
+        (d / "metrics.json").write_text(json.dumps(rec))
+    rows = collect_results([str(tmp_path / "out")])
+    assert [r["model"] for r in rows] == ["resnet50+PTL", "resnet50"]
+    assert rows[0]["PTL state"] == "v1 carry" and rows[1]["PTL state"] == "-"
+    table = format_results(rows)
+    assert "| 50.00 | 70.00 | 80.00 | 90.00 | 10.00 | 25.50 |" in table
+    assert "market1501 -> market1501" in table
+    with pytest.raises(FileNotFoundError):
+        collect_results([str(tmp_path / "missing")])
+
+
+def test_test_net_vis_ranks_and_cmc_plot(tiny_opts):
+    from tools.test_net import main
+
+    assert main(["--no-progress", "--vis-ranks", "3", *tiny_opts]) == 0
+    out = tiny_opts[-1]
+    assert os.path.isfile(os.path.join(out, "cmc_market1501.png"))
+    pngs = os.listdir(os.path.join(out, "ranks", "market1501"))
+    assert len(pngs) == 10 and all(p.endswith(".png") for p in pngs)  # all 10 tiny queries

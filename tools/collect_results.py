@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Gather runs into one markdown table: ``tools/collect_results.py output/... [--out F.md]``.
+
+Every ``metrics.json`` under the given folders gives one row per test set: model, datasets
+(train -> test), PTL state mode, mAP, CMC-1/5/10, mINP and parameter count.
+"""
+
+import argparse
+
+from reidbox.utils.cli import run_main
+from reidbox.visualization.results import collect_results, format_results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("paths", nargs="+", help="run folders or metrics.json files")
+    p.add_argument("--out", default="", help="also write the table to this file")
+    args = p.parse_args(argv)
+    rows = collect_results(args.paths)
+    if not rows:
+        raise FileNotFoundError(f"no metrics.json under {', '.join(args.paths)}")
+    table = format_results(rows)
+    print(table, end="")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
