@@ -27,6 +27,7 @@ def test_config_states_the_recipe(path):
     assert cfg.DATASETS.TRAIN == cfg.DATASETS.TEST == [dataset]
     assert cfg.OUTPUT_DIR == f"output/{dataset}/{name[:-4]}"
     assert cfg.MODEL.BACKBONE.NAME == "densenet100_cifar" and not cfg.MODEL.BACKBONE.PRETRAINED
+    assert cfg.MODEL.BACKBONE.LAST_STRIDE == 2  # 32 -> 8, the published network
     s = cfg.SOLVER
     assert (s.OPTIMIZER, s.BASE_LR, s.MOMENTUM, s.NESTEROV, s.WEIGHT_DECAY) == \
         ("SGD", 0.1, 0.9, True, 1e-4)

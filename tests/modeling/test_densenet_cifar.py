@@ -11,7 +11,7 @@ from reidbox.modeling.backbones.densenet_cifar import densenet_bc_cifar
 
 
 def test_densenet100_has_the_published_structure():
-    b = build_backbone("densenet100_cifar")
+    b = build_backbone("densenet100_cifar", last_stride=2)
     convs = [m for m in b.modules() if isinstance(m, nn.Conv2d)]
     # depth 100 = 99 convolutions (stem, 3 x 16 bottleneck layers x 2, 2 transitions) + the FC
     assert len(convs) == 99
@@ -56,7 +56,8 @@ def test_drop_rate_reaches_the_dense_layers():
 def _cfg(arch, cell="v1", hidden="[16]"):
     return load_config(None, [
         "TASK", "classification", "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME",
-        "densenet10_cifar", "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
+        "densenet10_cifar", "MODEL.BACKBONE.LAST_STRIDE", "2",
+        "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
         "MODEL.PTL.CLASSIFIER_HIDDEN", hidden, "MODEL.LOSSES.CE.EPSILON", "0.0"])
 
 
@@ -107,3 +108,10 @@ def test_ptl_classifier_eval_ignores_the_carried_latent_state():
         assert len(model.ptl.state) > 0
         model.eval()
         torch.testing.assert_close(model(x), fresh)
+
+
+def test_last_stride_one_keeps_the_last_map_at_16():
+    b = build_backbone("densenet10_cifar", last_stride=1)
+    assert [s.stride for s in b.stage_specs] == [1, 2, 2]
+    with pytest.raises(ValueError, match="last stride"):
+        build_backbone("densenet10_cifar", last_stride=4)

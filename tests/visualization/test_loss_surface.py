@@ -19,7 +19,8 @@ from reidbox.visualization.loss_surface import (LossSurface, compute_loss_surfac
 def _model(arch="ptl_classifier", cell="v2"):
     cfg = load_config(None, [
         "TASK", "classification", "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME",
-        "densenet10_cifar", "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
+        "densenet10_cifar", "MODEL.BACKBONE.LAST_STRIDE", "2",
+        "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
         "MODEL.PTL.CLASSIFIER_HIDDEN", "[8]", "MODEL.PTL.CHANNEL_RATIO", "0.25",
         "MODEL.PTL.LAST_CELL_CHANNELS", "8"])
     torch.manual_seed(0)
@@ -119,7 +120,8 @@ def two_runs(tmp_path_factory):
             "TASK", "classification", "DATASETS.TRAIN", "['cifar10']", "DATASETS.TEST",
             "['cifar10']", "DATASETS.ROOT", str(root / "data"), "OUTPUT_DIR", str(out),
             "DEVICE", "cpu", "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME",
-            "densenet10_cifar", "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
+            "densenet10_cifar", "MODEL.BACKBONE.LAST_STRIDE", "2",
+            "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
             "MODEL.PTL.CLASSIFIER_HIDDEN", "[8]", "MODEL.PTL.CHANNEL_RATIO", "0.25",
             "MODEL.PTL.LAST_CELL_CHANNELS", "8", "DATALOADER.NUM_WORKERS", "0",
             "SOLVER.IMS_PER_BATCH", "20", "SOLVER.MAX_EPOCHS", "1", "SOLVER.BASE_LR", "0.05",

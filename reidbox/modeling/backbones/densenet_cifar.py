@@ -23,12 +23,17 @@ from .staged import StagedBackbone
 
 
 def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: float = 0.5,
-                      drop_rate: float = 0.0, bn_size: int = 4) -> StagedBackbone:
+                      drop_rate: float = 0.0, bn_size: int = 4, last_stride: int = 2
+                      ) -> StagedBackbone:
     """DenseNet-BC of ``depth`` for CIFAR; (B, 3, 32, 32) -> (B, C, 8, 8).
 
     ``drop_rate``: dropout after each dense layer's 3x3 conv (0.2 in the DenseNet paper when
-    training without data augmentation).
+    training without data augmentation). ``last_stride``: 2 is the published network; 1 drops
+    the last transition's pooling (the backbone contract's ReID option; output 16x16).
     """
+    if last_stride not in (1, 2):
+        raise ValueError(f"DenseNet-BC last stride must be 1 or 2, got {last_stride} "
+                         "(MODEL.BACKBONE.LAST_STRIDE; 2 for the published CIFAR network)")
     if depth < 10 or (depth - 4) % 6:
         raise ValueError(f"DenseNet-BC depth must be 6n + 4 (e.g. 40, 100, 190), got {depth}")
     if not 0.0 < compression <= 1.0:
@@ -43,7 +48,10 @@ def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: floa
         parts: List[nn.Module] = []
         if i > 0:
             out = int(channels * compression)
-            parts.append(_Transition(channels, out))
+            transition = _Transition(channels, out)
+            if i == 2 and last_stride == 1:
+                transition.pool = nn.Identity()  # keep the 1x1 conv, drop the 2x2 pooling
+            parts.append(transition)
             channels = out
         parts.append(_DenseBlock(layers, channels, bn_size, growth_rate, drop_rate))
         channels += layers * growth_rate
@@ -67,11 +75,13 @@ def _init(module: nn.Module) -> None:
 
 
 def _registered(depth: int):
-    def build(pretrained: bool = False, drop_rate: float = 0.0, **_) -> StagedBackbone:
+    def build(pretrained: bool = False, drop_rate: float = 0.0, last_stride: int = 2,
+              **_) -> StagedBackbone:
         if pretrained:
             raise ValueError(f"densenet{depth}_cifar has no ImageNet weights (it is trained from "
                              "scratch on 32x32 images); set MODEL.BACKBONE.PRETRAINED False")
-        return densenet_bc_cifar(depth, growth_rate=12, drop_rate=drop_rate)
+        return densenet_bc_cifar(depth, growth_rate=12, drop_rate=drop_rate,
+                                 last_stride=last_stride)
     return build
 
 
