@@ -32,7 +32,7 @@ from ..utils.checkpoint import Checkpointer, atomic_save, load_file, load_model_
 from ..utils.misc import write_json
 from .hooks import TensorBoardHook
 from .runner import build_hooks, model_info, run_trainer, setup_run
-from .solver import build_optimizer, build_scheduler
+from .solver import build_solver
 from .trainer import HookBase, Trainer
 
 logger = logging.getLogger("reidbox")
@@ -208,10 +208,7 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
     logger.info("%s/%s\n%s", cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME,
                 format_summary(model_summary(model, size)))
     s = cfg.SOLVER
-    optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
-                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR)
-    scheduler = build_scheduler(optimizer, len(loader), s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
-                                s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
+    optimizer, scheduler = build_solver(cfg, model, len(loader))
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD)
 

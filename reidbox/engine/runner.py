@@ -22,7 +22,7 @@ from ..utils import distributed as du
 from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
 from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
-from .solver import build_optimizer, build_scheduler
+from .solver import build_solver
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
 logger = logging.getLogger("reidbox")
@@ -217,10 +217,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         logger.info("%s/%s\n%s", cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME,
                     format_summary(summary))
     s = cfg.SOLVER
-    optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
-                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR)
-    scheduler = build_scheduler(optimizer, len(loader), s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
-                                s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
+    optimizer, scheduler = build_solver(cfg, model, len(loader))
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD) if main else None
 

@@ -62,6 +62,16 @@ class LRFactor:
         return f
 
 
+def build_solver(cfg, model: nn.Module, iters_per_epoch: int):
+    """Optimizer and per-iteration LR schedule from ``cfg.SOLVER``."""
+    s = cfg.SOLVER
+    optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
+                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR)
+    scheduler = build_scheduler(optimizer, iters_per_epoch, s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
+                                s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
+    return optimizer, scheduler
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, iters_per_epoch: int, max_epochs: int,
                     kind: str, steps: Sequence[int], gamma: float, warmup_epochs: float,
                     warmup_factor: float) -> torch.optim.lr_scheduler.LambdaLR:

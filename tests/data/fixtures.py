@@ -8,13 +8,12 @@ expected per-split numbers, computed from its own specification (never from the 
 from __future__ import annotations
 
 import os
-import pickle
-import struct
 import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
+from reidbox.data.cifar_synthetic import write_py2_pickle
 
 Expected = Dict[str, Dict]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -291,38 +290,7 @@ def make_cuhk03(root: str, new_protocol: bool = True) -> Expected:
 
 
 # ------------------------------------------------------------------------------ CIFAR
-class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
-    """Writes what Python 2's cPickle (protocol 2) wrote: ``str``/``bytes`` as py2 byte strings
-    (BINSTRING opcodes) and numpy under its 1.x module names."""
-
-    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
-
-    def save_py2str(self, obj) -> None:
-        data = obj.encode("latin1") if isinstance(obj, str) else bytes(obj)
-        if len(data) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
-        self.memoize(obj)
-
-    dispatch[str] = save_py2str
-    dispatch[bytes] = save_py2str
-
-    def save_global(self, obj, name=None) -> None:
-        names = {id(np.ndarray): ("numpy", "ndarray"), id(np.dtype): ("numpy", "dtype")}
-        if getattr(obj, "__name__", "") == "_reconstruct":
-            mod, nm = "numpy.core.multiarray", "_reconstruct"
-        elif id(obj) in names:
-            mod, nm = names[id(obj)]
-        else:
-            return super().save_global(obj, name)
-        self.write(pickle.GLOBAL + f"{mod}\n{nm}\n".encode())
-        self.memoize(obj)
-
-
-def write_py2_pickle(path: str, obj: Dict) -> None:
-    with open(path, "wb") as f:
-        _Py2Pickler(f, protocol=2).dump(obj)
+# Python-2 cPickle files (write_py2_pickle), as the real CIFAR batches are.
 
 
 def _cifar_rows(n: int, seed: int) -> np.ndarray:
