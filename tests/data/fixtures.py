@@ -20,7 +20,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run_tool(script: str, argv: Sequence[str]) -> None:
-    """Run ``tools/<script>`` as ``__main__`` in this process with ``argv``."""
+    """Run ``tools/<script>`` as ``__main__`` in this process with ``argv``; the tools exit
+    through ``run_main``, so a non-zero exit status fails."""
     import runpy
     import sys
 
@@ -28,6 +29,9 @@ def run_tool(script: str, argv: Sequence[str]) -> None:
     sys.argv = [script, *argv]
     try:
         runpy.run_path(os.path.join(REPO, "tools", script), run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise AssertionError(f"tools/{script} exited with status {e.code}") from None
     finally:
         sys.argv = old
 
