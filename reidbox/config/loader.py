@@ -66,6 +66,11 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
         raise ConfigError(f"{path}: {msg}") from None
 
 
+def merge_file(cfg: CfgNode, path: PathLike) -> None:
+    """Merge a yml file (its ``_BASE_`` files first) into a mutable ``cfg``, in place."""
+    _merge_file(cfg, os.fspath(path), [])
+
+
 def merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
     """Apply ``KEY VALUE`` pairs from the command line."""
     opts = list(opts)

@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
-from ..config.loader import _merge_file, import_plugins
+from ..config.loader import import_plugins, merge_file
 from ..data import build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
@@ -151,15 +151,15 @@ def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep
     cfg = get_cfg_defaults()
     fragment = _fragment_path(step.dataset)
     if fragment:
-        _merge_file(cfg, fragment, [])
+        merge_file(cfg, fragment)
     if config_file:
-        _merge_file(cfg, os.fspath(config_file), [])
+        merge_file(cfg, config_file)
     merge_opts(cfg, opts)
     if step.std:
         if not cfg.CHAIN.STD_CONFIG:
             raise ConfigError(f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
                               "student's config (e.g. configs/std/d161_student.yml)")
-        _merge_file(cfg, cfg.CHAIN.STD_CONFIG, [])
+        merge_file(cfg, cfg.CHAIN.STD_CONFIG)
         merge_opts(cfg, opts)  # the command line still wins
         if cfg.MODEL.META_ARCHITECTURE != "std":
             raise ConfigError(f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set "
