@@ -13,13 +13,7 @@ def main(argv=None) -> int:
                    help="also draw top-K rank lists of random queries into OUTPUT_DIR/ranks")
     args = p.parse_args(argv)
     cfg = load_config(args.config_file or None, args.opts)
-    runner.test(cfg, progress=not args.no_progress)
-    if args.vis_ranks:
-        from reidbox.visualization import visualize_model_ranks
-
-        paths = visualize_model_ranks(cfg, cfg.MODEL.WEIGHTS or None, topk=args.vis_ranks,
-                                      progress=not args.no_progress)
-        print(f"wrote {len(paths)} rank lists under {cfg.OUTPUT_DIR}/ranks")
+    runner.test(cfg, progress=not args.no_progress, vis_ranks=args.vis_ranks)
     return 0
 
 

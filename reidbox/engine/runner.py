@@ -63,11 +63,12 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
 
 
 def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True,
-                          save_ranks: bool = False) -> Dict[str, Metrics]:
+                          save_ranks: bool = False, vis_ranks: int = 0) -> Dict[str, Metrics]:
     """Every ``DATASETS.TEST`` set with the configured protocol, metric, flip and re-ranking.
 
     ``save_ranks`` writes ``OUTPUT_DIR/ranklist_<set>.csv`` with each query's top
-    ``TEST.TOPK_SAVE`` gallery images.
+    ``TEST.TOPK_SAVE`` gallery images; ``vis_ranks`` > 0 draws top-``vis_ranks`` rank-list
+    images into ``OUTPUT_DIR/ranks/<set>/`` from the same features.
     """
     kwargs = evaluate_kwargs(cfg)
     results = {}
@@ -82,6 +83,14 @@ def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress:
                                    ts.query, ts.gallery, feats["query"], feats["gallery"],
                                    cfg.TEST.TOPK_SAVE, cfg.TEST.METRIC)
             logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
+        if vis_ranks > 0 and feats:
+            from ..visualization import visualize_ranks
+
+            out = os.path.join(cfg.OUTPUT_DIR, "ranks", ts.name)
+            visualize_ranks(ts.query, ts.gallery, feats["query"], feats["gallery"], out,
+                            topk=vis_ranks, metric=cfg.TEST.METRIC, seed=cfg.SEED,
+                            size=tuple(cfg.INPUT.SIZE_TEST))
+            logger.info("rank-list images: %s", out)
     return results
 
 
@@ -252,8 +261,10 @@ def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Mo
     return model.to(device).eval()
 
 
-def test(cfg, weights: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
-    """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``."""
+def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: int = 0
+         ) -> Dict[str, Any]:
+    """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
+    also draws rank-list images of that many top matches."""
     if cfg.TASK == "classification":
         from .classification import classification_test
 
@@ -263,5 +274,6 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True) -> Dict[str,
     if not weights:
         logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
     model = build_test_model(cfg, weights, device)
-    results = evaluate_on_test_sets(cfg, model, device, progress, save_ranks=True)
+    results = evaluate_on_test_sets(cfg, model, device, progress, save_ranks=True,
+                                    vis_ranks=vis_ranks)
     return write_results(cfg, results, model, weights=weights or None)

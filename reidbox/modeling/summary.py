@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..utils.misc import count_parameters
+
 # Training identities of the datasets the paper uses (published counts; docs/model_zoo.md).
 TRAIN_IDENTITIES = {"market1501": 751, "dukemtmcreid": 702, "msmt17": 1041, "cuhk03": 767}
 
@@ -29,15 +31,6 @@ def num_train_identities(cfg) -> int:
             raise KeyError(f"no published identity count for dataset {name!r}; pass "
                            f"--num-classes (known: {', '.join(sorted(TRAIN_IDENTITIES))})")
     return total
-
-
-def count_parameters(params) -> int:
-    seen, n = set(), 0
-    for p in params:
-        if id(p) not in seen:
-            seen.add(id(p))
-            n += p.numel()
-    return n
 
 
 def test_time_parameters(model: nn.Module, input_size: Tuple[int, int] = (64, 32)

@@ -33,5 +33,8 @@ def write_json(obj: Any, path: str) -> None:
     os.replace(tmp, path)
 
 
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def count_parameters(params) -> int:
+    """Elements in a module's parameters (or an iterable of tensors), each tensor once."""
+    if isinstance(params, torch.nn.Module):
+        params = params.parameters()
+    return sum(p.numel() for p in {id(p): p for p in params}.values())
