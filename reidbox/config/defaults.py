@@ -81,6 +81,10 @@ _C.MODEL = CN()
 _C.MODEL.META_ARCHITECTURE = "baseline"
 # Weights of a whole trained model to start from (test, fine-tuning); classifier shape may differ.
 _C.MODEL.WEIGHTS = ""
+# Load only the tensors of MODEL.WEIGHTS that fit, leaving the rest as initialised. Off: a file
+# of another architecture/config must fail, not silently yield a half-random model (only a
+# classifier sized for other identities is ever skipped). On: deliberate partial transfer.
+_C.MODEL.WEIGHTS_PARTIAL = False
 # Store activations NHWC (channels_last): faster convolutions on recent GPUs and CPUs.
 _C.MODEL.CHANNELS_LAST = False
 # Convert BatchNorm to SyncBatchNorm under DDP, so BN statistics span the global batch.

@@ -37,7 +37,9 @@ from ..config.loader import import_plugins, merge_file
 from ..data import build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
-from ..utils.checkpoint import Checkpointer, atomic_save, load_file, model_state_from
+from ..utils.checkpoint import (Checkpointer, LoadReport, WeightsMismatchError, atomic_save,
+                                is_classifier_key, load_file, model_state_from,
+                                strip_wrapper_prefixes)
 from ..utils.logger import setup_logger
 from ..utils.misc import write_json
 from . import runner
@@ -239,10 +241,19 @@ def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
     other = _probe_shapes(cfg, num_classes + 1)
     classifier = {k for k in own if other.get(k) != own[k]}
     obj = load_file(source)
-    state = model_state_from(obj)
+    state = strip_wrapper_prefixes(model_state_from(obj), own)
     skipped = [k for k in state if k in classifier or (k in own and tuple(state[k].shape)
                                                         != own[k])]
     keep = {k: v for k, v in state.items() if k in own and k not in skipped}
+    # the same rule as every weight file: only the classifier may be missing or reshaped
+    misfit = LoadReport(source, mismatched=[k for k in skipped if k not in classifier],
+                        missing=[k for k in own if k not in state and k not in classifier],
+                        unexpected=[k for k in state if k not in own
+                                    and not is_classifier_key(k)])
+    if not misfit.fits and not cfg.MODEL.WEIGHTS_PARTIAL:
+        raise WeightsMismatchError(
+            f"chain step weights {source} do not fit the step's model ({misfit.examples()}); "
+            "set MODEL.WEIGHTS_PARTIAL True to start from the tensors that fit")
     atomic_save({"model": keep, "source": source}, cfg.MODEL.WEIGHTS)
     return {"weights": source, "init_file": cfg.MODEL.WEIGHTS, "num_classes": num_classes,
             "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,

@@ -200,7 +200,7 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
     loader = build_classification_train_loader(cfg, train_set.train)
     model = build_model(cfg, num_classes=num_classes)
     if cfg.MODEL.WEIGHTS:
-        load_model_weights(model, cfg.MODEL.WEIGHTS)
+        load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
     model = model.to(device)
     if cfg.MODEL.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
@@ -240,10 +240,9 @@ def load_classifier(cfg, weights: str, num_classes: Optional[int], device: torch
         if not isinstance(num_classes, int):
             raise ValueError(f"{weights} does not record num_classes; pass it explicitly")
     model = build_model(cfg, num_classes=num_classes)
-    skipped, _ = load_model_weights(model, weights)
-    if skipped:
-        raise ValueError(f"{weights} does not fit this model ({', '.join(skipped[:5])} differ "
-                         "in shape): check the config and the number of classes")
+    # the classifier is the test-time output here: it must fit like every other tensor
+    load_model_weights(model, weights, what="classifier weights", skip_classifier=False,
+                       partial_key=None)
     return model.to(device).eval()
 
 

@@ -209,7 +209,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     loader = build_train_loader(cfg, train_set.train, rank=rank, world_size=world)
     model = build_model(cfg, num_classes=num_classes)
     if cfg.MODEL.WEIGHTS:
-        load_model_weights(model, cfg.MODEL.WEIGHTS)
+        load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
     if cfg.MODEL.SYNC_BN and world > 1:
         model = convert_sync_batchnorm(model, device)
     model = model.to(device)
@@ -257,7 +257,7 @@ def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Mo
     """A model for feature extraction; the classifier (training-only) may not fit the file."""
     model = build_model(cfg, num_classes=1)
     if weights:
-        load_model_weights(model, weights)
+        load_model_weights(model, weights, partial=cfg.MODEL.WEIGHTS_PARTIAL)
     return model.to(device).eval()
 
 

@@ -7,7 +7,8 @@ import logging
 import os
 import random
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
@@ -48,39 +49,147 @@ def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
             from None
 
 
-def model_state_from(obj: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-    """The model state dict inside a checkpoint (``{"model": ...}``) or a bare state dict."""
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        return obj["model"]
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
-    raise CheckpointError("file holds neither a state dict nor a checkpoint with a 'model' key")
+#: Prefixes that wrappers add to every key: DataParallel/DDP (``module.``), Lightning-style
+#: modules that hold the network as ``self.model`` (``model.``).
+WRAPPER_PREFIXES = ("module.", "model.")
+#: Module names of the training-only classifiers (reid heads, MGN, torchvision ``fc``): their
+#: shape depends on the number of identities, so they may differ between files and models.
+CLASSIFIER_NAMES = frozenset({"classifier", "classifiers", "fc"})
 
 
-def load_model_weights(model: nn.Module, path: str, trusted: bool = False
-                       ) -> Tuple[List[str], List[str]]:
-    """Load weights whose names and shapes fit; returns (skipped for shape, missing in file).
+class WeightsMismatchError(CheckpointError):
+    """A weight file does not fit the model (another architecture, config or wrapper)."""
+
+
+def _is_state(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def model_state_from(obj: Any) -> Dict[str, torch.Tensor]:
+    """The state dict inside a file: bare, or under ``model`` / ``state_dict`` (nested too)."""
+    for _ in range(4):
+        if _is_state(obj):
+            return obj
+        if not isinstance(obj, dict):
+            break
+        inner = next((obj[k] for k in ("model", "state_dict", "model_state_dict")
+                      if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            break
+        obj = inner
+    raise CheckpointError("file holds neither a state dict nor a checkpoint with a 'model' or "
+                          "'state_dict' entry")
+
+
+def strip_wrapper_prefixes(state: Dict[str, torch.Tensor], own_keys: Iterable[str]
+                           ) -> Dict[str, torch.Tensor]:
+    """Drop ``module.`` / ``model.`` when every key of the file carries it and no model key does."""
+    own = list(own_keys)
+    changed = True
+    while changed and state:
+        changed = False
+        for p in WRAPPER_PREFIXES:
+            if all(k.startswith(p) for k in state) and not any(k.startswith(p) for k in own):
+                state = {k[len(p):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def is_classifier_key(key: str) -> bool:
+    """True for tensors of a training-only classifier (``head.classifier.weight``, ``fc.bias``)."""
+    return any(part in CLASSIFIER_NAMES for part in key.split(".")[:-1])
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_state_into` did; every list holds state-dict keys."""
+
+    source: str
+    loaded: List[str] = field(default_factory=list)
+    classifier: List[str] = field(default_factory=list)  # left as initialised (absent/reshaped)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+    mismatched: List[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        """Everything but the classifier was loaded."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def counts(self) -> str:
+        return (f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, "
+                f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+                f"{len(self.mismatched)} shape mismatch")
+
+    def examples(self, n: int = 3) -> str:
+        parts = []
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                           ("shape mismatch", self.mismatched)):
+            if keys:
+                parts.append(f"{name}: {', '.join(keys[:n])}{' ...' if len(keys) > n else ''}")
+        return "; ".join(parts)
+
+
+def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], source: str, *,
+                    what: str = "MODEL.WEIGHTS", partial: bool = False,
+                    skip_classifier: bool = True,
+                    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL") -> LoadReport:
+    """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
+
+    Wrapper prefixes are stripped; classifier tensors (see :func:`is_classifier_key`) that are
+    absent or of another shape stay as initialised when ``skip_classifier``. Anything else
+    missing, unexpected or of another shape raises :class:`WeightsMismatchError` (one line
+    naming ``what``, the file and ``partial_key``, the opt-in; None: no opt-in) unless
+    ``partial`` is True, when it is logged and only the fitting tensors load.
+    """
+    own = model.state_dict()
+    state = strip_wrapper_prefixes(state, own)
+    rep = LoadReport(source)
+    fitting = {}
+    for k, v in state.items():
+        cls = skip_classifier and is_classifier_key(k)
+        if k not in own:
+            if not cls:
+                rep.unexpected.append(k)
+        elif own[k].shape != v.shape:
+            (rep.classifier if cls else rep.mismatched).append(k)
+        else:
+            fitting[k] = v
+    for k in own:
+        if k not in state:
+            (rep.classifier if skip_classifier and is_classifier_key(k) else rep.missing).append(k)
+    rep.loaded = list(fitting)
+    if not rep.fits and not partial:
+        opt_in = f", or set {partial_key} True to load only the tensors that fit" \
+            if partial_key else ""
+        raise WeightsMismatchError(
+            f"{what} {source} does not fit the model ({rep.counts()}; {rep.examples()}); "
+            f"use a file saved from this config{opt_in}")
+    model.load_state_dict(fitting, strict=False)
+    log = logger.warning if not rep.fits else logger.info
+    log("%s %s: %s%s", what, source, rep.counts(),
+        f" (partial load: {rep.examples()})" if not rep.fits else "")
+    return rep
+
+
+def load_model_weights(model: nn.Module, path: str, *, what: str = "MODEL.WEIGHTS",
+                       partial: bool = False, skip_classifier: bool = True,
+                       partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
+                       trusted: bool = False) -> LoadReport:
+    """Load a weight file (checkpoint, ``model_final.pth``, DDP/DataParallel or wrapped state
+    dict) into ``model`` with :func:`load_state_into`'s rules; returns its report.
 
     Classifier layers sized for another dataset's identities are skipped and reported, so a
     model trained on one dataset can be fine-tuned or tested on another.
     """
-    state = model_state_from(load_file(path, trusted))
-    own = model.state_dict()
-    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    unexpected = [k for k in state if k not in own]
-    missing = [k for k in own if k not in fitting]
-    model.load_state_dict(fitting, strict=False)
-    if skipped:
-        logger.warning("skipped weights whose shape differs (e.g. a classifier for another number "
-                       "of identities): %s", ", ".join(skipped))
-    if unexpected:
-        logger.warning("weights in %s that the model does not have: %s", path,
-                       ", ".join(unexpected[:10]))
-    if missing and not skipped:
-        logger.warning("model weights not in %s (left as initialised): %s", path,
-                       ", ".join(missing[:10]))
-    return skipped, missing
+    try:
+        state = model_state_from(load_file(path, trusted))
+    except CheckpointError as e:
+        raise CheckpointError(f"{what}: {e}" if path in str(e) else f"{what} {path}: {e}") \
+            from None
+    return load_state_into(model, state, path, what=what, partial=partial,
+                           skip_classifier=skip_classifier, partial_key=partial_key)
 
 
 def rng_states() -> Dict[str, Any]:

@@ -85,30 +85,41 @@ def _torch_home_checkpoint(url: str) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
 
 
+def _torch_home() -> str:
+    """``$TORCH_HOME`` as torch resolves it (``torch.hub.get_dir()`` is ``$TORCH_HOME/hub``)."""
+    return os.path.dirname(torch.hub.get_dir())
+
+
 _DENSENET_OLD_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
 )
 
 
+def imagenet_weights_path(url: str, weights_path: Optional[str] = None) -> str:
+    """The local file to read: ``weights_path``, else torchvision's cache file for ``url``."""
+    return weights_path or _torch_home_checkpoint(url)
+
+
 def load_imagenet_state(url: str, weights_path: Optional[str] = None) -> dict:
     """Read a torchvision ImageNet state dict from a local file, never from the network.
 
-    ``weights_path`` wins; otherwise torchvision's own cache file ``$TORCH_HOME/hub/checkpoints/``.
+    ``weights_path`` wins; otherwise torchvision's own cache file
+    ``$TORCH_HOME/hub/checkpoints/<file>`` (``TORCH_HOME`` defaults to ``~/.cache/torch``).
     """
-    path = weights_path or _torch_home_checkpoint(url)
+    from ...utils.checkpoint import CheckpointError, load_file, model_state_from
+
+    path = imagenet_weights_path(url, weights_path)
     if not os.path.isfile(path):
         raise WeightsNotFoundError(
             f"ImageNet weights not found at {path}. Download {url} on a machine with internet "
             f"access and put it at {_torch_home_checkpoint(url)} "
-            f"(TORCH_HOME={torch.hub.get_dir()}), "
+            f"(that is $TORCH_HOME/hub/checkpoints/ with TORCH_HOME={_torch_home()}), "
             "or set MODEL.BACKBONE.WEIGHTS to its path, or set MODEL.BACKBONE.PRETRAINED False."
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        state = model_state_from(load_file(path))
+    except CheckpointError as e:  # any unreadable file gets the same clear message
         raise WeightsNotFoundError(f"cannot read ImageNet weights {path}: {e}") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
     # Old DenseNet checkpoints name keys 'norm.1.weight'; the current modules use 'norm1.weight'.
     fixed = {}
     for k, v in state.items():

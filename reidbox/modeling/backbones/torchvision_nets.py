@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
+import torch
 from torch import nn
 from torchvision import models
 
 from ...registry import BACKBONES
-from .staged import StagedBackbone, load_imagenet_state
+from ...utils.checkpoint import WeightsMismatchError, is_classifier_key, load_state_into
+from .staged import StagedBackbone, imagenet_weights_path, load_imagenet_state
 
 # torchvision's classic ImageNet weights (the ones ReID papers of the period start from).
 _WEIGHTS = {
@@ -19,16 +22,36 @@ _WEIGHTS = {
 }
 
 
+def _guess_arch(state: dict) -> Optional[str]:
+    """The torchvision architecture whose every non-classifier tensor ``state`` matches."""
+    body = {k: tuple(v.shape) for k, v in state.items() if not is_classifier_key(k)}
+    for arch in _WEIGHTS:
+        with torch.device("meta"):
+            own = {k: tuple(v.shape) for k, v in getattr(models, arch)().state_dict().items()
+                   if not is_classifier_key(k)}
+        if own == body:
+            return arch
+    return None
+
+
 def _load(net: nn.Module, arch: str, pretrained: bool, weights: Optional[str]) -> None:
     if not pretrained:
         return
-    state = load_imagenet_state(_WEIGHTS[arch].url, weights or None)
-    state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith(("fc.", "classifier."))]
-    if missing or unexpected:
-        raise ValueError(f"{arch}: ImageNet weights do not fit: missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}")
+    url = _WEIGHTS[arch].url
+    path = imagenet_weights_path(url, weights or None)
+    state = load_imagenet_state(url, weights or None)
+    try:
+        # the ImageNet classifier (fc / classifier) is never used: skipped whatever its shape
+        load_state_into(net, {k: v for k, v in state.items() if not is_classifier_key(k)}, path,
+                        what=f"{arch} ImageNet weights", skip_classifier=True, partial_key=None)
+    except WeightsMismatchError:
+        other = _guess_arch(state)
+        found = f"it holds {other} weights" if other else "it is not a torchvision " \
+            f"{'/'.join(_WEIGHTS)} file"
+        raise WeightsMismatchError(
+            f"ImageNet weight file {path} does not fit MODEL.BACKBONE.NAME {arch}: {found}; "
+            f"point MODEL.BACKBONE.WEIGHTS at a {arch} file ({os.path.basename(url)}) or set "
+            "MODEL.BACKBONE.NAME to the file's architecture") from None
 
 
 def _resnet(arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 1,

@@ -118,12 +118,10 @@ class STDDistill(Baseline):
 
     def load_teacher(self) -> None:
         """Load the teacher's weights (once); every weight but a classifier must fit."""
-        skipped, missing = load_model_weights(self._teacher, self.teacher_weights)
-        bad = [k for k in skipped if "classifier" not in k]
-        bad += [k for k in missing if k not in skipped]
-        if bad:
-            raise ValueError(f"MODEL.STD.TEACHER_WEIGHTS {self.teacher_weights} does not fit "
-                             f"MODEL.STD.TEACHER_CONFIG: {', '.join(bad[:8])}")
+        # no partial opt-in: distilling from a half-random teacher is never what one wants
+        load_model_weights(self._teacher, self.teacher_weights,
+                           what="MODEL.STD.TEACHER_WEIGHTS (for MODEL.STD.TEACHER_CONFIG)",
+                           partial_key=None)
         reset = getattr(self._teacher, "reset_latent_state", None)
         if callable(reset):
             reset()

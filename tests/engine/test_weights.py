@@ -1,0 +1,170 @@
+"""Every weight file goes through one loader: wrapper prefixes stripped, only the classifier may
+be skipped, anything else that does not fit is one line and exit status 2 (unless opted in)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torchvision import models
+
+from reidbox.config import load_config
+from reidbox.engine import runner
+from reidbox.modeling import build_model
+from reidbox.utils.checkpoint import (WeightsMismatchError, load_model_weights,
+                                      model_state_from)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tool(script, args, env=None):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", script), "--no-progress",
+                           *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, **(env or {})))
+
+
+def _one_line_error(p, *needles):
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr, p.stderr[-2000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1, p.stderr[-2000:]
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(market_root, tmp_path_factory):
+    """A 2-epoch tiny run: its model_final.pth and its metrics."""
+    from tests.conftest import TINY_OPTS
+
+    out = tmp_path_factory.mktemp("trained")
+    opts = TINY_OPTS + ["DATASETS.ROOT", market_root, "OUTPUT_DIR", str(out / "run")]
+    record = runner.train(load_config(None, opts), progress=False)
+    return opts, str(out / "run" / "model_final.pth"), record
+
+
+def _ddp_file(src, dst, prefix="module."):
+    state = model_state_from(torch.load(src, weights_only=True))
+    torch.save({"state_dict": {prefix + k: v for k, v in state.items()}}, dst)
+    return str(dst)
+
+
+def test_ddp_prefixed_checkpoint_gives_the_trained_metrics(trained, tmp_path):
+    opts, final, record = trained
+    ddp = _ddp_file(final, tmp_path / "ddp.pth")
+    cfg = load_config(None, opts[:-1] + [str(tmp_path / "t")])
+    again = runner.test(cfg, weights=ddp, progress=False)
+    assert again["mAP"] == pytest.approx(record["mAP"], abs=1e-6)
+    assert again["rank1"] == pytest.approx(record["rank1"], abs=1e-6)
+    # nested wrappers (Lightning "model." inside DataParallel "module.") load the same
+    nested = _ddp_file(final, tmp_path / "nested.pth", prefix="module.model.")
+    model = build_model(cfg, num_classes=6)
+    rep = load_model_weights(model, nested)
+    assert rep.fits and not rep.classifier and len(rep.loaded) == len(model.state_dict())
+
+
+def test_classifier_skip_is_reported(trained, caplog):
+    opts, final, _ = trained
+    cfg = load_config(None, opts)
+    model = build_model(cfg, num_classes=3)  # another dataset's identity count
+    with caplog.at_level("INFO", logger="reidbox"):
+        rep = load_model_weights(model, final)
+    assert rep.classifier == ["head.classifier.weight"]
+    assert rep.fits and len(rep.loaded) == len(model.state_dict()) - 1
+    line = [r.getMessage() for r in caplog.records if final in r.getMessage()]
+    assert line and "1 classifier skipped, 0 missing, 0 unexpected, 0 shape mismatch" in line[0]
+
+
+def test_resnet18_weights_under_resnet50_config_exit_2(trained, tmp_path):
+    opts, final, _ = trained
+    opts50 = [o if o != "resnet18" else "resnet50" for o in opts]
+    p = _tool("test_net.py", opts50[:-1] + [str(tmp_path / "t"), "MODEL.WEIGHTS", final])
+    _one_line_error(p, final, "does not fit", "shape mismatch", "MODEL.WEIGHTS_PARTIAL")
+    assert not os.path.exists(tmp_path / "t" / "metrics.json")
+    # the same file into training (fine-tuning start) fails the same way, before any epoch
+    p = _tool("train_net.py", opts50[:-1] + [str(tmp_path / "tr"), "MODEL.WEIGHTS", final])
+    _one_line_error(p, final, "MODEL.WEIGHTS_PARTIAL")
+    assert not any(f.startswith("checkpoint_") for f in os.listdir(tmp_path / "tr"))
+
+
+def test_partial_opt_in_loads_what_fits(trained, tmp_path):
+    opts, final, _ = trained
+    cfg = load_config(None, opts[:-1] + [str(tmp_path / "p"), "MODEL.META_ARCHITECTURE", "ptl"])
+    model = build_model(cfg, num_classes=6)
+    with pytest.raises(WeightsMismatchError, match="MODEL.WEIGHTS_PARTIAL"):
+        load_model_weights(model, final)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rep = load_model_weights(model, final, partial=True)
+    assert rep.missing and rep.unexpected and not rep.fits
+    saved = model_state_from(torch.load(final, weights_only=True))
+    after = model.state_dict()
+    for k in rep.loaded:
+        assert torch.equal(after[k], saved[k])
+    for k in rep.missing:
+        assert torch.equal(after[k], before[k])
+    # the opt-in through the config key, end to end
+    rec = runner.test(load_config(None, opts[:-1] + [
+        str(tmp_path / "pt"), "MODEL.META_ARCHITECTURE", "ptl", "MODEL.WEIGHTS_PARTIAL",
+        "True"]), weights=final, progress=False)
+    assert 0.0 <= rec["mAP"] <= 1.0
+
+
+def test_std_teacher_of_another_architecture_fails_in_one_line(trained, tmp_path):
+    opts, final, _ = trained
+    teacher_cfg = tmp_path / "teacher.yml"
+    teacher_cfg.write_text("MODEL:\n  BACKBONE:\n    NAME: resnet50\n")
+    p = _tool("train_net.py", opts[:-1] + [
+        str(tmp_path / "s"), "MODEL.META_ARCHITECTURE", "std", "MODEL.STD.TEACHER_CONFIG",
+        str(teacher_cfg), "MODEL.STD.TEACHER_WEIGHTS", final, "MODEL.STD.LAMBDA", "0.5",
+        "SOLVER.MAX_EPOCHS", "1", "MODEL.LOSSES.NAMES", "['std']"])
+    _one_line_error(p, "MODEL.STD.TEACHER_WEIGHTS", final, "shape mismatch")
+
+
+def test_wrong_architecture_imagenet_file_names_file_and_arch(market_root, tmp_path):
+    from tests.conftest import TINY_OPTS
+
+    with torch.device("meta"):
+        shapes = models.resnet18().state_dict()
+    wrong = tmp_path / "resnet18-f37072fd.pth"
+    torch.save({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.items()}, wrong)
+    p = _tool("train_net.py", TINY_OPTS + [
+        "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o"), "MODEL.BACKBONE.NAME",
+        "resnet50", "MODEL.BACKBONE.PRETRAINED", "True", "MODEL.BACKBONE.WEIGHTS", str(wrong)])
+    _one_line_error(p, str(wrong), "resnet50", "holds resnet18 weights")
+    # the torchvision cache file in TORCH_HOME: same message
+    cache = tmp_path / "th" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save({"conv1.weight": torch.zeros(3)}, cache / "resnet18-f37072fd.pth")
+    p = _tool("train_net.py", TINY_OPTS + [
+        "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o2"),
+        "MODEL.BACKBONE.PRETRAINED", "True"], env={"TORCH_HOME": str(tmp_path / "th")})
+    _one_line_error(p, str(cache / "resnet18-f37072fd.pth"), "resnet18", "not a torchvision")
+
+
+def test_missing_imagenet_file_names_torch_home_correctly(tmp_path, monkeypatch):
+    from reidbox.modeling.backbones import WeightsNotFoundError, build_backbone
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    with pytest.raises(WeightsNotFoundError) as e:
+        build_backbone("resnet18", pretrained=True)
+    msg = str(e.value)
+    assert f"TORCH_HOME={tmp_path / 'th'})" in msg, msg
+    assert str(tmp_path / "th" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in msg
+
+
+def test_classification_weights_must_fit_including_classifier(tmp_path):
+    from reidbox.modeling import build_model as bm
+
+    cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "classifier", "MODEL.BACKBONE.NAME",
+                             "densenet22_cifar", "TASK", "classification"])
+    src = bm(cfg, num_classes=10)
+    path = tmp_path / "c.pth"
+    torch.save({"model": src.state_dict(), "num_classes": 10}, path)
+    ok = bm(cfg, num_classes=10)
+    assert load_model_weights(ok, str(path), skip_classifier=False).fits
+    with pytest.raises(WeightsMismatchError, match="fc.weight"):
+        load_model_weights(bm(cfg, num_classes=100), str(path), skip_classifier=False,
+                           partial_key=None)
+
