@@ -20,7 +20,10 @@ ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 
 class FeatureExtractor:
-    """Batched, L2-normalised features from image paths, HxWx3 uint8 RGB arrays or PIL images.
+    """Batched, L2-normalised features from image paths, PIL images or HxWx3 RGB arrays.
+
+    Arrays are uint8 (0-255) or float (float16/32/64) in [0, 1]; any other dtype, shape or
+    value range is rejected with a ValueError (a non-image object: TypeError).
 
     >>> fx = FeatureExtractor("configs/demo/ptl.yml", "output/demo/resnet18_ptl/model_final.pth")
     >>> feats = fx(["a.jpg", "b.jpg"])        # (2, D) float32, unit rows
@@ -42,13 +45,26 @@ class FeatureExtractor:
 
     @staticmethod
     def _to_pil(x: ImageLike) -> Image.Image:
+        """One image as RGB PIL; arrays must be HxWx3 uint8 (0-255) or float in [0, 1]."""
         if isinstance(x, Image.Image):
             return x.convert("RGB")
-        if isinstance(x, np.ndarray):
-            if x.ndim != 3 or x.shape[2] != 3:
-                raise ValueError(f"expected an HxWx3 RGB array, got shape {x.shape}")
-            return Image.fromarray(x.astype(np.uint8))
-        return read_image(os.fspath(x))
+        if isinstance(x, (str, os.PathLike)):
+            return read_image(os.fspath(x))
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"FeatureExtractor takes image paths, PIL images or HxWx3 numpy "
+                            f"arrays, got {type(x).__name__}")
+        if x.ndim != 3 or x.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB array, got shape {x.shape}")
+        if x.dtype == np.uint8:
+            return Image.fromarray(x)
+        if np.issubdtype(x.dtype, np.floating):
+            lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+            if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
+                raise ValueError(f"float image arrays must lie in [0, 1], got values in "
+                                 f"[{lo:g}, {hi:g}]; divide 0-255 data by 255 or pass uint8")
+            return Image.fromarray(np.rint(x.astype(np.float64) * 255).astype(np.uint8))
+        raise ValueError(f"image arrays must be uint8 (0-255) or float in [0, 1], got dtype "
+                         f"{x.dtype}; convert it first (e.g. 16-bit: (x >> 8).astype(np.uint8))")
 
     @torch.no_grad()
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]]) -> torch.Tensor:

@@ -62,3 +62,31 @@ def test_exported_features_match_pytorch(weights, tmp_path, fmt):
         got = torch.from_numpy(sess.run(None, {"images": x.numpy()})[0])
     assert os.path.getsize(out) > 1e6
     assert torch.allclose(got, ref, atol=1e-4)
+
+
+def test_feature_extractor_array_dtypes(weights):
+    """float arrays in [0, 1] are images (not black); other dtypes, ranges, shapes: one line."""
+    cfg = load_config(None, OPTS)
+    fx = reidbox.FeatureExtractor(cfg, weights, device="cpu", batch_size=4)
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (80, 40, 3), dtype=np.uint8)
+    ref = fx(a)
+    for dt in (np.float32, np.float64, np.float16):
+        got = fx(a.astype(dt) / dt(255))
+        assert torch.allclose(got, ref, atol=1e-5), dt
+    black = fx(np.zeros((80, 40, 3), np.uint8))
+    assert not torch.allclose(ref, black, atol=1e-3)
+    bad = [
+        (a.astype(np.uint16) * 257, "dtype uint16"),
+        (a.astype(np.int64), "dtype int64"),
+        (a.astype(np.float32), r"\[0, 1\]"),  # 0-255 floats
+        (np.full((8, 4, 3), np.nan, np.float32), r"\[0, 1\]"),
+        (np.zeros((8, 4, 3, 1), np.uint8), "HxWx3"),
+        (np.zeros((8, 4, 4), np.uint8), "HxWx3"),
+    ]
+    for x, msg in bad:
+        with pytest.raises(ValueError, match=msg) as e:
+            fx([a, x])
+        assert "\n" not in str(e.value)
+    with pytest.raises(TypeError, match="Tensor"):
+        fx([torch.zeros(3, 8, 4)])
