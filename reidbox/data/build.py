@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from ..registry import DATASETS
-from .datasets.base import ReIDDataset, Sample, combine
+from .datasets.base import (DatasetError, ReIDDataset, Sample, check_query_matches, combine,
+                            require_items, validate_dataset)
 from .datasets.combined import combine_by_name
 from .image_dataset import ImageDataset, filter_readable
 from .samplers import PKBatchSampler
@@ -25,8 +26,18 @@ def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
     ``kwargs`` then map each part's name to its options.
     """
     if name not in DATASETS and "+" in name:
-        return combine_by_name(name.split("+"), root=root, options=kwargs, name=name)
-    return DATASETS.get(name)(root=root, **kwargs)
+        ds = combine_by_name(name.split("+"), root=root, options=kwargs, name=name)
+    else:
+        ds = DATASETS.get(name)(root=root, **kwargs)
+    # every parser, built-in or plugin, meets the same contract (docs/custom_dataset.md)
+    return validate_dataset(ds) if isinstance(ds, ReIDDataset) else ds
+
+
+def _reid(ds, name: str) -> ReIDDataset:
+    if not isinstance(ds, ReIDDataset):
+        raise DatasetError(f"dataset {name!r} returned {type(ds).__name__}, not a ReIDDataset "
+                           "(see docs/custom_dataset.md)")
+    return ds
 
 
 def dataset_kwargs(cfg, name: str) -> Dict[str, Any]:
@@ -57,10 +68,10 @@ def build_train_set(cfg) -> ReIDDataset:
     """All ``DATASETS.TRAIN`` sets combined: labels and cameras shifted so they never collide,
     ``dsetid`` = position in the list, each source's test split kept in ``test_sets``."""
     names = list(cfg.DATASETS.TRAIN)
-    parts = [build_dataset_from_config(cfg, n, dsetid=k) for k, n in enumerate(names)]
-    if len(parts) == 1:
-        return parts[0]
-    return combine(parts, name="+".join(names), names=names)
+    parts = [_reid(build_dataset_from_config(cfg, n, dsetid=k), n) for k, n in enumerate(names)]
+    ds = parts[0] if len(parts) == 1 else combine(parts, name="+".join(names), names=names)
+    require_items(ds.train, ds.name, "train", check_files=not cfg.DATALOADER.SKIP_UNREADABLE)
+    return ds
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -105,12 +116,24 @@ class TestSet:
 
 def build_test_sets(cfg) -> List[TestSet]:
     """One test set per ``DATASETS.TEST`` entry; a combined set (``market_duke``) gives one per
-    source, named after it."""
+    source, named after it. Each is checked: non-empty splits, files present, and some query
+    with a valid gallery match under ``TEST.PROTOCOL``."""
+    from ..evaluation.protocols import get_protocol
+
+    protocol = get_protocol(cfg.TEST.PROTOCOL)
     out = []
     for name in cfg.DATASETS.TEST:
-        ds = build_dataset_from_config(cfg, name)
+        ds = _reid(build_dataset_from_config(cfg, name), name)
+        if not ds.evaluation_sets():
+            raise DatasetError(f"{name}: no query/gallery split to test on; list it in "
+                               "DATASETS.TRAIN only, or give it query and gallery items")
         for sub, query, gallery in ds.evaluation_sets():
             label = name if sub == ds.name else sub
+            for split, items in (("query", query), ("gallery", gallery)):
+                require_items(items, label, split,
+                              check_files=not cfg.DATALOADER.SKIP_UNREADABLE)
+            check_query_matches(label, query, gallery, protocol.same_camera_matches,
+                                protocol.name)
             if cfg.DATALOADER.SKIP_UNREADABLE:
                 query = filter_readable(query, f"{label} query images")
                 gallery = filter_readable(gallery, f"{label} gallery images")

@@ -200,6 +200,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main
     train_set = build_train_set(cfg)
+    build_test_sets(cfg)  # test splits checked (ids, files, cross-camera matches) before training
     num_classes = train_set.num_train_pids
     logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
                 num_classes)

@@ -324,6 +324,8 @@ class Accumulator:
                              "must not have pid -1; drop those queries")
         if check_finite and not bool(torch.isfinite(D).all()):
             raise ValueError("distance matrix contains NaN or inf; check the features")
+        if self.proto.same_camera_matches:  # a camera no gallery entry has: nothing is junk
+            qc = np.full_like(qc, int(self.gal.cams.min(initial=0)) - 1)
         s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1)
         self._add_stats(s)
         if self.proto.cmc.startswith("sgs"):

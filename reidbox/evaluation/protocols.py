@@ -23,6 +23,8 @@ class Protocol:
     mean_over: "valid" (queries with a match) or "all" (no-match queries count 0).
     cmc_over: as ``mean_over``, for the CMC.
     warn_invalid: warn when some query has no valid match (the reference would give NaN).
+    same_camera_matches: a gallery image of the query's identity counts as a match even from
+        the query's camera (otherwise junk); for single-camera data (docs/custom_dataset.md).
     """
 
     name: str
@@ -32,6 +34,7 @@ class Protocol:
     mean_over: str = "valid"
     cmc_over: str = "valid"
     warn_invalid: bool = False
+    same_camera_matches: bool = False
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -45,6 +48,8 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("openreid_allshots", cmc="allshots", ap_mode="sklearn"),
         Protocol("openreid_cuhk03", cmc="sgs_othercam", ap_mode="sklearn"),
         Protocol("cuhk03_classic", cmc="sgs_junkfree"),
+        # market1501 rules, but same-camera images of the query's identity are matches
+        Protocol("same_camera", same_camera_matches=True),
     )
 }
 
