@@ -37,9 +37,8 @@ from ..config.loader import import_plugins, merge_file
 from ..data import build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
-from ..utils.checkpoint import (Checkpointer, LoadReport, WeightsMismatchError, atomic_save,
-                                is_classifier_key, load_file, model_state_from,
-                                strip_wrapper_prefixes)
+from ..utils.checkpoint import (Checkpointer, WeightsMismatchError, atomic_save, load_file,
+                                model_state_from, strip_wrapper_prefixes)
 from ..utils.logger import setup_logger
 from ..utils.misc import write_json
 from . import runner
@@ -245,19 +244,25 @@ def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
     skipped = [k for k in state if k in classifier or (k in own and tuple(state[k].shape)
                                                         != own[k])]
     keep = {k: v for k, v in state.items() if k in own and k not in skipped}
-    # the same rule as every weight file: only the classifier may be missing or reshaped
-    misfit = LoadReport(source, mismatched=[k for k in skipped if k not in classifier],
-                        missing=[k for k in own if k not in state and k not in classifier],
-                        unexpected=[k for k in state if k not in own
-                                    and not is_classifier_key(k)])
-    if not misfit.fits and not cfg.MODEL.WEIGHTS_PARTIAL:
+    new = [k for k in own if k not in keep]
+    # Tensors only one side has are by design (a +STD student from a PTL model: the PTL branch
+    # unused, a projection new); a non-classifier tensor of another shape, or nothing shared,
+    # means another architecture.
+    reshaped = [k for k in skipped if k not in classifier]
+    if (reshaped or not any(k not in classifier for k in keep)) \
+            and not cfg.MODEL.WEIGHTS_PARTIAL:
+        what = f"shape mismatch: {', '.join(reshaped[:3])}" if reshaped else \
+            "no tensor but the classifier in common"
         raise WeightsMismatchError(
-            f"chain step weights {source} do not fit the step's model ({misfit.examples()}); "
-            "set MODEL.WEIGHTS_PARTIAL True to start from the tensors that fit")
-    atomic_save({"model": keep, "source": source}, cfg.MODEL.WEIGHTS)
+            f"chain step weights {source} do not fit the step's model "
+            f"({cfg.MODEL.META_ARCHITECTURE}/{cfg.MODEL.BACKBONE.NAME}; {what}); set "
+            "MODEL.WEIGHTS_PARTIAL True to start from the tensors that fit")
+    # "fresh": the tensors the chain leaves initialised on purpose; the loader accepts their
+    # absence (like a classifier's) instead of calling the file incomplete
+    atomic_save({"model": keep, "source": source, "fresh": new}, cfg.MODEL.WEIGHTS)
     return {"weights": source, "init_file": cfg.MODEL.WEIGHTS, "num_classes": num_classes,
             "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,
-            "skipped": skipped, "new": [k for k in own if k not in keep],
+            "skipped": skipped, "new": new,
             "unused": [k for k in state if k not in own]}
 
 

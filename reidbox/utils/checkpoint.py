@@ -108,6 +108,7 @@ class LoadReport:
     source: str
     loaded: List[str] = field(default_factory=list)
     classifier: List[str] = field(default_factory=list)  # left as initialised (absent/reshaped)
+    fresh: List[str] = field(default_factory=list)  # absent, listed by the file as fresh
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)
@@ -118,7 +119,8 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def counts(self) -> str:
-        return (f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, "
+        fresh = f"{len(self.fresh)} fresh by design, " if self.fresh else ""
+        return (f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, {fresh}"
                 f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
                 f"{len(self.mismatched)} shape mismatch")
 
@@ -134,14 +136,17 @@ class LoadReport:
 def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], source: str, *,
                     what: str = "MODEL.WEIGHTS", partial: bool = False,
                     skip_classifier: bool = True,
-                    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL") -> LoadReport:
+                    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
+                    fresh: Iterable[str] = ()) -> LoadReport:
     """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
 
     Wrapper prefixes are stripped; classifier tensors (see :func:`is_classifier_key`) that are
     absent or of another shape stay as initialised when ``skip_classifier``. Anything else
     missing, unexpected or of another shape raises :class:`WeightsMismatchError` (one line
     naming ``what``, the file and ``partial_key``, the opt-in; None: no opt-in) unless
-    ``partial`` is True, when it is logged and only the fitting tensors load.
+    ``partial`` is True, when it is logged and only the fitting tensors load. ``fresh``: keys
+    that may be absent because whoever wrote the file left them initialised on purpose (a
+    chain step's ``init_weights.pth``).
     """
     own = model.state_dict()
     state = strip_wrapper_prefixes(state, own)
@@ -156,9 +161,13 @@ def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], source: st
             (rep.classifier if cls else rep.mismatched).append(k)
         else:
             fitting[k] = v
+    fresh = set(fresh)
     for k in own:
         if k not in state:
-            (rep.classifier if skip_classifier and is_classifier_key(k) else rep.missing).append(k)
+            if skip_classifier and is_classifier_key(k):
+                rep.classifier.append(k)
+            else:
+                (rep.fresh if k in fresh else rep.missing).append(k)
     rep.loaded = list(fitting)
     if not rep.fits and not partial:
         opt_in = f", or set {partial_key} True to load only the tensors that fit" \
@@ -184,12 +193,15 @@ def load_model_weights(model: nn.Module, path: str, *, what: str = "MODEL.WEIGHT
     model trained on one dataset can be fine-tuned or tested on another.
     """
     try:
-        state = model_state_from(load_file(path, trusted))
+        obj = load_file(path, trusted)
+        state = model_state_from(obj)
     except CheckpointError as e:
         raise CheckpointError(f"{what}: {e}" if path in str(e) else f"{what} {path}: {e}") \
             from None
+    fresh = obj.get("fresh", ()) if isinstance(obj, dict) else ()
     return load_state_into(model, state, path, what=what, partial=partial,
-                           skip_classifier=skip_classifier, partial_key=partial_key)
+                           skip_classifier=skip_classifier, partial_key=partial_key,
+                           fresh=[k for k in fresh if isinstance(k, str)])
 
 
 def rng_states() -> Dict[str, Any]:

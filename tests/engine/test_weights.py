@@ -168,3 +168,25 @@ def test_classification_weights_must_fit_including_classifier(tmp_path):
         load_model_weights(bm(cfg, num_classes=100), str(path), skip_classifier=False,
                            partial_key=None)
 
+
+
+def test_chain_step_weights_share_the_rules(trained, tmp_path):
+    from reidbox.engine.chain import prepare_weights
+
+    opts, final, _ = trained
+    # another backbone between steps: one line naming the file and the opt-in
+    cfg50 = load_config(None, [o if o != "resnet18" else "resnet50" for o in opts] + [
+        "MODEL.WEIGHTS", str(tmp_path / "init50.pth")])
+    with pytest.raises(WeightsMismatchError, match="MODEL.WEIGHTS_PARTIAL") as e:
+        prepare_weights(cfg50, _ddp_file(final, tmp_path / "ddp.pth"))
+    assert "resnet50" in str(e.value) and not os.path.exists(tmp_path / "init50.pth")
+    # a designed transfer (PTL cells new on top of a plain model): the init file lists the
+    # fresh tensors, and the step's strict load accepts exactly those
+    cfg = load_config(None, opts + ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.WEIGHTS",
+                                    str(tmp_path / "init.pth")])
+    report = prepare_weights(cfg, _ddp_file(final, tmp_path / "ddp2.pth"))
+    model = build_model(cfg, num_classes=report["num_classes"])
+    rep = load_model_weights(model, cfg.MODEL.WEIGHTS)
+    assert rep.fits and rep.fresh and all(k.startswith("ptl.") or k.startswith("reduction")
+                                          for k in rep.fresh)
+    assert set(rep.loaded) | set(rep.fresh) | set(rep.classifier) == set(model.state_dict())
