@@ -190,3 +190,14 @@ def test_chain_step_weights_share_the_rules(trained, tmp_path):
     assert rep.fits and rep.fresh and all(k.startswith("ptl.") or k.startswith("reduction")
                                           for k in rep.fresh)
     assert set(rep.loaded) | set(rep.fresh) | set(rep.classifier) == set(model.state_dict())
+
+
+def test_fitting_imagenet_file_loads_through_the_same_loader(tmp_path):
+    from reidbox.modeling.backbones import build_backbone
+
+    ref = models.resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in ref.state_dict().items()}}, path)
+    bb = build_backbone("resnet18", pretrained=True, weights=str(path), last_stride=2)
+    assert torch.equal(bb.stem[0].weight, ref.conv1.weight)
+    assert torch.equal(bb.stages[3][1].bn2.running_var, ref.layer4[1].bn2.running_var)

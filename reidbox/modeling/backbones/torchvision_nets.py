@@ -10,7 +10,8 @@ from torch import nn
 from torchvision import models
 
 from ...registry import BACKBONES
-from ...utils.checkpoint import WeightsMismatchError, is_classifier_key, load_state_into
+from ...utils.checkpoint import (WeightsMismatchError, is_classifier_key, load_state_into,
+                                 strip_wrapper_prefixes)
 from .staged import StagedBackbone, imagenet_weights_path, load_imagenet_state
 
 # torchvision's classic ImageNet weights (the ones ReID papers of the period start from).
@@ -24,11 +25,12 @@ _WEIGHTS = {
 
 def _guess_arch(state: dict) -> Optional[str]:
     """The torchvision architecture whose every non-classifier tensor ``state`` matches."""
-    body = {k: tuple(v.shape) for k, v in state.items() if not is_classifier_key(k)}
     for arch in _WEIGHTS:
         with torch.device("meta"):
             own = {k: tuple(v.shape) for k, v in getattr(models, arch)().state_dict().items()
                    if not is_classifier_key(k)}
+        body = {k: tuple(v.shape) for k, v in strip_wrapper_prefixes(state, own).items()
+                if not is_classifier_key(k)}
         if own == body:
             return arch
     return None
