@@ -2,7 +2,8 @@
 be skipped, anything else that does not fit is one line and exit status 2 (unless opted in)."""
 
 import os
-import subprocess
+import logging
+import runpy
 import sys
 
 import pytest
@@ -18,17 +19,27 @@ from reidbox.utils.checkpoint import (WeightsMismatchError, load_model_weights,
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _tool(script, args, env=None):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", script), "--no-progress",
-                           *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env=dict(os.environ, **(env or {})))
+def _tool(script, args, capsys):
+    """Run ``tools/<script>`` in this process (as ``__main__``); returns (exit status, stderr)."""
+    capsys.readouterr()
+    old = sys.argv
+    sys.argv = [script, "--no-progress", *args]
+    try:
+        runpy.run_path(os.path.join(ROOT, "tools", script), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
 
 
-def _one_line_error(p, *needles):
-    assert p.returncode == 2, p.stderr[-2000:]
-    assert "Traceback" not in p.stderr, p.stderr[-2000:]
-    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(lines) == 1, p.stderr[-2000:]
+def _one_line_error(result, *needles):
+    code, err = result
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1, err[-2000:]
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
@@ -65,26 +76,45 @@ def test_ddp_prefixed_checkpoint_gives_the_trained_metrics(trained, tmp_path):
     assert rep.fits and not rep.classifier and len(rep.loaded) == len(model.state_dict())
 
 
-def test_classifier_skip_is_reported(trained, caplog):
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_classifier_skip_is_reported(trained):
     opts, final, _ = trained
     cfg = load_config(None, opts)
     model = build_model(cfg, num_classes=3)  # another dataset's identity count
-    with caplog.at_level("INFO", logger="reidbox"):
+    log = logging.getLogger("reidbox.utils.checkpoint")
+    records, level = _Records(), log.level
+    log.addHandler(records)
+    log.setLevel(logging.INFO)
+    try:
         rep = load_model_weights(model, final)
+    finally:
+        log.removeHandler(records)
+        log.setLevel(level)
     assert rep.classifier == ["head.classifier.weight"]
     assert rep.fits and len(rep.loaded) == len(model.state_dict()) - 1
-    line = [r.getMessage() for r in caplog.records if final in r.getMessage()]
-    assert line and "1 classifier skipped, 0 missing, 0 unexpected, 0 shape mismatch" in line[0]
+    line = [m for m in records.messages if final in m]
+    assert len(line) == 1
+    assert "1 classifier skipped, 0 missing, 0 unexpected, 0 shape mismatch" in line[0]
 
 
-def test_resnet18_weights_under_resnet50_config_exit_2(trained, tmp_path):
+def test_resnet18_weights_under_resnet50_config_exit_2(trained, tmp_path, capsys):
     opts, final, _ = trained
     opts50 = [o if o != "resnet18" else "resnet50" for o in opts]
-    p = _tool("test_net.py", opts50[:-1] + [str(tmp_path / "t"), "MODEL.WEIGHTS", final])
+    p = _tool("test_net.py", opts50[:-1] + [str(tmp_path / "t"), "MODEL.WEIGHTS", final],
+              capsys)
     _one_line_error(p, final, "does not fit", "shape mismatch", "MODEL.WEIGHTS_PARTIAL")
     assert not os.path.exists(tmp_path / "t" / "metrics.json")
     # the same file into training (fine-tuning start) fails the same way, before any epoch
-    p = _tool("train_net.py", opts50[:-1] + [str(tmp_path / "tr"), "MODEL.WEIGHTS", final])
+    p = _tool("train_net.py", opts50[:-1] + [str(tmp_path / "tr"), "MODEL.WEIGHTS", final],
+              capsys)
     _one_line_error(p, final, "MODEL.WEIGHTS_PARTIAL")
     assert not any(f.startswith("checkpoint_") for f in os.listdir(tmp_path / "tr"))
 
@@ -111,18 +141,19 @@ def test_partial_opt_in_loads_what_fits(trained, tmp_path):
     assert 0.0 <= rec["mAP"] <= 1.0
 
 
-def test_std_teacher_of_another_architecture_fails_in_one_line(trained, tmp_path):
+def test_std_teacher_of_another_architecture_fails_in_one_line(trained, tmp_path, capsys):
     opts, final, _ = trained
     teacher_cfg = tmp_path / "teacher.yml"
-    teacher_cfg.write_text("MODEL:\n  BACKBONE:\n    NAME: resnet50\n")
+    teacher_cfg.write_text("MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n    NAME: resnet18\n")
     p = _tool("train_net.py", opts[:-1] + [
         str(tmp_path / "s"), "MODEL.META_ARCHITECTURE", "std", "MODEL.STD.TEACHER_CONFIG",
         str(teacher_cfg), "MODEL.STD.TEACHER_WEIGHTS", final, "MODEL.STD.LAMBDA", "0.5",
-        "SOLVER.MAX_EPOCHS", "1", "MODEL.LOSSES.NAMES", "['std']"])
-    _one_line_error(p, "MODEL.STD.TEACHER_WEIGHTS", final, "shape mismatch")
+        "SOLVER.MAX_EPOCHS", "1", "MODEL.LOSSES.NAMES", "['std']"], capsys)
+    _one_line_error(p, "MODEL.STD.TEACHER_WEIGHTS", final, "does not fit", "missing: ptl.")
 
 
-def test_wrong_architecture_imagenet_file_names_file_and_arch(market_root, tmp_path):
+def test_wrong_architecture_imagenet_file_names_file_and_arch(market_root, tmp_path, capsys,
+                                                              monkeypatch):
     from tests.conftest import TINY_OPTS
 
     with torch.device("meta"):
@@ -131,15 +162,17 @@ def test_wrong_architecture_imagenet_file_names_file_and_arch(market_root, tmp_p
     torch.save({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.items()}, wrong)
     p = _tool("train_net.py", TINY_OPTS + [
         "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o"), "MODEL.BACKBONE.NAME",
-        "resnet50", "MODEL.BACKBONE.PRETRAINED", "True", "MODEL.BACKBONE.WEIGHTS", str(wrong)])
+        "resnet50", "MODEL.BACKBONE.PRETRAINED", "True", "MODEL.BACKBONE.WEIGHTS", str(wrong)],
+        capsys)
     _one_line_error(p, str(wrong), "resnet50", "holds resnet18 weights")
     # the torchvision cache file in TORCH_HOME: same message
     cache = tmp_path / "th" / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save({"conv1.weight": torch.zeros(3)}, cache / "resnet18-f37072fd.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     p = _tool("train_net.py", TINY_OPTS + [
         "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o2"),
-        "MODEL.BACKBONE.PRETRAINED", "True"], env={"TORCH_HOME": str(tmp_path / "th")})
+        "MODEL.BACKBONE.PRETRAINED", "True"], capsys)
     _one_line_error(p, str(cache / "resnet18-f37072fd.pth"), "resnet18", "not a torchvision")
 
 
