@@ -222,3 +222,18 @@ def test_builtin_parsers_pass_validation_unchanged(tmp_path):
     ds = build_dataset("market1501", root=str(tmp_path))
     assert sorted({s.pid for s in ds.train}) == list(range(ds.num_train_pids))
     assert all(type(s.pid) is int for s in ds.query + ds.gallery)
+
+
+def test_plugin_with_string_ids_combines_with_a_builtin(plugin, tmp_path):
+    from tests.data.fixtures import make_market
+
+    name, box = plugin
+    make_market(str(tmp_path))
+    imgs = _images(tmp_path, [("zz", 0), ("aa", 1), ("zz", 1)])
+    box["ds"] = ReIDDataset(name, imgs, imgs[:1], imgs[1:])
+    market = build_dataset("market1501", root=str(tmp_path))
+    ds = build_dataset(f"market1501+{name}", root=str(tmp_path))
+    n = market.num_train_pids
+    assert ds.num_train_pids == n + 2
+    assert [s.pid for s in ds.train[-3:]] == [n + 1, n, n + 1]
+    assert all(type(s.pid) is int for _, q, g in ds.evaluation_sets() for s in q + g)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Sequence
 
 from ...registry import DATASETS
-from .base import ReIDDataset, combine
+from .base import ReIDDataset, combine, validate_dataset
 
 
 def combine_by_name(names: Sequence[str], root: str = "datasets",
@@ -22,7 +22,8 @@ def combine_by_name(names: Sequence[str], root: str = "datasets",
     {"include_val": False}}``). Names may repeat only if you want a dataset twice.
     """
     options = options or {}
-    parts = [DATASETS.get(n)(root=root, dsetid=k, **options.get(n, {}))
+    # each part meets the dataset contract first (string ids mapped, types checked)
+    parts = [validate_dataset(DATASETS.get(n)(root=root, dsetid=k, **options.get(n, {})))
              for k, n in enumerate(names)]
     return combine(parts, name=name or "+".join(names), names=list(names))
 
