@@ -35,7 +35,7 @@ def setup_run(cfg, progress: bool = True) -> torch.device:
     different augmentations. Returns this process's device.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = du.init_distributed()
+        device = du.init_distributed(cfg.DEVICE)
     else:
         device = resolve_device(cfg.DEVICE)
     main = du.is_main_process()
