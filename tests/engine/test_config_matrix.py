@@ -1,0 +1,141 @@
+"""Every config under configs/ trains a few iterations and tests (slow; issue 11 item 8).
+
+Each config runs as shipped -- its sampler, batch, K, losses, meta-architecture and dataset
+layout -- except: tiny inputs (a quarter of the configured size), no ImageNet weights, one
+epoch, CPU, no workers, and stand-in data written in the dataset's real layout with a train
+set whose size leaves a remainder of 1 by the batch (random sampler: 2 x batch + 1 images; P x K
+sampler: P + 1 identities). STD configs get a stand-in teacher trained first; chain configs run
+two steps (the last two when the chain distils, so the "+STD" step runs too).
+
+Configs are discovered by glob, so new ones are covered. Configs that differ only in numbers
+that select no other code path (learning rate, schedule, weight decay, a lambda strictly between
+0 and 1, a dropout rate, output folder) share one run: :func:`run_key`.
+
+CIFAR (classification) configs keep their 32x32 images (the format's size) but a batch of at
+most ``stand_ins.CIFAR_MAX_BATCH``: DenseNet-100 is the costliest model per image here.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from typing import Any, Dict, List, Tuple
+
+import pytest
+import yaml
+
+from reidbox.config import load_config
+from reidbox.engine import runner
+from reidbox.engine.chain import parse_steps, run_chain
+from reidbox.engine.trainer import HookBase
+
+from .stand_ins import COMMON, REPO, Data, tiny_opts
+
+pytestmark = pytest.mark.slow
+
+CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yml"),
+                                      recursive=True)
+                 if os.sep + "_base_" + os.sep not in p)
+# Values that select no other code path: configs differing only here share a run.
+SAME_PATH = ("OUTPUT_DIR", "SOLVER.BASE_LR", "SOLVER.STEPS", "SOLVER.GAMMA", "SOLVER.MAX_EPOCHS",
+             "SOLVER.WARMUP_EPOCHS", "SOLVER.WARMUP_FACTOR", "SOLVER.WEIGHT_DECAY",
+             "SOLVER.MOMENTUM", "SOLVER.CHECKPOINT_PERIOD", "SOLVER.KEEP_CHECKPOINTS",
+             "SOLVER.LOG_PERIOD", "TEST.EVAL_PERIOD", "MODEL.STD.TEACHER_CONFIG",
+             "MODEL.STD.TEACHER_WEIGHTS", "DATALOADER.NUM_WORKERS")
+
+def _rel(path: str) -> str:
+    return os.path.relpath(path, os.path.join(REPO, "configs"))
+
+
+def _flat(cfg) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+
+    def walk(d, prefix):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix + k] = v
+
+    walk(yaml.safe_load(cfg.dump()), "")
+    return out
+
+
+def chain_steps(cfg) -> List[str]:
+    """The two chain steps to run: the first two, or the last two when the chain distils."""
+    steps = list(cfg.CHAIN.STEPS)
+    return steps[-2:] if any(s.upper().endswith("+STD") for s in steps) else steps[:2]
+
+
+def run_key(cfg) -> Tuple:
+    """What selects code paths in a run (see the module docstring)."""
+    flat = {k: v for k, v in _flat(cfg).items() if k not in SAME_PATH}
+    lam = flat.pop("MODEL.STD.LAMBDA")
+    flat["lambda"] = "0" if lam == 0 else "1" if lam == 1 else "between"
+    for k in ("MODEL.BACKBONE.DROP_RATE", "INPUT.PADDING", "INPUT.FLIP_PROB"):
+        flat[k] = flat[k] > 0
+    if cfg.CHAIN.STEPS:
+        steps = parse_steps(chain_steps(cfg))
+        flat["CHAIN.STEPS"] = tuple((len(s.dataset.tests) > 1 or "+" in s.dataset.train, s.std)
+                                    for s in steps)
+    return tuple(sorted((k, repr(v)) for k, v in flat.items()))
+
+
+def _groups() -> List[List[str]]:
+    groups: Dict[Tuple, List[str]] = {}
+    for path in CONFIGS:
+        groups.setdefault(run_key(load_config(path, COMMON)), []).append(path)
+    return list(groups.values())
+
+
+GROUPS = _groups()
+
+
+class Steps(HookBase):
+    def __init__(self) -> None:
+        self.sizes: List[int] = []
+
+    def after_step(self) -> None:
+        self.sizes.append(self.trainer.last_batch_size)
+
+
+def _opts_for(path: str, data: Data, teacher: List[str], out: str) -> Tuple[Any, List[str]]:
+    cfg = load_config(path, COMMON)
+    opts = COMMON + tiny_opts(cfg)
+    cfg = load_config(path, opts)
+    names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    if cfg.CHAIN.STEPS:
+        names = [d for s in parse_steps(chain_steps(cfg)) for d in s.dataset.tests]
+        names += [s.dataset.train for s in parse_steps(chain_steps(cfg))]
+    _, root_opts = data.root(cfg, names)
+    opts += root_opts + ["OUTPUT_DIR", out]
+    if cfg.MODEL.META_ARCHITECTURE == "std":
+        opts += teacher
+    return load_config(path, opts), opts
+
+
+@pytest.mark.parametrize("paths", GROUPS, ids=lambda ps: "+".join(_rel(p) for p in ps))
+def test_config_trains_and_tests(paths, stand_in_data, stand_in_teacher, tmp_path):
+    t0 = time.perf_counter()
+    path = paths[0]
+    cfg, opts = _opts_for(path, stand_in_data, stand_in_teacher, str(tmp_path / "run"))
+    if cfg.CHAIN.STEPS:
+        steps = chain_steps(cfg)
+        rows = run_chain(path, steps=steps, opts=opts, progress=False)
+        assert len(rows) == 2
+        for step in parse_steps(steps):
+            folder = os.path.join(cfg.OUTPUT_DIR, step.folder)
+            for name in ("model_final.pth", "metrics.json"):
+                assert os.path.isfile(os.path.join(folder, name)), (step.label, name)
+    else:
+        hook = Steps()
+        record = runner.train(cfg, progress=False, extra_hooks=[hook])
+        batch = cfg.SOLVER.IMS_PER_BATCH
+        assert hook.sizes == [batch, batch], hook.sizes  # N mod batch = 1: two full batches
+        weights = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+        test_cfg = load_config(path, opts + ["OUTPUT_DIR", str(tmp_path / "test")])
+        again = runner.test(test_cfg, weights=weights, progress=False)
+        key = "top1_error" if cfg.TASK == "classification" else "mAP"
+        assert 0 <= record[key] <= 1 and again[key] == pytest.approx(record[key], abs=1e-6)
+    print(f"\n{'+'.join(_rel(p) for p in paths)}: {time.perf_counter() - t0:.1f}s")
