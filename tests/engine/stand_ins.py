@@ -17,13 +17,14 @@ from ..data.fixtures import (make_cifar10, make_cifar100, make_cuhk03, make_reid
                              trim_market_style_train)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMON = ["MODEL.BACKBONE.PRETRAINED", "False", "SOLVER.MAX_EPOCHS", "1", "DEVICE", "cpu",
+COMMON = ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.WEIGHTS", "", "SOLVER.MAX_EPOCHS", "1",
+          "DEVICE", "cpu",
           "DATALOADER.NUM_WORKERS", "0", "TEST.IMS_PER_BATCH", "64", "TEST.EVAL_PERIOD", "0",
           "SOLVER.LOG_PERIOD", "1"]
 SYNTHETIC = ["DATASETS.SYNTHETIC.NUM_TEST_IDS", "3", "DATASETS.SYNTHETIC.IMAGE_SIZE", "[32, 16]"]
 # CIFAR keeps its 32x32 images (the format's size); DenseNet-100 is the costliest model per
 # image here, so classification configs run with a batch of at most this.
-CIFAR_MAX_BATCH = 12
+CIFAR_MAX_BATCH = 4
 # Chain step datasets that stand for several registered ones.
 ALIAS_PARTS = {"market_duke": ["market1501", "dukemtmcreid"]}
 
@@ -83,9 +84,9 @@ class Data:
 
                     where = os.path.join(root, "cifar10_synthetic")
                     generate_synthetic_cifar(where, "cifar10")
-                make_cifar10(where, per_batch=(2 * CIFAR_MAX_BATCH + 1) // 5)
+                make_cifar10(where, per_batch=1)  # 5 images: one batch of 4 + 1
             elif n == "cifar100":
-                make_cifar100(root, n_train=2 * CIFAR_MAX_BATCH + 1)
+                make_cifar100(root, n_train=2 * CIFAR_MAX_BATCH + 1)  # two batches + 1
             else:
                 raise AssertionError(f"no stand-in data for dataset {n!r}: extend this test")
         self.roots[key] = (root, opts + ["DATASETS.ROOT", root])

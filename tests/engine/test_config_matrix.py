@@ -5,7 +5,8 @@ layout -- except: tiny inputs (a quarter of the configured size), no ImageNet we
 epoch, CPU, no workers, and stand-in data written in the dataset's real layout with a train
 set whose size leaves a remainder of 1 by the batch (random sampler: 2 x batch + 1 images; P x K
 sampler: P + 1 identities). STD configs get a stand-in teacher trained first; chain configs run
-two steps (the last two when the chain distils, so the "+STD" step runs too).
+two steps (the last two when the chain distils, so the "+STD" step runs too) with a ResNet-18
+backbone (the chain machinery is the point; each architecture trains in its own config's run).
 
 Configs are discovered by glob, so new ones are covered. Configs that differ only in numbers
 that select no other code path (learning rate, schedule, weight decay, a lambda strictly between
@@ -13,6 +14,8 @@ that select no other code path (learning rate, schedule, weight decay, a lambda 
 
 CIFAR (classification) configs keep their 32x32 images (the format's size) but a batch of at
 most ``stand_ins.CIFAR_MAX_BATCH``: DenseNet-100 is the costliest model per image here.
+Every run evaluates its test sets at the end of training; the first config of each
+meta-architecture is also tested again from its saved weights (the test_net path).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ pytestmark = pytest.mark.slow
 CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yml"),
                                       recursive=True)
                  if os.sep + "_base_" + os.sep not in p)
+# Chains run the chain machinery (steps, weight hand-over, STD from the previous step) on a
+# small backbone: every config's own architecture already trains in its single-config run.
+CHAIN_BACKBONE = ["MODEL.BACKBONE.NAME", "resnet18"]
 # Values that select no other code path: configs differing only here share a run.
 SAME_PATH = ("OUTPUT_DIR", "SOLVER.BASE_LR", "SOLVER.STEPS", "SOLVER.GAMMA", "SOLVER.MAX_EPOCHS",
              "SOLVER.WARMUP_EPOCHS", "SOLVER.WARMUP_FACTOR", "SOLVER.WEIGHT_DECAY",
@@ -92,6 +98,18 @@ def _groups() -> List[List[str]]:
 GROUPS = _groups()
 
 
+def _first_per_meta_architecture() -> set:
+    seen: Dict[str, str] = {}
+    for paths in GROUPS:
+        cfg = load_config(paths[0], COMMON)
+        if not cfg.CHAIN.STEPS:
+            seen.setdefault(cfg.MODEL.META_ARCHITECTURE, paths[0])
+    return set(seen.values())
+
+
+TESTED = _first_per_meta_architecture()
+
+
 class Steps(HookBase):
     def __init__(self) -> None:
         self.sizes: List[int] = []
@@ -108,6 +126,7 @@ def _opts_for(path: str, data: Data, teacher: List[str], out: str) -> Tuple[Any,
     if cfg.CHAIN.STEPS:
         names = [d for s in parse_steps(chain_steps(cfg)) for d in s.dataset.tests]
         names += [s.dataset.train for s in parse_steps(chain_steps(cfg))]
+        opts += CHAIN_BACKBONE
     _, root_opts = data.root(cfg, names)
     opts += root_opts + ["OUTPUT_DIR", out]
     if cfg.MODEL.META_ARCHITECTURE == "std":
@@ -132,10 +151,14 @@ def test_config_trains_and_tests(paths, stand_in_data, stand_in_teacher, tmp_pat
         hook = Steps()
         record = runner.train(cfg, progress=False, extra_hooks=[hook])
         batch = cfg.SOLVER.IMS_PER_BATCH
-        assert hook.sizes == [batch, batch], hook.sizes  # N mod batch = 1: two full batches
-        weights = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-        test_cfg = load_config(path, opts + ["OUTPUT_DIR", str(tmp_path / "test")])
-        again = runner.test(test_cfg, weights=weights, progress=False)
+        # N mod batch = 1: only full batches (two; CIFAR-10's five images make one)
+        assert hook.sizes and set(hook.sizes) == {batch}, hook.sizes
+        assert len(hook.sizes) == (1 if cfg.DATASETS.TRAIN[0].startswith("cifar10") else 2)
         key = "top1_error" if cfg.TASK == "classification" else "mAP"
-        assert 0 <= record[key] <= 1 and again[key] == pytest.approx(record[key], abs=1e-6)
+        assert 0 <= record[key] <= 1
+        if path in TESTED:  # test_net on the saved weights: one config per meta-architecture
+            weights = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+            test_cfg = load_config(path, opts + ["OUTPUT_DIR", str(tmp_path / "test")])
+            again = runner.test(test_cfg, weights=weights, progress=False)
+            assert again[key] == pytest.approx(record[key], abs=1e-6)
     print(f"\n{'+'.join(_rel(p) for p in paths)}: {time.perf_counter() - t0:.1f}s")
