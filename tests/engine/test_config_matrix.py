@@ -10,7 +10,9 @@ backbone (the chain machinery is the point; each architecture trains in its own 
 
 Configs are discovered by glob, so new ones are covered. Configs that differ only in numbers
 that select no other code path (learning rate, schedule, weight decay, a lambda strictly between
-0 and 1, a dropout rate, output folder) share one run: :func:`run_key`.
+0 and 1, a dropout rate, output folder) or only in the dataset share one run (:func:`run_key`);
+the config run from each group is chosen so that every dataset layout any config reads is
+trained on by some run (:func:`_groups`).
 
 CIFAR (classification) configs keep their 32x32 images (the format's size) but a batch of at
 most ``stand_ins.CIFAR_MAX_BATCH``: DenseNet-100 is the costliest model per image here.
@@ -33,7 +35,7 @@ from reidbox.engine import runner
 from reidbox.engine.chain import parse_steps, run_chain
 from reidbox.engine.trainer import HookBase
 
-from .stand_ins import COMMON, REPO, Data, tiny_opts
+from .stand_ins import ALIAS_PARTS, COMMON, REPO, Data, tiny_opts
 
 pytestmark = pytest.mark.slow
 
@@ -74,9 +76,21 @@ def chain_steps(cfg) -> List[str]:
     return steps[-2:] if any(s.upper().endswith("+STD") for s in steps) else steps[:2]
 
 
+def dataset_layouts(cfg) -> set:
+    """The stand-in layouts a config's run reads (CUHK03 per variant; a chain: its two steps')."""
+    if cfg.CHAIN.STEPS:
+        steps = parse_steps(chain_steps(cfg))
+        return {n for s in steps for t in [s.dataset.train, *s.dataset.tests]
+                for n in ALIAS_PARTS.get(t, [t])}
+    names = set(cfg.DATASETS.TRAIN) | set(cfg.DATASETS.TEST)
+    return {f"{n}:{cfg.DATASETS.CUHK03.VARIANT}" if n == "cuhk03" else n for n in names}
+
+
 def run_key(cfg) -> Tuple:
-    """What selects code paths in a run (see the module docstring)."""
-    flat = {k: v for k, v in _flat(cfg).items() if k not in SAME_PATH}
+    """What selects code paths in a run (see the module docstring); the dataset is left out
+    (configs of one architecture on several datasets share a run, see :func:`_groups`)."""
+    flat = {k: v for k, v in _flat(cfg).items() if k not in SAME_PATH and not (
+        k.startswith(("DATASETS.", "INPUT.PIXEL_")) and not cfg.CHAIN.STEPS)}
     lam = flat.pop("MODEL.STD.LAMBDA")
     flat["lambda"] = "0" if lam == 0 else "1" if lam == 1 else "between"
     for k in ("MODEL.BACKBONE.DROP_RATE", "INPUT.PADDING", "INPUT.FLIP_PROB"):
@@ -89,10 +103,22 @@ def run_key(cfg) -> Tuple:
 
 
 def _groups() -> List[List[str]]:
+    """Configs sharing a run; the first of each group is the one run, chosen so that every
+    dataset layout any config reads is trained on by some run."""
     groups: Dict[Tuple, List[str]] = {}
+    layouts = {}
     for path in CONFIGS:
-        groups.setdefault(run_key(load_config(path, COMMON)), []).append(path)
-    return list(groups.values())
+        cfg = load_config(path, COMMON)
+        layouts[path] = dataset_layouts(cfg)
+        groups.setdefault(run_key(cfg), []).append(path)
+    covered: set = set()
+    out = []
+    for paths in sorted(groups.values(), key=len):
+        pick = max(paths, key=lambda p: len(layouts[p] - covered))  # first on ties
+        covered |= layouts[pick]
+        out.append([pick] + [p for p in paths if p != pick])
+    assert covered == set().union(*layouts.values()), "a dataset layout is not covered"
+    return out
 
 
 GROUPS = _groups()
