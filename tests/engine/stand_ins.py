@@ -76,7 +76,7 @@ class Data:
                 from reidbox.data import build_dataset
 
                 ds = build_dataset(n, root=root, **dataset_kwargs(c, n))
-                trim_market_style_train(os.path.dirname(ds.train[0].path), images)
+                trim_market_style_train(os.path.dirname(os.path.dirname(ds.train[0].path)), images)
             elif n in ("cifar10", "cifar10_synthetic"):
                 where = root
                 if n == "cifar10_synthetic":  # generated, then its arrays replaced (same format)
