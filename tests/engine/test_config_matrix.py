@@ -162,7 +162,7 @@ def _opts_for(path: str, data: Data, teacher: List[str], out: str) -> Tuple[Any,
 
 @pytest.mark.parametrize("paths", GROUPS, ids=lambda ps: "+".join(_rel(p) for p in ps))
 def test_config_trains_and_tests(paths, stand_in_data, stand_in_teacher, tmp_path):
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     path = paths[0]
     cfg, opts = _opts_for(path, stand_in_data, stand_in_teacher, str(tmp_path / "run"))
     if cfg.CHAIN.STEPS:
@@ -187,4 +187,5 @@ def test_config_trains_and_tests(paths, stand_in_data, stand_in_teacher, tmp_pat
             test_cfg = load_config(path, opts + ["OUTPUT_DIR", str(tmp_path / "test")])
             again = runner.test(test_cfg, weights=weights, progress=False)
             assert again[key] == pytest.approx(record[key], abs=1e-6)
-    print(f"\n{'+'.join(_rel(p) for p in paths)}: {time.perf_counter() - t0:.1f}s")
+    print(f"\n{'+'.join(_rel(p) for p in paths)}: {time.perf_counter() - t0:.1f}s wall, "
+          f"{time.process_time() - cpu0:.1f}s CPU")
