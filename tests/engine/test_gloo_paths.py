@@ -122,7 +122,8 @@ def _tensorboard_lrs(folder: str) -> dict:
     for path in sorted(glob.glob(os.path.join(folder, "tb", "events.*"))):
         acc = EventAccumulator(path)
         acc.Reload()
-        out.update({e.step: e.value for e in acc.Scalars("lr")})
+        if "lr" in acc.Tags()["scalars"]:  # a resume with nothing left to train logs none
+            out.update({e.step: e.value for e in acc.Scalars("lr")})
     return out
 
 
