@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train: ``tools/train_net.py --config-file F [--resume] [--eval-only] [KEY VALUE ...]``."""
+"""Train: ``tools/train_net.py --config-file F [--resume | --resume-force] [--eval-only]
+[KEY VALUE ...]``."""
 
 from reidbox.config import load_config
 from reidbox.engine import runner
@@ -10,6 +11,9 @@ from reidbox.utils.distributed import cleanup
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--resume-force", action="store_true",
+                   help="resume even from a checkpoint written with another config (changed "
+                   "keys are logged); schedule keys such as SOLVER.MAX_EPOCHS need no force")
     p.add_argument("--eval-only", action="store_true", help="only test MODEL.WEIGHTS")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -18,7 +22,8 @@ def main(argv=None) -> int:
         if args.eval_only:
             runner.test(cfg, progress=not args.no_progress)
         else:
-            runner.train(cfg, resume=args.resume, progress=not args.no_progress)
+            runner.train(cfg, resume=args.resume or args.resume_force,
+                         progress=not args.no_progress, force_resume=args.resume_force)
     finally:
         cleanup()  # leave the torchrun process group cleanly
     return 0

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..registry import DATASETS
 from .datasets.base import (DatasetError, ReIDDataset, Sample, check_query_matches, combine,
@@ -80,23 +80,58 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def check_train_batch(batch: int, num_instances: int, sampler: str, world_size: int = 1) -> int:
+    """The per-rank batch of a global ``SOLVER.IMS_PER_BATCH`` = ``batch``, checked up front.
+
+    Every rank needs >= 2 images (BatchNorm cannot train on one); the K divisibility
+    (``DATALOADER.NUM_INSTANCES``) applies only to the P x K sampler.
+    """
+    if sampler not in ("pk", "random"):
+        raise KeyError(f"unknown DATALOADER.SAMPLER {sampler!r}; available: pk, random")
+    if batch % world_size:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH {batch} (the global batch) must split evenly "
+                         f"over {world_size} ranks: use a multiple of {world_size}")
+    per_rank = batch // world_size
+    if per_rank < 2:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH {batch} over {world_size} rank(s) gives "
+                         f"{per_rank} image(s) per batch, which BatchNorm cannot train on: use "
+                         f"at least {2 * world_size}")
+    if sampler == "pk" and (num_instances < 1 or per_rank % num_instances):
+        raise ValueError(f"SOLVER.IMS_PER_BATCH {batch} must split into {world_size} rank(s) x "
+                         f"P identities x K={num_instances} images (DATALOADER.NUM_INSTANCES) "
+                         "with the pk sampler: change either, or use DATALOADER.SAMPLER random")
+    return per_rank
+
+
 def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int = 1
                        ) -> DataLoader:
-    """Training loader: P x K batches (``pk``) or plain shuffling (``random``)."""
-    if cfg.DATALOADER.SKIP_UNREADABLE:
+    """Training loader: P x K batches (``pk``) or plain shuffling (``random``).
+
+    Both give every rank full batches of ``SOLVER.IMS_PER_BATCH / world_size`` images, so no
+    step depends on the remainder of the set size by the batch. ``random`` is
+    ``DistributedSampler`` semantics for any world size (one process is world size 1): one
+    permutation of the whole set per epoch, seeded by ``SEED`` + epoch; rank r takes every
+    world_size-th image of it, so the ranks' batches of step i together are exactly the
+    1-process batch i; the incomplete last batch is dropped (as torchreid and fast-reid do).
+    """
+    d = cfg.DATALOADER
+    batch = check_train_batch(cfg.SOLVER.IMS_PER_BATCH, d.NUM_INSTANCES, d.SAMPLER, world_size)
+    if d.SKIP_UNREADABLE:
         items = filter_readable(items, "training images")
     dataset = ImageDataset(items, transforms_from_config(cfg, is_train=True))
-    batch = cfg.SOLVER.IMS_PER_BATCH // world_size
-    common = dict(num_workers=cfg.DATALOADER.NUM_WORKERS, worker_init_fn=_seed_worker,
+    common = dict(num_workers=d.NUM_WORKERS, worker_init_fn=_seed_worker,
                   persistent_workers=False, pin_memory=torch.cuda.is_available())
-    if cfg.DATALOADER.SAMPLER == "pk":
-        sampler = PKBatchSampler([s.pid for s in items], batch, cfg.DATALOADER.NUM_INSTANCES,
+    if d.SAMPLER == "pk":
+        sampler = PKBatchSampler([s.pid for s in items], batch, d.NUM_INSTANCES,
                                  seed=cfg.SEED, rank=rank, world_size=world_size)
         return DataLoader(dataset, batch_sampler=sampler, **common)
-    if cfg.DATALOADER.SAMPLER == "random":
-        return DataLoader(dataset, batch_size=batch, sampler=RandomSampler(dataset),
-                          drop_last=False, **common)
-    raise KeyError(f"unknown DATALOADER.SAMPLER {cfg.DATALOADER.SAMPLER!r}; available: pk, random")
+    if len(items) < cfg.SOLVER.IMS_PER_BATCH:
+        raise ValueError(f"the train set has {len(items)} images, fewer than one batch "
+                         f"(SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH}); the random sampler "
+                         "trains on full batches only: lower SOLVER.IMS_PER_BATCH")
+    shuffle = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
+                                 seed=cfg.SEED, drop_last=True)
+    return DataLoader(dataset, batch_size=batch, sampler=shuffle, drop_last=True, **common)
 
 
 def build_test_loader(cfg, items: List[Sample], batch_size: Optional[int] = None) -> DataLoader:

@@ -12,16 +12,21 @@ from torch.utils.data import Sampler
 class PKBatchSampler(Sampler[List[int]]):
     """Batches of P identities x K images each.
 
-    Every identity appears once per epoch; an identity with fewer than K images is sampled with
-    replacement. The epoch's batches depend only on ``seed`` and the epoch set by
-    :meth:`set_epoch`, so resumed and distributed runs see the same global batches. The last
-    batch may hold fewer than P identities.
+    Every identity appears at least once per epoch; an identity with fewer than K images is
+    sampled with replacement. The epoch's batches depend only on ``seed`` and the epoch set by
+    :meth:`set_epoch`, so resumed and distributed runs see the same global batches.
+
+    Every batch is full (P x K images per rank), whatever the identity count: the epoch's
+    identity permutation is cut into global batches of ``P * world_size`` identities and the
+    last, incomplete one is topped up with identities from the start of the permutation (the
+    permutation is cycled when the set has fewer identities than a batch). So BatchNorm never
+    sees a short last batch (e.g. one identity with K=1: one image) and every rank runs the same
+    number of steps.
 
     Distributed (``world_size > 1``, ``batch_size`` is the per-rank batch): every rank builds
-    the same global batches of ``P * world_size`` identities and takes its own contiguous block
-    of identities, so ranks never share an identity within a step and together they process
-    exactly the batch one process would. A last batch whose identity count is not a multiple of
-    ``world_size`` is topped up with identities from the start of the epoch.
+    the same global batches and takes its own contiguous block of identities, so ranks never
+    share an identity within a step (given at least a batch of identities) and together they
+    process exactly the batch one process would.
     """
 
     def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: int = 0,
@@ -48,10 +53,11 @@ class PKBatchSampler(Sampler[List[int]]):
     def _global_batches(self) -> List[List[List[int]]]:
         """Per global batch, the K indices of each of its identities."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = list(rng.permutation(len(self.pids)))
+        n = len(self.pids)
+        order = list(rng.permutation(n))
         step = self.p * self.world_size
-        short = -len(order) % self.world_size
-        order += order[:short]  # top up the last batch to a multiple of world_size identities
+        # top up the last batch to a full one from the start of the permutation (cycled)
+        order += [order[i % n] for i in range(-n % step)]
         batches = []
         for start in range(0, len(order), step):
             groups = []
@@ -69,5 +75,4 @@ class PKBatchSampler(Sampler[List[int]]):
             yield [i for g in mine for i in g]
 
     def __len__(self) -> int:
-        n = len(self.pids) + (-len(self.pids) % self.world_size)
-        return -(-n // (self.p * self.world_size))
+        return -(-len(self.pids) // (self.p * self.world_size))

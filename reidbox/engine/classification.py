@@ -31,7 +31,7 @@ from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, atomic_save, load_file, load_model_weights
 from ..utils.misc import write_json
 from .hooks import TensorBoardHook
-from .runner import build_hooks, model_info, run_trainer, setup_run
+from .runner import build_hooks, load_resume_state, model_info, run_trainer, setup_run
 from .solver import build_solver
 from .trainer import HookBase, Trainer
 
@@ -185,11 +185,12 @@ def _single_process() -> None:
 
 
 def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
-                         progress: bool = True) -> Dict[str, Any]:
+                         progress: bool = True, force_resume: bool = False) -> Dict[str, Any]:
     """Train on ``DATASETS.TRAIN``'s train split, report top-1 error on the test split(s).
 
     Returns the ``metrics.json`` record. ``resume`` continues from the newest checkpoint.
     """
+    state = load_resume_state(cfg, force_resume) if resume else None
     device = setup_run(cfg, progress)
     _single_process()
     train_set, tests = build_classification_sets(cfg)
@@ -220,7 +221,7 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
                       amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
-    run_trainer(cfg, trainer, checkpointer, resume)
+    run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                 os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     results = _evaluate_all(cfg, model, tests, device, progress)

@@ -22,7 +22,7 @@ from ..utils import distributed as du
 from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
 from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
-from .solver import build_solver
+from .solver import build_solver, resume_schedule
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
 logger = logging.getLogger("reidbox")
@@ -35,7 +35,7 @@ def setup_run(cfg, progress: bool = True) -> torch.device:
     different augmentations. Returns this process's device.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = du.init_distributed()
+        device = du.init_distributed(cfg.DEVICE)
     else:
         device = resolve_device(cfg.DEVICE)
     main = du.is_main_process()
@@ -160,19 +160,124 @@ def build_hooks(cfg, checkpointer: Checkpointer, periodic_eval: Callable[[], Dic
     ]
 
 
-def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool) -> None:
-    """Resume from the newest checkpoint if asked, train; a non-finite loss saves the last good
-    state to ``last_good.pth`` and re-raises."""
+# Keys that never change what training computes from a checkpoint on: where things are, how
+# fast, how often to log/save, how to evaluate, and start weights (the checkpoint replaces them).
+RESUME_IGNORED = ("OUTPUT_DIR", "DEVICE", "DATASETS.ROOT", "DATALOADER.NUM_WORKERS",
+                  "MODEL.WEIGHTS", "MODEL.BACKBONE.PRETRAINED", "MODEL.BACKBONE.WEIGHTS",
+                  "MODEL.CHANNELS_LAST", "SOLVER.LOG_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
+                  "SOLVER.KEEP_CHECKPOINTS", "TEST.", "CHAIN.")
+# The LR schedule: a function of the global step, recomputed from the new config on resume, so
+# changing these continues the run with the new schedule from the saved step.
+RESUME_SCHEDULE = ("SOLVER.MAX_EPOCHS", "SOLVER.SCHEDULER", "SOLVER.STEPS", "SOLVER.GAMMA",
+                   "SOLVER.WARMUP_EPOCHS", "SOLVER.WARMUP_FACTOR", "SOLVER.BASE_LR")
+RESUME_FORCE_HINT = ("use the config it was trained with, another OUTPUT_DIR, or --resume-force "
+                     "(train(..., force_resume=True)) to continue it with the new config")
+
+
+def _flat_config(text: str) -> Dict[str, Any]:
+    import yaml
+
+    out: Dict[str, Any] = {}
+
+    def walk(d: Dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(yaml.safe_load(text) or {}, "")
+    return out
+
+
+def resume_config_changes(saved: Optional[str], cfg) -> Dict[str, List[str]]:
+    """Keys whose value differs between a checkpoint's recorded config (yaml text) and ``cfg``:
+    ``{"schedule": [...], "run": [...]}`` as ``KEY (old -> new)`` strings; ignored keys left out.
+    """
+    old, new = _flat_config(saved or ""), _flat_config(cfg.dump())
+    out: Dict[str, List[str]] = {"schedule": [], "run": []}
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) == new.get(k) or k in RESUME_IGNORED or k.startswith(
+                tuple(p for p in RESUME_IGNORED if p.endswith("."))):
+            continue
+        kind = "schedule" if k in RESUME_SCHEDULE else "run"
+        out[kind].append(f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})")
+    return out
+
+
+def check_resume(state: Dict[str, Any], cfg, force: bool = False) -> List[str]:
+    """Refuse (``ConfigError``, one line) a checkpoint of another run: no recorded config, or a
+    config that differs in a key that changes the run, or more epochs done than
+    ``SOLVER.MAX_EPOCHS``; ``force`` continues anyway. Returns the schedule changes."""
+    from ..config import ConfigError
+
+    path = state.get("_path", "the checkpoint")
+    if not isinstance(state.get("config"), str):
+        if force:
+            logger.warning("%s records no config; resuming it anyway (--resume-force)", path)
+            return []
+        raise ConfigError(f"{path} records no config, so it cannot be matched to this run; "
+                          f"{RESUME_FORCE_HINT}")
+    changes = resume_config_changes(state["config"], cfg)
+    done = int(state.get("epoch", 0))
+    if done > cfg.SOLVER.MAX_EPOCHS and not force:
+        raise ConfigError(f"{path} has {done} epochs done but SOLVER.MAX_EPOCHS is "
+                          f"{cfg.SOLVER.MAX_EPOCHS}; raise it to at least {done}, or "
+                          f"{RESUME_FORCE_HINT}")
+    if changes["run"]:
+        if not force:
+            raise ConfigError(f"{path} was trained with another config: "
+                              f"{'; '.join(changes['run'])}; {RESUME_FORCE_HINT}")
+        logger.warning("resuming %s with a changed config (--resume-force): %s", path,
+                       "; ".join(changes["run"]))
+    return changes["schedule"]
+
+
+def load_resume_state(cfg, force: bool = False) -> Optional[Dict[str, Any]]:
+    """The newest readable checkpoint of ``OUTPUT_DIR``, checked against ``cfg``
+    (:func:`check_resume`), or None. Called before the run writes anything, so a refused
+    resume leaves the folder as it was."""
+    state = Checkpointer(cfg.OUTPUT_DIR).load_latest()
+    if state is not None:
+        state["_schedule_changes"] = check_resume(state, cfg, force)
+    return state
+
+
+def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
+                force_resume: bool = False, state: Optional[Dict[str, Any]] = None) -> None:
+    """Resume from the newest checkpoint if asked (``state``: already loaded by
+    :func:`load_resume_state`), train; a non-finite loss saves the last good state to
+    ``last_good.pth`` and re-raises.
+
+    Resume checks the checkpoint's recorded config (:func:`check_resume`) and continues the
+    *current* config's LR schedule and optimizer settings from the saved global step.
+    """
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     if resume:
-        state = checkpointer.load_latest()
+        if state is None:
+            state = load_resume_state(cfg, force_resume)
         if state is None:
             logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
         else:
+            schedule = state.pop("_schedule_changes", [])
+            opt = trainer.optimizer
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+            recompute = isinstance(trainer.scheduler, torch.optim.lr_scheduler.LambdaLR)
+            if recompute:
+                state = {k: v for k, v in state.items() if k != "scheduler"}
             trainer.load_state_dict(state)
+            for group, fresh in zip(opt.param_groups, settings):
+                group.update(fresh)  # momentum, weight decay, ... of the current config
+            if recompute:
+                resume_schedule(trainer.scheduler, trainer.global_step)
             per_rank = state.get("rng_per_rank") or [state["rng"]]
             set_rng_states(per_rank[rank] if len(per_rank) == world else state["rng"])
-            logger.info("resumed from %s (epoch %d done)", state["_path"], trainer.start_epoch)
+            logger.info("resumed from %s (epoch %d done, global step %d, lr %.3e)",
+                        state["_path"], trainer.start_epoch, trainer.global_step,
+                        opt.param_groups[0]["lr"])
+            if schedule:
+                logger.info("schedule changed since the checkpoint: %s; the remaining epochs "
+                            "follow the new schedule", "; ".join(schedule))
     try:
         trainer.train()
     except NonFiniteLossError as e:
@@ -184,18 +289,21 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool)
 
 
 def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
-          progress: bool = True) -> Dict[str, Any]:
+          progress: bool = True, force_resume: bool = False) -> Dict[str, Any]:
     """Train on ``DATASETS.TRAIN``, evaluate on ``DATASETS.TEST``; returns the metrics record.
 
     Writes ``config.yaml``, ``checkpoint_*.pth``, ``model_final.pth`` and ``metrics.json``
-    into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there.
+    into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there; a
+    checkpoint written with another config is refused unless ``force_resume``
+    (:func:`check_resume`; schedule keys such as ``SOLVER.MAX_EPOCHS`` may change freely).
     ``TASK: classification`` runs :func:`reidbox.engine.classification.train_classification`.
     """
     if cfg.TASK == "classification":
         from .classification import train_classification
 
         return train_classification(cfg, resume=resume, extra_hooks=extra_hooks,
-                                    progress=progress)
+                                    progress=progress, force_resume=force_resume)
+    state = load_resume_state(cfg, force_resume) if resume else None
     device = setup_run(cfg, progress)
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main
@@ -204,9 +312,6 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     num_classes = train_set.num_train_pids
     logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
                 num_classes)
-    if cfg.SOLVER.IMS_PER_BATCH % (world * cfg.DATALOADER.NUM_INSTANCES):
-        raise ValueError(f"SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH} must split into "
-                         f"{world} ranks x K={cfg.DATALOADER.NUM_INSTANCES} images")
     loader = build_train_loader(cfg, train_set.train, rank=rank, world_size=world)
     model = build_model(cfg, num_classes=num_classes)
     if cfg.MODEL.WEIGHTS:
@@ -239,7 +344,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
                       amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
-    run_trainer(cfg, trainer, checkpointer, resume)
+    run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     if main:
         atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                     os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))

@@ -78,3 +78,21 @@ def build_scheduler(optimizer: torch.optim.Optimizer, iters_per_epoch: int, max_
     """Stepped once per iteration."""
     f = LRFactor(iters_per_epoch, max_epochs, kind, steps, gamma, warmup_epochs, warmup_factor)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+
+
+def resume_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, global_step: int) -> None:
+    """Continue the schedule of the *current* config at ``global_step`` (after a resume).
+
+    The schedule is a pure function of the step, so it is recomputed instead of restored from a
+    checkpoint: a raised ``SOLVER.MAX_EPOCHS`` (or new steps, gamma, warm-up, base LR) then
+    applies to the epochs still to run, and with an unchanged config the LR is bit-identical to
+    the one the checkpoint holds (same arithmetic on the same numbers).
+    """
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        raise TypeError(f"cannot recompute a {type(scheduler).__name__} at a step")
+    scheduler.last_epoch = int(global_step)
+    lrs = [base * f(scheduler.last_epoch)
+           for f, base in zip(scheduler.lr_lambdas, scheduler.base_lrs)]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = list(lrs)  # what get_last_lr() reports

@@ -25,23 +25,44 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def init_distributed() -> torch.device:
+def init_distributed(device: str = "auto") -> torch.device:
     """Join the process group torchrun describes (``WORLD_SIZE`` > 1); returns this rank's device.
 
-    One process per GPU with NCCL; without GPUs, CPU processes with gloo.
+    ``device`` is ``cfg.DEVICE``: one process per GPU with NCCL (``cuda``, or ``auto`` on a GPU
+    machine); CPU processes with gloo (``cpu``, or ``auto`` without GPUs). A CUDA request the
+    machine cannot serve (no GPU, or more processes per node than GPUs) is a ``ValueError``
+    naming what to run instead, raised before any process group or CUDA call.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = check_distributed_device(device, world)
     if world <= 1 or is_distributed():
-        return _local_device()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+        return _local_device(use_cuda)
+    if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend)
-    return _local_device()
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _local_device(use_cuda)
 
 
-def _local_device() -> torch.device:
-    if torch.cuda.is_available():
+def check_distributed_device(device: str, world: int) -> bool:
+    """Whether the ranks of this node run on GPUs; ``ValueError`` when they cannot."""
+    wants_cuda = device.startswith("cuda")
+    if wants_cuda and not torch.cuda.is_available():
+        raise ValueError(f"DEVICE {device} but this machine has no usable CUDA GPU: run "
+                         "CPU processes with the gloo backend (DEVICE cpu), e.g. torchrun "
+                         "--standalone --nproc_per_node 2 tools/train_net.py ... DEVICE cpu")
+    use_cuda = wants_cuda or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and world > 1:
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        gpus = torch.cuda.device_count()
+        if per_node > gpus:
+            raise ValueError(f"torchrun starts {per_node} processes on this node but it has "
+                             f"{gpus} GPU(s) (one process per GPU): use --nproc_per_node {gpus}, "
+                             "or CPU processes with gloo (DEVICE cpu)")
+    return use_cuda
+
+
+def _local_device(use_cuda: bool = True) -> torch.device:
+    if use_cuda and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
 

@@ -18,10 +18,24 @@ def seed_all(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
+    """``auto`` -> CUDA when available, else CPU; a CUDA device this machine lacks is a
+    ``ValueError`` (one line naming what to use instead), not a CUDA traceback later."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"DEVICE {name!r} is not a torch device: use auto, cpu, cuda or "
+                         "cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"DEVICE {name} but this machine has no usable CUDA GPU: use "
+                             "DEVICE cpu (or auto, which picks a GPU only when there is one)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"DEVICE {name} but this machine has {count} GPU(s) "
+                             f"(cuda:0..cuda:{count - 1}): use one of them, or DEVICE cpu")
+    return device
 
 
 def write_json(obj: Any, path: str) -> None:

@@ -164,11 +164,12 @@ def make_msmt17(root: str, version: str = "v1", lists: bool = True,
 CUHK03_PAIRS = (5, 4, 3)
 
 
-def _cuhk03_counts(variant: str) -> List[List[Tuple[int, int]]]:
+def _cuhk03_counts(variant: str, pairs: Sequence[int] = CUHK03_PAIRS
+                   ) -> List[List[Tuple[int, int]]]:
     """(view-1 images, view-2 images) per (pair, person); labeled pair 3 person 2 has no view 1;
     detected has one image more than labeled (like the real 14,097 vs 14,096)."""
     out = []
-    for p, n in enumerate(CUHK03_PAIRS):
+    for p, n in enumerate(pairs):
         out.append([(1 + (p + j) % 5, 1 + (2 * p + j) % 5) for j in range(n)])
     if variant == "labeled":
         out[2][1] = (0, 5)
@@ -185,10 +186,11 @@ def cuhk03_pixels(variant: str, pair: int, person: int, slot: int) -> np.ndarray
     return np.random.default_rng(seed).integers(0, 255, (7, 3, 3), dtype=np.uint8)
 
 
-def cuhk03_files(variant: str) -> List[Tuple[str, int, int]]:
+def cuhk03_files(variant: str, pairs: Sequence[int] = CUHK03_PAIRS
+                 ) -> List[Tuple[str, int, int]]:
     """``(name, raw pid 1-based global, view)`` in (pair, person, slot) order."""
     out, gid = [], 0
-    for p, persons in enumerate(_cuhk03_counts(variant)):
+    for p, persons in enumerate(_cuhk03_counts(variant, pairs)):
         for j, (n1, n2) in enumerate(persons):
             gid += 1
             for slot in list(range(n1)) + list(range(5, 5 + n2)):
@@ -208,12 +210,14 @@ def _write_mat_header(path: str) -> None:
         f.write(header.ljust(512, b"\x00"))
 
 
-def make_cuhk03(root: str, new_protocol: bool = True) -> Expected:
+def make_cuhk03(root: str, new_protocol: bool = True,
+                pairs: Sequence[int] = CUHK03_PAIRS) -> Expected:
     """``root/cuhk03/cuhk03_release/cuhk-03.mat`` (v7.3 layout via h5py: ``#refs#``, object
     references, a shared ``canonical empty`` at ``#refs#/a``, trailing empty cells) and the two
     new-protocol .mat files (scipy v5, 1-based uint16 indices, ``filelist`` of 1-element
     strings). Test ids of the new protocol: even raw ids (labeled) / ids divisible by 3
-    (detected); query = first image of each view of a test id, gallery = the rest."""
+    (detected); query = first image of each view of a test id, gallery = the rest. ``pairs``:
+    persons per camera pair (at least 2 in the third; the classic splits assume the default)."""
     import h5py
     from scipy.io import savemat
 
@@ -236,7 +240,7 @@ def make_cuhk03(root: str, new_protocol: bool = True) -> Expected:
 
         for variant in ("detected", "labeled"):
             cells = []
-            for p, persons in enumerate(_cuhk03_counts(variant)):
+            for p, persons in enumerate(_cuhk03_counts(variant, pairs)):
                 table = np.empty((10, len(persons)), dtype=h5py.ref_dtype)
                 for j, (n1, n2) in enumerate(persons):
                     for slot in range(10):
@@ -253,7 +257,7 @@ def make_cuhk03(root: str, new_protocol: bool = True) -> Expected:
 
     out: Expected = {"mat": path, "new": {}, "classic": {}}
     for variant in ("labeled", "detected"):
-        files = cuhk03_files(variant)
+        files = cuhk03_files(variant, pairs)
         is_test = (lambda g: g % 2 == 0) if variant == "labeled" else (lambda g: g % 3 == 0)
         train_idx, query_idx, gallery_idx, seen = [], [], [], set()
         for i, (_, gid, view) in enumerate(files):
@@ -283,7 +287,7 @@ def make_cuhk03(root: str, new_protocol: bool = True) -> Expected:
         out["new"][variant] = {"train": exp(train_idx), "query": exp(query_idx),
                                "gallery": exp(gallery_idx), "files": [n for n, _, _ in files]}
         classic = {}
-        offsets = np.cumsum((0,) + CUHK03_PAIRS)
+        offsets = np.cumsum((0,) + tuple(pairs))
         for k, t in enumerate(TESTSETS):
             test_g = {int(offsets[a - 1]) + b for a, b in t}
             tr = [i for i, (_, g, _) in enumerate(files) if g not in test_g]
@@ -346,3 +350,76 @@ def make_cifar100(root: str, n_train: int = 12, n_test: int = 4) -> Expected:
             "fine_labels": fl, "coarse_labels": [x // 5 for x in fl], "data": rows})
         out[f"{split}_data"], out[f"{split}_labels"] = rows, fl
     return out
+
+
+# ------------------------------------------------------------------------------ sized sets
+def _spread(num_ids: int, num_images: int) -> List[int]:
+    """Images per identity: ``num_images`` over ``num_ids`` as evenly as possible (>= 1)."""
+    if num_images < num_ids:
+        raise ValueError(f"{num_images} images cannot cover {num_ids} identities")
+    return [num_images // num_ids + (i < num_images % num_ids) for i in range(num_ids)]
+
+
+def make_reid_sized(root: str, dataset: str, num_ids: int, num_images: int,
+                    num_test_ids: int = 3, size: Tuple[int, int] = (16, 8)) -> Expected:
+    """A train split of exactly ``num_images`` images of ``num_ids`` identities (spread over
+    two or more cameras) in the real layout of ``dataset`` (``market1501``, ``dukemtmcreid`` or
+    ``msmt17``), plus ``num_test_ids`` test identities with one query per camera (cameras 1, 2)
+    and two gallery images each on a third camera, so every query has a cross-camera match.
+    For tests whose point is the train-set size (e.g. a remainder of 1 by the batch)."""
+    train = [(pid, 1 + k % 3) for pid, n in enumerate(_spread(num_ids, num_images), start=1)
+             for k in range(n)]
+    test_pids = range(num_ids + 1, num_ids + 1 + num_test_ids)
+    query = [(pid, cam) for pid in test_pids for cam in (1, 2)]
+    gallery = [(pid, 3) for pid in test_pids for _ in range(2)]
+    seq = 0
+    if dataset in ("market1501", "dukemtmcreid"):
+        base = (os.path.join(root, "market1501", "Market-1501-v15.09.15")
+                if dataset == "market1501" else
+                os.path.join(root, "dukemtmc-reid", "DukeMTMC-reID"))
+        for sub, spec in (("bounding_box_train", train), ("query", query),
+                          ("bounding_box_test", gallery)):
+            for pid, cam in spec:
+                seq += 1
+                name = (f"{pid:04d}_c{cam}s1_{seq:06d}_{0 if sub == 'query' else 1:02d}.jpg"
+                        if dataset == "market1501" else f"{pid:04d}_c{cam}_f{seq:07d}.jpg")
+                write_image(os.path.join(base, sub, name), seq, size)
+    elif dataset == "msmt17":
+        base = os.path.join(root, "msmt17", "MSMT17_V1")
+        val = {len(train) - 1}  # one image listed in list_val (joins training by default)
+        lists: Dict[str, List[str]] = {"train": [], "val": [], "query": [], "gallery": []}
+        for lst, folder, spec in (("train", "train", train), ("query", "test", query),
+                                  ("gallery", "test", gallery)):
+            for k, (pid, cam) in enumerate(spec):
+                seq += 1
+                name = f"{pid:04d}_{seq:03d}_{cam:02d}_{SLOTS[seq % 4]}_{seq:04d}_0.jpg"
+                write_image(os.path.join(base, folder, f"{pid:04d}", name), seq, size)
+                target = "val" if lst == "train" and k in val else lst
+                lists[target].append(f"{pid:04d}/{name} {pid}")
+        for lst, lines in lists.items():
+            with open(os.path.join(base, f"list_{lst}.txt"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+    else:
+        raise ValueError(f"make_reid_sized: no layout for {dataset!r}")
+    return {"base": base, "train": _expect([(p, c - 1) for p, c in train]),
+            "query": _expect([(p, c - 1) for p, c in query]),
+            "gallery": _expect([(p, c - 1) for p, c in gallery])}
+
+
+def trim_market_style_train(folder: str, num_images: int) -> int:
+    """Delete training images of a Market-style tree (``folder/bounding_box_train``) from the
+    identities with the most images until ``num_images`` remain; returns how many were kept.
+    Used on a generated synthetic set, whose size is not a parameter."""
+    train = os.path.join(folder, "bounding_box_train")
+    by_id: Dict[str, List[str]] = {}
+    for name in sorted(os.listdir(train)):
+        if name.endswith(".jpg"):
+            by_id.setdefault(name.split("_")[0], []).append(name)
+    total = sum(len(v) for v in by_id.values())
+    if total < num_images:
+        raise ValueError(f"{folder} has {total} training images, fewer than {num_images}")
+    while total > num_images:
+        pid = max(by_id, key=lambda p: (len(by_id[p]), p))
+        os.remove(os.path.join(train, by_id[pid].pop()))
+        total -= 1
+    return total

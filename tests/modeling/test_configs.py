@@ -102,6 +102,11 @@ def test_config_model_trains_one_step(paths, small_teacher):
         assert set(losses) == set(cfg.MODEL.LOSSES.NAMES)
     sum(losses.values()).backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # DistributedDataParallel (without find_unused_parameters) needs a gradient for every
+    # trainable parameter in every step; a loss setting that leaves one out (STD lambda 1: the
+    # classifier) must freeze it, or the second DDP step fails.
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, f"trainable parameters without gradient: {unused[:5]}"
     model.eval()
     with torch.no_grad():
         assert model(x[:2]).shape[0] == 2

@@ -75,6 +75,13 @@ class STDDistill(Baseline):
         self.lam = float(lam)
         self._teacher_loaded = False
         self._info = dict(info or {})
+        if self.lam >= 1.0:
+            # lambda 1: the CE term has no weight, so the classifier never gets a gradient.
+            # Frozen, it is what one process trains anyway (optimizers skip grad-less
+            # parameters) and DDP, which needs every trainable parameter's gradient each step,
+            # runs without the per-step cost of find_unused_parameters.
+            self.head.classifier.requires_grad_(False)
+            self._info["frozen"] = ["head.classifier (lambda 1: no CE term)"]
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
