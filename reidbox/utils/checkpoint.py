@@ -69,10 +69,10 @@ def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
             ) from None
         detail = (text.split("WeightsUnpickler error:")[-1].strip().splitlines() or [""])[0] \
             if "WeightsUnpickler" in text else (text.splitlines() or [""])[0]
+        detail = detail.split(". ")[0].rstrip(".") or type(e).__name__
         raise CheckpointError(
-            f"cannot read checkpoint {path}: not a complete torch.save file (truncated, corrupt "
-            f"or another format: {detail or type(e).__name__}); use an intact .pth file"
-        ) from None
+            f"cannot read checkpoint {path}: truncated or corrupt, or not a torch.save file "
+            f"({detail}); use an intact .pth file") from None
 
 
 def model_state_from(obj: Dict[str, Any]) -> Dict[str, torch.Tensor]:
