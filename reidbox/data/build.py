@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from ..registry import DATASETS
-from .datasets.base import ReIDDataset, Sample, combine
+from .datasets.base import DatasetError, ReIDDataset, Sample, combine
 from .datasets.combined import combine_by_name
 from .image_dataset import ImageDataset, filter_readable
 from .samplers import PKBatchSampler
@@ -58,9 +58,14 @@ def build_train_set(cfg) -> ReIDDataset:
     ``dsetid`` = position in the list, each source's test split kept in ``test_sets``."""
     names = list(cfg.DATASETS.TRAIN)
     parts = [build_dataset_from_config(cfg, n, dsetid=k) for k, n in enumerate(names)]
-    if len(parts) == 1:
-        return parts[0]
-    return combine(parts, name="+".join(names), names=names)
+    train = parts[0] if len(parts) == 1 else combine(parts, name="+".join(names), names=names)
+    if train.num_train_pids < 2:
+        raise DatasetError(
+            f"training set {train.name} has {train.num_train_pids} identit"
+            f"{'y' if train.num_train_pids == 1 else 'ies'} ({len(train.train)} images under "
+            f"{cfg.DATASETS.ROOT}): training needs at least 2 identities to tell apart; add "
+            "identities or choose another DATASETS.TRAIN")
+    return train
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -107,6 +107,13 @@ def parse_steps(labels: Sequence[str]) -> List[ChainStep]:
         if label.lower().endswith("+std"):
             name, std = label[:-4], True
         steps.append(ChainStep(i, label, resolve_dataset(name), std))
+    seen: Dict[str, str] = {}
+    for s in steps:
+        key = f"{s.dataset.train}{'+std' if s.std else ''}"
+        if key in seen:
+            raise ConfigError(f"chain step {s.label!r} trains on {s.dataset.train} twice "
+                              f"(also as {seen[key]!r}); name each dataset once")
+        seen[key] = s.label
     if not steps:
         raise ConfigError("empty chain: name the datasets (tools/transfer_chain.py Duke Market) "
                           "or set CHAIN.STEPS in the config file")

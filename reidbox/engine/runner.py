@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..config import save_config
-from ..data import DatasetError, build_test_loader, build_test_sets, build_train_loader, build_train_set
+from ..data import (DatasetError, build_test_loader, build_test_sets, build_train_loader,
+                    build_train_set)
 from ..evaluation import evaluate_kwargs
 from ..evaluation.evaluator import Metrics, evaluate_model, format_table, save_rank_lists
 from ..modeling import build_model
@@ -243,11 +244,15 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool)
             try:
                 trainer.load_state_dict(state)
             except (RuntimeError, KeyError, ValueError) as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                shape = re.search(r"size mismatch for ([\w.]+)", str(e))
+                text = str(e)
+                found = [(re.search(p, text), what) for p, what in (
+                    (r"size mismatch for ([\w.]+)", "differs in shape"),
+                    (r'Missing key\(s\) in state_dict: "([^"]+)"', "is not in the file"),
+                    (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "is not in the model"))]
+                why = next((f"{m.group(1)} {what}" for m, what in found if m),
+                           (text.strip().splitlines() or [type(e).__name__])[0])
                 raise CheckpointError(
-                    f"--resume: {state['_path']} does not fit this model "
-                    f"({f'{shape.group(1)} differs in shape' if shape else first}); it was "
+                    f"--resume: {state['_path']} does not fit this model ({why}); it was "
                     "written for another architecture or number of identities: resume with "
                     "the config it was trained with, or start a new OUTPUT_DIR") from None
             per_rank = state.get("rng_per_rank") or [state["rng"]]

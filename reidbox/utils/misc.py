@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -47,12 +48,58 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; honour the umask instead
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and not e.filename:
+            raise OSError(e.errno, e.strerror or str(e), path) from None  # name the file
         raise
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space or choose another OUTPUT_DIR",
+    errno.EDQUOT: "free disk space or choose another OUTPUT_DIR",
+    errno.EROFS: "choose a writable folder",
+    errno.EACCES: "choose a writable folder, or fix its permissions",
+    errno.EPERM: "choose a writable folder, or fix its permissions",
+    errno.EISDIR: "that is a folder: give a file name",
+    errno.ENOTDIR: "a file is in the way: choose a path in a folder",
+    errno.EEXIST: "a file is in the way: choose a path in a folder",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """``<path>: <what happened>; <what to do>`` for an I/O error, on one line."""
+    fix = _OS_FIXES.get(e.errno or -1, "check the path")
+    return f"{e.filename}: {e.strerror or e}; {fix}"
+
+
+def check_output_file(path: str, option: str = "--out") -> str:
+    """A file a tool is about to write: refuse a folder, or a parent that is a file."""
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is an existing folder; give a file name "
+                         f"(e.g. {os.path.join(path, 'out')})")
+    _check_parent(path, option)
+    return path
+
+
+def check_output_dir(path: str, option: str = "--out") -> str:
+    """A folder a tool is about to fill: refuse an existing file (or a file on the way)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; give a folder to write into")
+    _check_parent(path, option)
+    return path
+
+
+def _check_parent(path: str, option: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder; choose a path "
+                         "in a folder")
 
 
 def write_json(obj: Any, path: str) -> None:
