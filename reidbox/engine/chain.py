@@ -423,7 +423,10 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             note("step %d %s: %s (%s -> tests %s)", step.index, step.label, action,
                  step.dataset.train, ", ".join(cfg.DATASETS.TEST))
             if action.startswith("evaluated"):
-                runner.test(cfg, weights=os.path.join(out, FINAL), progress=progress)
+                # training finished but its metrics.json is missing: the evaluation of the
+                # final weights (written to eval/<settings>/) becomes the step's result
+                record = runner.test(cfg, weights=os.path.join(out, FINAL), progress=progress)
+                write_json(record, os.path.join(out, METRICS))
             else:
                 runner.train(cfg, resume=True, progress=progress,
                              extra_hooks=[StepStartHook(step.label), *extra_hooks])
