@@ -172,6 +172,32 @@ def test_test_net_writes_its_own_folder_not_over_the_training_results(tiny_opts)
     assert runner.eval_dir(plain, weights) != folder  # other settings, other folder
 
 
+def _broadcast_worker(rank, init, queue):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[1].running_mean.fill_(float(rank + 1))  # BN statistics drift apart per rank
+    runner.broadcast_module_state(model)
+    queue.put((rank, model[1].running_mean.tolist(), model[0].weight.sum().item()))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_every_rank_takes_rank0s_buffers_before_the_final_evaluation(tmp_path):
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_broadcast_worker, args=(f"file://{tmp_path}/init", queue), nprocs=2,
+                       start_method="spawn")
+    got = dict((r, (mean, w)) for r, mean, w in (queue.get(), queue.get()))
+    assert got[0] == got[1] == ([1.0, 1.0], 4.0)
+
+
 def _ddp(out, market_root, extra=()):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            os.path.join(ROOT, "tools", "train_net.py"), "--no-progress", *TINY_OPTS,
@@ -210,11 +236,16 @@ def test_torchrun_workers_stop_when_the_agent_is_killed(market_root, tmp_path):
     assert len(workers) == 2
     agent.send_signal(signal.SIGKILL)
     agent.wait()
-    deadline = time.time() + 30
-    while time.time() < deadline and any(run_folder.pid_alive(w) and not _zombie(w)
-                                         for w in workers):
-        time.sleep(0.1)
-    assert not any(run_folder.pid_alive(w) and not _zombie(w) for w in workers)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and any(run_folder.pid_alive(w) and not _zombie(w)
+                                             for w in workers):
+            time.sleep(0.1)
+        assert not any(run_folder.pid_alive(w) and not _zombie(w) for w in workers)
+    finally:
+        for w in workers:  # never leave a test's orphans running
+            if run_folder.pid_alive(w) and _ppid(w) != -1:
+                os.kill(w, signal.SIGKILL)
     run_folder.acquire_lock(str(out))  # nobody holds the folder any more
     run_folder.release_lock(str(out))
 
