@@ -99,6 +99,12 @@ def start_run_files(cfg, checkpointer: Checkpointer, resume: bool,
     ``log.txt``, and give the checkpointer this run's id."""
     record = start_run_record(cfg.OUTPUT_DIR, resume, loaded)
     checkpointer.bind(record)
+    others = [os.path.basename(p) for p in checkpointer.list()
+              if os.path.basename(p) not in record["checkpoints"]]
+    if others:
+        logger.warning("%s holds %d checkpoint(s) this run did not write (%s): they are neither "
+                       "loaded nor pruned; a same-numbered one is replaced", cfg.OUTPUT_DIR,
+                       len(others), ", ".join(others[:5]))
     save_config(cfg, cfg.OUTPUT_DIR)
     attach_log_file(cfg.OUTPUT_DIR)
     logger.info("run %s (run.json), config.yaml written", record["run_id"])
