@@ -8,6 +8,7 @@ Every ``metrics.json`` under the given folders gives one row per test set: model
 import argparse
 
 from reidbox.utils.cli import run_main
+from reidbox.utils.misc import check_output_file
 from reidbox.visualization.results import collect_results, format_results
 
 
@@ -16,6 +17,8 @@ def main(argv=None) -> int:
     p.add_argument("paths", nargs="+", help="run folders or metrics.json files")
     p.add_argument("--out", default="", help="also write the table to this file")
     args = p.parse_args(argv)
+    if args.out:
+        check_output_file(args.out)
     rows = collect_results(args.paths)
     if not rows:
         raise FileNotFoundError(f"no metrics.json under {', '.join(args.paths)}")

@@ -10,6 +10,7 @@ import argparse
 
 from reidbox.config import load_config
 from reidbox.utils.cli import run_main
+from reidbox.utils.misc import check_output_dir
 from reidbox.visualization import visualize_model_ranks
 
 
@@ -25,6 +26,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_intermixed_args(argv)  # options may follow KEY VALUE pairs
     cfg = load_config(args.config_file or None, args.opts)
+    if args.out:
+        check_output_dir(args.out)
     paths = visualize_model_ranks(cfg, cfg.MODEL.WEIGHTS or None, args.out or None, args.topk,
                                   args.num_queries, args.queries, not args.no_progress)
     print(f"wrote {len(paths)} rank lists" + (f", e.g. {paths[0]}" if paths else ""))

@@ -246,6 +246,80 @@ _C.CHAIN.STD_CONFIG = ""
 _C.CHAIN.TEST_EARLIER = True
 
 
+# ----------------------------------------------------------------------------------------------
+# Valid range of every numeric key (and of the fixed-choice keys), checked by load_config:
+# "[a, b]" / "(a, b)" intervals (inf allowed; ints stay ints), "{x, y}" choices, "N x <range>"
+# a list of N such values, "each <range>" a list of any length. Keys without a fixed set of
+# values (registered names, paths) are checked by the builders that use them.
+RANGES = {
+    "SEED": "[0, 4294967295]",
+    "TASK": "{reid, classification}",
+    "DATASETS.SYNTHETIC.NUM_TRAIN_IDS": "[2, inf)",  # one identity leaves nothing to tell apart
+    "DATASETS.SYNTHETIC.NUM_TEST_IDS": "[1, inf)",
+    "DATASETS.SYNTHETIC.NUM_CAMERAS": "[2, 6]",
+    "DATASETS.SYNTHETIC.IMAGE_SIZE": "2 x [1, inf)",
+    "DATASETS.CUHK03.VARIANT": "{labeled, detected}",
+    "DATASETS.CUHK03.PROTOCOL": "{new, classic}",
+    "DATASETS.CUHK03.SPLIT": "[0, 19]",
+    "DATASETS.MSMT17.VERSION": "{auto, v1, v2, V1, V2}",
+    "INPUT.SIZE_TRAIN": "2 x [1, inf)",
+    "INPUT.SIZE_TEST": "2 x [1, inf)",
+    "INPUT.FLIP_PROB": "[0, 1]",
+    "INPUT.PADDING": "[0, inf)",
+    "INPUT.PIXEL_MEAN": "3 x [0, 1]",
+    "INPUT.PIXEL_STD": "3 x (0, inf)",
+    "INPUT.RANDOM_ERASING.PROB": "[0, 1]",
+    "DATALOADER.SAMPLER": "{pk, random}",
+    "DATALOADER.NUM_INSTANCES": "[1, inf)",
+    "DATALOADER.NUM_WORKERS": "[0, inf)",
+    "MODEL.BACKBONE.LAST_STRIDE": "[1, 2]",
+    "MODEL.BACKBONE.DROP_RATE": "[0, 1)",
+    "MODEL.HEADS.EMBED_DIM": "[0, inf)",
+    "MODEL.HEADS.NECK": "{bnneck, none}",
+    "MODEL.HEADS.TEST_FEATURE": "{after_neck, before_neck}",
+    "MODEL.LOSSES.CE.EPSILON": "[0, 1)",
+    "MODEL.LOSSES.CE.WEIGHT": "[0, inf)",
+    "MODEL.LOSSES.TRIPLET.MARGIN": "[0, inf)",
+    "MODEL.LOSSES.TRIPLET.WEIGHT": "[0, inf)",
+    "MODEL.PTL.CELL": "{v1, v2}",
+    "MODEL.PTL.STATE_MODE": "{carry, reset_each_batch}",
+    "MODEL.PTL.STATE_SHAPE": "{per_sample, batch_mean}",
+    "MODEL.PTL.STATE_INIT": "{zeros, normal}",
+    "MODEL.PTL.FEAT_DIM": "[0, inf)",
+    "MODEL.PTL.CLASSIFIER_HIDDEN": "each [1, inf)",
+    "MODEL.PTL.CHANNEL_RATIO": "(0, inf)",
+    "MODEL.PTL.MAX_CHANNELS": "[1, inf)",
+    "MODEL.PTL.LAST_CELL_CHANNELS": "[1, inf)",
+    "MODEL.PTL.CELL_CHANNELS": "each [1, inf)",
+    "MODEL.PTL.FUSE_CHANNELS": "each [1, inf)",
+    "MODEL.MGN.FEAT_DIM": "[1, inf)",
+    "MODEL.MGN.PARTS": "each [1, inf)",
+    "MODEL.STD.LAMBDA": "[0, 1]",
+    "SOLVER.BASE_LR": "(0, inf)",
+    "SOLVER.MOMENTUM": "[0, 1)",
+    "SOLVER.WEIGHT_DECAY": "[0, inf)",
+    "SOLVER.BACKBONE_LR_FACTOR": "[0, inf)",
+    "SOLVER.MAX_EPOCHS": "[1, inf)",
+    "SOLVER.IMS_PER_BATCH": "[1, inf)",
+    "SOLVER.STEPS": "each [1, inf)",
+    "SOLVER.GAMMA": "(0, 1]",
+    "SOLVER.WARMUP_EPOCHS": "[0, inf)",
+    "SOLVER.WARMUP_FACTOR": "(0, 1]",
+    "SOLVER.CHECKPOINT_PERIOD": "[1, inf)",
+    "SOLVER.KEEP_CHECKPOINTS": "[1, inf)",
+    "SOLVER.LOG_PERIOD": "[1, inf)",
+    "TEST.EVAL_PERIOD": "[0, inf)",
+    "TEST.IMS_PER_BATCH": "[1, inf)",
+    "TEST.MAX_RANK": "[1, inf)",
+    "TEST.SEED": "[0, 4294967295]",
+    "TEST.CHUNK_SIZE": "[0, inf)",
+    "TEST.TOPK_SAVE": "[0, inf)",
+    "TEST.RERANK.K1": "[1, inf)",
+    "TEST.RERANK.K2": "[1, inf)",
+    "TEST.RERANK.LAMBDA": "[0, 1]",
+}
+
+
 def get_cfg_defaults() -> CN:
     """A fresh, mutable copy of the defaults."""
     return _C.clone()

@@ -92,6 +92,18 @@ def import_plugins(modules: Iterable[str]) -> None:
             raise ConfigError(f"PLUGINS: cannot import {name!r}: {e}") from None
 
 
+def check_ranges(cfg: CfgNode, path: Optional[PathLike] = None) -> None:
+    """Every key within the range ``defaults.RANGES`` declares for it, or one ConfigError."""
+    from .ranges import range_errors
+
+    errors = range_errors(cfg)
+    if errors:
+        where = f"config {os.fspath(path)}" if path else "config"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{where}: {errors[0]}{more}; valid ranges are listed in "
+                          "reidbox/config/defaults.py (RANGES)")
+
+
 def load_config(path: Optional[PathLike] = None, opts: Optional[Sequence[str]] = None,
                 freeze: bool = True) -> CfgNode:
     """Defaults <- yml file (with its ``_BASE_`` files first) <- ``opts``; returned frozen."""
@@ -100,6 +112,7 @@ def load_config(path: Optional[PathLike] = None, opts: Optional[Sequence[str]] =
         _merge_file(cfg, os.fspath(path), [])
     if opts:
         merge_opts(cfg, opts)
+    check_ranges(cfg, path)
     import_plugins(cfg.PLUGINS)
     if freeze:
         cfg.freeze()
@@ -108,10 +121,8 @@ def load_config(path: Optional[PathLike] = None, opts: Optional[Sequence[str]] =
 
 def save_config(cfg: CfgNode, output_dir: PathLike) -> str:
     """Write the merged config to ``output_dir/config.yaml`` (re-loadable as a config file)."""
-    os.makedirs(output_dir, exist_ok=True)
+    from ..utils.misc import write_text
+
     out = os.path.join(output_dir, "config.yaml")
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(cfg.dump())
-    os.replace(tmp, out)
+    write_text(cfg.dump(), out)
     return out

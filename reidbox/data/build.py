@@ -71,6 +71,12 @@ def build_train_set(cfg) -> ReIDDataset:
     parts = [_reid(build_dataset_from_config(cfg, n, dsetid=k), n) for k, n in enumerate(names)]
     ds = parts[0] if len(parts) == 1 else combine(parts, name="+".join(names), names=names)
     require_items(ds.train, ds.name, "train", check_files=not cfg.DATALOADER.SKIP_UNREADABLE)
+    if ds.num_train_pids < 2:
+        raise DatasetError(
+            f"training set {ds.name} has {ds.num_train_pids} identit"
+            f"{'y' if ds.num_train_pids == 1 else 'ies'} ({len(ds.train)} images under "
+            f"{cfg.DATASETS.ROOT}): training needs at least 2 identities to tell apart; add "
+            "identities or choose another DATASETS.TRAIN")
     return ds
 
 

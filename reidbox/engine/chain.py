@@ -108,6 +108,13 @@ def parse_steps(labels: Sequence[str]) -> List[ChainStep]:
         if label.lower().endswith("+std"):
             name, std = label[:-4], True
         steps.append(ChainStep(i, label, resolve_dataset(name), std))
+    seen: Dict[str, str] = {}
+    for s in steps:
+        key = f"{s.dataset.train}{'+std' if s.std else ''}"
+        if key in seen:
+            raise ConfigError(f"chain step {s.label!r} trains on {s.dataset.train} twice "
+                              f"(also as {seen[key]!r}); name each dataset once")
+        seen[key] = s.label
     if not steps:
         raise ConfigError("empty chain: name the datasets (tools/transfer_chain.py Duke Market) "
                           "or set CHAIN.STEPS in the config file")
@@ -432,7 +439,10 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             note("step %d %s: %s (%s -> tests %s)", step.index, step.label, action,
                  step.dataset.train, ", ".join(cfg.DATASETS.TEST))
             if action.startswith("evaluated"):
-                runner.test(cfg, weights=os.path.join(out, FINAL), progress=progress)
+                # training finished but its metrics.json is missing: the evaluation of the
+                # final weights (written to eval/<settings>/) becomes the step's result
+                record = runner.test(cfg, weights=os.path.join(out, FINAL), progress=progress)
+                write_json(record, os.path.join(out, METRICS))
             else:
                 runner.train(cfg, resume=True, progress=progress,
                              extra_hooks=[StepStartHook(step.label), *extra_hooks])

@@ -31,7 +31,8 @@ from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, atomic_save, load_file, load_model_weights
 from ..utils.misc import write_json
 from .hooks import TensorBoardHook
-from .runner import build_hooks, load_resume_state, model_info, run_trainer, setup_run
+from .runner import (build_hooks, eval_dir, load_resume_state, model_info, prepare_eval_dir,
+                     run_trainer, setup_run)
 from .solver import build_solver
 from .trainer import HookBase, Trainer
 
@@ -172,9 +173,9 @@ def classification_record(cfg, results: Dict[str, Dict[str, float]], model: nn.M
     return record
 
 
-def _write(cfg, results, model, **extra) -> Dict[str, Any]:
+def _write(cfg, results, model, out_dir: Optional[str] = None, **extra) -> Dict[str, Any]:
     record = classification_record(cfg, results, model, **extra)
-    write_json(record, os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+    write_json(record, os.path.join(out_dir or cfg.OUTPUT_DIR, "metrics.json"))
     logger.info("results:\n%s", _format(results))
     return record
 
@@ -249,8 +250,9 @@ def load_classifier(cfg, weights: str, num_classes: Optional[int], device: torch
 
 def classification_test(cfg, weights: Optional[str] = None, progress: bool = True
                         ) -> Dict[str, Any]:
-    """Top-1 error of ``weights`` (default ``MODEL.WEIGHTS``) on the test split(s)."""
-    device = setup_run(cfg, progress)
+    """Top-1 error of ``weights`` (default ``MODEL.WEIGHTS``) on the test split(s), written to
+    ``OUTPUT_DIR/eval/<settings>/metrics.json`` (never over a training run's results)."""
+    device = setup_run(cfg, progress, role="test")
     _single_process()
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:
@@ -258,8 +260,11 @@ def classification_test(cfg, weights: Optional[str] = None, progress: bool = Tru
                          "(an untrained classifier's error means nothing)")
     train_set, tests = build_classification_sets(cfg)
     model = load_classifier(cfg, weights, train_set.num_classes, device)
+    out = eval_dir(cfg, weights)
+    prepare_eval_dir(out)
     results = _evaluate_all(cfg, model, tests, device, progress)
-    return _write(cfg, results, model, weights=weights, num_classes=train_set.num_classes)
+    return _write(cfg, results, model, out_dir=out, weights=weights,
+                  num_classes=train_set.num_classes)
 
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "CIFAR10_MEAN", "CIFAR10_STD",

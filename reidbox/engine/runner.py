@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import logging.handlers
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
 from ..config import save_config
-from ..data import build_test_loader, build_test_sets, build_train_loader, build_train_set
+from ..data import (DatasetError, build_test_loader, build_test_sets, build_train_loader,
+                    build_train_set)
 from ..evaluation import evaluate_kwargs
 from ..evaluation.evaluator import Metrics, evaluate_model, format_table, save_rank_lists
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
-from ..utils.checkpoint import (Checkpointer, atomic_save, load_model_weights, rng_states,
+from ..utils.checkpoint import (Checkpointer, CheckpointError, NonFiniteStateError, atomic_save,
+                                load_file, load_model_weights, nonfinite_tensors, rng_states,
                                 set_rng_states)
 from ..utils import distributed as du
 from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
+from ..utils.run_folder import (RunFolderError, acquire_lock, die_with_parent, read_run_record,
+                                remove_stale_temps, start_run_record)
 from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
 from .solver import build_solver, resume_schedule
 from .trainer import HookBase, NonFiniteLossError, Trainer
@@ -28,26 +36,78 @@ from .trainer import HookBase, NonFiniteLossError, Trainer
 logger = logging.getLogger("reidbox")
 
 
-def setup_run(cfg, progress: bool = True) -> torch.device:
-    """Process group (under torchrun), output folder, log file, ``config.yaml``, seeds.
+def setup_run(cfg, progress: bool = True, role: str = "train") -> torch.device:
+    """Process group (under torchrun), output folder, console log, seeds; nothing written yet.
 
-    Only rank 0 writes files and logs at INFO; each rank seeds ``SEED + rank`` so ranks draw
-    different augmentations. Returns this process's device.
+    ``role="train"`` locks ``OUTPUT_DIR`` (``run.lock``; a second run there stops with one line)
+    and removes temp files of killed writers; ``config.yaml``, ``run.json`` and ``log.txt`` are
+    written only once the run has been validated and starts (:func:`start_run_files`). Log
+    lines until then are kept in memory. ``role="test"`` writes only into its own
+    ``eval/<settings>/`` folder (:func:`eval_dir`). Only rank 0 writes files and logs at INFO;
+    each rank seeds ``SEED + rank`` so ranks draw different augmentations. Returns this
+    process's device.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        die_with_parent()  # a worker whose torchrun agent is killed must not go on writing
         device = du.init_distributed(cfg.DEVICE)
     else:
         device = resolve_device(cfg.DEVICE)
     main = du.is_main_process()
+    if main and role == "train":
+        prepare_output_dir(cfg.OUTPUT_DIR)
+    setup_logger(None, level=logging.INFO if main else logging.WARNING)
     if main:
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        save_config(cfg, cfg.OUTPUT_DIR)
-    setup_logger(cfg.OUTPUT_DIR if main else None,
-                 level=logging.INFO if main else logging.WARNING)
+        logger.addHandler(logging.handlers.MemoryHandler(1_000_000, logging.CRITICAL + 1))
     seed_all(cfg.SEED + du.get_rank())
     logger.info("output: %s, device: %s, world size %d, torch %s", cfg.OUTPUT_DIR, device,
                 du.get_world_size(), torch.__version__)
     return device
+
+
+def prepare_output_dir(folder: str) -> None:
+    """Create and lock ``folder``; remove temp files that killed writers left there."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"cannot create OUTPUT_DIR {folder}: {e.strerror}"
+                             f"{f' ({e.filename})' if e.filename else ''}; choose a writable "
+                             "folder") from None
+    if not os.access(folder, os.W_OK):
+        raise RunFolderError(f"OUTPUT_DIR {folder} is not writable; choose a writable folder")
+    acquire_lock(folder)
+    remove_stale_temps(folder)
+
+
+def attach_log_file(folder: str) -> None:
+    """Send the ``reidbox`` log to ``folder/log.txt`` from now on, with the lines kept so far."""
+    mem = [h for h in logger.handlers if isinstance(h, logging.handlers.MemoryHandler)]
+    if not mem:
+        return
+    fh = logging.FileHandler(os.path.join(folder, "log.txt"), encoding="utf-8")
+    fh.setFormatter(logging.Formatter("[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S"))
+    for h in mem:
+        h.setTarget(fh)
+        h.flush()
+        logger.removeHandler(h)
+        h.close()
+    logger.addHandler(fh)
+
+
+def start_run_files(cfg, checkpointer: Checkpointer, resume: bool,
+                    loaded: Optional[Dict[str, Any]] = None) -> None:
+    """The run is valid and starts (rank 0): write ``config.yaml`` and ``run.json``, open
+    ``log.txt``, and give the checkpointer this run's id."""
+    record = start_run_record(cfg.OUTPUT_DIR, resume, loaded)
+    checkpointer.bind(record)
+    others = [os.path.basename(p) for p in checkpointer.list()
+              if os.path.basename(p) not in record["checkpoints"]]
+    if others:
+        logger.warning("%s holds %d checkpoint(s) this run did not write (%s): they are neither "
+                       "loaded nor pruned; a same-numbered one is replaced", cfg.OUTPUT_DIR,
+                       len(others), ", ".join(others[:5]))
+    save_config(cfg, cfg.OUTPUT_DIR)
+    attach_log_file(cfg.OUTPUT_DIR)
+    logger.info("run %s (run.json), config.yaml written", record["run_id"])
 
 
 def model_info(model: nn.Module) -> Dict[str, Any]:
@@ -63,30 +123,40 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
 
 
 def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True,
-                          save_ranks: bool = False, vis_ranks: int = 0) -> Dict[str, Metrics]:
+                          save_ranks: bool = False, vis_ranks: int = 0,
+                          out_dir: Optional[str] = None) -> Dict[str, Metrics]:
     """Every ``DATASETS.TEST`` set with the configured protocol, metric, flip and re-ranking.
 
-    ``save_ranks`` writes ``OUTPUT_DIR/ranklist_<set>.csv`` with each query's top
+    ``save_ranks`` writes ``<out_dir>/ranklist_<set>.csv`` with each query's top
     ``TEST.TOPK_SAVE`` gallery images; ``vis_ranks`` > 0 draws top-``vis_ranks`` rank-list
-    images into ``OUTPUT_DIR/ranks/<set>/`` from the same features.
+    images into ``<out_dir>/ranks/<set>/`` from the same features (``out_dir`` defaults to
+    ``OUTPUT_DIR``).
     """
     kwargs = evaluate_kwargs(cfg)
+    out_dir = out_dir or cfg.OUTPUT_DIR
     results = {}
-    for ts in build_test_sets(cfg):
+    test_sets = build_test_sets(cfg)
+    for ts in test_sets:
+        for part in ("query", "gallery"):
+            if not len(getattr(ts, part)):
+                raise DatasetError(f"test set {ts.name} has an empty {part} under "
+                                   f"{cfg.DATASETS.ROOT}: add {part} images or remove "
+                                   f"{ts.name} from DATASETS.TEST")
+    for ts in test_sets:
         feats: Dict[str, torch.Tensor] = {}
         results[ts.name] = evaluate_model(
             model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items), device,
             flip=cfg.TEST.FLIP_AUG, normalize=cfg.TEST.NORM_FEAT, progress=progress,
             name=ts.name, features_out=feats, **kwargs)
         if save_ranks and cfg.TEST.TOPK_SAVE > 0 and feats:
-            path = save_rank_lists(os.path.join(cfg.OUTPUT_DIR, f"ranklist_{ts.name}.csv"),
+            path = save_rank_lists(os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
                                    ts.query, ts.gallery, feats["query"], feats["gallery"],
                                    cfg.TEST.TOPK_SAVE, cfg.TEST.METRIC)
             logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
         if vis_ranks > 0 and feats:
             from ..visualization import visualize_ranks
 
-            out = os.path.join(cfg.OUTPUT_DIR, "ranks", ts.name)
+            out = os.path.join(out_dir, "ranks", ts.name)
             visualize_ranks(ts.query, ts.gallery, feats["query"], feats["gallery"], out,
                             topk=vis_ranks, metric=cfg.TEST.METRIC, seed=cfg.SEED,
                             size=tuple(cfg.INPUT.SIZE_TEST))
@@ -110,7 +180,10 @@ def metrics_record(results: Dict[str, Metrics], model: nn.Module, **extra) -> Di
     return record
 
 
-def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -> Dict[str, Any]:
+def write_results(cfg, results: Dict[str, Metrics], model: nn.Module,
+                  out_dir: Optional[str] = None, **extra) -> Dict[str, Any]:
+    """``<out_dir>/metrics.json`` (default ``OUTPUT_DIR``) and CMC plots beside it."""
+    out_dir = out_dir or cfg.OUTPUT_DIR
     t = cfg.TEST
     extra["evaluation"] = dict(
         protocol=t.PROTOCOL, metric=t.METRIC, flip=t.FLIP_AUG, normalize=t.NORM_FEAT,
@@ -118,11 +191,11 @@ def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -
         rerank=dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
         if t.RERANK.ENABLED else None)
     record = metrics_record(results, model, **extra)
-    write_json(record, os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
+    write_json(record, os.path.join(out_dir, "metrics.json"))
     try:
         from ..visualization import plot_all_cmc
 
-        plot_all_cmc(results, cfg.OUTPUT_DIR)  # cmc_<testset>.png beside metrics.json
+        plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
     except (ImportError, ValueError, OSError) as e:
         logger.warning("no CMC plot: %s", e)
     logger.info("results (%s):\n%s", record["protocol"],
@@ -237,7 +310,8 @@ def load_resume_state(cfg, force: bool = False) -> Optional[Dict[str, Any]]:
     """The newest readable checkpoint of ``OUTPUT_DIR``, checked against ``cfg``
     (:func:`check_resume`), or None. Called before the run writes anything, so a refused
     resume leaves the folder as it was."""
-    state = Checkpointer(cfg.OUTPUT_DIR).load_latest()
+    record = read_run_record(cfg.OUTPUT_DIR)
+    state = Checkpointer(cfg.OUTPUT_DIR, run_id=(record or {}).get("run_id")).load_latest()
     if state is not None:
         state["_schedule_changes"] = check_resume(state, cfg, force)
     return state
@@ -245,9 +319,10 @@ def load_resume_state(cfg, force: bool = False) -> Optional[Dict[str, Any]]:
 
 def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
                 force_resume: bool = False, state: Optional[Dict[str, Any]] = None) -> None:
-    """Resume from the newest checkpoint if asked (``state``: already loaded by
-    :func:`load_resume_state`), train; a non-finite loss saves the last good state to
-    ``last_good.pth`` and re-raises.
+    """Resume from the newest checkpoint of this folder's run if asked (``state``: already
+    loaded by :func:`load_resume_state`), write the run's files, train; under DDP every rank
+    then takes rank 0's weights and buffers, so what is evaluated is what was saved. A
+    non-finite loss saves the last finite state to ``last_good.pth`` and re-raises.
 
     Resume checks the checkpoint's recorded config (:func:`check_resume`) and continues the
     *current* config's LR schedule and optimizer settings from the saved global step.
@@ -259,13 +334,27 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
         if state is None:
             logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
         else:
+            checkpointer.run_id = state.get("run_id") or checkpointer.run_id
             schedule = state.pop("_schedule_changes", [])
             opt = trainer.optimizer
             settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
             recompute = isinstance(trainer.scheduler, torch.optim.lr_scheduler.LambdaLR)
             if recompute:
                 state = {k: v for k, v in state.items() if k != "scheduler"}
-            trainer.load_state_dict(state)
+            try:
+                trainer.load_state_dict(state)
+            except (RuntimeError, KeyError, ValueError) as e:
+                text = str(e)
+                found = [(re.search(p, text), what) for p, what in (
+                    (r"size mismatch for ([\w.]+)", "differs in shape"),
+                    (r'Missing key\(s\) in state_dict: "([^"]+)"', "is not in the file"),
+                    (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "is not in the model"))]
+                why = next((f"{m.group(1)} {what}" for m, what in found if m),
+                           (text.strip().splitlines() or [type(e).__name__])[0])
+                raise CheckpointError(
+                    f"--resume: {state['_path']} does not fit this model ({why}); it was "
+                    "written for another architecture or number of identities: resume with "
+                    "the config it was trained with, or start a new OUTPUT_DIR") from None
             for group, fresh in zip(opt.param_groups, settings):
                 group.update(fresh)  # momentum, weight decay, ... of the current config
             if recompute:
@@ -278,14 +367,51 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
             if schedule:
                 logger.info("schedule changed since the checkpoint: %s; the remaining epochs "
                             "follow the new schedule", "; ".join(schedule))
+    if main:
+        start_run_files(cfg, checkpointer, resume, state)
     try:
         trainer.train()
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, NonFiniteStateError) as e:
         path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
-        state = trainer.state_dict()
-        state.update(rng=rng_states(), config=cfg.dump())
+        saved = save_last_good(cfg, trainer, checkpointer, path)
+        raise NonFiniteLossError(
+            f"{e}; stopped, " + (f"last finite state ({saved}) saved to {path}" if saved else
+                                 "no finite state to save (none kept)")) from None
+    broadcast_module_state(trainer.unwrapped_model)
+
+
+def save_last_good(cfg, trainer: Trainer, checkpointer: Checkpointer, path: str) -> str:
+    """Save the newest state known finite to ``path``: the trainer's current state when every
+    tensor is finite (the loss check raises before the update), else the newest finite
+    checkpoint of this run. Returns a description of what was saved ("" if nothing)."""
+    state = trainer.state_dict()
+    state.update(rng=rng_states(), config=cfg.dump(), run_id=checkpointer.run_id)
+    bad = nonfinite_tensors(state)
+    if not bad:
         atomic_save(state, path)
-        raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
+        return f"global step {state['global_step']}"
+    logger.warning("current state holds non-finite tensors (%s); looking for the newest finite "
+                   "checkpoint", ", ".join(bad[:5]))
+    for ck in reversed(checkpointer.list()):
+        try:
+            old = load_file(ck)
+        except CheckpointError:
+            continue
+        if old.get("run_id") not in (None, checkpointer.run_id) or nonfinite_tensors(old):
+            continue
+        atomic_save(old, path)
+        return f"{os.path.basename(ck)}, global step {old.get('global_step', '?')}"
+    return ""
+
+
+def broadcast_module_state(model: nn.Module) -> None:
+    """Under DDP, copy rank 0's parameters and buffers (BN statistics) to every rank in place."""
+    if du.get_world_size() <= 1:
+        return
+    import torch.distributed as dist
+
+    for t in model.state_dict().values():
+        dist.broadcast(t, src=0)
 
 
 def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
@@ -367,19 +493,62 @@ def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Mo
     return model.to(device).eval()
 
 
+def eval_settings(cfg, weights: Optional[str]) -> Dict[str, Any]:
+    """What an evaluation's numbers depend on besides the data: weights and test options."""
+    t = cfg.TEST
+    return dict(weights=os.path.abspath(weights) if weights else None,
+                test_sets=list(cfg.DATASETS.TEST), size=list(cfg.INPUT.SIZE_TEST),
+                protocol=t.PROTOCOL, metric=t.METRIC, flip=t.FLIP_AUG, normalize=t.NORM_FEAT,
+                ap_mode=t.AP_MODE, max_rank=t.MAX_RANK, seed=t.SEED,
+                rerank=[t.RERANK.K1, t.RERANK.K2, t.RERANK.LAMBDA] if t.RERANK.ENABLED else None,
+                arch=[cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME])
+
+
+def eval_dir(cfg, weights: Optional[str]) -> str:
+    """``OUTPUT_DIR/eval/<weights>_<test sets>[_flip][_rerank][_<metric>]_<hash>``: where a test
+    of ``weights`` with these settings writes, so it never overwrites a training run's
+    ``metrics.json`` nor an evaluation with other settings."""
+    t = cfg.TEST
+    stem = os.path.splitext(os.path.basename(weights))[0] if weights else "untrained"
+    parts = [stem, "+".join(cfg.DATASETS.TEST)]
+    parts += ["flip"] if t.FLIP_AUG else []
+    parts += ["rerank"] if t.RERANK.ENABLED else []
+    parts += [t.METRIC] if t.METRIC != "euclidean" else []
+    digest = hashlib.sha1(json.dumps(eval_settings(cfg, weights), sort_keys=True).encode())
+    name = re.sub(r"[^\w.+-]", "-", "_".join(parts))[:80] + "_" + digest.hexdigest()[:6]
+    return os.path.join(cfg.OUTPUT_DIR, "eval", name)
+
+
 def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: int = 0
          ) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
-    also draws rank-list images of that many top matches."""
+    also draws rank-list images of that many top matches. Results go to :func:`eval_dir`
+    (``OUTPUT_DIR/eval/<settings>/metrics.json`` and ``log.txt``, rank lists, CMC plots)."""
     if cfg.TASK == "classification":
         from .classification import classification_test
 
         return classification_test(cfg, weights=weights, progress=progress)
-    device = setup_run(cfg, progress)
+    device = setup_run(cfg, progress, role="test")
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:
         logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
     model = build_test_model(cfg, weights, device)
+    out = eval_dir(cfg, weights)
+    prepare_eval_dir(out)
     results = evaluate_on_test_sets(cfg, model, device, progress, save_ranks=True,
-                                    vis_ranks=vis_ranks)
-    return write_results(cfg, results, model, weights=weights or None)
+                                    vis_ranks=vis_ranks, out_dir=out)
+    record = write_results(cfg, results, model, out_dir=out, weights=weights or None,
+                           settings=eval_settings(cfg, weights))
+    logger.info("results written to %s", os.path.join(out, "metrics.json"))
+    return record
+
+
+def prepare_eval_dir(out: str) -> None:
+    """Create an evaluation's folder and send the log there (``log.txt``)."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"cannot create {out}: {e.strerror}; choose a writable "
+                             "OUTPUT_DIR") from None
+    remove_stale_temps(out)
+    attach_log_file(out)

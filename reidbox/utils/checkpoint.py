@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .misc import atomic_write
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,32 +23,57 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, corrupt or needs unsafe unpickling."""
 
 
+class NonFiniteStateError(CheckpointError):
+    """A state about to be saved holds NaN or Inf values; it is not written."""
+
+
 def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` to a unique temporary file in the same folder, then rename over ``path``.
+
+    A failed write (disk full, kill) never leaves a partial ``path``; the temporary file is
+    removed on failure, or on the next run's start if the writer was killed.
+    """
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+
+
+def nonfinite_tensors(obj: Any, prefix: str = "") -> List[str]:
+    """Names of the floating-point tensors in a (nested) state that hold NaN or Inf."""
+    bad: List[str] = []
+    if isinstance(obj, torch.Tensor):
+        if (obj.is_floating_point() or obj.is_complex()) and not torch.isfinite(obj).all():
+            bad.append(prefix or "tensor")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            bad += nonfinite_tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            bad += nonfinite_tensors(v, f"{prefix}[{i}]")
+    return bad
 
 
 def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
     """Load with ``weights_only=True``; ``trusted=True`` allows full unpickling of legacy files."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}" + (
+            " (that is a folder: name the .pth file inside it)" if os.path.isdir(path) else ""))
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as e:  # noqa: BLE001
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if not trusted and ("weights_only" in str(e) or "Unsupported global" in str(e)):
+        text = str(e)
+        if not trusted and "Unsupported global" in text:
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+            what = f" ({found.group(1)})" if found else ""
             raise CheckpointError(
-                f"{path} needs arbitrary unpickling, which can run code; load it only if you "
-                "trust its source, with the trusted-legacy option (--trust-checkpoint)"
+                f"{path} holds Python objects{what} that only full unpickling can rebuild, which "
+                "can run code; if you trust its source, re-save its tensors as a state dict "
+                "(reidbox.utils.checkpoint.load_file(path, trusted=True)) and use that file"
             ) from None
-        raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt?): {msg}") \
-            from None
+        detail = (text.split("WeightsUnpickler error:")[-1].strip().splitlines() or [""])[0] \
+            if "WeightsUnpickler" in text else (text.splitlines() or [""])[0]
+        detail = detail.split(". ")[0].rstrip(".") or type(e).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: truncated or corrupt, or not a torch.save file "
+            f"({detail}); use an intact .pth file") from None
 
 
 #: Prefixes that wrappers add to every key: DataParallel/DDP (``module.``), Lightning-style
@@ -230,35 +257,86 @@ def set_rng_states(states: Dict[str, Any]) -> None:
 
 
 class Checkpointer:
-    """Epoch checkpoints ``checkpoint_EEEE.pth`` in ``directory``; keeps the newest ``keep``."""
+    """Epoch checkpoints ``checkpoint_EEEE.pth`` in ``directory``; keeps the newest ``keep`` of
+    its own run.
+
+    Pruning only ever removes older checkpoints this run wrote (listed in the folder's run
+    record once :meth:`bind` gave a run id, else those this object saved), never the file just
+    written and never another run's or an unreadable file. Saved states carry ``run_id``.
+    """
 
     PATTERN = re.compile(r"checkpoint_(\d+)\.pth$")
 
-    def __init__(self, directory: str, keep: int = 3) -> None:
+    def __init__(self, directory: str, keep: int = 3, run_id: Optional[str] = None) -> None:
         self.directory = directory
         self.keep = max(1, keep)
+        self.run_id = run_id
+        self.record: Optional[Dict[str, Any]] = None
+        self._own: List[str] = []
+
+    def bind(self, record: Dict[str, Any]) -> None:
+        """Adopt a run record (``run_id``, ``checkpoints``), kept up to date in ``run.json``."""
+        self.record, self.run_id = record, record["run_id"]
+        self._own = list(record.setdefault("checkpoints", []))
 
     def path(self, epoch: int) -> str:
         return os.path.join(self.directory, f"checkpoint_{epoch:04d}.pth")
 
+    def _sync_record(self) -> None:
+        if self.record is not None:
+            from .run_folder import write_run_record
+
+            self.record["checkpoints"] = list(self._own)
+            write_run_record(self.directory, self.record)
+
     def save(self, epoch: int, state: Dict[str, Any]) -> str:
+        """Write ``checkpoint_<epoch>.pth`` (refused if the state holds NaN/Inf), then prune."""
+        bad = nonfinite_tensors({k: v for k, v in state.items() if k != "rng_per_rank"})
+        if bad:
+            raise NonFiniteStateError(
+                f"the state after epoch {epoch} holds non-finite values ({', '.join(bad[:5])}); "
+                "not saved as a checkpoint")
         path = self.path(epoch)
+        name = os.path.basename(path)
+        if self.run_id:
+            state = dict(state, run_id=self.run_id)
+        if name not in self._own:
+            self._own.append(name)
+            self._sync_record()  # listed before it exists: a kill mid-write leaves no orphan
         atomic_save(state, path)
-        for old in self.list()[:-self.keep]:
-            os.remove(old)
+        own = sorted(self._own, key=lambda n: int(self.PATTERN.search(n).group(1)))
+        for old in own[:-self.keep]:
+            if old == name:
+                continue
+            try:
+                os.remove(os.path.join(self.directory, old))
+            except FileNotFoundError:
+                pass
+            self._own.remove(old)
+        self._sync_record()
         return path
 
     def list(self) -> List[str]:
+        """Every ``checkpoint_*.pth`` in the folder (any run), oldest epoch first."""
         files = glob.glob(os.path.join(self.directory, "checkpoint_*.pth"))
-        return sorted(f for f in files if self.PATTERN.search(f))
+        return sorted((f for f in files if self.PATTERN.search(f)),
+                      key=lambda f: int(self.PATTERN.search(f).group(1)))
 
     def load_latest(self, trusted: bool = False) -> Optional[Dict[str, Any]]:
-        """Newest readable checkpoint; a corrupt newest file falls back to the previous one."""
+        """Newest readable checkpoint of this run; a corrupt newest file, or one another run
+        wrote (its ``run_id`` differs), falls back to the previous one. Without a run id (or
+        for files from before run ids) any readable checkpoint counts."""
         for path in reversed(self.list()):
             try:
                 state = load_file(path, trusted)
             except CheckpointError as e:
                 logger.warning("%s; falling back to the previous checkpoint", e)
+                continue
+            other = state.get("run_id") if isinstance(state, dict) else None
+            if self.run_id and other and other != self.run_id:
+                logger.warning("%s belongs to another run (%s, this folder's run is %s); "
+                               "falling back to the previous checkpoint", path, other,
+                               self.run_id)
                 continue
             state["_path"] = path
             return state

@@ -25,10 +25,14 @@ def user_error_types() -> tuple:
     from .checkpoint import CheckpointError
 
     return (ConfigError, DatasetError, ImageReadError, WeightsNotFoundError, CheckpointError,
-            NonFiniteLossError, FileNotFoundError, KeyError, ValueError)
+            NonFiniteLossError, OSError, KeyError, ValueError)
 
 
 def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename:
+        from .misc import describe_os_error
+
+        return describe_os_error(e)
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
     msg = str(msg)
     if "Original Traceback" in msg:  # re-raised from a DataLoader worker: keep the cause line

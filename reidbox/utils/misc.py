@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
-from typing import Any
+import tempfile
+from typing import Any, Callable, IO
 
 import numpy as np
 import torch
@@ -38,13 +40,90 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Write ``path`` through ``write(f)`` on a temporary file in the same folder, then rename.
+
+    The temporary name is unique per writer (``<name>.tmp.<pid>.<random>``), so concurrent
+    writers never collide; it is removed if writing fails. Files left by a killed writer are
+    removed by :func:`reidbox.utils.run_folder.remove_stale_temps` on the next run.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{os.path.basename(path)}.tmp.{os.getpid()}.")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
+                       ) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; honour the umask instead
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and not e.filename:
+            raise OSError(e.errno, e.strerror or str(e), path) from None  # name the file
+        raise
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "free disk space or choose another OUTPUT_DIR",
+    errno.EDQUOT: "free disk space or choose another OUTPUT_DIR",
+    errno.EROFS: "choose a writable folder",
+    errno.EACCES: "choose a writable folder, or fix its permissions",
+    errno.EPERM: "choose a writable folder, or fix its permissions",
+    errno.EISDIR: "that is a folder: give a file name",
+    errno.ENOTDIR: "a file is in the way: choose a path in a folder",
+    errno.EEXIST: "a file is in the way: choose a path in a folder",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """``<path>: <what happened>; <what to do>`` for an I/O error, on one line."""
+    fix = _OS_FIXES.get(e.errno or -1, "check the path")
+    return f"{e.filename}: {e.strerror or e}; {fix}"
+
+
+def check_output_file(path: str, option: str = "--out") -> str:
+    """A file a tool is about to write: refuse a folder, or a parent that is a file."""
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is an existing folder; give a file name "
+                         f"(e.g. {os.path.join(path, 'out')})")
+    _check_parent(path, option)
+    return path
+
+
+def check_output_dir(path: str, option: str = "--out") -> str:
+    """A folder a tool is about to fill: refuse an existing file (or a file on the way)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a file; give a folder to write into")
+    _check_parent(path, option)
+    return path
+
+
+def _check_parent(path: str, option: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if parent and not os.path.isdir(parent):
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder; choose a path "
+                         "in a folder")
+
+
 def write_json(obj: Any, path: str) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    """Write JSON atomically (unique temp file + rename)."""
+    atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True))
+
+
+def write_text(text: str, path: str) -> None:
+    """Write a text file atomically (unique temp file + rename)."""
+    atomic_write(path, lambda f: f.write(text))
 
 
 def count_parameters(params) -> int:

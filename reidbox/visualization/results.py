@@ -44,8 +44,16 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
     rows = []
     for path in find_metrics(paths):
         folder = os.path.dirname(path)
-        with open(path, encoding="utf-8") as f:
-            metrics = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                metrics = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); re-run the evaluation that "
+                             "wrote it, or leave that folder out") from None
+        if not isinstance(metrics, dict) or not any(
+                k in metrics for k in ("mAP", "per_dataset", "top1_error")):
+            raise ValueError(f"{path} has no results (none of mAP, per_dataset, top1_error): "
+                             "not a reidbox metrics.json; leave that folder out")
         cfg: Dict[str, Any] = {}
         cfg_path = os.path.join(folder, "config.yaml")
         if os.path.isfile(cfg_path):

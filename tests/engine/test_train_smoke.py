@@ -27,7 +27,9 @@ def test_two_epoch_train_then_test(tiny_opts):
     again = runner.test(test_cfg, weights=os.path.join(out, "model_final.pth"), progress=False)
     assert abs(again["mAP"] - metrics["mAP"]) < 1e-6
     assert again["evaluation"]["protocol"] == "market1501"
-    with open(os.path.join(test_cfg.OUTPUT_DIR, "ranklist_market1501.csv")) as f:
+    evaluated = runner.eval_dir(test_cfg, os.path.join(out, "model_final.pth"))
+    assert json.load(open(os.path.join(evaluated, "metrics.json")))["mAP"] == again["mAP"]
+    with open(os.path.join(evaluated, "ranklist_market1501.csv")) as f:
         rows = f.read().splitlines()
     assert rows[0].startswith("query,") and len(rows) == 1 + 10 * 10  # 10 queries x top-10
     # re-ranking from the config changes the scoring path and is recorded

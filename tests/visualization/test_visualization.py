@@ -107,8 +107,11 @@ def test_collect_results_table(tmp_path):
 def test_test_net_vis_ranks_and_cmc_plot(tiny_opts):
     from tools.test_net import main
 
+    from reidbox.config import load_config
+    from reidbox.engine.runner import eval_dir
+
     assert main(["--no-progress", "--vis-ranks", "3", *tiny_opts]) == 0
-    out = tiny_opts[-1]
+    out = eval_dir(load_config(None, tiny_opts), None)  # a test writes into its own folder
     assert os.path.isfile(os.path.join(out, "cmc_market1501.png"))
     pngs = os.listdir(os.path.join(out, "ranks", "market1501"))
     assert len(pngs) == 10 and all(p.endswith(".png") for p in pngs)  # all 10 tiny queries

@@ -202,12 +202,17 @@ def check_query_matches(dataset: str, query: Sequence[Sample], gallery: Sequence
     return ok
 
 
+def _one_line(tree: str) -> str:
+    """A folder tree drawn over several lines, as one line (error messages are one line)."""
+    return " | ".join(" ".join(ln.split()) for ln in tree.splitlines() if ln.strip())
+
+
 def require_dir(path: str, dataset: str, expected_tree: str) -> str:
     """Fail with the path we looked for and the tree we expected."""
     if not os.path.isdir(path):
         raise DatasetError(
-            f"{dataset}: folder not found: {path}\nexpected layout:\n{expected_tree}\n"
-            "see docs/datasets.md for how to obtain and lay out the data"
+            f"{dataset}: folder not found: {path}; expected layout: {_one_line(expected_tree)} "
+            "(docs/datasets.md tells how to obtain and lay out the data)"
         )
     return path
 
@@ -216,8 +221,8 @@ def require_file(path: str, dataset: str, expected_tree: str, what: str = "file"
     """Like :func:`require_dir` for a single file."""
     if not os.path.isfile(path):
         raise DatasetError(
-            f"{dataset}: {what} not found: {path}\nexpected layout:\n{expected_tree}\n"
-            "see docs/datasets.md for how to obtain and lay out the data"
+            f"{dataset}: {what} not found: {path}; expected layout: {_one_line(expected_tree)} "
+            "(docs/datasets.md tells how to obtain and lay out the data)"
         )
     return path
 

@@ -106,6 +106,9 @@ class MarketStyleDataset(ReIDDataset):
     def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
                  **kwargs) -> None:
         name = name or self.dataset_dir
+        if kwargs:
+            raise DatasetError(f"{name} has no option {', '.join(map(repr, kwargs))}; remove it "
+                               "(only cuhk03, cuhk03_market, msmt17 and synthetic* take options)")
         base = find_release(root, self.dataset_dir, self.release_dir, "bounding_box_train")
         folders = {}
         for split, sub in (("train", "bounding_box_train"), ("query", "query"),
@@ -114,9 +117,25 @@ class MarketStyleDataset(ReIDDataset):
         parsed = {split: parse_market_dir(folder, name, self.pattern, dsetid=dsetid,
                                           extension=self.extension)
                   for split, folder in folders.items()}
+        for split, folder in folders.items():
+            if not parsed[split]:
+                self._explain_empty(split, folder, name)
         train, query, gallery = relabel(parsed["train"]), parsed["query"], parsed["gallery"]
         super().__init__(name=name, train=train, query=query, gallery=gallery, root=base)
         self._check_published()
+
+    def _explain_empty(self, split: str, folder: str, name: str) -> None:
+        """An empty training split, or a split holding only other image types, is an error."""
+        others = sorted({os.path.splitext(f)[1].lower() for f in os.listdir(folder)
+                         if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png", ".bmp")}
+                        - {self.extension})
+        if others:
+            raise DatasetError(f"{name}: {folder} holds {'/'.join(others)} images but no "
+                               f"{self.extension} files; {name} reads {self.extension} images "
+                               "named as in the release (convert or rename them)")
+        if split == "train":
+            raise DatasetError(f"{name}: the training split {folder} holds no "
+                               f"{self.extension} images; put the training images there")
 
     def _check_published(self) -> None:
         table = published_table(self.published)

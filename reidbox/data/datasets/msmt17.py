@@ -67,33 +67,38 @@ def read_list(list_path: str, image_dir: str, dsetid: int = 0) -> List[Sample]:
     """
     root_real = os.path.realpath(image_dir)
     items = []
-    with open(list_path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line:
-                continue
-            where = f"{list_path}:{lineno}"
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise DatasetError(f"msmt17: expected '<relative path> <pid>' at {where}, "
-                                   f"got {line!r}")
-            rel, pid = parts[0], int(parts[1])
-            full = os.path.realpath(os.path.join(image_dir, rel))
-            if os.path.isabs(rel) or not full.startswith(root_real + os.sep):
-                raise DatasetError(f"msmt17: {where} points outside the dataset folder "
-                                   f"{image_dir}: {rel!r}; list paths must be relative to it")
-            name = os.path.basename(rel)
-            m = MSMT_NAME.match(name)
-            if m is None:
-                raise DatasetError(f"msmt17: file name does not follow the MSMT17 grammar "
-                                   f"({MSMT_NAME.pattern}): {rel} ({where})")
-            cam = int(m.group(3))
-            if not 1 <= cam <= 15:
-                raise DatasetError(f"msmt17: camera {cam} outside 01..15 in {rel} ({where})")
-            path = os.path.join(image_dir, rel)
-            if not os.path.isfile(path):
-                raise DatasetError(f"msmt17: {where} names an image that does not exist: {path}")
-            items.append(Sample(path, pid, cam - 1, dsetid))
+    try:
+        with open(list_path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"msmt17: {list_path} is not UTF-8 text (byte {e.start}: "
+                           f"{e.reason}); save the list file as UTF-8") from None
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        where = f"{list_path}:{lineno}"
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise DatasetError(f"msmt17: expected '<relative path> <pid>' at {where}, "
+                               f"got {line!r}")
+        rel, pid = parts[0], int(parts[1])
+        full = os.path.realpath(os.path.join(image_dir, rel))
+        if os.path.isabs(rel) or not full.startswith(root_real + os.sep):
+            raise DatasetError(f"msmt17: {where} points outside the dataset folder "
+                               f"{image_dir}: {rel!r}; list paths must be relative to it")
+        name = os.path.basename(rel)
+        m = MSMT_NAME.match(name)
+        if m is None:
+            raise DatasetError(f"msmt17: file name does not follow the MSMT17 grammar "
+                               f"({MSMT_NAME.pattern}): {rel} ({where})")
+        cam = int(m.group(3))
+        if not 1 <= cam <= 15:
+            raise DatasetError(f"msmt17: camera {cam} outside 01..15 in {rel} ({where})")
+        path = os.path.join(image_dir, rel)
+        if not os.path.isfile(path):
+            raise DatasetError(f"msmt17: {where} names an image that does not exist: {path}")
+        items.append(Sample(path, pid, cam - 1, dsetid))
     return items
 
 

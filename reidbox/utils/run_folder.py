@@ -1,0 +1,180 @@
+"""What keeps a run folder (``OUTPUT_DIR``) whole: its lock, its run record, stale temp files.
+
+- ``run.lock``: held (``fcntl.flock``) by the process training into the folder; a second run
+  there stops with one line naming the holder. The kernel drops the lock when its holder dies
+  (even by SIGKILL), so a stale lock is simply taken over.
+- ``run.json``: the run record, ``run_id`` plus the checkpoints that run wrote. Checkpoints
+  carry the same ``run_id``; pruning and ``--resume`` only touch the run's own files.
+- ``*.tmp.<pid>.*``: temporary files of atomic writes; those of dead processes are removed
+  when the next run starts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import errno
+import glob
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import uuid
+from typing import Any, Dict, List, Optional
+
+from .misc import write_json
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = "run.lock"
+RUN_RECORD = "run.json"
+_TEMP = re.compile(r"\.tmp\.(\d+)(\.[^/]*)?$")
+_held: Dict[str, int] = {}  # real path of a locked folder -> fd held open by this process
+
+
+class RunFolderError(ValueError):
+    """The output folder cannot be used (locked by another run, not writable, ...)."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _describe(info: Dict[str, Any]) -> str:
+    cmd = " ".join(info.get("argv") or [])
+    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+            + (f" ({cmd})" if cmd else "") + f" since {info.get('started', '?')}")
+
+
+def acquire_lock(folder: str) -> None:
+    """Lock ``folder`` for this process (re-entrant); raise :class:`RunFolderError` if another
+    live process holds it. Only Linux/macOS ``flock`` semantics are relied on."""
+    import fcntl
+
+    real = os.path.realpath(folder)
+    if real in _held:
+        return
+    path = os.path.join(folder, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise RunFolderError(f"cannot create the lock file {path}: {e.strerror}; choose a "
+                             "writable OUTPUT_DIR") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+        try:
+            info = json.loads(os.read(fd, 65536).decode("utf-8") or "{}")
+        except (ValueError, OSError):
+            info = {}
+        os.close(fd)
+        raise RunFolderError(
+            f"OUTPUT_DIR {folder} is in use by {_describe(info)}; wait for it to finish, stop "
+            "it, or choose another OUTPUT_DIR") from None
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
+            "argv": [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv else []}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+    _held[real] = fd
+
+
+def release_lock(folder: str) -> None:
+    """Release this process's lock on ``folder`` (also released when the process ends)."""
+    fd = _held.pop(os.path.realpath(folder), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str) -> List[str]:
+    """Remove ``*.tmp.<pid>*`` files under ``folder`` (two levels) whose writer is dead."""
+    removed = []
+    for pattern in ("*.tmp.*", "*/*.tmp.*"):
+        for path in glob.glob(os.path.join(folder, pattern)):
+            m = _TEMP.search(path)
+            if m and os.path.isfile(path) and not pid_alive(int(m.group(1))):
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except OSError:
+                    pass
+    if removed:
+        logger.info("removed %d temporary file(s) left by killed writers: %s", len(removed),
+                    ", ".join(os.path.basename(p) for p in removed))
+    return removed
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def read_run_record(folder: str) -> Optional[Dict[str, Any]]:
+    """``run.json`` of ``folder``, or None when there is none (or it is unreadable)."""
+    path = os.path.join(folder, RUN_RECORD)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        logger.warning("ignoring unreadable run record %s: %s", path, e)
+        return None
+    return record if isinstance(record, dict) and record.get("run_id") else None
+
+
+def write_run_record(folder: str, record: Dict[str, Any]) -> None:
+    write_json(record, os.path.join(folder, RUN_RECORD))
+
+
+def start_run_record(folder: str, resume: bool, loaded: Optional[Dict[str, Any]] = None
+                     ) -> Dict[str, Any]:
+    """Write and return the record of the run about to train into ``folder``: on resume the
+    folder's own record (same ``run_id`` and checkpoint list); else a new run id, or, resuming
+    a folder without a record, the id of the checkpoint ``loaded`` from it."""
+    old = read_run_record(folder) if resume else None
+    loaded_id = (loaded or {}).get("run_id")
+    if old:
+        record = dict(old, resumed=_now())
+    else:
+        record = {"run_id": (loaded_id if resume else None) or new_run_id(), "started": _now()}
+    own = record.setdefault("checkpoints", [])
+    if loaded and "_path" in loaded and loaded_id in (None, record["run_id"]):
+        name = os.path.basename(loaded["_path"])
+        if name not in own:
+            own.append(name)
+    record["host"], record["pid"] = socket.gethostname(), os.getpid()
+    write_run_record(folder, record)
+    return record
+
+
+def die_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent (the torchrun agent) dies,
+    so orphaned workers stop writing into OUTPUT_DIR. A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os.kill(os.getpid(), signal.SIGKILL)
