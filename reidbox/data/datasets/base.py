@@ -160,8 +160,9 @@ def require_items(items: Sequence[Sample], dataset: str, split: str, check_files
                   ) -> None:
     """A split used for training/testing is non-empty and (``check_files``) its files exist."""
     if not items:
-        raise DatasetError(f"{dataset}: the {split} split is empty; check the dataset folder "
-                           "(docs/datasets.md) or the parser (docs/custom_dataset.md)")
+        raise DatasetError(f"{dataset}: the {split} split is empty; add {split} images, or check "
+                           "the dataset folder (docs/datasets.md) or the parser "
+                           "(docs/custom_dataset.md)")
     if check_files:
         missing = [s.path for s in items if not os.path.isfile(s.path)]
         if missing:
