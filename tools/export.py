@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Export: ``tools/export.py --config-file F MODEL.WEIGHTS w --format onnx|torchscript``."""
+"""Export: ``tools/export.py --config-file F MODEL.WEIGHTS w --format onnx|torchscript``
+(flags before or after the ``KEY VALUE`` overrides)."""
 
 import os
 
@@ -8,14 +9,14 @@ import torch
 from reidbox.config import load_config
 from reidbox.engine.runner import build_test_model
 from reidbox.export import export_model
-from reidbox.utils.cli import default_argument_parser, run_main
+from reidbox.utils.cli import default_argument_parser, parse_args, run_main
 
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     p.add_argument("--output", default="", help="file to write (default: OUTPUT_DIR/model.EXT)")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     model = build_test_model(cfg, cfg.MODEL.WEIGHTS or None, device=torch.device("cpu"))
     ext = "onnx" if args.format == "onnx" else "pt"
