@@ -167,7 +167,10 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool)
     if resume:
         state = checkpointer.load_latest()
         if state is None:
-            logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
+            start = (cfg.MODEL.WEIGHTS or
+                     ("ImageNet weights" if cfg.MODEL.BACKBONE.PRETRAINED else "random weights"))
+            logger.info("no checkpoint in %s yet: training starts at epoch 1 from %s",
+                        cfg.OUTPUT_DIR, start)
         else:
             trainer.load_state_dict(state)
             per_rank = state.get("rng_per_rank") or [state["rng"]]
