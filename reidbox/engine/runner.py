@@ -125,7 +125,9 @@ def write_results(cfg, results: Dict[str, Metrics], model: nn.Module, **extra) -
         plot_all_cmc(results, cfg.OUTPUT_DIR)  # cmc_<testset>.png beside metrics.json
     except (ImportError, ValueError, OSError) as e:
         logger.warning("no CMC plot: %s", e)
-    logger.info("results (%s):\n%s", record["protocol"],
+    from ..visualization.results import describe_evaluation
+
+    logger.info("results (%s):\n%s", describe_evaluation(extra["evaluation"]),
                 format_table({n: m.headline() for n, m in results.items()}))
     return record
 

@@ -70,9 +70,13 @@ def test_readme_export_line_flag_after_overrides(tmp_path):
 
 def test_test_net_accepts_eval_only_after_overrides(market_root, tmp_path):
     p = _tool("test_net.py", *TINY_OPTS, "DATASETS.ROOT", market_root, "OUTPUT_DIR",
-              str(tmp_path), "--eval-only", "--no-progress")
+              str(tmp_path), "--eval-only", "TEST.RERANK.ENABLED", "True", "TEST.FLIP_AUG",
+              "True", "--no-progress")
     assert p.returncode == 0, p.stderr
     assert json.load(open(tmp_path / "metrics.json"))["per_dataset"]["market1501"]["num_query"]
+    # the settings behind the numbers are stated beside them (issue 14.6)
+    assert ("results (protocol market1501, euclidean distance, flip-averaged, re-ranked (k1 20, "
+            "k2 6, lambda 0.3), L2-normalised features):\n| run | mAP |") in p.stdout + p.stderr
 
 
 def test_dataset_stats_and_collect_results_flags_anywhere(market_root, tmp_path):
