@@ -144,6 +144,9 @@ _FOREIGN: Dict[str, str] = {
     "--root": "the datasets folder is a config key: DATASETS.ROOT PATH (or set REIDBOX_DATASETS)",
     "--sources": "training datasets are a config key: DATASETS.TRAIN \"['market1501']\"",
     "--targets": "test datasets are a config key: DATASETS.TEST \"['market1501']\"",
+    "--resume": "only tools/train_net.py continues a run (tools/train_net.py --config-file F "
+                "--resume)",
+    "--eval-only": "tools/test_net.py evaluates a model (or tools/train_net.py --eval-only)",
 }
 
 

@@ -103,6 +103,15 @@ def test_test_net_resume_says_what_to_use():
     assert p.returncode == 2 and "tools/train_net.py" in p.stderr and "--resume" in p.stderr
 
 
+@pytest.mark.parametrize("flag,needle", [("--resume", "tools/train_net.py --config-file F "
+                                                      "--resume"),
+                                         ("--eval-only", "tools/test_net.py evaluates")])
+def test_other_tools_answer_fast_reid_flags(flag, needle):
+    p = default_argument_parser("export")
+    with pytest.raises(UsageError, match=needle):
+        parse_args(p, ["--config-file", "c.yml", flag])
+
+
 def test_num_gpus_one_is_a_plain_run():
     p = default_argument_parser("t")
     assert parse_args(p, ["--num-gpus", "1", "SEED", "3"]).opts == ["SEED", "3"]
