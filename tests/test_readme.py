@@ -77,7 +77,12 @@ SPECS: Dict[str, Spec] = {
     TRAIN_DEMO: Spec(append=TINY),
     TRAIN_DEMO + " --resume": Spec(append=TINY, needs=[TRAIN_DEMO]),
     ("python tools/train_net.py --config-file configs/msmt17/ptl_d161.yml DATASETS.ROOT /data "
-     "SOLVER.MAX_EPOCHS 50"): Spec("slow", append=["DATASETS.ROOT", "msmt_data"] + PAPER_TINY),
+     "SOLVER.MAX_EPOCHS 50"): Spec(
+        "slow", append=["DATASETS.ROOT", "msmt_data"] + PAPER_TINY,
+        # 10 stand-in images in batches of 8: the last batch of 2 leaves NaN features ("g_feats
+        # contains NaN or inf"; with SOLVER.IMS_PER_BATCH 10 it passes). That is issue 11's
+        # remainder-by-batch kind, fixed by helper "paths" (random sampler drops the last batch).
+        xfail="last incomplete batch -> NaN features: issue 11, helper 'paths'"),
     ("python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
      "output/demo/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"):
         Spec(append=TINY, needs=[TRAIN_DEMO]),
@@ -86,8 +91,7 @@ SPECS: Dict[str, Spec] = {
      "configs/market1501/ptl_d161.yml"): Spec(
         "slow", rewrite=lambda c: c.replace("--nproc_per_node 4", "--standalone --nproc_per_node 2")
         + " " + shlex.join(["DATASETS.ROOT", "datasets", "OUTPUT_DIR", "output/torchrun"]
-                           + PAPER_TINY),
-        xfail="random-sampler DDP and last-batch fixes land with helper 'paths' (issue 11)"),
+                           + PAPER_TINY)),
     ("python tools/export.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
      "output/demo/resnet18_ptl/model_final.pth --format onnx"):
         Spec(append=["INPUT.SIZE_TEST", "[32, 16]"], needs=[TRAIN_DEMO]),
