@@ -5,18 +5,17 @@ Every ``metrics.json`` under the given folders gives one row per test set: model
 (train -> test), PTL state mode, mAP, CMC-1/5/10, mINP and parameter count.
 """
 
-import argparse
 
-from reidbox.utils.cli import run_main
+from reidbox.utils.cli import argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
 from reidbox.visualization.results import collect_results, format_results
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argument_parser(__doc__)
     p.add_argument("paths", nargs="+", help="run folders or metrics.json files")
     p.add_argument("--out", default="", help="also write the table to this file")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     if args.out:
         check_output_file(args.out)
     rows = collect_results(args.paths)

@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import logging
 
-from reidbox.utils.cli import run_main
+from reidbox.utils.cli import argument_parser, parse_args, run_main
 from reidbox.data import build_dataset
 from reidbox.data.stats import format_stats
 from reidbox.registry import DATASETS
@@ -24,12 +23,12 @@ def _value(text: str):
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("names", nargs="+", help=f"registered datasets: {', '.join(DATASETS.names())}")
     p.add_argument("--root", default="datasets", help="the datasets folder")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="parser option, e.g. variant=detected, include_val=False")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     kwargs = {}
     for item in args.set:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Export: ``tools/export.py --config-file F MODEL.WEIGHTS w --format onnx|torchscript``."""
+"""Export: ``tools/export.py --config-file F MODEL.WEIGHTS w --format onnx|torchscript``
+(flags before or after the ``KEY VALUE`` overrides)."""
 
 import os
 
@@ -8,7 +9,7 @@ import torch
 from reidbox.config import load_config
 from reidbox.engine.runner import build_test_model
 from reidbox.export import export_model
-from reidbox.utils.cli import default_argument_parser, run_main
+from reidbox.utils.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
 
 
@@ -18,7 +19,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default="", help="file to write (default: OUTPUT_DIR/model.EXT)")
     p.add_argument("--allow-untrained", action="store_true",
                    help="export without MODEL.WEIGHTS (random weights: only for testing)")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
         raise ValueError("export needs trained weights: set MODEL.WEIGHTS path/model_final.pth "

@@ -10,16 +10,14 @@ Each run folder needs ``config.yaml`` and ``model_final.pth``. Writes ``DIR/<lab
 (e.g. ``DATASETS.ROOT /data``). Method and choices: docs/classification.md.
 """
 
-import argparse
 import os
 
-from reidbox.utils.cli import run_main
+from reidbox.utils.cli import argument_parser, parse_args, run_main
 from reidbox.visualization.loss_surface import loss_surfaces
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--runs", nargs="+", required=True, help="run folders (OUTPUT_DIR of training)")
     p.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
     p.add_argument("--out", required=True, help="folder for the .npz files and the figure")
@@ -35,8 +33,8 @@ def main(argv=None) -> int:
                    help="top of the plotted loss range (Li et al.: 10); 0 draws everything")
     p.add_argument("--replot", action="store_true", help="redraw from the saved .npz files")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
-    args = p.parse_args(argv)
+    p.add_argument("opts", nargs="*", help="config overrides for every run")
+    args = parse_args(p, argv)
     labels = args.labels or [os.path.basename(os.path.normpath(r)) for r in args.runs]
     out = loss_surfaces(args.runs, labels, args.out, args.dim, tuple(args.range), args.points,
                         args.num_samples, args.batch_size, args.seed, args.device, args.opts,

@@ -8,22 +8,21 @@ which the registered dataset ``cuhk03_market`` (or any Market-style tool) reads.
 
 from __future__ import annotations
 
-import argparse
 import logging
 
-from reidbox.utils.cli import run_main
+from reidbox.utils.cli import argument_parser, parse_args, run_main
 from reidbox.data.datasets.cuhk03 import prepare_market_style
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argument_parser(__doc__)
     p.add_argument("--root", default="datasets", help="the datasets folder (holds cuhk03/)")
     p.add_argument("--variant", default="labeled", choices=["labeled", "detected"])
     p.add_argument("--protocol", default="new", choices=["new", "classic"])
     p.add_argument("--split", type=int, default=0, help="classic protocol split 0..19")
     p.add_argument("--out", default=None, help="output folder (default under --root)")
     p.add_argument("--copy", action="store_true", help="copy files instead of hard-linking")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     out, counts = prepare_market_style(args.root, args.variant, args.protocol, args.split,
                                        args.out, link=not args.copy)

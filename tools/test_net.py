@@ -3,7 +3,7 @@
 
 from reidbox.config import load_config
 from reidbox.engine import runner
-from reidbox.utils.cli import default_argument_parser, run_main
+from reidbox.utils.cli import default_argument_parser, parse_args, run_main
 
 
 def main(argv=None) -> int:
@@ -11,7 +11,11 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--vis-ranks", type=int, default=0, metavar="K",
                    help="also draw top-K rank lists of random queries into OUTPUT_DIR/ranks")
-    args = p.parse_args(argv)
+    p.add_argument("--eval-only", action="store_true",
+                   help="accepted for fast-reid habits: test_net only evaluates anyway")
+    args = parse_args(p, argv, hints={
+        "--resume": "test_net only evaluates; to continue training run "
+                    "tools/train_net.py --config-file F --resume"})
     cfg = load_config(args.config_file or None, args.opts)
     runner.test(cfg, progress=not args.no_progress, vis_ranks=args.vis_ranks)
     return 0

@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """Train: ``tools/train_net.py --config-file F [--resume | --resume-force] [--eval-only]
-[KEY VALUE ...]``."""
+[KEY VALUE ...]``.
+
+Flags may come before or after the ``KEY VALUE`` overrides. Several GPUs: ``torchrun
+--nproc_per_node N tools/train_net.py ...`` (``--num-gpus N`` prints that line).
+"""
 
 from reidbox.config import load_config
 from reidbox.engine import runner
-from reidbox.utils.cli import default_argument_parser, run_main
+from reidbox.utils.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.distributed import cleanup
 
 
@@ -16,7 +20,7 @@ def main(argv=None) -> int:
                    "keys are logged); schedule keys such as SOLVER.MAX_EPOCHS need no force")
     p.add_argument("--eval-only", action="store_true", help="only test MODEL.WEIGHTS")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     try:
         if args.eval_only:

@@ -7,22 +7,21 @@ Rerunning the same command resumes where it stopped; finished steps are never re
 See docs/transfer.md.
 """
 
-import argparse
-
 from reidbox.engine.chain import run_chain, split_steps_and_opts
-from reidbox.utils.cli import run_main
+from reidbox.utils.cli import default_argument_parser, parse_args, run_main
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="", metavar="FILE", help="yml config for every step")
+    p = default_argument_parser(__doc__)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("tokens", nargs="*",
-                   help="dataset aliases (Duke, Market, MSMT17, CUHK03, Market-Duke, any "
-                        "registered name; 'X+STD' distils), then KEY VALUE overrides")
-    args = p.parse_intermixed_args(argv)  # options may follow the dataset names
-    steps, opts = split_steps_and_opts(args.tokens)
+    p.epilog = ("positional: dataset aliases in order (Duke, Market, MSMT17, CUHK03, "
+                "Market-Duke, any registered name; 'X+STD' distils), and KEY VALUE overrides")
+    args = parse_args(p, argv, hints={
+        "--resume": "a chain resumes by itself: run the same command again",
+        "--eval-only": "each finished step keeps its metrics.json; to re-test one step run "
+                       "tools/test_net.py --config-file STEP/config.yaml MODEL.WEIGHTS "
+                       "STEP/model_final.pth"})
+    steps, opts = split_steps_and_opts(args.opts)
     rows = run_chain(args.config_file or None, steps or None, opts,
                      progress=not args.no_progress)
     print(f"{len(rows)} steps done; see summary.md in the chain's OUTPUT_DIR")

@@ -6,25 +6,21 @@
 [--num-queries 20 | --queries 0 5 17] [--out DIR] [KEY VALUE ...]``
 """
 
-import argparse
-
 from reidbox.config import load_config
-from reidbox.utils.cli import run_main
+from reidbox.utils.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_dir
 from reidbox.visualization import visualize_model_ranks
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--config-file", default="", metavar="FILE", help="yml config file")
-    p.add_argument("opts", nargs="*", help="config overrides as KEY VALUE pairs")
+    p = default_argument_parser(__doc__)
     p.add_argument("--topk", type=int, default=10, help="gallery images per query")
     p.add_argument("--num-queries", type=int, default=10, help="random queries per test set")
     p.add_argument("--queries", type=int, nargs="+", default=None, metavar="I",
                    help="query indices to draw instead of random ones")
     p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/ranks)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = p.parse_intermixed_args(argv)  # options may follow KEY VALUE pairs
+    args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     if args.out:
         check_output_dir(args.out)

@@ -3,7 +3,12 @@
 yml files only override these keys; a key that is not here is an error, so typos cannot slip by.
 """
 
+import os
+
 from yacs.config import CfgNode as CN
+
+# Environment variable giving the default DATASETS.ROOT (as fast-reid's FASTREID_DATASETS).
+DATASETS_ENV = "REIDBOX_DATASETS"
 
 _C = CN()
 
@@ -20,7 +25,8 @@ _C.TASK = "reid"
 
 # ----------------------------------------------------------------------------------------------
 _C.DATASETS = CN()
-# Folder holding every dataset in its own sub-folder (see docs/datasets.md).
+# Folder holding every dataset in its own sub-folder (see docs/datasets.md); the default is
+# $REIDBOX_DATASETS when set, else "datasets" (a yml file or the command line still wins).
 _C.DATASETS.ROOT = "datasets"
 # Registered dataset names trained on together; labels never collide across them.
 _C.DATASETS.TRAIN = ["synthetic"]
@@ -321,5 +327,9 @@ RANGES = {
 
 
 def get_cfg_defaults() -> CN:
-    """A fresh, mutable copy of the defaults."""
-    return _C.clone()
+    """A fresh, mutable copy of the defaults (``DATASETS.ROOT`` from ``$REIDBOX_DATASETS``)."""
+    cfg = _C.clone()
+    root = os.environ.get(DATASETS_ENV, "").strip()
+    if root:
+        cfg.DATASETS.ROOT = root
+    return cfg

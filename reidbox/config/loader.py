@@ -9,6 +9,7 @@ from typing import Iterable, List, Optional, Sequence, Union
 import yaml
 from yacs.config import CfgNode
 
+from .aliases import all_keys, suggest
 from .defaults import get_cfg_defaults
 
 PathLike = Union[str, os.PathLike]
@@ -46,6 +47,29 @@ def _ints_to_floats(data: dict, node: CfgNode) -> dict:
     return out
 
 
+def unknown_key_message(cfg: CfgNode, key: str) -> Optional[str]:
+    """Why ``key`` (dotted) cannot be set in ``cfg``, with a "did you mean"; None if it can."""
+    node: object = cfg
+    for part in key.split("."):
+        if not isinstance(node, CfgNode) or part not in node:
+            return f"Non-existent config key: {key}{suggest(key, all_keys(cfg))}"
+        node = node[part]
+    if isinstance(node, CfgNode):
+        return (f"{key} is a group of keys, not a value; set one of "
+                f"{', '.join(all_keys(node, key + '.'))}")
+    return None
+
+
+def _check_keys(cfg: CfgNode, data: dict, prefix: str = "") -> None:
+    for k, v in data.items():
+        full = f"{prefix}{k}"
+        ref = cfg.get(k) if isinstance(cfg, CfgNode) else None
+        if ref is None and (not isinstance(cfg, CfgNode) or k not in cfg):
+            raise KeyError(unknown_key_message(get_cfg_defaults(), full) or full)
+        if isinstance(v, dict) and isinstance(ref, CfgNode):
+            _check_keys(ref, v, full + ".")
+
+
 def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
     path = os.path.abspath(path)
     if path in chain:
@@ -60,6 +84,7 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
         base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
         _merge_file(cfg, base_path, chain + [path])
     try:
+        _check_keys(cfg, data)
         cfg.merge_from_other_cfg(CfgNode(_ints_to_floats(data, cfg)))
     except (KeyError, ValueError, AssertionError) as e:
         msg = e.args[0] if e.args else str(e)
@@ -72,15 +97,37 @@ def merge_file(cfg: CfgNode, path: PathLike) -> None:
 
 
 def merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
-    """Apply ``KEY VALUE`` pairs from the command line."""
-    opts = list(opts)
+    """Apply ``KEY VALUE`` pairs from the command line.
+
+    An unknown key names close matches and other toolboxes' spellings ("did you mean"); a whole
+    number for a float key is that float, as in yml files (``SOLVER.WARMUP_EPOCHS 0``).
+    """
+    opts = [str(o) if not isinstance(o, str) else o for o in opts]
     if len(opts) % 2:
         raise ConfigError(f"command-line overrides must be KEY VALUE pairs, got {opts}")
+    fixed: List[str] = []
+    for key, value in zip(opts[0::2], opts[1::2]):
+        why = unknown_key_message(cfg, key)
+        if why:
+            raise ConfigError(f"command line: {why}")
+        fixed += [key, _int_text_to_float(cfg, key, value)]
+    opts = fixed
     try:
         cfg.merge_from_list(opts)
     except (KeyError, ValueError, AssertionError) as e:
         msg = e.args[0] if e.args else str(e)
         raise ConfigError(f"command line: {msg}") from None
+
+
+def _int_text_to_float(cfg: CfgNode, key: str, value: str) -> str:
+    node: object = cfg
+    for part in key.split("."):
+        node = node[part]  # type: ignore[index]
+    if isinstance(node, float) and not isinstance(node, bool):
+        decoded = CfgNode._decode_cfg_value(value)
+        if isinstance(decoded, int) and not isinstance(decoded, bool):
+            return repr(float(decoded))
+    return value
 
 
 def import_plugins(modules: Iterable[str]) -> None:

@@ -27,7 +27,7 @@ class ArraySplit(NamedTuple):
         return int(self.labels.shape[0])
 
 
-@dataclass
+@dataclass(repr=False)
 class ClassificationDataset:
     """Train and test arrays plus class names; ``query``/``gallery`` are empty (no retrieval)."""
 
@@ -42,6 +42,12 @@ class ClassificationDataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def __repr__(self) -> str:
+        """A one-line summary instead of the image arrays."""
+        return (f"{type(self).__name__}({self.name!r}, train {len(self.train):,} images, "
+                f"test {len(self.test):,} images, {self.num_classes} classes, "
+                f"root={self.root!r})")
 
     def evaluation_sets(self) -> list:
         """No retrieval test sets (same interface as ``ReIDDataset``)."""

@@ -34,7 +34,7 @@ import yaml
 
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
 from ..config.loader import import_plugins, merge_file
-from ..data import build_train_set
+from ..data import build_test_sets, build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
 from ..utils.checkpoint import (Checkpointer, WeightsMismatchError, atomic_save, load_file,
@@ -286,6 +286,38 @@ class StepStartHook(HookBase):
             logger.info("chain step %s: PTL latent state reset to zero", self.label)
 
 
+def describe_recipe(cfg) -> str:
+    """A one-line description of the training recipe of ``cfg`` for the log."""
+    m, s = cfg.MODEL, cfg.SOLVER
+    return (f"{m.META_ARCHITECTURE}/{m.BACKBONE.NAME}, "
+            f"{'ImageNet' if m.BACKBONE.PRETRAINED else 'random'} init, "
+            f"{s.MAX_EPOCHS} epochs, {s.OPTIMIZER} lr {s.BASE_LR}, "
+            f"batch {s.IMS_PER_BATCH}, input {list(cfg.INPUT.SIZE_TRAIN)}")
+
+
+def check_step(cfg, step: ChainStep, checked: set) -> None:
+    """Read a step's datasets and build its model on the meta device, so that a missing or
+    broken dataset (or config) of any step fails before the first step trains."""
+    key = (cfg.DATASETS.ROOT, tuple(cfg.DATASETS.TRAIN))
+    if key not in checked:
+        build_train_set(cfg)
+        checked.add(key)
+    if any((cfg.DATASETS.ROOT, (t,), "test") not in checked for t in cfg.DATASETS.TEST):
+        build_test_sets(cfg)
+        checked.update((cfg.DATASETS.ROOT, (t,), "test") for t in cfg.DATASETS.TEST)
+    probe = cfg.clone()
+    probe.defrost()
+    probe.MODEL.BACKBONE.PRETRAINED = False  # the ImageNet file is checked when the step starts
+    probe.MODEL.STD.LAMBDA = 0.0
+    probe.MODEL.STD.TEACHER_CONFIG = ""  # the teacher is an earlier step, not trained yet
+    try:
+        with torch.device("meta"):
+            build_model(probe, 2)
+    except (ConfigError, KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise ConfigError(f"chain step {step.index} ({step.label}): {msg}") from None
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -374,11 +406,17 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
                     updated=_now())
     manifest["steps"] = []
     note("chain %s in %s (config %s)", " -> ".join(labels), chain_dir, config_file or "defaults")
+    if not config_file:
+        note("no --config-file: every step uses reidbox's bare defaults (%s) plus its "
+             "dataset's configs/_base_ fragment and the command-line overrides; the paper's "
+             "recipes are configs/chains/*.yml", describe_recipe(base))
 
-    # Every step's config first: a wrong or changed chain fails before anything trains.
+    # Every step's config, data and model first: a wrong or changed chain fails before anything
+    # trains (a missing dataset of step 3 must not cost the hours of steps 1 and 2).
     configs, sources = [], []
     prev_dir: Optional[str] = None
     earlier: List[str] = []
+    checked: set = set()
     for step in chain:
         cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir,
                                   earlier)
@@ -387,10 +425,13 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             raise ConfigError(f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
                               f"run with another config ({', '.join(changed[:6])}); use another "
                               "OUTPUT_DIR or delete that folder to retrain it")
+        if not is_finished(cfg.OUTPUT_DIR):
+            check_step(cfg, step, checked)
         configs.append(cfg)
         sources.append(source)
         prev_dir = cfg.OUTPUT_DIR
         earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
+    note("checked all %d steps: configs, datasets and models are readable", len(chain))
 
     rows: List[Dict[str, Any]] = []
     for step, cfg, source in zip(chain, configs, sources):
@@ -428,25 +469,34 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
                      len(report["unused"]))
             ckpts = Checkpointer(out).list()
             if os.path.isfile(os.path.join(out, FINAL)):
-                action = "evaluated its final weights (training had finished)"
+                doing, done = ("evaluating its final weights (training had finished)",
+                               "evaluated its final weights (training had finished)")
             elif ckpts:
                 epoch = int(Checkpointer.PATTERN.search(ckpts[-1]).group(1))
-                action = f"resumed after epoch {epoch}"
+                doing, done = (f"resuming after epoch {epoch}", f"resumed after epoch {epoch}")
             else:
-                action = "trained"
-            entry["history"].append({"at": _now(), "action": action})
+                doing, done = "training", "trained"
+            entry["history"].append({"at": _now(), "action": doing})
             write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
-            note("step %d %s: %s (%s -> tests %s)", step.index, step.label, action,
+            note("step %d %s: %s (%s -> tests %s)", step.index, step.label, doing,
                  step.dataset.train, ", ".join(cfg.DATASETS.TEST))
-            if action.startswith("evaluated"):
-                # training finished but its metrics.json is missing: the evaluation of the
-                # final weights (written to eval/<settings>/) becomes the step's result
-                record = runner.test(cfg, weights=os.path.join(out, FINAL), progress=progress)
-                write_json(record, os.path.join(out, METRICS))
-            else:
-                runner.train(cfg, resume=True, progress=progress,
-                             extra_hooks=[StepStartHook(step.label), *extra_hooks])
+            try:
+                if done.startswith("evaluated"):
+                    # training finished but its metrics.json is missing: the evaluation of
+                    # the final weights (written to eval/<settings>/) becomes the step's result
+                    record = runner.test(cfg, weights=os.path.join(out, FINAL),
+                                         progress=progress)
+                    write_json(record, os.path.join(out, METRICS))
+                else:
+                    runner.train(cfg, resume=True, progress=progress,
+                                 extra_hooks=[StepStartHook(step.label), *extra_hooks])
+            except BaseException as e:  # the manifest says the step stopped, then re-raise
+                entry["history"][-1]["action"] = f"{doing}, stopped ({type(e).__name__})"
+                write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
+                raise
+            entry["history"][-1]["action"] = done
             entry["finished"] = _now()
+            note("step %d %s: %s", step.index, step.label, done)
         manifest["steps"].append(entry)
         write_json(manifest, manifest_path)
         rows.append(step_row(step, out))

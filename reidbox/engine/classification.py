@@ -151,11 +151,12 @@ def _evaluate_all(cfg, model: nn.Module, tests: Sequence[ClassificationDataset],
 
 
 def _format(results: Dict[str, Dict[str, float]]) -> str:
-    lines = [f"{'dataset':<24} {'top-1 err':>10} {'top-5 err':>10} {'loss':>8} {'images':>7}"]
-    for name, m in results.items():
-        lines.append(f"{name:<24} {100 * m['top1_error']:>9.2f}% {100 * m['top5_error']:>9.2f}% "
-                     f"{m['loss']:>8.4f} {m['num_images']:>7d}")
-    return "\n".join(lines)
+    """Markdown table: top-1 / top-5 error in percent, mean loss, images per test set."""
+    from ..data.stats import format_table
+
+    return format_table(["dataset", "top-1 err (%)", "top-5 err (%)", "loss", "images"],
+                        [[name, f"{100 * m['top1_error']:.2f}", f"{100 * m['top5_error']:.2f}",
+                          f"{m['loss']:.4f}", m["num_images"]] for name, m in results.items()])
 
 
 def classification_record(cfg, results: Dict[str, Dict[str, float]], model: nn.Module,

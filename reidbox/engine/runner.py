@@ -198,7 +198,9 @@ def write_results(cfg, results: Dict[str, Metrics], model: nn.Module,
         plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
     except (ImportError, ValueError, OSError) as e:
         logger.warning("no CMC plot: %s", e)
-    logger.info("results (%s):\n%s", record["protocol"],
+    from ..visualization.results import describe_evaluation
+
+    logger.info("results (%s):\n%s", describe_evaluation(extra["evaluation"]),
                 format_table({n: m.headline() for n, m in results.items()}))
     return record
 
@@ -332,7 +334,10 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
         if state is None:
             state = load_resume_state(cfg, force_resume)
         if state is None:
-            logger.info("no checkpoint in %s: starting from scratch", cfg.OUTPUT_DIR)
+            start = (cfg.MODEL.WEIGHTS or
+                     ("ImageNet weights" if cfg.MODEL.BACKBONE.PRETRAINED else "random weights"))
+            logger.info("no checkpoint in %s yet: training starts at epoch 1 from %s",
+                        cfg.OUTPUT_DIR, start)
         else:
             checkpointer.run_id = state.get("run_id") or checkpointer.run_id
             schedule = state.pop("_schedule_changes", [])

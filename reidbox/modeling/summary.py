@@ -7,6 +7,7 @@ size depends on the number of training identities) are what usually falls out.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -14,12 +15,15 @@ from torch import nn
 
 from ..utils.misc import count_parameters
 
-# Training identities of the datasets the paper uses (published counts; docs/model_zoo.md).
-TRAIN_IDENTITIES = {"market1501": 751, "dukemtmcreid": 702, "msmt17": 1041, "cuhk03": 767}
+# Training identities (classes) of the datasets the paper uses (published counts;
+# docs/model_zoo.md), so a model can be sized without reading any data.
+TRAIN_IDENTITIES = {"market1501": 751, "dukemtmcreid": 702, "msmt17": 1041, "cuhk03": 767,
+                    "market_duke": 751 + 702, "cifar10": 10, "cifar100": 100,
+                    "cifar10_synthetic": 10, "cifar100_synthetic": 100}
 
 
 def num_train_identities(cfg) -> int:
-    """Identities of ``DATASETS.TRAIN`` from published counts, without reading any data."""
+    """Identities (classes) of ``DATASETS.TRAIN`` from published counts, without reading data."""
     total = 0
     for name in cfg.DATASETS.TRAIN:
         key = name.lower()
@@ -31,6 +35,35 @@ def num_train_identities(cfg) -> int:
             raise KeyError(f"no published identity count for dataset {name!r}; pass "
                            f"--num-classes (known: {', '.join(sorted(TRAIN_IDENTITIES))})")
     return total
+
+
+def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
+    """The model of ``cfg`` for counting parameters: no weight file is read.
+
+    ImageNet weights are off (counts do not depend on them) and ``MODEL.WEIGHTS`` is never
+    loaded. An STD student whose teacher config does not exist yet (the teacher is trained
+    first) is built without the teacher; the returned notes say what that leaves out.
+    """
+    from .build import build_model  # here: build imports the registries this module is used by
+
+    probe = cfg.clone()
+    probe.defrost()
+    probe.MODEL.BACKBONE.PRETRAINED = False
+    probe.MODEL.WEIGHTS = ""
+    notes: List[str] = []
+    if cfg.MODEL.BACKBONE.PRETRAINED:
+        notes.append("ImageNet weights not loaded (counts do not depend on them)")
+    std = probe.MODEL.STD
+    if probe.MODEL.META_ARCHITECTURE == "std":
+        if std.TEACHER_CONFIG and not os.path.isfile(std.TEACHER_CONFIG):
+            notes.append(f"teacher config {std.TEACHER_CONFIG} not found: student counted "
+                         "without the embedding that matches a teacher of another feature width")
+            std.TEACHER_CONFIG = ""
+        if not std.TEACHER_CONFIG:
+            std.LAMBDA = 0.0  # no teacher to distil from; the student's own layers are counted
+        std.TEACHER_WEIGHTS = ""
+    probe.freeze()
+    return build_model(probe, num_classes=num_classes), notes
 
 
 def test_time_parameters(model: nn.Module, input_size: Tuple[int, int] = (64, 32)
@@ -89,4 +122,6 @@ def format_summary(summary: Dict[str, Any], paper_params_m: Optional[float] = No
             f"{s['name']}({s['channels']}ch, /{s['stride']})" for s in stages))
     if "ptl" in summary:
         lines.append("ptl: " + ", ".join(f"{k}={v}" for k, v in summary["ptl"].items()))
+    for note in summary.get("notes", []):
+        lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -1,19 +1,215 @@
-"""Command-line plumbing: common arguments and one clear error line instead of a traceback."""
+"""Command-line plumbing shared by every tool in ``tools/``.
+
+One convention: flags may come anywhere, before or after the ``KEY VALUE`` config overrides;
+the conventional fast-reid flags work or say what to use instead; an input error prints one
+line (``--debug`` or ``REIDBOX_DEBUG=1`` also prints the traceback behind it) and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
+import shlex
 import sys
-from typing import Callable, Optional, Sequence
+import traceback
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+DEBUG_ENV = "REIDBOX_DEBUG"
+# A config key on the command line: upper-case dotted words (``SOLVER.MAX_EPOCHS``).
+_DOTTED_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+class UsageError(ValueError):
+    """A command line that cannot work; the message says what to type instead."""
+
+
+def argument_parser(description: str, config: bool = False) -> argparse.ArgumentParser:
+    """A tool's parser with ``--debug``; ``config`` adds ``--config-file`` and ``KEY VALUE``
+    overrides. Parse it with :func:`parse_args` so flags may come anywhere."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if config:
+        p.add_argument("--config-file", default="", metavar="FILE", help="yml config file")
+        p.add_argument("opts", nargs="*", metavar="KEY VALUE",
+                       help="config overrides, e.g. SOLVER.MAX_EPOCHS 10 (before or after flags)")
+    p.add_argument("--debug", action="store_true",
+                   help=f"print the full traceback behind an error (or set {DEBUG_ENV}=1)")
+    return p
 
 
 def default_argument_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--config-file", default="", metavar="FILE", help="yml config file")
-    p.add_argument("opts", nargs=argparse.REMAINDER,
-                   help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_EPOCHS 10")
-    return p
+    """The parser of a tool that reads a config: ``--config-file``, overrides, ``--debug``."""
+    return argument_parser(description, config=True)
+
+
+def _top_level_keys() -> set:
+    from ..config import get_cfg_defaults
+
+    return {k for k in get_cfg_defaults().keys()}
+
+
+def is_override_key(token: str) -> bool:
+    """Whether a command-line token names a config key (or a dotted one that looks meant to)."""
+    return bool(_DOTTED_KEY.match(token)) or token in _top_level_keys()
+
+
+def _option_arity(parser: argparse.ArgumentParser, token: str) -> Optional[int]:
+    """How many following tokens the option ``token`` takes: a number, or None for "until the
+    next option or config key" (``nargs`` + / * / ?), 0 for flags and unknown options."""
+    if "=" in token:
+        return 0
+    action = parser._option_string_actions.get(token)
+    if action is None:
+        return 0
+    if action.nargs is None:
+        return 1
+    if isinstance(action.nargs, int):
+        return action.nargs
+    return None
+
+
+def split_overrides(parser: argparse.ArgumentParser, argv: Sequence[str]
+                    ) -> Tuple[List[str], List[str]]:
+    """``argv`` -> (tokens for argparse, ``KEY VALUE`` overrides in order).
+
+    A config key takes the next token as its value whatever it looks like (``-1``, ``-5e-4``,
+    ``[1, 2]``); an option's own arguments are never mistaken for keys, and an option with a
+    variable number of arguments (``--runs A B``) stops at the first config key.
+    """
+    rest, pairs = [], []
+    argv = list(argv)
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            rest.extend(argv[i:])
+            break
+        if tok.startswith("-") and len(tok) > 1 and not _is_number(tok):
+            rest.append(tok)
+            arity = _option_arity(parser, tok)
+            i += 1
+            if arity is None:
+                while i < len(argv) and not (argv[i].startswith("-") and not _is_number(argv[i])
+                                             ) and not is_override_key(argv[i]):
+                    rest.append(argv[i])
+                    i += 1
+            else:
+                rest.extend(argv[i:i + arity])
+                i += arity
+            continue
+        if is_override_key(tok):
+            if i + 1 >= len(argv):
+                raise UsageError(f"config override {tok} has no value: write {tok} VALUE")
+            pairs += [tok, argv[i + 1]]
+            i += 2
+            continue
+        rest.append(tok)
+        i += 1
+    return rest, pairs
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def _torchrun_line(argv: Sequence[str], n: str) -> str:
+    keep, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        if tok == "--num-gpus":
+            skip = True
+            continue
+        if tok.startswith("--num-gpus="):
+            continue
+        keep.append(tok)
+    script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "tools/train_net.py"
+    return f"torchrun --nproc_per_node {n} {script} " + " ".join(shlex.quote(t) for t in keep)
+
+
+# Flags of fast-reid / detectron2 / torchreid a user may type, and what reidbox uses instead.
+_FOREIGN: Dict[str, str] = {
+    "--num-machines": "multi-node runs start one torchrun per node: torchrun --nnodes N "
+                      "--node_rank R --master_addr HOST --nproc_per_node G tools/train_net.py ...",
+    "--machine-rank": "multi-node runs pass the node rank to torchrun (--node_rank R)",
+    "--dist-url": "torchrun sets the rendezvous (--master_addr HOST --master_port PORT)",
+    "--opts": "config overrides need no flag: write KEY VALUE pairs anywhere on the line",
+    "--root": "the datasets folder is a config key: DATASETS.ROOT PATH (or set REIDBOX_DATASETS)",
+    "--sources": "training datasets are a config key: DATASETS.TRAIN \"['market1501']\"",
+    "--targets": "test datasets are a config key: DATASETS.TEST \"['market1501']\"",
+    "--resume": "only tools/train_net.py continues a run (tools/train_net.py --config-file F "
+                "--resume)",
+    "--eval-only": "tools/test_net.py evaluates a model (or tools/train_net.py --eval-only)",
+}
+
+
+def _check_foreign(parser: argparse.ArgumentParser, argv: Sequence[str],
+                   hints: Dict[str, str]) -> None:
+    known = parser._option_string_actions
+    table = dict(_FOREIGN, **hints)
+    for i, tok in enumerate(argv):
+        name = tok.split("=", 1)[0]
+        if name in known:
+            continue
+        if name == "--num-gpus":
+            n = tok.split("=", 1)[1] if "=" in tok else (argv[i + 1] if i + 1 < len(argv)
+                                                          else "N")
+            if n == "1" and "--num-gpus" not in hints:
+                continue  # one process is what a plain run is
+            raise UsageError(hints.get("--num-gpus") or (
+                f"--num-gpus: reidbox runs one process per GPU under torchrun: "
+                f"{_torchrun_line(argv, n)}"))
+        if name in table:
+            raise UsageError(f"{name}: {table[name]}")
+
+
+def _drop_num_gpus_one(argv: List[str]) -> List[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--num-gpus" and i + 1 < len(argv) and argv[i + 1] == "1":
+            i += 2
+            continue
+        if argv[i] == "--num-gpus=1":
+            i += 1
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None,
+               hints: Optional[Dict[str, str]] = None) -> argparse.Namespace:
+    """Parse with flags anywhere: ``KEY VALUE`` overrides go to ``args.opts`` (when the parser
+    takes them), every other token to argparse. ``hints`` maps flags this tool does not have to
+    what to use instead (a one-line error rather than argparse's "unrecognized arguments")."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hints = hints or {}
+    _check_foreign(parser, argv, hints)
+    argv = _drop_num_gpus_one(argv) if "--num-gpus" not in parser._option_string_actions \
+        else argv
+    takes_opts = any(a.dest == "opts" for a in parser._actions)
+    if takes_opts:
+        rest, pairs = split_overrides(parser, argv)
+    else:
+        rest, pairs = argv, []
+    args = parser.parse_intermixed_args(rest)
+    if takes_opts:
+        args.opts = list(args.opts or []) + pairs
+    return args
+
+
+def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
+    """``--debug`` on the command line or ``REIDBOX_DEBUG`` set to a true value."""
+    argv = sys.argv[1:] if argv is None else argv
+    env = os.environ.get(DEBUG_ENV, "").strip().lower()
+    return "--debug" in argv or env not in ("", "0", "false", "no", "off")
 
 
 def user_error_types() -> tuple:
@@ -25,7 +221,7 @@ def user_error_types() -> tuple:
     from .checkpoint import CheckpointError
 
     return (ConfigError, DatasetError, ImageReadError, WeightsNotFoundError, CheckpointError,
-            NonFiniteLossError, OSError, KeyError, ValueError)
+            NonFiniteLossError, UsageError, OSError, KeyError, ValueError)
 
 
 def _one_line(e: BaseException) -> str:
@@ -41,7 +237,11 @@ def _one_line(e: BaseException) -> str:
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:
-    """Run ``main``; input errors print ``error: ...`` on stderr and exit with status 2."""
+    """Run ``main``; input errors print ``error: ...`` on stderr and exit with status 2.
+
+    With ``--debug`` (or ``REIDBOX_DEBUG=1``) the traceback is printed above that line.
+    """
+    debug = debug_requested(argv)
     try:
         code = main(argv)
     except KeyboardInterrupt:
@@ -49,6 +249,8 @@ def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:
         sys.exit(130)
     except user_error_types() as e:
         logging.getLogger("reidbox").debug("error", exc_info=True)
+        if debug:
+            traceback.print_exc(file=sys.stderr)
         print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)

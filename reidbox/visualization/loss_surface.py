@@ -193,8 +193,10 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
         lev = np.linspace(lo, max(hi, lo + 1e-6), levels)
         with_slice = all(np.isclose(s.y, 0).any() for s in surfaces)
         cols = len(surfaces) + int(with_slice)
-        fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols, 4.2), squeeze=False)
+        fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols + 0.8, 4.2), squeeze=False,
+                                 layout="constrained")
         axes = axes[0]
+        cs = None
         for ax, s in zip(axes, surfaces):
             cs = ax.contour(s.x, s.y, s.loss, levels=lev, cmap="viridis")
             ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.2f")
@@ -203,6 +205,9 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
             ax.set_xlabel("direction 1")
             ax.set_ylabel("direction 2")
             ax.set_aspect("equal")
+        # one colour bar for every contour panel: they share the levels
+        fig.colorbar(cs, ax=list(axes[:len(surfaces)]), shrink=0.85,
+                     label="training loss" + (f" (clipped at {vmax:g})" if vmax else ""))
         if with_slice:
             ax = axes[-1]
             for s in surfaces:
@@ -215,7 +220,8 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
                 ax.set_ylim(0, vmax)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
-    fig.tight_layout()
+    if dims == {1}:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

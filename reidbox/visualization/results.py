@@ -4,12 +4,43 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-COLUMNS = ["run", "model", "datasets", "PTL state", "mAP", "CMC-1", "CMC-5", "CMC-10", "mINP",
-           "params (m)"]
+COLUMNS = ["run", "model", "datasets", "PTL state", "evaluation", "mAP", "CMC-1", "CMC-5",
+           "CMC-10", "mINP", "params (m)"]
+# Classification runs (TASK: classification, CIFAR) report errors, not retrieval metrics.
+CLS_COLUMNS = ["run", "model", "datasets", "PTL state", "evaluation", "top-1 err", "top-5 err",
+               "params (m)"]
+_PERCENT = ("mAP", "CMC-1", "CMC-5", "CMC-10", "mINP", "top-1 err", "top-5 err")
+
+
+def describe_evaluation(ev: Optional[Dict[str, Any]], protocol: Optional[str] = None,
+                        short: bool = False) -> str:
+    """The settings behind retrieval numbers: protocol, distance, flip, re-ranking.
+
+    ``ev`` is ``metrics.json``'s ``evaluation`` record (None for runs written before it
+    existed: only the protocol is known). ``short`` is the compact form for table cells.
+    """
+    if not ev:
+        if not protocol:
+            return "not recorded"
+        return protocol if short else f"protocol {protocol} (other settings not recorded)"
+    rr = ev.get("rerank")
+    rerank = (f"re-ranked (k1 {rr['k1']}, k2 {rr['k2']}, lambda {rr['lambda_value']})"
+              if rr else "not re-ranked")
+    flip = "flip-averaged" if ev.get("flip") else "no flip"
+    parts = [f"protocol {ev.get('protocol', protocol)}", f"{ev.get('metric')} distance", flip,
+             rerank]
+    if short:
+        parts = [str(ev.get("protocol", protocol)), str(ev.get("metric")), flip,
+                 "re-ranked" if rr else "no re-rank"]
+        return ", ".join(parts)
+    if ev.get("ap_mode"):
+        parts.append(f"AP {ev['ap_mode']}")
+    parts.append("L2-normalised features" if ev.get("normalize", True) else "raw features")
+    return ", ".join(parts)
 
 
 def find_metrics(paths: Sequence[str]) -> List[str]:
@@ -31,7 +62,8 @@ def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
     m = cfg.get("MODEL", {})
     arch, backbone = m.get("META_ARCHITECTURE", "?"), m.get("BACKBONE", {}).get("NAME", "?")
     name = {"baseline": backbone, "ptl": f"{backbone}+PTL", "mgn": "MGN",
-            "mgn_ptl": "MGN+PTL", "std": f"{backbone}+STD"}.get(arch, f"{arch}/{backbone}")
+            "mgn_ptl": "MGN+PTL", "std": f"{backbone}+STD", "classifier": backbone,
+            "ptl_classifier": f"{backbone}+PTL"}.get(arch, f"{arch}/{backbone}")
     std = metrics.get("std")
     if std:
         name += f" (lambda {std.get('lambda')})"
@@ -66,29 +98,50 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
         state = (f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()
                  if ptl else "-")
         per = metrics.get("per_dataset") or {"?": metrics}
+        common = {"run": os.path.relpath(folder), "model": _model_name(cfg, metrics),
+                  "PTL state": state, "params (m)": metrics.get("parameters_m")}
         for test, m in per.items():
-            rows.append({
-                "run": os.path.relpath(folder), "model": _model_name(cfg, metrics),
-                "datasets": f"{trained} -> {test}", "PTL state": state,
-                "mAP": m.get("mAP"), "CMC-1": m.get("rank1"), "CMC-5": m.get("rank5"),
-                "CMC-10": m.get("rank10"), "mINP": m.get("mINP"),
-                "params (m)": metrics.get("parameters_m"),
-            })
+            if metrics.get("task") == "classification" or "top1_error" in m:
+                rows.append(dict(common, task="classification", datasets=f"{trained} -> {test}",
+                                 evaluation=f"top-k error on {m.get('num_images', '?')} images",
+                                 **{"top-1 err": m.get("top1_error"),
+                                    "top-5 err": m.get("top5_error")}))
+                continue
+            rows.append(dict(
+                common, task="reid", datasets=f"{trained} -> {test}",
+                evaluation=describe_evaluation(metrics.get("evaluation"),
+                                               m.get("protocol") or metrics.get("protocol"),
+                                               short=True),
+                **{"mAP": m.get("mAP"), "CMC-1": m.get("rank1"), "CMC-5": m.get("rank5"),
+                   "CMC-10": m.get("rank10"), "mINP": m.get("mINP")}))
     return rows
 
 
-def format_results(rows: Sequence[Dict[str, Any]]) -> str:
-    """Markdown table; metrics in percent with 2 decimals, parameters in millions."""
+def _table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> str:
     def cell(k: str, v: Any) -> str:
         if v is None:
             return "-"
-        if k in ("mAP", "CMC-1", "CMC-5", "CMC-10", "mINP"):
+        if k in _PERCENT:
             return f"{100 * float(v):.2f}"
         if k == "params (m)":
             return f"{float(v):.2f}"
         return str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(COLUMNS))) + "|"]
-    lines += ["| " + " | ".join(cell(k, r.get(k)) for k in COLUMNS) + " |" for r in rows]
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---:" if c in _PERCENT or c == "params (m)" else "---"
+                            for c in columns) + "|"]
+    lines += ["| " + " | ".join(cell(k, r.get(k)) for k in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def format_results(rows: Sequence[Dict[str, Any]]) -> str:
+    """Markdown: one table of retrieval runs (metrics in percent, 2 decimals) and, when there
+    are any, one of classification runs (top-1 / top-5 error in percent)."""
+    reid = [r for r in rows if r.get("task", "reid") == "reid"]
+    cls = [r for r in rows if r.get("task") == "classification"]
+    parts = []
+    if reid or not cls:
+        parts.append(_table(reid, COLUMNS))
+    if cls:
+        parts.append(("\n" if reid else "") + _table(cls, CLS_COLUMNS))
+    return "".join(parts)

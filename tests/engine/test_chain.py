@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from reidbox.config import ConfigError
-from reidbox.engine.chain import (parse_steps, resolve_dataset, run_chain,
+from reidbox.data import DatasetError
+from reidbox.engine.chain import (INIT, parse_steps, resolve_dataset, run_chain,
                                   split_steps_and_opts)
 from reidbox.engine.trainer import HookBase
 from tests.conftest import write_market_tree
@@ -88,6 +89,22 @@ def test_chain_summary_manifest_and_skipped_classifier(full_chain):
         log = f.read()
     assert "classifier replaced (8 -> 6 identities" in log
     assert "skipped weights: head.classifier.weight" in log
+    # no config file: the log says which recipe every step uses
+    assert "no --config-file: every step uses reidbox's bare defaults (baseline/resnet18" in log
+    # "training" before, "trained" after; never "trained" before the step ran
+    lines = log.splitlines()
+    at = {t: next(i for i, ln in enumerate(lines) if ln.endswith(t)) for t in (
+        "checked all 2 steps: configs, datasets and models are readable",
+        "step 1 synthetic_a: training (synthetic_a -> tests synthetic_a)",
+        "step 1 synthetic_a: trained",
+        "step 2 Market: training (market1501 -> tests market1501, synthetic_a)",
+        "step 2 Market: trained")}
+    assert list(at.values()) == sorted(at.values()), at
+    # a fine-tuned step's log names the weights it starts from, not "from scratch"
+    step2 = (out / "02_market1501" / "log.txt").read_text()
+    assert "scratch" not in step2
+    assert "training starts at epoch 1 from " + str(out / "02_market1501" / INIT) in step2
+    assert "from random weights" in (out / "01_synthetic_a" / "log.txt").read_text()
     # step 2 started from step 1's weights, classifier removed
     w1 = torch.load(out / "01_synthetic_a" / "model_final.pth", weights_only=True)["model"]
     init = torch.load(out / "02_market1501" / "init_weights.pth", weights_only=True)
@@ -112,7 +129,8 @@ def test_interrupted_chain_resumes_to_the_same_summary(full_chain, synth_root, t
     with open(out / "manifest.json") as f:
         steps = json.load(f)["steps"]
     assert [h["action"] for h in steps[0]["history"]] == ["trained", "reused"]
-    assert [h["action"] for h in steps[1]["history"]] == ["trained", "resumed after epoch 1"]
+    assert [h["action"] for h in steps[1]["history"]] == [
+        "training, stopped (KeyboardInterrupt)", "resumed after epoch 1"]
     # a rerun of a finished chain trains nothing; a lost metrics.json is re-evaluated only
     os.remove(out / "02_market1501" / "metrics.json")
     for ck in (out / "02_market1501").glob("checkpoint_*.pth"):
@@ -182,3 +200,25 @@ def test_classifier_is_replaced_even_when_identity_counts_match(full_chain, synt
     full = torch.load(src, weights_only=True)["model"]
     assert set(full) - set(init) == {"head.classifier.weight"}
     assert all(torch.equal(init[k], full[k]) for k in init)
+
+
+def test_missing_dataset_of_a_later_step_fails_before_step_one_trains(synth_root, tmp_path):
+    """``transfer_chain.py synthetic_a Market`` without Market: no step trains (issue 14.5)."""
+    out = tmp_path / "chain"
+    opts = chain_opts(str(tmp_path / "only_synthetic"), out)
+    counter = CountEpochs()
+    with pytest.raises(DatasetError, match="market1501"):
+        run_chain(None, CHAIN, opts, progress=False, extra_hooks=[counter])
+    assert counter.epochs == []
+    assert not list(out.glob("01_*/checkpoint_*.pth")) and not list(out.glob("*/model_*.pth"))
+
+
+def test_broken_later_step_config_fails_before_step_one_trains(synth_root, tmp_path):
+    std = tmp_path / "student.yml"  # a student config without the loss STD needs
+    std.write_text("MODEL:\n  META_ARCHITECTURE: std\n  LOSSES:\n    NAMES: ['cross_entropy']\n")
+    counter = CountEpochs()
+    with pytest.raises(ConfigError, match="chain step 2 .*needs the 'std' loss"):
+        run_chain(None, ["synthetic_a", "synthetic_a+STD"],
+                  chain_opts(synth_root, tmp_path / "c") + ["CHAIN.STD_CONFIG", str(std)],
+                  progress=False, extra_hooks=[counter])
+    assert counter.epochs == []

@@ -70,3 +70,24 @@ def test_model_info_tool(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["num_classes"] == 5 and out["model"] == "PTL"
     assert out["params_m"] > out["test_params_m"] > 11
+
+
+@pytest.mark.parametrize("config,num_classes,note", [
+    ("configs/market1501/ptl_d161.yml", 751, "ImageNet weights not loaded"),  # PRETRAINED True
+    ("configs/cifar10/ptl_densenet100.yml", 10, None),  # classes of CIFAR, no --num-classes
+    ("configs/std/table6/lambda_08.yml", 1041, "teacher config"),  # teacher not trained yet
+])
+def test_model_info_needs_no_weight_file(config, num_classes, note, tmp_path, monkeypatch,
+                                         capsys):
+    """Counting parameters reads no weight file: ImageNet, MODEL.WEIGHTS or an STD teacher."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.chdir(os.path.join(os.path.dirname(TOOL), ".."))
+    main = runpy.run_path(TOOL, run_name="model_info")["main"]
+    assert main(["--config-file", config, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["num_classes"] == num_classes
+    assert out["params_m"] >= out["test_params_m"] > 0
+    if note:
+        assert any(note in n for n in out["notes"]), out["notes"]
+    else:
+        assert out["notes"] == []

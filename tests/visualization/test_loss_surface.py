@@ -150,3 +150,20 @@ def test_tool_draws_two_runs_side_by_side_and_replots(two_runs, tmp_path, capsys
     assert "figure:" in capsys.readouterr().out
     assert main(args[:-1] + ["--dim", "1", "--no-progress"]) == 0
     assert load_surface(str(out / "D_1d.npz")).loss.shape == (3,)
+
+
+def test_contour_figure_has_a_colour_bar(tmp_path, monkeypatch):
+    """The 2-D figure's contour levels are readable: one colour bar labelled with the loss."""
+    import matplotlib.pyplot as plt
+
+    figs = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figs.append(fig), close(fig)))
+    x = np.linspace(-1, 1, 5)
+    loss2 = np.add.outer(x ** 2, x ** 2) + 0.1
+    surfaces = [LossSurface(f"run {k}", x, loss2 * (k + 1), np.ones_like(loss2), x)
+                for k in range(2)]
+    plot_surfaces(surfaces, str(tmp_path / "two.png"), vmax=10.0)
+    bars = [ax for ax in figs[0].axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1
+    assert bars[0].get_ylabel() == "training loss (clipped at 10)"

@@ -100,6 +100,7 @@ def test_collect_results_table(tmp_path):
     table = format_results(rows)
     assert "| 50.00 | 70.00 | 80.00 | 90.00 | 10.00 | 25.50 |" in table
     assert "market1501 -> market1501" in table
+    assert "| v1 carry | not recorded | 50.00 |" in table  # metrics.json without settings
     with pytest.raises(FileNotFoundError):
         collect_results([str(tmp_path / "missing")])
 
@@ -115,3 +116,58 @@ def test_test_net_vis_ranks_and_cmc_plot(tiny_opts):
     assert os.path.isfile(os.path.join(out, "cmc_market1501.png"))
     pngs = os.listdir(os.path.join(out, "ranks", "market1501"))
     assert len(pngs) == 10 and all(p.endswith(".png") for p in pngs)  # all 10 tiny queries
+
+
+def test_collect_results_states_evaluation_and_cifar_errors(tmp_path):
+    """Settings beside the numbers; CIFAR rows show top-1 error, not dashes (issue 14.6)."""
+    reid = tmp_path / "out" / "reid"
+    reid.mkdir(parents=True)
+    (reid / "config.yaml").write_text("MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n"
+                                      "    NAME: resnet50\n")
+    (reid / "metrics.json").write_text(json.dumps({
+        "per_dataset": {"market1501": {"mAP": 0.5, "rank1": 0.7, "rank5": 0.8, "rank10": 0.9,
+                                       "mINP": 0.1, "protocol": "market1501"}},
+        "evaluation": {"protocol": "market1501", "metric": "euclidean", "flip": True,
+                       "normalize": True, "ap_mode": None,
+                       "rerank": {"k1": 20, "k2": 6, "lambda_value": 0.3}},
+        "parameters_m": 25.5}))
+    cifar = tmp_path / "out" / "cifar"
+    cifar.mkdir()
+    (cifar / "config.yaml").write_text("TASK: classification\nMODEL:\n  META_ARCHITECTURE: "
+                                       "classifier\n  BACKBONE:\n    NAME: densenet100\n")
+    (cifar / "metrics.json").write_text(json.dumps({
+        "task": "classification", "top1_error": 0.0592, "top5_error": 0.002,
+        "per_dataset": {"cifar10": {"top1_error": 0.0592, "top5_error": 0.002, "loss": 0.2,
+                                    "num_images": 10000}},
+        "parameters_m": 0.8, "train_datasets": ["cifar10"]}))
+    table = format_results(collect_results([str(tmp_path / "out")]))
+    reid_line = next(ln for ln in table.splitlines() if "-> market1501" in ln)
+    assert "| market1501, euclidean, flip-averaged, re-ranked | 50.00 |" in reid_line
+    cifar_line = next(ln for ln in table.splitlines() if "-> cifar10" in ln)
+    assert cifar_line.endswith("| densenet100 | cifar10 -> cifar10 | - | top-k error on 10000 "
+                               "images | 5.92 | 0.20 | 0.80 |")
+    assert "| top-1 err | top-5 err |" in table
+    for block in table.strip().split("\n\n"):  # every table is markdown: header, rule, rows
+        lines = block.splitlines()
+        assert all(ln.startswith("| ") and ln.endswith(" |") for ln in lines[:1] + lines[2:])
+        assert set(lines[1]) <= set("|-:")
+
+
+def test_dataset_repr_is_a_short_summary(market_root):
+    from reidbox.data import build_dataset
+
+    ds = build_dataset("market1501", root=market_root)
+    text = repr(ds)
+    assert len(text) < 300 and "\n" not in text
+    assert text.startswith("Market1501('market1501', train 36 images / 6 ids / 3 cams;")
+    assert "Sample(" not in text
+
+
+def test_classification_results_are_a_markdown_table():
+    from reidbox.engine.classification import _format
+
+    text = _format({"cifar10": {"top1_error": 0.0592, "top5_error": 0.002, "loss": 0.2,
+                                "num_images": 10000}})
+    head, rule, row = text.splitlines()
+    assert head.startswith("| dataset") and "top-1 err (%)" in head
+    assert set(rule) <= set("|-:") and " 5.92 |" in row and "10,000" in row

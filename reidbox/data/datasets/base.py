@@ -27,7 +27,7 @@ class DatasetError(RuntimeError):
     """A dataset folder is missing or malformed; the message says what was expected."""
 
 
-@dataclass
+@dataclass(repr=False)
 class ReIDDataset:
     """Train / query / gallery lists of :class:`Sample`.
 
@@ -58,6 +58,17 @@ class ReIDDataset:
             out.append((self.name, self.query, self.gallery))
         out.extend((k, q, g) for k, (q, g) in self.test_sets.items())
         return out
+
+    def __repr__(self) -> str:
+        """A one-line summary (the sample lists hold up to hundreds of thousands of entries)."""
+        parts = []
+        for split, st in self.stats().items():
+            if st["images"] or split == "train":
+                parts.append(f"{split} {st['images']:,} images / {st['identities']:,} ids / "
+                             f"{st['cameras']} cams")
+        if self.test_sets:
+            parts.append("test sets " + ", ".join(self.test_sets))
+        return f"{type(self).__name__}({self.name!r}, {'; '.join(parts)}, root={self.root!r})"
 
     def stats(self) -> Dict[str, Dict[str, int]]:
         """Images / identities / cameras per split."""

@@ -1,0 +1,129 @@
+"""One CLI convention for every tool: flags anywhere, fast-reid flags, --debug (issue 14.2)."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reidbox.utils.cli import (UsageError, argument_parser, default_argument_parser,
+                               parse_args)
+from tests.conftest import TINY_OPTS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _tool(name, *args, env=None, timeout=300):
+    e = {k: v for k, v in os.environ.items() if k != "REIDBOX_DEBUG"}
+    e.update(env or {})
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=e, timeout=timeout)
+
+
+def test_flags_before_and_after_overrides_parse_the_same():
+    p = default_argument_parser("t")
+    p.add_argument("--format", default="onnx")
+    p.add_argument("--resume", action="store_true")
+    before = parse_args(p, ["--format", "torchscript", "--resume", "--config-file", "c.yml",
+                            "MODEL.WEIGHTS", "w.pth", "SOLVER.BASE_LR", "-5e-4"])
+    after = parse_args(p, ["--config-file", "c.yml", "MODEL.WEIGHTS", "w.pth",
+                           "SOLVER.BASE_LR", "-5e-4", "--format", "torchscript", "--resume"])
+    mixed = parse_args(p, ["MODEL.WEIGHTS", "w.pth", "--format", "torchscript", "SOLVER.BASE_LR",
+                           "-5e-4", "--resume", "--config-file", "c.yml"])
+    for a in (before, after, mixed):
+        assert (a.format, a.resume, a.config_file) == ("torchscript", True, "c.yml")
+        assert a.opts == ["MODEL.WEIGHTS", "w.pth", "SOLVER.BASE_LR", "-5e-4"]
+
+
+def test_variable_length_option_stops_at_a_config_key():
+    p = argument_parser("t")
+    p.add_argument("--runs", nargs="+")
+    p.add_argument("--range", type=float, nargs=2)
+    p.add_argument("opts", nargs="*")
+    a = parse_args(p, ["--runs", "a", "b", "DATASETS.ROOT", "/d", "--range", "-1", "1"])
+    assert a.runs == ["a", "b"] and a.opts == ["DATASETS.ROOT", "/d"] and a.range == [-1.0, 1.0]
+    with pytest.raises(UsageError, match="SOLVER.MAX_EPOCHS VALUE"):
+        parse_args(p, ["SOLVER.MAX_EPOCHS"])
+
+
+def test_every_tool_parses_through_the_shared_convention():
+    tools = sorted(glob.glob(os.path.join(ROOT, "tools", "*.py")))
+    assert len(tools) >= 11
+    for path in tools:
+        src = open(path, encoding="utf-8").read()
+        name = os.path.basename(path)
+        assert "parse_args(p, argv" in src, f"{name} does not use reidbox.utils.cli.parse_args"
+        assert ".parse_args(" not in src and "parse_intermixed_args" not in src, name
+        assert "REMAINDER" not in src, name  # REMAINDER swallows every flag after it
+
+
+def test_readme_export_line_flag_after_overrides(tmp_path):
+    out = tmp_path / "m.pt"
+    p = _tool("export.py", "--config-file", "configs/demo/ptl.yml", "MODEL.BACKBONE.NAME",
+              "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "OUTPUT_DIR", str(tmp_path),
+              "--format", "torchscript", "--output", str(out))
+    assert p.returncode == 0, p.stderr
+    assert out.is_file() and f"wrote {out}" in p.stdout
+
+
+def test_test_net_accepts_eval_only_after_overrides(market_root, tmp_path):
+    p = _tool("test_net.py", *TINY_OPTS, "DATASETS.ROOT", market_root, "OUTPUT_DIR",
+              str(tmp_path), "--eval-only", "TEST.RERANK.ENABLED", "True", "TEST.FLIP_AUG",
+              "True", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert json.load(open(tmp_path / "metrics.json"))["per_dataset"]["market1501"]["num_query"]
+    # the settings behind the numbers are stated beside them (issue 14.6)
+    assert ("results (protocol market1501, euclidean distance, flip-averaged, re-ranked (k1 20, "
+            "k2 6, lambda 0.3), L2-normalised features):\n| run | mAP |") in p.stdout + p.stderr
+
+
+def test_dataset_stats_and_collect_results_flags_anywhere(market_root, tmp_path):
+    p = _tool("dataset_stats.py", "--root", market_root, "market1501")
+    q = _tool("dataset_stats.py", "market1501", "--root", market_root)
+    assert p.returncode == q.returncode == 0, p.stderr + q.stderr
+    assert p.stdout == q.stdout and "| train" in p.stdout
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--num-gpus", "4", "--config-file", "configs/demo/ptl.yml"],
+     "torchrun --nproc_per_node 4 tools/train_net.py --config-file configs/demo/ptl.yml"),
+    (["--dist-url", "tcp://x:1"], "--master_addr"),
+    (["--opts", "SOLVER.MAX_EPOCHS", "1"], "KEY VALUE pairs anywhere"),
+])
+def test_fast_reid_flags_say_what_to_use(argv, needle):
+    p = _tool("train_net.py", *argv)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("error: ") and needle in p.stderr, p.stderr
+
+
+def test_test_net_resume_says_what_to_use():
+    p = _tool("test_net.py", "--resume")
+    assert p.returncode == 2 and "tools/train_net.py" in p.stderr and "--resume" in p.stderr
+
+
+@pytest.mark.parametrize("flag,needle", [("--resume", "tools/train_net.py --config-file F "
+                                                      "--resume"),
+                                         ("--eval-only", "tools/test_net.py evaluates")])
+def test_other_tools_answer_fast_reid_flags(flag, needle):
+    p = default_argument_parser("export")
+    with pytest.raises(UsageError, match=needle):
+        parse_args(p, ["--config-file", "c.yml", flag])
+
+
+def test_num_gpus_one_is_a_plain_run():
+    p = default_argument_parser("t")
+    assert parse_args(p, ["--num-gpus", "1", "SEED", "3"]).opts == ["SEED", "3"]
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_shows_the_traceback_behind_the_error(how):
+    args = ["SOLVER.NOT_A_KEY", "1"] + (["--debug"] if how == "flag" else [])
+    p = _tool("train_net.py", *args, env={"REIDBOX_DEBUG": "1"} if how == "env" else None)
+    assert p.returncode == 2
+    assert "Traceback (most recent call last)" in p.stderr and "merge_opts" in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("error: command line: ")
+    plain = _tool("train_net.py", "SOLVER.NOT_A_KEY", "1")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert len(plain.stderr.strip().splitlines()) == 1
