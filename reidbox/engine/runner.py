@@ -21,7 +21,8 @@ from ..utils.checkpoint import (Checkpointer, atomic_save, load_model_weights, r
 from ..utils import distributed as du
 from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
-from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
+from .hooks import (CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook,
+                    TensorBoardHook, stderr_is_terminal)
 from .solver import build_solver
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
@@ -177,7 +178,9 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool)
         trainer.train()
     except NonFiniteLossError as e:
         path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
-        state = trainer.state_dict()
+        # The loop checks losses in bulk every LOG_PERIOD steps: the newest state it saw finite
+        # (its global_step says which, at most LOG_PERIOD steps before the bad one).
+        state = dict(trainer.last_finite_state())
         state.update(rng=rng_states(), config=cfg.dump())
         atomic_save(state, path)
         raise NonFiniteLossError(f"{e}; stopped, last good state saved to {path}") from None
@@ -198,7 +201,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
                                     progress=progress)
     device = setup_run(cfg, progress)
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
-    progress = progress and main
+    progress = progress and main and stderr_is_terminal()  # no bar debris in log files
     train_set = build_train_set(cfg)
     num_classes = train_set.num_train_pids
     logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
@@ -230,19 +233,23 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD) if main else None
 
-    def periodic_eval() -> Dict[str, float]:
+    def periodic_eval() -> Dict[str, Dict[str, float]]:
         results = evaluate_on_test_sets(cfg, model, device, progress)
         logger.info("evaluation:\n%s", format_table({n: m.headline() for n, m in results.items()}))
-        return next(iter(results.values())).headline()
+        return {n: m.headline() for n, m in results.items()}
 
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
-                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
+                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST, log_period=s.LOG_PERIOD,
+                      compile=cfg.MODEL.COMPILE)
     run_trainer(cfg, trainer, checkpointer, resume)
     if main:
         atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                     os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     results = evaluate_on_test_sets(cfg, model, device, progress)
+    if tb is not None:
+        tb.log_metrics({n: m.headline() for n, m in results.items()}, trainer.global_step)
+        tb.close()
     extra = dict(epochs=s.MAX_EPOCHS, train_datasets=list(cfg.DATASETS.TRAIN),
                  num_classes=num_classes, world_size=world)
     if not main:
@@ -270,6 +277,7 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: i
 
         return classification_test(cfg, weights=weights, progress=progress)
     device = setup_run(cfg, progress)
+    progress = progress and stderr_is_terminal()
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:
         logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
