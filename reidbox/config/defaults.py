@@ -83,8 +83,9 @@ _C.MODEL.META_ARCHITECTURE = "baseline"
 _C.MODEL.WEIGHTS = ""
 # Store activations NHWC (channels_last): faster convolutions on recent GPUs and CPUs.
 _C.MODEL.CHANNELS_LAST = False
-# torch.compile the training forward + losses: "" (eager), "default", "reduce-overhead" (CUDA
-# graphs) or "max-autotune". Static shapes: one graph per batch shape (+1 for a partial batch).
+# torch.compile the training forward + losses: "" (eager), a mode ("default", "reduce-overhead"
+# = CUDA graphs, "max-autotune") or a backend ("aot_eager": no code generation). Static shapes:
+# one graph per batch shape (+1 for an epoch's partial last batch).
 _C.MODEL.COMPILE = ""
 # Convert BatchNorm to SyncBatchNorm under DDP, so BN statistics span the global batch.
 _C.MODEL.SYNC_BN = False

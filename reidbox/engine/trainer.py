@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 logger = logging.getLogger("reidbox")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -99,9 +100,11 @@ class Trainer:
     ``after_epoch``): ``last_losses`` (floats of the newest step, with ``total``) and
     ``window`` (a :class:`StepRecord` per step read, oldest first).
 
-    ``compile``: a ``torch.compile`` mode ("default", "reduce-overhead", "max-autotune") for
-    the training forward + losses, or "" for eager; shapes are static (one graph per batch
-    shape, so the last partial batch of an epoch adds one).
+    ``compile``: a ``torch.compile`` mode (:data:`COMPILE_MODES`) or backend name for the
+    training forward + losses, or "" for eager. Shapes are static: one graph per batch shape,
+    so the last partial batch of an epoch adds one. PTL's carried latent state is written by
+    the compiled code as by eager code (a fresh state is the cell's zero template, so the
+    first batch of an epoch reuses the carried-state graph).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -134,8 +137,10 @@ class Trainer:
         self.compile_mode = compile
         self._forward_losses = self._eager_forward_losses
         if compile:
-            self._forward_losses = torch.compile(self._eager_forward_losses, mode=compile,
-                                                 dynamic=False)
+            # A torch.compile mode, or a backend name (e.g. "aot_eager": no code generation).
+            kind = "mode" if compile in COMPILE_MODES else "backend"
+            self._forward_losses = torch.compile(self._eager_forward_losses, dynamic=False,
+                                                 **{kind: compile})
         self.hooks: List[HookBase] = []
         self.register_hooks(hooks or [])
 
