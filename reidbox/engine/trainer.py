@@ -179,9 +179,9 @@ class Trainer:
                 self.data_time = time.perf_counter() - t_wait
                 self.iter = it
                 self._call("before_step")
+                self.losses_read = False
                 self.run_step(batch)
                 self.global_step += 1
-                self.losses_read = False
                 end = it + 1 == self.epoch_iters
                 if self.global_step % self.log_period == 0 or end:
                     self.read_losses(end_of_epoch=end)
@@ -209,10 +209,10 @@ class Trainer:
         losses = self._forward_losses(images, targets)
         total = sum(losses.values())
         names = list(losses)
-        if self._loss_names is None:
+        if names != self._loss_names:  # a model whose terms vary: read the kept rows first
+            if self._loss_names is not None:
+                self.read_losses()
             self._loss_names = names
-        elif names != self._loss_names:
-            raise RuntimeError(f"loss terms changed from {self._loss_names} to {names}")
         self._pending.append(torch.stack([v.detach().float() for v in losses.values()]
                                          + [total.detach().float()]))
         record = StepRecord(self.epoch, self.iter, self.global_step, images.shape[0],

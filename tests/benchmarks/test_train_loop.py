@@ -23,6 +23,7 @@ def test_train_loop_benchmark_tiny(tmp_path):
         r"^\| (\S+) \| \d+x\d+ \| ([\d.]+) \| ([\d.]+) \| (\d+)% \| (\d+)% \|", table, re.M)}
     assert set(rows) == {"resnet50", "resnet50+PTL", "densenet161", "densenet161+PTL", "mgn",
                          "mgn+PTL"}, r.stdout
-    for name, (bare, loop, share, wait) in rows.items():
-        assert float(bare) > 0 and float(loop) > 0 and 0 <= int(wait) <= 100, name
+    for name, (bare, loop, ratio, wait) in rows.items():
+        assert float(bare) > 0 and float(loop) > 0 and int(ratio) > 0, name
+        assert 0 <= int(wait) <= 100, name
     assert re.search(r"^\| 0 workers \| \d+ \| \d+ \|$", r.stdout, re.M), r.stdout

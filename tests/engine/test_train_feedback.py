@@ -13,7 +13,7 @@ from torch import nn
 from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.engine.solver import build_optimizer
-from reidbox.engine.trainer import NonFiniteLossError, Trainer
+from reidbox.engine.trainer import HookBase, NonFiniteLossError, Trainer
 from reidbox.registry import LOSSES
 from reidbox.utils.checkpoint import load_file
 from tests.conftest import TINY_OPTS
@@ -196,3 +196,30 @@ def test_fused_and_foreach_optimizers_match_the_per_parameter_loop(name):
     for impl in ("foreach", "fused"):
         for a, b in zip(ref, run(impl)):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+class _VaryingTerms(_Tiny):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def compute_losses(self, out, targets):
+        self.calls += 1
+        losses = super().compute_losses(out, targets)
+        return losses if self.calls % 3 else {"ce": losses["ce"]}
+
+
+def test_loss_terms_that_change_between_steps_are_read_under_their_own_names():
+    torch.manual_seed(0)
+    model = _VaryingTerms()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = [{"images": torch.randn(4, 3, 8, 8), "targets": torch.tensor([0, 1, 2, 0])}
+              for _ in range(5)]
+    seen = []
+
+    class Grab(HookBase):
+        def after_step(self) -> None:
+            if self.trainer.losses_read:
+                seen.extend(sorted(r.losses) for r in self.trainer.window)
+    Trainer(model, opt, None, loader, 1, torch.device("cpu"), [Grab()], log_period=10).train()
+    assert seen == [["ce", "l2", "total"]] * 2 + [["ce", "total"]] + [["ce", "l2", "total"]] * 2
