@@ -71,7 +71,7 @@ def analyse(arch, size, batch, timed):
         if ".ptl." in name and name.count(".") == 2:
             part = name.split(".ptl.")[1]
             parts[part] = sum(counts.values()) / batch / 1e9
-        elif ".ptl." in name and name.count(".") == 3 and "cells" in name:
+        elif ".ptl." in name and name.count(".") == 3 and ("cells" in name or "fuses" in name):
             parts[name.split(".ptl.")[1]] = sum(counts.values()) / batch / 1e9
     with Count() as c:
         step()
