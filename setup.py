@@ -24,13 +24,18 @@ setup(
         "pillow",
         "scipy",
         "h5py",
-        "faiss-cpu",
         "tqdm",
         "tensorboard",
         "matplotlib",
     ],
+    # FAISS is a choice, not a default: faiss-cpu and faiss-gpu install the same `faiss` module,
+    # so both in one environment overwrite each other's files, and pip cannot drop a default
+    # requirement when an extra is chosen. Without FAISS, evaluation uses its exact torch
+    # backend (same CMC/mAP, docs/evaluation.md); `reidbox[cpu]` or `reidbox[gpu]` adds one.
     extras_require={
+        "cpu": ["faiss-cpu"],
+        "gpu": ["faiss-gpu>=1.15"],
         "export": ["onnx", "onnxscript", "onnxruntime"],
-        "dev": ["pytest", "ruff", "onnx", "onnxscript", "onnxruntime"],
+        "dev": ["pytest", "ruff", "onnx", "onnxscript", "onnxruntime", "faiss-cpu"],
     },
 )

@@ -93,6 +93,10 @@ _C.MODEL.WEIGHTS = ""
 _C.MODEL.WEIGHTS_PARTIAL = False
 # Store activations NHWC (channels_last): faster convolutions on recent GPUs and CPUs.
 _C.MODEL.CHANNELS_LAST = False
+# torch.compile the training forward + losses: "" (eager), a mode ("default", "reduce-overhead"
+# = CUDA graphs, "max-autotune") or a backend ("aot_eager": no code generation). Static shapes:
+# one graph per batch shape (+1 for an epoch's partial last batch).
+_C.MODEL.COMPILE = ""
 # Convert BatchNorm to SyncBatchNorm under DDP, so BN statistics span the global batch.
 _C.MODEL.SYNC_BN = False
 
@@ -200,8 +204,12 @@ _C.SOLVER.WARMUP_FACTOR = 0.1
 _C.SOLVER.CHECKPOINT_PERIOD = 1
 # Number of recent epoch checkpoints kept on disk.
 _C.SOLVER.KEEP_CHECKPOINTS = 3
-# Log scalars every N iterations.
+# Every N iterations: read the loss terms from the device (the only sync of the steady-state
+# step: a NaN is found at this read, naming its step), write a log line and TensorBoard points.
 _C.SOLVER.LOG_PERIOD = 20
+# Optimizer kernels: "auto" (fused on CUDA: one launch for all parameters; torch's default
+# elsewhere, which keeps CPU results unchanged), "fused", "foreach" or "loop" (per parameter).
+_C.SOLVER.OPTIMIZER_IMPL = "auto"
 # Mixed precision with torch.autocast: bf16 where supported (CPU, Ampere+), else fp16 + GradScaler.
 _C.SOLVER.AMP = False
 

@@ -30,7 +30,7 @@ from ..modeling.summary import format_summary, model_summary
 from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, atomic_save, load_file, load_model_weights
 from ..utils.misc import write_json
-from .hooks import TensorBoardHook
+from .hooks import TensorBoardHook, stderr_is_terminal
 from .runner import (build_hooks, eval_dir, load_resume_state, model_info, prepare_eval_dir,
                      run_trainer, setup_run)
 from .solver import build_solver
@@ -194,6 +194,7 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
     """
     state = load_resume_state(cfg, force_resume) if resume else None
     device = setup_run(cfg, progress)
+    progress = progress and stderr_is_terminal()  # no bar debris in log files
     _single_process()
     train_set, tests = build_classification_sets(cfg)
     num_classes = train_set.num_classes
@@ -215,18 +216,21 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD)
 
-    def periodic_eval() -> Dict[str, float]:
+    def periodic_eval() -> Dict[str, Dict[str, float]]:
         results = _evaluate_all(cfg, model, tests, device, progress)
         logger.info("evaluation:\n%s", _format(results))
-        return dict(next(iter(results.values())))
+        return results
 
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
-                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
+                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST, log_period=s.LOG_PERIOD,
+                      compile=cfg.MODEL.COMPILE)
     run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                 os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     results = _evaluate_all(cfg, model, tests, device, progress)
+    tb.log_metrics(results, trainer.global_step)
+    tb.close()
     return _write(cfg, results, model, epochs=s.MAX_EPOCHS, train_datasets=[train_set.name],
                   num_classes=num_classes, train_images=len(train_set.train))
 
@@ -254,6 +258,7 @@ def classification_test(cfg, weights: Optional[str] = None, progress: bool = Tru
     """Top-1 error of ``weights`` (default ``MODEL.WEIGHTS``) on the test split(s), written to
     ``OUTPUT_DIR/eval/<settings>/metrics.json`` (never over a training run's results)."""
     device = setup_run(cfg, progress, role="test")
+    progress = progress and stderr_is_terminal()  # no bar debris in log files
     _single_process()
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:

@@ -29,7 +29,8 @@ from ..utils.logger import setup_logger
 from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
 from ..utils.run_folder import (RunFolderError, acquire_lock, die_with_parent, read_run_record,
                                 remove_stale_temps, start_run_record)
-from .hooks import CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook, TensorBoardHook
+from .hooks import (CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook,
+                    TensorBoardHook, stderr_is_terminal)
 from .solver import build_solver, resume_schedule
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
@@ -386,10 +387,11 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
 
 
 def save_last_good(cfg, trainer: Trainer, checkpointer: Checkpointer, path: str) -> str:
-    """Save the newest state known finite to ``path``: the trainer's current state when every
-    tensor is finite (the loss check raises before the update), else the newest finite
-    checkpoint of this run. Returns a description of what was saved ("" if nothing)."""
-    state = trainer.state_dict()
+    """Save the newest state known finite to ``path``: the trainer's copy from its last clean
+    loss read (the loop checks losses in bulk every ``LOG_PERIOD`` steps; its ``global_step``
+    says which) when every tensor is finite, else the newest finite checkpoint of this run.
+    Returns a description of what was saved ("" if nothing)."""
+    state = dict(trainer.last_finite_state())
     state.update(rng=rng_states(), config=cfg.dump(), run_id=checkpointer.run_id)
     bad = nonfinite_tensors(state)
     if not bad:
@@ -437,7 +439,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     state = load_resume_state(cfg, force_resume) if resume else None
     device = setup_run(cfg, progress)
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
-    progress = progress and main
+    progress = progress and main and stderr_is_terminal()  # no bar debris in log files
     train_set = build_train_set(cfg)
     build_test_sets(cfg)  # test splits checked (ids, files, cross-camera matches) before training
     num_classes = train_set.num_train_pids
@@ -467,19 +469,23 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD) if main else None
 
-    def periodic_eval() -> Dict[str, float]:
+    def periodic_eval() -> Dict[str, Dict[str, float]]:
         results = evaluate_on_test_sets(cfg, model, device, progress)
         logger.info("evaluation:\n%s", format_table({n: m.headline() for n, m in results.items()}))
-        return next(iter(results.values())).headline()
+        return {n: m.headline() for n, m in results.items()}
 
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
-                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST)
+                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST, log_period=s.LOG_PERIOD,
+                      compile=cfg.MODEL.COMPILE)
     run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     if main:
         atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                     os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     results = evaluate_on_test_sets(cfg, model, device, progress)
+    if tb is not None:
+        tb.log_metrics({n: m.headline() for n, m in results.items()}, trainer.global_step)
+        tb.close()
     extra = dict(epochs=s.MAX_EPOCHS, train_datasets=list(cfg.DATASETS.TRAIN),
                  num_classes=num_classes, world_size=world)
     if not main:
@@ -534,6 +540,7 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: i
 
         return classification_test(cfg, weights=weights, progress=progress)
     device = setup_run(cfg, progress, role="test")
+    progress = progress and stderr_is_terminal()
     weights = weights or cfg.MODEL.WEIGHTS
     if not weights:
         logger.warning("no MODEL.WEIGHTS given: testing an untrained model")

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
 from torch import nn
 
+logger = logging.getLogger("reidbox")
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "loop")
+
+
+def optimizer_impl_kwargs(impl: str, params: Sequence[torch.Tensor]) -> Dict[str, Any]:
+    """``fused=`` / ``foreach=`` for a torch optimizer: ``auto`` is fused on CUDA (one kernel
+    for every parameter instead of several per parameter) and torch's default elsewhere."""
+    if impl not in OPTIMIZER_IMPLS:
+        raise KeyError(f"unknown SOLVER.OPTIMIZER_IMPL {impl!r}; available: "
+                       f"{', '.join(OPTIMIZER_IMPLS)}")
+    on_cuda = any(p.is_cuda for p in params)
+    if impl == "auto":
+        return {"fused": True} if on_cuda else {}
+    if impl == "fused":
+        return {"fused": True}
+    return {"foreach": impl == "foreach"}
+
 
 def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: float = 5e-4,
                     momentum: float = 0.9, nesterov: bool = False, amsgrad: bool = False,
-                    backbone_lr_factor: float = 1.0) -> torch.optim.Optimizer:
+                    backbone_lr_factor: float = 1.0, impl: str = "auto") -> torch.optim.Optimizer:
     """SGD (momentum), Adam or AdamW (decoupled weight decay); pre-trained backbone
-    parameters may get a smaller LR."""
+    parameters may get a smaller LR. ``impl``: see :func:`optimizer_impl_kwargs`."""
     backbone, rest = [], []
     for n, p in model.named_parameters():
         if not p.requires_grad:
@@ -23,13 +41,16 @@ def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: f
     if backbone:
         groups.append({"params": backbone, "lr": base_lr * backbone_lr_factor})
     name = name.lower()
+    kw = optimizer_impl_kwargs(impl, backbone + rest)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=base_lr, momentum=momentum, nesterov=nesterov,
-                               weight_decay=weight_decay)
+                               weight_decay=weight_decay, **kw)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad)
+        return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad,
+                                **kw)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad)
+        return torch.optim.AdamW(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad,
+                                 **kw)
     raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam, AdamW")
 
 
@@ -66,7 +87,12 @@ def build_solver(cfg, model: nn.Module, iters_per_epoch: int):
     """Optimizer and per-iteration LR schedule from ``cfg.SOLVER``."""
     s = cfg.SOLVER
     optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
-                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR)
+                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR, s.OPTIMIZER_IMPL)
+    if s.WARMUP_EPOCHS > 0 and s.WARMUP_EPOCHS >= s.MAX_EPOCHS:
+        logger.warning(
+            "SOLVER.WARMUP_EPOCHS %g >= SOLVER.MAX_EPOCHS %d: the learning rate never reaches "
+            "BASE_LR (the whole run is warm-up); lower SOLVER.WARMUP_EPOCHS or train longer",
+            s.WARMUP_EPOCHS, s.MAX_EPOCHS)
     scheduler = build_scheduler(optimizer, iters_per_epoch, s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
                                 s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
     return optimizer, scheduler

@@ -1,0 +1,31 @@
+"""setup.py: FAISS comes from exactly one of the cpu/gpu extras, never both."""
+
+import os
+import runpy
+
+import setuptools
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup_kwargs(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kw: seen.update(kw))
+    monkeypatch.chdir(ROOT)
+    runpy.run_path(os.path.join(ROOT, "setup.py"))
+    return seen
+
+
+def _names(reqs):
+    return {r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip() for r in reqs}
+
+
+def test_faiss_cpu_and_gpu_wheels_never_installed_together(monkeypatch):
+    kw = _setup_kwargs(monkeypatch)
+    extras = kw["extras_require"]
+    assert not _names(kw["install_requires"]) & {"faiss-cpu", "faiss-gpu"}
+    assert "faiss-cpu" in _names(extras["cpu"]) and "faiss-gpu" not in _names(extras["cpu"])
+    assert "faiss-gpu" in _names(extras["gpu"]) and "faiss-cpu" not in _names(extras["gpu"])
+    for name, reqs in extras.items():  # no extra brings both
+        assert not {"faiss-cpu", "faiss-gpu"} <= _names(reqs), name
+    assert "faiss-cpu" in _names(extras["dev"])  # make setup / CI test the FAISS backend
