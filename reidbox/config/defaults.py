@@ -95,7 +95,8 @@ _C.MODEL.BACKBONE.PRETRAINED = False
 _C.MODEL.BACKBONE.WEIGHTS = ""
 # Stride of the last stage; 1 doubles the final feature map (a standard ReID trick).
 _C.MODEL.BACKBONE.LAST_STRIDE = 1
-# Dropout inside dense layers (CIFAR DenseNets: 0.2 without augmentation); others ignore it.
+# Dropout after each conv of dense layers/transitions (CIFAR DenseNets: 0.2 unaugmented); others
+# ignore it.
 _C.MODEL.BACKBONE.DROP_RATE = 0.0
 
 _C.MODEL.HEADS = CN()
