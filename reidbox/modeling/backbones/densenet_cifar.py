@@ -90,8 +90,9 @@ def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: floa
     """DenseNet-BC of ``depth`` for CIFAR; (B, 3, 32, 32) -> (B, C, 8, 8).
 
     ``drop_rate``: dropout after every conv of the dense layers and transitions (0.2 in the
-    DenseNet paper when training without data augmentation). ``last_stride``: 2 is the published network; 1 drops
-    the last transition's pooling (the backbone contract's ReID option; output 16x16).
+    DenseNet paper when training without data augmentation). ``last_stride``: 2 is the
+    published network; 1 drops the last transition's pooling (the backbone contract's ReID
+    option; output 16x16).
     """
     if last_stride not in (1, 2):
         raise ValueError(f"DenseNet-BC last stride must be 1 or 2, got {last_stride} "
