@@ -1,11 +1,12 @@
 # make demo: set up and run the main job on the embedded synthetic dataset.
+# make demo-transfer: pre-train on one synthetic domain, fine-tune on another with/without PTL.
 # make test: set up and run the test suite.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup demo demo-transfer test test-slow lint clean
 
 setup: $(STAMP)
 
@@ -19,6 +20,9 @@ $(STAMP): setup.py requirements/constraints.txt
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --output-dir output/demo
+
+demo-transfer: $(STAMP)
+	$(PY) tools/demo.py --transfer --output-dir output/demo/transfer
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -60,8 +60,9 @@ _C.INPUT.SIZE_TRAIN = [256, 128]
 _C.INPUT.SIZE_TEST = [256, 128]
 # Horizontal flip probability in training (0 disables).
 _C.INPUT.FLIP_PROB = 0.5
-# Zero padding before a random crop back to SIZE_TRAIN (0 disables pad+crop).
-_C.INPUT.PADDING = 10
+# Zero padding before a random crop back to SIZE_TRAIN (0 disables pad+crop). Off by default:
+# the paper states no such augmentation (10 is a common ReID choice; CIFAR "+" uses 4).
+_C.INPUT.PADDING = 0
 # ImageNet statistics, since backbones are ImageNet pre-trained.
 _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
@@ -109,7 +110,8 @@ _C.MODEL.BACKBONE.PRETRAINED = False
 _C.MODEL.BACKBONE.WEIGHTS = ""
 # Stride of the last stage; 1 doubles the final feature map (a standard ReID trick).
 _C.MODEL.BACKBONE.LAST_STRIDE = 1
-# Dropout inside dense layers (CIFAR DenseNets: 0.2 without augmentation); others ignore it.
+# Dropout after each conv of dense layers/transitions (CIFAR DenseNets: 0.2 unaugmented); others
+# ignore it.
 _C.MODEL.BACKBONE.DROP_RATE = 0.0
 
 _C.MODEL.HEADS = CN()
@@ -145,6 +147,8 @@ _C.MODEL.PTL.STATE_MODE = "carry"
 _C.MODEL.PTL.STATE_SHAPE = "per_sample"
 # Fresh-state values in training: "zeros" (paper's text) or "normal" N(0, 1e-3^2) (its code).
 _C.MODEL.PTL.STATE_INIT = "zeros"
+# BConv-Cell conv init: "kaiming_normal" (the paper's code; zero bias) or "pytorch_default".
+_C.MODEL.PTL.CELL_INIT = "kaiming_normal"
 # Length of the retrieval feature made by the final 1x1 conv (0: the backbone's channels).
 _C.MODEL.PTL.FEAT_DIM = 512
 # Hidden widths of the training classifier; with the output layer, three FC layers (paper).

@@ -9,7 +9,7 @@ from torchvision.transforms import v2 as T
 
 
 def build_transforms(size: Sequence[int], is_train: bool, flip_prob: float = 0.5,
-                     padding: int = 10, mean: Sequence[float] = (0.485, 0.456, 0.406),
+                     padding: int = 0, mean: Sequence[float] = (0.485, 0.456, 0.406),
                      std: Sequence[float] = (0.229, 0.224, 0.225), random_erasing: bool = False,
                      erasing_prob: float = 0.5) -> T.Compose:
     """PIL image -> normalised float tensor (3, H, W).

@@ -220,32 +220,41 @@ def is_finished(folder: str) -> bool:
     return all(os.path.isfile(os.path.join(folder, n)) for n in (FINAL, METRICS))
 
 
-def _probe_shapes(cfg, num_classes: int) -> Dict[str, Tuple[int, ...]]:
-    """State-dict shapes of the step's model, built on the meta device (no memory, no init)."""
+def _probe(cfg, num_classes: int) -> Tuple[Dict[str, Tuple[int, ...]], set]:
+    """State-dict shapes of the step's model, built on the meta device (no memory, no init),
+    and the keys of its classifier: every tensor outside the model's ``test_modules()`` (the
+    parts the retrieval feature uses), for meta-architectures that declare them."""
     probe = cfg.clone()
     probe.defrost()
     probe.MODEL.BACKBONE.PRETRAINED = False  # shapes only: no need for the ImageNet file
     probe.MODEL.STD.LAMBDA = 0.0
     with torch.device("meta"):
         model = build_model(probe, num_classes)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    test_modules = getattr(model, "test_modules", None)
+    if not callable(test_modules):
+        return shapes, set()
+    used = {id(t) for m in test_modules() for t in m.state_dict(keep_vars=True).values()}
+    return shapes, {k for k, v in model.state_dict(keep_vars=True).items() if id(v) not in used}
 
 
 def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
     """Write ``MODEL.WEIGHTS`` (``init_weights.pth``): ``source`` without its classifier.
 
     A new dataset means new identities, so the classifier is always replaced by a freshly
-    initialised one, even when the identity counts happen to match. Classifier tensors are found
-    by building the model for N and N+1 identities: the ones whose shape changes. Returns the
-    report (skipped, newly initialised and unused tensors) for the log and the manifest.
+    initialised one, even when the identity counts happen to match: all of it, hidden layers
+    included (PTL's three FC layers with their BN, MGN's eight FC layers). Classifier tensors
+    are those outside the model's ``test_modules()`` (where declared) plus those whose shape
+    changes when the model is built for N + 1 identities. Returns the report (skipped, newly
+    initialised and unused tensors) for the log and the manifest.
     """
     if source is None:
         return {"weights": None,
                 "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED else "scratch"}
     num_classes = build_train_set(cfg).num_train_pids
-    own = _probe_shapes(cfg, num_classes)
-    other = _probe_shapes(cfg, num_classes + 1)
-    classifier = {k for k in own if other.get(k) != own[k]}
+    own, classifier = _probe(cfg, num_classes)
+    other, _ = _probe(cfg, num_classes + 1)
+    classifier |= {k for k in own if other.get(k) != own[k]}
     obj = load_file(source)
     state = strip_wrapper_prefixes(model_state_from(obj), own)
     skipped = [k for k in state if k in classifier or (k in own and tuple(state[k].shape)

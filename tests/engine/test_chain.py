@@ -222,3 +222,27 @@ def test_broken_later_step_config_fails_before_step_one_trains(synth_root, tmp_p
                   chain_opts(synth_root, tmp_path / "c") + ["CHAIN.STD_CONFIG", str(std)],
                   progress=False, extra_hooks=[counter])
     assert counter.epochs == []
+
+
+def test_ptl_classifier_hidden_layers_are_replaced_too(synth_root, tmp_path):
+    """PTL's classifier is three FC layers (with BN): between chain steps all of it is fresh,
+    not only the identity-sized last layer; every test-time tensor is carried over."""
+    from reidbox.config import load_config
+    from reidbox.engine.chain import prepare_weights
+    from reidbox.modeling import build_model
+
+    opts = chain_opts(synth_root, tmp_path) + [
+        "MODEL.META_ARCHITECTURE", "ptl", "MODEL.PTL.CLASSIFIER_HIDDEN", "[32, 16]",
+        "MODEL.PTL.FEAT_DIM", "24", "DATASETS.TRAIN", "['synthetic_a']",
+        "MODEL.WEIGHTS", str(tmp_path / "init.pth")]
+    cfg = load_config(None, opts)
+    previous = build_model(cfg, num_classes=8)  # same identity count as synthetic_a
+    src = tmp_path / "prev.pth"
+    torch.save({"model": previous.state_dict(), "num_classes": 8}, src)
+    report = prepare_weights(cfg, str(src))
+    classifier = {k for k in previous.state_dict() if k.startswith("classifier.")}
+    assert {k for k in classifier if k.startswith("classifier.0.")}  # a hidden layer exists
+    assert set(report["skipped"]) == classifier and report["unused"] == []
+    init = torch.load(tmp_path / "init.pth", weights_only=True)["model"]
+    assert set(init) == set(previous.state_dict()) - classifier
+    assert any(k.startswith("ptl.") for k in init) and any(k.startswith("reduction.") for k in init)

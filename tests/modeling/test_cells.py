@@ -131,3 +131,36 @@ def test_v2_with_zero_state_is_eq1_on_the_input_part_of_its_gates():
     f = torch.sigmoid(v1.gates(x).chunk(4, 1)[1])
     torch.testing.assert_close(h2, (1 - f) * y1)
     assert v2.recover.bias is None
+
+
+def test_cell_init_defaults_to_the_codes_kaiming_normal():
+    """MODEL.PTL.CELL_INIT: the paper's code initialises its cells Kaiming-normal (fan-in, gain
+    sqrt(2)); PyTorch's default is about sqrt(6) = 2.45x narrower. Biases start at zero (the
+    code's cells have none)."""
+    torch.manual_seed(0)
+    for version in ("v1", "v2"):
+        cell = build_cell(version, 64, 32, 1)  # default init
+        w = cell.gates.weight
+        fan_in = w.shape[1] * w.shape[2] * w.shape[3]
+        assert abs(w.std().item() / (2.0 / fan_in) ** 0.5 - 1) < 0.02
+        assert torch.count_nonzero(cell.gates.bias) == 0
+        torch.manual_seed(0)
+        plain = build_cell(version, 64, 32, 1, init="pytorch_default")
+        assert abs(plain.gates.weight.std().item() / (1.0 / (3 * fan_in)) ** 0.5 - 1) < 0.02
+        assert torch.count_nonzero(plain.gates.bias) > 0
+        assert 2.3 < w.std().item() / plain.gates.weight.std().item() < 2.6
+    with pytest.raises(KeyError, match="pytorch_default"):
+        build_cell("v1", 3, 4, init="xavier")
+
+
+def test_cell_init_key_reaches_every_cell_of_a_model():
+    from reidbox.config import load_config
+    from reidbox.modeling import build_model
+
+    for mode, ok in (("kaiming_normal", lambda b: torch.count_nonzero(b) == 0),
+                     ("pytorch_default", lambda b: torch.count_nonzero(b) > 0)):
+        cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.BACKBONE.NAME",
+                                 "resnet18", "MODEL.PTL.CELL_INIT", mode])
+        model = build_model(cfg, num_classes=5)
+        cells = [c for _, c in model.ptl.named_cells()]
+        assert len(cells) == 5 and all(ok(c.gates.bias) for c in cells)

@@ -33,7 +33,10 @@ def test_every_paper_table_has_configs():
                 "market1501/d161_b32.yml", "market1501/d161_b90.yml", "market1501/ptl_d161.yml",
                 "market1501/mgn.yml", "market1501/mgn_ptl.yml", "cuhk03/mgn_detected.yml",
                 "cuhk03/mgn_ptl_detected.yml", "cuhk03/mgn_labeled.yml",
-                "cuhk03/mgn_ptl_labeled.yml", "dukemtmcreid/mgn.yml", "dukemtmcreid/mgn_ptl.yml"}
+                "cuhk03/mgn_ptl_labeled.yml", "dukemtmcreid/mgn.yml", "dukemtmcreid/mgn_ptl.yml",
+                "msmt17/ptl_std_d161.yml", "market1501/ptl_std_d161.yml",
+                "market1501/mgn_ptl_code_state.yml", "cuhk03/mgn_ptl_code_state_detected.yml",
+                "cuhk03/mgn_ptl_code_state_labeled.yml", "dukemtmcreid/mgn_ptl_code_state.yml"}
     assert expected <= names
 
 
@@ -47,6 +50,8 @@ def test_config_merges(path):
     assert cfg.DATASETS.TRAIN == cfg.DATASETS.TEST
     if cfg.MODEL.META_ARCHITECTURE.startswith("mgn"):
         assert cfg.INPUT.SIZE_TRAIN == [384, 128] and "triplet" in cfg.MODEL.LOSSES.NAMES
+    elif cfg.MODEL.META_ARCHITECTURE == "std":  # Eq. 4: CE + L1 to the teacher's feature
+        assert cfg.INPUT.SIZE_TRAIN == [256, 128] and cfg.MODEL.LOSSES.NAMES == ["std"]
     else:
         assert cfg.INPUT.SIZE_TRAIN == [256, 128] and cfg.MODEL.LOSSES.NAMES == ["cross_entropy"]
 

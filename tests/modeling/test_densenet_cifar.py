@@ -43,7 +43,7 @@ def test_drop_rate_reaches_the_dense_layers():
     cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "classifier", "MODEL.BACKBONE.NAME",
                              "densenet10_cifar", "MODEL.BACKBONE.DROP_RATE", "0.2"])
     model = build_model(cfg, num_classes=10)
-    rates = {float(m.drop_rate) for m in model.modules() if hasattr(m, "drop_rate")}
+    rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     assert rates == {0.2}
     model.train()
     x = torch.randn(2, 3, 32, 32)
@@ -51,6 +51,43 @@ def test_drop_rate_reaches_the_dense_layers():
         assert not torch.equal(model(x).logits, model(x).logits)  # dropout active in training
         model.eval()
         assert torch.equal(model(x), model(x))
+
+
+def _convs_followed_by_dropout(backbone):
+    """Order in which convs and dropouts run in training: (number of dense/transition convs,
+    number of those whose output goes straight into a dropout)."""
+    events = []
+    hooks = [m.register_forward_hook(lambda m, i, o: events.append(m))
+             for m in backbone.modules() if isinstance(m, (nn.Conv2d, nn.Dropout))]
+    backbone.train()
+    with torch.no_grad():
+        backbone(torch.randn(2, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+    convs = [i for i, m in enumerate(events) if isinstance(m, nn.Conv2d)][1:]  # not the stem
+    followed = [i for i in convs if i + 1 < len(events) and isinstance(events[i + 1], nn.Dropout)]
+    return len(convs), len(followed)
+
+
+def test_densenet100_dropout_follows_every_dense_and_transition_conv():
+    """The DenseNet reference recipe: dropout after every conv of the dense layers (1x1 and
+    3x3) and of the transitions: 2 x 48 + 2 = 98 places in DenseNet-BC-100 (not 48)."""
+    b = build_backbone("densenet100_cifar", last_stride=2, drop_rate=0.2)
+    assert sum(isinstance(m, nn.Dropout) for m in b.modules()) == 98
+    assert _convs_followed_by_dropout(b) == (98, 98)
+    # ... and none without dropout; the state dict is the same either way (dropouts hold none)
+    plain = build_backbone("densenet100_cifar", last_stride=2)
+    assert not any(isinstance(m, nn.Dropout) for m in plain.modules())
+    assert plain.state_dict().keys() == b.state_dict().keys()
+    assert _convs_followed_by_dropout(plain) == (98, 0)
+
+
+def test_dense_layer_names_are_torchvisions():
+    """Checkpoints stay interchangeable with torchvision-named DenseNet layers."""
+    keys = build_backbone("densenet10_cifar", last_stride=2).state_dict().keys()
+    assert any(k.endswith("denselayer1.conv1.weight") for k in keys)
+    assert any(k.endswith("denselayer1.norm2.running_mean") for k in keys)
+    assert "stages.1.0.conv.weight" in keys  # the first transition's 1x1 conv
 
 
 def _cfg(arch, cell="v1", hidden="[16]"):

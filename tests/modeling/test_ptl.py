@@ -236,3 +236,39 @@ def test_measured_stage_specs_match_a_dummy_forward(name, last_stride):
         assert o.shape[1] == spec.channels
         assert 96 // o.shape[2] == spec.stride and 64 // o.shape[3] == spec.stride
     assert bb.stage_specs[-1].stride == bb.stage_specs[-2].stride * last_stride
+
+
+def _paper_order_feature(model, images):
+    """1x1 conv + BN + ReLU on the concatenated *maps*, then pooling (Fig. 2 read literally)."""
+    taps = model.backbone.forward_taps(images)
+    last = taps.pop()
+    (y,) = model.ptl(images, taps)
+    return model.pool(model.reduction(torch.cat([last, y], dim=1))).flatten(1)
+
+
+def _rel(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@torch.no_grad()
+def test_pooling_before_the_final_conv_is_not_the_papers_linear_map():
+    """docs/ptl.md: we pool, then apply the 1x1 conv + BN + ReLU (the paper's code's order).
+    Only the bare 1x1 conv commutes with average pooling; with ReLU (and BN's batch statistics
+    in training) the two orders are different maps, so the docs must not call them equal."""
+    model = _model()
+    x = _batches(1, b=4)[0]
+    for mode in ("eval", "train"):
+        getattr(model, mode)()
+        model.reset_latent_state()
+        ours = model(x).features if mode == "train" else model(x)
+        model.reset_latent_state()
+        taps = model.backbone.forward_taps(x)
+        last = taps.pop()
+        (y,) = model.ptl(x, taps)
+        maps = torch.cat([last, y], dim=1)
+        expected = model.reduction(model.pool(maps)).flatten(1)
+        torch.testing.assert_close(ours, expected)  # our order, exactly
+        conv = model.reduction[0]
+        torch.testing.assert_close(model.pool(conv(maps)), conv(model.pool(maps)))  # linear part
+        model.reset_latent_state()
+        assert _rel(ours, _paper_order_feature(model, x)) > 0.05, mode  # not the same map

@@ -28,7 +28,8 @@ def build_ptl_branch(cfg, tap_specs: Sequence[tuple], out_strides: Sequence[int]
     state = LatentStateStore(p.STATE_MODE, p.STATE_SHAPE, p.STATE_INIT)
     return PTLBranch(tap_specs, out_strides, cell=p.CELL,
                      cell_channels=list(p.CELL_CHANNELS) or cells,
-                     fuse_channels=list(p.FUSE_CHANNELS) or fuse, state=state)
+                     fuse_channels=list(p.FUSE_CHANNELS) or fuse, state=state,
+                     cell_init=p.CELL_INIT)
 
 
 class MLPClassifier(nn.Sequential):

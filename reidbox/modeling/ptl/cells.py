@@ -139,12 +139,41 @@ class BConvCellV2(BConvCell):
 
 
 CELLS = {"v1": BConvCell, "v2": BConvCellV2}
+#: Initialisations of a cell's convolutions (``MODEL.PTL.CELL_INIT``).
+CELL_INITS = ("kaiming_normal", "pytorch_default")
 
 
-def build_cell(version: str, in_channels: int, out_channels: int, stride: int = 1) -> BConvCell:
-    """A cell of ``version`` ("v1" or "v2") whose output is ceil(H / stride) x ceil(W / stride)."""
+def init_cell(cell: BConvCell, mode: str = "kaiming_normal") -> BConvCell:
+    """Initialise every convolution weight of ``cell`` in place and return it.
+
+    ``kaiming_normal``: the paper's code (``nn.init.kaiming_normal_`` with its defaults: fan-in,
+    gain sqrt(2), i.e. std sqrt(2 / fan_in), about 2.45x PyTorch's default), biases zero (the
+    code's cells have no bias, so a zero bias starts from the same function). v2's transposed
+    conv gets the same rule. ``pytorch_default``: leave PyTorch's own initialisation
+    (Kaiming-uniform with a = sqrt(5), std 1 / sqrt(3 fan_in); bias uniform in +-1/sqrt(fan_in)).
+    """
+    if mode not in CELL_INITS:
+        raise KeyError(f"unknown BConv-Cell initialisation {mode!r} (MODEL.PTL.CELL_INIT); "
+                       f"available: {', '.join(CELL_INITS)}")
+    if mode == "kaiming_normal":
+        for m in cell.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return cell
+
+
+def build_cell(version: str, in_channels: int, out_channels: int, stride: int = 1,
+               init: str = "kaiming_normal") -> BConvCell:
+    """A cell of ``version`` ("v1" or "v2") whose output is ceil(H / stride) x ceil(W / stride),
+    its convolutions initialised by ``init`` (see :func:`init_cell`)."""
     if version not in CELLS:
         raise KeyError(f"unknown BConv-Cell version {version!r} (MODEL.PTL.CELL); "
                        f"available: {', '.join(CELLS)}")
+    if init not in CELL_INITS:  # checked before building, so a typo costs nothing
+        raise KeyError(f"unknown BConv-Cell initialisation {init!r} (MODEL.PTL.CELL_INIT); "
+                       f"available: {', '.join(CELL_INITS)}")
     k, p = cell_geometry(stride)
-    return CELLS[version](in_channels, out_channels, kernel_size=k, stride=stride, padding=p)
+    cell = CELLS[version](in_channels, out_channels, kernel_size=k, stride=stride, padding=p)
+    return init_cell(cell, init)

@@ -62,7 +62,8 @@ class PTLBranch(nn.Module):
     def __init__(self, tap_specs: Sequence[Tuple[int, int]], out_strides: Sequence[int],
                  cell: str = "v1", cell_channels: Optional[Sequence[int]] = None,
                  fuse_channels: Optional[Sequence[int]] = None, image_channels: int = 3,
-                 state: Optional[LatentStateStore] = None) -> None:
+                 state: Optional[LatentStateStore] = None,
+                 cell_init: str = "kaiming_normal") -> None:
         super().__init__()
         if not tap_specs:
             raise ValueError("PTL needs at least one tapped backbone stage")
@@ -83,8 +84,10 @@ class PTLBranch(nn.Module):
         self.tap_specs = [tuple(t) for t in tap_specs]
         self.out_strides = list(out_strides)
         self.state = state if state is not None else LatentStateStore()
+        self.cell_init = cell_init
         self.image_cell = build_cell(cell, image_channels, cell_channels[0],
-                                     _relative_stride(1, strides[0], "first tapped stage"))
+                                     _relative_stride(1, strides[0], "first tapped stage"),
+                                     init=cell_init)
         self.fuses = nn.ModuleList()
         self.cells = nn.ModuleList()
         for i in range(n):
@@ -95,10 +98,11 @@ class PTLBranch(nn.Module):
             ))
             if i < n - 1:
                 s = _relative_stride(strides[i], strides[i + 1], f"tap {i + 2}")
-                self.cells.append(build_cell(cell, fuse_channels[i], cell_channels[i + 1], s))
+                self.cells.append(build_cell(cell, fuse_channels[i], cell_channels[i + 1], s,
+                                             init=cell_init))
         self.out_cells = nn.ModuleList(
             build_cell(cell, fuse_channels[-1], cell_channels[-1],
-                       _relative_stride(strides[-1], s, f"output {k}"))
+                       _relative_stride(strides[-1], s, f"output {k}"), init=cell_init)
             for k, s in enumerate(self.out_strides)
         )
         self.out_channels = cell_channels[-1]
