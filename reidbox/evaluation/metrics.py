@@ -197,20 +197,24 @@ class BlockValues:
 
 
 def _bins(x: torch.Tensor, a: torch.Tensor, scale: torch.Tensor, B: int) -> torch.Tensor:
-    """Bin index 0..B+1 of ``x`` (rows x cols) on each row's uniform grid ``a + i / scale``.
-    Every step is a correctly rounded elementwise op, so the same value gets the same bin in any
-    tensor; errors are far below one bin, and callers keep a 2-bin margin."""
+    """Bin index 0..B+1 of ``x`` (rows x cols) on each row's uniform grid starting at ``a``
+    (bin 0: below the grid, B+1: above). Every step is a correctly rounded elementwise op, so a
+    value gets the same bin in any tensor; errors are far below one bin, and callers keep a
+    2-bin margin."""
     y = x - a
-    y.mul_(scale).clamp_(-1.0, float(B)).add_(1.0)
-    return y.to(torch.int64)
+    return y.mul_(scale).clamp_(0.0, float(B + 1)).to(torch.int64)
 
+
+NONFINITE = ("the distances contain NaN or inf (features too large for float32 distances, "
+             "|x|^2 overflows above ~1.8e19, or not finite): L2-normalise or rescale them "
+             "(TEST.NORM_FEAT True)")
 
 #: Query-gallery entries binned at once (cache-sized slices of a block; CPU).
-_SLICE_ELEMS = 1 << 18
+_SLICE_ELEMS = 1 << 21
 
 
 def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
-                 junk_minus1: bool, exact=None) -> _Stats:
+                 junk_minus1: bool, exact=None, check_finite: bool = True) -> _Stats:
     """Counts for a (c, n) block of distances; see the module docstring for the method.
 
     ``exact``: where the exact value of an entry comes from (:class:`BlockValues` by default;
@@ -222,99 +226,133 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     good_np = mmask_np & ~junk_np
     G = good_np.sum(1)
     K = int(G.max(initial=0))
+    if check_finite and not bool(torch.isfinite(D).all()):
+        raise ValueError(NONFINITE)
     if K == 0:
         z = np.zeros((c, 0), np.int64)
         return _Stats(G, z, z, z, z, z)
     exact = exact if exact is not None else BlockValues(D)
 
-    # goods of every row in exact (value, gallery index) order
+    # goods of every row, by (block value, gallery index) for now
     gr, gcol = np.nonzero(good_np)
     gidx = midx_np[gr, gcol]
-    ev = exact.values(gr, gidx)
-    o = np.lexsort((gidx, ev, gr))
-    gr, gidx, ev = gr[o], gidx[o], ev[o]
-    start = np.concatenate([[0], np.cumsum(G)[:-1]])
-    kk = np.arange(len(gr)) - start[gr]
-    e_good = np.full((c, K), np.inf)
-    e_good[gr, kk] = ev
+    tv = D[torch.from_numpy(gr).to(dev), torch.from_numpy(gidx).to(dev)].cpu().numpy()
+    o = np.lexsort((gidx, tv, gr))
+    gr, gidx, tv = gr[o], gidx[o], tv[o]
+    kk = np.arange(len(gr)) - np.concatenate([[0], np.cumsum(G)[:-1]])[gr]
     g_good = np.full((c, K), -1, np.int64)
     g_good[gr, kk] = gidx
+    v_good = np.full((c, K), np.inf)  # exact value where re-scored, else the block value
+    v_good[gr, kk] = tv
     kmask_np = np.arange(K)[None, :] < G[:, None]
     kmask = torch.from_numpy(kmask_np).to(dev)
     inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
-    t = torch.where(kmask, D.gather(1, torch.from_numpy(np.maximum(g_good, 0)).to(dev)), inf)
+    t = torch.full((c, K), float("inf"), dtype=D.dtype, device=dev)
+    t[torch.from_numpy(gr).to(dev), torch.from_numpy(kk).to(dev)] = \
+        torch.from_numpy(tv).to(device=dev, dtype=D.dtype)
     low, high = exact.edges(t, slice(0, c))
     low = torch.where(kmask, low, inf)
     high = torch.where(kmask, high, inf)
+    # goods in one another's window need their exact values to be ordered
+    need_good = np.zeros((c, K), bool)
+    if K > 1:
+        near = ((t[:, 1:] <= high[:, :-1]) & kmask[:, 1:]).cpu().numpy()
+        need_good[:, 1:] |= near
+        need_good[:, :-1] |= near
 
-    # one uniform grid per row over [first window start, last window end] with 4 margin bins
+    # one uniform grid per row over [first window start, last window end], 5 margin bins
     B = max(16, n // 2)
+    W = B + 2
     has = torch.from_numpy(G > 0).to(dev)
     lo = torch.where(has, low.min(1).values, torch.zeros((), dtype=D.dtype, device=dev))
     hi = torch.where(has, torch.where(kmask, high, -inf).max(1).values, lo)
     span = (hi - lo).clamp(min=0)
     floor = (lo.abs() + hi.abs()) * 2.0 ** -20 + torch.finfo(D.dtype).tiny * 2.0 ** 30
-    width = torch.maximum(span / (B - 8), floor)
-    a = (lo - 4 * width)[:, None]
+    width = torch.maximum(span / (B - 10), floor)
+    a = (lo - 5 * width)[:, None]
     scale = (1.0 / width)[:, None]
     b_low = _bins(low.clone(), a, scale, B)
     b_high = _bins(high.clone(), a, scale, B)
-    W = B + 2
-    # flagged bins: every window with a 2-bin margin; entries there are looked at one by one
+    # flagged bins: every window with a 1-bin margin; entries there are looked at one by one
     diff = torch.zeros(c, W + 1, dtype=torch.int32, device=dev)
     one = torch.ones(1, dtype=torch.int32, device=dev).expand(c, K)
-    diff.scatter_add_(1, torch.where(kmask, b_low - 2, W), one)
-    diff.scatter_add_(1, torch.where(kmask, b_high + 3, W), -one)
-    flag = diff.cumsum(1)[:, :W] > 0
+    diff.scatter_add_(1, torch.where(kmask, b_low - 1, W), one)
+    diff.scatter_add_(1, torch.where(kmask, b_high + 2, W), -one)
+    flag = diff.cumsum(1, dtype=torch.int32)[:, :W] > 0
+    del diff
     hist = torch.zeros(c, W, dtype=torch.int32, device=dev)
     rows_per = c if dev.type != "cpu" else max(1, _SLICE_ELEMS // max(n, 1))
-    fr, fj = [], []
+    fr, fj, fb = [], [], []
     for s in range(0, c, rows_per):
         e = min(s + rows_per, c)
         b = _bins(D[s:e], a[s:e], scale[s:e], B)
-        b.add_(torch.arange(e - s, device=dev)[:, None] * W)
-        hist[s:e] = torch.bincount(b.view(-1), minlength=(e - s) * W).view(e - s, W)
-        r, j = flag[s:e].reshape(-1).take(b).nonzero(as_tuple=True)
+        hist[s:e].scatter_add_(1, b, torch.ones(1, dtype=torch.int32, device=dev).expand_as(b))
+        r, j = flag[s:e].gather(1, b).nonzero(as_tuple=True)
         fr.append(r + s)
         fj.append(j)
+        fb.append(b[r, j])
         del b
-    hist.masked_fill_(flag, 0)
 
-    # unflagged non-negatives (matches; -1 junk) leave the histogram
-    midx = torch.from_numpy(midx_np).to(dev)
-    mb = _bins(D.gather(1, midx), a, scale, B)
-    sub = torch.from_numpy(mmask_np).to(dev) & ~flag.gather(1, mb)
-    hist.scatter_add_(1, mb, -sub.to(torch.int32))
+    # matches and -1 junk are not negatives: out of the histogram
+    mb = _bins(D.gather(1, torch.from_numpy(midx_np).to(dev)), a, scale, B)
+    hist.scatter_add_(1, mb, -torch.from_numpy(mmask_np).to(dev).to(torch.int32))
     if junk_minus1 and len(gal.minus1):
         jb = _bins(D[:, torch.from_numpy(gal.minus1).to(dev)], a, scale, B)
-        hist.scatter_add_(1, jb, -(~flag.gather(1, jb)).to(torch.int32))
+        hist.scatter_add_(1, jb, torch.full((1,), -1, dtype=torch.int32, device=dev)
+                          .expand_as(jb))
     cum = hist.cumsum(1, dtype=torch.int32)
-    certain = cum.gather(1, (b_low - 3).clamp(min=0)).masked_fill_(~kmask, 0).cpu().numpy()
+    del hist
+    # negatives in bins wholly below good k's flagged range come before it
+    neg_lt = cum.gather(1, b_low - 2).masked_fill_(~kmask, 0).to(torch.int64)
+    del cum
 
-    # flagged negatives: float comparison outside a window, exact comparison inside
-    fr_t, fj_t = torch.cat(fr), torch.cat(fj)
-    fr_np, fj_np = fr_t.cpu().numpy(), fj_t.cpu().numpy()
-    neg = gal.pids[fj_np] != qp[fr_np]
+    # flagged negatives in good k's flagged range: by value outside its window, by exact value
+    # inside (ties: lower gallery index first). Pairs (entry, good) found by a sorted search.
+    fr_t, fj_t, fb_t = torch.cat(fr), torch.cat(fj), torch.cat(fb)
+    gp_t = torch.from_numpy(gal.pids).to(dev)
+    negm = gp_t[fj_t] != torch.from_numpy(qp).to(dev)[fr_t]
     if junk_minus1:
-        neg &= gal.pids[fj_np] != -1
-    fr_np, fj_np = fr_np[neg], fj_np[neg]
-    neg_lt = certain.astype(np.int64)
+        negm &= gp_t[fj_t] != -1
+    fr_t, fj_t, fb_t = fr_t[negm], fj_t[negm], fb_t[negm]
+    rowkey = torch.arange(c, device=dev)[:, None] * (W + 1)
+    tkey = torch.where(kmask, b_low + rowkey, rowkey + W).view(-1)
+    tkey, korder = torch.sort(tkey)
+    maxwin = int((b_high - b_low).masked_fill(~kmask, 0).max())
+    lo_key = rowkey[fr_t, 0] + (fb_t - 1 - maxwin).clamp(min=0)
+    first = torch.searchsorted(tkey, lo_key)
+    cnt = torch.searchsorted(tkey, rowkey[fr_t, 0] + fb_t + 1, right=True) - first
+    pi = torch.repeat_interleave(torch.arange(len(fr_t), device=dev), cnt)
+    off = torch.cumsum(cnt, 0) - cnt
+    slot = korder[first[pi] + torch.arange(len(pi), device=dev) - off[pi]]
+    prow, pk = fr_t[pi], slot % K
+    keep = fb_t[pi] <= b_high[prow, pk] + 1
+    pi, prow, pk = pi[keep], prow[keep], pk[keep]
+    dv = D[prow, fj_t[pi]]
+    before = dv < low[prow, pk]
+    inwin = ~before & (dv <= high[prow, pk])
+    flat = prow * K + pk
+    neg_lt.view(-1).index_add_(0, flat[before], torch.ones_like(flat[before]))
+    neg_lt = neg_lt.cpu().numpy()
     neg_le, neg_st = neg_lt.copy(), neg_lt.copy()
-    if len(fr_np):
-        fr_t = torch.from_numpy(fr_np).to(dev)
-        dv = D[fr_t, torch.from_numpy(fj_np).to(dev)][:, None]
-        before = (dv < low[fr_t]).cpu().numpy()
-        inwin = ((dv <= high[fr_t]).cpu().numpy() & ~before & kmask_np[fr_np])
-        need = inwin.any(1)
-        ej = np.full(len(fr_np), np.nan)
-        ej[need] = exact.values(fr_np[need], fj_np[need])
-        ek = e_good[fr_np]
-        lt = before | (inwin & (ej[:, None] < ek))
-        le = before | (inwin & (ej[:, None] <= ek))
-        st = lt | (inwin & (ej[:, None] == ek) & (fj_np[:, None] < g_good[fr_np]))
-        for acc, m in ((neg_lt, lt), (neg_le, le), (neg_st, st)):
-            np.add.at(acc, fr_np, m.astype(np.int64))
-    ekv = np.where(kmask_np, e_good, np.nan)
+    wi = inwin.nonzero(as_tuple=True)[0]
+    wrow, wk = prow[wi].cpu().numpy(), pk[wi].cpu().numpy()
+    wj = fj_t[pi[wi]].cpu().numpy()
+    need_good[wrow, wk] = True
+    nr, nk = np.nonzero(need_good)
+    v_good[nr, nk] = exact.values(nr, g_good[nr, nk])
+    if len(wi):
+        uq, inv = np.unique(wrow * n + wj, return_inverse=True)
+        ej = exact.values(uq // n, uq % n)[inv]
+        ek = v_good[wrow, wk]
+        for acc, m in ((neg_lt, ej < ek), (neg_le, ej <= ek),
+                       (neg_st, (ej < ek) | ((ej == ek) & (wj < g_good[wrow, wk])))):
+            np.add.at(acc, (wrow[m], wk[m]), 1)
+
+    # goods in exact order
+    o = np.lexsort((np.where(kmask_np, g_good, n), v_good), axis=1)
+    neg_lt, neg_le, neg_st, v_good = (np.take_along_axis(x, o, 1)
+                                      for x in (neg_lt, neg_le, neg_st, v_good))
+    ekv = np.where(kmask_np, v_good, np.nan)
     pos_lt = (ekv[:, None, :] < ekv[:, :, None]).sum(2)
     pos_le = (ekv[:, None, :] <= ekv[:, :, None]).sum(2)
     return _Stats(G, neg_lt, neg_le, neg_st, pos_lt, pos_le)
@@ -426,11 +464,7 @@ class Accumulator:
         if self.proto.junk_minus1 and (qp == -1).any() and not self.pid_codes.strings:
             raise ValueError(f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
                              "must not have pid -1; drop those queries")
-        if check_finite and not bool(torch.isfinite(D).all()):
-            raise ValueError("the distances contain NaN or inf: features too large for float32 "
-                             "distances (|x|^2 overflows above ~1.8e19) or not finite; "
-                             "L2-normalise or rescale them (TEST.NORM_FEAT True)")
-        s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1, exact)
+        s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1, exact, check_finite)
         self._add_stats(s)
         if self.proto.cmc.startswith("sgs"):
             _sgs_chunk(D, qp, qc, self.gal, self.proto.cmc == "sgs_othercam", self.rng,

@@ -1,5 +1,6 @@
 """Evaluation from features, query chunk by query chunk: never the full query x gallery matrix
-nor its sort (peak memory: features + one (chunk, n) block and its per-entry temporaries)."""
+nor its sort. Near-tied float32 distances are re-scored in float64 from the features, so the
+numbers do not depend on the backend or the chunk size (see ``NEAR_TIE_TOL``)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,83 @@ import torch
 
 from ..retrieval.index import BACKENDS, FaissIndex, TorchIndex, faiss_available
 from ..retrieval.rerank import rerank_feature_blocks
+from ..retrieval.distance import as_features, check_metric
 from .metrics import Accumulator, EvalResult, _labels
 
-#: Distance entries per block when chunk_size is not given (~64 MB of float32 distances).
+#: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
 _BLOCK_ELEMS = 1 << 24
+#: Bytes one block entry costs at the peak: the float32 distance, its share of the bin
+#: histogram (int32 over n/2 bins) and of the flag table, plus the float32 block FAISS or the
+#: GEMM writes before it is handed over (see docs/evaluation.md, "Memory").
+BYTES_PER_ENTRY = 12
+
+#: Near-tie window of the feature path, relative to the distance scale (|q|^2 + max |g|^2 for
+#: (squared) Euclidean, 2 for cosine): 2^-17 = 7.6e-6, 12x the largest float32 distance error
+#: measured for the torch and FAISS blocks at any chunk size (6.3e-7, d = 2048). Distances
+#: closer than this to a true match's are compared by their float64 values.
+NEAR_TIE_TOL = 2.0 ** -17
 
 
-def default_chunk_size(num_gallery: int) -> int:
-    """Query rows per block so that one block holds about 16M distances."""
-    return max(1, _BLOCK_ELEMS // max(num_gallery, 1))
+def default_chunk_size(num_gallery: int, device: torch.device | str | None = None,
+                       free_bytes: int | None = None) -> int:
+    """Query rows per block: about 16M distances on the CPU; on a GPU a quarter of the free
+    memory (``free_bytes``, default ``torch.cuda.mem_get_info``) at ``BYTES_PER_ENTRY`` each."""
+    elems = _BLOCK_ELEMS
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" or free_bytes is not None:
+        if free_bytes is None:
+            free_bytes = torch.cuda.mem_get_info(dev)[0]
+        elems = max(elems, int(free_bytes) // 4 // BYTES_PER_ENTRY)
+    return max(1, elems // max(num_gallery, 1))
+
+
+class FeatureExact:
+    """Exact (float64) distances of query/gallery pairs from the raw float32 features, and the
+    near-tie windows around float32 distances; one per evaluation, bound to a chunk by ``at``."""
+
+    def __init__(self, q: torch.Tensor, g: torch.Tensor, metric: str):
+        self.q, self.g, self.metric = q, g, check_metric(metric)
+        self.g_sq_max = float(g.double().pow(2).sum(1).max()) if len(g) else 0.0
+        self.start = 0
+
+    def at(self, rows: slice) -> FeatureExact:
+        other = object.__new__(FeatureExact)
+        other.__dict__.update(self.__dict__, start=rows.start)
+        return other
+
+    def edges(self, t: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        t64 = t.double()
+        if self.metric == "cosine":
+            w = torch.full((len(t64), 1), 2 * NEAR_TIE_TOL, dtype=torch.float64, device=t.device)
+        else:
+            q = self.q[self.start + rows.start:self.start + rows.stop].to(t.device).double()
+            w = (NEAR_TIE_TOL * (q.pow(2).sum(1) + self.g_sq_max))[:, None]
+        if self.metric == "euclidean":
+            s = t64 * t64
+            low, high = (s - w).clamp_(min=0).sqrt_(), (s + w).sqrt_()
+        else:
+            low, high = t64 - w, t64 + w
+        return low.to(t.dtype), high.to(t.dtype)
+
+    def values(self, rows, cols, batch: int = 1 << 15):
+        import numpy as np
+
+        out = np.empty(len(rows))
+        dev = self.g.device
+        for s in range(0, len(rows), batch):
+            qi = torch.from_numpy(np.asarray(rows[s:s + batch]) + self.start).to(self.q.device)
+            gj = torch.from_numpy(np.asarray(cols[s:s + batch])).to(dev)
+            a, b = self.q[qi].to(dev).double(), self.g[gj].double()
+            if self.metric == "cosine":
+                na = a.pow(2).sum(1).sqrt_().clamp_(min=1e-12)
+                nb = b.pow(2).sum(1).sqrt_().clamp_(min=1e-12)
+                v = 1.0 - (a * b).sum(1) / (na * nb)
+            else:
+                v = (a - b).pow_(2).sum(1)
+                if self.metric == "euclidean":
+                    v = v.sqrt_()
+            out[s:s + len(v)] = v.cpu().numpy()
+        return out
 
 
 def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str = "market1501",
@@ -28,8 +97,9 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     metric. backend: "torch" (exact GEMM blocks on ``device``, default CPU or the features'
     device), "faiss" (FAISS pairwise distances, GPU when available); "auto" = FAISS when it is
     installed and the features are on the CPU (measured as fast or faster, see
-    docs/benchmarks.md), else torch. Both compute every distance of a query row, in float32, so
-    their numbers can differ in the last float bits of near-tied distances. rerank: None or
+    docs/benchmarks.md), else torch. Both compute every distance of a query row in float32;
+    distances within ``NEAR_TIE_TOL`` of a true match's are re-scored in float64, so backend and
+    chunk size do not change the numbers (ties: lower gallery index first). rerank: None or
     dict(k1=20, k2=6, lambda_value=0.3) for k-reciprocal re-ranking (sparse feature path).
     """
     if backend not in BACKENDS:
@@ -38,7 +108,12 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     qp, qc = _labels(q_pids, "q_pids", m), _labels(q_camids, "q_camids", m)
     _labels(g_pids, "g_pids", n)
     acc = Accumulator(g_pids, g_camids, protocol, max_rank, seed, ap_mode)
-    chunk = int(chunk_size) if chunk_size else default_chunk_size(n)
+    on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
+    dev = device
+    if dev is None and on_gpu:
+        dev = next(x.device for x in (q_feats, g_feats)
+                   if isinstance(x, torch.Tensor) and x.is_cuda)
+    chunk = int(chunk_size) if chunk_size else default_chunk_size(n, dev)
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if rerank is not None:
@@ -48,19 +123,20 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
                              f"got {rerank!r}")
         blocks = rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
                                        **rerank)
+        exact = None
     else:
-        on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
         if backend == "faiss" or (backend == "auto" and device is None and not on_gpu
                                   and faiss_available()):
             index = FaissIndex(metric).add(g_feats)
+            where = "cpu"
         else:
-            dev = device
-            if dev is None and isinstance(q_feats, torch.Tensor) and q_feats.is_cuda:
-                dev = q_feats.device
             index = TorchIndex(metric, dev).add(g_feats)
+            where = index.device
+        exact = FeatureExact(as_features(q_feats, "q_feats", where),
+                             as_features(g_feats, "g_feats", where), metric)
         blocks = index.blocks(q_feats, chunk)
     for sl, block in blocks:
-        acc.add(block, qp[sl], qc[sl], check_finite=rerank is not None)
+        acc.add(block, qp[sl], qc[sl], exact=exact.at(sl) if exact is not None else None)
     return acc.result()
 
 
