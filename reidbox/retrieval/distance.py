@@ -20,7 +20,7 @@ def check_metric(metric: str) -> str:
 def as_features(x, name: str, device: torch.device | str | None = None) -> torch.Tensor:
     """(N, D) float32 tensor on ``device`` (features in float16/64 are cast: ranking needs one
     precision throughout)."""
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
     if t.ndim != 2:
         raise ValueError(f"{name} must be 2-D (num_items, dim), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
