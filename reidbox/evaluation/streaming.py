@@ -8,7 +8,8 @@ import torch
 
 from ..retrieval.index import BACKENDS, FaissIndex, TorchIndex, faiss_available
 from ..retrieval.rerank import rerank_feature_blocks
-from ..retrieval.distance import as_features, check_metric
+from ..retrieval.distance import as_features
+from ..retrieval.exact import NEAR_TIE_TOL, FeatureExact  # noqa: F401 (re-exported)
 from .metrics import Accumulator, EvalResult, _labels
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
@@ -17,13 +18,6 @@ _BLOCK_ELEMS = 1 << 24
 #: histogram (int32 over n/2 bins) and of the flag table, plus the float32 block FAISS or the
 #: GEMM writes before it is handed over (see docs/evaluation.md, "Memory").
 BYTES_PER_ENTRY = 12
-
-#: Near-tie window of the feature path, relative to the distance scale (|q|^2 + max |g|^2 for
-#: (squared) Euclidean, 2 for cosine): 2^-17 = 7.6e-6, 12x the largest float32 distance error
-#: measured for the torch and FAISS blocks at any chunk size (6.3e-7, d = 2048). Distances
-#: closer than this to a true match's are compared by their float64 values.
-NEAR_TIE_TOL = 2.0 ** -17
-
 
 def default_chunk_size(num_gallery: int, device: torch.device | str | None = None,
                        free_bytes: int | None = None) -> int:
@@ -36,55 +30,6 @@ def default_chunk_size(num_gallery: int, device: torch.device | str | None = Non
             free_bytes = torch.cuda.mem_get_info(dev)[0]
         elems = max(elems, int(free_bytes) // 4 // BYTES_PER_ENTRY)
     return max(1, elems // max(num_gallery, 1))
-
-
-class FeatureExact:
-    """Exact (float64) distances of query/gallery pairs from the raw float32 features, and the
-    near-tie windows around float32 distances; one per evaluation, bound to a chunk by ``at``."""
-
-    def __init__(self, q: torch.Tensor, g: torch.Tensor, metric: str):
-        self.q, self.g, self.metric = q, g, check_metric(metric)
-        self.g_sq_max = float(g.double().pow(2).sum(1).max()) if len(g) else 0.0
-        self.start = 0
-
-    def at(self, rows: slice) -> FeatureExact:
-        other = object.__new__(FeatureExact)
-        other.__dict__.update(self.__dict__, start=rows.start)
-        return other
-
-    def edges(self, t: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        t64 = t.double()
-        if self.metric == "cosine":
-            w = torch.full((len(t64), 1), 2 * NEAR_TIE_TOL, dtype=torch.float64, device=t.device)
-        else:
-            q = self.q[self.start + rows.start:self.start + rows.stop].to(t.device).double()
-            w = (NEAR_TIE_TOL * (q.pow(2).sum(1) + self.g_sq_max))[:, None]
-        if self.metric == "euclidean":
-            s = t64 * t64
-            low, high = (s - w).clamp_(min=0).sqrt_(), (s + w).sqrt_()
-        else:
-            low, high = t64 - w, t64 + w
-        return low.to(t.dtype), high.to(t.dtype)
-
-    def values(self, rows, cols, batch: int = 1 << 15):
-        import numpy as np
-
-        out = np.empty(len(rows))
-        dev = self.g.device
-        for s in range(0, len(rows), batch):
-            qi = torch.from_numpy(np.asarray(rows[s:s + batch]) + self.start).to(self.q.device)
-            gj = torch.from_numpy(np.asarray(cols[s:s + batch])).to(dev)
-            a, b = self.q[qi].to(dev).double(), self.g[gj].double()
-            if self.metric == "cosine":
-                na = a.pow(2).sum(1).sqrt_().clamp_(min=1e-12)
-                nb = b.pow(2).sum(1).sqrt_().clamp_(min=1e-12)
-                v = 1.0 - (a * b).sum(1) / (na * nb)
-            else:
-                v = (a - b).pow_(2).sum(1)
-                if self.metric == "euclidean":
-                    v = v.sqrt_()
-            out[s:s + len(v)] = v.cpu().numpy()
-        return out
 
 
 def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str = "market1501",
