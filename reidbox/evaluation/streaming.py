@@ -19,6 +19,10 @@ _BLOCK_ELEMS = 1 << 24
 #: GEMM writes before it is handed over (see docs/evaluation.md, "Memory").
 BYTES_PER_ENTRY = 12
 
+#: TEST.RERANK.INPUT values: which distances re-ranking starts from.
+RERANK_INPUTS = ("reference", "torchreid")
+
+
 def default_chunk_size(num_gallery: int, device: torch.device | str | None = None,
                        free_bytes: int | None = None) -> int:
     """Query rows per block: about 16M distances on the CPU; on a GPU a quarter of the free
@@ -94,4 +98,10 @@ def evaluate_kwargs(cfg) -> dict:
               ap_mode=t.AP_MODE or None)
     if t.RERANK.ENABLED:
         kw["rerank"] = dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
+        mode = t.RERANK.INPUT
+        if mode not in RERANK_INPUTS:
+            raise ValueError(f"unknown TEST.RERANK.INPUT {mode!r}; available: "
+                             f"{', '.join(RERANK_INPUTS)}")
+        if mode == "torchreid" and kw["metric"] == "euclidean":
+            kw["metric"] = "sqeuclidean"  # torchreid's 'euclidean' is squared
     return kw
