@@ -48,9 +48,11 @@ class FeatureExact:
             low, high = t64 - w, t64 + w
         return low.to(t.dtype), high.to(t.dtype)
 
-    def values(self, rows: np.ndarray, cols: np.ndarray, batch: int = 1 << 15) -> np.ndarray:
-        """float64 distances of (chunk row, gallery index) pairs, from the raw features."""
+    def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """float64 distances of (chunk row, gallery index) pairs, from the raw features; in
+        batches of at most 2M float64 numbers per temporary (16 MB)."""
         out = np.empty(len(rows))
+        batch = max(1, (1 << 21) // max(self.g.shape[1], 1))
         dev = self.g.device
         for s in range(0, len(rows), batch):
             qi = torch.from_numpy(np.asarray(rows[s:s + batch]) + self.start).to(self.q.device)
