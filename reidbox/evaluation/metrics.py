@@ -196,13 +196,24 @@ class BlockValues:
         return self.D[r, c].double().cpu().numpy()
 
 
-def _bins(x: torch.Tensor, a: torch.Tensor, scale: torch.Tensor, B: int) -> torch.Tensor:
+def _bins(x: torch.Tensor, a: torch.Tensor, scale: torch.Tensor, B: int,
+          out: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Bin index 0..B+1 of ``x`` (rows x cols) on each row's uniform grid starting at ``a``
-    (bin 0: below the grid, B+1: above). Every step is a correctly rounded elementwise op, so a
-    value gets the same bin in any tensor; errors are far below one bin, and callers keep a
-    2-bin margin."""
-    y = x - a
-    return y.mul_(scale).clamp_(0.0, float(B + 1)).to(torch.int64)
+    (bin 0: below the grid, B+1: above). Every step is a correctly rounded, monotone
+    elementwise op, so a value gets the same bin in any tensor and a smaller bin means a smaller
+    value. ``out``: (float, int64) buffers of x's size, to avoid allocations."""
+    if out is None:
+        y = x - a
+        return y.mul_(scale).clamp_(0.0, float(B + 1)).to(torch.int64)
+    y = torch.sub(x, a, out=out[0])
+    y.mul_(scale).clamp_(0.0, float(B + 1))
+    return out[1].copy_(y)
+
+
+def _all_finite(D: torch.Tensor) -> bool:
+    """Whether every entry is finite: one read-only pass (the sum), the full check only when
+    the sum is not finite."""
+    return bool(torch.isfinite(D.sum())) or bool(torch.isfinite(D).all())
 
 
 NONFINITE = ("the distances contain NaN or inf (features too large for float32 distances, "
@@ -210,7 +221,7 @@ NONFINITE = ("the distances contain NaN or inf (features too large for float32 d
              "(TEST.NORM_FEAT True)")
 
 #: Query-gallery entries binned at once (cache-sized slices of a block; CPU).
-_SLICE_ELEMS = 1 << 21
+_SLICE_ELEMS = 1 << 19
 
 
 def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
@@ -226,7 +237,7 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     good_np = mmask_np & ~junk_np
     G = good_np.sum(1)
     K = int(G.max(initial=0))
-    if check_finite and not bool(torch.isfinite(D).all()):
+    if check_finite and not _all_finite(D):
         raise ValueError(NONFINITE)
     if K == 0:
         z = np.zeros((c, 0), np.int64)
@@ -261,7 +272,7 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
         need_good[:, :-1] |= near
 
     # one uniform grid per row over [first window start, last window end], 5 margin bins
-    B = max(16, n // 2)
+    B = max(16, n // 4)
     W = B + 2
     has = torch.from_numpy(G > 0).to(dev)
     lo = torch.where(has, low.min(1).values, torch.zeros((), dtype=D.dtype, device=dev))
@@ -282,16 +293,21 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     del diff
     hist = torch.zeros(c, W, dtype=torch.int32, device=dev)
     rows_per = c if dev.type != "cpu" else max(1, _SLICE_ELEMS // max(n, 1))
+    bufs = (torch.empty(min(rows_per, c), n, dtype=D.dtype, device=dev),
+            torch.empty(min(rows_per, c), n, dtype=torch.int64, device=dev),
+            torch.empty(min(rows_per, c), n, dtype=torch.bool, device=dev))
+    ones = torch.ones(1, dtype=torch.int32, device=dev)
     fr, fj, fb = [], [], []
     for s in range(0, c, rows_per):
         e = min(s + rows_per, c)
-        b = _bins(D[s:e], a[s:e], scale[s:e], B)
-        hist[s:e].scatter_add_(1, b, torch.ones(1, dtype=torch.int32, device=dev).expand_as(b))
-        r, j = flag[s:e].gather(1, b).nonzero(as_tuple=True)
+        y, ib, fl = (x[:e - s] for x in bufs)
+        b = _bins(D[s:e], a[s:e], scale[s:e], B, (y, ib))
+        hist[s:e].scatter_add_(1, b, ones.expand_as(b))
+        r, j = torch.gather(flag[s:e], 1, b, out=fl).nonzero(as_tuple=True)
         fr.append(r + s)
         fj.append(j)
         fb.append(b[r, j])
-        del b
+    del bufs
 
     # matches and -1 junk are not negatives: out of the histogram
     mb = _bins(D.gather(1, torch.from_numpy(midx_np).to(dev)), a, scale, B)
