@@ -360,9 +360,10 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
         uq, inv = np.unique(wrow * n + wj, return_inverse=True)
         ej = exact.values(uq // n, uq % n)[inv]
         ek = v_good[wrow, wk]
+        at = wrow * K + wk
         for acc, m in ((neg_lt, ej < ek), (neg_le, ej <= ek),
                        (neg_st, (ej < ek) | ((ej == ek) & (wj < g_good[wrow, wk])))):
-            np.add.at(acc, (wrow[m], wk[m]), 1)
+            acc += np.bincount(at[m], minlength=c * K).reshape(c, K)
 
     # goods in exact order
     o = np.lexsort((np.where(kmask_np, g_good, n), v_good), axis=1)

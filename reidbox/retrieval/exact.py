@@ -11,10 +11,11 @@ import torch
 from .distance import check_metric
 
 #: Near-tie window of the feature path, relative to the distance scale (|q|^2 + max |g|^2 for
-#: (squared) Euclidean, 2 for cosine): 2^-17 = 7.6e-6, 12x the largest float32 distance error
-#: measured for the torch and FAISS blocks at any chunk size (6.3e-7, d = 2048). Distances
-#: closer than this to a true match's are compared by their float64 values.
-NEAR_TIE_TOL = 2.0 ** -17
+#: (squared) Euclidean, 2 for cosine): 2^-18 = 3.8e-6, 6x the largest float32 distance error
+#: measured for the torch and FAISS blocks at any chunk size (6.3e-7, d = 2048), i.e. 3x the
+#: largest disagreement of two paths. Distances this close to a true match's are compared by
+#: their float64 values.
+NEAR_TIE_TOL = 2.0 ** -18
 
 
 class FeatureExact:
@@ -34,7 +35,7 @@ class FeatureExact:
 
     def edges(self, t: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
         """(low, high): every distance whose float32 value may be on either side of ``t`` in
-        exact arithmetic lies in [low, high] (float32 error < window / 12, measured)."""
+        exact arithmetic lies in [low, high] (float32 error < window / 6, measured)."""
         t64 = t.double()
         if self.metric == "cosine":
             w = torch.full((len(t64), 1), 2 * NEAR_TIE_TOL, dtype=torch.float64, device=t.device)
