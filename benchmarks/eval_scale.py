@@ -192,18 +192,20 @@ def quality_task(task: str, size: str, evaluate) -> dict:
     _, kind, backend = task.split("_")
     qf, gf, qp, gp, qc, gc = make_quality_problem(kind != "bad", size)
     base = _peak_mb()
-    best, out = float("inf"), {}
-    for _ in range(2):
+    best, gemm, out = float("inf"), float("inf"), {}
+    for _ in range(2):  # the bare GEMM beside each call: load on a shared machine varies
         t = time.perf_counter()
-        if kind == "floor":
-            s = qf @ gf.T
-            out["checksum"] = float(s[0, 0])
-            del s
-        else:
+        s = qf @ gf.T
+        gemm = min(gemm, time.perf_counter() - t)
+        out["checksum"] = float(s[0, 0])
+        del s
+        if kind != "floor":
+            t = time.perf_counter()
             r = evaluate(qf, gf, qp, gp, qc, gc, metric="euclidean", backend=backend)
+            best = min(best, time.perf_counter() - t)
             out.update(mAP=r.mAP, rank1=float(r.cmc[0]))
-        best = min(best, time.perf_counter() - t)
-    out.update(seconds=best, peak_mb=_peak_mb(), base_mb=base)
+    out.update(seconds=gemm if kind == "floor" else best, gemm_seconds=gemm,
+               peak_mb=_peak_mb(), base_mb=base)
     return out
 
 
@@ -225,24 +227,28 @@ def run_quality(size: str, threads: int) -> str:
              f"{size} size ({m} x {n}), d = 256, unit-norm features, metric euclidean, "
              "protocol market1501, best of two calls in one process each. 'well separated': "
              "identity centres far apart (mAP ~1); 'uninformative': pure noise (mAP ~0). "
-             "Peak - features = the evaluation's own peak RSS above the process after "
-             f"generating the features; the stated bound is one block x {BYTES_PER_ENTRY} B "
-             f"({block_mb:.0f} MB at the default block) + ~60 MB of slices and re-scoring "
-             "batches.", "",
-             "| backend | features | mAP | time (s) | vs bare GEMM | peak - features (MB) |",
-             "|---|---|---:|---:|---:|---:|",
-             f"| - | bare GEMM q @ g.T | - | {fl['seconds']:.2f} | 1.00x | "
-             f"{fl['peak_mb'] - fl['base_mb']:.0f} |"]
+             "'vs GEMM' = time / the bare q @ g.T product timed in the same process "
+             "(load on this shared machine varies between processes). Peak - features = the "
+             "process's peak RSS above its size after generating the features (the GEMM row "
+             "holds the full product); the stated bound is 4 float32 blocks + 150 MB "
+             f"({block_mb + 150:.0f} MB at the default block).", "",
+             "| backend | features | mAP | time (s) | bare GEMM (s) | vs GEMM | "
+             "peak - features (MB) |",
+             "|---|---|---:|---:|---:|---:|---:|",
+             f"| - | bare GEMM q @ g.T | - | {fl['seconds']:.2f} | {fl['seconds']:.2f} | "
+             f"1.00x | {fl['peak_mb'] - fl['base_mb']:.0f} |"]
     notes = []
     for backend, g, b in rows:
         for label, r in (("well separated", g), ("uninformative", b)):
             lines.append(f"| {backend} | {label} | {r['mAP']:.4f} | {r['seconds']:.2f} | "
-                         f"{r['seconds'] / fl['seconds']:.2f}x | "
+                         f"{r['gemm_seconds']:.2f} | {r['seconds'] / r['gemm_seconds']:.2f}x | "
                          f"{r['peak_mb'] - r['base_mb']:.0f} |")
-        ratio = b["seconds"] / g["seconds"]
-        notes.append(f"{backend}: uninformative / well separated = {ratio:.2f}x "
+        ratio = (b["seconds"] / b["gemm_seconds"]) / (g["seconds"] / g["gemm_seconds"])
+        notes.append(f"{backend}: uninformative / well separated = "
+                     f"{b['seconds'] / g['seconds']:.2f}x in time, {ratio:.2f}x in units of "
+                     "the same-process GEMM "
                      f"(target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")
-    lines.append("| GPU (any) | both | - | not measured | - | - |")
+    lines.append("| GPU (any) | both | - | not measured | - | - | - |")
     lines += [""] + [f"- {x}" for x in notes] + [
         "- GPU rows: not measured (no GPU on this machine); on a GPU the default block is "
         "sized from the free memory (`default_chunk_size`).", ""]

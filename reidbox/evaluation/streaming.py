@@ -14,11 +14,11 @@ from .metrics import Accumulator, EvalResult, _labels
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
 _BLOCK_ELEMS = 1 << 24
-#: Bytes one block entry costs at the peak: the float32 distance (4), its share of the int32
-#: histogram over n/2 bins (2), the finiteness mask (1) and the flag table (0.5), rounded up.
-#: On top: cache-sized slices (~2M entries x 21 B) and near-tie re-scoring batches (16 MB);
-#: see docs/evaluation.md, "Memory".
-BYTES_PER_ENTRY = 8
+#: Bytes one block entry costs at the peak: about four float32 blocks (the distances, the
+#: GEMM's or FAISS's temporary of the same size, the int32 histogram over n/4 bins, flag and
+#: mask tables), plus up to ~150 MB of fixed-size slices, flagged-pair lists and re-scoring
+#: batches; see docs/evaluation.md, "Memory".
+BYTES_PER_ENTRY = 16
 
 #: TEST.RERANK.INPUT values: which distances re-ranking starts from.
 RERANK_INPUTS = ("reference", "torchreid")

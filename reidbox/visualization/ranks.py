@@ -54,7 +54,7 @@ def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Seque
     "match" (green frame) or "wrong" (red frame), the distance, and ``gallery_labels``."""
     import cv2
 
-    tiles = [_tile(query_path, size, GREY, ["query", query_label])]
+    tiles = [_tile(query_path, size, GREY, ["query", query_label, ""])]
     for r, (p, ok, d) in enumerate(zip(gallery_paths, matches, distances), start=1):
         extra = gallery_labels[r - 1] if gallery_labels is not None else ""
         tiles.append(_tile(p, size, GREEN if ok else RED,
