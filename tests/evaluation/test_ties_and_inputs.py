@@ -165,3 +165,48 @@ def test_string_labels_are_mapped_like_torchreid_python():
         evaluate_distmat(D, qp, names[gp], qc, gc)
     with pytest.raises(ValueError, match="must hold integers"):
         evaluate_distmat(D, np.array([0.5, 1.0]), gp, qc, gc)
+
+
+def _stable_sort_reference(D, qp, gp, qc, gc):
+    """torchreid eval_market1501 logic with a stable sort (the documented tie rule)."""
+    aps, first = [], []
+    for i in range(len(qp)):
+        o = np.argsort(D[i], kind="stable")
+        keep = ~((gp[o] == qp[i]) & (gc[o] == qc[i]))
+        hit = (gp[o] == qp[i])[keep]
+        if not hit.any():
+            continue
+        r = np.flatnonzero(hit) + 1
+        aps.append(np.mean(np.arange(1, len(r) + 1) / r))
+        first.append(r[0])
+    return np.mean(aps), np.mean(np.asarray(first) == 1)
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_counting_is_exact_at_both_ends_of_feature_quality(good):
+    # issue 15 item 7: the binned counting must give the sort-based numbers whether the
+    # matches sit at the top (mAP ~1) or anywhere (mAP ~0)
+    g = torch.Generator().manual_seed(1)
+    m, n, ids, d = 120, 3000, 40, 32
+    gp, gc = torch.randint(0, ids, (n,), generator=g), torch.randint(0, 6, (n,), generator=g)
+    qp, qc = gp[torch.randint(0, n, (m,), generator=g)], torch.randint(0, 6, (m,), generator=g)
+    cent = torch.randn(ids, d, generator=g) * (10.0 if good else 0.0)
+    gf = torch.nn.functional.normalize(cent[gp] + torch.randn(n, d, generator=g), dim=1)
+    qf = torch.nn.functional.normalize(cent[qp] + torch.randn(m, d, generator=g), dim=1)
+    lab = (qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
+    want_map, want_r1 = _stable_sort_reference(_exact64(qf.numpy(), gf.numpy(), "euclidean"),
+                                               *lab)
+    assert (want_map > 0.99) if good else (want_map < 0.05)
+    for backend in ("torch", "faiss"):
+        r = evaluate(qf, gf, *lab, backend=backend, chunk_size=50)
+        assert r.mAP == pytest.approx(want_map, abs=1e-12)
+        assert r.rank(1) == pytest.approx(want_r1, abs=1e-12)
+
+
+def test_default_block_is_sized_by_the_device():
+    from reidbox.evaluation.streaming import BYTES_PER_ENTRY, default_chunk_size
+
+    assert default_chunk_size(19732) == (1 << 24) // 19732  # CPU: ~16M distances
+    free = 100 * 2**30  # e.g. a GPU with 100 GiB free: a quarter of it for one block
+    assert default_chunk_size(82161, free_bytes=free) == free // 4 // BYTES_PER_ENTRY // 82161
+    assert default_chunk_size(82161, free_bytes=2**20) == (1 << 24) // 82161  # never below CPU
