@@ -14,11 +14,11 @@ from .metrics import Accumulator, EvalResult, _labels
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
 _BLOCK_ELEMS = 1 << 24
-#: Bytes one block entry costs at the peak: about four float32 blocks (the distances, the
-#: GEMM's or FAISS's temporary of the same size, the int32 histogram over n/4 bins, flag and
-#: mask tables), plus up to ~150 MB of fixed-size slices, flagged-pair lists and re-scoring
-#: batches; see docs/evaluation.md, "Memory".
-BYTES_PER_ENTRY = 16
+#: Bytes one block entry costs at the peak, with margin: about six float32 blocks (the
+#: distances, the GEMM's or FAISS's temporary of the same size, the int32 histogram over n/4
+#: bins, flag and mask tables, allocator slack), plus ~100 MB of fixed-size slices,
+#: flagged-pair lists and re-scoring batches; measured in docs/benchmarks.md.
+BYTES_PER_ENTRY = 24
 
 #: TEST.RERANK.INPUT values: which distances re-ranking starts from.
 RERANK_INPUTS = ("reference", "torchreid")
