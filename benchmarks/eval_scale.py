@@ -8,6 +8,7 @@ are generated inside that process and counted in its peak. Run:
 
     python benchmarks/eval_scale.py                      # everything, writes docs/benchmarks.md
     python benchmarks/eval_scale.py --sizes market --no-rerank
+    python benchmarks/eval_scale.py --quality --sizes market   # mAP ~1 vs mAP ~0 rows
 
 Not a test: it takes minutes.
 """
@@ -32,6 +33,7 @@ SIZES = {  # name: (queries, gallery, identities, cameras)
 }
 DIM = 2048
 HEADING = "## Evaluation at scale"
+QUALITY_HEADING = "## Evaluation cost vs feature quality"
 
 
 def _peak_mb() -> float:
@@ -58,6 +60,21 @@ def make_problem(size: str, dim: int = DIM, seed: int = 0, scale: float = 1.0):
         for s in range(0, len(out), 4096):
             sl = slice(s, s + 4096)
             out[sl] = torch.randn(len(out[sl]), dim, generator=g).mul_(3.2).add_(centres[pids[sl]])
+    return qf, gf, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy()
+
+
+def make_quality_problem(good: bool, size: str = "market", dim: int = 256, seed: int = 0):
+    """Unit-norm features at ``size``: well separated (identity centres far apart, mAP ~1) or
+    uninformative (pure noise, mAP ~0), the two ends of feature quality."""
+    m, n, ids, cams = SIZES[size]
+    g = torch.Generator().manual_seed(seed)
+    gp = torch.randint(0, ids, (n,), generator=g)
+    qp = gp[torch.randint(0, n, (m,), generator=g)]
+    gc = torch.randint(0, cams, (n,), generator=g)
+    qc = torch.randint(0, cams, (m,), generator=g)
+    centres = torch.randn(ids, dim, generator=g) * (10.0 if good else 0.0)
+    gf = torch.nn.functional.normalize(centres[gp] + torch.randn(n, dim, generator=g), dim=1)
+    qf = torch.nn.functional.normalize(centres[qp] + torch.randn(m, dim, generator=g), dim=1)
     return qf, gf, qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy()
 
 
@@ -132,6 +149,8 @@ def run_task(task: str, size: str, scale: float, threads: int) -> dict:
     torch.set_num_threads(threads)
     from reidbox.evaluation import evaluate, evaluate_distmat
     from reidbox.retrieval import rerank_features
+    if task.startswith("quality_"):
+        return quality_task(task, size, evaluate)
     qf, gf, qp, gp, qc, gc = make_problem(size, scale=scale)
     base = _peak_mb()
     t = time.perf_counter()
@@ -168,6 +187,76 @@ def run_task(task: str, size: str, scale: float, threads: int) -> dict:
     return out
 
 
+def quality_task(task: str, size: str, evaluate) -> dict:
+    """quality_{floor,good,bad}_{torch,auto}: best of two calls in one process."""
+    _, kind, backend = task.split("_")
+    qf, gf, qp, gp, qc, gc = make_quality_problem(kind != "bad", size)
+    base = _peak_mb()
+    best, gemm, out = float("inf"), float("inf"), {}
+    if kind != "floor":
+        for _ in range(2):
+            t = time.perf_counter()
+            r = evaluate(qf, gf, qp, gp, qc, gc, metric="euclidean", backend=backend)
+            best = min(best, time.perf_counter() - t)
+            out.update(mAP=r.mAP, rank1=float(r.cmc[0]))
+        out["eval_peak_mb"] = _peak_mb()  # before the GEMM below holds the full product
+    for _ in range(2):  # the bare GEMM in the same process: load on a shared machine varies
+        t = time.perf_counter()
+        s = qf @ gf.T
+        gemm = min(gemm, time.perf_counter() - t)
+        out["checksum"] = float(s[0, 0])
+        del s
+    out.update(seconds=gemm if kind == "floor" else best, gemm_seconds=gemm,
+               peak_mb=out.get("eval_peak_mb", _peak_mb()), base_mb=base)
+    return out
+
+
+def run_quality(size: str, threads: int) -> str:
+    """Section: cost of evaluate at the two ends of feature quality (issue 15, item 7)."""
+    from reidbox.evaluation.streaming import BYTES_PER_ENTRY, default_chunk_size
+
+    m, n, _, _ = SIZES[size]
+    fl = spawn("quality_floor_torch", size, threads=threads)
+    rows = []
+    for backend in ("torch", "auto"):
+        g = spawn(f"quality_good_{backend}", size, threads=threads)
+        b = spawn(f"quality_bad_{backend}", size, threads=threads)
+        rows.append((backend, g, b))
+    block_mb = default_chunk_size(n) * n * BYTES_PER_ENTRY / 2**20
+    lines = [QUALITY_HEADING, "",
+             f"`python benchmarks/eval_scale.py --quality --sizes {size}` on this machine "
+             f"({os.cpu_count()} cores shared with other jobs, torch threads = {threads}): "
+             f"{size} size ({m} x {n}), d = 256, unit-norm features, metric euclidean, "
+             "protocol market1501, best of two calls in one process each. 'well separated': "
+             "identity centres far apart (mAP ~1); 'uninformative': pure noise (mAP ~0). "
+             "'vs GEMM' = time / the bare q @ g.T product timed in the same process "
+             "(load on this shared machine varies between processes). Peak - features = the "
+             "process's peak RSS above its size after generating the features (the GEMM row "
+             "holds the full product); the stated bound is 6 float32 blocks + 100 MB "
+             f"({block_mb + 100:.0f} MB at the default block).", "",
+             "| backend | features | mAP | time (s) | bare GEMM (s) | vs GEMM | "
+             "peak - features (MB) |",
+             "|---|---|---:|---:|---:|---:|---:|",
+             f"| - | bare GEMM q @ g.T | - | {fl['seconds']:.2f} | {fl['seconds']:.2f} | "
+             f"1.00x | {fl['peak_mb'] - fl['base_mb']:.0f} |"]
+    notes = []
+    for backend, g, b in rows:
+        for label, r in (("well separated", g), ("uninformative", b)):
+            lines.append(f"| {backend} | {label} | {r['mAP']:.4f} | {r['seconds']:.2f} | "
+                         f"{r['gemm_seconds']:.2f} | {r['seconds'] / r['gemm_seconds']:.2f}x | "
+                         f"{r['peak_mb'] - r['base_mb']:.0f} |")
+        ratio = (b["seconds"] / b["gemm_seconds"]) / (g["seconds"] / g["gemm_seconds"])
+        notes.append(f"{backend}: uninformative / well separated = "
+                     f"{b['seconds'] / g['seconds']:.2f}x in time, {ratio:.2f}x in units of "
+                     "the same-process GEMM "
+                     f"(target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")
+    lines.append("| GPU (any) | both | - | not measured | - | - | - |")
+    lines += [""] + [f"- {x}" for x in notes] + [
+        "- GPU rows: not measured (no GPU on this machine); on a GPU the default block is "
+        "sized from the free memory (`default_chunk_size`).", ""]
+    return "\n".join(lines)
+
+
 def spawn(task: str, size: str, scale: float = 1.0, threads: int = 2) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     cmd = [sys.executable, __file__, "--task", task, "--size", size, "--scale", str(scale),
@@ -200,9 +289,17 @@ def main() -> None:
     ap.add_argument("--rerank-dense-scales", default="0.25,0.5",
                     help="fractions of Market size for the dense re-ranking reference")
     ap.add_argument("--out", default="docs/benchmarks.md")
+    ap.add_argument("--quality", action="store_true",
+                    help="only the feature-quality rows (well separated vs uninformative)")
     a = ap.parse_args()
     if a.task:
         print(json.dumps(run_task(a.task, a.size, a.scale, a.threads)))
+        return
+    if a.quality:
+        for size in a.sizes.split(","):
+            section = run_quality(size, a.threads)
+            print(section)
+            write_section(Path(a.out), section, QUALITY_HEADING)
         return
 
     rows, notes = [], []
@@ -337,12 +434,12 @@ def render(rows, notes, threads) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## Evaluation at scale`` section, keeping other sections."""
+def write_section(path: Path, section: str, heading: str = HEADING) -> None:
+    """Replace (or append) the section under ``heading``, keeping other sections."""
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find(HEADING)
+    start = text.find(heading)
     if start >= 0:
-        nxt = text.find("\n## ", start + len(HEADING))
+        nxt = text.find("\n## ", start + len(heading))
         text = text[:start] + section + (text[nxt + 1:] if nxt >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

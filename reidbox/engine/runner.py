@@ -18,6 +18,7 @@ from ..data import (DatasetError, build_test_loader, build_test_sets, build_trai
                     build_train_set)
 from ..evaluation import evaluate_kwargs
 from ..evaluation.evaluator import Metrics, evaluate_model, format_table, save_rank_lists
+from ..visualization.ranks import rank_list_kwargs
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
@@ -152,7 +153,7 @@ def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress:
         if save_ranks and cfg.TEST.TOPK_SAVE > 0 and feats:
             path = save_rank_lists(os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
                                    ts.query, ts.gallery, feats["query"], feats["gallery"],
-                                   cfg.TEST.TOPK_SAVE, cfg.TEST.METRIC)
+                                   cfg.TEST.TOPK_SAVE, cfg.TEST.METRIC, **rank_list_kwargs(cfg))
             logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
         if vis_ranks > 0 and feats:
             from ..visualization import visualize_ranks
@@ -160,7 +161,7 @@ def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress:
             out = os.path.join(out_dir, "ranks", ts.name)
             visualize_ranks(ts.query, ts.gallery, feats["query"], feats["gallery"], out,
                             topk=vis_ranks, metric=cfg.TEST.METRIC, seed=cfg.SEED,
-                            size=tuple(cfg.INPUT.SIZE_TEST))
+                            size=tuple(cfg.INPUT.SIZE_TEST), **rank_list_kwargs(cfg))
             logger.info("rank-list images: %s", out)
     return results
 

@@ -130,20 +130,27 @@ def evaluate_model(model: nn.Module, query, gallery, make_loader, device: torch.
 
 
 def save_rank_lists(path: str, query, gallery, q_feats: torch.Tensor, g_feats: torch.Tensor,
-                    topk: int, metric: str = "euclidean") -> str:
-    """Per query, its top-``topk`` gallery images as CSV rows (rank 1 first)."""
+                    topk: int, metric: str = "euclidean", protocol: str = "market1501",
+                    **rank_kwargs) -> str:
+    """Per query, its top-``topk`` gallery images as CSV rows (rank 1 first), ranked by
+    :func:`reidbox.retrieval.rank_lists` with ``protocol``'s junk rule and the evaluation's tie
+    rule, so the rank-1 column gives the metrics' rank-1."""
     import csv
 
     from ..retrieval import rank_lists
 
-    idx, dist = rank_lists(q_feats, g_feats, topk, metric)
-    idx, dist = np.asarray(idx), np.asarray(dist)
+    idx, dist = rank_lists(q_feats, g_feats, topk, metric, q_pids=[q.pid for q in query],
+                           g_pids=[g.pid for g in gallery], q_camids=[q.camid for q in query],
+                           g_camids=[g.camid for g in gallery], protocol=protocol,
+                           **rank_kwargs)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["query", "query_pid", "query_camid", "rank", "gallery", "gallery_pid",
                     "gallery_camid", "distance", "same_identity"])
         for qi, q in enumerate(query):
             for r, (gi, d) in enumerate(zip(idx[qi], dist[qi]), start=1):
+                if gi < 0:
+                    break
                 g = gallery[int(gi)]
                 w.writerow([q.path, q.pid, q.camid, r, g.path, g.pid, g.camid, f"{d:.6f}",
                             int(g.pid == q.pid)])

@@ -2,12 +2,21 @@
 chunk without sorting gallery rows.
 
 Why no sort: every metric only needs, for each *good* gallery entry of a query, how many non-junk
-entries precede it. With the query's good distances sorted as thresholds, one batched
-``searchsorted`` of the row against them plus a histogram gives those counts in O(n log G) per
-row instead of an O(n log n) sort. Rows where a non-good entry has exactly the distance of a good
-one (ties) are redone exactly with a stable sort (lower gallery index first), so results equal
-the stable-sort definition everywhere. Single-gallery-shot protocols (random sampling per
-identity) sort their chunk rows.
+entries precede it. Per query row, the goods' distances (in exact order: value, then lower
+gallery index) define windows ``[low_k, high_k]`` around them. A uniform grid of about n/2 bins
+over the row's window range puts every entry in a bin with a few correctly rounded elementwise
+ops; one histogram then counts, for each good, the entries certainly before its window. Entries
+in bins touching a window (a few per good) are looked at one by one: by their value outside the
+window, by their *exact* value inside it (ties: lower gallery index first). The work per entry is
+the same whether the goods sit at rank 1 or at rank 19,000, so the cost does not depend on how
+good the features are.
+
+Exact values: for a given distance matrix the window is the point itself and the exact value is
+the entry (``BlockValues``). The feature path (``streaming.evaluate``) computes float32 distance
+blocks, whose last bits depend on the backend and the block shape; its windows are
+``NEAR_TIE_TOL`` wide and the entries inside are re-scored in float64 from the features, so every
+backend and chunk size gives the same numbers. Single-gallery-shot protocols (random sampling per
+identity) sort their chunk rows, with near-ties put in the same exact order.
 """
 
 from __future__ import annotations
@@ -74,16 +83,47 @@ def results_table(results: dict[str, EvalResult]) -> str:
 # inputs
 
 def _labels(x, name: str, n: int | None = None) -> np.ndarray:
-    a = np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x)
+    """1-D int64 labels, or str labels (coded later by :class:`_Codes`)."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.integer):
-        if a.size and not np.all(np.equal(np.mod(a, 1), 0)):
-            raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
-        a = a.astype(np.int64)
     if n is not None and len(a) != n:
         raise ValueError(f"{name} has {len(a)} entries but the distance matrix needs {n}")
-    return a.astype(np.int64, copy=False)
+    if a.dtype.kind in "US" or (a.dtype == object and a.size
+                                and all(isinstance(v, (str, bytes)) for v in a)):
+        return a.astype(str)
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold integers (or strings), got dtype {a.dtype}")
+    if a.dtype.kind == "f" and a.size and not (np.all(np.isfinite(a))
+                                               and np.all(np.equal(np.mod(a, 1), 0))):
+        raise ValueError(f"{name} must hold integers, got dtype {a.dtype} with fractions/NaN")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+class _Codes:
+    """Integer codes for labels: integers pass through; string labels (as torchreid's Python
+    path accepts them) get codes from the gallery's sorted labels, and query labels absent from
+    the gallery get codes no gallery entry has."""
+
+    def __init__(self, g: np.ndarray, name: str):
+        self.name = name
+        self.strings = g.dtype.kind == "U"
+        if self.strings:
+            self.vocab = np.unique(g)
+
+    def gallery(self, g: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.vocab, g).astype(np.int64) if self.strings else g
+
+    def query(self, q: np.ndarray, qname: str) -> np.ndarray:
+        if (q.dtype.kind == "U") != self.strings:
+            raise ValueError(f"{qname} and {self.name} must both hold integers or both strings, "
+                             f"got {q.dtype} and {'strings' if self.strings else 'integers'}")
+        if not self.strings:
+            return q
+        pos = np.minimum(np.searchsorted(self.vocab, q), max(len(self.vocab) - 1, 0))
+        known = self.vocab[pos] == q if len(self.vocab) else np.zeros(len(q), bool)
+        _, unknown = np.unique(q, return_inverse=True)
+        return np.where(known, pos, len(self.vocab) + unknown).astype(np.int64)
 
 
 class _Gallery:
@@ -124,129 +164,246 @@ class _Stats:
     pos_le: np.ndarray
 
 
+def as_block(D) -> torch.Tensor:
+    """A distance block as a torch float tensor: numpy views of any stride (``D[:, ::-1]``) are
+    copied, integers become float64, float16/bfloat16 become float32 (exactly)."""
+    if not isinstance(D, torch.Tensor):
+        D = torch.from_numpy(np.ascontiguousarray(np.asarray(D)))
+    if not D.is_floating_point():
+        D = D.double()
+    elif D.dtype in (torch.float16, torch.bfloat16):
+        D = D.float()
+    return D
+
+
+class BlockValues:
+    """Exact values of a distance block given as such (``evaluate_distmat``): the block's own
+    entries, no window. Ties are exact equality; order among them is the gallery index."""
+
+    def __init__(self, D: torch.Tensor):
+        self.D = D
+
+    def edges(self, t: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """(low, high) of the near-tie window around distances ``t`` (c, K) of chunk ``rows``."""
+        return t, t
+
+    def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """float64 exact distances of (chunk row, gallery index) pairs."""
+        if not len(rows):
+            return np.zeros(0)
+        r = torch.from_numpy(rows).to(self.D.device)
+        c = torch.from_numpy(cols).to(self.D.device)
+        return self.D[r, c].double().cpu().numpy()
+
+
+def _bins(x: torch.Tensor, a: torch.Tensor, scale: torch.Tensor, B: int,
+          out: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Bin index 0..B+1 of ``x`` (rows x cols) on each row's uniform grid starting at ``a``
+    (bin 0: below the grid, B+1: above). Every step is a correctly rounded, monotone
+    elementwise op, so a value gets the same bin in any tensor and a smaller bin means a smaller
+    value. ``out``: (float, int64) buffers of x's size, to avoid allocations."""
+    if out is None:
+        y = x - a
+        return y.mul_(scale).clamp_(0.0, float(B + 1)).to(torch.int64)
+    y = torch.sub(x, a, out=out[0])
+    y.mul_(scale).clamp_(0.0, float(B + 1))
+    return out[1].copy_(y)
+
+
+def _all_finite(D: torch.Tensor) -> bool:
+    """Whether every entry is finite: one read-only pass (the sum), the full check only when
+    the sum is not finite."""
+    return bool(torch.isfinite(D.sum())) or bool(torch.isfinite(D).all())
+
+
+NONFINITE = ("the distances contain NaN or inf (features too large for float32 distances, "
+             "|x|^2 overflows above ~1.8e19, or not finite): L2-normalise or rescale them "
+             "(TEST.NORM_FEAT True)")
+
+#: Query-gallery entries binned at once (cache-sized slices of a block; CPU).
+_SLICE_ELEMS = 1 << 19
+
+
 def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
-                 junk_minus1: bool) -> _Stats:
-    """Counts for a (c, n) block of distances; see module docstring for the method."""
-    c = D.shape[0]
-    D = D.contiguous()
+                 junk_minus1: bool, exact=None, check_finite: bool = True) -> _Stats:
+    """Counts for a (c, n) block of distances; see the module docstring for the method.
+
+    ``exact``: where the exact value of an entry comes from (:class:`BlockValues` by default;
+    the feature path re-scores near-ties in float64) and how wide the near-tie window is."""
+    c, n = D.shape
+    dev = D.device
     midx_np, mmask_np = gal.matches(qp)
     junk_np = gal.cams[midx_np] == qc[:, None]
     good_np = mmask_np & ~junk_np
     G = good_np.sum(1)
     K = int(G.max(initial=0))
+    if check_finite and not _all_finite(D):
+        raise ValueError(NONFINITE)
     if K == 0:
         z = np.zeros((c, 0), np.int64)
         return _Stats(G, z, z, z, z, z)
-    dev = D.device
-    midx = torch.from_numpy(midx_np).to(dev)
-    mmask = torch.from_numpy(mmask_np).to(dev)
-    good = torch.from_numpy(good_np).to(dev)
-    inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
-    md = torch.where(mmask, D.gather(1, midx), inf)
-    thr = torch.sort(torch.where(good, md, inf), dim=1).values[:, :K].contiguous()
+    exact = exact if exact is not None else BlockValues(D)
 
-    # One pass: thresholds and their float successors, so that a row entry's bucket tells
-    # both "closer than" and "closer or equal" for every threshold (nothing lies between a float
-    # and its successor).
-    cut = torch.sort(torch.cat([thr, torch.nextafter(thr, inf)], 1), dim=1).values
-    if D.dtype == torch.float32:
-        hist = _hist_float32(D, cut, thr.gather(1, torch.from_numpy(np.maximum(G, 1) - 1)
-                                                 .to(dev)[:, None])[:, 0], G)
-    else:
-        b = torch.searchsorted(cut, D, right=True)  # (c, n): number of cut values <= d
-        hist = torch.zeros(c, 2 * K + 1, dtype=torch.int64, device=dev)
-        hist.scatter_add_(1, b, torch.ones(1, dtype=torch.int64, device=dev).expand_as(b))
-        del b
-    cum = hist.cumsum(1)
-    at_lt = torch.searchsorted(cut, thr, right=False)  # cut values < t_k
-    at_le = torch.searchsorted(cut, thr, right=True)  # cut values <= t_k (t_k+ excluded)
-    all_lt, all_le = cum.gather(1, at_lt), cum.gather(1, at_le)
-    pos_lt = torch.searchsorted(thr, thr, right=False)
-    pos_le = torch.searchsorted(thr, thr, right=True)
-    # a row has a tie when something other than a good sits exactly at a good's distance
-    kmask = torch.arange(K, device=dev)[None, :] < torch.from_numpy(G).to(dev)[:, None]
-    tied = (((all_le - all_lt) > (pos_le - pos_lt)) & kmask).any(1)
-    match_lt = ((md[:, :, None] < thr[:, None, :]) & mmask[:, :, None]).sum(1)
-    neg_lt = all_lt - match_lt
+    # goods of every row, by (block value, gallery index) for now
+    gr, gcol = np.nonzero(good_np)
+    gidx = midx_np[gr, gcol]
+    tv = D[torch.from_numpy(gr).to(dev), torch.from_numpy(gidx).to(dev)].cpu().numpy()
+    o = np.lexsort((gidx, tv, gr))
+    gr, gidx, tv = gr[o], gidx[o], tv[o]
+    kk = np.arange(len(gr)) - np.concatenate([[0], np.cumsum(G)[:-1]])[gr]
+    g_good = np.full((c, K), -1, np.int64)
+    g_good[gr, kk] = gidx
+    v_good = np.full((c, K), np.inf)  # exact value where re-scored, else the block value
+    v_good[gr, kk] = tv
+    kmask_np = np.arange(K)[None, :] < G[:, None]
+    kmask = torch.from_numpy(kmask_np).to(dev)
+    inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
+    t = torch.full((c, K), float("inf"), dtype=D.dtype, device=dev)
+    t[torch.from_numpy(gr).to(dev), torch.from_numpy(kk).to(dev)] = \
+        torch.from_numpy(tv).to(device=dev, dtype=D.dtype)
+    low, high = exact.edges(t, slice(0, c))
+    low = torch.where(kmask, low, inf)
+    high = torch.where(kmask, high, inf)
+    # goods in one another's window need their exact values to be ordered
+    need_good = np.zeros((c, K), bool)
+    if K > 1:
+        near = ((t[:, 1:] <= high[:, :-1]) & kmask[:, 1:]).cpu().numpy()
+        need_good[:, 1:] |= near
+        need_good[:, :-1] |= near
+
+    # one uniform grid per row over [first window start, last window end], 5 margin bins
+    B = max(16, n // 4)
+    W = B + 2
+    has = torch.from_numpy(G > 0).to(dev)
+    lo = torch.where(has, low.min(1).values, torch.zeros((), dtype=D.dtype, device=dev))
+    hi = torch.where(has, torch.where(kmask, high, -inf).max(1).values, lo)
+    span = (hi - lo).clamp(min=0)
+    floor = (lo.abs() + hi.abs()) * 2.0 ** -20 + torch.finfo(D.dtype).tiny * 2.0 ** 30
+    width = torch.maximum(span / (B - 10), floor)
+    a = (lo - 5 * width)[:, None]
+    scale = (1.0 / width)[:, None]
+    b_low = _bins(low.clone(), a, scale, B)
+    b_high = _bins(high.clone(), a, scale, B)
+    # flagged bins: every window with a 1-bin margin; entries there are looked at one by one
+    diff = torch.zeros(c, W + 1, dtype=torch.int32, device=dev)
+    one = torch.ones(1, dtype=torch.int32, device=dev).expand(c, K)
+    diff.scatter_add_(1, torch.where(kmask, b_low - 1, W), one)
+    diff.scatter_add_(1, torch.where(kmask, b_high + 2, W), -one)
+    flag = diff.cumsum(1, dtype=torch.int32)[:, :W] > 0
+    del diff
+    hist = torch.zeros(c, W, dtype=torch.int32, device=dev)
+    rows_per = c if dev.type != "cpu" else max(1, _SLICE_ELEMS // max(n, 1))
+    bufs = (torch.empty(min(rows_per, c), n, dtype=D.dtype, device=dev),
+            torch.empty(min(rows_per, c), n, dtype=torch.int64, device=dev),
+            torch.empty(min(rows_per, c), n, dtype=torch.bool, device=dev))
+    ones = torch.ones(1, dtype=torch.int32, device=dev)
+    fr, fj, fb = [], [], []
+    for s in range(0, c, rows_per):
+        e = min(s + rows_per, c)
+        y, ib, fl = (x[:e - s] for x in bufs)
+        b = _bins(D[s:e], a[s:e], scale[s:e], B, (y, ib))
+        hist[s:e].scatter_add_(1, b, ones.expand_as(b))
+        r, j = torch.gather(flag[s:e], 1, b, out=fl).nonzero(as_tuple=True)
+        fr.append(r + s)
+        fj.append(j)
+        fb.append(b[r, j])
+    del bufs
+
+    # matches and -1 junk are not negatives: out of the histogram
+    mb = _bins(D.gather(1, torch.from_numpy(midx_np).to(dev)), a, scale, B)
+    hist.scatter_add_(1, mb, -torch.from_numpy(mmask_np).to(dev).to(torch.int32))
     if junk_minus1 and len(gal.minus1):
-        j = torch.from_numpy(gal.minus1).to(dev)
-        dj = D[:, j]
-        neg_lt = neg_lt - _count_below(thr, dj.contiguous())
+        jb = _bins(D[:, torch.from_numpy(gal.minus1).to(dev)], a, scale, B)
+        hist.scatter_add_(1, jb, torch.full((1,), -1, dtype=torch.int32, device=dev)
+                          .expand_as(jb))
+    cum = hist.cumsum(1, dtype=torch.int32)
+    del hist
+    # negatives in bins wholly below good k's flagged range come before it
+    neg_lt = cum.gather(1, b_low - 2).masked_fill_(~kmask, 0).to(torch.int64)
+    del cum
+
+    # flagged negatives in good k's flagged range: by value outside its window, by exact value
+    # inside (ties: lower gallery index first). Pairs (entry, good) found by a sorted search.
+    fr_t, fj_t, fb_t = torch.cat(fr), torch.cat(fj), torch.cat(fb)
+    gp_t = torch.from_numpy(gal.pids).to(dev)
+    negm = gp_t[fj_t] != torch.from_numpy(qp).to(dev)[fr_t]
+    if junk_minus1:
+        negm &= gp_t[fj_t] != -1
+    fr_t, fj_t, fb_t = fr_t[negm], fj_t[negm], fb_t[negm]
+    rowkey = torch.arange(c, device=dev)[:, None] * (W + 1)
+    tkey = torch.where(kmask, b_low + rowkey, rowkey + W).view(-1)
+    tkey, korder = torch.sort(tkey)
+    maxwin = int((b_high - b_low).masked_fill(~kmask, 0).max())
+    lo_key = rowkey[fr_t, 0] + (fb_t - 1 - maxwin).clamp(min=0)
+    first = torch.searchsorted(tkey, lo_key)
+    cnt = torch.searchsorted(tkey, rowkey[fr_t, 0] + fb_t + 1, right=True) - first
+    pi = torch.repeat_interleave(torch.arange(len(fr_t), device=dev), cnt)
+    off = torch.cumsum(cnt, 0) - cnt
+    slot = korder[first[pi] + torch.arange(len(pi), device=dev) - off[pi]]
+    prow, pk = fr_t[pi], slot % K
+    keep = fb_t[pi] <= b_high[prow, pk] + 1
+    pi, prow, pk = pi[keep], prow[keep], pk[keep]
+    dv = D[prow, fj_t[pi]]
+    before = dv < low[prow, pk]
+    inwin = ~before & (dv <= high[prow, pk])
+    flat = prow * K + pk
+    neg_lt.view(-1).index_add_(0, flat[before], torch.ones_like(flat[before]))
     neg_lt = neg_lt.cpu().numpy()
     neg_le, neg_st = neg_lt.copy(), neg_lt.copy()
-    pos_lt, pos_le = pos_lt.cpu().numpy(), pos_le.cpu().numpy()
-    tie_rows = np.flatnonzero(tied.cpu().numpy())
-    if len(tie_rows):
-        Dn = D[torch.from_numpy(tie_rows).to(dev)].cpu().numpy()
-        for r, i in enumerate(tie_rows):
-            _exact_row(Dn[r], qp[i], qc[i], gal, junk_minus1, K, i, neg_lt, neg_le, neg_st)
+    wi = inwin.nonzero(as_tuple=True)[0]
+    wrow, wk = prow[wi].cpu().numpy(), pk[wi].cpu().numpy()
+    wj = fj_t[pi[wi]].cpu().numpy()
+    need_good[wrow, wk] = True
+    nr, nk = np.nonzero(need_good)
+    v_good[nr, nk] = exact.values(nr, g_good[nr, nk])
+    if len(wi):
+        uq, inv = np.unique(wrow * n + wj, return_inverse=True)
+        ej = exact.values(uq // n, uq % n)[inv]
+        ek = v_good[wrow, wk]
+        at = wrow * K + wk
+        for acc, m in ((neg_lt, ej < ek), (neg_le, ej <= ek),
+                       (neg_st, (ej < ek) | ((ej == ek) & (wj < g_good[wrow, wk])))):
+            acc += np.bincount(at[m], minlength=c * K).reshape(c, K)
+
+    # goods in exact order
+    o = np.lexsort((np.where(kmask_np, g_good, n), v_good), axis=1)
+    neg_lt, neg_le, neg_st, v_good = (np.take_along_axis(x, o, 1)
+                                      for x in (neg_lt, neg_le, neg_st, v_good))
+    ekv = np.where(kmask_np, v_good, np.nan)
+    pos_lt = (ekv[:, None, :] < ekv[:, :, None]).sum(2)
+    pos_le = (ekv[:, None, :] <= ekv[:, :, None]).sum(2)
     return _Stats(G, neg_lt, neg_le, neg_st, pos_lt, pos_le)
 
 
-def _f32_key(x: torch.Tensor) -> torch.Tensor:
-    """Order-preserving int64 key of float32 values (equal floats, +0/-0 included, share a key)."""
-    b = x.contiguous().view(torch.int32).to(torch.int64)
-    return torch.where(b >= 0, b, -(2**31) - b) + 2**31
+def _exact_order(D: torch.Tensor, exact) -> np.ndarray:
+    """Each row's gallery indices by (exact value, index): a stable sort of the block, with
+    runs of near-tied entries (each within the next one's window) re-sorted by exact value."""
+    Dn = D.cpu().numpy()
+    order = np.argsort(Dn, axis=1, kind="stable")
+    if exact is None or isinstance(exact, BlockValues):
+        return order
+    v = torch.from_numpy(np.take_along_axis(Dn, order, 1)).to(D.device)
+    _, high = exact.edges(v, slice(0, len(Dn)))
+    near = (v[:, 1:] <= high[:, :-1]).cpu().numpy()
+    for i in np.flatnonzero(near.any(1)):
+        rid = np.concatenate([[0], np.cumsum(~near[i])])
+        size = np.bincount(rid)
+        inrun = size[rid] > 1
+        e = np.zeros(len(rid))
+        e[inrun] = exact.values(np.full(int(inrun.sum()), i), order[i][inrun])
+        order[i] = order[i][np.lexsort((order[i], e, rid))]
+    return order
 
 
-def _hist_float32(D: torch.Tensor, cut: torch.Tensor, t_max: torch.Tensor,
-                  G: np.ndarray) -> torch.Tensor:
-    """(c, 2K+1) histogram of each row over its sorted ``cut`` values, counting only entries
-    that can precede a good (d <= the row's largest good distance); the rest only fill the last
-    buckets, which no count reads. Typically a few percent of a row, so this is mostly one
-    compare pass. Rows are made disjoint by packing (row, float key) into one int64, which lets
-    one 1-D search serve all rows."""
-    c, w = cut.shape
-    dev = D.device
-    has = torch.from_numpy(G > 0).to(dev)
-    lim = torch.where(has, t_max, torch.tensor(float("-inf"), device=dev))
-    rows, cols = torch.nonzero(D <= lim[:, None], as_tuple=True)
-    vals = D[rows, cols]
-    base = torch.arange(c, device=dev, dtype=torch.int64)[:, None] << 32
-    cut_keys = (base + _f32_key(cut)).reshape(-1)
-    keys = (rows << 32) + _f32_key(vals)
-    local = torch.searchsorted(cut_keys, keys, right=True) - rows * w
-    hist = torch.bincount(rows * (w + 1) + local, minlength=c * (w + 1))
-    return hist.reshape(c, w + 1)
-
-
-def _count_below(thr: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """(c, K) number of entries of each row of ``d`` strictly below each sorted threshold."""
-    b = torch.searchsorted(thr, d, right=True)
-    h = torch.zeros(thr.shape[0], thr.shape[1] + 1, dtype=torch.int64, device=thr.device)
-    h.scatter_add_(1, b, torch.ones(1, dtype=torch.int64, device=thr.device).expand_as(b))
-    return h.cumsum(1)[:, :thr.shape[1]]
-
-
-def _exact_row(d: np.ndarray, qp: int, qc: int, gal: _Gallery, junk_minus1: bool, K: int, i: int,
-               neg_lt: np.ndarray, neg_le: np.ndarray, neg_st: np.ndarray) -> None:
-    """Counts for one row with ties, by the stable (distance, gallery index) order."""
-    match = gal.pids == qp
-    good_idx = np.flatnonzero(match & (gal.cams != qc))
-    good_idx = good_idx[np.lexsort((good_idx, d[good_idx]))]
-    neg = ~match
-    if junk_minus1:
-        neg &= gal.pids != -1
-    neg_idx = np.flatnonzero(neg)
-    dn = d[neg_idx]
-    sdn = np.sort(dn)
-    thr = d[good_idx]
-    G = len(good_idx)
-    neg_lt[i, :G] = np.searchsorted(sdn, thr, side="left")
-    neg_le[i, :G] = np.searchsorted(sdn, thr, side="right")
-    for k in range(G):
-        neg_st[i, k] = neg_lt[i, k] + np.count_nonzero((dn == thr[k]) & (neg_idx < good_idx[k]))
-
-
-def _sgs_chunk(D: np.ndarray, qp: np.ndarray, qc: np.ndarray, gal: _Gallery, other_cam: bool,
-               rng: np.random.RandomState, hist: np.ndarray) -> None:
+def _sgs_chunk(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery, other_cam: bool,
+               rng: np.random.RandomState, hist: np.ndarray, exact=None) -> None:
     """Single-gallery-shot CMC for a chunk, adding 1/repeats at each drawn rank to ``hist``.
 
     Draw order replays the references (per valid query, per repeat, per identity in order of first
     appearance in the ranked candidate list, one uniform draw each) so that a seeded
     ``RandomState`` reproduces their numbers bit for bit.
     """
-    order = np.argsort(D, axis=1, kind="stable")
+    order = _exact_order(D, exact)
     plans = []
     for i in range(D.shape[0]):
         o = order[i]
@@ -299,38 +456,38 @@ class Accumulator:
         if int(max_rank) < 1:
             raise ValueError(f"max_rank must be >= 1, got {max_rank}")
         self.max_rank = int(max_rank)
-        gp = _labels(g_pids, "g_pids")
-        self.gal = _Gallery(gp, _labels(g_camids, "g_camids", len(gp)))
+        gp, gc = _labels(g_pids, "g_pids"), _labels(g_camids, "g_camids")
+        if len(gc) != len(gp):
+            raise ValueError(f"g_camids has {len(gc)} entries but g_pids has {len(gp)}")
+        self.pid_codes, self.cam_codes = _Codes(gp, "g_pids"), _Codes(gc, "g_camids")
+        self.gal = _Gallery(self.pid_codes.gallery(gp), self.cam_codes.gallery(gc))
         self.hist = np.zeros(self.max_rank)
         self.rng = np.random.RandomState(0 if seed is None else seed)
         self.ap: list[np.ndarray] = []
         self.inp: list[np.ndarray] = []
 
-    def add(self, D, q_pids, q_camids, check_finite: bool = True) -> None:
-        """Add a (c, n) block of distances (numpy or torch, any device) for c queries.
+    def add(self, D, q_pids, q_camids, check_finite: bool = True, exact=None) -> None:
+        """Add a (c, n) block of distances (numpy or torch, any device, any float dtype) for c
+        queries. ``exact`` (feature path) says where near-ties get their exact values.
 
-        check_finite=False skips the NaN/inf scan (callers that built D from checked features).
+        check_finite=False skips the NaN/inf scan (only for blocks already checked).
         """
-        D = torch.as_tensor(D)
+        D = as_block(D)
         if D.ndim != 2 or D.shape[1] != self.gal.n:
             raise ValueError(f"distance block must be (num_query, {self.gal.n}), got "
                              f"{tuple(D.shape)}")
-        if not D.is_floating_point():
-            D = D.double()
-        qp = _labels(q_pids, "q_pids", D.shape[0])
-        qc = _labels(q_camids, "q_camids", D.shape[0])
-        if self.proto.junk_minus1 and (qp == -1).any():
+        qp = self.pid_codes.query(_labels(q_pids, "q_pids", D.shape[0]), "q_pids")
+        qc = self.cam_codes.query(_labels(q_camids, "q_camids", D.shape[0]), "q_camids")
+        if self.proto.junk_minus1 and (qp == -1).any() and not self.pid_codes.strings:
             raise ValueError(f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
                              "must not have pid -1; drop those queries")
-        if check_finite and not bool(torch.isfinite(D).all()):
-            raise ValueError("distance matrix contains NaN or inf; check the features")
         if self.proto.same_camera_matches:  # a camera no gallery entry has: nothing is junk
             qc = np.full_like(qc, int(self.gal.cams.min(initial=0)) - 1)
-        s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1)
+        s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1, exact, check_finite)
         self._add_stats(s)
         if self.proto.cmc.startswith("sgs"):
-            _sgs_chunk(D.cpu().numpy(), qp, qc, self.gal, self.proto.cmc == "sgs_othercam",
-                       self.rng, self.hist)
+            _sgs_chunk(D, qp, qc, self.gal, self.proto.cmc == "sgs_othercam", self.rng,
+                       self.hist, exact)
 
     def _add_stats(self, s: _Stats) -> None:
         c, K = s.neg_lt.shape
@@ -405,12 +562,13 @@ def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, protocol: str 
     ("step", "trapezoid", "sklearn", "sklearn_pre019"); seed drives the single-gallery-shot draws
     (None = 0). Ties are broken by lower gallery index, except where sklearn-style AP groups them.
     """
-    D = torch.as_tensor(distmat)
+    D = as_block(distmat)
     if D.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got {tuple(D.shape)}")
     qp = _labels(q_pids, "q_pids", D.shape[0])
     qc = _labels(q_camids, "q_camids", D.shape[0])
     _labels(g_pids, "g_pids", D.shape[1])
+    _labels(g_camids, "g_camids", D.shape[1])
     acc = Accumulator(g_pids, g_camids, protocol, max_rank, seed, ap_mode)
     for sl in _row_chunks(D.shape[0], D.shape[1], chunk_size):
         acc.add(D[sl], qp[sl], qc[sl])

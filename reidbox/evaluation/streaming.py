@@ -1,5 +1,6 @@
 """Evaluation from features, query chunk by query chunk: never the full query x gallery matrix
-nor its sort (peak memory: features + one (chunk, n) block and its per-entry temporaries)."""
+nor its sort. Near-tied float32 distances are re-scored in float64 from the features, so the
+numbers do not depend on the backend or the chunk size (see ``NEAR_TIE_TOL``)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,33 @@ import torch
 
 from ..retrieval.index import BACKENDS, FaissIndex, TorchIndex, faiss_available
 from ..retrieval.rerank import rerank_feature_blocks
+from ..retrieval.distance import as_features
+from ..retrieval.exact import NEAR_TIE_TOL, FeatureExact  # noqa: F401 (re-exported)
 from .metrics import Accumulator, EvalResult, _labels
 
-#: Distance entries per block when chunk_size is not given (~64 MB of float32 distances).
+#: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
 _BLOCK_ELEMS = 1 << 24
+#: Bytes one block entry costs at the peak, with margin: about six float32 blocks (the
+#: distances, the GEMM's or FAISS's temporary of the same size, the int32 histogram over n/4
+#: bins, flag and mask tables, allocator slack), plus ~100 MB of fixed-size slices,
+#: flagged-pair lists and re-scoring batches; measured in docs/benchmarks.md.
+BYTES_PER_ENTRY = 24
+
+#: TEST.RERANK.INPUT values: which distances re-ranking starts from.
+RERANK_INPUTS = ("reference", "torchreid")
 
 
-def default_chunk_size(num_gallery: int) -> int:
-    """Query rows per block so that one block holds about 16M distances."""
-    return max(1, _BLOCK_ELEMS // max(num_gallery, 1))
+def default_chunk_size(num_gallery: int, device: torch.device | str | None = None,
+                       free_bytes: int | None = None) -> int:
+    """Query rows per block: about 16M distances on the CPU; on a GPU a quarter of the free
+    memory (``free_bytes``, default ``torch.cuda.mem_get_info``) at ``BYTES_PER_ENTRY`` each."""
+    elems = _BLOCK_ELEMS
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda" or free_bytes is not None:
+        if free_bytes is None:
+            free_bytes = torch.cuda.mem_get_info(dev)[0]
+        elems = max(elems, int(free_bytes) // 4 // BYTES_PER_ENTRY)
+    return max(1, elems // max(num_gallery, 1))
 
 
 def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str = "market1501",
@@ -28,8 +47,9 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     metric. backend: "torch" (exact GEMM blocks on ``device``, default CPU or the features'
     device), "faiss" (FAISS pairwise distances, GPU when available); "auto" = FAISS when it is
     installed and the features are on the CPU (measured as fast or faster, see
-    docs/benchmarks.md), else torch. Both compute every distance of a query row, in float32, so
-    their numbers can differ in the last float bits of near-tied distances. rerank: None or
+    docs/benchmarks.md), else torch. Both compute every distance of a query row in float32;
+    distances within ``NEAR_TIE_TOL`` of a true match's are re-scored in float64, so backend and
+    chunk size do not change the numbers (ties: lower gallery index first). rerank: None or
     dict(k1=20, k2=6, lambda_value=0.3) for k-reciprocal re-ranking (sparse feature path).
     """
     if backend not in BACKENDS:
@@ -38,7 +58,12 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     qp, qc = _labels(q_pids, "q_pids", m), _labels(q_camids, "q_camids", m)
     _labels(g_pids, "g_pids", n)
     acc = Accumulator(g_pids, g_camids, protocol, max_rank, seed, ap_mode)
-    chunk = int(chunk_size) if chunk_size else default_chunk_size(n)
+    on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
+    dev = device
+    if dev is None and on_gpu:
+        dev = next(x.device for x in (q_feats, g_feats)
+                   if isinstance(x, torch.Tensor) and x.is_cuda)
+    chunk = int(chunk_size) if chunk_size else default_chunk_size(n, dev)
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if rerank is not None:
@@ -48,19 +73,20 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
                              f"got {rerank!r}")
         blocks = rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
                                        **rerank)
+        exact = None
     else:
-        on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
         if backend == "faiss" or (backend == "auto" and device is None and not on_gpu
                                   and faiss_available()):
             index = FaissIndex(metric).add(g_feats)
+            where = "cpu"
         else:
-            dev = device
-            if dev is None and isinstance(q_feats, torch.Tensor) and q_feats.is_cuda:
-                dev = q_feats.device
             index = TorchIndex(metric, dev).add(g_feats)
+            where = index.device
+        exact = FeatureExact(as_features(q_feats, "q_feats", where),
+                             as_features(g_feats, "g_feats", where), metric)
         blocks = index.blocks(q_feats, chunk)
     for sl, block in blocks:
-        acc.add(block, qp[sl], qc[sl], check_finite=rerank is not None)
+        acc.add(block, qp[sl], qc[sl], exact=exact.at(sl) if exact is not None else None)
     return acc.result()
 
 
@@ -73,4 +99,10 @@ def evaluate_kwargs(cfg) -> dict:
               ap_mode=t.AP_MODE or None)
     if t.RERANK.ENABLED:
         kw["rerank"] = dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
+        mode = t.RERANK.INPUT
+        if mode not in RERANK_INPUTS:
+            raise ValueError(f"unknown TEST.RERANK.INPUT {mode!r}; available: "
+                             f"{', '.join(RERANK_INPUTS)}")
+        if mode == "torchreid" and kw["metric"] == "euclidean":
+            kw["metric"] = "sqeuclidean"  # torchreid's 'euclidean' is squared
     return kw

@@ -20,7 +20,7 @@ def check_metric(metric: str) -> str:
 def as_features(x, name: str, device: torch.device | str | None = None) -> torch.Tensor:
     """(N, D) float32 tensor on ``device`` (features in float16/64 are cast: ranking needs one
     precision throughout)."""
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
     if t.ndim != 2:
         raise ValueError(f"{name} must be 2-D (num_items, dim), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
@@ -34,9 +34,14 @@ def as_features(x, name: str, device: torch.device | str | None = None) -> torch
 def prepare(x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features as the metric needs them (unit norm for cosine) and their squared norms (L2)."""
     check_metric(metric)
+    sq = x.pow(2).sum(1)
+    if not bool(torch.isfinite(sq).all()):
+        raise ValueError("features too large for float32 distances: a squared norm overflows "
+                         f"(max |x| = {float(x.abs().max()):.3g}, limit ~1.8e19); L2-normalise "
+                         "or rescale them (TEST.NORM_FEAT True)")
     if metric == "cosine":
         return F.normalize(x, dim=1), None
-    return x, x.pow(2).sum(1)
+    return x, sq
 
 
 def distance_block(q: torch.Tensor, q_sq: torch.Tensor | None, g: torch.Tensor,

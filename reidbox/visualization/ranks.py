@@ -1,5 +1,7 @@
-"""Rank-list images: each query followed by its top-k gallery images, green = same identity,
-red = different identity, the distance printed under each (OpenCV)."""
+"""Rank-list images: each query followed by its top-k gallery images, readable at a glance:
+crops scaled up to at least 256 px high, a caption over every tile (query / rank, distance,
+identity and camera), and true / false matches marked by a thick green / red frame and a
+"match" / "wrong" tag in the same colour (OpenCV)."""
 
 from __future__ import annotations
 
@@ -10,80 +12,61 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-GREEN, RED, GREY = (0, 170, 0), (0, 0, 220), (90, 90, 90)  # BGR
+GREEN, RED, GREY = (0, 160, 0), (0, 0, 210), (90, 90, 90)  # BGR
+#: Minimum tile height on screen; smaller test-size crops are scaled up to it.
+MIN_TILE_HEIGHT = 256
+_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 
-def rank_lists(q_feats: torch.Tensor, g_feats: torch.Tensor, topk: int,
-               metric: str = "euclidean", q_pids: Optional[Sequence[int]] = None,
-               g_pids: Optional[Sequence[int]] = None, q_camids: Optional[Sequence[int]] = None,
-               g_camids: Optional[Sequence[int]] = None, chunk: int = 256
-               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Top-``topk`` gallery indices and distances per query: ((Q, k) dist, (Q, k) index).
-
-    With ids and cameras given, gallery images the Market protocol ignores (same identity and
-    same camera as the query, junk id -1) are left out, as in evaluation. Queries are processed
-    in chunks so the dense Q x G matrix never exists at once.
-    """
-    q, g = q_feats.float(), g_feats.float()
-    if metric == "cosine":
-        q, g = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(g, dim=1)
-    elif metric not in ("euclidean", "sqeuclidean"):
-        raise KeyError(f"unknown metric {metric!r}; available: cosine, euclidean, sqeuclidean")
-    k = min(topk, g.shape[0])
-    mask_on = q_pids is not None and g_pids is not None
-    if mask_on:
-        qp, gp = torch.as_tensor(np.asarray(q_pids)), torch.as_tensor(np.asarray(g_pids))
-        qc = torch.as_tensor(np.asarray(q_camids if q_camids is not None else [0] * len(qp)))
-        gc = torch.as_tensor(np.asarray(g_camids if g_camids is not None else [1] * len(gp)))
-    dists, idxs = [], []
-    for s in range(0, q.shape[0], chunk):
-        qs = q[s:s + chunk]
-        if metric == "cosine":
-            d = 1 - qs @ g.T  # (c, G)
-        else:
-            d = torch.cdist(qs, g)
-            if metric == "sqeuclidean":
-                d = d.pow(2)
-        if mask_on:
-            ignore = (qp[s:s + chunk, None] == gp[None]) & (qc[s:s + chunk, None] == gc[None])
-            d = d.masked_fill(ignore | (gp[None] == -1), float("inf"))
-        v, i = torch.topk(d, k, dim=1, largest=False)
-        dists.append(v)
-        idxs.append(i)
-    return torch.cat(dists), torch.cat(idxs)
+def display_size(size: Tuple[int, int]) -> Tuple[int, int]:
+    """(h, w) of a tile: ``size`` scaled up (aspect kept) to at least ``MIN_TILE_HEIGHT``."""
+    h, w = int(size[0]), int(size[1])
+    f = max(1.0, MIN_TILE_HEIGHT / max(h, 1))
+    return int(round(h * f)), int(round(w * f))
 
 
-def _tile(path: str, size: Tuple[int, int], colour, text: str, border: int = 4) -> np.ndarray:
+def _tile(path: str, size: Tuple[int, int], colour, lines: Sequence[str], border: int = 8
+          ) -> np.ndarray:
     import cv2
 
     h, w = size
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise FileNotFoundError(f"cannot read image {path}")
-    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
     img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT,
                              value=colour)
-    strip = np.full((18, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text, (2, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1,
-                cv2.LINE_AA)
-    return np.concatenate([img, strip], axis=0)
+    scale = max(0.45, img.shape[1] / 260)
+    line_h = int(30 * scale) + 4
+    cap = np.full((line_h * len(lines) + 6, img.shape[1], 3), 255, np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(cap, text, (4, line_h * (i + 1) - 4), _FONT, scale,
+                    colour if i == 0 else (0, 0, 0), 2 if i == 0 else 1, cv2.LINE_AA)
+    return np.concatenate([cap, img], axis=0)
 
 
 def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Sequence[bool],
                    distances: Sequence[float], out_path: str,
-                   size: Tuple[int, int] = (128, 64), query_label: str = "query") -> str:
-    """One row: the query (grey border), a gap, then the ranked gallery images with green
-    (true match) or red (false match) borders and the distance under each; written as PNG."""
+                   size: Tuple[int, int] = (256, 128), query_label: str = "",
+                   gallery_labels: Optional[Sequence[str]] = None) -> str:
+    """One row written as PNG: the query (grey frame, caption "query" and ``query_label``), a
+    gap, then the ranked gallery images at ``size`` (h, w) each, captioned with the rank and
+    "match" (green frame) or "wrong" (red frame), the distance, and ``gallery_labels``."""
     import cv2
 
-    tiles = [_tile(query_path, size, GREY, query_label)]
-    gap = np.full((tiles[0].shape[0], 12, 3), 255, np.uint8)
-    row = [tiles[0], gap]
-    for p, ok, d in zip(gallery_paths, matches, distances):
-        row.append(_tile(p, size, GREEN if ok else RED, f"{d:.3f}"))
-        row.append(np.full((tiles[0].shape[0], 3, 3), 255, np.uint8))
+    tiles = [_tile(query_path, size, GREY, ["query", query_label, ""])]
+    for r, (p, ok, d) in enumerate(zip(gallery_paths, matches, distances), start=1):
+        extra = gallery_labels[r - 1] if gallery_labels is not None else ""
+        tiles.append(_tile(p, size, GREEN if ok else RED,
+                           [f"#{r} {'match' if ok else 'wrong'}", f"d {d:.3f}", extra]))
+    height = max(t.shape[0] for t in tiles)
+    row = []
+    for i, t in enumerate(tiles):
+        pad = np.full((height - t.shape[0], t.shape[1], 3), 255, np.uint8)
+        row.append(np.concatenate([t, pad], axis=0))
+        row.append(np.full((height, 24 if i == 0 else 6, 3), 255, np.uint8))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    if not cv2.imwrite(out_path, np.concatenate(row, axis=1)):
+    if not cv2.imwrite(out_path, np.concatenate(row[:-1], axis=1)):
         raise OSError(f"cannot write {out_path}")
     return out_path
 
@@ -91,12 +74,17 @@ def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Seque
 def visualize_ranks(query, gallery, q_feats: torch.Tensor, g_feats: torch.Tensor,
                     out_dir: str, topk: int = 10, num_queries: int = 10,
                     query_indices: Optional[Sequence[int]] = None, metric: str = "euclidean",
-                    seed: int = 0, size: Tuple[int, int] = (128, 64)) -> List[str]:
+                    seed: int = 0, size: Tuple[int, int] = (256, 128),
+                    protocol: str = "market1501", **rank_kwargs) -> List[str]:
     """PNG rank lists for chosen (``query_indices``) or ``num_queries`` random queries.
 
     ``query``/``gallery``: items with ``.path``, ``.pid``, ``.camid`` in feature order;
-    ``q_feats`` (Q, D), ``g_feats`` (G, D). Returns the written paths.
+    ``q_feats`` (Q, D), ``g_feats`` (G, D). The lists come from
+    :func:`reidbox.retrieval.rank_lists` with ``protocol``'s junk rule (as the metrics and the
+    saved CSV); ``size`` is scaled up to at least 256 px high. Returns the written paths.
     """
+    from ..retrieval import rank_lists
+
     if topk < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
     if query_indices is None:
@@ -107,18 +95,21 @@ def visualize_ranks(query, gallery, q_feats: torch.Tensor, g_feats: torch.Tensor
         raise ValueError(f"query indices {bad} out of range: there are {len(query)} queries")
     sel = list(query_indices)
     qs = [query[i] for i in sel]
-    dist, idx = rank_lists(q_feats[sel], g_feats, topk, metric, [q.pid for q in qs],
-                           [g.pid for g in gallery], [q.camid for q in qs],
-                           [g.camid for g in gallery])
+    idx, dist = rank_lists(q_feats[sel], g_feats, topk, metric, q_pids=[q.pid for q in qs],
+                           g_pids=[g.pid for g in gallery], q_camids=[q.camid for q in qs],
+                           g_camids=[g.camid for g in gallery], protocol=protocol,
+                           **rank_kwargs)
+    tile = display_size(size)
     paths = []
     for row, (qi, q) in enumerate(zip(sel, qs)):
-        keep = torch.isfinite(dist[row])
+        keep = idx[row] >= 0
         ranked = [gallery[j] for j in idx[row][keep].tolist()]
         name = f"query{qi:05d}_id{q.pid}_c{q.camid}.png"
         paths.append(draw_rank_list(q.path, [g.path for g in ranked],
                                     [g.pid == q.pid for g in ranked],
-                                    dist[row][keep].tolist(), os.path.join(out_dir, name), size,
-                                    query_label=f"id {q.pid}"))
+                                    dist[row][keep].tolist(), os.path.join(out_dir, name), tile,
+                                    query_label=f"id {q.pid} c{q.camid}",
+                                    gallery_labels=[f"id {g.pid} c{g.camid}" for g in ranked]))
     return paths
 
 
@@ -145,5 +136,17 @@ def visualize_model_ranks(cfg, weights: Optional[str], out_dir: Optional[str] = 
         paths += visualize_ranks(ts.query, ts.gallery, feats[:nq], feats[nq:],
                                  os.path.join(out_dir, ts.name), topk, num_queries,
                                  query_indices, cfg.TEST.METRIC, cfg.SEED,
-                                 tuple(cfg.INPUT.SIZE_TEST))
+                                 tuple(cfg.INPUT.SIZE_TEST), **rank_list_kwargs(cfg))
     return paths
+
+
+def rank_list_kwargs(cfg) -> dict:
+    """Keyword arguments of :func:`reidbox.retrieval.rank_lists` from a config, so the CSV and
+    the images rank as the evaluation does (protocol, backend, re-ranking)."""
+    from ..evaluation import evaluate_kwargs
+
+    kw = evaluate_kwargs(cfg)
+    out = dict(protocol=kw["protocol"], backend=kw["backend"])
+    if "rerank" in kw:
+        out["rerank"] = kw["rerank"]
+    return out

@@ -58,3 +58,32 @@ def test_rerank_errors():
         rerank(qg, qq, gg, k1=20)
     with pytest.raises(ValueError, match="lambda_value"):
         rerank(qg, qq, gg, k1=3, k2=2, lambda_value=1.5)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_torchreid_input_reproduces_torchreid_engine(name):
+    # torchreid's engine feeds squared Euclidean distances to the reference function; the config
+    # names that setting (TEST.RERANK.INPUT torchreid) and the feature path reproduces it
+    from reidbox.config.defaults import get_cfg_defaults
+    from reidbox.evaluation import evaluate, evaluate_kwargs
+
+    z = np.load(GOLDEN / name)
+    labels = (z["q_pids"], z["g_pids"], z["q_camids"], z["g_camids"])
+    mr = int(z["torchreid_max_rank"])
+    engine = rerank(z["q_g_dist"] ** 2, z["q_q_dist"] ** 2, z["g_g_dist"] ** 2, k1=7, k2=3)
+    want = evaluate_distmat(engine.astype(np.float64), *labels, max_rank=mr)
+    cfg = get_cfg_defaults()
+    cfg.TEST.RERANK.ENABLED, cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2 = True, 7, 3
+    cfg.TEST.MAX_RANK = mr
+    cfg.TEST.RERANK.INPUT = "torchreid"
+    got = evaluate(z["qf"], z["gf"], *labels, **evaluate_kwargs(cfg))
+    assert got.mAP == pytest.approx(want.mAP, abs=1e-9)
+    np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-12)
+    cfg.TEST.RERANK.INPUT = "reference"
+    ref = evaluate(z["qf"], z["gf"], *labels, **evaluate_kwargs(cfg))
+    plain = rerank(z["q_g_dist"], z["q_q_dist"], z["g_g_dist"], k1=7, k2=3)
+    assert ref.mAP == pytest.approx(evaluate_distmat(plain.astype(np.float64), *labels,
+                                                     max_rank=mr).mAP, abs=1e-9)
+    cfg.TEST.RERANK.INPUT = "fastreid"
+    with pytest.raises(ValueError, match="TEST.RERANK.INPUT"):
+        evaluate_kwargs(cfg)

@@ -9,25 +9,29 @@ import pytest
 import torch
 
 from reidbox.data import Sample
-from reidbox.visualization import (draw_rank_list, plot_chain, plot_cmc, rank_lists,
-                                   visualize_ranks)
+from reidbox.retrieval import rank_lists
+from reidbox.visualization import draw_rank_list, plot_chain, plot_cmc, visualize_ranks
+from reidbox.visualization.ranks import display_size
 from reidbox.visualization.results import collect_results, format_results
 
-GREEN, RED = np.array([0, 170, 0]), np.array([0, 0, 220])
+GREEN, RED = np.array([0, 160, 0]), np.array([0, 0, 210])
 
 
 def test_rank_lists_match_brute_force_and_skip_same_camera_matches():
     torch.manual_seed(0)
     q, g = torch.randn(7, 5), torch.randn(30, 5)
-    dist, idx = rank_lists(q, g, topk=4, chunk=3)
-    full = torch.cdist(q, g)
-    assert torch.equal(idx, full.argsort(1)[:, :4])
-    assert torch.allclose(dist, full.sort(1).values[:, :4])
-    # the gallery copy of the query from the same camera is ignored, junk (-1) too
+    idx, dist = rank_lists(q, g, topk=4, chunk_size=3)
+    full = torch.cdist(q.double(), g.double())
+    assert np.array_equal(idx, full.argsort(1)[:, :4].numpy())
+    np.testing.assert_allclose(dist, full.sort(1).values[:, :4].numpy(), rtol=1e-6)
+    # the gallery copy of the query from the same camera is ignored, junk (-1) only under the
+    # Market official protocol (the metrics' rule)
     g2 = torch.cat([q[:1], q[:1] + 0.01, q[:1] + 0.02])
-    d, i = rank_lists(q[:1], g2, 3, q_pids=[5], g_pids=[5, 5, -1], q_camids=[1],
-                      g_camids=[1, 2, 2])
-    assert i[0, 0].item() == 1 and torch.isinf(d[0, 1:]).all()
+    lab = dict(q_pids=[5], g_pids=[5, 5, -1], q_camids=[1], g_camids=[1, 2, 2])
+    i, d = rank_lists(q[:1], g2, 3, **lab)
+    assert i[0].tolist() == [1, 2, -1] and np.isinf(d[0, 2])
+    i, d = rank_lists(q[:1], g2, 3, protocol="market1501_official", **lab)
+    assert i[0].tolist() == [1, -1, -1] and np.isinf(d[0, 1:]).all()
 
 
 def _write(path, colour):
@@ -35,20 +39,29 @@ def _write(path, colour):
     return str(path)
 
 
-def test_rank_list_image_has_coloured_borders(tmp_path):
+def test_rank_list_image_is_readable_and_marks_matches(tmp_path):
     q = _write(tmp_path / "q.png", 128)
     gal = [_write(tmp_path / f"g{i}.png", 60 + 40 * i) for i in range(3)]
     out = draw_rank_list(q, gal, [True, False, True], [0.1, 0.5, 0.9], str(tmp_path / "r.png"),
-                         size=(32, 16))
+                         size=(256, 128), query_label="id 5 c1",
+                         gallery_labels=["id 5 c2", "id 7 c1", "id 5 c3"])
     img = cv2.imread(out)
-    tile_w, gap = 16 + 8, 12
-    x0 = tile_w + gap  # first gallery tile
-    assert (img[10, x0 + 1] == GREEN).all()
-    assert (img[10, x0 + tile_w + 3 + 1] == RED).all()
-    assert (img[10, x0 + 2 * (tile_w + 3) + 1] == GREEN).all()
-    assert img.shape[0] == 32 + 8 + 18  # image, border, distance strip
-    strip = img[32 + 8:, x0:x0 + tile_w]
-    assert (strip < 128).any()  # the distance is written under the tile
+    tile_w, border = 128 + 16, 8
+    assert img.shape[0] > 256 + 2 * border + 40  # crop, frame and a caption of three lines
+    assert img.shape[1] == 4 * tile_w + 24 + 2 * 6
+    y = img.shape[0] - border - 128  # inside the crops, in the left frame
+    x0 = tile_w + 24
+    assert (img[y, 2] == (90, 90, 90)).all()  # query frame: grey
+    for i, colour in enumerate([GREEN, RED, GREEN]):
+        x = x0 + i * (tile_w + 6) + 2
+        assert (img[y, x] == colour).all()
+        caption = img[:40, x0 + i * (tile_w + 6):x0 + i * (tile_w + 6) + tile_w]
+        assert (np.abs(caption.astype(int) - colour).sum(2) < 60).any()  # tag in the colour
+
+
+def test_small_crops_are_scaled_up():
+    assert display_size((32, 16)) == (256, 128)
+    assert display_size((384, 128)) == (384, 128)
 
 
 def test_visualize_ranks_on_items(tmp_path):
@@ -61,7 +74,8 @@ def test_visualize_ranks_on_items(tmp_path):
                           query_indices=[0], size=(32, 16))
     assert len(out) == 1 and os.path.basename(out[0]) == "query00000_id1_c0.png"
     img = cv2.imread(out[0])
-    assert (img[10, 24 + 12 + 1] == GREEN).all()  # nearest gallery image is the same person
+    x = 128 + 16 + 24 + 2  # left frame of the first gallery tile (crops scaled to 256 x 128)
+    assert (img[img.shape[0] - 20, x] == GREEN).all()  # nearest gallery image: same person
     with pytest.raises(ValueError, match="out of range"):
         visualize_ranks(query, gallery, qf, gf, str(tmp_path), query_indices=[5])
     rnd = visualize_ranks(query, gallery, qf, gf, str(tmp_path / "rnd"), topk=2,
