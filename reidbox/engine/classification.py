@@ -32,7 +32,7 @@ from ..utils.checkpoint import Checkpointer, atomic_save, load_file, load_model_
 from ..utils.misc import write_json
 from .hooks import TensorBoardHook, stderr_is_terminal
 from .runner import (build_hooks, eval_dir, load_resume_state, model_info, prepare_eval_dir,
-                     run_trainer, setup_run)
+                     run_trainer, setup_run, use_channels_last)
 from .solver import build_solver
 from .trainer import HookBase, Trainer
 
@@ -206,7 +206,8 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
     if cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
     model = model.to(device)
-    if cfg.MODEL.CHANNELS_LAST:
+    channels_last = use_channels_last(cfg, device)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     size = tuple(train_set.train.images.shape[1:3])
     logger.info("%s/%s\n%s", cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME,
@@ -223,7 +224,7 @@ def train_classification(cfg, resume: bool = False, extra_hooks: Sequence[HookBa
 
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
-                      amp=s.AMP, channels_last=cfg.MODEL.CHANNELS_LAST, log_period=s.LOG_PERIOD,
+                      amp=s.AMP, channels_last=channels_last, log_period=s.LOG_PERIOD,
                       compile=cfg.MODEL.COMPILE)
     run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     atomic_save({"model": model.state_dict(), "num_classes": num_classes},

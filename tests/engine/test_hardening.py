@@ -47,6 +47,8 @@ def test_amp_and_channels_last_train_on_cpu(tiny_opts):
     assert 0 <= record["mAP"] <= 1
     log = open(os.path.join(cfg.OUTPUT_DIR, "log.txt")).read()
     assert "loss" in log or "cross_entropy" in log
+    # bf16 + channels_last convolutions on the CPU intermittently give NaN in this torch
+    assert "MODEL.CHANNELS_LAST ignored" in log
 
 
 def test_skip_unreadable_images(market_root, tiny_opts, tmp_path):
