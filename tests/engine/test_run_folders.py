@@ -76,6 +76,9 @@ class _FakeTrainer:
     def state_dict(self):
         return dict(_state(3, self.value), global_step=30)
 
+    def last_finite_state(self):  # the trainer's copy at its last clean loss read
+        return self.state_dict()
+
 
 def test_last_good_falls_back_to_the_newest_finite_checkpoint(tmp_path):
     cfg = load_config(None, ["OUTPUT_DIR", str(tmp_path)])

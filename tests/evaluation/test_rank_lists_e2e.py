@@ -17,9 +17,10 @@ def test_rank1_from_csv_equals_metrics_json(tiny_opts, protocol):
                              "TEST.TOPK_SAVE", "3"]
     cfg = load_config(None, opts)
     runner.test(cfg, progress=False, vis_ranks=3)  # untrained: rank-1 well below 1
-    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")) as f:
+    out = runner.eval_dir(cfg, None)  # a test writes into its own eval/<settings>/ folder
+    with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
-    with open(os.path.join(cfg.OUTPUT_DIR, "ranklist_market1501.csv"), newline="") as f:
+    with open(os.path.join(out, "ranklist_market1501.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     first = {r["query"]: int(r["same_identity"]) for r in rows if r["rank"] == "1"}
     assert len(first) == metrics["per_dataset"]["market1501"]["num_query"] == 10
@@ -27,5 +28,5 @@ def test_rank1_from_csv_equals_metrics_json(tiny_opts, protocol):
     # the CSV never lists what the protocol ignores
     for r in rows:
         assert not (r["gallery_pid"] == r["query_pid"] and r["gallery_camid"] == r["query_camid"])
-    pngs = os.listdir(os.path.join(cfg.OUTPUT_DIR, "ranks", "market1501"))
+    pngs = os.listdir(os.path.join(out, "ranks", "market1501"))
     assert len(pngs) == 10 and all(p.endswith(".png") for p in pngs)
