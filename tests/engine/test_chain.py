@@ -162,7 +162,7 @@ def test_chain_can_be_extended_without_retraining(full_chain, synth_root, tmp_pa
     _copy_chain(full_chain[0], out)
     opts = chain_opts(synth_root, out)
     counter = CountEpochs()
-    run_chain(None, CHAIN + ["synthetic_a"], opts, progress=False, extra_hooks=[counter])
+    run_chain(None, CHAIN + ["synthetic_b"], opts, progress=False, extra_hooks=[counter])
     assert counter.epochs == [(8, 0), (8, 1)]  # only the new third step trained
     assert len(read_csv(out / "summary.csv")) == 3
 
