@@ -192,7 +192,8 @@ def test_doc_worked_example_runs_as_written(tmp_path):
         assert p.returncode == 0, p.stderr[-3000:]
     with open(tmp_path / "output" / "my_cams" / "metrics.json") as f:
         trained = json.load(f)
-    with open(tmp_path / "output" / "my_cams" / "test" / "metrics.json") as f:
+    (tested_file,) = (tmp_path / "output" / "my_cams" / "eval").glob("*/metrics.json")
+    with open(tested_file) as f:
         tested = json.load(f)
     per = trained["per_dataset"]["my_cams"]
     assert per["num_query"] == 4 and per.get("num_gallery", 20) == 20
