@@ -317,7 +317,7 @@ RANGES = {
     "MODEL.MGN.FEAT_DIM": "[1, inf)",
     "MODEL.MGN.PARTS": "each [1, inf)",
     "MODEL.STD.LAMBDA": "[0, 1]",
-    "SOLVER.BASE_LR": "(0, inf)",
+    "SOLVER.BASE_LR": "[0, inf)",  # 0: weights frozen (tests, state-only checks)
     "SOLVER.MOMENTUM": "[0, 1)",
     "SOLVER.WEIGHT_DECAY": "[0, inf)",
     "SOLVER.BACKBONE_LR_FACTOR": "[0, inf)",

@@ -48,7 +48,7 @@ def test_defaults_and_shipped_configs_are_in_range():
                                 "(e.g. SOLVER.MAX_EPOCHS 1)"),
     ("DATALOADER.NUM_INSTANCES", "0", "DATALOADER.NUM_INSTANCES is 0"),
     ("INPUT.FLIP_PROB", "1.5", "e.g. INPUT.FLIP_PROB 1.0"),
-    ("SOLVER.BASE_LR", "0.0", "SOLVER.BASE_LR is 0.0; it must be in (0, inf)"),
+    ("SOLVER.BASE_LR", "-0.1", "SOLVER.BASE_LR is -0.1; it must be in [0, inf)"),
     ("INPUT.SIZE_TRAIN", "[256]", "list of 2 values"),
     ("INPUT.SIZE_TEST", "[256, 0]", "INPUT.SIZE_TEST[1] is 0"),
     ("DATASETS.CUHK03.VARIANT", "detcted", "one of labeled, detected"),
