@@ -145,15 +145,15 @@ def test_readme_train_resume_and_longer_schedule(stand_in_data, tmp_path):
     per_epoch = _one_process_iterations(config, opts)
     s = cfg.SOLVER
     f = LRFactor(per_epoch, 3, s.SCHEDULER, s.STEPS, s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
-    # the lr of epoch 3's first step, set on resume, is logged; the next ones in TensorBoard
-    # (after each step, the lr of the next step; step 2 * per_epoch is the first run's last)
+    # the lr of epoch 3's first step, set on resume, is logged; TensorBoard's "lr" at step n is
+    # the lr that global step n - 1 trained with (step 2 * per_epoch is the first run's last)
     resumed = re.findall(r"resumed from .* lr ([0-9.e+-]+)\)", log)[-1]
     assert s.SCHEDULER == "cosine" and float(resumed) > 0
     assert float(resumed) == pytest.approx(s.BASE_LR * f(2 * per_epoch), rel=1e-3)
     lrs = _tensorboard_lrs(out)
-    added = range(2 * per_epoch + 1, 3 * per_epoch)
+    added = range(2 * per_epoch + 1, 3 * per_epoch + 1)
     assert added and all(step in lrs for step in added)
     for step in added:
-        assert lrs[step] > 0 and lrs[step] == pytest.approx(s.BASE_LR * f(step), rel=1e-5)
+        assert lrs[step] > 0 and lrs[step] == pytest.approx(s.BASE_LR * f(step - 1), rel=1e-5)
     assert torch.load(os.path.join(out, "checkpoint_0003.pth"), weights_only=True)[
         "global_step"] == 3 * per_epoch
