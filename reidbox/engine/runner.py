@@ -66,14 +66,19 @@ def setup_run(cfg, progress: bool = True, role: str = "train") -> torch.device:
     return device
 
 
-def prepare_output_dir(folder: str) -> None:
-    """Create and lock ``folder``; remove temp files that killed writers left there."""
+def make_folder(folder: str, what: str = "OUTPUT_DIR ") -> None:
+    """``os.makedirs`` with one clear line (the path, the reason, the fix) on failure."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
-        raise RunFolderError(f"cannot create OUTPUT_DIR {folder}: {e.strerror}"
+        raise RunFolderError(f"cannot create {what}{folder}: {e.strerror}"
                              f"{f' ({e.filename})' if e.filename else ''}; choose a writable "
-                             "folder") from None
+                             "folder (OUTPUT_DIR)") from None
+
+
+def prepare_output_dir(folder: str) -> None:
+    """Create and lock ``folder``; remove temp files that killed writers left there."""
+    make_folder(folder)
     if not os.access(folder, os.W_OK):
         raise RunFolderError(f"OUTPUT_DIR {folder} is not writable; choose a writable folder")
     acquire_lock(folder)
@@ -570,10 +575,6 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: i
 
 def prepare_eval_dir(out: str) -> None:
     """Create an evaluation's folder and send the log there (``log.txt``)."""
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise RunFolderError(f"cannot create {out}: {e.strerror}; choose a writable "
-                             "OUTPUT_DIR") from None
+    make_folder(out, what="")
     remove_stale_temps(out)
     attach_log_file(out)
