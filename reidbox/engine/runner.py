@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from ..config import save_config
-from ..data import (DatasetError, build_test_loader, build_test_sets, build_train_loader,
-                    build_train_set)
+from ..data import (DatasetError, TestSet, build_test_loader, build_test_sets,
+                    build_train_loader, build_train_set)
 from ..evaluation import evaluate_kwargs
 from ..evaluation.evaluator import Metrics, evaluate_model, format_table, save_rank_lists
 from ..visualization.ranks import rank_list_kwargs
@@ -140,9 +140,23 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
     return info
 
 
+def load_test_sets(cfg) -> List[TestSet]:
+    """``DATASETS.TEST`` parsed and checked (ids, files, cross-camera matches, non-empty
+    splits): built once per run, before training, so a bad test set fails before epoch 1."""
+    test_sets = build_test_sets(cfg)
+    for ts in test_sets:
+        for part in ("query", "gallery"):
+            if not len(getattr(ts, part)):
+                raise DatasetError(f"test set {ts.name} has an empty {part} under "
+                                   f"{cfg.DATASETS.ROOT}: add {part} images or remove "
+                                   f"{ts.name} from DATASETS.TEST")
+    return test_sets
+
+
 def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True,
                           save_ranks: bool = False, vis_ranks: int = 0,
-                          out_dir: Optional[str] = None) -> Dict[str, Metrics]:
+                          out_dir: Optional[str] = None,
+                          test_sets: Optional[List[TestSet]] = None) -> Dict[str, Metrics]:
     """Every ``DATASETS.TEST`` set with the configured protocol, metric, flip and re-ranking.
 
     ``save_ranks`` writes ``<out_dir>/ranklist_<set>.csv`` with each query's top
@@ -153,14 +167,7 @@ def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress:
     kwargs = evaluate_kwargs(cfg)
     out_dir = out_dir or cfg.OUTPUT_DIR
     results = {}
-    test_sets = build_test_sets(cfg)
-    for ts in test_sets:
-        for part in ("query", "gallery"):
-            if not len(getattr(ts, part)):
-                raise DatasetError(f"test set {ts.name} has an empty {part} under "
-                                   f"{cfg.DATASETS.ROOT}: add {part} images or remove "
-                                   f"{ts.name} from DATASETS.TEST")
-    for ts in test_sets:
+    for ts in test_sets if test_sets is not None else load_test_sets(cfg):
         feats: Dict[str, torch.Tensor] = {}
         results[ts.name] = evaluate_model(
             model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items), device,
@@ -458,7 +465,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main and stderr_is_terminal()  # no bar debris in log files
     train_set = build_train_set(cfg)
-    build_test_sets(cfg)  # test splits checked (ids, files, cross-camera matches) before training
+    test_sets = load_test_sets(cfg)  # checked before training; reused by every evaluation
     num_classes = train_set.num_train_pids
     logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
                 num_classes)
@@ -488,7 +495,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD) if main else None
 
     def periodic_eval() -> Dict[str, Dict[str, float]]:
-        results = evaluate_on_test_sets(cfg, model, device, progress)
+        results = evaluate_on_test_sets(cfg, model, device, progress, test_sets=test_sets)
         logger.info("evaluation:\n%s", format_table({n: m.headline() for n, m in results.items()}))
         return {n: m.headline() for n, m in results.items()}
 
@@ -500,7 +507,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     if main:
         atomic_save({"model": model.state_dict(), "num_classes": num_classes},
                     os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
-    results = evaluate_on_test_sets(cfg, model, device, progress)
+    results = evaluate_on_test_sets(cfg, model, device, progress, test_sets=test_sets)
     if tb is not None:
         tb.log_metrics({n: m.headline() for n, m in results.items()}, trainer.global_step)
         tb.close()
