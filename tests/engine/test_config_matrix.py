@@ -179,7 +179,8 @@ def test_config_trains_and_tests(paths, stand_in_data, stand_in_teacher, tmp_pat
         batch = cfg.SOLVER.IMS_PER_BATCH
         # N mod batch = 1: only full batches (two; CIFAR-10's five images make one)
         assert hook.sizes and set(hook.sizes) == {batch}, hook.sizes
-        assert len(hook.sizes) == (1 if cfg.DATASETS.TRAIN[0] in ("cifar10", "cifar10_synthetic") else 2)
+        one_batch = cfg.DATASETS.TRAIN[0] in ("cifar10", "cifar10_synthetic")
+        assert len(hook.sizes) == (1 if one_batch else 2)
         key = "top1_error" if cfg.TASK == "classification" else "mAP"
         assert 0 <= record[key] <= 1
         if path in TESTED:  # test_net on the saved weights: one config per meta-architecture
