@@ -6,7 +6,7 @@ Every ``metrics.json`` under the given folders gives one row per test set: model
 """
 
 
-from reidbox.utils.cli import argument_parser, parse_args, run_main
+from reidbox.cli import argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
 from reidbox.visualization.results import collect_results, format_results
 

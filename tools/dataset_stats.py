@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import logging
 
-from reidbox.utils.cli import argument_parser, parse_args, run_main
+from reidbox.cli import argument_parser, parse_args, run_main
 from reidbox.data import build_dataset
 from reidbox.data.stats import format_stats
 from reidbox.registry import DATASETS

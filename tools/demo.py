@@ -7,7 +7,7 @@ with and without PTL, once per ``--seeds`` value, and report mean +- std.
 
 
 from reidbox.engine.demo import run_demo, run_transfer_demo
-from reidbox.utils.cli import argument_parser, parse_args, run_main
+from reidbox.cli import argument_parser, parse_args, run_main
 
 
 def main(argv=None) -> int:

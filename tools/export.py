@@ -9,7 +9,7 @@ import torch
 from reidbox.config import load_config
 from reidbox.engine.runner import build_test_model
 from reidbox.export import export_model
-from reidbox.utils.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
 
 

@@ -12,7 +12,7 @@ Each run folder needs ``config.yaml`` and ``model_final.pth``. Writes ``DIR/<lab
 
 import os
 
-from reidbox.utils.cli import argument_parser, parse_args, run_main
+from reidbox.cli import argument_parser, parse_args, run_main
 from reidbox.visualization.loss_surface import loss_surfaces
 
 

@@ -7,7 +7,7 @@ no weight file: ImageNet weights, ``MODEL.WEIGHTS`` and an STD teacher's weights
 
 import json
 
-from reidbox.utils.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main
 
 from reidbox.config import load_config
 from reidbox.modeling.summary import (build_for_summary, format_summary, model_summary,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from reidbox.utils.cli import argument_parser, parse_args, run_main
+from reidbox.cli import argument_parser, parse_args, run_main
 from reidbox.data.datasets.cuhk03 import prepare_market_style
 
 

@@ -3,7 +3,7 @@
 
 from reidbox.config import load_config
 from reidbox.engine import runner
-from reidbox.utils.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@ Flags may come before or after the ``KEY VALUE`` overrides. Several GPUs: ``torc
 
 from reidbox.config import load_config
 from reidbox.engine import runner
-from reidbox.utils.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.distributed import cleanup
 
 

@@ -8,7 +8,7 @@ See docs/transfer.md.
 """
 
 from reidbox.engine.chain import run_chain, split_steps_and_opts
-from reidbox.utils.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main
 
 
 def main(argv=None) -> int:

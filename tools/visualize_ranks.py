@@ -7,7 +7,7 @@
 """
 
 from reidbox.config import load_config
-from reidbox.utils.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_dir
 from reidbox.visualization import visualize_model_ranks
 

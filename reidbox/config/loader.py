@@ -9,13 +9,14 @@ from typing import Iterable, List, Optional, Sequence, Union
 import yaml
 from yacs.config import CfgNode
 
+from ..errors import UserError
 from .aliases import all_keys, suggest
 from .defaults import get_cfg_defaults
 
 PathLike = Union[str, os.PathLike]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is wrong; the message names the key and where it came from."""
 
 

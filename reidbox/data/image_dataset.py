@@ -8,10 +8,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..errors import UserError
 from .datasets.base import Sample
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image file is missing, truncated or not an image; the message names the file."""
 
 

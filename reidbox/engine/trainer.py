@@ -20,11 +20,13 @@ from typing import Any, Dict, Iterable, List, Optional
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 logger = logging.getLogger("reidbox")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """A loss became NaN or Inf; the message gives the step and every loss term.
 
     Attributes: ``epoch`` and ``iteration`` (1-based), ``global_step`` (0-based, the steps

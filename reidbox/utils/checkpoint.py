@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .misc import atomic_write
 
 logger = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, truncated, corrupt or needs unsafe unpickling."""
 
 

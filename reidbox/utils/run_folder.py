@@ -25,6 +25,7 @@ import sys
 import uuid
 from typing import Any, Dict, List, Optional
 
+from ..errors import UserError
 from .misc import write_json
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ _TEMP = re.compile(r"\.tmp\.(\d+)(\.[^/]*)?$")
 _held: Dict[str, int] = {}  # real path of a locked folder -> fd held open by this process
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError, ValueError):
     """The output folder cannot be used (locked by another run, not writable, ...)."""
 
 

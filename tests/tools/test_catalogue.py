@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from reidbox.utils import run_folder
-from reidbox.utils.cli import run_main
+from reidbox.cli import run_main
 from tests.conftest import TINY_OPTS, write_market_tree
 from tests.data.fixtures import make_msmt17
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from reidbox.utils.cli import (UsageError, argument_parser, default_argument_parser,
+from reidbox.cli import (UsageError, argument_parser, default_argument_parser,
                                parse_args)
 from tests.conftest import TINY_OPTS
 
@@ -54,7 +54,7 @@ def test_every_tool_parses_through_the_shared_convention():
     for path in tools:
         src = open(path, encoding="utf-8").read()
         name = os.path.basename(path)
-        assert "parse_args(p, argv" in src, f"{name} does not use reidbox.utils.cli.parse_args"
+        assert "parse_args(p, argv" in src, f"{name} does not use reidbox.cli.parse_args"
         assert ".parse_args(" not in src and "parse_intermixed_args" not in src, name
         assert "REMAINDER" not in src, name  # REMAINDER swallows every flag after it
 

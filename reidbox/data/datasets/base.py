@@ -9,6 +9,8 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from ...errors import UserError
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "query", "gallery")
@@ -23,7 +25,7 @@ class Sample(NamedTuple):
     dsetid: int = 0
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset folder is missing or malformed; the message says what was expected."""
 
 

@@ -15,6 +15,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ...errors import UserError
+
 
 @dataclass(frozen=True)
 class StageSpec:
@@ -77,7 +79,7 @@ class StagedBackbone(nn.Module):
         return h
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """The ImageNet weight file is not on disk; the message says which file and where."""
 
 

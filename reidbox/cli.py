@@ -16,13 +16,11 @@ import sys
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .errors import UsageError, UserError
+
 DEBUG_ENV = "REIDBOX_DEBUG"
 # A config key on the command line: upper-case dotted words (``SOLVER.MAX_EPOCHS``).
 _DOTTED_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
-
-
-class UsageError(ValueError):
-    """A command line that cannot work; the message says what to type instead."""
 
 
 def argument_parser(description: str, config: bool = False) -> argparse.ArgumentParser:
@@ -45,7 +43,7 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
 
 
 def _top_level_keys() -> set:
-    from ..config import get_cfg_defaults
+    from .config import get_cfg_defaults
 
     return {k for k in get_cfg_defaults().keys()}
 
@@ -212,21 +210,14 @@ def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
     return "--debug" in argv or env not in ("", "0", "false", "no", "off")
 
 
-def user_error_types() -> tuple:
-    """Errors caused by input (config, data, files), reported as one line."""
-    from ..config import ConfigError
-    from ..engine.trainer import NonFiniteLossError
-    from ..data import DatasetError, ImageReadError
-    from ..modeling.backbones import WeightsNotFoundError
-    from .checkpoint import CheckpointError
-
-    return (ConfigError, DatasetError, ImageReadError, WeightsNotFoundError, CheckpointError,
-            NonFiniteLossError, UsageError, OSError, KeyError, ValueError)
+# Errors reported as one line: every reidbox input error, plus the standard types that a bad
+# path or value raises from the libraries underneath (a missing file, a malformed number).
+USER_ERRORS = (UserError, OSError, KeyError, ValueError)
 
 
 def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename:
-        from .misc import describe_os_error
+        from .utils.misc import describe_os_error
 
         return describe_os_error(e)
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -247,7 +238,7 @@ def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except user_error_types() as e:
+    except USER_ERRORS as e:
         logging.getLogger("reidbox").debug("error", exc_info=True)
         if debug:
             traceback.print_exc(file=sys.stderr)
