@@ -14,6 +14,7 @@ from tqdm import tqdm
 from .config import CfgNode, load_config
 from .data.image_dataset import read_image
 from .data.transforms import transforms_from_config
+from .modeling import build_inference_model
 from .utils.misc import resolve_device
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
@@ -32,12 +33,10 @@ class FeatureExtractor:
     def __init__(self, config: Union[str, CfgNode], weights: Optional[str] = None,
                  device: Union[str, torch.device] = "auto", batch_size: int = 64,
                  flip: Optional[bool] = None, progress_threshold: int = 256) -> None:
-        from .engine.runner import build_test_model
-
         self.cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else config
         self.device = resolve_device(str(device))
-        self.model = build_test_model(self.cfg, weights or self.cfg.MODEL.WEIGHTS or None,
-                                      self.device)
+        self.model = build_inference_model(self.cfg,
+                                           weights or self.cfg.MODEL.WEIGHTS or None, self.device)
         self.transform = transforms_from_config(self.cfg, is_train=False)
         self.batch_size = batch_size
         self.flip = self.cfg.TEST.FLIP_AUG if flip is None else flip

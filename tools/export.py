@@ -4,10 +4,8 @@
 
 import os
 
-import torch
-
 from reidbox.config import load_config
-from reidbox.engine.runner import build_test_model
+from reidbox.modeling import build_inference_model
 from reidbox.export import export_model
 from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
@@ -27,7 +25,7 @@ def main(argv=None) -> int:
     ext = "onnx" if args.format == "onnx" else "pt"
     out = check_output_file(args.output or os.path.join(cfg.OUTPUT_DIR, f"model.{ext}"),
                             "--output")
-    model = build_test_model(cfg, cfg.MODEL.WEIGHTS or None, device=torch.device("cpu"))
+    model = build_inference_model(cfg, cfg.MODEL.WEIGHTS or None, device="cpu")
     export_model(model, args.format, out, tuple(cfg.INPUT.SIZE_TEST))
     print(f"wrote {out}")
     return 0

@@ -7,9 +7,9 @@
 """
 
 from reidbox.config import load_config
+from reidbox.engine.runner import rank_images
 from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_dir
-from reidbox.visualization import visualize_model_ranks
 
 
 def main(argv=None) -> int:
@@ -24,8 +24,8 @@ def main(argv=None) -> int:
     cfg = load_config(args.config_file or None, args.opts)
     if args.out:
         check_output_dir(args.out)
-    paths = visualize_model_ranks(cfg, cfg.MODEL.WEIGHTS or None, args.out or None, args.topk,
-                                  args.num_queries, args.queries, not args.no_progress)
+    paths = rank_images(cfg, cfg.MODEL.WEIGHTS or None, args.out or None, args.topk,
+                        args.num_queries, args.queries, not args.no_progress)
     print(f"wrote {len(paths)} rank lists" + (f", e.g. {paths[0]}" if paths else ""))
     return 0
 

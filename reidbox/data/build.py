@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..registry import DATASETS
+from ..retrieval.protocols import get_protocol
 from .datasets.base import (DatasetError, ReIDDataset, Sample, check_query_matches, combine,
                             require_items, validate_dataset)
+from .classification import ArrayImageDataset, ArraySplit, ClassificationDataset
 from .datasets.combined import combine_by_name
 from .image_dataset import ImageDataset, filter_readable
 from .samplers import PKBatchSampler
-from .transforms import transforms_from_config
+from .transforms import classification_transforms, transforms_from_config
 
 
 def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
@@ -34,6 +36,10 @@ def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
 
 
 def _reid(ds, name: str) -> ReIDDataset:
+    task = getattr(ds, "task", None)
+    if task not in (None, "reid"):
+        raise DatasetError(f"dataset {name!r} is a {task} dataset but TASK is 'reid': set TASK "
+                           f"{task} (as configs/cifar10/*.yml do) or choose a ReID dataset")
     if not isinstance(ds, ReIDDataset):
         raise DatasetError(f"dataset {name!r} returned {type(ds).__name__}, not a ReIDDataset "
                            "(see docs/custom_dataset.md)")
@@ -159,8 +165,6 @@ def build_test_sets(cfg) -> List[TestSet]:
     """One test set per ``DATASETS.TEST`` entry; a combined set (``market_duke``) gives one per
     source, named after it. Each is checked: non-empty splits, files present, and some query
     with a valid gallery match under ``TEST.PROTOCOL``."""
-    from ..evaluation.protocols import get_protocol
-
     protocol = get_protocol(cfg.TEST.PROTOCOL)
     out = []
     for name in cfg.DATASETS.TEST:
@@ -180,3 +184,65 @@ def build_test_sets(cfg) -> List[TestSet]:
                 gallery = filter_readable(gallery, f"{label} gallery images")
             out.append(TestSet(label, query, gallery))
     return out
+
+
+def classification_set(cfg, name: str) -> ClassificationDataset:
+    """The registered classification dataset ``name`` under ``DATASETS.ROOT``; a dataset of
+    another task is one clear error."""
+    ds = build_dataset_from_config(cfg, name)
+    if getattr(ds, "task", None) != "classification":
+        names = sorted(n for n in DATASETS
+                       if getattr(DATASETS.get(n), "task", None) == "classification")
+        raise DatasetError(f"TASK is 'classification' but dataset {name!r} is a "
+                           f"{getattr(ds, 'task', type(ds).__name__)} dataset; use "
+                           f"{', '.join(names) or 'a classification dataset'} (or TASK: reid "
+                           "for ReID datasets)")
+    return ds
+
+
+def build_classification_sets(cfg) -> Tuple[ClassificationDataset, List[ClassificationDataset]]:
+    """The one ``DATASETS.TRAIN`` set and the ``DATASETS.TEST`` sets (their test splits are
+    evaluated; an empty TEST list means the training set's own test split)."""
+    if len(cfg.DATASETS.TRAIN) != 1:
+        raise DatasetError(f"classification trains on exactly one dataset; DATASETS.TRAIN is "
+                           f"{list(cfg.DATASETS.TRAIN)}")
+    train = classification_set(cfg, cfg.DATASETS.TRAIN[0])
+    tests = [train if n == train.name else classification_set(cfg, n)
+             for n in (cfg.DATASETS.TEST or [train.name])]
+    for t in tests:
+        if t.num_classes != train.num_classes:
+            raise DatasetError(f"test set {t.name} has {t.num_classes} classes but the "
+                               f"training set {train.name} has {train.num_classes}")
+        if not len(t.test):
+            raise DatasetError(f"test set {t.name} has no test images under "
+                               f"{cfg.DATASETS.ROOT}: add them or choose another DATASETS.TEST")
+    return train, tests
+
+
+def build_classification_train_loader(cfg, split: ArraySplit, rank: int = 0,
+                                      world_size: int = 1) -> DataLoader:
+    """Shuffled batches of ``SOLVER.IMS_PER_BATCH`` (the global batch; ``DATALOADER.SAMPLER``
+    does not apply), the ``random`` ReID sampler's semantics: one permutation per epoch seeded
+    by ``SEED`` + epoch, rank r takes every world_size-th image of it.
+
+    The last incomplete batch is dropped when the set holds more than a batch per rank (it is
+    a different random remainder every epoch), so a BatchNorm never sees a batch of one.
+    """
+    batch = check_train_batch(cfg.SOLVER.IMS_PER_BATCH, 1, "random", world_size)
+    size = split.images.shape[1:3]
+    dataset = ArrayImageDataset(split, classification_transforms(cfg, size, True))
+    shuffle = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
+                                 seed=cfg.SEED, drop_last=world_size > 1)
+    return DataLoader(dataset, batch_size=batch, sampler=shuffle,
+                      drop_last=len(split) // world_size > batch,
+                      num_workers=cfg.DATALOADER.NUM_WORKERS, worker_init_fn=_seed_worker,
+                      pin_memory=torch.cuda.is_available())
+
+
+def build_classification_test_loader(cfg, split: ArraySplit) -> DataLoader:
+    """Test images in order, no augmentation."""
+    transform = classification_transforms(cfg, split.images.shape[1:3], False)
+    return DataLoader(ArrayImageDataset(split, transform),
+                      batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False,
+                      num_workers=cfg.DATALOADER.NUM_WORKERS,
+                      pin_memory=torch.cuda.is_available())

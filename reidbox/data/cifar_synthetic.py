@@ -241,3 +241,6 @@ def cifar100_synthetic(root: str = "datasets", dsetid: int = 0, name: Optional[s
         raise DatasetError(f"cifar100_synthetic: cannot write {out}: {e}; set DATASETS.ROOT to "
                            "a writable folder") from None
     return cifar100(root=out, name=name or "cifar100_synthetic")
+
+
+cifar10_synthetic.task = cifar100_synthetic.task = "classification"  # as the classes declare

@@ -8,7 +8,7 @@ CIFAR images are arrays, not files, so they do not fit :class:`Sample`; a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
@@ -29,15 +29,15 @@ class ArraySplit(NamedTuple):
 
 @dataclass(repr=False)
 class ClassificationDataset:
-    """Train and test arrays plus class names; ``query``/``gallery`` are empty (no retrieval)."""
+    """Train and test arrays plus class names (``TASK: classification``)."""
+
+    task = "classification"  # which engine task uses it (a ReID dataset says "reid")
 
     name: str
     train: ArraySplit
     test: ArraySplit
     classes: List[str]
     root: str = ""
-    query: list = field(default_factory=list)
-    gallery: list = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -48,10 +48,6 @@ class ClassificationDataset:
         return (f"{type(self).__name__}({self.name!r}, train {len(self.train):,} images, "
                 f"test {len(self.test):,} images, {self.num_classes} classes, "
                 f"root={self.root!r})")
-
-    def evaluation_sets(self) -> list:
-        """No retrieval test sets (same interface as ``ReIDDataset``)."""
-        return []
 
     def stats(self) -> Dict[str, Dict[str, int]]:
         """Images and distinct classes per split."""
@@ -87,3 +83,4 @@ class ArrayImageDataset(Dataset):
         out = self.transform(img) if self.transform is not None else _to_tensor(img)
         return {"images": out, "targets": int(self.split.labels[index]), "camids": 0,
                 "dsetids": 0, "index": index}
+

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+from typing import Any, List
 
+from ..utils.tables import markdown_table
 from .datasets.base import SPLITS
 
 
@@ -28,25 +29,10 @@ def stats_rows(ds: Any) -> List[List[Any]]:
     return rows
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table with right-aligned numbers."""
-    cells = [list(map(str, header))] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in r]
-                                        for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = []
-    for k, r in enumerate(cells):
-        lines.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                       for i, (c, w) in enumerate(zip(r, widths))) + " |")
-        if k == 0:
-            lines.append("|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":")
-                                        for i, w in enumerate(widths)) + "|")
-    return "\n".join(lines)
-
-
 def format_stats(ds: Any) -> str:
     """The statistics table of any registered dataset (ReID or classification)."""
     if hasattr(ds, "classes"):
         header = ["split", "images", "classes"]
     else:
         header = ["split", "images", "identities", "cameras"]
-    return f"{ds.name}\n" + format_table(header, stats_rows(ds))
+    return f"{ds.name}\n" + markdown_table(header, stats_rows(ds))

@@ -14,11 +14,7 @@ import torch
 from torch import nn
 
 from ..config import save_config
-from ..data import (DatasetError, TestSet, build_test_loader, build_test_sets,
-                    build_train_loader, build_train_set)
-from ..evaluation import evaluate_kwargs
-from ..evaluation.evaluator import Metrics, evaluate_model, format_table, save_rank_lists
-from ..visualization.ranks import rank_list_kwargs
+from ..data import build_test_loader
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
@@ -27,12 +23,13 @@ from ..utils.checkpoint import (Checkpointer, CheckpointError, NonFiniteStateErr
                                 set_rng_states)
 from ..utils import distributed as du
 from ..utils.logger import setup_logger
-from ..utils.misc import count_parameters, resolve_device, seed_all, write_json
+from ..utils.misc import resolve_device, seed_all
 from ..utils.run_folder import (RunFolderError, acquire_lock, die_with_parent, read_run_record,
                                 remove_stale_temps, start_run_record)
 from .hooks import (CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook,
                     TensorBoardHook, stderr_is_terminal)
 from .solver import build_solver, resume_schedule
+from .tasks import build_task
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
 logger = logging.getLogger("reidbox")
@@ -128,108 +125,6 @@ def use_channels_last(cfg, device: torch.device) -> bool:
     return bool(cfg.MODEL.CHANNELS_LAST)
 
 
-def model_info(model: nn.Module) -> Dict[str, Any]:
-    """What a result should record about the model (parameters, PTL state handling)."""
-    info: Dict[str, Any] = {"parameters_m": count_parameters(model) / 1e6}
-    ptl = getattr(model, "ptl_state_info", None)
-    if callable(ptl):
-        info["ptl"] = ptl()
-    std = getattr(model, "std_info", None)
-    if callable(std):
-        info["std"] = std()
-    return info
-
-
-def load_test_sets(cfg) -> List[TestSet]:
-    """``DATASETS.TEST`` parsed and checked (ids, files, cross-camera matches, non-empty
-    splits): built once per run, before training, so a bad test set fails before epoch 1."""
-    test_sets = build_test_sets(cfg)
-    for ts in test_sets:
-        for part in ("query", "gallery"):
-            if not len(getattr(ts, part)):
-                raise DatasetError(f"test set {ts.name} has an empty {part} under "
-                                   f"{cfg.DATASETS.ROOT}: add {part} images or remove "
-                                   f"{ts.name} from DATASETS.TEST")
-    return test_sets
-
-
-def evaluate_on_test_sets(cfg, model: nn.Module, device: torch.device, progress: bool = True,
-                          save_ranks: bool = False, vis_ranks: int = 0,
-                          out_dir: Optional[str] = None,
-                          test_sets: Optional[List[TestSet]] = None) -> Dict[str, Metrics]:
-    """Every ``DATASETS.TEST`` set with the configured protocol, metric, flip and re-ranking.
-
-    ``save_ranks`` writes ``<out_dir>/ranklist_<set>.csv`` with each query's top
-    ``TEST.TOPK_SAVE`` gallery images; ``vis_ranks`` > 0 draws top-``vis_ranks`` rank-list
-    images into ``<out_dir>/ranks/<set>/`` from the same features (``out_dir`` defaults to
-    ``OUTPUT_DIR``).
-    """
-    kwargs = evaluate_kwargs(cfg)
-    out_dir = out_dir or cfg.OUTPUT_DIR
-    results = {}
-    for ts in test_sets if test_sets is not None else load_test_sets(cfg):
-        feats: Dict[str, torch.Tensor] = {}
-        results[ts.name] = evaluate_model(
-            model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items), device,
-            flip=cfg.TEST.FLIP_AUG, normalize=cfg.TEST.NORM_FEAT, progress=progress,
-            name=ts.name, features_out=feats, **kwargs)
-        if save_ranks and cfg.TEST.TOPK_SAVE > 0 and feats:
-            path = save_rank_lists(os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
-                                   ts.query, ts.gallery, feats["query"], feats["gallery"],
-                                   cfg.TEST.TOPK_SAVE, cfg.TEST.METRIC, **rank_list_kwargs(cfg))
-            logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
-        if vis_ranks > 0 and feats:
-            from ..visualization import visualize_ranks
-
-            out = os.path.join(out_dir, "ranks", ts.name)
-            visualize_ranks(ts.query, ts.gallery, feats["query"], feats["gallery"], out,
-                            topk=vis_ranks, metric=cfg.TEST.METRIC, seed=cfg.SEED,
-                            size=tuple(cfg.INPUT.SIZE_TEST), **rank_list_kwargs(cfg))
-            logger.info("rank-list images: %s", out)
-    return results
-
-
-def metrics_record(results: Dict[str, Metrics], model: nn.Module, **extra) -> Dict[str, Any]:
-    """``metrics.json``: the first test set's numbers at the top level, every set under
-    ``per_dataset``, plus the protocol and model facts."""
-    first = next(iter(results.values()))
-    record: Dict[str, Any] = dict(first.headline())
-    record["protocol"] = first.protocol
-    record["per_dataset"] = {
-        name: dict(m.headline(), cmc=m.cmc[:20], num_query=m.num_query,
-                   num_gallery=m.num_gallery, num_valid=m.num_valid, protocol=m.protocol)
-        for name, m in results.items()
-    }
-    record.update(model_info(model))
-    record.update(extra)
-    return record
-
-
-def write_results(cfg, results: Dict[str, Metrics], model: nn.Module,
-                  out_dir: Optional[str] = None, **extra) -> Dict[str, Any]:
-    """``<out_dir>/metrics.json`` (default ``OUTPUT_DIR``) and CMC plots beside it."""
-    out_dir = out_dir or cfg.OUTPUT_DIR
-    t = cfg.TEST
-    extra["evaluation"] = dict(
-        protocol=t.PROTOCOL, metric=t.METRIC, flip=t.FLIP_AUG, normalize=t.NORM_FEAT,
-        ap_mode=t.AP_MODE or None,
-        rerank=dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
-        if t.RERANK.ENABLED else None)
-    record = metrics_record(results, model, **extra)
-    write_json(record, os.path.join(out_dir, "metrics.json"))
-    try:
-        from ..visualization import plot_all_cmc
-
-        plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
-    except (ImportError, ValueError, OSError) as e:
-        logger.warning("no CMC plot: %s", e)
-    from ..visualization.results import describe_evaluation
-
-    logger.info("results (%s):\n%s", describe_evaluation(extra["evaluation"]),
-                format_table({n: m.headline() for n, m in results.items()}))
-    return record
-
-
 class _RNGSafeEval:
     """Evaluation must not change the training RNG streams (resume equals uninterrupted)."""
 
@@ -247,7 +142,7 @@ class _RNGSafeEval:
 def build_hooks(cfg, checkpointer: Checkpointer, periodic_eval: Callable[[], Dict[str, float]],
                 tb: Optional[TensorBoardHook], progress: bool,
                 extra_hooks: Sequence[HookBase] = ()) -> List[HookBase]:
-    """The hooks every training run uses (ReID and classification), then ``extra_hooks``."""
+    """The hooks every training run uses (every task), then ``extra_hooks``."""
     s = cfg.SOLVER
     return [
         LatentStateResetHook(),
@@ -453,24 +348,17 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there; a
     checkpoint written with another config is refused unless ``force_resume``
     (:func:`check_resume`; schedule keys such as ``SOLVER.MAX_EPOCHS`` may change freely).
-    ``TASK: classification`` runs :func:`reidbox.engine.classification.train_classification`.
+    What differs between ``TASK`` kinds (data, evaluation, results) is the task's
+    (:mod:`reidbox.engine.tasks`); one process or many under torchrun, alike.
     """
-    if cfg.TASK == "classification":
-        from .classification import train_classification
-
-        return train_classification(cfg, resume=resume, extra_hooks=extra_hooks,
-                                    progress=progress, force_resume=force_resume)
     state = load_resume_state(cfg, force_resume) if resume else None
     device = setup_run(cfg, progress)
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main and stderr_is_terminal()  # no bar debris in log files
-    train_set = build_train_set(cfg)
-    test_sets = load_test_sets(cfg)  # checked before training; reused by every evaluation
-    num_classes = train_set.num_train_pids
-    logger.info("train set %s: %d images, %d identities", train_set.name, len(train_set.train),
-                num_classes)
-    loader = build_train_loader(cfg, train_set.train, rank=rank, world_size=world)
-    model = build_model(cfg, num_classes=num_classes)
+    task = build_task(cfg)
+    task.load_train()  # data read and checked once, before anything trains
+    loader = task.train_loader(rank, world)
+    model = build_model(cfg, num_classes=task.num_classes)
     if cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
     if cfg.MODEL.SYNC_BN and world > 1:
@@ -486,7 +374,7 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if main:
-        summary = model_summary(model, tuple(cfg.INPUT.SIZE_TEST))
+        summary = model_summary(model, task.input_size)
         logger.info("%s/%s\n%s", cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME,
                     format_summary(summary))
     s = cfg.SOLVER
@@ -495,9 +383,9 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
     tb = TensorBoardHook(os.path.join(cfg.OUTPUT_DIR, "tb"), s.LOG_PERIOD) if main else None
 
     def periodic_eval() -> Dict[str, Dict[str, float]]:
-        results = evaluate_on_test_sets(cfg, model, device, progress, test_sets=test_sets)
-        logger.info("evaluation:\n%s", format_table({n: m.headline() for n, m in results.items()}))
-        return {n: m.headline() for n, m in results.items()}
+        results = task.evaluate(model, device, progress)
+        logger.info("evaluation:\n%s", task.format(results))
+        return {n: r.headline() for n, r in results.items()}
 
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
     trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
@@ -505,38 +393,31 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
                       compile=cfg.MODEL.COMPILE)
     run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     if main:
-        atomic_save({"model": model.state_dict(), "num_classes": num_classes},
+        atomic_save({"model": model.state_dict(), "num_classes": task.num_classes},
                     os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
-    results = evaluate_on_test_sets(cfg, model, device, progress, test_sets=test_sets)
+    results = task.evaluate(model, device, progress)
     if tb is not None:
-        tb.log_metrics({n: m.headline() for n, m in results.items()}, trainer.global_step)
+        tb.log_metrics({n: r.headline() for n, r in results.items()}, trainer.global_step)
         tb.close()
     extra = dict(epochs=s.MAX_EPOCHS, train_datasets=list(cfg.DATASETS.TRAIN),
-                 num_classes=num_classes, world_size=world)
+                 num_classes=task.num_classes, world_size=world, **task.train_record())
     if not main:
         du.barrier()
-        return metrics_record(results, model, **extra)
-    record = write_results(cfg, results, model, **extra)
+        return task.record(results, model, **extra)
+    record = task.write(results, model, cfg.OUTPUT_DIR, **extra)
     du.barrier()
     return record
 
 
-def build_test_model(cfg, weights: Optional[str], device: torch.device) -> nn.Module:
-    """A model for feature extraction; the classifier (training-only) may not fit the file."""
-    model = build_model(cfg, num_classes=1)
-    if weights:
-        load_model_weights(model, weights, partial=cfg.MODEL.WEIGHTS_PARTIAL)
-    return model.to(device).eval()
-
-
 def eval_settings(cfg, weights: Optional[str]) -> Dict[str, Any]:
-    """What an evaluation's numbers depend on besides the data: weights and test options."""
-    t = cfg.TEST
+    """What an evaluation's numbers depend on besides the data: weights, test sets, input
+    size, architecture and the evaluation settings (:class:`~reidbox.evaluation.EvalSettings`)."""
+    from ..evaluation import EvalSettings
+
+    e = EvalSettings.from_config(cfg)
     return dict(weights=os.path.abspath(weights) if weights else None,
                 test_sets=list(cfg.DATASETS.TEST), size=list(cfg.INPUT.SIZE_TEST),
-                protocol=t.PROTOCOL, metric=t.METRIC, flip=t.FLIP_AUG, normalize=t.NORM_FEAT,
-                ap_mode=t.AP_MODE, max_rank=t.MAX_RANK, seed=t.SEED,
-                rerank=[t.RERANK.K1, t.RERANK.K2, t.RERANK.LAMBDA] if t.RERANK.ENABLED else None,
+                **e.describe(), max_rank=e.max_rank, seed=e.seed,
                 arch=[cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME])
 
 
@@ -560,24 +441,51 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: i
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
     also draws rank-list images of that many top matches. Results go to :func:`eval_dir`
     (``OUTPUT_DIR/eval/<settings>/metrics.json`` and ``log.txt``, rank lists, CMC plots)."""
-    if cfg.TASK == "classification":
-        from .classification import classification_test
-
-        return classification_test(cfg, weights=weights, progress=progress)
     device = setup_run(cfg, progress, role="test")
-    progress = progress and stderr_is_terminal()
-    weights = weights or cfg.MODEL.WEIGHTS
-    if not weights:
-        logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
-    model = build_test_model(cfg, weights, device)
+    main = du.is_main_process()
+    progress = progress and main and stderr_is_terminal()
+    weights = weights or cfg.MODEL.WEIGHTS or None
+    task = build_task(cfg)
+    task.load_test()
+    model = task.test_model(weights, device)
     out = eval_dir(cfg, weights)
-    prepare_eval_dir(out)
-    results = evaluate_on_test_sets(cfg, model, device, progress, save_ranks=True,
-                                    vis_ranks=vis_ranks, out_dir=out)
-    record = write_results(cfg, results, model, out_dir=out, weights=weights or None,
-                           settings=eval_settings(cfg, weights))
+    if main:
+        prepare_eval_dir(out)
+    results = task.evaluate(model, device, progress, out_dir=out, rank_lists=True,
+                            vis_ranks=vis_ranks)
+    extra = dict(weights=weights, settings=eval_settings(cfg, weights))
+    if not main:
+        return task.record(results, model, **extra)
+    record = task.write(results, model, out, **extra)
     logger.info("results written to %s", os.path.join(out, "metrics.json"))
     return record
+
+
+def rank_images(cfg, weights: Optional[str], out_dir: Optional[str] = None, topk: int = 10,
+                num_queries: int = 10, query_indices: Optional[Sequence[int]] = None,
+                progress: bool = True) -> List[str]:
+    """Rank-list images of ``weights`` (default ``MODEL.WEIGHTS``) on every ``DATASETS.TEST``
+    set, into ``out_dir/<testset>/`` (default ``OUTPUT_DIR/ranks``); no metrics computed."""
+    from ..evaluation.evaluator import extract_query_gallery
+
+    if cfg.TASK != "reid":
+        from ..config import ConfigError
+
+        raise ConfigError(f"rank lists need TASK reid (query and gallery); TASK is {cfg.TASK!r}")
+    device = resolve_device(cfg.DEVICE)
+    task = build_task(cfg)
+    task.load_test()
+    model = task.test_model(weights or cfg.MODEL.WEIGHTS or None, device)
+    out_dir = out_dir or os.path.join(cfg.OUTPUT_DIR, "ranks")
+    paths: List[str] = []
+    for ts in task.test_sets:
+        feats = extract_query_gallery(model, ts.query, ts.gallery,
+                                      lambda items: build_test_loader(cfg, items), device,
+                                      task.settings.flip, task.settings.normalize, progress,
+                                      ts.name)
+        paths += task.draw(ts, feats, os.path.join(out_dir, ts.name), topk, num_queries,
+                           list(query_indices) if query_indices is not None else None)
+    return paths
 
 
 def prepare_eval_dir(out: str) -> None:

@@ -1,14 +1,10 @@
-"""Evaluation: retrieval metrics under named reference protocols, from distances or features."""
+"""Evaluation: retrieval metrics under named reference protocols, from distances or features,
+and classification metrics."""
 
+from ..retrieval.protocols import AP_MODES, PROTOCOLS, Protocol, get_protocol
 from .metrics import Accumulator, EvalResult, evaluate_distmat, results_table
-from .protocols import AP_MODES, PROTOCOLS, Protocol, get_protocol
+from .settings import EvalSettings
+from .streaming import evaluate
 
-__all__ = ["AP_MODES", "PROTOCOLS", "Accumulator", "EvalResult", "Protocol", "evaluate",
-           "evaluate_distmat", "evaluate_kwargs", "get_protocol", "results_table"]
-
-
-def __getattr__(name: str):
-    if name in ("evaluate", "evaluate_kwargs"):  # lazy: keeps retrieval out of metric imports
-        from . import streaming
-        return getattr(streaming, name)
-    raise AttributeError(name)
+__all__ = ["AP_MODES", "PROTOCOLS", "Accumulator", "EvalResult", "EvalSettings", "Protocol",
+           "evaluate", "evaluate_distmat", "get_protocol", "results_table"]

@@ -1,16 +1,24 @@
-"""Feature extraction and evaluation of a model on query/gallery sets."""
+"""A model on a query / gallery pair: extract features, then evaluate them (one result type,
+:class:`~reidbox.evaluation.metrics.EvalResult`); plus the CSV writer of ranked lists."""
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from ..utils import distributed as du
+from ..utils.misc import eval_mode
+from .metrics import EvalResult
+from .settings import EvalSettings
+from .streaming import evaluate
 
 logger = logging.getLogger("reidbox")
 
@@ -22,73 +30,39 @@ def extract_features(model: nn.Module, loader, device: torch.device, flip: bool 
     """Eval-mode features of every image in ``loader`` order: (N, D) float32 on the CPU.
 
     ``flip`` averages the features of the image and its horizontal mirror; ``normalize``
-    L2-normalises the (averaged) feature.
+    L2-normalises the (averaged) feature. The model's train/eval mode is restored afterwards.
     """
-    was_training = model.training
-    model.eval()
     feats = []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-        images = batch["images"].to(device, non_blocking=True)
-        f = model(images).float()
-        if flip:
-            f = (f + model(images.flip(3)).float()) / 2
-        if normalize:
-            f = F.normalize(f, dim=1)
-        feats.append(f.cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False,
+                          dynamic_ncols=True):
+            images = batch["images"].to(device, non_blocking=True)
+            f = model(images).float()
+            if flip:
+                f = (f + model(images.flip(3)).float()) / 2
+            if normalize:
+                f = F.normalize(f, dim=1)
+            feats.append(f.cpu())
     return torch.cat(feats) if feats else torch.zeros(0, 0)
 
 
 @dataclass
-class Metrics:
-    """Headline numbers of one evaluation, as fractions in [0, 1]."""
+class Features:
+    """Query (Q, D) and gallery (G, D) features of one test set."""
 
-    mAP: float
-    rank1: float
-    rank5: float
-    rank10: float
-    mINP: float
-    num_query: int
-    num_gallery: int
-    num_valid: int
-    protocol: str
-    cmc: List[float]
-
-    def headline(self) -> Dict[str, float]:
-        return {"mAP": self.mAP, "rank1": self.rank1, "rank5": self.rank5,
-                "rank10": self.rank10, "mINP": self.mINP}
+    query: torch.Tensor
+    gallery: torch.Tensor
 
 
-def _at(cmc: np.ndarray, k: int) -> float:
-    return float(cmc[min(k, len(cmc)) - 1]) if len(cmc) else float("nan")
-
-
-def evaluate_features(q_feats: torch.Tensor, g_feats: torch.Tensor, q_pids: Sequence[int],
-                      g_pids: Sequence[int], q_camids: Sequence[int], g_camids: Sequence[int],
-                      protocol: str = "market1501", metric: str = "euclidean", max_rank: int = 50,
-                      **kwargs) -> Metrics:
-    """Run the retrieval protocol on features and return the headline metrics."""
-    from . import evaluate
-
-    r = evaluate(q_feats, g_feats, np.asarray(q_pids), np.asarray(g_pids), np.asarray(q_camids),
-                 np.asarray(g_camids), protocol=protocol, metric=metric, max_rank=max_rank,
-                 **kwargs)
-    cmc = np.asarray(r.cmc, dtype=np.float64)
-    return Metrics(mAP=float(r.mAP), rank1=_at(cmc, 1), rank5=_at(cmc, 5), rank10=_at(cmc, 10),
-                   mINP=float(r.mINP), num_query=len(q_pids), num_gallery=len(g_pids),
-                   num_valid=int(r.num_valid), protocol=protocol, cmc=cmc.tolist())
-
-
-def extract_query_gallery(model: nn.Module, query, gallery, make_loader, device: torch.device,
-                          flip: bool = False, normalize: bool = True, progress: bool = True,
-                          name: Optional[str] = None):
-    """Query and gallery features ``(Q, D), (G, D)`` via ``make_loader(items)``.
+def extract_query_gallery(model: nn.Module, query: Sequence, gallery: Sequence,
+                          make_loader: Callable, device: torch.device, flip: bool = False,
+                          normalize: bool = True, progress: bool = True,
+                          name: Optional[str] = None) -> Optional[Features]:
+    """Query and gallery features via ``make_loader(items)``.
 
     Under DDP every rank extracts a contiguous shard and rank 0 gathers them; the other ranks
-    get ``(None, None)``.
+    get None.
     """
-    from ..utils import distributed as du
-
     items = list(query) + list(gallery)
     rank, world = du.get_rank(), du.get_world_size()
     chunk = -(-len(items) // world)
@@ -99,56 +73,60 @@ def extract_query_gallery(model: nn.Module, query, gallery, make_loader, device:
     if world > 1:
         parts = du.all_gather_object(feats)
         if rank != 0:
-            return None, None
+            return None
         feats = torch.cat([p for p in parts if p.numel()])
-    return feats[:len(query)], feats[len(query):]
+    return Features(feats[:len(query)], feats[len(query):])
 
 
-def evaluate_model(model: nn.Module, query, gallery, make_loader, device: torch.device,
-                   flip: bool = False, normalize: bool = True, protocol: str = "market1501",
-                   metric: str = "euclidean", max_rank: int = 50, progress: bool = True,
-                   name: Optional[str] = None, features_out: Optional[dict] = None,
-                   **kwargs) -> Metrics:
-    """Extract query and gallery features and evaluate them with ``protocol``.
+def evaluate_features(feats: Features, query: Sequence, gallery: Sequence,
+                      settings: EvalSettings) -> EvalResult:
+    """The metrics of ``feats`` under ``settings`` (items carry ``pid`` and ``camid``)."""
+    return evaluate(feats.query, feats.gallery, np.asarray([s.pid for s in query]),
+                    np.asarray([s.pid for s in gallery]), np.asarray([s.camid for s in query]),
+                    np.asarray([s.camid for s in gallery]), **settings.metric_kwargs())
+
+
+def evaluate_model(model: nn.Module, query: Sequence, gallery: Sequence, make_loader: Callable,
+                   device: torch.device, settings: EvalSettings, progress: bool = True,
+                   name: Optional[str] = None) -> Tuple[EvalResult, Optional[Features]]:
+    """Extract, then evaluate: ``(result, features)``.
 
     Under DDP rank 0 scores and the result is broadcast, so every rank returns the same
-    :class:`Metrics`. ``features_out`` (a dict) receives ``query`` / ``gallery`` features on
-    rank 0 for callers that also want rank lists.
+    result; the features come back on rank 0 only (None elsewhere).
     """
-    from ..utils import distributed as du
-
-    qf, gf = extract_query_gallery(model, query, gallery, make_loader, device, flip, normalize,
-                                   progress, name)
-    if qf is None:
-        return du.broadcast_object(None)
-    if features_out is not None:
-        features_out.update(query=qf, gallery=gf)
-    result = evaluate_features(qf, gf, [s.pid for s in query], [s.pid for s in gallery],
-                               [s.camid for s in query], [s.camid for s in gallery], protocol,
-                               metric, max_rank, **kwargs)
-    return du.broadcast_object(result) if du.get_world_size() > 1 else result
+    feats = extract_query_gallery(model, query, gallery, make_loader, device, settings.flip,
+                                  settings.normalize, progress, name)
+    result = evaluate_features(feats, query, gallery, settings) if feats is not None else None
+    if du.get_world_size() > 1:
+        result = du.broadcast_object(result)
+    return result, feats
 
 
-def save_rank_lists(path: str, query, gallery, q_feats: torch.Tensor, g_feats: torch.Tensor,
-                    topk: int, metric: str = "euclidean", protocol: str = "market1501",
-                    **rank_kwargs) -> str:
-    """Per query, its top-``topk`` gallery images as CSV rows (rank 1 first), ranked by
-    :func:`reidbox.retrieval.rank_lists` with ``protocol``'s junk rule and the evaluation's tie
-    rule, so the rank-1 column gives the metrics' rank-1."""
-    import csv
-
+def rank_items(feats: Features, query: Sequence, gallery: Sequence, topk: int,
+               settings: EvalSettings, rows: Optional[Sequence[int]] = None
+               ) -> Tuple[np.ndarray, np.ndarray]:
+    """Top-``topk`` gallery indices and distances ((Q', k) each) of the queries ``rows``
+    (default all), ranked as ``settings`` evaluates (protocol's junk rule, metric, backend,
+    re-ranking): :func:`reidbox.retrieval.rank_lists` on the items' labels."""
     from ..retrieval import rank_lists
 
-    idx, dist = rank_lists(q_feats, g_feats, topk, metric, q_pids=[q.pid for q in query],
-                           g_pids=[g.pid for g in gallery], q_camids=[q.camid for q in query],
-                           g_camids=[g.camid for g in gallery], protocol=protocol,
-                           **rank_kwargs)
+    rows = list(range(len(query))) if rows is None else list(rows)
+    qs = [query[i] for i in rows]
+    return rank_lists(feats.query[rows], feats.gallery, topk, q_pids=[q.pid for q in qs],
+                      g_pids=[g.pid for g in gallery], q_camids=[q.camid for q in qs],
+                      g_camids=[g.camid for g in gallery], **settings.rank_kwargs())
+
+
+def save_rank_lists(path: str, query: Sequence, gallery: Sequence, indices: np.ndarray,
+                    distances: np.ndarray) -> str:
+    """Per query, its ranked gallery images (``indices``/``distances`` (Q, k) of
+    :func:`reidbox.retrieval.rank_lists`, -1 ends a short row) as CSV rows, rank 1 first."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["query", "query_pid", "query_camid", "rank", "gallery", "gallery_pid",
                     "gallery_camid", "distance", "same_identity"])
         for qi, q in enumerate(query):
-            for r, (gi, d) in enumerate(zip(idx[qi], dist[qi]), start=1):
+            for r, (gi, d) in enumerate(zip(indices[qi], distances[qi]), start=1):
                 if gi < 0:
                     break
                 g = gallery[int(gi)]
@@ -157,11 +135,12 @@ def save_rank_lists(path: str, query, gallery, q_feats: torch.Tensor, g_feats: t
     return path
 
 
-def format_table(rows: Dict[str, Dict[str, float]]) -> str:
-    """Markdown table: one row per run/test set with mAP, rank-1/5/10 and mINP in percent."""
-    head = "| run | mAP | rank-1 | rank-5 | rank-10 | mINP |\n|---|---:|---:|---:|---:|---:|"
-    lines = [head]
-    for name, m in rows.items():
-        lines.append(f"| {name} | " + " | ".join(
-            f"{100 * m[k]:.1f}" for k in ("mAP", "rank1", "rank5", "rank10", "mINP")) + " |")
-    return "\n".join(lines)
+def format_table(rows) -> str:
+    """Markdown table: one row per run/test set with mAP, rank-1/5/10 and mINP in percent
+    (``rows``: name -> headline dict)."""
+    from ..utils.tables import markdown_table
+
+    keys = ("mAP", "rank1", "rank5", "rank10", "mINP")
+    return markdown_table(["run", "mAP", "rank-1", "rank-5", "rank-10", "mINP"],
+                          [[name, *(f"{100 * m[k]:.1f}" for k in keys)]
+                           for name, m in rows.items()])

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .protocols import AP_MODES, SGS_REPEATS, Protocol, get_protocol
+from ..retrieval.labels import NONFINITE, as_labels
+from ..retrieval.protocols import AP_MODES, SGS_REPEATS, Protocol, get_protocol
 
 #: Rows per chunk when :func:`evaluate_distmat` walks a full matrix (bounds temporaries).
 _DISTMAT_CHUNK_ELEMS = 1 << 23
@@ -52,17 +53,26 @@ class EvalResult:
     inp: np.ndarray = field(default_factory=lambda: np.zeros(0))
     num_queries: int = 0
 
+    num_gallery: int = 0
+
     def rank(self, k: int) -> float:
         """CMC at rank ``k`` (1-based)."""
         if not 1 <= k <= len(self.cmc):
             raise ValueError(f"rank {k} outside 1..{len(self.cmc)} (raise max_rank)")
         return float(self.cmc[k - 1])
 
+    def headline(self) -> dict:
+        """mAP, rank-1/5/10 and mINP as fractions (a rank beyond ``max_rank``: NaN)."""
+        ranks = {f"rank{k}": float(self.cmc[k - 1]) if k <= len(self.cmc) else float("nan")
+                 for k in (1, 5, 10)}
+        return {"mAP": float(self.mAP), **ranks, "mINP": float(self.mINP)}
+
     def to_dict(self) -> dict:
         """JSON-friendly summary (per-query arrays left out)."""
         return {
             "protocol": self.protocol, "ap_mode": self.ap_mode, "mAP": self.mAP,
             "mINP": self.mINP, "num_valid": self.num_valid, "num_queries": self.num_queries,
+            "num_gallery": self.num_gallery,
             **{f"rank{k}": self.rank(k) for k in (1, 5, 10, 20) if k <= len(self.cmc)},
             "cmc": [float(x) for x in self.cmc],
         }
@@ -81,24 +91,6 @@ def results_table(results: dict[str, EvalResult]) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # inputs
-
-def _labels(x, name: str, n: int | None = None) -> np.ndarray:
-    """1-D int64 labels, or str labels (coded later by :class:`_Codes`)."""
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    if n is not None and len(a) != n:
-        raise ValueError(f"{name} has {len(a)} entries but the distance matrix needs {n}")
-    if a.dtype.kind in "US" or (a.dtype == object and a.size
-                                and all(isinstance(v, (str, bytes)) for v in a)):
-        return a.astype(str)
-    if a.dtype.kind not in "iuf":
-        raise ValueError(f"{name} must hold integers (or strings), got dtype {a.dtype}")
-    if a.dtype.kind == "f" and a.size and not (np.all(np.isfinite(a))
-                                               and np.all(np.equal(np.mod(a, 1), 0))):
-        raise ValueError(f"{name} must hold integers, got dtype {a.dtype} with fractions/NaN")
-    return np.ascontiguousarray(a, dtype=np.int64)
-
 
 class _Codes:
     """Integer codes for labels: integers pass through; string labels (as torchreid's Python
@@ -215,10 +207,6 @@ def _all_finite(D: torch.Tensor) -> bool:
     the sum is not finite."""
     return bool(torch.isfinite(D.sum())) or bool(torch.isfinite(D).all())
 
-
-NONFINITE = ("the distances contain NaN or inf (features too large for float32 distances, "
-             "|x|^2 overflows above ~1.8e19, or not finite): L2-normalise or rescale them "
-             "(TEST.NORM_FEAT True)")
 
 #: Query-gallery entries binned at once (cache-sized slices of a block; CPU).
 _SLICE_ELEMS = 1 << 19
@@ -456,7 +444,7 @@ class Accumulator:
         if int(max_rank) < 1:
             raise ValueError(f"max_rank must be >= 1, got {max_rank}")
         self.max_rank = int(max_rank)
-        gp, gc = _labels(g_pids, "g_pids"), _labels(g_camids, "g_camids")
+        gp, gc = as_labels(g_pids, "g_pids"), as_labels(g_camids, "g_camids")
         if len(gc) != len(gp):
             raise ValueError(f"g_camids has {len(gc)} entries but g_pids has {len(gp)}")
         self.pid_codes, self.cam_codes = _Codes(gp, "g_pids"), _Codes(gc, "g_camids")
@@ -476,8 +464,8 @@ class Accumulator:
         if D.ndim != 2 or D.shape[1] != self.gal.n:
             raise ValueError(f"distance block must be (num_query, {self.gal.n}), got "
                              f"{tuple(D.shape)}")
-        qp = self.pid_codes.query(_labels(q_pids, "q_pids", D.shape[0]), "q_pids")
-        qc = self.cam_codes.query(_labels(q_camids, "q_camids", D.shape[0]), "q_camids")
+        qp = self.pid_codes.query(as_labels(q_pids, "q_pids", D.shape[0]), "q_pids")
+        qc = self.cam_codes.query(as_labels(q_camids, "q_camids", D.shape[0]), "q_camids")
         if self.proto.junk_minus1 and (qp == -1).any() and not self.pid_codes.strings:
             raise ValueError(f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
                              "must not have pid -1; drop those queries")
@@ -544,7 +532,8 @@ class Accumulator:
         mAP = float(np.nansum(ap) / (nq if p.mean_over == "all" else nv))
         cmc = np.cumsum(self.hist) / (nq if p.cmc_over == "all" else nv)
         return EvalResult(cmc=cmc, mAP=mAP, mINP=float(np.nanmean(inp)), ap=ap, num_valid=nv,
-                          protocol=p.name, ap_mode=self.ap_mode, inp=inp, num_queries=nq)
+                          protocol=p.name, ap_mode=self.ap_mode, inp=inp, num_queries=nq,
+                          num_gallery=self.gal.n)
 
 
 def _row_chunks(n_rows: int, n_cols: int, chunk_size: int | None) -> Iterable[slice]:
@@ -565,10 +554,10 @@ def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, protocol: str 
     D = as_block(distmat)
     if D.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got {tuple(D.shape)}")
-    qp = _labels(q_pids, "q_pids", D.shape[0])
-    qc = _labels(q_camids, "q_camids", D.shape[0])
-    _labels(g_pids, "g_pids", D.shape[1])
-    _labels(g_camids, "g_camids", D.shape[1])
+    qp = as_labels(q_pids, "q_pids", D.shape[0])
+    qc = as_labels(q_camids, "q_camids", D.shape[0])
+    as_labels(g_pids, "g_pids", D.shape[1])
+    as_labels(g_camids, "g_camids", D.shape[1])
     acc = Accumulator(g_pids, g_camids, protocol, max_rank, seed, ap_mode)
     for sl in _row_chunks(D.shape[0], D.shape[1], chunk_size):
         acc.add(D[sl], qp[sl], qc[sl])

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import torch
 
-from ..retrieval.index import BACKENDS, FaissIndex, TorchIndex, faiss_available
+from ..retrieval.index import BACKENDS, build_index
 from ..retrieval.rerank import rerank_feature_blocks
 from ..retrieval.distance import as_features
 from ..retrieval.exact import NEAR_TIE_TOL, FeatureExact  # noqa: F401 (re-exported)
-from .metrics import Accumulator, EvalResult, _labels
+from ..retrieval.labels import as_labels
+from .metrics import Accumulator, EvalResult
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
 _BLOCK_ELEMS = 1 << 24
@@ -19,9 +20,6 @@ _BLOCK_ELEMS = 1 << 24
 #: bins, flag and mask tables, allocator slack), plus ~100 MB of fixed-size slices,
 #: flagged-pair lists and re-scoring batches; measured in docs/benchmarks.md.
 BYTES_PER_ENTRY = 24
-
-#: TEST.RERANK.INPUT values: which distances re-ranking starts from.
-RERANK_INPUTS = ("reference", "torchreid")
 
 
 def default_chunk_size(num_gallery: int, device: torch.device | str | None = None,
@@ -55,8 +53,8 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     m, n = len(q_feats), len(g_feats)
-    qp, qc = _labels(q_pids, "q_pids", m), _labels(q_camids, "q_camids", m)
-    _labels(g_pids, "g_pids", n)
+    qp, qc = as_labels(q_pids, "q_pids", m), as_labels(q_camids, "q_camids", m)
+    as_labels(g_pids, "g_pids", n)
     acc = Accumulator(g_pids, g_camids, protocol, max_rank, seed, ap_mode)
     on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
     dev = device
@@ -75,34 +73,11 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
                                        **rerank)
         exact = None
     else:
-        if backend == "faiss" or (backend == "auto" and device is None and not on_gpu
-                                  and faiss_available()):
-            index = FaissIndex(metric).add(g_feats)
-            where = "cpu"
-        else:
-            index = TorchIndex(metric, dev).add(g_feats)
-            where = index.device
+        index = build_index(g_feats, metric, backend, dev)
+        where = getattr(index, "device", None) or "cpu"
         exact = FeatureExact(as_features(q_feats, "q_feats", where),
                              as_features(g_feats, "g_feats", where), metric)
         blocks = index.blocks(q_feats, chunk)
     for sl, block in blocks:
         acc.add(block, qp[sl], qc[sl], exact=exact.at(sl) if exact is not None else None)
     return acc.result()
-
-
-def evaluate_kwargs(cfg) -> dict:
-    """Keyword arguments for :func:`evaluate` from a config's TEST node (protocol, metric,
-    backend, chunking, seed, AP override, re-ranking), so callers need not map keys by hand."""
-    t = cfg.TEST
-    kw = dict(protocol=t.PROTOCOL, metric=t.METRIC, backend=t.BACKEND,
-              chunk_size=t.CHUNK_SIZE or None, max_rank=t.MAX_RANK, seed=t.SEED,
-              ap_mode=t.AP_MODE or None)
-    if t.RERANK.ENABLED:
-        kw["rerank"] = dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
-        mode = t.RERANK.INPUT
-        if mode not in RERANK_INPUTS:
-            raise ValueError(f"unknown TEST.RERANK.INPUT {mode!r}; available: "
-                             f"{', '.join(RERANK_INPUTS)}")
-        if mode == "torchreid" and kw["metric"] == "euclidean":
-            kw["metric"] = "sqeuclidean"  # torchreid's 'euclidean' is squared
-    return kw

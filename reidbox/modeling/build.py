@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple, Union
 
+import torch
 from torch import nn
 
 from ..registry import LOSSES, META_ARCHS
+from ..utils.checkpoint import load_file, load_model_weights
 from .backbones import build_backbone
 
 
@@ -27,15 +29,70 @@ def build_losses(cfg) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
     return losses, weights
 
 
+def build_teacher(config_path: str) -> nn.Module:
+    """A distillation teacher's architecture from its run's ``config.yaml``, frozen, in eval
+    mode, with ``input_size`` (its test size); its weights load when training starts."""
+    from ..config import load_config
+
+    overrides = ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.WEIGHTS", "",
+                 "MODEL.STD.LAMBDA", "0.0"]  # no ImageNet file, no teacher of the teacher
+    tcfg = load_config(config_path, overrides)
+    teacher = build_model(tcfg, num_classes=1)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    teacher.input_size = tuple(tcfg.INPUT.SIZE_TEST)
+    return teacher
+
+
 def build_model(cfg, num_classes: int) -> nn.Module:
     """The model named by ``MODEL.META_ARCHITECTURE``, with ``num_classes`` training identities.
 
     Eval-mode forward returns (B, D) features; train-mode forward returns a ``ModelOutput``.
+    A meta-architecture that distils (``takes_teacher``) receives the teacher built from
+    ``MODEL.STD.TEACHER_CONFIG`` (:func:`build_teacher`) as an argument.
     """
     b = cfg.MODEL.BACKBONE
     backbone = build_backbone(b.NAME, pretrained=b.PRETRAINED, weights=b.WEIGHTS,
                               last_stride=b.LAST_STRIDE, drop_rate=b.DROP_RATE)
     losses, weights = build_losses(cfg)
     arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
+    extra = {}
+    if getattr(arch, "takes_teacher", False):
+        teacher = cfg.MODEL.STD.TEACHER_CONFIG
+        extra["teacher"] = build_teacher(teacher) if teacher else None
     return arch.from_config(cfg, num_classes=num_classes, backbone=backbone, losses=losses,
-                            loss_weights=weights)
+                            loss_weights=weights, **extra)
+
+
+def build_inference_model(cfg, weights: Optional[str],
+                          device: Union[str, torch.device] = "cpu",
+                          classifier: bool = False, num_classes: Optional[int] = None
+                          ) -> nn.Module:
+    """The model of ``cfg`` with ``weights`` (a ``model_final.pth``, checkpoint or state dict
+    file; None: as built), in eval mode on ``device``: what testing, the API, export and
+    visualization use.
+
+    ``classifier`` False (retrieval): the training-only classifier is built for one class and
+    the file's classifier is skipped, so weights of any identity count load. True (a
+    classifier's logits are the output): ``num_classes`` classes (default: the count the file
+    records) and every tensor must fit.
+    """
+    if not classifier:
+        model = build_model(cfg, num_classes=1)
+        if weights:
+            load_model_weights(model, weights, partial=cfg.MODEL.WEIGHTS_PARTIAL)
+        return model.to(device).eval()
+    if not weights:
+        raise ValueError("a classifier needs trained weights: pass --weights / MODEL.WEIGHTS "
+                         "(an untrained classifier's output means nothing)")
+    if num_classes is None:
+        state = load_file(weights)
+        num_classes = state.get("num_classes") if isinstance(state, dict) else None
+    if not isinstance(num_classes, int):
+        raise ValueError(f"{weights} does not record num_classes: use a model_final.pth or "
+                         "checkpoint written by reidbox")
+    model = build_model(cfg, num_classes=num_classes)
+    load_model_weights(model, weights, what="classifier weights", skip_classifier=False,
+                       partial_key=None)
+    return model.to(device).eval()

@@ -10,6 +10,8 @@ import torch
 from .distance import as_features
 from .exact import FeatureExact
 from .index import build_index
+from .labels import NONFINITE, as_labels
+from .protocols import get_protocol
 
 
 def junk_mask(protocol: str, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray,
@@ -17,8 +19,6 @@ def junk_mask(protocol: str, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: n
     """(m, n) True where ``protocol`` leaves the gallery entry out of the query's ranked list:
     same identity and camera; also pid -1 (Market official); every same-camera entry for
     Open-ReID's cuhk03 CMC."""
-    from ..evaluation.protocols import get_protocol
-
     p = get_protocol(protocol)
     same_cam = q_camids[:, None] == g_camids[None, :]
     junk = (q_pids[:, None] == g_pids[None, :]) & same_cam
@@ -43,7 +43,6 @@ def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
     index -1 / distance inf. ``rerank``: dict(k1, k2, lambda_value) ranks by the re-ranked
     distances the evaluation uses. Memory: one (chunk_size, n) block at a time.
     """
-    from ..evaluation.metrics import NONFINITE, _labels
     from .rerank import rerank_feature_blocks
 
     if int(topk) < 1:
@@ -52,9 +51,9 @@ def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
     k = min(int(topk), n)
     labelled = q_pids is not None and g_pids is not None
     if labelled:
-        qp, gp = _labels(q_pids, "q_pids", m), _labels(g_pids, "g_pids", n)
-        qc = _labels(q_camids if q_camids is not None else np.zeros(m, np.int64), "q_camids", m)
-        gc = _labels(g_camids if g_camids is not None else np.ones(n, np.int64), "g_camids", n)
+        qp, gp = as_labels(q_pids, "q_pids", m), as_labels(g_pids, "g_pids", n)
+        qc = as_labels(q_camids if q_camids is not None else np.zeros(m, np.int64), "q_camids", m)
+        gc = as_labels(g_camids if g_camids is not None else np.ones(n, np.int64), "g_camids", n)
     chunk = int(chunk_size or 1024)
     if rerank is not None:
         blocks = rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import random
 import tempfile
-from typing import Any, Callable, IO
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -131,3 +132,15 @@ def count_parameters(params) -> int:
     if isinstance(params, torch.nn.Module):
         params = params.parameters()
     return sum(p.numel() for p in {id(p): p for p in params}.values())
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``module`` in eval mode inside the block, its previous train/eval mode restored after
+    (also when the block raises)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

@@ -1,7 +1,8 @@
-"""Seeing results: rank-list images, CMC curves, transfer-chain plots."""
+"""Seeing results: rank-list images, CMC curves, transfer-chain plots (drawing only: the
+numbers and ranked lists come from evaluation and retrieval)."""
 
 from .plots import plot_all_cmc, plot_chain, plot_cmc
-from .ranks import draw_rank_list, visualize_model_ranks, visualize_ranks
+from .ranks import choose_queries, draw_rank_list, draw_rank_lists
 
-__all__ = ["draw_rank_list", "plot_all_cmc", "plot_chain", "plot_cmc",
-           "visualize_model_ranks", "visualize_ranks"]
+__all__ = ["choose_queries", "draw_rank_list", "draw_rank_lists", "plot_all_cmc", "plot_chain",
+           "plot_cmc"]

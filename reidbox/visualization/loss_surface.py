@@ -234,7 +234,7 @@ def load_run(run_dir: str, opts: Sequence[str] = (), weights: Optional[str] = No
     ``model_final.pth``, or ``weights``); ``opts`` override the run's config (e.g. the
     datasets root)."""
     from ..config import load_config
-    from ..engine.classification import load_classifier
+    from ..modeling import build_inference_model
     from ..utils.misc import resolve_device
 
     cfg_path = os.path.join(run_dir, "config.yaml")
@@ -248,7 +248,7 @@ def load_run(run_dir: str, opts: Sequence[str] = (), weights: Optional[str] = No
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"{weights} not found: train the run to the end first, or pass "
                                 "the weights file explicitly")
-    model = load_classifier(cfg, weights, None, resolve_device(device))
+    model = build_inference_model(cfg, weights, resolve_device(device), classifier=True)
     return cfg, model
 
 
@@ -257,14 +257,14 @@ def training_subset(cfg, num_samples: int, batch_size: int, device: torch.device
     """``num_samples`` training images (a seeded random subset, the same for every run with
     the same data), test-time transforms (no augmentation), as device tensors."""
     from ..data import ArrayImageDataset, ArraySplit
-    from ..engine.classification import _transforms, build_classification_sets
+    from ..data import build_classification_sets, classification_transforms
 
     train, _ = build_classification_sets(cfg)
     split = train.train
     n = len(split)
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:min(num_samples, n)])
     sub = ArraySplit(split.images[idx], split.labels[idx])
-    ds = ArrayImageDataset(sub, _transforms(cfg, sub, is_train=False))
+    ds = ArrayImageDataset(sub, classification_transforms(cfg, sub, is_train=False))
     batches: Batches = []
     for start in range(0, len(ds), batch_size):
         items = [ds[i] for i in range(start, min(start + batch_size, len(ds)))]

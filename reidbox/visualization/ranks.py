@@ -10,7 +10,6 @@ import random
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 GREEN, RED, GREY = (0, 160, 0), (0, 0, 210), (90, 90, 90)  # BGR
 #: Minimum tile height on screen; smaller test-size crops are scaled up to it.
@@ -71,82 +70,37 @@ def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Seque
     return out_path
 
 
-def visualize_ranks(query, gallery, q_feats: torch.Tensor, g_feats: torch.Tensor,
-                    out_dir: str, topk: int = 10, num_queries: int = 10,
-                    query_indices: Optional[Sequence[int]] = None, metric: str = "euclidean",
-                    seed: int = 0, size: Tuple[int, int] = (256, 128),
-                    protocol: str = "market1501", **rank_kwargs) -> List[str]:
-    """PNG rank lists for chosen (``query_indices``) or ``num_queries`` random queries.
-
-    ``query``/``gallery``: items with ``.path``, ``.pid``, ``.camid`` in feature order;
-    ``q_feats`` (Q, D), ``g_feats`` (G, D). The lists come from
-    :func:`reidbox.retrieval.rank_lists` with ``protocol``'s junk rule (as the metrics and the
-    saved CSV); ``size`` is scaled up to at least 256 px high. Returns the written paths.
-    """
-    from ..retrieval import rank_lists
-
-    if topk < 1:
-        raise ValueError(f"topk must be >= 1, got {topk}")
+def choose_queries(num_query: int, num_queries: int = 10,
+                   query_indices: Optional[Sequence[int]] = None, seed: int = 0) -> List[int]:
+    """The queries to draw: ``query_indices`` (checked), or ``num_queries`` seeded random ones
+    (sorted; never more than exist)."""
     if query_indices is None:
         rng = random.Random(seed)
-        query_indices = sorted(rng.sample(range(len(query)), min(num_queries, len(query))))
-    bad = [i for i in query_indices if not 0 <= i < len(query)]
+        return sorted(rng.sample(range(num_query), min(num_queries, num_query)))
+    bad = [i for i in query_indices if not 0 <= i < num_query]
     if bad:
-        raise ValueError(f"query indices {bad} out of range: there are {len(query)} queries")
-    sel = list(query_indices)
-    qs = [query[i] for i in sel]
-    idx, dist = rank_lists(q_feats[sel], g_feats, topk, metric, q_pids=[q.pid for q in qs],
-                           g_pids=[g.pid for g in gallery], q_camids=[q.camid for q in qs],
-                           g_camids=[g.camid for g in gallery], protocol=protocol,
-                           **rank_kwargs)
+        raise ValueError(f"query indices {bad} out of range: there are {num_query} queries")
+    return list(query_indices)
+
+
+def draw_rank_lists(query: Sequence, gallery: Sequence, query_indices: Sequence[int],
+                    indices: np.ndarray, distances: np.ndarray, out_dir: str,
+                    size: Tuple[int, int] = (256, 128)) -> List[str]:
+    """One PNG per chosen query: ``query``/``gallery`` items (``.path``, ``.pid``,
+    ``.camid``); row r of ``indices``/``distances`` ((len(query_indices), k), as
+    :func:`reidbox.retrieval.rank_lists` gives them, -1 ends a short row) is the ranked list
+    of ``query[query_indices[r]]``. ``size`` is scaled up to at least 256 px high. Returns the
+    written paths."""
     tile = display_size(size)
     paths = []
-    for row, (qi, q) in enumerate(zip(sel, qs)):
-        keep = idx[row] >= 0
-        ranked = [gallery[j] for j in idx[row][keep].tolist()]
+    for row, qi in enumerate(query_indices):
+        q = query[qi]
+        keep = indices[row] >= 0
+        ranked = [gallery[j] for j in indices[row][keep].tolist()]
         name = f"query{qi:05d}_id{q.pid}_c{q.camid}.png"
         paths.append(draw_rank_list(q.path, [g.path for g in ranked],
                                     [g.pid == q.pid for g in ranked],
-                                    dist[row][keep].tolist(), os.path.join(out_dir, name), tile,
-                                    query_label=f"id {q.pid} c{q.camid}",
+                                    distances[row][keep].tolist(), os.path.join(out_dir, name),
+                                    tile, query_label=f"id {q.pid} c{q.camid}",
                                     gallery_labels=[f"id {g.pid} c{g.camid}" for g in ranked]))
     return paths
-
-
-def visualize_model_ranks(cfg, weights: Optional[str], out_dir: Optional[str] = None,
-                          topk: int = 10, num_queries: int = 10,
-                          query_indices: Optional[Sequence[int]] = None,
-                          progress: bool = True) -> List[str]:
-    """Rank lists of a trained model on every ``DATASETS.TEST`` set, into
-    ``out_dir/<testset>/`` (default ``OUTPUT_DIR/ranks``)."""
-    from ..data import build_test_loader, build_test_sets
-    from ..engine.runner import build_test_model
-    from ..evaluation.evaluator import extract_features
-    from ..utils.misc import resolve_device
-
-    device = resolve_device(cfg.DEVICE)
-    model = build_test_model(cfg, weights or cfg.MODEL.WEIGHTS or None, device)
-    out_dir = out_dir or os.path.join(cfg.OUTPUT_DIR, "ranks")
-    paths: List[str] = []
-    for ts in build_test_sets(cfg):
-        feats = extract_features(model, build_test_loader(cfg, list(ts.query) + list(ts.gallery)),
-                                 device, cfg.TEST.FLIP_AUG, cfg.TEST.NORM_FEAT,
-                                 desc=f"features {ts.name}", progress=progress)
-        nq = len(ts.query)
-        paths += visualize_ranks(ts.query, ts.gallery, feats[:nq], feats[nq:],
-                                 os.path.join(out_dir, ts.name), topk, num_queries,
-                                 query_indices, cfg.TEST.METRIC, cfg.SEED,
-                                 tuple(cfg.INPUT.SIZE_TEST), **rank_list_kwargs(cfg))
-    return paths
-
-
-def rank_list_kwargs(cfg) -> dict:
-    """Keyword arguments of :func:`reidbox.retrieval.rank_lists` from a config, so the CSV and
-    the images rank as the evaluation does (protocol, backend, re-ranking)."""
-    from ..evaluation import evaluate_kwargs
-
-    kw = evaluate_kwargs(cfg)
-    out = dict(protocol=kw["protocol"], backend=kw["backend"])
-    if "rerank" in kw:
-        out["rerank"] = kw["rerank"]
-    return out

@@ -7,7 +7,7 @@ from PIL import Image
 
 import reidbox
 from reidbox.config import load_config
-from reidbox.engine.runner import build_test_model
+from reidbox.modeling import build_inference_model
 from reidbox.export import export_model
 
 OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "DEVICE", "cpu"]
@@ -17,7 +17,7 @@ OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "DEVIC
 def weights(tmp_path_factory):
     torch.manual_seed(0)
     cfg = load_config(None, OPTS)
-    model = build_test_model(cfg, None, torch.device("cpu"))
+    model = build_inference_model(cfg, None, "cpu")
     path = str(tmp_path_factory.mktemp("w") / "model_final.pth")
     torch.save({"model": model.state_dict()}, path)
     return path
@@ -49,7 +49,7 @@ def test_feature_extractor_accepts_paths_arrays_and_pil(weights, tmp_path):
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_exported_features_match_pytorch(weights, tmp_path, fmt):
     cfg = load_config(None, OPTS)
-    model = build_test_model(cfg, weights, torch.device("cpu"))
+    model = build_inference_model(cfg, weights, "cpu")
     out = export_model(model, fmt, str(tmp_path / f"m.{fmt}"), input_size=(64, 32))
     x = torch.randn(3, 3, 64, 32)  # another batch size than the export example
     with torch.no_grad():

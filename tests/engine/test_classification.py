@@ -13,8 +13,8 @@ from reidbox.config import load_config
 from reidbox.data import build_dataset
 from reidbox.data.cifar_synthetic import generate_synthetic_cifar
 from reidbox.engine import runner
-from reidbox.engine.classification import (build_classification_sets, cifar_transforms,
-                                           evaluate_classifier, classification_test)
+from reidbox.data import DatasetError, build_classification_sets, cifar_transforms
+from reidbox.evaluation.classification import evaluate_classifier
 from reidbox.engine.trainer import HookBase
 
 
@@ -118,9 +118,9 @@ def test_train_writes_top1_error_and_test_reproduces_it(cifar_root, tmp_path, ar
         assert metrics["ptl"]["cell"] == "v2"
     state = torch.load(os.path.join(out, "model_final.pth"), weights_only=True)
     assert state["num_classes"] == 10
-    again = classification_test(load_config(None, _opts(cifar_root, tmp_path / "test", arch,
-                                                        cell)),
-                                weights=os.path.join(out, "model_final.pth"), progress=False)
+    again = runner.test(load_config(None, _opts(cifar_root, tmp_path / "test", arch,
+                                                cell)),
+                        weights=os.path.join(out, "model_final.pth"), progress=False)
     assert again["top1_error"] == metrics["top1_error"]
     assert abs(again["test_loss"] - metrics["test_loss"]) < 1e-5
 
@@ -132,8 +132,8 @@ def test_evaluate_counts_errors_exactly():
 
     batches = [{"images": torch.zeros(4, 3, 2, 2), "targets": torch.tensor([0, 1, 2, 0])}]
     m = evaluate_classifier(Fixed(), batches, torch.device("cpu"), progress=False)
-    assert m["top1_error"] == 0.5 and m["num_images"] == 4
-    assert m["top5_error"] == 0.0  # k = min(5, classes) = 3: every target is in the top 3
+    assert m.top1_error == 0.5 and m.num_images == 4
+    assert m.top5_error == 0.0  # k = min(5, classes) = 3: every target is in the top 3
 
 
 class _StopAfter(HookBase):
@@ -158,11 +158,21 @@ def test_resume_gives_same_final_weights(cifar_root, tmp_path):
 def test_reid_dataset_in_a_classification_run_is_a_clear_error(market_root, tmp_path):
     cfg = load_config(None, ["TASK", "classification", "DATASETS.ROOT", market_root,
                              "DATASETS.TRAIN", "['market1501']", "OUTPUT_DIR", str(tmp_path)])
-    with pytest.raises(ValueError, match="cifar10, cifar100"):
+    with pytest.raises(DatasetError, match="'market1501' is a reid dataset; use cifar10, "):
         build_classification_sets(cfg)
     cfg = load_config(None, ["TASK", "classification", "DATASETS.TRAIN", "['a', 'b']"])
-    with pytest.raises(ValueError, match="exactly one dataset"):
+    with pytest.raises(DatasetError, match="exactly one dataset"):
         build_classification_sets(cfg)
+
+
+def test_classification_dataset_in_a_reid_run_is_a_clear_error(cifar_root, tmp_path):
+    # used to die with AttributeError: num_train_pids
+    cfg = load_config(None, ["DATASETS.ROOT", cifar_root, "DATASETS.TRAIN", "['cifar10']",
+                             "DATASETS.TEST", "['cifar10']", "OUTPUT_DIR", str(tmp_path)])
+    with pytest.raises(DatasetError, match="'cifar10' is a classification dataset but TASK is "
+                                           "'reid': set TASK classification"):
+        runner.train(cfg, progress=False)
+    assert not os.path.exists(os.path.join(tmp_path, "config.yaml"))
 
 
 @pytest.mark.slow

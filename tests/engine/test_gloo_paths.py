@@ -157,3 +157,29 @@ def test_readme_train_resume_and_longer_schedule(stand_in_data, tmp_path):
         assert lrs[step] > 0 and lrs[step] == pytest.approx(s.BASE_LR * f(step - 1), rel=1e-5)
     assert torch.load(os.path.join(out, "checkpoint_0003.pth"), weights_only=True)[
         "global_step"] == 3 * per_epoch
+
+
+def test_two_process_gloo_classification(stand_in_data, tmp_path):
+    """TASK classification runs under torchrun like ReID (it used to refuse it): the same
+    global batches as one process, rank 0 writes the results."""
+    from reidbox.data import build_classification_sets, build_classification_train_loader
+
+    config = "demo/cifar.yml"
+    out = str(tmp_path / "out")
+    opts = _config_opts(config, stand_in_data, out)
+    _run(_torchrun() + ["--standalone", "--nproc_per_node", "2",
+                        os.path.join(REPO, "tools", "train_net.py"),
+                        "--config-file", os.path.join(REPO, "configs", config),
+                        "--no-progress", *opts])
+    cfg = load_config(os.path.join(REPO, "configs", config), opts)
+    train, _ = build_classification_sets(cfg)
+    one = len(build_classification_train_loader(cfg, train.train))
+    two = len(build_classification_train_loader(cfg, train.train, rank=1, world_size=2))
+    assert one == two >= 1
+    state = _checkpoint(out)
+    assert state["global_step"] == 2 * one and state["epoch"] == 2
+    import json
+
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["world_size"] == 2 and metrics["task"] == "classification"
+    assert 0 <= metrics["top1_error"] <= 1

@@ -67,16 +67,16 @@ def test_streaming_errors():
         evaluate(qf[:, :4], gf, qp, gp, qc, gc)
 
 
-def test_evaluate_kwargs_from_config():
+def test_eval_settings_from_config():
     from reidbox.config.defaults import get_cfg_defaults
-    from reidbox.evaluation import evaluate_kwargs
+    from reidbox.evaluation import EvalSettings
 
     cfg = get_cfg_defaults()
-    kw = evaluate_kwargs(cfg)
+    kw = EvalSettings.from_config(cfg).metric_kwargs()
     assert kw["protocol"] == "market1501" and "rerank" not in kw and kw["chunk_size"] is None
     cfg.TEST.RERANK.ENABLED = True
     cfg.TEST.AP_MODE = "trapezoid"
-    kw = evaluate_kwargs(cfg)
+    kw = EvalSettings.from_config(cfg).metric_kwargs()
     assert kw["rerank"] == dict(k1=20, k2=6, lambda_value=0.3) and kw["ap_mode"] == "trapezoid"
     qf, gf, qp, gp, qc, gc = _problem(3, m=20, n=100)
     r = evaluate(qf, gf, qp, gp, qc, gc, **kw)

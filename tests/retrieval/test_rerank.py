@@ -65,7 +65,7 @@ def test_torchreid_input_reproduces_torchreid_engine(name):
     # torchreid's engine feeds squared Euclidean distances to the reference function; the config
     # names that setting (TEST.RERANK.INPUT torchreid) and the feature path reproduces it
     from reidbox.config.defaults import get_cfg_defaults
-    from reidbox.evaluation import evaluate, evaluate_kwargs
+    from reidbox.evaluation import EvalSettings, evaluate
 
     z = np.load(GOLDEN / name)
     labels = (z["q_pids"], z["g_pids"], z["q_camids"], z["g_camids"])
@@ -76,14 +76,14 @@ def test_torchreid_input_reproduces_torchreid_engine(name):
     cfg.TEST.RERANK.ENABLED, cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2 = True, 7, 3
     cfg.TEST.MAX_RANK = mr
     cfg.TEST.RERANK.INPUT = "torchreid"
-    got = evaluate(z["qf"], z["gf"], *labels, **evaluate_kwargs(cfg))
+    got = evaluate(z["qf"], z["gf"], *labels, **EvalSettings.from_config(cfg).metric_kwargs())
     assert got.mAP == pytest.approx(want.mAP, abs=1e-9)
     np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-12)
     cfg.TEST.RERANK.INPUT = "reference"
-    ref = evaluate(z["qf"], z["gf"], *labels, **evaluate_kwargs(cfg))
+    ref = evaluate(z["qf"], z["gf"], *labels, **EvalSettings.from_config(cfg).metric_kwargs())
     plain = rerank(z["q_g_dist"], z["q_q_dist"], z["g_g_dist"], k1=7, k2=3)
     assert ref.mAP == pytest.approx(evaluate_distmat(plain.astype(np.float64), *labels,
                                                      max_rank=mr).mAP, abs=1e-9)
     cfg.TEST.RERANK.INPUT = "fastreid"
     with pytest.raises(ValueError, match="TEST.RERANK.INPUT"):
-        evaluate_kwargs(cfg)
+        EvalSettings.from_config(cfg).metric_kwargs()

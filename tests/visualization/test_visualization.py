@@ -10,7 +10,10 @@ import torch
 
 from reidbox.data import Sample
 from reidbox.retrieval import rank_lists
-from reidbox.visualization import draw_rank_list, plot_chain, plot_cmc, visualize_ranks
+from reidbox.evaluation import EvalSettings
+from reidbox.evaluation.evaluator import Features, rank_items
+from reidbox.visualization import (choose_queries, draw_rank_list, draw_rank_lists, plot_chain,
+                                   plot_cmc)
 from reidbox.visualization.ranks import display_size
 from reidbox.visualization.results import collect_results, format_results
 
@@ -64,23 +67,22 @@ def test_small_crops_are_scaled_up():
     assert display_size((384, 128)) == (384, 128)
 
 
-def test_visualize_ranks_on_items(tmp_path):
+def test_rank_list_images_on_items(tmp_path):
     paths = [_write(tmp_path / f"{i}.png", 20 * i) for i in range(6)]
     query = [Sample(paths[0], 1, 0, 0), Sample(paths[1], 2, 0, 0)]
     gallery = [Sample(p, pid, 1, 0) for p, pid in zip(paths[2:], [1, 2, 3, 1])]
-    qf = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    gf = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.2, 0.0]])
-    out = visualize_ranks(query, gallery, qf, gf, str(tmp_path / "ranks"), topk=3,
-                          query_indices=[0], size=(32, 16))
+    feats = Features(torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+                     torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.2, 0.0]]))
+    sel = choose_queries(len(query), query_indices=[0])
+    idx, dist = rank_items(feats, query, gallery, 3, EvalSettings(), sel)
+    out = draw_rank_lists(query, gallery, sel, idx, dist, str(tmp_path / "ranks"), (32, 16))
     assert len(out) == 1 and os.path.basename(out[0]) == "query00000_id1_c0.png"
     img = cv2.imread(out[0])
     x = 128 + 16 + 24 + 2  # left frame of the first gallery tile (crops scaled to 256 x 128)
     assert (img[img.shape[0] - 20, x] == GREEN).all()  # nearest gallery image: same person
     with pytest.raises(ValueError, match="out of range"):
-        visualize_ranks(query, gallery, qf, gf, str(tmp_path), query_indices=[5])
-    rnd = visualize_ranks(query, gallery, qf, gf, str(tmp_path / "rnd"), topk=2,
-                          num_queries=5, size=(32, 16))
-    assert len(rnd) == 2  # no more queries than exist
+        choose_queries(len(query), query_indices=[5])
+    assert choose_queries(len(query), num_queries=5) == [0, 1]  # no more queries than exist
 
 
 def test_plots_write_png(tmp_path):
@@ -178,10 +180,9 @@ def test_dataset_repr_is_a_short_summary(market_root):
 
 
 def test_classification_results_are_a_markdown_table():
-    from reidbox.engine.classification import _format
+    from reidbox.evaluation.classification import ClassificationResult, format_classification
 
-    text = _format({"cifar10": {"top1_error": 0.0592, "top5_error": 0.002, "loss": 0.2,
-                                "num_images": 10000}})
+    text = format_classification({"cifar10": ClassificationResult(0.0592, 0.002, 0.2, 10000)})
     head, rule, row = text.splitlines()
     assert head.startswith("| dataset") and "top-1 err (%)" in head
     assert set(rule) <= set("|-:") and " 5.92 |" in row and "10,000" in row

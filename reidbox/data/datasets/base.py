@@ -38,6 +38,8 @@ class ReIDDataset:
     (``{source name: (query, gallery)}``): test sets are never merged.
     """
 
+    task = "reid"  # which engine task uses it (a CIFAR set says "classification")
+
     name: str
     train: List[Sample]
     query: List[Sample] = field(default_factory=list)

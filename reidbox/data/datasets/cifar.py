@@ -136,3 +136,7 @@ def cifar100(root: str = "datasets", label_type: str = "fine", dsetid: int = 0,
     ds = ClassificationDataset(name or "cifar100", train, test, classes, root=base)
     _check(ds, 50000, 10000)
     return ds
+
+
+# registered factories declare their task as the dataset classes do (``ReIDDataset.task``)
+cifar10.task = cifar100.task = "classification"

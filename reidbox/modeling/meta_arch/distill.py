@@ -20,7 +20,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
-from ...config import ConfigError, load_config
+from ...config import ConfigError
 from ...registry import META_ARCHS
 from ...utils.checkpoint import load_model_weights
 from ..backbones import StagedBackbone
@@ -29,21 +29,6 @@ from ..losses.std import STDLoss
 from .baseline import Baseline
 
 logger = logging.getLogger("reidbox")
-
-
-def build_teacher(config_path: str) -> nn.Module:
-    """The teacher's architecture from its config (weights are loaded separately), frozen."""
-    from ..build import build_model  # here: build imports the registry this module fills
-
-    overrides = ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.WEIGHTS", "",
-                 "MODEL.STD.LAMBDA", "0.0"]  # no ImageNet file, no teacher of the teacher
-    tcfg = load_config(config_path, overrides)
-    teacher = build_model(tcfg, num_classes=1)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    teacher.input_size = tuple(tcfg.INPUT.SIZE_TEST)
-    return teacher
 
 
 @torch.no_grad()
@@ -83,8 +68,14 @@ class STDDistill(Baseline):
             self.head.classifier.requires_grad_(False)
             self._info["frozen"] = ["head.classifier (lambda 1: no CE term)"]
 
+    #: :func:`reidbox.modeling.build_model` builds ``MODEL.STD.TEACHER_CONFIG``'s model and
+    #: passes it to :meth:`from_config` as ``teacher``.
+    takes_teacher = True
+
     @classmethod
-    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
+    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
+                    teacher: Optional[nn.Module] = None):
+        """``teacher``: the frozen teacher architecture (weights load at the first step)."""
         s, h = cfg.MODEL.STD, cfg.MODEL.HEADS
         if "std" not in losses:
             raise ConfigError("MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set "
@@ -93,10 +84,7 @@ class STDDistill(Baseline):
             raise ConfigError(f"MODEL.STD.LAMBDA is {s.LAMBDA}: set MODEL.STD.TEACHER_CONFIG "
                               "and MODEL.STD.TEACHER_WEIGHTS (a trained run's config.yaml and "
                               "model_final.pth), or LAMBDA 0 for plain fine-tuning")
-        teacher, t_dim = None, None
-        if s.TEACHER_CONFIG:
-            teacher = build_teacher(s.TEACHER_CONFIG)
-            t_dim = feature_dim(teacher, teacher.input_size)
+        t_dim = feature_dim(teacher, teacher.input_size) if teacher is not None else None
         embed = h.EMBED_DIM
         student_dim = embed or backbone.out_channels
         projection = "none"

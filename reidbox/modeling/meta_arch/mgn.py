@@ -16,6 +16,7 @@ branch and concatenated with it before the shared reduction.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import List, Mapping, Optional, Sequence
 
 import torch
@@ -27,7 +28,7 @@ from ..backbones import StagedBackbone
 from ..output import ModelOutput
 from ..ptl import PTLBranch
 from .base import ReIDMetaArch
-from .ptl import LatentStateMixin, build_ptl_branch
+from .ptl import LatentStateMixin, build_ptl_branch, ptl_options
 
 
 def _set_first_block_stride(layer: nn.Sequential, stride: int) -> None:
@@ -171,5 +172,5 @@ class MGNPTL(LatentStateMixin, MGN):
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
                     **kwargs):
         return super().from_config(cfg, num_classes, backbone, losses, loss_weights,
-                                   ptl_builder=lambda taps, strides: build_ptl_branch(
-                                       cfg, taps, strides))
+                                   ptl_builder=functools.partial(build_ptl_branch,
+                                                                 **ptl_options(cfg)))

@@ -6,7 +6,7 @@ No per-backbone code: channels and strides come from the backbone's measured sta
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -19,17 +19,30 @@ from ..ptl import LatentStateStore, PTLBranch, derive_channels
 from .base import ReIDMetaArch
 
 
-def build_ptl_branch(cfg, tap_specs: Sequence[tuple], out_strides: Sequence[int]) -> PTLBranch:
-    """The side network described by ``cfg.MODEL.PTL`` for these taps."""
+def ptl_options(cfg) -> Dict[str, Any]:
+    """``cfg.MODEL.PTL`` as the keyword arguments of :func:`build_ptl_branch`."""
     p = cfg.MODEL.PTL
-    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=p.CHANNEL_RATIO,
-                                  max_channels=p.MAX_CHANNELS,
-                                  last_cell_channels=p.LAST_CELL_CHANNELS)
-    state = LatentStateStore(p.STATE_MODE, p.STATE_SHAPE, p.STATE_INIT)
-    return PTLBranch(tap_specs, out_strides, cell=p.CELL,
-                     cell_channels=list(p.CELL_CHANNELS) or cells,
-                     fuse_channels=list(p.FUSE_CHANNELS) or fuse, state=state,
-                     cell_init=p.CELL_INIT)
+    return dict(cell=p.CELL, channel_ratio=p.CHANNEL_RATIO, max_channels=p.MAX_CHANNELS,
+                last_cell_channels=p.LAST_CELL_CHANNELS, cell_channels=list(p.CELL_CHANNELS),
+                fuse_channels=list(p.FUSE_CHANNELS), state_mode=p.STATE_MODE,
+                state_shape=p.STATE_SHAPE, state_init=p.STATE_INIT, cell_init=p.CELL_INIT)
+
+
+def build_ptl_branch(tap_specs: Sequence[tuple], out_strides: Sequence[int], *, cell: str,
+                     channel_ratio: float, max_channels: int, last_cell_channels: int,
+                     cell_channels: Sequence[int], fuse_channels: Sequence[int],
+                     state_mode: str, state_shape: str, state_init: str,
+                     cell_init: str) -> PTLBranch:
+    """The side network for these taps (``(channels, stride)`` each); channel counts derived
+    from the taps unless given (options: :func:`ptl_options`)."""
+    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=channel_ratio,
+                                  max_channels=max_channels,
+                                  last_cell_channels=last_cell_channels)
+    state = LatentStateStore(state_mode, state_shape, state_init)
+    return PTLBranch(tap_specs, out_strides, cell=cell,
+                     cell_channels=list(cell_channels) or cells,
+                     fuse_channels=list(fuse_channels) or fuse, state=state,
+                     cell_init=cell_init)
 
 
 class MLPClassifier(nn.Sequential):
@@ -83,8 +96,8 @@ class PTL(LatentStateMixin, ReIDMetaArch):
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         taps = [backbone.stem_spec] + list(backbone.stage_specs[:-1])
-        branch = build_ptl_branch(cfg, [(t.channels, t.stride) for t in taps],
-                                  [backbone.stage_specs[-1].stride])
+        branch = build_ptl_branch([(t.channels, t.stride) for t in taps],
+                                  [backbone.stage_specs[-1].stride], **ptl_options(cfg))
         p = cfg.MODEL.PTL
         return cls(backbone, branch, p.FEAT_DIM, list(p.CLASSIFIER_HIDDEN), num_classes,
                    cfg.MODEL.HEADS.POOLING, losses, loss_weights)

@@ -1,0 +1,290 @@
+"""Tasks: what a kind of job gives the one engine (data, evaluation, results).
+
+The runner (:mod:`reidbox.engine.runner`) owns everything the kinds share: processes and DDP,
+the run folder, the model, solver, trainer, hooks, resume, checkpoints and the final weights.
+A :class:`Task` supplies the rest: its datasets and training loader, how a model is built for
+testing, how it is evaluated and how results are tabulated and recorded. ``TASK: reid``
+(retrieval metrics under a named protocol) and ``TASK: classification`` (top-1 / top-5 error)
+are the two registered here; a new kind registers a subclass in :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..data import (DatasetError, TestSet, build_classification_sets,
+                    build_classification_test_loader, build_classification_train_loader,
+                    build_test_loader, build_test_sets, build_train_loader, build_train_set)
+from ..evaluation import EvalSettings
+from ..evaluation.classification import (ClassificationResult, evaluate_classifier,
+                                         format_classification)
+from ..evaluation.evaluator import evaluate_model, format_table, rank_items, save_rank_lists
+from ..modeling import build_inference_model
+from ..utils.misc import count_parameters, write_json
+
+logger = logging.getLogger("reidbox")
+
+#: name -> result object with ``headline()`` (a flat dict of numbers), per test set
+Results = Dict[str, Any]
+
+
+def model_info(model: nn.Module) -> Dict[str, Any]:
+    """What a result should record about the model (parameters, PTL state, STD settings)."""
+    info: Dict[str, Any] = {"parameters_m": count_parameters(model) / 1e6}
+    for key, attr in (("ptl", "ptl_state_info"), ("std", "std_info")):
+        describe = getattr(model, attr, None)
+        if callable(describe):
+            info[key] = describe()
+    return info
+
+
+class Task:
+    """The contract between the engine and one kind of job.
+
+    Lifecycle: :meth:`load_train` (training) or :meth:`load_test` (testing) reads and checks
+    the data once, before anything trains or is written; then the engine calls
+    :meth:`train_loader`, :meth:`evaluate` (periodically and at the end), :meth:`write`.
+    """
+
+    name = ""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.num_classes = 0
+
+    # -- data
+    def load_train(self) -> None:
+        """Read the training set and the test sets; set :attr:`num_classes`."""
+        raise NotImplementedError
+
+    def load_test(self) -> None:
+        """Read the test sets (and what testing needs besides)."""
+        raise NotImplementedError
+
+    def train_loader(self, rank: int, world_size: int) -> DataLoader:
+        raise NotImplementedError
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        """(H, W) of a test image: for the model summary."""
+        return tuple(self.cfg.INPUT.SIZE_TEST)
+
+    def train_record(self) -> Dict[str, Any]:
+        """Facts of the training data for ``metrics.json``."""
+        return {}
+
+    # -- models and results
+    def test_model(self, weights: Optional[str], device: torch.device) -> nn.Module:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, device: torch.device, progress: bool = True,
+                 out_dir: Optional[str] = None, rank_lists: bool = False,
+                 vis_ranks: int = 0) -> Results:
+        """Every test set; ``rank_lists`` / ``vis_ranks``: also save ranked lists / draw them
+        into ``out_dir`` (tasks without ranked lists ignore both)."""
+        raise NotImplementedError
+
+    def format(self, results: Results) -> str:
+        raise NotImplementedError
+
+    def record(self, results: Results, model: nn.Module, **extra) -> Dict[str, Any]:
+        """``metrics.json``: the first test set's headline at the top level, every set under
+        ``per_dataset``, the model's facts, then ``extra``."""
+        first = next(iter(results.values()))
+        record: Dict[str, Any] = {"task": self.name, **first.headline()}
+        record["per_dataset"] = {name: self.per_dataset(r) for name, r in results.items()}
+        record.update(model_info(model))
+        record.update(extra)
+        return record
+
+    def per_dataset(self, result) -> Dict[str, Any]:
+        return dict(result.headline())
+
+    def write(self, results: Results, model: nn.Module, out_dir: str, **extra
+              ) -> Dict[str, Any]:
+        """Write ``<out_dir>/metrics.json``, log the table; returns the record."""
+        record = self.record(results, model, **extra)
+        write_json(record, os.path.join(out_dir, "metrics.json"))
+        logger.info("results:\n%s", self.format(results))
+        return record
+
+
+class ReIDTask(Task):
+    """Retrieval: P x K (or shuffled) identity batches; mAP / CMC / mINP on query vs gallery
+    under ``TEST.PROTOCOL``, with rank lists and CMC plots."""
+
+    name = "reid"
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self.settings = EvalSettings.from_config(cfg)
+        self.train_set = None
+        self.test_sets: List[TestSet] = []
+
+    def load_train(self) -> None:
+        self.train_set = build_train_set(self.cfg)
+        self.load_test()  # checked before training; reused by every evaluation
+        self.num_classes = self.train_set.num_train_pids
+        logger.info("train set %s: %d images, %d identities", self.train_set.name,
+                    len(self.train_set.train), self.num_classes)
+
+    def load_test(self) -> None:
+        """``DATASETS.TEST`` parsed and checked (ids, files, cross-camera matches, non-empty
+        splits), so a bad test set fails before epoch 1."""
+        self.test_sets = build_test_sets(self.cfg)
+        for ts in self.test_sets:
+            for part in ("query", "gallery"):
+                if not len(getattr(ts, part)):
+                    raise DatasetError(f"test set {ts.name} has an empty {part} under "
+                                       f"{self.cfg.DATASETS.ROOT}: add {part} images or remove "
+                                       f"{ts.name} from DATASETS.TEST")
+
+    def train_loader(self, rank: int, world_size: int) -> DataLoader:
+        return build_train_loader(self.cfg, self.train_set.train, rank=rank,
+                                  world_size=world_size)
+
+    def train_record(self) -> Dict[str, Any]:
+        return {"evaluation": self.settings.describe()}
+
+    def test_model(self, weights: Optional[str], device: torch.device) -> nn.Module:
+        if not weights:
+            logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
+        return build_inference_model(self.cfg, weights, device)
+
+    def evaluate(self, model: nn.Module, device: torch.device, progress: bool = True,
+                 out_dir: Optional[str] = None, rank_lists: bool = False,
+                 vis_ranks: int = 0) -> Results:
+        """``rank_lists`` writes ``<out_dir>/ranklist_<set>.csv`` (each query's top
+        ``TEST.TOPK_SAVE`` gallery images); ``vis_ranks`` > 0 draws top-``vis_ranks`` rank-list
+        images into ``<out_dir>/ranks/<set>/``, from the same features and ranking."""
+        cfg, out_dir = self.cfg, out_dir or self.cfg.OUTPUT_DIR
+        results = {}
+        for ts in self.test_sets:
+            results[ts.name], feats = evaluate_model(
+                model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items),
+                device, self.settings, progress, ts.name)
+            if feats is None:  # a DDP rank other than 0
+                continue
+            if rank_lists and cfg.TEST.TOPK_SAVE > 0:
+                idx, dist = rank_items(feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE,
+                                       self.settings)
+                path = save_rank_lists(os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
+                                       ts.query, ts.gallery, idx, dist)
+                logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
+            if vis_ranks > 0:
+                self.draw(ts, feats, os.path.join(out_dir, "ranks", ts.name), vis_ranks)
+        return results
+
+    def draw(self, ts: TestSet, feats, out: str, topk: int, num_queries: int = 10,
+             query_indices: Optional[List[int]] = None) -> List[str]:
+        """Rank-list images of ``num_queries`` seeded random (or the given) queries."""
+        from ..visualization import choose_queries, draw_rank_lists
+
+        sel = choose_queries(len(ts.query), num_queries, query_indices, self.cfg.SEED)
+        idx, dist = rank_items(feats, ts.query, ts.gallery, topk, self.settings, sel)
+        paths = draw_rank_lists(ts.query, ts.gallery, sel, idx, dist, out,
+                                tuple(self.cfg.INPUT.SIZE_TEST))
+        logger.info("rank-list images: %s", out)
+        return paths
+
+    def format(self, results: Results) -> str:
+        return format_table({n: r.headline() for n, r in results.items()})
+
+    def record(self, results: Results, model: nn.Module, **extra) -> Dict[str, Any]:
+        record = super().record(results, model, **extra)
+        record["protocol"] = next(iter(results.values())).protocol
+        return record
+
+    def per_dataset(self, r) -> Dict[str, Any]:
+        return dict(r.headline(), cmc=[float(x) for x in r.cmc[:20]], num_query=r.num_queries,
+                    num_gallery=r.num_gallery, num_valid=r.num_valid, protocol=r.protocol)
+
+    def write(self, results: Results, model: nn.Module, out_dir: str, **extra
+              ) -> Dict[str, Any]:
+        """``metrics.json`` (with the evaluation settings) and CMC plots beside it."""
+        from ..visualization.results import describe_evaluation
+
+        extra["evaluation"] = self.settings.describe()
+        record = self.record(results, model, **extra)
+        write_json(record, os.path.join(out_dir, "metrics.json"))
+        try:
+            from ..visualization import plot_all_cmc
+
+            plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
+        except (ImportError, ValueError, OSError) as e:
+            logger.warning("no CMC plot: %s", e)
+        logger.info("results (%s):\n%s", describe_evaluation(extra["evaluation"]),
+                    self.format(results))
+        return record
+
+
+class ClassificationTask(Task):
+    """Image classification (CIFAR): array datasets, shuffled batches, CIFAR transforms, top-1
+    / top-5 error on each test set's test split."""
+
+    name = "classification"
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self.train_set = None
+        self.test_sets: list = []
+
+    def load_train(self) -> None:
+        self.load_test()
+        t, i = self.train_set, self.cfg.INPUT
+        logger.info("train set %s: %d images, %d classes; augmentation: padding %d, flip %.2f",
+                    t.name, len(t.train), self.num_classes, i.PADDING, i.FLIP_PROB)
+
+    def load_test(self) -> None:
+        self.train_set, self.test_sets = build_classification_sets(self.cfg)
+        self.num_classes = self.train_set.num_classes
+
+    def train_loader(self, rank: int, world_size: int) -> DataLoader:
+        return build_classification_train_loader(self.cfg, self.train_set.train, rank,
+                                                 world_size)
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        return tuple(self.train_set.train.images.shape[1:3])
+
+    def train_record(self) -> Dict[str, Any]:
+        return {"train_images": len(self.train_set.train)}
+
+    def test_model(self, weights: Optional[str], device: torch.device) -> nn.Module:
+        return build_inference_model(self.cfg, weights, device, classifier=True,
+                                     num_classes=self.num_classes)
+
+    def evaluate(self, model: nn.Module, device: torch.device, progress: bool = True,
+                 out_dir: Optional[str] = None, rank_lists: bool = False,
+                 vis_ranks: int = 0) -> Dict[str, ClassificationResult]:
+        return {t.name: evaluate_classifier(model, build_classification_test_loader(
+            self.cfg, t.test), device, progress, t.name) for t in self.test_sets}
+
+    def format(self, results: Results) -> str:
+        return format_classification(results)
+
+    def record(self, results: Results, model: nn.Module, **extra) -> Dict[str, Any]:
+        record = super().record(results, model, **extra)
+        record["test_loss"] = record.pop("loss")  # top-level names clear of the training loss
+        record["num_test_images"] = record.pop("num_images")
+        record["augmentation"] = {"padding": self.cfg.INPUT.PADDING,
+                                  "flip_prob": self.cfg.INPUT.FLIP_PROB}
+        return record
+
+
+TASKS = {"reid": ReIDTask, "classification": ClassificationTask}
+
+
+def build_task(cfg) -> Task:
+    """The :class:`Task` named by ``cfg.TASK``."""
+    if cfg.TASK not in TASKS:
+        from ..config import ConfigError
+
+        raise ConfigError(f"unknown TASK {cfg.TASK!r}; available: {', '.join(TASKS)}")
+    return TASKS[cfg.TASK](cfg)
