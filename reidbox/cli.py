@@ -53,6 +53,16 @@ def is_override_key(token: str) -> bool:
     return bool(_DOTTED_KEY.match(token)) or token in _top_level_keys()
 
 
+def split_leading(tokens: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``Duke Market SOLVER.MAX_EPOCHS 5`` -> (positional words, ``KEY VALUE`` overrides): the
+    overrides start at the first token that names a config key."""
+    tokens = list(tokens)
+    for i, tok in enumerate(tokens):
+        if is_override_key(tok):
+            return tokens[:i], tokens[i:]
+    return tokens, []
+
+
 def _option_arity(parser: argparse.ArgumentParser, token: str) -> Optional[int]:
     """How many following tokens the option ``token`` takes: a number, or None for "until the
     next option or config key" (``nargs`` + / * / ?), 0 for flags and unknown options."""

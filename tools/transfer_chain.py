@@ -7,8 +7,9 @@ Rerunning the same command resumes where it stopped; finished steps are never re
 See docs/transfer.md.
 """
 
-from reidbox.engine.chain import run_chain, split_steps_and_opts
-from reidbox.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import default_argument_parser, parse_args, run_main, split_leading
+from reidbox.engine import runner
+from reidbox.engine.chain import run_chain
 
 
 def main(argv=None) -> int:
@@ -21,9 +22,9 @@ def main(argv=None) -> int:
         "--eval-only": "each finished step keeps its metrics.json; to re-test one step run "
                        "tools/test_net.py --config-file STEP/config.yaml MODEL.WEIGHTS "
                        "STEP/model_final.pth"})
-    steps, opts = split_steps_and_opts(args.opts)
+    steps, opts = split_leading(args.opts)
     rows = run_chain(args.config_file or None, steps or None, opts,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, train=runner.train, test=runner.test)
     print(f"{len(rows)} steps done; see summary.md in the chain's OUTPUT_DIR")
     return 0
 

@@ -21,13 +21,12 @@ is an error, so a changed chain never silently mixes old and new results.
 
 from __future__ import annotations
 
-import csv
 import datetime
 import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import yaml
@@ -41,7 +40,7 @@ from ..utils.checkpoint import (Checkpointer, WeightsMismatchError, atomic_save,
                                 model_state_from, strip_wrapper_prefixes)
 from ..utils.logger import setup_logger
 from ..utils.misc import write_json
-from . import runner
+from ..visualization.results import step_row, write_chain_summary
 from .trainer import HookBase
 
 logger = logging.getLogger("reidbox")
@@ -119,24 +118,6 @@ def parse_steps(labels: Sequence[str]) -> List[ChainStep]:
         raise ConfigError("empty chain: name the datasets (tools/transfer_chain.py Duke Market) "
                           "or set CHAIN.STEPS in the config file")
     return steps
-
-
-def _is_config_key(token: str) -> bool:
-    node: Any = get_cfg_defaults()
-    for part in token.split("."):
-        if not hasattr(node, "keys") or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def split_steps_and_opts(tokens: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """``Duke Market SOLVER.MAX_EPOCHS 5`` -> (steps, opts): opts start at the first config key."""
-    tokens = list(tokens)
-    for i, tok in enumerate(tokens):
-        if _is_config_key(tok):
-            return tokens[:i], tokens[i:]
-    return tokens, []
 
 
 def _fragment_path(alias: DatasetAlias) -> Optional[str]:
@@ -282,19 +263,6 @@ def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
             "unused": [k for k in state if k not in own]}
 
 
-class StepStartHook(HookBase):
-    """Fresh PTL latent state at the start of a step (it never travels between datasets)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-    def before_train(self) -> None:
-        reset = getattr(self.trainer.unwrapped_model, "reset_latent_state", None)
-        if callable(reset):
-            reset()
-            logger.info("chain step %s: PTL latent state reset to zero", self.label)
-
-
 def describe_recipe(cfg) -> str:
     """A one-line description of the training recipe of ``cfg`` for the log."""
     m, s = cfg.MODEL, cfg.SOLVER
@@ -342,62 +310,22 @@ class _ChainLog:
             f.write(f"{_now()} {text}\n")
 
 
-def step_row(step: ChainStep, folder: str) -> Dict[str, Any]:
-    """One summary row from a finished step's ``metrics.json`` (numbers in percent)."""
-    with open(os.path.join(folder, METRICS), encoding="utf-8") as f:
-        m = json.load(f)
-    row: Dict[str, Any] = {"step": step.index, "name": step.label, "train": step.dataset.train}
-    std = m.get("std") or {}
-    row["std_lambda"] = std.get("lambda", "")
-    for ts, r in m.get("per_dataset", {}).items():
-        row[f"{ts} mAP"] = round(100 * r["mAP"], 2)
-        row[f"{ts} rank-1"] = round(100 * r["rank1"], 2)
-    return row
-
-
-def write_summary(chain_dir: str, rows: List[Dict[str, Any]]) -> List[str]:
-    """``summary.csv`` / ``summary.md`` / ``chain_map.png``; returns the test-set names."""
-    tests: List[str] = []
-    for r in rows:
-        for k in r:
-            if k.endswith(" mAP") and k[:-4] not in tests:
-                tests.append(k[:-4])
-    cols = ["step", "name", "train", "std_lambda"] + [
-        f"{t} {m}" for t in tests for m in ("mAP", "rank-1")]
-    tmp = os.path.join(chain_dir, "summary.csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
-    os.replace(tmp, os.path.join(chain_dir, "summary.csv"))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
-    text = ("Transfer chain: " + " -> ".join(str(r["name"]) for r in rows) + "\n\n"
-            "mAP and rank-1 in percent; empty where a step did not evaluate that test set.\n\n"
-            + "\n".join(lines) + "\n")
-    tmp = os.path.join(chain_dir, "summary.md.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, os.path.join(chain_dir, "summary.md"))
-    try:
-        from ..visualization import plot_chain
-
-        plot_chain(rows, tests, os.path.join(chain_dir, "chain_map.png"))
-    except ImportError as e:  # matplotlib missing: the tables are what matters
-        logger.warning("no chain plot: %s", e)
-    return tests
-
-
 def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] = None,
               opts: Sequence[str] = (), progress: bool = True,
-              extra_hooks: Sequence[HookBase] = ()) -> List[Dict[str, Any]]:
+              extra_hooks: Sequence[HookBase] = (), train: Optional[Callable] = None,
+              test: Optional[Callable] = None) -> List[Dict[str, Any]]:
     """Run (or resume) a chain; returns the summary rows (one per step).
 
     ``steps`` defaults to ``CHAIN.STEPS`` of the config; ``opts`` are ``KEY VALUE`` overrides
     applied to every step. ``extra_hooks`` go to every step's trainer (tests use them).
+    ``train(cfg, resume=, progress=, extra_hooks=)`` and ``test(cfg, weights=, progress=)`` run
+    a step (default :func:`reidbox.engine.runner.train` / ``test``): the chain only orders the
+    steps, prepares their configs and starting weights, and records what happened.
     """
+    if train is None or test is None:
+        from . import runner
+
+        train, test = train or runner.train, test or runner.test
     base = load_config(config_file or None, opts)
     labels = list(steps) if steps else list(base.CHAIN.STEPS)
     chain = parse_steps(labels)
@@ -493,12 +421,10 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
                 if done.startswith("evaluated"):
                     # training finished but its metrics.json is missing: the evaluation of
                     # the final weights (written to eval/<settings>/) becomes the step's result
-                    record = runner.test(cfg, weights=os.path.join(out, FINAL),
-                                         progress=progress)
+                    record = test(cfg, weights=os.path.join(out, FINAL), progress=progress)
                     write_json(record, os.path.join(out, METRICS))
                 else:
-                    runner.train(cfg, resume=True, progress=progress,
-                                 extra_hooks=[StepStartHook(step.label), *extra_hooks])
+                    train(cfg, resume=True, progress=progress, extra_hooks=list(extra_hooks))
             except BaseException as e:  # the manifest says the step stopped, then re-raise
                 entry["history"][-1]["action"] = f"{doing}, stopped ({type(e).__name__})"
                 write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
@@ -508,7 +434,8 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             note("step %d %s: %s", step.index, step.label, done)
         manifest["steps"].append(entry)
         write_json(manifest, manifest_path)
-        rows.append(step_row(step, out))
-    write_summary(chain_dir, rows)
+        rows.append(step_row(step.index, step.label, step.dataset.train,
+                             os.path.join(out, METRICS)))
+    write_chain_summary(chain_dir, rows)
     note("summary written to %s", os.path.join(chain_dir, "summary.md"))
     return rows

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
+
+from ..utils.misc import atomic_write, write_text
+from ..utils.tables import markdown_table
 
 COLUMNS = ["run", "model", "datasets", "PTL state", "evaluation", "mAP", "CMC-1", "CMC-5",
            "CMC-10", "mINP", "params (m)"]
@@ -125,13 +130,10 @@ def _table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> str:
             return f"{100 * float(v):.2f}"
         if k == "params (m)":
             return f"{float(v):.2f}"
-        return str(v).replace("|", "\\|")
+        return str(v)
 
-    lines = ["| " + " | ".join(columns) + " |",
-             "|" + "|".join("---:" if c in _PERCENT or c == "params (m)" else "---"
-                            for c in columns) + "|"]
-    lines += ["| " + " | ".join(cell(k, r.get(k)) for k in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(columns, [[cell(k, r.get(k)) for k in columns] for r in rows],
+                          right=[c in _PERCENT or c == "params (m)" for c in columns]) + "\n"
 
 
 def format_results(rows: Sequence[Dict[str, Any]]) -> str:
@@ -145,3 +147,49 @@ def format_results(rows: Sequence[Dict[str, Any]]) -> str:
     if cls:
         parts.append(("\n" if reid else "") + _table(cls, CLS_COLUMNS))
     return "".join(parts)
+
+
+def step_row(index: int, label: str, train: str, metrics_path: str) -> Dict[str, Any]:
+    """One transfer-chain summary row from a finished step's ``metrics.json`` (numbers in
+    percent): step ``index`` (1-based), its ``label`` as written, its training set."""
+    with open(metrics_path, encoding="utf-8") as f:
+        m = json.load(f)
+    row: Dict[str, Any] = {"step": index, "name": label, "train": train}
+    std = m.get("std") or {}
+    row["std_lambda"] = std.get("lambda", "")
+    for ts, r in m.get("per_dataset", {}).items():
+        row[f"{ts} mAP"] = round(100 * r["mAP"], 2)
+        row[f"{ts} rank-1"] = round(100 * r["rank1"], 2)
+    return row
+
+
+def write_chain_summary(chain_dir: str, rows: List[Dict[str, Any]]) -> List[str]:
+    """A transfer chain's ``summary.csv`` / ``summary.md`` / ``chain_map.png`` (rows: one per
+    step, :func:`step_row`); returns the test-set names."""
+    tests: List[str] = []
+    for r in rows:
+        for k in r:
+            if k.endswith(" mAP") and k[:-4] not in tests:
+                tests.append(k[:-4])
+    cols = ["step", "name", "train", "std_lambda"] + [
+        f"{t} {m}" for t in tests for m in ("mAP", "rank-1")]
+
+    def write_csv(f) -> None:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+
+    atomic_write(os.path.join(chain_dir, "summary.csv"), write_csv)
+    table = markdown_table(cols, [[r.get(c, "") for c in cols] for r in rows],
+                           right=[c == "step" or c.endswith(("mAP", "rank-1")) for c in cols])
+    write_text("Transfer chain: " + " -> ".join(str(r["name"]) for r in rows) + "\n\n"
+               "mAP and rank-1 in percent; empty where a step did not evaluate that test set."
+               "\n\n" + table + "\n", os.path.join(chain_dir, "summary.md"))
+    try:
+        from .plots import plot_chain
+
+        plot_chain(rows, tests, os.path.join(chain_dir, "chain_map.png"))
+    except ImportError as e:  # matplotlib missing: the tables are what matters
+        logging.getLogger("reidbox").warning("no chain plot: %s", e)
+    return tests

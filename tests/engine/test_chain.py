@@ -10,8 +10,8 @@ import torch
 
 from reidbox.config import ConfigError
 from reidbox.data import DatasetError
-from reidbox.engine.chain import (INIT, parse_steps, resolve_dataset, run_chain,
-                                  split_steps_and_opts)
+from reidbox.cli import split_leading
+from reidbox.engine.chain import INIT, parse_steps, resolve_dataset, run_chain
 from reidbox.engine.trainer import HookBase
 from tests.conftest import write_market_tree
 
@@ -168,8 +168,8 @@ def test_chain_can_be_extended_without_retraining(full_chain, synth_root, tmp_pa
 
 
 def test_step_parsing_and_aliases():
-    steps, opts = split_steps_and_opts(["Duke", "Market", "MSMT17+STD", "SOLVER.MAX_EPOCHS",
-                                        "5", "OUTPUT_DIR", "x"])
+    steps, opts = split_leading(["Duke", "Market", "MSMT17+STD", "SOLVER.MAX_EPOCHS", "5",
+                                 "OUTPUT_DIR", "x"])
     assert steps == ["Duke", "Market", "MSMT17+STD"]
     assert opts == ["SOLVER.MAX_EPOCHS", "5", "OUTPUT_DIR", "x"]
     parsed = parse_steps(steps)
