@@ -64,11 +64,14 @@ def find_metrics(paths: Sequence[str]) -> List[str]:
 
 
 def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
+    """The meta-architecture's ``label`` with the run's backbone (e.g. "resnet50+PTL")."""
+    from ..modeling import meta_arch  # noqa: F401  (fills the registry)
+    from ..registry import META_ARCHS
+
     m = cfg.get("MODEL", {})
     arch, backbone = m.get("META_ARCHITECTURE", "?"), m.get("BACKBONE", {}).get("NAME", "?")
-    name = {"baseline": backbone, "ptl": f"{backbone}+PTL", "mgn": "MGN",
-            "mgn_ptl": "MGN+PTL", "std": f"{backbone}+STD", "classifier": backbone,
-            "ptl_classifier": f"{backbone}+PTL"}.get(arch, f"{arch}/{backbone}")
+    label = getattr(META_ARCHS.get(arch), "label", None) if arch in META_ARCHS else None
+    name = label.format(backbone=backbone) if label else f"{arch}/{backbone}"
     std = metrics.get("std")
     if std:
         name += f" (lambda {std.get('lambda')})"

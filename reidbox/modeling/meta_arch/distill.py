@@ -49,6 +49,8 @@ class STDDistill(Baseline):
     extras={"teacher_features": (B, D)})``; eval forward: the student's (B, D) feature only.
     """
 
+    label = "{backbone}+STD"
+
     def __init__(self, backbone: StagedBackbone, head: EmbeddingHead,
                  losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float],
                  teacher: Optional[nn.Module] = None, teacher_weights: str = "",

@@ -58,6 +58,8 @@ def _split_resnet(backbone: StagedBackbone):
 class MGN(ReIDMetaArch):
     """Multiple Granularity Network; optional ``ptl`` side network (MGN+PTL)."""
 
+    label = "MGN"
+
     def __init__(self, backbone: StagedBackbone, num_classes: int, feat_dim: int = 256,
                  parts: Sequence[int] = (2, 3), shared_reduction: bool = True,
                  losses: Optional[Mapping[str, nn.Module]] = None,
@@ -167,6 +169,8 @@ META_ARCHS.register("mgn")(MGN)
 @META_ARCHS.register("mgn_ptl")
 class MGNPTL(LatentStateMixin, MGN):
     """MGN with the PTL side network (``MODEL.PTL.*`` applies as for ``ptl``)."""
+
+    label = "MGN+PTL"
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,

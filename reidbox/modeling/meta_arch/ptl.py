@@ -79,6 +79,8 @@ class PTL(LatentStateMixin, ReIDMetaArch):
     Training adds a classifier of three fully connected layers on the feature.
     """
 
+    label = "{backbone}+PTL"
+
     def __init__(self, backbone: StagedBackbone, ptl: PTLBranch, feat_dim: int,
                  classifier_hidden: Sequence[int], num_classes: int, pooling: str,
                  losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
