@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..retrieval.labels import NONFINITE, as_labels
+from ..utils.tables import markdown_table
 from ..retrieval.protocols import AP_MODES, SGS_REPEATS, Protocol, get_protocol
 
 #: Rows per chunk when :func:`evaluate_distmat` walks a full matrix (bounds temporaries).
@@ -80,13 +81,11 @@ class EvalResult:
 
 def results_table(results: dict[str, EvalResult]) -> str:
     """Markdown table (rank-1/5/10, mAP, mINP in percent) with one row per named result."""
-    lines = ["| name | protocol | R-1 | R-5 | R-10 | mAP | mINP |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        ranks = [f"{100 * r.cmc[k - 1]:.2f}" if k <= len(r.cmc) else "-" for k in (1, 5, 10)]
-        lines.append(f"| {name} | {r.protocol} | {' | '.join(ranks)} | {100 * r.mAP:.2f} | "
-                     f"{100 * r.mINP:.2f} |")
-    return "\n".join(lines)
+    rows = [[name, r.protocol, *(f"{100 * r.cmc[k - 1]:.2f}" if k <= len(r.cmc) else "-"
+                                  for k in (1, 5, 10)), f"{100 * r.mAP:.2f}",
+             f"{100 * r.mINP:.2f}"] for name, r in results.items()]
+    return markdown_table(["name", "protocol", "R-1", "R-5", "R-10", "mAP", "mINP"], rows,
+                          right=[False, False, True, True, True, True, True])
 
 
 # ------------------------------------------------------------------------------------------------
