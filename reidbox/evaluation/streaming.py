@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from ..retrieval.index import BACKENDS, build_index
-from ..retrieval.rerank import rerank_feature_blocks
-from ..retrieval.distance import as_features
 from ..retrieval.exact import NEAR_TIE_TOL, FeatureExact  # noqa: F401 (re-exported)
+from ..retrieval.index import BACKENDS
 from ..retrieval.labels import as_labels
+from ..retrieval.rank import distance_blocks
 from .metrics import Accumulator, EvalResult
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
@@ -64,20 +63,7 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     chunk = int(chunk_size) if chunk_size else default_chunk_size(n, dev)
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if rerank is not None:
-        allowed = {"k1", "k2", "lambda_value"}
-        if not isinstance(rerank, dict) or set(rerank) - allowed:
-            raise ValueError(f"rerank must be None or a dict with keys {sorted(allowed)}, "
-                             f"got {rerank!r}")
-        blocks = rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
-                                       **rerank)
-        exact = None
-    else:
-        index = build_index(g_feats, metric, backend, dev)
-        where = getattr(index, "device", None) or "cpu"
-        exact = FeatureExact(as_features(q_feats, "q_feats", where),
-                             as_features(g_feats, "g_feats", where), metric)
-        blocks = index.blocks(q_feats, chunk)
+    blocks, exact = distance_blocks(q_feats, g_feats, metric, backend, chunk, dev, rerank)
     for sl, block in blocks:
         acc.add(block, qp[sl], qc[sl], exact=exact.at(sl) if exact is not None else None)
     return acc.result()

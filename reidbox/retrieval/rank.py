@@ -4,6 +4,8 @@ what the metrics count as rank 1."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 
@@ -29,6 +31,29 @@ def junk_mask(protocol: str, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: n
     return junk
 
 
+def distance_blocks(q_feats, g_feats, metric: str, backend: str, chunk: int,
+                    device: torch.device | str | None = None, rerank: dict | None = None
+                    ) -> tuple[Iterable, FeatureExact | None]:
+    """``(slice, (c, n) distances)`` blocks of every query against the gallery, ``chunk``
+    query rows at a time, and where exact (float64) values of near-ties come from (None for
+    re-ranked distances, which are exact as they are). ``rerank``: None or dict(k1, k2,
+    lambda_value) for k-reciprocal re-ranking; else the backend :func:`build_index` picks."""
+    if rerank is None:
+        index = build_index(g_feats, metric, backend, device)
+        where = getattr(index, "device", None) or "cpu"
+        exact = FeatureExact(as_features(q_feats, "q_feats", where),
+                             as_features(g_feats, "g_feats", where), metric)
+        return index.blocks(q_feats, chunk), exact
+    allowed = {"k1", "k2", "lambda_value"}
+    if not isinstance(rerank, dict) or set(rerank) - allowed:
+        raise ValueError(f"rerank must be None or a dict with keys {sorted(allowed)}, "
+                         f"got {rerank!r}")
+    from .rerank import rerank_feature_blocks
+
+    return rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
+                                 **rerank), None
+
+
 def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
                backend: str = "auto", chunk_size: int | None = None,
                device: torch.device | str | None = None, q_pids=None, g_pids=None,
@@ -43,8 +68,6 @@ def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
     index -1 / distance inf. ``rerank``: dict(k1, k2, lambda_value) ranks by the re-ranked
     distances the evaluation uses. Memory: one (chunk_size, n) block at a time.
     """
-    from .rerank import rerank_feature_blocks
-
     if int(topk) < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
     m, n = len(q_feats), len(g_feats)
@@ -55,16 +78,7 @@ def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
         qc = as_labels(q_camids if q_camids is not None else np.zeros(m, np.int64), "q_camids", m)
         gc = as_labels(g_camids if g_camids is not None else np.ones(n, np.int64), "g_camids", n)
     chunk = int(chunk_size or 1024)
-    if rerank is not None:
-        blocks = rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
-                                       **rerank)
-        exact = None
-    else:
-        index = build_index(g_feats, metric, backend, device)
-        where = getattr(index, "device", None) or "cpu"
-        exact = FeatureExact(as_features(q_feats, "q_feats", where),
-                             as_features(g_feats, "g_feats", where), metric)
-        blocks = index.blocks(q_feats, chunk)
+    blocks, exact = distance_blocks(q_feats, g_feats, metric, backend, chunk, device, rerank)
     out_i = np.full((m, k), -1, np.int64)
     out_d = np.full((m, k), np.inf, np.float32)
     for sl, D in blocks:
