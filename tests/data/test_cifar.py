@@ -38,7 +38,7 @@ def test_cifar10(tmp_path):
     # R plane first: pixel (0, 1) red = byte 1, green = byte 1025
     assert ds.test.images[0, 0, 1, 0] == exp["test_data"][0, 1]
     assert ds.test.images[0, 0, 1, 1] == exp["test_data"][0, 1025]
-    assert ds.query == [] and ds.gallery == []
+    assert ds.task == "classification" and not hasattr(ds, "query")  # no fake retrieval split
     assert build_dataset("cifar10", root=exp["base"]).train.images.shape[0] == 30
 
 

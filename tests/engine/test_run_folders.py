@@ -169,7 +169,8 @@ def test_test_net_writes_its_own_folder_not_over_the_training_results(tiny_opts)
     assert os.path.dirname(folder) == os.path.join(out, "eval")
     assert os.path.basename(folder).startswith("model_final_market1501_rerank_")
     written = json.load(open(os.path.join(folder, "metrics.json")))
-    assert written["mAP"] == record["mAP"] and written["settings"]["rerank"] == [4, 2, 0.3]
+    assert written["mAP"] == record["mAP"] and written["settings"]["rerank"] == dict(
+        k1=4, k2=2, lambda_value=0.3)
     assert os.path.isfile(os.path.join(folder, "log.txt"))
     plain = load_config(None, tiny_opts)
     assert runner.eval_dir(plain, weights) != folder  # other settings, other folder
