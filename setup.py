@@ -1,6 +1,15 @@
 """reidbox: a person re-identification toolbox built around Progressive Transfer Learning."""
 
+import os
+
 from setuptools import find_packages, setup
+
+# The shipped yml configs (configs/ in the repository) install as package data under
+# reidbox/configs, so a wheel install finds the chain's dataset fragments and the demo's configs
+# (reidbox.config.loader.find_config). Each folder is listed as a data package: setuptools
+# warns about importable-looking folders that are absent from `packages`.
+CONFIG_PACKAGES = sorted("reidbox." + folder.replace(os.sep, ".")
+                         for folder, _, _ in os.walk("configs"))
 
 setup(
     name="reidbox",
@@ -9,7 +18,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["reidbox", "reidbox.*"]),
+    packages=find_packages(include=["reidbox", "reidbox.*"]) + CONFIG_PACKAGES,
+    package_dir={"reidbox.configs": "configs"},
+    package_data={name: ["*.yml"] for name in CONFIG_PACKAGES},
     install_requires=[
         # torchvision's compiled ops only load with the torch build they were compiled against.
         # PyPI's torchvision wheels pair with PyPI's torch builds; a stray local CPU-only torch

@@ -29,3 +29,14 @@ def test_faiss_cpu_and_gpu_wheels_never_installed_together(monkeypatch):
     for name, reqs in extras.items():  # no extra brings both
         assert not {"faiss-cpu", "faiss-gpu"} <= _names(reqs), name
     assert "faiss-cpu" in _names(extras["dev"])  # make setup / CI test the FAISS backend
+
+
+def test_every_shipped_config_is_package_data(monkeypatch):
+    """A wheel carries configs/ as reidbox/configs (the chain's fragments, the demo's configs);
+    tests/test_wheel_install.py checks a real install."""
+    kw = _setup_kwargs(monkeypatch)
+    assert kw["package_dir"] == {"reidbox.configs": "configs"}
+    for folder, _, files in os.walk(os.path.join(ROOT, "configs")):
+        package = "reidbox." + os.path.relpath(folder, ROOT).replace(os.sep, ".")
+        if any(f.endswith(".yml") for f in files):
+            assert package in kw["packages"] and "*.yml" in kw["package_data"][package], folder

@@ -20,9 +20,49 @@ class ConfigError(UserError, ValueError):
     """A config file or override is wrong; the message names the key and where it came from."""
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # reidbox/
+
+
+def packaged_config_dir() -> str:
+    """The shipped configs: ``reidbox/configs`` in an installed wheel, else the repository's
+    ``configs/`` beside the package (a clone or an editable install)."""
+    installed = os.path.join(_PACKAGE, "configs")
+    return installed if os.path.isdir(installed) else os.path.join(
+        os.path.dirname(_PACKAGE), "configs")
+
+
+def _shipped(path: str) -> Optional[str]:
+    """The shipped config named ``path`` (``configs/`` prefix optional), if there is one."""
+    if os.path.isabs(path):
+        return None
+    name = os.path.normpath(path).replace(os.sep, "/")
+    name = name[len("configs/"):] if name.startswith("configs/") else name
+    found = os.path.join(packaged_config_dir(), name)
+    return found if os.path.isfile(found) else None
+
+
+def shipped_config(name: str) -> str:
+    """A shipped config by its name inside ``configs/`` (``_base_/market1501.yml``)."""
+    found = _shipped(name)
+    if found is None:
+        raise ConfigError(f"shipped config {name} is missing from {packaged_config_dir()}; "
+                          "reinstall reidbox (pip install .) or restore it from the repository")
+    return found
+
+
+def find_config(path: PathLike) -> str:
+    """A config file: ``path`` if it exists, else the shipped config of that name
+    (``configs/market1501/mgn_ptl.yml`` or ``market1501/mgn_ptl.yml``, from any directory)."""
+    path = os.fspath(path)
+    found = path if os.path.isfile(path) else _shipped(path)
+    if found is None:
+        raise ConfigError(f"config file not found: {path} (looked in {os.getcwd()} and in the "
+                          f"shipped configs {packaged_config_dir()}); give an existing yml file "
+                          "or a shipped name such as configs/market1501/mgn_ptl.yml")
+    return found
+
+
 def _read_yaml(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
         try:
             data = yaml.safe_load(f)  # safe loading only: a config never executes code
@@ -83,6 +123,8 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
         raise ConfigError(f"{path}: _BASE_ must be a file name or a list of them")
     for base in bases:
         base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        if not os.path.isfile(base_path):  # a user's file may name a shipped base
+            base_path = _find_base(base, base_path, path)
         _merge_file(cfg, base_path, chain + [path])
     try:
         _check_keys(cfg, data)
@@ -92,9 +134,19 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
         raise ConfigError(f"{path}: {msg}") from None
 
 
+def _find_base(base: str, beside: str, including: str) -> str:
+    shipped = _shipped(base)
+    if shipped is None:
+        raise ConfigError(f"{including}: _BASE_ file {base} not found (looked for {beside} "
+                          f"and in the shipped configs {packaged_config_dir()}); fix the _BASE_ "
+                          "entry (shipped bases are named like _base_/market1501.yml)")
+    return shipped
+
+
 def merge_file(cfg: CfgNode, path: PathLike) -> None:
-    """Merge a yml file (its ``_BASE_`` files first) into a mutable ``cfg``, in place."""
-    _merge_file(cfg, os.fspath(path), [])
+    """Merge a yml file (its ``_BASE_`` files first) into a mutable ``cfg``, in place; ``path``
+    is found as :func:`find_config` finds it."""
+    _merge_file(cfg, find_config(path), [])
 
 
 def merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
@@ -157,7 +209,7 @@ def load_config(path: Optional[PathLike] = None, opts: Optional[Sequence[str]] =
     """Defaults <- yml file (with its ``_BASE_`` files first) <- ``opts``; returned frozen."""
     cfg = get_cfg_defaults()
     if path:
-        _merge_file(cfg, os.fspath(path), [])
+        _merge_file(cfg, find_config(path), [])
     if opts:
         merge_opts(cfg, opts)
     check_ranges(cfg, path)

@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
-from ..config.loader import import_plugins, merge_file
+from ..config.loader import import_plugins, merge_file, shipped_config
 from ..data import build_test_sets, build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
@@ -49,7 +49,6 @@ FINAL, METRICS = "model_final.pth", "metrics.json"
 INIT = "init_weights.pth"  # a step's starting weights: the previous step's, classifier removed
 # Keys that may change between invocations without changing what a step computes.
 RUNTIME_KEYS = ("DEVICE", "DATALOADER.NUM_WORKERS", "TEST.IMS_PER_BATCH", "SOLVER.LOG_PERIOD")
-_FRAGMENT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "_base_")
 
 
 @dataclass
@@ -121,10 +120,7 @@ def parse_steps(labels: Sequence[str]) -> List[ChainStep]:
 
 
 def _fragment_path(alias: DatasetAlias) -> Optional[str]:
-    if not alias.fragment:
-        return None
-    path = os.path.normpath(os.path.join(_FRAGMENT_DIR, alias.fragment))
-    return path if os.path.isfile(path) else None
+    return shipped_config(f"_base_/{alias.fragment}") if alias.fragment else None
 
 
 def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep,
