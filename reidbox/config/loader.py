@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import yaml
 from yacs.config import CfgNode
@@ -225,4 +225,20 @@ def save_config(cfg: CfgNode, output_dir: PathLike) -> str:
 
     out = os.path.join(output_dir, "config.yaml")
     write_text(cfg.dump(), out)
+    return out
+
+
+def flat_config(text: str) -> Dict[str, Any]:
+    """A config's yaml text (``cfg.dump()``, a saved ``config.yaml``) as ``{"A.B.C": value}``,
+    for comparing two configs key by key."""
+    out: Dict[str, Any] = {}
+
+    def walk(d: Dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(yaml.safe_load(text or "") or {}, "")
     return out

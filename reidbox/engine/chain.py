@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import yaml
 
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
-from ..config.loader import import_plugins, merge_file, shipped_config
+from ..config.loader import flat_config, import_plugins, merge_file, shipped_config
 from ..data import build_test_sets, build_train_set
 from ..modeling import build_model
 from ..registry import DATASETS
@@ -171,24 +170,14 @@ def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep
     return cfg, source
 
 
-def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_differences(cfg, folder: str) -> List[str]:
     """Keys whose value in ``folder/config.yaml`` differs from ``cfg`` (runtime keys ignored)."""
     path = os.path.join(folder, "config.yaml")
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as f:
-        old = _flatten(yaml.safe_load(f) or {})
-    new = _flatten(yaml.safe_load(cfg.dump()))
+        old = flat_config(f.read())
+    new = flat_config(cfg.dump())
     return sorted(k for k in set(old) | set(new)
                   if k not in RUNTIME_KEYS and old.get(k) != new.get(k))
 

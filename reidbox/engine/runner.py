@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..config import save_config
+from ..config.loader import flat_config
 from ..data import build_test_loader
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
@@ -169,27 +170,11 @@ RESUME_FORCE_HINT = ("use the config it was trained with, another OUTPUT_DIR, or
                      "(train(..., force_resume=True)) to continue it with the new config")
 
 
-def _flat_config(text: str) -> Dict[str, Any]:
-    import yaml
-
-    out: Dict[str, Any] = {}
-
-    def walk(d: Dict[str, Any], prefix: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-
-    walk(yaml.safe_load(text) or {}, "")
-    return out
-
-
 def resume_config_changes(saved: Optional[str], cfg) -> Dict[str, List[str]]:
     """Keys whose value differs between a checkpoint's recorded config (yaml text) and ``cfg``:
     ``{"schedule": [...], "run": [...]}`` as ``KEY (old -> new)`` strings; ignored keys left out.
     """
-    old, new = _flat_config(saved or ""), _flat_config(cfg.dump())
+    old, new = flat_config(saved or ""), flat_config(cfg.dump())
     out: Dict[str, List[str]] = {"schedule": [], "run": []}
     for k in sorted(set(old) | set(new)):
         if old.get(k) == new.get(k) or k in RESUME_IGNORED or k.startswith(
