@@ -47,10 +47,6 @@ class ReIDDataset:
     def num_train_pids(self) -> int:
         return len({s.pid for s in self.train})
 
-    @property
-    def num_train_cams(self) -> int:
-        return len({s.camid for s in self.train})
-
     def evaluation_sets(self) -> List[Tuple[str, List[Sample], List[Sample]]]:
         """``(name, query, gallery)`` to evaluate: its own split, else each source's."""
         out = []
@@ -224,16 +220,6 @@ def require_dir(path: str, dataset: str, expected_tree: str) -> str:
     if not os.path.isdir(path):
         raise DatasetError(
             f"{dataset}: folder not found: {path}; expected layout: {_one_line(expected_tree)} "
-            "(docs/datasets.md tells how to obtain and lay out the data)"
-        )
-    return path
-
-
-def require_file(path: str, dataset: str, expected_tree: str, what: str = "file") -> str:
-    """Like :func:`require_dir` for a single file."""
-    if not os.path.isfile(path):
-        raise DatasetError(
-            f"{dataset}: {what} not found: {path}; expected layout: {_one_line(expected_tree)} "
             "(docs/datasets.md tells how to obtain and lay out the data)"
         )
     return path
