@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..utils.misc import count_parameters
+from ..utils.misc import count_parameters, eval_mode
 
 # Training identities (classes) of the datasets the paper uses (published counts;
 # docs/model_zoo.md), so a model can be sized without reading any data.
@@ -71,18 +71,16 @@ def test_time_parameters(model: nn.Module, input_size: Tuple[int, int] = (64, 32
     """Parameters that the eval-mode feature (B, D) depends on (measured by a backward pass)."""
     params = list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
-    was_training = model.training
     try:
         for p in params:
             p.requires_grad_(True)
             p.grad = None
-        model.eval()
         device = params[0].device if params else torch.device("cpu")
-        feat = model(torch.randn(2, 3, *input_size, device=device))
+        with eval_mode(model):
+            feat = model(torch.randn(2, 3, *input_size, device=device))
         feat.float().sum().backward()
         used = [p for p in params if p.grad is not None]
     finally:
-        model.train(was_training)
         for p, (req, grad) in zip(params, saved):
             p.requires_grad_(req)
             p.grad = grad

@@ -7,7 +7,8 @@ import json
 import os
 import random
 import tempfile
-from typing import Any, Callable, IO
+from contextlib import contextmanager
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -131,3 +132,21 @@ def count_parameters(params) -> int:
     if isinstance(params, torch.nn.Module):
         params = params.parameters()
     return sum(p.numel() for p in {id(p): p for p in params}.values())
+
+
+@contextmanager
+def eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode for the block, then give every submodule back its own mode.
+
+    Each submodule's ``training`` flag is restored as it was (a frozen teacher inside a training
+    student stays in eval), also when the block raises. Gradients are untouched: add
+    ``torch.no_grad()`` where none are wanted.
+    """
+    saved = [(m, m.training) for mod in modules for m in mod.modules()]
+    try:
+        for mod in modules:
+            mod.eval()
+        yield
+    finally:
+        for m, mode in saved:
+            m.training = mode

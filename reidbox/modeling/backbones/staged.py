@@ -15,6 +15,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ...utils.misc import eval_mode
+
 
 @dataclass(frozen=True)
 class StageSpec:
@@ -41,16 +43,13 @@ class StagedBackbone(nn.Module):
 
     @torch.no_grad()
     def _measure(self, probe_size: Tuple[int, int]) -> Tuple[StageSpec, List[StageSpec]]:
-        was_training = self.training
-        self.eval()
-        x = torch.zeros(1, 3, *probe_size)
-        h = self.stem(x)
-        stem = StageSpec("stem", h.shape[1], probe_size[0] // h.shape[2])
-        specs = []
-        for name, stage in zip(self.stage_names, self.stages):
-            h = stage(h)
-            specs.append(StageSpec(name, h.shape[1], probe_size[0] // h.shape[2]))
-        self.train(was_training)
+        with eval_mode(self):
+            h = self.stem(torch.zeros(1, 3, *probe_size))
+            stem = StageSpec("stem", h.shape[1], probe_size[0] // h.shape[2])
+            specs = []
+            for name, stage in zip(self.stage_names, self.stages):
+                h = stage(h)
+                specs.append(StageSpec(name, h.shape[1], probe_size[0] // h.shape[2]))
         return stem, specs
 
     @property
@@ -75,6 +74,30 @@ class StagedBackbone(nn.Module):
         for stage in self.stages:
             h = stage(h)
         return h
+
+
+def check_last_stride(last_stride: int, backbone: str) -> int:
+    """``MODEL.BACKBONE.LAST_STRIDE`` is 1 or 2 for every backbone; anything else is an error."""
+    if last_stride not in (1, 2):
+        raise ValueError(f"{backbone}: last stride must be 1 or 2, got {last_stride!r} "
+                         "(MODEL.BACKBONE.LAST_STRIDE)")
+    return last_stride
+
+
+def apply_last_stride(last_stride: int, backbone: str, pool_owner: Optional[nn.Module] = None,
+                      convs: Sequence[nn.Module] = ()) -> None:
+    """The ReID last-stride option (``MODEL.BACKBONE.LAST_STRIDE``) for every backbone.
+
+    2 keeps the published network; 1 keeps the last stage at the previous stage's resolution:
+    ``pool_owner.pool`` (a DenseNet's last transition: keeps its 1x1 conv) becomes an identity
+    and every conv in ``convs`` (a ResNet's first block of the last stage) gets stride 1.
+    """
+    if check_last_stride(last_stride, backbone) == 2:
+        return
+    if pool_owner is not None:
+        pool_owner.pool = nn.Identity()
+    for conv in convs:
+        conv.stride = (1, 1)
 
 
 class WeightsNotFoundError(FileNotFoundError):

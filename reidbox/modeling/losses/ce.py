@@ -10,6 +10,15 @@ from ...registry import LOSSES
 from ..output import ModelOutput
 
 
+def cross_entropy(output: ModelOutput, targets: torch.Tensor, epsilon: float = 0.0
+                  ) -> torch.Tensor:
+    """Mean over every classifier (``output.logits`` (B, N) or a list of them) of the
+    label-smoothed (``epsilon``) cross-entropy with ``targets`` (B,)."""
+    logits = output.logits if isinstance(output.logits, (list, tuple)) else [output.logits]
+    return torch.stack([F.cross_entropy(z, targets, label_smoothing=epsilon)
+                        for z in logits]).mean()
+
+
 @LOSSES.register("cross_entropy")
 class CrossEntropyLoss(nn.Module):
     """Mean cross-entropy over every classifier's logits; ``epsilon`` is the label smoothing."""
@@ -19,6 +28,4 @@ class CrossEntropyLoss(nn.Module):
         self.epsilon = epsilon
 
     def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
-        logits = output.logits if isinstance(output.logits, (list, tuple)) else [output.logits]
-        losses = [F.cross_entropy(z, targets, label_smoothing=self.epsilon) for z in logits]
-        return torch.stack(losses).mean()
+        return cross_entropy(output, targets, self.epsilon)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ...registry import LOSSES
 from ..output import ModelOutput
+from .ce import cross_entropy
 
 
 @LOSSES.register("std")
@@ -30,9 +31,7 @@ class STDLoss(nn.Module):
         self.epsilon = epsilon
 
     def ce_term(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
-        logits = output.logits if isinstance(output.logits, (list, tuple)) else [output.logits]
-        return torch.stack([F.cross_entropy(z, targets, label_smoothing=self.epsilon)
-                            for z in logits]).mean()
+        return cross_entropy(output, targets, self.epsilon)
 
     def l1_term(self, output: ModelOutput) -> torch.Tensor:
         teacher = output.extras.get("teacher_features")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...registry import META_ARCHS
+from ...utils.misc import eval_mode
 from ..backbones import StagedBackbone
 from ..output import ModelOutput
 from ..ptl import PTLBranch
@@ -103,14 +104,9 @@ class MGN(ReIDMetaArch):
     @torch.no_grad()
     def _measure(self, probe: int = 64):
         """Channels and strides of every branch output, from a dummy forward (never assumed)."""
-        modules = [self.backbone, *self.branches]
-        modes = [m.training for m in modules]
-        for m in modules:
-            m.eval()
-        h = self.backbone(torch.zeros(1, 3, probe, probe))
-        outs = [b(h) for b in self.branches]
-        for m, mode in zip(modules, modes):
-            m.train(mode)
+        with eval_mode(self.backbone, *self.branches):
+            h = self.backbone(torch.zeros(1, 3, probe, probe))
+            outs = [b(h) for b in self.branches]
         channels = {o.shape[1] for o in outs}
         if len(channels) != 1:
             raise ValueError(f"MGN branches disagree on channels: {sorted(channels)}")
