@@ -3,12 +3,16 @@
 from . import cifar_synthetic, datasets  # noqa: F401  (registrations)
 from .build import (TestSet, build_dataset, build_dataset_from_config, build_test_loader,
                     build_test_sets, build_train_loader, build_train_set)
+from .catalog import (DatasetAlias, dataset_aliases, dataset_kwargs, dataset_task,
+                      num_train_identities)
 from .classification import ArrayImageDataset, ArraySplit, ClassificationDataset
-from .datasets.base import DatasetError, ReIDDataset, Sample, combine
+from .datasets.base import DatasetError, DatasetTraits, ReIDDataset, Sample, combine
 from .image_dataset import ImageDataset, ImageReadError, read_image
 from .samplers import PKBatchSampler
 
-__all__ = ["ArrayImageDataset", "ArraySplit", "ClassificationDataset", "DatasetError",
-           "ImageDataset", "ImageReadError", "PKBatchSampler", "ReIDDataset",
-           "Sample", "TestSet", "build_dataset", "build_dataset_from_config", "build_test_loader",
-           "build_test_sets", "build_train_loader", "build_train_set", "combine", "read_image"]
+__all__ = ["ArrayImageDataset", "ArraySplit", "ClassificationDataset", "DatasetAlias",
+           "DatasetError", "DatasetTraits", "ImageDataset", "ImageReadError", "PKBatchSampler",
+           "ReIDDataset", "Sample", "TestSet", "build_dataset", "build_dataset_from_config",
+           "build_test_loader", "build_test_sets", "build_train_loader", "build_train_set",
+           "combine", "dataset_aliases", "dataset_kwargs", "dataset_task", "num_train_identities",
+           "read_image"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..registry import DATASETS
+from .catalog import dataset_kwargs
 from .datasets.base import (DatasetError, ReIDDataset, Sample, check_query_matches, combine,
                             require_items, validate_dataset)
 from .datasets.combined import combine_by_name
@@ -40,24 +41,8 @@ def _reid(ds, name: str) -> ReIDDataset:
     return ds
 
 
-def dataset_kwargs(cfg, name: str) -> Dict[str, Any]:
-    """Per-dataset options from the config (only the datasets that take options)."""
-    d = cfg.DATASETS
-    name = name.lower()
-    if name.startswith("synthetic"):
-        s = d.SYNTHETIC
-        return dict(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS,
-                    num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
-    if name == "cuhk03":
-        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL, split=d.CUHK03.SPLIT)
-    if name == "cuhk03_market":
-        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL)
-    if name == "msmt17":
-        return dict(version=d.MSMT17.VERSION, include_val=d.MSMT17.INCLUDE_VAL)
-    return {}
-
-
 def build_dataset_from_config(cfg, name: str, dsetid: int = 0) -> ReIDDataset:
+    """Dataset ``name`` with the options it declares it reads from the config."""
     kwargs = dataset_kwargs(cfg, name)
     if dsetid:
         kwargs["dsetid"] = dsetid

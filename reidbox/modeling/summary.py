@@ -15,28 +15,6 @@ from torch import nn
 
 from ..utils.misc import count_parameters, eval_mode
 
-# Training identities (classes) of the datasets the paper uses (published counts;
-# docs/model_zoo.md), so a model can be sized without reading any data.
-TRAIN_IDENTITIES = {"market1501": 751, "dukemtmcreid": 702, "msmt17": 1041, "cuhk03": 767,
-                    "market_duke": 751 + 702, "cifar10": 10, "cifar100": 100,
-                    "cifar10_synthetic": 10, "cifar100_synthetic": 100}
-
-
-def num_train_identities(cfg) -> int:
-    """Identities (classes) of ``DATASETS.TRAIN`` from published counts, without reading data."""
-    total = 0
-    for name in cfg.DATASETS.TRAIN:
-        key = name.lower()
-        if key.startswith("synthetic"):
-            total += cfg.DATASETS.SYNTHETIC.NUM_TRAIN_IDS
-        elif key in TRAIN_IDENTITIES:
-            total += TRAIN_IDENTITIES[key]
-        else:
-            raise KeyError(f"no published identity count for dataset {name!r}; pass "
-                           f"--num-classes (known: {', '.join(sorted(TRAIN_IDENTITIES))})")
-    return total
-
-
 def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
     """The model of ``cfg`` for counting parameters: no weight file is read.
 
