@@ -1,7 +1,7 @@
 """Models: backbones, heads, losses, meta-architectures and ``build_model``."""
 
 from . import backbones, heads, losses, meta_arch  # noqa: F401  (registrations)
-from .build import build_losses, build_model
+from .build import build_losses, build_model, model_display_name
 from .output import ModelOutput
 
-__all__ = ["ModelOutput", "build_losses", "build_model"]
+__all__ = ["ModelOutput", "build_losses", "build_model", "model_display_name"]

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ...registry import BACKBONES
-from .staged import StagedBackbone, apply_last_stride, check_last_stride
+from .staged import StagedBackbone, check_last_stride, set_transition_stride
 
 
 def _dropout(p: float) -> List[nn.Module]:
@@ -111,7 +111,7 @@ def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: floa
             out = int(channels * compression)
             transition = Transition(channels, out, drop_rate)
             if i == 2:
-                apply_last_stride(last_stride, f"DenseNet-BC-{depth}", pool_owner=transition)
+                set_transition_stride(transition, last_stride, f"DenseNet-BC-{depth}")
             parts.append(transition)
             channels = out
         parts.append(DenseBlock(layers, channels, bn_size, growth_rate, drop_rate))

@@ -84,20 +84,21 @@ def check_last_stride(last_stride: int, backbone: str) -> int:
     return last_stride
 
 
-def apply_last_stride(last_stride: int, backbone: str, pool_owner: Optional[nn.Module] = None,
-                      convs: Sequence[nn.Module] = ()) -> None:
-    """The ReID last-stride option (``MODEL.BACKBONE.LAST_STRIDE``) for every backbone.
+def set_transition_stride(transition: nn.Module, last_stride: int, backbone: str) -> None:
+    """DenseNet last stride: 1 replaces the last transition's 2x2 average pooling by an
+    identity (its 1x1 conv stays), 2 keeps the published network."""
+    if check_last_stride(last_stride, backbone) == 1:
+        transition.pool = nn.Identity()
 
-    2 keeps the published network; 1 keeps the last stage at the previous stage's resolution:
-    ``pool_owner.pool`` (a DenseNet's last transition: keeps its 1x1 conv) becomes an identity
-    and every conv in ``convs`` (a ResNet's first block of the last stage) gets stride 1.
-    """
-    if check_last_stride(last_stride, backbone) == 2:
-        return
-    if pool_owner is not None:
-        pool_owner.pool = nn.Identity()
-    for conv in convs:
-        conv.stride = (1, 1)
+
+def set_stage_stride(layer: nn.Sequential, stride: int) -> None:
+    """Make a ResNet stage downsample by ``stride`` (its first block's strided conv + shortcut):
+    the last-stride option, and MGN's stride-1 part branches."""
+    block = layer[0]
+    conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # bottleneck vs basic
+    conv.stride = (stride, stride)
+    if block.downsample is not None:
+        block.downsample[0].stride = (stride, stride)
 
 
 class WeightsNotFoundError(FileNotFoundError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,14 @@ class CrossEntropyLoss(nn.Module):
     def __init__(self, epsilon: float = 0.1) -> None:
         super().__init__()
         self.epsilon = epsilon
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> CrossEntropyLoss:
+        return cls(epsilon=cfg.MODEL.LOSSES.CE.EPSILON)
+
+    @staticmethod
+    def config_weight(cfg: Any) -> float:
+        return cfg.MODEL.LOSSES.CE.WEIGHT
 
     def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
         return cross_entropy(output, targets, self.epsilon)

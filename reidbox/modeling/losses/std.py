@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,11 @@ class STDLoss(nn.Module):
             raise ValueError(f"MODEL.STD.LAMBDA must lie in [0, 1], got {lam}")
         self.lam = float(lam)
         self.epsilon = epsilon
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> STDLoss:
+        # weight 1: LAMBDA already splits the loss between its two terms
+        return cls(lam=cfg.MODEL.STD.LAMBDA, epsilon=cfg.MODEL.LOSSES.CE.EPSILON)
 
     def ce_term(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
         return cross_entropy(output, targets, self.epsilon)

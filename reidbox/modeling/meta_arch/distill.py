@@ -62,6 +62,8 @@ class STDDistill(Baseline):
     extras={"teacher_features": (B, D)})``; eval forward: the student's (B, D) feature only.
     """
 
+    display_name = "{backbone}+STD"
+
     def __init__(self, backbone: StagedBackbone, head: EmbeddingHead,
                  losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float],
                  teacher: Optional[nn.Module] = None, teacher_weights: str = "",

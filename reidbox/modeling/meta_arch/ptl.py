@@ -6,7 +6,8 @@ No per-backbone code: channels and strides come from the backbone's measured sta
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -19,17 +20,42 @@ from ..ptl import LatentStateStore, PTLBranch, derive_channels
 from .base import ReIDMetaArch
 
 
-def build_ptl_branch(cfg, tap_specs: Sequence[tuple], out_strides: Sequence[int]) -> PTLBranch:
-    """The side network described by ``cfg.MODEL.PTL`` for these taps."""
-    p = cfg.MODEL.PTL
-    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=p.CHANNEL_RATIO,
-                                  max_channels=p.MAX_CHANNELS,
-                                  last_cell_channels=p.LAST_CELL_CHANNELS)
-    state = LatentStateStore(p.STATE_MODE, p.STATE_SHAPE, p.STATE_INIT)
-    return PTLBranch(tap_specs, out_strides, cell=p.CELL,
-                     cell_channels=list(p.CELL_CHANNELS) or cells,
-                     fuse_channels=list(p.FUSE_CHANNELS) or fuse, state=state,
-                     cell_init=p.CELL_INIT)
+@dataclass(frozen=True)
+class PTLSettings:
+    """What ``MODEL.PTL`` says about the side network, read once from the config (a plain
+    value: the meta-architectures that add PTL take it, never the config itself)."""
+
+    cell: str
+    cell_init: str
+    channel_ratio: float
+    max_channels: int
+    last_cell_channels: int
+    cell_channels: Tuple[int, ...]
+    fuse_channels: Tuple[int, ...]
+    state_mode: str
+    state_shape: str
+    state_init: str
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> PTLSettings:
+        p = cfg.MODEL.PTL
+        return cls(p.CELL, p.CELL_INIT, p.CHANNEL_RATIO, p.MAX_CHANNELS, p.LAST_CELL_CHANNELS,
+                   tuple(p.CELL_CHANNELS), tuple(p.FUSE_CHANNELS), p.STATE_MODE,
+                   p.STATE_SHAPE, p.STATE_INIT)
+
+
+def build_ptl_branch(settings: PTLSettings, tap_specs: Sequence[tuple],
+                     out_strides: Sequence[int]) -> PTLBranch:
+    """The side network of ``settings`` for these taps ((channels, stride) each)."""
+    s = settings
+    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=s.channel_ratio,
+                                  max_channels=s.max_channels,
+                                  last_cell_channels=s.last_cell_channels)
+    state = LatentStateStore(s.state_mode, s.state_shape, s.state_init)
+    return PTLBranch(tap_specs, out_strides, cell=s.cell,
+                     cell_channels=list(s.cell_channels) or cells,
+                     fuse_channels=list(s.fuse_channels) or fuse, state=state,
+                     cell_init=s.cell_init)
 
 
 class MLPClassifier(nn.Sequential):
@@ -66,6 +92,8 @@ class PTL(LatentStateMixin, ReIDMetaArch):
     Training adds a classifier of three fully connected layers on the feature.
     """
 
+    display_name = "{backbone}+PTL"
+
     def __init__(self, backbone: StagedBackbone, ptl: PTLBranch, feat_dim: int,
                  classifier_hidden: Sequence[int], num_classes: int, pooling: str,
                  losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
@@ -83,7 +111,8 @@ class PTL(LatentStateMixin, ReIDMetaArch):
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         taps = [backbone.stem_spec] + list(backbone.stage_specs[:-1])
-        branch = build_ptl_branch(cfg, [(t.channels, t.stride) for t in taps],
+        branch = build_ptl_branch(PTLSettings.from_config(cfg),
+                                  [(t.channels, t.stride) for t in taps],
                                   [backbone.stage_specs[-1].stride])
         p = cfg.MODEL.PTL
         return cls(backbone, branch, p.FEAT_DIM, list(p.CLASSIFIER_HIDDEN), num_classes,
