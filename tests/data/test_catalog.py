@@ -86,3 +86,19 @@ def test_chain_step_names_are_what_the_datasets_declare():
     }
     got = {k: (a.train, a.tests, a.fragment) for k, a in dataset_aliases().items()}
     assert got == want
+
+
+def test_the_documented_class_form_declares_what_it_says(monkeypatch):
+    import os
+    import re
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "custom_dataset.md")
+    with open(doc, encoding="utf-8") as f:
+        block = next(b for b in re.findall(r"```python\n(.*?)```", f.read(), re.S)
+                     if "class MyCamsV2" in b)
+    monkeypatch.setattr(DATASETS, "_items", dict(DATASETS._items))  # registered for this test
+    exec(compile(block, "docs/custom_dataset.md", "exec"), {})
+    cfg = _cfg("DATASETS.TRAIN", "['my_cams_v2']")
+    assert num_train_identities(cfg) == 8 and dataset_task("my_cams_v2") == "reid"
+    assert dataset_aliases()["cams"].train == "my_cams_v2"
+    assert dataset_kwargs(cfg, "my_cams_v2") == {}
