@@ -58,6 +58,5 @@ class Registry:
 
 DATASETS = Registry("dataset")
 BACKBONES = Registry("backbone")
-HEADS = Registry("head")
 LOSSES = Registry("loss")
 META_ARCHS = Registry("meta-architecture")

@@ -10,8 +10,8 @@ import json
 from reidbox.cli import default_argument_parser, parse_args, run_main
 
 from reidbox.config import load_config
-from reidbox.modeling.summary import (build_for_summary, format_summary, model_summary,
-                                      num_train_identities)
+from reidbox.data.catalog import num_train_identities
+from reidbox.modeling.summary import build_for_summary, format_summary, model_summary
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..registry import DATASETS
 from ..retrieval.protocols import get_protocol
+from .catalog import dataset_kwargs, dataset_task
 from .datasets.base import (DatasetError, ReIDDataset, Sample, check_query_matches, combine,
                             require_items, validate_dataset)
 from .classification import ArrayImageDataset, ArraySplit, ClassificationDataset
@@ -46,24 +47,8 @@ def _reid(ds, name: str) -> ReIDDataset:
     return ds
 
 
-def dataset_kwargs(cfg, name: str) -> Dict[str, Any]:
-    """Per-dataset options from the config (only the datasets that take options)."""
-    d = cfg.DATASETS
-    name = name.lower()
-    if name.startswith("synthetic"):
-        s = d.SYNTHETIC
-        return dict(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS,
-                    num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
-    if name == "cuhk03":
-        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL, split=d.CUHK03.SPLIT)
-    if name == "cuhk03_market":
-        return dict(variant=d.CUHK03.VARIANT, protocol=d.CUHK03.PROTOCOL)
-    if name == "msmt17":
-        return dict(version=d.MSMT17.VERSION, include_val=d.MSMT17.INCLUDE_VAL)
-    return {}
-
-
 def build_dataset_from_config(cfg, name: str, dsetid: int = 0) -> ReIDDataset:
+    """Dataset ``name`` with the options it declares it reads from the config."""
     kwargs = dataset_kwargs(cfg, name)
     if dsetid:
         kwargs["dsetid"] = dsetid
@@ -191,8 +176,7 @@ def classification_set(cfg, name: str) -> ClassificationDataset:
     another task is one clear error."""
     ds = build_dataset_from_config(cfg, name)
     if getattr(ds, "task", None) != "classification":
-        names = sorted(n for n in DATASETS
-                       if getattr(DATASETS.get(n), "task", None) == "classification")
+        names = sorted(n for n in DATASETS if dataset_task(n) == "classification")
         raise DatasetError(f"TASK is 'classification' but dataset {name!r} is a "
                            f"{getattr(ds, 'task', type(ds).__name__)} dataset; use "
                            f"{', '.join(names) or 'a classification dataset'} (or TASK: reid "

@@ -7,7 +7,7 @@ hue is warm or cool). A small CNN learns it in a few epochs on a CPU, yet it nee
 features (colour alone does not tell the CIFAR-10-format classes apart).
 
 The files are what Python 2's cPickle wrote (protocol 2, byte-string keys, numpy under its 1.x
-module names), so :func:`reidbox.data.datasets.cifar.cifar10` / ``cifar100`` parse them exactly
+module names), so :class:`reidbox.data.datasets.cifar.CIFAR10` / ``CIFAR100`` parse them exactly
 as they parse the real download. Registered datasets ``cifar10_synthetic`` and
 ``cifar100_synthetic`` generate on first use into ``<root>/cifar10_synthetic/`` and
 ``<root>/cifar100_synthetic/`` (a ``manifest.json`` written last marks a complete folder).
@@ -26,9 +26,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..registry import DATASETS
-from .classification import ClassificationDataset
 from .datasets.base import DatasetError
-from .datasets.cifar import cifar10, cifar100
+from .datasets.cifar import CIFAR10, CIFAR100
 
 GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
@@ -216,31 +215,33 @@ def generate_synthetic_cifar(out_dir: str, kind: str = "cifar10", train_per_clas
     return manifest
 
 
+def _generate(root: str, name: str, **kwargs: Any) -> str:
+    out = os.path.join(root, name)
+    try:
+        generate_synthetic_cifar(out, **kwargs)
+    except OSError as e:
+        raise DatasetError(f"{name}: cannot write {out}: {e}; set DATASETS.ROOT to a writable "
+                           "folder") from None
+    return out
+
+
 @DATASETS.register("cifar10_synthetic")
-def cifar10_synthetic(root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
-                      **_) -> ClassificationDataset:
+class CIFAR10Synthetic(CIFAR10):
     """10 shape classes, 50 train / 10 test images each, generated into ``root/cifar10_synthetic``
     on first use and read back by the real CIFAR-10 parser."""
-    out = os.path.join(root, "cifar10_synthetic")
-    try:
-        generate_synthetic_cifar(out, "cifar10")
-    except OSError as e:
-        raise DatasetError(f"cifar10_synthetic: cannot write {out}: {e}; set DATASETS.ROOT to a "
-                           "writable folder") from None
-    return cifar10(root=out, name=name or "cifar10_synthetic")
+
+    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
+                 **_: Any) -> None:
+        out = _generate(root, "cifar10_synthetic", kind="cifar10")
+        super().__init__(root=out, name=name or "cifar10_synthetic")
 
 
 @DATASETS.register("cifar100_synthetic")
-def cifar100_synthetic(root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
-                       **_) -> ClassificationDataset:
+class CIFAR100Synthetic(CIFAR100):
     """100 (shape, hue) classes, 20 train / 5 test images each, in the CIFAR-100 format."""
-    out = os.path.join(root, "cifar100_synthetic")
-    try:
-        generate_synthetic_cifar(out, "cifar100", train_per_class=20, test_per_class=5)
-    except OSError as e:
-        raise DatasetError(f"cifar100_synthetic: cannot write {out}: {e}; set DATASETS.ROOT to "
-                           "a writable folder") from None
-    return cifar100(root=out, name=name or "cifar100_synthetic")
 
-
-cifar10_synthetic.task = cifar100_synthetic.task = "classification"  # as the classes declare
+    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
+                 **_: Any) -> None:
+        out = _generate(root, "cifar100_synthetic", kind="cifar100", train_per_class=20,
+                        test_per_class=5)
+        super().__init__(root=out, name=name or "cifar100_synthetic")

@@ -16,6 +16,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .datasets.base import DatasetTraits
+
 
 class ArraySplit(NamedTuple):
     """``images``: uint8 (N, H, W, 3) RGB; ``labels``: int64 (N,) in 0..num_classes-1."""
@@ -28,10 +30,10 @@ class ArraySplit(NamedTuple):
 
 
 @dataclass(repr=False)
-class ClassificationDataset:
+class ClassificationDataset(DatasetTraits):
     """Train and test arrays plus class names (``TASK: classification``)."""
 
-    task = "classification"  # which engine task uses it (a ReID dataset says "reid")
+    task = "classification"
 
     name: str
     train: ArraySplit

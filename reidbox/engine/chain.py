@@ -33,6 +33,7 @@ import torch
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
 from ..config.loader import flat_config, import_plugins, merge_file, shipped_config
 from ..data import build_test_sets, build_train_set
+from ..data.catalog import DatasetAlias, dataset_aliases
 from ..modeling import build_model
 from ..registry import DATASETS
 from ..utils.checkpoint import (Checkpointer, WeightsMismatchError, atomic_save, load_file,
@@ -50,38 +51,17 @@ INIT = "init_weights.pth"  # a step's starting weights: the previous step's, cla
 RUNTIME_KEYS = ("DEVICE", "DATALOADER.NUM_WORKERS", "TEST.IMS_PER_BATCH", "SOLVER.LOG_PERIOD")
 
 
-@dataclass
-class DatasetAlias:
-    """What a chain step name means: the training set, its test sets, its config fragment."""
-
-    train: str
-    tests: List[str]
-    fragment: Optional[str] = None  # file in configs/_base_/ (dataset-specific options)
-
-
-# The paper's names for the datasets (case-insensitive); registered names work as well.
-ALIASES: Dict[str, DatasetAlias] = {
-    "market": DatasetAlias("market1501", ["market1501"], "market1501.yml"),
-    "duke": DatasetAlias("dukemtmcreid", ["dukemtmcreid"], "dukemtmcreid.yml"),
-    "msmt17": DatasetAlias("msmt17", ["msmt17"], "msmt17.yml"),
-    "cuhk03": DatasetAlias("cuhk03", ["cuhk03"], "cuhk03_labeled.yml"),
-    "cuhk03-detected": DatasetAlias("cuhk03", ["cuhk03"], "cuhk03_detected.yml"),
-    "market-duke": DatasetAlias("market_duke", ["market1501", "dukemtmcreid"]),
-}
-ALIASES["market1501"] = ALIASES["market"]
-ALIASES["dukemtmcreid"] = ALIASES["duke"]
-ALIASES["market_duke"] = ALIASES["market-duke"]
-
-
+# Chain step names: what each registered dataset declares (data.catalog); no table here.
 def resolve_dataset(name: str) -> DatasetAlias:
     """A chain step's dataset: a paper alias (``Duke``) or any registered dataset name."""
     key = name.strip().lower()
-    if key in ALIASES:
-        return ALIASES[key]
+    aliases = dataset_aliases()  # asked now: a plugin's datasets declare theirs too
+    if key in aliases:
+        return aliases[key]
     if key in DATASETS:
         return DatasetAlias(key, [key])
     raise ConfigError(f"unknown chain step dataset {name!r}; aliases: "
-                      f"{', '.join(sorted(ALIASES))}; registered: {', '.join(sorted(DATASETS))}")
+                      f"{', '.join(sorted(aliases))}; registered: {', '.join(sorted(DATASETS))}")
 
 
 @dataclass

@@ -324,11 +324,3 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.start_epoch = int(state["epoch"])
         self.global_step = int(state.get("global_step", 0))
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start

@@ -13,19 +13,18 @@ from .backbones import build_backbone
 
 
 def build_losses(cfg) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
-    """Loss modules and weights named in ``MODEL.LOSSES.NAMES``."""
-    L = cfg.MODEL.LOSSES
-    args = {
-        "cross_entropy": (dict(epsilon=L.CE.EPSILON), L.CE.WEIGHT),
-        "triplet": (dict(margin=L.TRIPLET.MARGIN, soft_margin=L.TRIPLET.SOFT_MARGIN),
-                    L.TRIPLET.WEIGHT),
-        "std": (dict(lam=cfg.MODEL.STD.LAMBDA, epsilon=L.CE.EPSILON), 1.0),
-    }
+    """Loss modules and weights named in ``MODEL.LOSSES.NAMES``.
+
+    Each registered loss reads its own options (``from_config(cfg)``) and weight
+    (``config_weight(cfg)``); one that declares neither (a plugin) is built with no arguments
+    and weighs 1.
+    """
     losses, weights = {}, {}
-    for name in L.NAMES:
-        kwargs, weight = args.get(name, ({}, 1.0))
-        losses[name] = LOSSES.get(name)(**kwargs)
-        weights[name] = weight
+    for name in cfg.MODEL.LOSSES.NAMES:
+        loss = LOSSES.get(name)
+        make, weight = getattr(loss, "from_config", None), getattr(loss, "config_weight", None)
+        losses[name] = make(cfg) if make is not None else loss()
+        weights[name] = float(weight(cfg)) if weight is not None else 1.0
     return losses, weights
 
 
@@ -43,6 +42,14 @@ def build_teacher(config_path: str) -> nn.Module:
         p.requires_grad_(False)
     teacher.input_size = tuple(tcfg.INPUT.SIZE_TEST)
     return teacher
+
+
+def model_display_name(meta_arch: str, backbone: str) -> str:
+    """How result tables name a model (``resnet50+PTL``, ``MGN``): what the registered
+    meta-architecture declares (``display_name``), else ``meta_arch/backbone``."""
+    template = getattr(META_ARCHS.get(meta_arch), "display_name", None) \
+        if meta_arch in META_ARCHS else None
+    return template.format(backbone=backbone) if template else f"{meta_arch}/{backbone}"
 
 
 def build_model(cfg, num_classes: int) -> nn.Module:

@@ -13,29 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..utils.misc import count_parameters
-
-# Training identities (classes) of the datasets the paper uses (published counts;
-# docs/model_zoo.md), so a model can be sized without reading any data.
-TRAIN_IDENTITIES = {"market1501": 751, "dukemtmcreid": 702, "msmt17": 1041, "cuhk03": 767,
-                    "market_duke": 751 + 702, "cifar10": 10, "cifar100": 100,
-                    "cifar10_synthetic": 10, "cifar100_synthetic": 100}
-
-
-def num_train_identities(cfg) -> int:
-    """Identities (classes) of ``DATASETS.TRAIN`` from published counts, without reading data."""
-    total = 0
-    for name in cfg.DATASETS.TRAIN:
-        key = name.lower()
-        if key.startswith("synthetic"):
-            total += cfg.DATASETS.SYNTHETIC.NUM_TRAIN_IDS
-        elif key in TRAIN_IDENTITIES:
-            total += TRAIN_IDENTITIES[key]
-        else:
-            raise KeyError(f"no published identity count for dataset {name!r}; pass "
-                           f"--num-classes (known: {', '.join(sorted(TRAIN_IDENTITIES))})")
-    return total
-
+from ..utils.misc import count_parameters, eval_mode
 
 def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
     """The model of ``cfg`` for counting parameters: no weight file is read.
@@ -71,18 +49,16 @@ def test_time_parameters(model: nn.Module, input_size: Tuple[int, int] = (64, 32
     """Parameters that the eval-mode feature (B, D) depends on (measured by a backward pass)."""
     params = list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
-    was_training = model.training
     try:
         for p in params:
             p.requires_grad_(True)
             p.grad = None
-        model.eval()
         device = params[0].device if params else torch.device("cpu")
-        feat = model(torch.randn(2, 3, *input_size, device=device))
+        with eval_mode(model):
+            feat = model(torch.randn(2, 3, *input_size, device=device))
         feat.float().sum().backward()
         used = [p for p in params if p.grad is not None]
     finally:
-        model.train(was_training)
         for p, (req, grad) in zip(params, saved):
             p.requires_grad_(req)
             p.grad = grad

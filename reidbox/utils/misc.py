@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import random
 import tempfile
+from contextlib import contextmanager
 from typing import IO, Any, Callable, Iterator
 
 import numpy as np
@@ -134,13 +134,19 @@ def count_parameters(params) -> int:
     return sum(p.numel() for p in {id(p): p for p in params}.values())
 
 
-@contextlib.contextmanager
-def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """``module`` in eval mode inside the block, its previous train/eval mode restored after
-    (also when the block raises)."""
-    was_training = module.training
-    module.eval()
+@contextmanager
+def eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode for the block, then give every submodule back its own mode.
+
+    Each submodule's ``training`` flag is restored as it was (a frozen teacher inside a training
+    student stays in eval), also when the block raises. Gradients are untouched: add
+    ``torch.no_grad()`` where none are wanted.
+    """
+    saved = [(m, m.training) for mod in modules for m in mod.modules()]
     try:
-        yield module
+        for mod in modules:
+            mod.eval()
+        yield
     finally:
-        module.train(was_training)
+        for m, mode in saved:
+            m.training = mode

@@ -64,14 +64,12 @@ def find_metrics(paths: Sequence[str]) -> List[str]:
 
 
 def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
-    """The meta-architecture's ``label`` with the run's backbone (e.g. "resnet50+PTL")."""
-    from ..modeling import meta_arch  # noqa: F401  (fills the registry)
-    from ..registry import META_ARCHS
+    """The meta-architecture's declared display name with the run's backbone."""
+    from ..modeling import model_display_name
 
     m = cfg.get("MODEL", {})
-    arch, backbone = m.get("META_ARCHITECTURE", "?"), m.get("BACKBONE", {}).get("NAME", "?")
-    label = getattr(META_ARCHS.get(arch), "label", None) if arch in META_ARCHS else None
-    name = label.format(backbone=backbone) if label else f"{arch}/{backbone}"
+    name = model_display_name(m.get("META_ARCHITECTURE", "?"),
+                              m.get("BACKBONE", {}).get("NAME", "?"))
     std = metrics.get("std")
     if std:
         name += f" (lambda {std.get('lambda')})"

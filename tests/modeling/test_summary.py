@@ -9,8 +9,7 @@ import torch
 
 from reidbox.config import load_config
 from reidbox.modeling import build_model
-from reidbox.modeling.summary import (count_parameters, format_summary, model_summary,
-                                      num_train_identities)
+from reidbox.modeling.summary import count_parameters, format_summary, model_summary
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "model_info.py")
 
@@ -52,15 +51,6 @@ def test_summary_leaves_the_model_as_it_was():
     assert s["ptl"]["state_mode"] == "carry"
     text = format_summary(s)
     assert "layer4(512ch, /16)" in text and "state_mode=carry" in text
-
-
-def test_num_train_identities():
-    cfg = load_config(None, ["DATASETS.TRAIN", "['msmt17']"])
-    assert num_train_identities(cfg) == 1041
-    cfg = load_config(None, ["DATASETS.TRAIN", "['market1501', 'dukemtmcreid']"])
-    assert num_train_identities(cfg) == 751 + 702
-    with pytest.raises(KeyError, match="--num-classes"):
-        num_train_identities(load_config(None, ["DATASETS.TRAIN", "['mystery']"]))
 
 
 def test_model_info_tool(capsys):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 
@@ -29,8 +30,37 @@ class DatasetError(UserError, RuntimeError):
     """A dataset folder is missing or malformed; the message says what was expected."""
 
 
+class DatasetTraits:
+    """What a registered dataset class declares about itself, read without building it.
+
+    There is no central table of dataset names: the builders, the model summary and the chain
+    ask the class (through :mod:`reidbox.data.catalog`). A plugin sets what applies to it.
+    """
+
+    #: "reid" (train/query/gallery of :class:`Sample`) or "classification" (arrays + classes).
+    task: ClassVar[str] = "reid"
+    #: Training identities (classes) of the published release; None: unknown.
+    published_train_ids: ClassVar[Optional[int]] = None
+    #: File in ``configs/_base_/`` that a chain step training on this dataset merges first.
+    chain_fragment: ClassVar[Optional[str]] = None
+    #: Other chain step names (the paper's): ``{alias: fragment}``, None = ``chain_fragment``.
+    chain_aliases: ClassVar[Mapping[str, Optional[str]]] = {}
+    #: A combined training set: the registered datasets it is made of (its test sets).
+    sources: ClassVar[Tuple[str, ...]] = ()
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> Dict[str, Any]:
+        """Keyword arguments from the dataset's own config node (``cfg.DATASETS.<NODE>``)."""
+        return {}
+
+    @classmethod
+    def train_identities(cls, **options: Any) -> Optional[int]:
+        """Training identities of the release built with ``options``, without reading data."""
+        return cls.published_train_ids
+
+
 @dataclass(repr=False)
-class ReIDDataset:
+class ReIDDataset(DatasetTraits):
     """Train / query / gallery lists of :class:`Sample`.
 
     A combined training set (``market_duke``, ``DATASETS.TRAIN: [a, b]``) has empty
@@ -50,10 +80,6 @@ class ReIDDataset:
     @property
     def num_train_pids(self) -> int:
         return len({s.pid for s in self.train})
-
-    @property
-    def num_train_cams(self) -> int:
-        return len({s.camid for s in self.train})
 
     def evaluation_sets(self) -> List[Tuple[str, List[Sample], List[Sample]]]:
         """``(name, query, gallery)`` to evaluate: its own split, else each source's."""
@@ -228,16 +254,6 @@ def require_dir(path: str, dataset: str, expected_tree: str) -> str:
     if not os.path.isdir(path):
         raise DatasetError(
             f"{dataset}: folder not found: {path}; expected layout: {_one_line(expected_tree)} "
-            "(docs/datasets.md tells how to obtain and lay out the data)"
-        )
-    return path
-
-
-def require_file(path: str, dataset: str, expected_tree: str, what: str = "file") -> str:
-    """Like :func:`require_dir` for a single file."""
-    if not os.path.isfile(path):
-        raise DatasetError(
-            f"{dataset}: {what} not found: {path}; expected layout: {_one_line(expected_tree)} "
             "(docs/datasets.md tells how to obtain and lay out the data)"
         )
     return path

@@ -104,39 +104,46 @@ def _check(ds: ClassificationDataset, n_train: int, n_test: int) -> None:
 
 
 @DATASETS.register("cifar10")
-def cifar10(root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
-            ) -> ClassificationDataset:
+class CIFAR10(ClassificationDataset):
     """CIFAR-10: 50,000 train (data_batch_1..5) / 10,000 test images, 10 classes."""
-    tree = ("  <root>/cifar/cifar-10-batches-py/\n"
-            "    data_batch_1 .. data_batch_5  test_batch  batches.meta")
-    base = _find(root, "cifar-10-batches-py", "batches.meta", tree, "cifar10")
-    meta_path = os.path.join(base, "batches.meta")
-    classes = _names(load_batch(meta_path), "label_names", meta_path)
-    train = _split([os.path.join(base, f"data_batch_{i}") for i in range(1, 6)], "labels",
-                   len(classes))
-    test = _split([os.path.join(base, "test_batch")], "labels", len(classes))
-    ds = ClassificationDataset(name or "cifar10", train, test, classes, root=base)
-    _check(ds, 50000, 10000)
-    return ds
+
+    published_train_ids = 10
+
+    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
+                 ) -> None:
+        tree = ("  <root>/cifar/cifar-10-batches-py/\n"
+                "    data_batch_1 .. data_batch_5  test_batch  batches.meta")
+        base = _find(root, "cifar-10-batches-py", "batches.meta", tree, "cifar10")
+        meta_path = os.path.join(base, "batches.meta")
+        classes = _names(load_batch(meta_path), "label_names", meta_path)
+        train = _split([os.path.join(base, f"data_batch_{i}") for i in range(1, 6)], "labels",
+                       len(classes))
+        test = _split([os.path.join(base, "test_batch")], "labels", len(classes))
+        super().__init__(name or "cifar10", train, test, classes, root=base)
+        _check(self, 50000, 10000)
 
 
 @DATASETS.register("cifar100")
-def cifar100(root: str = "datasets", label_type: str = "fine", dsetid: int = 0,
-             name: Optional[str] = None) -> ClassificationDataset:
+class CIFAR100(ClassificationDataset):
     """CIFAR-100: 50,000 train / 10,000 test; 100 fine labels (20 if ``label_type="coarse"``)."""
-    if label_type not in ("fine", "coarse"):
-        raise ValueError(f"cifar100: label_type must be 'fine' or 'coarse', got {label_type!r}")
-    tree = "  <root>/cifar/cifar-100-python/\n    train  test  meta"
-    base = _find(root, "cifar-100-python", "meta", tree, "cifar100")
-    meta_path = os.path.join(base, "meta")
-    classes = _names(load_batch(meta_path), f"{label_type}_label_names", meta_path)
-    key = f"{label_type}_labels"
-    train = _split([os.path.join(base, "train")], key, len(classes))
-    test = _split([os.path.join(base, "test")], key, len(classes))
-    ds = ClassificationDataset(name or "cifar100", train, test, classes, root=base)
-    _check(ds, 50000, 10000)
-    return ds
 
+    published_train_ids = 100
 
-# registered factories declare their task as the dataset classes do (``ReIDDataset.task``)
-cifar10.task = cifar100.task = "classification"
+    def __init__(self, root: str = "datasets", label_type: str = "fine", dsetid: int = 0,
+                 name: Optional[str] = None) -> None:
+        if label_type not in ("fine", "coarse"):
+            raise ValueError(f"cifar100: label_type must be 'fine' or 'coarse', got "
+                             f"{label_type!r}")
+        tree = "  <root>/cifar/cifar-100-python/\n    train  test  meta"
+        base = _find(root, "cifar-100-python", "meta", tree, "cifar100")
+        meta_path = os.path.join(base, "meta")
+        classes = _names(load_batch(meta_path), f"{label_type}_label_names", meta_path)
+        key = f"{label_type}_labels"
+        train = _split([os.path.join(base, "train")], key, len(classes))
+        test = _split([os.path.join(base, "test")], key, len(classes))
+        super().__init__(name or "cifar100", train, test, classes, root=base)
+        _check(self, 50000, 10000)
+
+    @classmethod
+    def train_identities(cls, label_type: str = "fine", **options: Any) -> int:
+        return 20 if label_type == "coarse" else cls.published_train_ids

@@ -28,12 +28,30 @@ def combine_by_name(names: Sequence[str], root: str = "datasets",
     return combine(parts, name=name or "+".join(names), names=list(names))
 
 
-@DATASETS.register("market_duke")
-def market_duke(root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
-                ) -> ReIDDataset:
-    """Market-1501 train + DukeMTMC-reID train: 1,453 ids, 29,458 images, 14 cameras.
+class CombinedDataset(ReIDDataset):
+    """A registered training set made of the registered datasets in ``sources``.
 
-    ``query``/``gallery`` are empty; ``test_sets["market1501"]`` and
-    ``test_sets["dukemtmcreid"]`` are the two datasets' own test splits.
+    ``query``/``gallery`` are empty; ``test_sets[source]`` is each source's own test split.
     """
-    return combine_by_name(["market1501", "dukemtmcreid"], root=root, name=name or "market_duke")
+
+    default_name = "combined"
+
+    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
+                 ) -> None:
+        ds = combine_by_name(self.sources, root=root, name=name or self.default_name)
+        super().__init__(name=ds.name, train=ds.train, test_sets=ds.test_sets)
+
+    @classmethod
+    def train_identities(cls, **options: Any) -> Optional[int]:
+        counts = [getattr(DATASETS.get(s), "train_identities", lambda: None)()
+                  for s in cls.sources]
+        return None if None in counts else sum(counts)
+
+
+@DATASETS.register("market_duke")
+class MarketDuke(CombinedDataset):
+    """Market-1501 train + DukeMTMC-reID train: 1,453 ids, 29,458 images, 14 cameras."""
+
+    sources = ("market1501", "dukemtmcreid")
+    default_name = "market_duke"
+    chain_aliases = {"market-duke": None}

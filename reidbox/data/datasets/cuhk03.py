@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import shutil
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -47,6 +47,23 @@ MARKER = ".extracted.json"
 PUBLISHED_NEW = {"labeled": (7368, 767, 1400, 700, 5328, 700),
                  "detected": (7365, 767, 1400, 700, 5332, 700)}
 PUBLISHED_TOTAL = {"labeled": 14096, "detected": 14097}
+CLASSIC_TRAIN_IDS = 1367  # 1,467 identities less the 100 of a classic test split
+
+
+class CUHK03Traits:
+    """Options and published counts shared by ``cuhk03`` and ``cuhk03_market``."""
+
+    published_train_ids = PUBLISHED_NEW["labeled"][1]  # new protocol, either variant
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> Dict[str, Any]:
+        c = cfg.DATASETS.CUHK03
+        return dict(variant=c.VARIANT, protocol=c.PROTOCOL)
+
+    @classmethod
+    def train_identities(cls, protocol: str = "new", **options: Any) -> int:
+        return CLASSIC_TRAIN_IDS if str(protocol).lower() == "classic" \
+            else cls.published_train_ids
 
 
 def image_name(pair: int, person: int, slot: int) -> str:
@@ -246,8 +263,15 @@ def find_protocol_file(folders: List[str], variant: str) -> str:
 
 
 @DATASETS.register("cuhk03")
-class CUHK03(ReIDDataset):
+class CUHK03(CUHK03Traits, ReIDDataset):
     """CUHK03 with ``variant`` labeled|detected, ``protocol`` new|classic, ``split`` 0..19."""
+
+    chain_fragment = "cuhk03_labeled.yml"
+    chain_aliases = {"cuhk03-detected": "cuhk03_detected.yml"}
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> Dict[str, Any]:
+        return dict(super().config_options(cfg), split=cfg.DATASETS.CUHK03.SPLIT)
 
     def __init__(self, root: str = "datasets", variant: str = "labeled", protocol: str = "new",
                  split: int = 0, dsetid: int = 0, name: Optional[str] = None,
@@ -321,7 +345,7 @@ class CUHK03(ReIDDataset):
                      ("query", "images"): qi, ("query", "identities"): qp,
                      ("gallery", "images"): gi, ("gallery", "identities"): gp}
         else:
-            table = {("train", "identities"): 1367, ("query", "identities"): 100,
+            table = {("train", "identities"): CLASSIC_TRAIN_IDS, ("query", "identities"): 100,
                      ("gallery", "identities"): 100}
         table.update({(s, "cameras"): 2 for s in ("train", "query", "gallery")})
         check_published(self, table, name=name)
@@ -361,7 +385,7 @@ def export_market_style(ds: CUHK03, out_dir: str, link: bool = True) -> Dict[str
 
 
 @DATASETS.register("cuhk03_market")
-class CUHK03Market(MarketStyleDataset):
+class CUHK03Market(CUHK03Traits, MarketStyleDataset):
     """CUHK03 after ``tools/prepare_cuhk03.py``: ``<root>/cuhk03-market/<variant>_<protocol>/``."""
 
     dataset_dir = "cuhk03-market"

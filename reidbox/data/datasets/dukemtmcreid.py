@@ -28,6 +28,9 @@ class DukeMTMCreID(MarketStyleDataset):
     release_dir = "DukeMTMC-reID"
     pattern = DUKE_NAME
     tree = DUKE_TREE
+    published_train_ids = 702
+    chain_fragment = "dukemtmcreid.yml"
+    chain_aliases = {"duke": None}
     published = {
         ("train", "images"): 16522, ("train", "identities"): 702, ("train", "cameras"): 8,
         ("query", "images"): 2228, ("query", "identities"): 702, ("query", "cameras"): 8,

@@ -107,8 +107,7 @@ class MarketStyleDataset(ReIDDataset):
                  **kwargs) -> None:
         name = name or self.dataset_dir
         if kwargs:
-            raise DatasetError(f"{name} has no option {', '.join(map(repr, kwargs))}; remove it "
-                               "(only cuhk03, cuhk03_market, msmt17 and synthetic* take options)")
+            raise DatasetError(f"{name} has no option {', '.join(map(repr, kwargs))}; remove it")
         base = find_release(root, self.dataset_dir, self.release_dir, "bounding_box_train")
         folders = {}
         for split, sub in (("train", "bounding_box_train"), ("query", "query"),
@@ -150,3 +149,7 @@ class MarketStyleDataset(ReIDDataset):
 @DATASETS.register("market1501")
 class Market1501(MarketStyleDataset):
     """Market-1501: 751 train ids, 6 cameras; 3,368 query / 15,913 gallery (pid 0 kept)."""
+
+    published_train_ids = 751
+    chain_fragment = "market1501.yml"
+    chain_aliases = {"market": None}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...registry import DATASETS
 from .base import DatasetError, ReIDDataset, Sample, check_published, looks_full, relabel
@@ -105,6 +105,14 @@ def read_list(list_path: str, image_dir: str, dsetid: int = 0) -> List[Sample]:
 @DATASETS.register("msmt17")
 class MSMT17(ReIDDataset):
     """MSMT17: 1,041 train ids (32,621 images with val), 3,060 test ids, 15 cameras."""
+
+    published_train_ids = PUBLISHED["train_ids"]  # list_val adds images, not identities
+    chain_fragment = "msmt17.yml"
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> Dict[str, Any]:
+        m = cfg.DATASETS.MSMT17
+        return dict(version=m.VERSION, include_val=m.INCLUDE_VAL)
 
     def __init__(self, root: str = "datasets", version: str = "auto", include_val: bool = True,
                  dsetid: int = 0, name: Optional[str] = None) -> None:

@@ -8,7 +8,7 @@ so training and evaluation run the same code paths as on the real benchmark.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from ...registry import DATASETS
 from ..synthetic import generate_synthetic
@@ -31,6 +31,16 @@ class SyntheticDataset(MarketStyleDataset):
     published = None
     seed = 0
     style = "default"
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> Dict[str, Any]:
+        s = cfg.DATASETS.SYNTHETIC
+        return dict(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS,
+                    num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
+
+    @classmethod
+    def train_identities(cls, num_train_ids: int = 150, **options: Any) -> int:
+        return num_train_ids  # generated: as many as asked for
 
     def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
                  num_train_ids: int = 150, num_test_ids: int = 150, num_cameras: int = 6,

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ...registry import BACKBONES
-from .staged import StagedBackbone
+from .staged import StagedBackbone, check_last_stride, set_transition_stride
 
 
 def _dropout(p: float) -> List[nn.Module]:
@@ -94,9 +94,7 @@ def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: floa
     published network; 1 drops the last transition's pooling (the backbone contract's ReID
     option; output 16x16).
     """
-    if last_stride not in (1, 2):
-        raise ValueError(f"DenseNet-BC last stride must be 1 or 2, got {last_stride} "
-                         "(MODEL.BACKBONE.LAST_STRIDE; 2 for the published CIFAR network)")
+    check_last_stride(last_stride, f"DenseNet-BC-{depth}")  # before any layer is built
     if depth < 10 or (depth - 4) % 6:
         raise ValueError(f"DenseNet-BC depth must be 6n + 4 (e.g. 40, 100, 190), got {depth}")
     if not 0.0 < compression <= 1.0:
@@ -112,8 +110,8 @@ def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: floa
         if i > 0:
             out = int(channels * compression)
             transition = Transition(channels, out, drop_rate)
-            if i == 2 and last_stride == 1:
-                transition.pool = nn.Identity()  # keep the 1x1 conv, drop the 2x2 pooling
+            if i == 2:
+                set_transition_stride(transition, last_stride, f"DenseNet-BC-{depth}")
             parts.append(transition)
             channels = out
         parts.append(DenseBlock(layers, channels, bn_size, growth_rate, drop_rate))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ...errors import UserError
+from ...utils.misc import eval_mode
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,13 @@ class StagedBackbone(nn.Module):
 
     @torch.no_grad()
     def _measure(self, probe_size: Tuple[int, int]) -> Tuple[StageSpec, List[StageSpec]]:
-        was_training = self.training
-        self.eval()
-        x = torch.zeros(1, 3, *probe_size)
-        h = self.stem(x)
-        stem = StageSpec("stem", h.shape[1], probe_size[0] // h.shape[2])
-        specs = []
-        for name, stage in zip(self.stage_names, self.stages):
-            h = stage(h)
-            specs.append(StageSpec(name, h.shape[1], probe_size[0] // h.shape[2]))
-        self.train(was_training)
+        with eval_mode(self):
+            h = self.stem(torch.zeros(1, 3, *probe_size))
+            stem = StageSpec("stem", h.shape[1], probe_size[0] // h.shape[2])
+            specs = []
+            for name, stage in zip(self.stage_names, self.stages):
+                h = stage(h)
+                specs.append(StageSpec(name, h.shape[1], probe_size[0] // h.shape[2]))
         return stem, specs
 
     @property
@@ -77,6 +75,31 @@ class StagedBackbone(nn.Module):
         for stage in self.stages:
             h = stage(h)
         return h
+
+
+def check_last_stride(last_stride: int, backbone: str) -> int:
+    """``MODEL.BACKBONE.LAST_STRIDE`` is 1 or 2 for every backbone; anything else is an error."""
+    if last_stride not in (1, 2):
+        raise ValueError(f"{backbone}: last stride must be 1 or 2, got {last_stride!r} "
+                         "(MODEL.BACKBONE.LAST_STRIDE)")
+    return last_stride
+
+
+def set_transition_stride(transition: nn.Module, last_stride: int, backbone: str) -> None:
+    """DenseNet last stride: 1 replaces the last transition's 2x2 average pooling by an
+    identity (its 1x1 conv stays), 2 keeps the published network."""
+    if check_last_stride(last_stride, backbone) == 1:
+        transition.pool = nn.Identity()
+
+
+def set_stage_stride(layer: nn.Sequential, stride: int) -> None:
+    """Make a ResNet stage downsample by ``stride`` (its first block's strided conv + shortcut):
+    the last-stride option, and MGN's stride-1 part branches."""
+    block = layer[0]
+    conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # bottleneck vs basic
+    conv.stride = (stride, stride)
+    if block.downsample is not None:
+        block.downsample[0].stride = (stride, stride)
 
 
 class WeightsNotFoundError(UserError, FileNotFoundError):

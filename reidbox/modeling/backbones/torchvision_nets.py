@@ -12,7 +12,8 @@ from torchvision import models
 from ...registry import BACKBONES
 from ...utils.checkpoint import (WeightsMismatchError, is_classifier_key, load_state_into,
                                  strip_wrapper_prefixes)
-from .staged import StagedBackbone, imagenet_weights_path, load_imagenet_state
+from .staged import (StagedBackbone, check_last_stride, imagenet_weights_path,
+                     load_imagenet_state, set_stage_stride, set_transition_stride)
 
 # torchvision's classic ImageNet weights (the ones ReID papers of the period start from).
 _WEIGHTS = {
@@ -60,12 +61,7 @@ def _resnet(arch: str, pretrained: bool = False, weights: str = "", last_stride:
             **_) -> StagedBackbone:
     net = getattr(models, arch)(weights=None)
     _load(net, arch, pretrained, weights)
-    if last_stride == 1:
-        block = net.layer4[0]
-        conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # bottleneck vs basic
-        conv.stride = (1, 1)
-        if block.downsample is not None:
-            block.downsample[0].stride = (1, 1)
+    set_stage_stride(net.layer4, check_last_stride(last_stride, arch))
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     stages = [(f"layer{i}", getattr(net, f"layer{i}")) for i in range(1, 5)]
     return StagedBackbone(stem, stages)
@@ -77,8 +73,7 @@ def _densenet(arch: str, pretrained: bool = False, weights: str = "", last_strid
     net = getattr(models, arch)(weights=None)
     _load(net, arch, pretrained, weights)
     f = net.features
-    if last_stride == 1:
-        f.transition3.pool = nn.Identity()  # keep the 1x1 conv, drop the 2x2 average pooling
+    set_transition_stride(f.transition3, last_stride, arch)
     stem = nn.Sequential(f.conv0, f.norm0, f.relu0, f.pool0)
     stages = [
         ("denseblock1", f.denseblock1),

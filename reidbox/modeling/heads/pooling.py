@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...registry import HEADS
-
 
 class GeneralizedMeanPooling(nn.Module):
     """GeM (Radenovic et al.): (mean x^p)^(1/p) with a learnable p."""
@@ -29,7 +27,6 @@ def build_pooling(name: str) -> nn.Module:
     return pools[name]()
 
 
-@HEADS.register("embedding")
 class EmbeddingHead(nn.Module):
     """pool -> (optional linear embedding) -> BN neck -> linear classifier.
 

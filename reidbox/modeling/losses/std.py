@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,7 @@ from torch import nn
 
 from ...registry import LOSSES
 from ..output import ModelOutput
+from .ce import cross_entropy
 
 
 @LOSSES.register("std")
@@ -29,10 +30,13 @@ class STDLoss(nn.Module):
         self.lam = float(lam)
         self.epsilon = epsilon
 
+    @classmethod
+    def from_config(cls, cfg: Any) -> STDLoss:
+        # weight 1: LAMBDA already splits the loss between its two terms
+        return cls(lam=cfg.MODEL.STD.LAMBDA, epsilon=cfg.MODEL.LOSSES.CE.EPSILON)
+
     def ce_term(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
-        logits = output.logits if isinstance(output.logits, (list, tuple)) else [output.logits]
-        return torch.stack([F.cross_entropy(z, targets, label_smoothing=self.epsilon)
-                            for z in logits]).mean()
+        return cross_entropy(output, targets, self.epsilon)
 
     def l1_term(self, output: ModelOutput) -> torch.Tensor:
         teacher = output.extras.get("teacher_features")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +39,15 @@ class TripletLoss(nn.Module):
     def __init__(self, margin: float = 0.3, soft_margin: bool = False) -> None:
         super().__init__()
         self.margin, self.soft_margin = margin, soft_margin
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> TripletLoss:
+        t = cfg.MODEL.LOSSES.TRIPLET
+        return cls(margin=t.MARGIN, soft_margin=t.SOFT_MARGIN)
+
+    @staticmethod
+    def config_weight(cfg: Any) -> float:
+        return cfg.MODEL.LOSSES.TRIPLET.WEIGHT
 
     def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
         feats = output.extras.get("triplet_features", [output.features])

@@ -17,8 +17,8 @@ class ReIDMetaArch(nn.Module):
     scales each. ``compute_losses`` returns the weighted terms by name (their sum is trained).
     """
 
-    #: how result tables name a model of this meta-architecture ({backbone}: its backbone)
-    label = "{backbone}"
+    #: How result tables name a model of this meta-architecture (``{backbone}``: its backbone).
+    display_name = "{backbone}"
 
     def __init__(self, losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ...registry import META_ARCHS
+from ...utils.misc import eval_mode
 from ..backbones import StagedBackbone
 from ..heads import build_pooling
 from ..output import ModelOutput
@@ -30,13 +31,8 @@ class ClassifierMixin:
     """``predict``: class probabilities (B, N) in eval mode, whatever the training state."""
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return torch.softmax(self(images).float(), dim=1)
-        finally:
-            self.train(was)
+        with eval_mode(self), torch.no_grad():
+            return torch.softmax(self(images).float(), dim=1)
 
 
 @META_ARCHS.register("classifier")

@@ -23,6 +23,7 @@ from torch import nn
 from ...config import ConfigError
 from ...registry import META_ARCHS
 from ...utils.checkpoint import load_model_weights
+from ...utils.misc import eval_mode
 from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead
 from ..losses.std import STDLoss
@@ -34,11 +35,8 @@ logger = logging.getLogger("reidbox")
 @torch.no_grad()
 def feature_dim(model: nn.Module, size) -> int:
     """Width D of the eval-mode feature (B, D), measured on a dummy batch of ``size`` (H, W)."""
-    was = model.training
-    model.eval()
-    d = int(model(torch.zeros(2, 3, *size)).shape[1])
-    model.train(was)
-    return d
+    with eval_mode(model):
+        return int(model(torch.zeros(2, 3, *size)).shape[1])
 
 
 @META_ARCHS.register("std")
@@ -49,7 +47,7 @@ class STDDistill(Baseline):
     extras={"teacher_features": (B, D)})``; eval forward: the student's (B, D) feature only.
     """
 
-    label = "{backbone}+STD"
+    display_name = "{backbone}+STD"
 
     def __init__(self, backbone: StagedBackbone, head: EmbeddingHead,
                  losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float],

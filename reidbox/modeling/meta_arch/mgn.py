@@ -16,7 +16,6 @@ branch and concatenated with it before the shared reduction.
 from __future__ import annotations
 
 import copy
-import functools
 from typing import List, Mapping, Optional, Sequence
 
 import torch
@@ -24,20 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...registry import META_ARCHS
+from ...utils.misc import eval_mode
 from ..backbones import StagedBackbone
+from ..backbones.staged import set_stage_stride
 from ..output import ModelOutput
 from ..ptl import PTLBranch
 from .base import ReIDMetaArch
-from .ptl import LatentStateMixin, build_ptl_branch, ptl_options
-
-
-def _set_first_block_stride(layer: nn.Sequential, stride: int) -> None:
-    """Make a ResNet stage downsample by ``stride`` (its first block's strided conv + shortcut)."""
-    block = layer[0]
-    conv = block.conv2 if hasattr(block, "conv3") else block.conv1  # bottleneck vs basic
-    conv.stride = (stride, stride)
-    if block.downsample is not None:
-        block.downsample[0].stride = (stride, stride)
+from .ptl import LatentStateMixin, PTLSettings, build_ptl_branch
 
 
 def _split_resnet(backbone: StagedBackbone):
@@ -58,13 +50,13 @@ def _split_resnet(backbone: StagedBackbone):
 class MGN(ReIDMetaArch):
     """Multiple Granularity Network; optional ``ptl`` side network (MGN+PTL)."""
 
-    label = "MGN"
+    display_name = "MGN"
 
     def __init__(self, backbone: StagedBackbone, num_classes: int, feat_dim: int = 256,
                  parts: Sequence[int] = (2, 3), shared_reduction: bool = True,
                  losses: Optional[Mapping[str, nn.Module]] = None,
                  loss_weights: Optional[Mapping[str, float]] = None,
-                 ptl_builder=None) -> None:
+                 ptl: Optional[PTLSettings] = None) -> None:
         super().__init__(losses or {}, loss_weights or {})
         if any(int(p) < 1 for p in parts):
             raise ValueError(f"MODEL.MGN.PARTS must be positive stripe counts, got {list(parts)}")
@@ -74,15 +66,16 @@ class MGN(ReIDMetaArch):
         branches = []
         for k in range(len(self.parts)):
             l4 = copy.deepcopy(layer4)
-            _set_first_block_stride(l4, 2 if k == 0 else 1)
+            set_stage_stride(l4, 2 if k == 0 else 1)
             branches.append(nn.Sequential(copy.deepcopy(layer3_rest), l4))
         self.branches = nn.ModuleList(branches)
         branch_channels, branch_strides = self._measure()
         self.branch_strides = branch_strides
         self.ptl: Optional[PTLBranch] = None
-        if ptl_builder is not None:
+        if ptl is not None:
             taps = [trunk.stem_spec] + list(trunk.stage_specs)
-            self.ptl = ptl_builder([(t.channels, t.stride) for t in taps], branch_strides)
+            self.ptl = build_ptl_branch(ptl, [(t.channels, t.stride) for t in taps],
+                                        branch_strides)
         in_dim = branch_channels + (self.ptl.out_channels if self.ptl is not None else 0)
         n_feats = sum(1 + (p if p > 1 else 0) for p in self.parts)
         n_red = 1 if shared_reduction else n_feats
@@ -106,14 +99,9 @@ class MGN(ReIDMetaArch):
     @torch.no_grad()
     def _measure(self, probe: int = 64):
         """Channels and strides of every branch output, from a dummy forward (never assumed)."""
-        modules = [self.backbone, *self.branches]
-        modes = [m.training for m in modules]
-        for m in modules:
-            m.eval()
-        h = self.backbone(torch.zeros(1, 3, probe, probe))
-        outs = [b(h) for b in self.branches]
-        for m, mode in zip(modules, modes):
-            m.train(mode)
+        with eval_mode(self.backbone, *self.branches):
+            h = self.backbone(torch.zeros(1, 3, probe, probe))
+            outs = [b(h) for b in self.branches]
         channels = {o.shape[1] for o in outs}
         if len(channels) != 1:
             raise ValueError(f"MGN branches disagree on channels: {sorted(channels)}")
@@ -170,11 +158,10 @@ META_ARCHS.register("mgn")(MGN)
 class MGNPTL(LatentStateMixin, MGN):
     """MGN with the PTL side network (``MODEL.PTL.*`` applies as for ``ptl``)."""
 
-    label = "MGN+PTL"
+    display_name = "MGN+PTL"
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
                     **kwargs):
         return super().from_config(cfg, num_classes, backbone, losses, loss_weights,
-                                   ptl_builder=functools.partial(build_ptl_branch,
-                                                                 **ptl_options(cfg)))
+                                   ptl=PTLSettings.from_config(cfg))

@@ -6,7 +6,8 @@ No per-backbone code: channels and strides come from the backbone's measured sta
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -19,30 +20,42 @@ from ..ptl import LatentStateStore, PTLBranch, derive_channels
 from .base import ReIDMetaArch
 
 
-def ptl_options(cfg) -> Dict[str, Any]:
-    """``cfg.MODEL.PTL`` as the keyword arguments of :func:`build_ptl_branch`."""
-    p = cfg.MODEL.PTL
-    return dict(cell=p.CELL, channel_ratio=p.CHANNEL_RATIO, max_channels=p.MAX_CHANNELS,
-                last_cell_channels=p.LAST_CELL_CHANNELS, cell_channels=list(p.CELL_CHANNELS),
-                fuse_channels=list(p.FUSE_CHANNELS), state_mode=p.STATE_MODE,
-                state_shape=p.STATE_SHAPE, state_init=p.STATE_INIT, cell_init=p.CELL_INIT)
+@dataclass(frozen=True)
+class PTLSettings:
+    """What ``MODEL.PTL`` says about the side network, read once from the config (a plain
+    value: the meta-architectures that add PTL take it, never the config itself)."""
+
+    cell: str
+    cell_init: str
+    channel_ratio: float
+    max_channels: int
+    last_cell_channels: int
+    cell_channels: Tuple[int, ...]
+    fuse_channels: Tuple[int, ...]
+    state_mode: str
+    state_shape: str
+    state_init: str
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> PTLSettings:
+        p = cfg.MODEL.PTL
+        return cls(p.CELL, p.CELL_INIT, p.CHANNEL_RATIO, p.MAX_CHANNELS, p.LAST_CELL_CHANNELS,
+                   tuple(p.CELL_CHANNELS), tuple(p.FUSE_CHANNELS), p.STATE_MODE,
+                   p.STATE_SHAPE, p.STATE_INIT)
 
 
-def build_ptl_branch(tap_specs: Sequence[tuple], out_strides: Sequence[int], *, cell: str,
-                     channel_ratio: float, max_channels: int, last_cell_channels: int,
-                     cell_channels: Sequence[int], fuse_channels: Sequence[int],
-                     state_mode: str, state_shape: str, state_init: str,
-                     cell_init: str) -> PTLBranch:
-    """The side network for these taps (``(channels, stride)`` each); channel counts derived
-    from the taps unless given (options: :func:`ptl_options`)."""
-    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=channel_ratio,
-                                  max_channels=max_channels,
-                                  last_cell_channels=last_cell_channels)
-    state = LatentStateStore(state_mode, state_shape, state_init)
-    return PTLBranch(tap_specs, out_strides, cell=cell,
-                     cell_channels=list(cell_channels) or cells,
-                     fuse_channels=list(fuse_channels) or fuse, state=state,
-                     cell_init=cell_init)
+def build_ptl_branch(settings: PTLSettings, tap_specs: Sequence[tuple],
+                     out_strides: Sequence[int]) -> PTLBranch:
+    """The side network of ``settings`` for these taps ((channels, stride) each)."""
+    s = settings
+    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=s.channel_ratio,
+                                  max_channels=s.max_channels,
+                                  last_cell_channels=s.last_cell_channels)
+    state = LatentStateStore(s.state_mode, s.state_shape, s.state_init)
+    return PTLBranch(tap_specs, out_strides, cell=s.cell,
+                     cell_channels=list(s.cell_channels) or cells,
+                     fuse_channels=list(s.fuse_channels) or fuse, state=state,
+                     cell_init=s.cell_init)
 
 
 class MLPClassifier(nn.Sequential):
@@ -79,7 +92,7 @@ class PTL(LatentStateMixin, ReIDMetaArch):
     Training adds a classifier of three fully connected layers on the feature.
     """
 
-    label = "{backbone}+PTL"
+    display_name = "{backbone}+PTL"
 
     def __init__(self, backbone: StagedBackbone, ptl: PTLBranch, feat_dim: int,
                  classifier_hidden: Sequence[int], num_classes: int, pooling: str,
@@ -98,8 +111,9 @@ class PTL(LatentStateMixin, ReIDMetaArch):
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         taps = [backbone.stem_spec] + list(backbone.stage_specs[:-1])
-        branch = build_ptl_branch([(t.channels, t.stride) for t in taps],
-                                  [backbone.stage_specs[-1].stride], **ptl_options(cfg))
+        branch = build_ptl_branch(PTLSettings.from_config(cfg),
+                                  [(t.channels, t.stride) for t in taps],
+                                  [backbone.stage_specs[-1].stride])
         p = cfg.MODEL.PTL
         return cls(backbone, branch, p.FEAT_DIM, list(p.CLASSIFIER_HIDDEN), num_classes,
                    cfg.MODEL.HEADS.POOLING, losses, loss_weights)
