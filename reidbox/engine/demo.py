@@ -66,9 +66,44 @@ TRANSFER_FINETUNE = "configs/demo/transfer.yml"
 TRANSFER_RUNS: List[Tuple[str, str]] = [("resnet18", "baseline"), ("resnet18+PTL", "ptl")]
 
 
-def _finished(run_dir: str) -> bool:
-    return all(os.path.isfile(os.path.join(run_dir, n)) for n in ("model_final.pth",
-                                                                   "metrics.json"))
+# Keys that do not change a finished run's numbers: where it lives, how it was loaded, logged.
+_REUSE_IGNORED = ("OUTPUT_DIR", "DATASETS.ROOT", "DEVICE", "DATALOADER.NUM_WORKERS",
+                  "MODEL.WEIGHTS", "SOLVER.LOG_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
+                  "SOLVER.KEEP_CHECKPOINTS")
+
+
+def _flat(node, prefix: str = "") -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    for k, v in node.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _finished(run_dir: str, cfg) -> bool:
+    """True when ``run_dir`` holds a finished run of ``cfg`` (reuse it); False when it holds
+    none or an unfinished one (train, resuming if it can). A finished run of another config
+    is refused (``ConfigError``): its numbers would be mixed into this table."""
+    from yacs.config import CfgNode
+
+    from ..config import ConfigError
+
+    if not all(os.path.isfile(os.path.join(run_dir, n))
+               for n in ("model_final.pth", "metrics.json", "config.yaml")):
+        return False
+    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+        old = _flat(CfgNode.load_cfg(f))
+    new = _flat(cfg)
+    changed = [f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
+               for k in sorted(set(old) | set(new))
+               if k not in _REUSE_IGNORED and old.get(k) != new.get(k)]
+    if changed:
+        raise ConfigError(f"{run_dir} holds a finished run of another config: "
+                          f"{'; '.join(changed[:4])}; delete that folder or pass another "
+                          "--output-dir")
+    return True
 
 
 def _read_metrics(run_dir: str) -> Dict:
@@ -130,10 +165,12 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
 
     The pre-trained model is shared by every seed: the seeds measure the spread of fine-tuning
     from one given pre-trained model (the paper's question), and plain and PTL twins of a seed
-    start from identical backbone weights. Finished runs (``model_final.pth`` +
-    ``metrics.json``) are reused, so a rerun only trains what is missing. ``opts`` apply to
-    every run (pre-training included).
+    start from identical backbone weights. Finished runs of the same config are reused and
+    unfinished ones resumed, so a rerun only trains what is missing; a finished run of another
+    config (or fine-tuned from an earlier pre-training) is refused in one line. ``opts`` apply
+    to every run (pre-training included).
     """
+    from ..config import ConfigError
     from .chain import prepare_weights  # the chain's weight transfer: classifier replaced
 
     opts = list(opts or [])
@@ -142,8 +179,9 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
     pre_dir = os.path.join(output_dir, "pretrain")
     pre_cfg = load_config(pretrain_config, opts + ["OUTPUT_DIR", pre_dir])
     t0 = time.perf_counter()
-    if not _finished(pre_dir):
-        runner.train(pre_cfg, progress=progress)
+    pretrained_now = not _finished(pre_dir, pre_cfg)
+    if pretrained_now:
+        runner.train(pre_cfg, resume=True, progress=progress)
     timings["pretrain"] = time.perf_counter() - t0
     source = os.path.join(pre_dir, "model_final.pth")
     on_source = _read_metrics(pre_dir)["per_dataset"]
@@ -163,12 +201,16 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
                 "MODEL.META_ARCHITECTURE", arch, "SEED", str(seed), "OUTPUT_DIR", run_dir,
                 "MODEL.WEIGHTS", os.path.join(run_dir, "init_weights.pth")])
             t0 = time.perf_counter()
-            if not _finished(run_dir):
+            if pretrained_now and os.path.isfile(os.path.join(run_dir, "model_final.pth")):
+                raise ConfigError(f"{run_dir} was fine-tuned from an earlier pre-training than "
+                                  f"the one just made in {pre_dir}; delete it or pass another "
+                                  "--output-dir")
+            if not _finished(run_dir, cfg):
                 os.makedirs(run_dir, exist_ok=True)
                 report = prepare_weights(cfg, source)
                 logger.info("transfer demo %s seed %d: from %s, fresh: %d tensors", name, seed,
                             source, len(report["new"]))
-                runner.train(cfg, progress=progress)
+                runner.train(cfg, resume=True, progress=progress)
             timings[f"{name} seed {seed}"] = time.perf_counter() - t0
             per_seed[name].append(_read_metrics(run_dir)["per_dataset"][target])
     table = transfer_table(per_seed, direct, list(seeds))

@@ -3,6 +3,7 @@ from it over several seeds, report mean ± sample std and the paired difference.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -105,3 +106,16 @@ def test_transfer_demo_pretrains_once_and_fine_tunes_both_twins_per_seed(tmp_pat
     assert os.path.getmtime(out / "resnet18_seed0" / "model_final.pth") == mtime
     with open(out / "results.json") as f:
         assert json.load(f)["per_seed"] == res["per_seed"]
+    # a finished run of another config is refused, not mixed into the table; so is a
+    # fine-tuning made from an earlier pre-training
+    r = subprocess.run(cmd + ["SOLVER.GAMMA", "0.5"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=1200)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {out / 'pretrain'} holds a finished run of another config: SOLVER.GAMMA "
+        "(0.1 -> 0.5); delete that folder or pass another --output-dir")
+    shutil.rmtree(out / "pretrain")
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "resnet18_seed0 was fine-tuned from an earlier pre-training" in r.stderr
+    assert os.path.getmtime(out / "resnet18_seed0" / "model_final.pth") == mtime
