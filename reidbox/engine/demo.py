@@ -9,6 +9,7 @@ Each model trains in ``<output>/<name>/``; the main model's numbers are copied t
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -201,7 +202,9 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
                 "MODEL.META_ARCHITECTURE", arch, "SEED", str(seed), "OUTPUT_DIR", run_dir,
                 "MODEL.WEIGHTS", os.path.join(run_dir, "init_weights.pth")])
             t0 = time.perf_counter()
-            if pretrained_now and os.path.isfile(os.path.join(run_dir, "model_final.pth")):
+            trained = [f for f in glob.glob(os.path.join(run_dir, "*.pth"))
+                       if os.path.basename(f) != "init_weights.pth"]  # checkpoints, final
+            if pretrained_now and trained:
                 raise ConfigError(f"{run_dir} was fine-tuned from an earlier pre-training than "
                                   f"the one just made in {pre_dir}; delete it or pass another "
                                   "--output-dir")
