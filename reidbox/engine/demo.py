@@ -9,6 +9,7 @@ Each model trains in ``<output>/<name>/``; the main model's numbers are copied t
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -66,9 +67,44 @@ TRANSFER_FINETUNE = "configs/demo/transfer.yml"
 TRANSFER_RUNS: List[Tuple[str, str]] = [("resnet18", "baseline"), ("resnet18+PTL", "ptl")]
 
 
-def _finished(run_dir: str) -> bool:
-    return all(os.path.isfile(os.path.join(run_dir, n)) for n in ("model_final.pth",
-                                                                   "metrics.json"))
+# Keys that do not change a finished run's numbers: where it lives, how it was loaded, logged.
+_REUSE_IGNORED = ("OUTPUT_DIR", "DATASETS.ROOT", "DEVICE", "DATALOADER.NUM_WORKERS",
+                  "MODEL.WEIGHTS", "SOLVER.LOG_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
+                  "SOLVER.KEEP_CHECKPOINTS")
+
+
+def _flat(node, prefix: str = "") -> Dict[str, object]:
+    out: Dict[str, object] = {}
+    for k, v in node.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _finished(run_dir: str, cfg) -> bool:
+    """True when ``run_dir`` holds a finished run of ``cfg`` (reuse it); False when it holds
+    none or an unfinished one (train, resuming if it can). A finished run of another config
+    is refused (``ConfigError``): its numbers would be mixed into this table."""
+    from yacs.config import CfgNode
+
+    from ..config import ConfigError
+
+    if not all(os.path.isfile(os.path.join(run_dir, n))
+               for n in ("model_final.pth", "metrics.json", "config.yaml")):
+        return False
+    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
+        old = _flat(CfgNode.load_cfg(f))
+    new = _flat(cfg)
+    changed = [f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
+               for k in sorted(set(old) | set(new))
+               if k not in _REUSE_IGNORED and old.get(k) != new.get(k)]
+    if changed:
+        raise ConfigError(f"{run_dir} holds a finished run of another config: "
+                          f"{'; '.join(changed[:4])}; delete that folder or pass another "
+                          "--output-dir")
+    return True
 
 
 def _read_metrics(run_dir: str) -> Dict:
@@ -79,7 +115,7 @@ def _read_metrics(run_dir: str) -> Dict:
 
 
 def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
+    """Mean and sample standard deviation (n - 1 in the denominator; 0 for a single value)."""
     n = len(values)
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
@@ -87,31 +123,36 @@ def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
 
 
 def transfer_table(per_seed: Dict[str, List[Dict]], direct: Dict, seeds: Sequence[int]) -> str:
-    """Markdown: per-seed mAP / rank-1 of each fine-tuned model, mean +- std, and the paired
-    PTL - plain difference per seed (same seed = same data order)."""
+    """Markdown: per-seed mAP / rank-1 (percent) of each fine-tuned model, mean ± sample std,
+    the paired PTL - plain difference per seed (same seed = same starting weights and data
+    order) and in how many seeds PTL scored higher. ``direct``: the pre-trained model on the
+    target set, one model and no seed."""
     names = list(per_seed)
     lines = ["| model | " + " | ".join(f"seed {s} mAP / R1" for s in seeds)
-             + " | mean mAP +- std | mean R1 +- std |",
+             + " | mAP mean ± std | R1 mean ± std |",
              "|---|" + "---:|" * (len(seeds) + 2)]
-    lines.append("| pre-trained, not fine-tuned | " + " | ".join(
-        [f"{100 * direct['mAP']:.1f} / {100 * direct['rank1']:.1f}"] + [""] * (len(seeds) - 1))
-        + " | | |")
+    lines.append("| pre-trained, not fine-tuned | " + " | ".join("" for _ in seeds)
+                 + f" | {100 * direct['mAP']:.1f} (one model) | "
+                 f"{100 * direct['rank1']:.1f} (one model) |")
     for name in names:
         recs = per_seed[name]
         m = [100 * r["mAP"] for r in recs]
         r1 = [100 * r["rank1"] for r in recs]
         cells = [f"{a:.1f} / {b:.1f}" for a, b in zip(m, r1)]
         (mm, ms), (rm, rs) = _mean_std(m), _mean_std(r1)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mm:.1f} +- {ms:.1f} | "
-                     f"{rm:.1f} +- {rs:.1f} |")
+        lines.append(f"| {name}, fine-tuned | " + " | ".join(cells)
+                     + f" | {mm:.1f} ± {ms:.1f} | {rm:.1f} ± {rs:.1f} |")
     if len(names) == 2:
         a, b = names
         dm = [100 * (x["mAP"] - y["mAP"]) for x, y in zip(per_seed[b], per_seed[a])]
         dr = [100 * (x["rank1"] - y["rank1"]) for x, y in zip(per_seed[b], per_seed[a])]
         (mm, ms), (rm, rs) = _mean_std(dm), _mean_std(dr)
-        lines.append(f"| {b} - {a} | " + " | ".join(f"{x:+.1f} / {y:+.1f}"
-                                                  for x, y in zip(dm, dr))
-                     + f" | {mm:+.1f} +- {ms:.1f} | {rm:+.1f} +- {rs:.1f} |")
+        lines.append(f"| {b} - {a}, paired | " + " | ".join(f"{x:+.1f} / {y:+.1f}"
+                                                          for x, y in zip(dm, dr))
+                     + f" | {mm:+.1f} ± {ms:.1f} | {rm:+.1f} ± {rs:.1f} |")
+        lines.append(f"\n{b} scored higher than {a} in {sum(x > 0 for x in dm)} of {len(dm)} "
+                     f"seeds by mAP, {sum(x > 0 for x in dr)} of {len(dr)} by rank-1. "
+                     "± is the sample standard deviation over seeds (n - 1).")
     return "\n".join(lines)
 
 
@@ -119,57 +160,83 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
                       opts: Optional[Sequence[str]] = None, progress: bool = True,
                       pretrain_config: str = TRANSFER_PRETRAIN,
                       finetune_config: str = TRANSFER_FINETUNE) -> Dict[str, object]:
-    """Pre-train a plain model on one domain, fine-tune it on another as a plain network and
-    with PTL (fresh side network), once per seed; write ``results.md`` / ``results.json``.
+    """Pre-train a plain model on one domain (once), test it on the target domain, then
+    fine-tune it there as a plain network and with PTL (fresh side network), once per seed;
+    write ``results.md`` / ``results.json``.
 
-    Finished runs (``model_final.pth`` + ``metrics.json``) are reused, so a rerun only trains
-    what is missing. ``opts`` apply to every run (pre-training included).
+    The pre-trained model is shared by every seed: the seeds measure the spread of fine-tuning
+    from one given pre-trained model (the paper's question), and plain and PTL twins of a seed
+    start from identical backbone weights. Finished runs of the same config are reused and
+    unfinished ones resumed, so a rerun only trains what is missing; a finished run of another
+    config (or fine-tuned from an earlier pre-training) is refused in one line. ``opts`` apply
+    to every run (pre-training included).
     """
+    from ..config import ConfigError
     from .chain import prepare_weights  # the chain's weight transfer: classifier replaced
 
     opts = list(opts or [])
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     timings: Dict[str, float] = {}
     pre_dir = os.path.join(output_dir, "pretrain")
     pre_cfg = load_config(pretrain_config, opts + ["OUTPUT_DIR", pre_dir])
     t0 = time.perf_counter()
-    if not _finished(pre_dir):
-        runner.train(pre_cfg, progress=progress)
+    pretrained_now = not _finished(pre_dir, pre_cfg)
+    if pretrained_now:
+        runner.train(pre_cfg, resume=True, progress=progress)
     timings["pretrain"] = time.perf_counter() - t0
     source = os.path.join(pre_dir, "model_final.pth")
-    pre_metrics = _read_metrics(pre_dir)["per_dataset"]
+    on_source = _read_metrics(pre_dir)["per_dataset"]
+    # The pre-trained model on the target domain, built and tested as the plain fine-tuning
+    # runs are (same data options, same test settings), before any fine-tuning.
+    direct_cfg = load_config(finetune_config, opts + ["MODEL.META_ARCHITECTURE", "baseline",
+                                                      "OUTPUT_DIR", pre_dir])
+    target = direct_cfg.DATASETS.TEST[0]
+    t0 = time.perf_counter()
+    direct = runner.test(direct_cfg, weights=source, progress=progress)["per_dataset"][target]
+    timings["pretrained on target"] = time.perf_counter() - t0
     per_seed: Dict[str, List[Dict]] = {name: [] for name, _ in TRANSFER_RUNS}
-    target = None
     for seed in seeds:
         for name, arch in TRANSFER_RUNS:
             run_dir = os.path.join(output_dir, f"{name.replace('+', '_').lower()}_seed{seed}")
             cfg = load_config(finetune_config, opts + [
                 "MODEL.META_ARCHITECTURE", arch, "SEED", str(seed), "OUTPUT_DIR", run_dir,
                 "MODEL.WEIGHTS", os.path.join(run_dir, "init_weights.pth")])
-            target = cfg.DATASETS.TEST[0]
             t0 = time.perf_counter()
-            if not _finished(run_dir):
+            trained = [f for f in glob.glob(os.path.join(run_dir, "*.pth"))
+                       if os.path.basename(f) != "init_weights.pth"]  # checkpoints, final
+            if pretrained_now and trained:
+                raise ConfigError(f"{run_dir} was fine-tuned from an earlier pre-training than "
+                                  f"the one just made in {pre_dir}; delete it or pass another "
+                                  "--output-dir")
+            if not _finished(run_dir, cfg):
                 os.makedirs(run_dir, exist_ok=True)
                 report = prepare_weights(cfg, source)
                 logger.info("transfer demo %s seed %d: from %s, fresh: %d tensors", name, seed,
                             source, len(report["new"]))
-                runner.train(cfg, progress=progress)
+                runner.train(cfg, resume=True, progress=progress)
             timings[f"{name} seed {seed}"] = time.perf_counter() - t0
             per_seed[name].append(_read_metrics(run_dir)["per_dataset"][target])
-    direct = pre_metrics.get(target) or next(iter(pre_metrics.values()))
     table = transfer_table(per_seed, direct, list(seeds))
-    total = time.perf_counter() - t_start
+    total, cpu = time.perf_counter() - t_start, time.process_time() - c_start
+    keep = ("mAP", "rank1")
     result = {"source": list(pre_cfg.DATASETS.TRAIN), "target": target, "seeds": list(seeds),
-              "pretrained_on_target": direct,
-              "per_seed": {k: [{m: r[m] for m in ("mAP", "rank1")} for r in v]
+              "pretrained_on_source": {k: {m: v[m] for m in keep} for k, v in on_source.items()},
+              "pretrained_on_target": {m: direct[m] for m in keep},
+              "per_seed": {k: [{m: r[m] for m in keep} for r in v]
                            for k, v in per_seed.items()},
-              "seconds": timings, "total_seconds": total}
+              "seconds": timings, "total_seconds": total, "cpu_seconds": cpu}
     write_json(result, os.path.join(output_dir, "results.json"))
+    src = ", ".join(f"{k} {100 * v['mAP']:.1f} / {100 * v['rank1']:.1f}"
+                    for k, v in on_source.items())
     text = (f"# reidbox transfer demo: {' + '.join(pre_cfg.DATASETS.TRAIN)} -> {target}\n\n"
-            f"Pre-trained on {', '.join(pre_cfg.DATASETS.TRAIN)}, fine-tuned on {target}, "
-            f"tested on {target} (percent).\n\n" + table + "\n")
+            f"Pre-trained once on {', '.join(pre_cfg.DATASETS.TRAIN)} (mAP / rank-1 on its own "
+            f"domain: {src}), fine-tuned on {target} per seed, tested on {target} "
+            f"(percent).\n\n" + table + "\n\n"
+            f"Wall time {total:.0f} s, CPU time of this process {cpu:.0f} s (runs reused from "
+            "an earlier invocation count as 0).\n")
     with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(text)
     print("\n" + table + "\n")
-    print(f"total {total:.0f}s (" + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + ")")
+    print(f"total {total:.0f}s wall, {cpu:.0f}s CPU ("
+          + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + ")")
     return result
