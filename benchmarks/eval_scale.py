@@ -41,6 +41,7 @@ def _peak_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -149,6 +150,7 @@ def run_task(task: str, size: str, scale: float, threads: int) -> dict:
     torch.set_num_threads(threads)
     from reidbox.evaluation import evaluate, evaluate_distmat
     from reidbox.retrieval import rerank_features
+
     if task.startswith("quality_"):
         return quality_task(task, size, evaluate)
     qf, gf, qp, gp, qc, gc = make_problem(size, scale=scale)
@@ -206,8 +208,12 @@ def quality_task(task: str, size: str, evaluate) -> dict:
         gemm = min(gemm, time.perf_counter() - t)
         out["checksum"] = float(s[0, 0])
         del s
-    out.update(seconds=gemm if kind == "floor" else best, gemm_seconds=gemm,
-               peak_mb=out.get("eval_peak_mb", _peak_mb()), base_mb=base)
+    out.update(
+        seconds=gemm if kind == "floor" else best,
+        gemm_seconds=gemm,
+        peak_mb=out.get("eval_peak_mb", _peak_mb()),
+        base_mb=base,
+    )
     return out
 
 
@@ -223,44 +229,67 @@ def run_quality(size: str, threads: int) -> str:
         b = spawn(f"quality_bad_{backend}", size, threads=threads)
         rows.append((backend, g, b))
     block_mb = default_chunk_size(n) * n * BYTES_PER_ENTRY / 2**20
-    lines = [QUALITY_HEADING, "",
-             f"`python benchmarks/eval_scale.py --quality --sizes {size}` on this machine "
-             f"({os.cpu_count()} cores shared with other jobs, torch threads = {threads}): "
-             f"{size} size ({m} x {n}), d = 256, unit-norm features, metric euclidean, "
-             "protocol market1501, best of two calls in one process each. 'well separated': "
-             "identity centres far apart (mAP ~1); 'uninformative': pure noise (mAP ~0). "
-             "'vs GEMM' = time / the bare q @ g.T product timed in the same process "
-             "(load on this shared machine varies between processes). Peak - features = the "
-             "process's peak RSS above its size after generating the features (the GEMM row "
-             "holds the full product); the stated bound is 6 float32 blocks + 100 MB "
-             f"({block_mb + 100:.0f} MB at the default block).", "",
-             "| backend | features | mAP | time (s) | bare GEMM (s) | vs GEMM | "
-             "peak - features (MB) |",
-             "|---|---|---:|---:|---:|---:|---:|",
-             f"| - | bare GEMM q @ g.T | - | {fl['seconds']:.2f} | {fl['seconds']:.2f} | "
-             f"1.00x | {fl['peak_mb'] - fl['base_mb']:.0f} |"]
+    lines = [
+        QUALITY_HEADING,
+        "",
+        f"`python benchmarks/eval_scale.py --quality --sizes {size}` on this machine "
+        f"({os.cpu_count()} cores shared with other jobs, torch threads = {threads}): "
+        f"{size} size ({m} x {n}), d = 256, unit-norm features, metric euclidean, "
+        "protocol market1501, best of two calls in one process each. 'well separated': "
+        "identity centres far apart (mAP ~1); 'uninformative': pure noise (mAP ~0). "
+        "'vs GEMM' = time / the bare q @ g.T product timed in the same process "
+        "(load on this shared machine varies between processes). Peak - features = the "
+        "process's peak RSS above its size after generating the features (the GEMM row "
+        "holds the full product); the stated bound is 6 float32 blocks + 100 MB "
+        f"({block_mb + 100:.0f} MB at the default block).",
+        "",
+        "| backend | features | mAP | time (s) | bare GEMM (s) | vs GEMM | peak - features (MB) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        f"| - | bare GEMM q @ g.T | - | {fl['seconds']:.2f} | {fl['seconds']:.2f} | "
+        f"1.00x | {fl['peak_mb'] - fl['base_mb']:.0f} |",
+    ]
     notes = []
     for backend, g, b in rows:
         for label, r in (("well separated", g), ("uninformative", b)):
-            lines.append(f"| {backend} | {label} | {r['mAP']:.4f} | {r['seconds']:.2f} | "
-                         f"{r['gemm_seconds']:.2f} | {r['seconds'] / r['gemm_seconds']:.2f}x | "
-                         f"{r['peak_mb'] - r['base_mb']:.0f} |")
+            lines.append(
+                f"| {backend} | {label} | {r['mAP']:.4f} | {r['seconds']:.2f} | "
+                f"{r['gemm_seconds']:.2f} | {r['seconds'] / r['gemm_seconds']:.2f}x | "
+                f"{r['peak_mb'] - r['base_mb']:.0f} |"
+            )
         ratio = (b["seconds"] / b["gemm_seconds"]) / (g["seconds"] / g["gemm_seconds"])
-        notes.append(f"{backend}: uninformative / well separated = "
-                     f"{b['seconds'] / g['seconds']:.2f}x in time, {ratio:.2f}x in units of "
-                     "the same-process GEMM "
-                     f"(target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")
+        notes.append(
+            f"{backend}: uninformative / well separated = "
+            f"{b['seconds'] / g['seconds']:.2f}x in time, {ratio:.2f}x in units of "
+            "the same-process GEMM "
+            f"(target <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})"
+        )
     lines.append("| GPU (any) | both | - | not measured | - | - | - |")
-    lines += [""] + [f"- {x}" for x in notes] + [
-        "- GPU rows: not measured (no GPU on this machine); on a GPU the default block is "
-        "sized from the free memory (`default_chunk_size`).", ""]
+    lines += (
+        [""]
+        + [f"- {x}" for x in notes]
+        + [
+            "- GPU rows: not measured (no GPU on this machine); on a GPU the default block is "
+            "sized from the free memory (`default_chunk_size`).",
+            "",
+        ]
+    )
     return "\n".join(lines)
 
 
 def spawn(task: str, size: str, scale: float = 1.0, threads: int = 2) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    cmd = [sys.executable, __file__, "--task", task, "--size", size, "--scale", str(scale),
-           "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--task",
+        task,
+        "--size",
+        size,
+        "--scale",
+        str(scale),
+        "--threads",
+        str(threads),
+    ]
     print("running", task, size, f"scale={scale}", flush=True)
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
@@ -283,14 +312,23 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sizes", default="market,msmt")
-    ap.add_argument("--dense-msmt", action="store_true",
-                    help="also run the dense path at MSMT17 size (needs ~20 GB RAM)")
+    ap.add_argument(
+        "--dense-msmt",
+        action="store_true",
+        help="also run the dense path at MSMT17 size (needs ~20 GB RAM)",
+    )
     ap.add_argument("--no-rerank", action="store_true")
-    ap.add_argument("--rerank-dense-scales", default="0.25,0.5",
-                    help="fractions of Market size for the dense re-ranking reference")
+    ap.add_argument(
+        "--rerank-dense-scales",
+        default="0.25,0.5",
+        help="fractions of Market size for the dense re-ranking reference",
+    )
     ap.add_argument("--out", default="docs/benchmarks.md")
-    ap.add_argument("--quality", action="store_true",
-                    help="only the feature-quality rows (well separated vs uninformative)")
+    ap.add_argument(
+        "--quality",
+        action="store_true",
+        help="only the feature-quality rows (well separated vs uninformative)",
+    )
     a = ap.parse_args()
     if a.task:
         print(json.dumps(run_task(a.task, a.size, a.scale, a.threads)))
@@ -309,38 +347,74 @@ def main() -> None:
         fa = spawn("evaluate_auto", size, threads=a.threads)
         ev = spawn("evaluate", size, threads=a.threads)
         rows.append((size, "floor: q @ g.T (full product)", fl, ""))
-        rows.append((size, "evaluate, backend auto (= FAISS blocks on CPU)", fa,
-                     f"{fa['seconds'] / fl['seconds']:.2f}x floor"))
-        rows.append((size, "evaluate, backend torch", ev,
-                     f"{ev['seconds'] / fl['seconds']:.2f}x floor"))
+        rows.append(
+            (
+                size,
+                "evaluate, backend auto (= FAISS blocks on CPU)",
+                fa,
+                f"{fa['seconds'] / fl['seconds']:.2f}x floor",
+            )
+        )
+        rows.append(
+            (size, "evaluate, backend torch", ev, f"{ev['seconds'] / fl['seconds']:.2f}x floor")
+        )
         same = np.array_equal(np.asarray(ev["cmc"]), np.asarray(fa["cmc"]))
-        notes.append(f"{size}: torch vs faiss blocks: CMC identical = {same}, "
-                     f"|dmAP| = {abs(ev['mAP'] - fa['mAP']):.1e}")
+        notes.append(
+            f"{size}: torch vs faiss blocks: CMC identical = {same}, "
+            f"|dmAP| = {abs(ev['mAP'] - fa['mAP']):.1e}"
+        )
         if size != "msmt" or a.dense_msmt:
             de = spawn("dense", size, threads=a.threads)
-            rows.append((size, "dense: full matrix + stable argsort + loop", de,
-                         f"evaluate (torch) is {de['seconds'] / ev['seconds']:.1f}x faster, "
-                         f"auto {de['seconds'] / fa['seconds']:.1f}x"))
+            rows.append(
+                (
+                    size,
+                    "dense: full matrix + stable argsort + loop",
+                    de,
+                    f"evaluate (torch) is {de['seconds'] / ev['seconds']:.1f}x faster, "
+                    f"auto {de['seconds'] / fa['seconds']:.1f}x",
+                )
+            )
             cmc_diff = np.abs(np.asarray(de["cmc"]) - np.asarray(ev["cmc"])).max()
-            notes.append(f"{size}: evaluate (torch, same distance values) vs dense "
-                         f"(stable sort): max |dCMC| = {cmc_diff:.1e}, "
-                         f"|dmAP| = {abs(de['mAP'] - ev['mAP']):.1e}")
+            notes.append(
+                f"{size}: evaluate (torch, same distance values) vs dense "
+                f"(stable sort): max |dCMC| = {cmc_diff:.1e}, "
+                f"|dmAP| = {abs(de['mAP'] - ev['mAP']):.1e}"
+            )
             dd = spawn("dense_default", size, threads=a.threads)
-            rows.append((size, "dense, numpy default (unstable) argsort as torchreid", dd,
-                         f"evaluate (torch) is {dd['seconds'] / ev['seconds']:.1f}x faster, "
-                         f"auto {dd['seconds'] / fa['seconds']:.1f}x"))
-            notes.append(f"{size}: dense with numpy's default sort differs from the stable "
-                         f"order on float32 ties: |dmAP| = {abs(dd['mAP'] - ev['mAP']):.1e}, "
-                         f"max |dCMC| = "
-                         f"{np.abs(np.asarray(dd['cmc']) - np.asarray(ev['cmc'])).max():.1e}")
+            rows.append(
+                (
+                    size,
+                    "dense, numpy default (unstable) argsort as torchreid",
+                    dd,
+                    f"evaluate (torch) is {dd['seconds'] / ev['seconds']:.1f}x faster, "
+                    f"auto {dd['seconds'] / fa['seconds']:.1f}x",
+                )
+            )
+            notes.append(
+                f"{size}: dense with numpy's default sort differs from the stable "
+                f"order on float32 ties: |dmAP| = {abs(dd['mAP'] - ev['mAP']):.1e}, "
+                f"max |dCMC| = "
+                f"{np.abs(np.asarray(dd['cmc']) - np.asarray(ev['cmc'])).max():.1e}"
+            )
         else:
-            notes.append(f"{size}: dense path not run (would need about "
-                         f"{dense_memory_gb(m, n):.1f} GB: float32 distances + int64 argsort + "
-                         "int32 matches + int64 gathered pids, m x n each); memory computed, "
-                         "not measured")
-            rows.append((size, "dense (computed, not run)",
-                         {"seconds": float("nan"), "peak_mb": dense_memory_gb(m, n) * 1024,
-                          "base_mb": float("nan")}, "memory from array sizes"))
+            notes.append(
+                f"{size}: dense path not run (would need about "
+                f"{dense_memory_gb(m, n):.1f} GB: float32 distances + int64 argsort + "
+                "int32 matches + int64 gathered pids, m x n each); memory computed, "
+                "not measured"
+            )
+            rows.append(
+                (
+                    size,
+                    "dense (computed, not run)",
+                    {
+                        "seconds": float("nan"),
+                        "peak_mb": dense_memory_gb(m, n) * 1024,
+                        "base_mb": float("nan"),
+                    },
+                    "memory from array sizes",
+                )
+            )
         notes.append(f"{size}: mAP = {ev['mAP']:.4f}, rank-1 = {ev['cmc'][0]:.4f}")
     if not a.no_rerank:
         rr = spawn("rerank", "market", threads=a.threads)
@@ -352,19 +426,28 @@ def main() -> None:
             rows.append((f"market x{s}", "re-rank, dense reference + evaluate", r, ""))
             pts.append((s, r))
         chk = spawn("rerank_check", "market", scale=0.03, threads=a.threads)
-        notes.append(f"re-ranking sparse vs dense on a {0.03:.0%} Market problem: max |diff| = "
-                     f"{chk['maxdiff']:.1e}")
+        notes.append(
+            f"re-ranking sparse vs dense on a {0.03:.0%} Market problem: max |diff| = "
+            f"{chk['maxdiff']:.1e}"
+        )
         if len(pts) >= 2:
             (s0, r0), (s1, r1) = pts[0], pts[-1]
             p_t = math.log(r1["seconds"] / r0["seconds"]) / math.log(s1 / s0)
             t_full = r1["seconds"] * (1 / s1) ** p_t
             mem_full = r1["peak_mb"] * (1 / s1) ** 2
-            rows.append(("market", "re-rank, dense reference (extrapolated)",
-                         {"seconds": t_full, "peak_mb": mem_full, "base_mb": float("nan")},
-                         f"sparse is {t_full / rr['seconds']:.0f}x faster"))
-            notes.append(f"dense re-ranking at full Market size extrapolated from the runs at "
-                         f"{s0} and {s1} of Market size: time with the fitted exponent "
-                         f"{p_t:.2f}, memory as N^2 (N x N float32 matrices dominate)")
+            rows.append(
+                (
+                    "market",
+                    "re-rank, dense reference (extrapolated)",
+                    {"seconds": t_full, "peak_mb": mem_full, "base_mb": float("nan")},
+                    f"sparse is {t_full / rr['seconds']:.0f}x faster",
+                )
+            )
+            notes.append(
+                f"dense re-ranking at full Market size extrapolated from the runs at "
+                f"{s0} and {s1} of Market size: time with the fitted exponent "
+                f"{p_t:.2f}, memory as N^2 (N x N float32 matrices dominate)"
+            )
     notes += targets(rows)
     table = render(rows, notes, a.threads)
     print(table)
@@ -386,8 +469,10 @@ size after generating the inputs), and the blocks and their temporaries add abou
 def targets(rows) -> list[str]:
     """The issue's targets, each marked met / NOT met from the measured rows."""
     got = {(size, name): r for size, name, r, _ in rows}
-    auto, stable = "evaluate, backend auto (= FAISS blocks on CPU)", \
-        "dense: full matrix + stable argsort + loop"
+    auto, stable = (
+        "evaluate, backend auto (= FAISS blocks on CPU)",
+        "dense: full matrix + stable argsort + loop",
+    )
     default = "dense, numpy default (unstable) argsort as torchreid"
     out = []
 
@@ -401,35 +486,46 @@ def targets(rows) -> list[str]:
         for label, key in (("stable", stable), ("numpy default", default)):
             if ("market", key) in got:
                 sp = got[("market", key)]["seconds"] / au["seconds"]
-                out.append(f"target Market >= 3x faster than the dense path ({label} sort): "
-                           f"{sp:.1f}x, {mark(sp >= 3)}")
+                out.append(
+                    f"target Market >= 3x faster than the dense path ({label} sort): "
+                    f"{sp:.1f}x, {mark(sp >= 3)}"
+                )
     ms = [r for (size, name), r in got.items() if size == "msmt" and name.startswith("evaluate")]
     if ms:
         peak = min(r["peak_mb"] for r in ms) / 1024
-        out.append(f"target MSMT17 peak memory < 2.5 GB: {peak:.2f} GB (best backend), "
-                   f"{mark(peak < 2.5)}")
+        out.append(
+            f"target MSMT17 peak memory < 2.5 GB: {peak:.2f} GB (best backend), {mark(peak < 2.5)}"
+        )
     rr = got.get(("market", "re-rank, sparse feature path + evaluate"))
     rd = got.get(("market", "re-rank, dense reference (extrapolated)"))
     if rr and rd:
         sp = rd["seconds"] / rr["seconds"]
-        out.append(f"target re-ranking >= 10x faster than the dense reference: {sp:.1f}x "
-                   f"(dense extrapolated), {mark(sp >= 10)}; under 4 GB: "
-                   f"{rr['peak_mb'] / 1024:.2f} GB, {mark(rr['peak_mb'] < 4096)}")
+        out.append(
+            f"target re-ranking >= 10x faster than the dense reference: {sp:.1f}x "
+            f"(dense extrapolated), {mark(sp >= 10)}; under 4 GB: "
+            f"{rr['peak_mb'] / 1024:.2f} GB, {mark(rr['peak_mb'] < 4096)}"
+        )
     return out
 
 
 def render(rows, notes, threads) -> str:
-    lines = [HEADING, "",
-             f"`python benchmarks/eval_scale.py` on this machine ({os.cpu_count()} cores, "
-             f"torch threads = {threads}, another job sharing the cores), random clustered "
-             f"float32 features, d = {DIM}, metric squared Euclidean, protocol market1501. "
-             "Peak = peak RSS of the measuring process, features included; "
-             "'features' = RSS after generating them.", "",
-             "| size | path | time (s) | peak (MB) | features (MB) | note |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [
+        HEADING,
+        "",
+        f"`python benchmarks/eval_scale.py` on this machine ({os.cpu_count()} cores, "
+        f"torch threads = {threads}, another job sharing the cores), random clustered "
+        f"float32 features, d = {DIM}, metric squared Euclidean, protocol market1501. "
+        "Peak = peak RSS of the measuring process, features included; "
+        "'features' = RSS after generating them.",
+        "",
+        "| size | path | time (s) | peak (MB) | features (MB) | note |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for size, name, r, note in rows:
-        lines.append(f"| {size} | {name} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
-                     f"{r['base_mb']:.0f} | {note} |")
+        lines.append(
+            f"| {size} | {name} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
+            f"{r['base_mb']:.0f} | {note} |"
+        )
     lines += [""] + [f"- {n}" for n in notes] + ["", READING, ""]
     return "\n".join(lines)
 
@@ -440,7 +536,7 @@ def write_section(path: Path, section: str, heading: str = HEADING) -> None:
     start = text.find(heading)
     if start >= 0:
         nxt = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[nxt + 1:] if nxt >= 0 else "")
+        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,18 @@ def _model(arch):
     from reidbox.config import load_config
     from reidbox.modeling import build_model
 
-    cfg = load_config(None, ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", arch,
-                             "MODEL.BACKBONE.PRETRAINED", "False", *TRIPLET])
+    cfg = load_config(
+        None,
+        [
+            "MODEL.BACKBONE.NAME",
+            "resnet50",
+            "MODEL.META_ARCHITECTURE",
+            arch,
+            "MODEL.BACKBONE.PRETRAINED",
+            "False",
+            *TRIPLET,
+        ],
+    )
     torch.manual_seed(0)
     return build_model(cfg, num_classes=751).train()
 
@@ -75,10 +85,27 @@ def analyse(arch, size, batch, timed):
             parts[name.split(".ptl.")[1]] = sum(counts.values()) / batch / 1e9
     with Count() as c:
         step()
-    views = sum(c.ops[k] for k in ("detach", "slice", "split", "view", "t", "expand",
-                                    "unsqueeze", "_unsafe_view", "transpose", "as_strided"))
-    res = {"gflop": total, "parts": parts, "ops": sum(c.ops.values()), "kernels":
-           sum(c.ops.values()) - views}
+    views = sum(
+        c.ops[k]
+        for k in (
+            "detach",
+            "slice",
+            "split",
+            "view",
+            "t",
+            "expand",
+            "unsqueeze",
+            "_unsafe_view",
+            "transpose",
+            "as_strided",
+        )
+    )
+    res = {
+        "gflop": total,
+        "parts": parts,
+        "ops": sum(c.ops.values()),
+        "kernels": sum(c.ops.values()) - views,
+    }
     if timed:
         times = []
         for _ in range(3):
@@ -90,31 +117,49 @@ def analyse(arch, size, batch, timed):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--time", action="store_true", help="also median CPU step time")
     args = p.parse_args()
-    rows = ["| model | input | fwd GFLOP/img | ATen ops / step (non-view) | CPU step (s) |",
-            "|---|---|---:|---:|---:|"]
+    rows = [
+        "| model | input | fwd GFLOP/img | ATen ops / step (non-view) | CPU step (s) |",
+        "|---|---|---:|---:|---:|",
+    ]
     breakdown = []
     for name in args.pairs:
         plain, ptl, size = PAIRS[name]
-        a, b = analyse(plain, size, args.batch, args.time), analyse(ptl, size, args.batch,
-                                                                     args.time)
+        a, b = (
+            analyse(plain, size, args.batch, args.time),
+            analyse(ptl, size, args.batch, args.time),
+        )
         for label, r in ((name, a), (f"{name}+PTL", b)):
             ratio = f" ({r['gflop'] / a['gflop']:.2f}x)" if r is b else ""
-            t = f"{r['step_s']:.2f}" + (f" ({r['step_s'] / a['step_s']:.2f}x)" if r is b else "") \
-                if args.time else "-"
-            rows.append(f"| {label} | {size[0]}x{size[1]} | {r['gflop']:.2f}{ratio} | "
-                        f"{r['ops']} ({r['kernels']}) | {t} |")
-        ptl_total = sum(v for k, v in b["parts"].items() if k.count(".") == 0 or
-                        k.startswith(("cells.", "out_cells.", "fuses.")) and k.count(".") == 1)
-        breakdown.append(f"\n{name}+PTL side network, forward GFLOP per image "
-                         f"(of {b['gflop'] - a['gflop']:.2f} added):")
-        breakdown += [f"  {k:<14} {v:6.3f}" for k, v in sorted(b["parts"].items())
-                      if k.count(".") <= 1]
+            t = (
+                f"{r['step_s']:.2f}" + (f" ({r['step_s'] / a['step_s']:.2f}x)" if r is b else "")
+                if args.time
+                else "-"
+            )
+            rows.append(
+                f"| {label} | {size[0]}x{size[1]} | {r['gflop']:.2f}{ratio} | "
+                f"{r['ops']} ({r['kernels']}) | {t} |"
+            )
+        ptl_total = sum(
+            v
+            for k, v in b["parts"].items()
+            if k.count(".") == 0
+            or k.startswith(("cells.", "out_cells.", "fuses."))
+            and k.count(".") == 1
+        )
+        breakdown.append(
+            f"\n{name}+PTL side network, forward GFLOP per image "
+            f"(of {b['gflop'] - a['gflop']:.2f} added):"
+        )
+        breakdown += [
+            f"  {k:<14} {v:6.3f}" for k, v in sorted(b["parts"].items()) if k.count(".") <= 1
+        ]
         del ptl_total
     print(f"batch {args.batch}\n", flush=True)
     print("\n".join(rows))

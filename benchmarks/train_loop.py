@@ -35,29 +35,67 @@ sys.path.insert(0, ROOT)
 # name -> (plain opts, PTL opts, input size, tiny input size)
 TRIPLET = ["MODEL.LOSSES.NAMES", "['cross_entropy', 'triplet']"]
 PAIRS = {
-    "resnet50": (["MODEL.BACKBONE.NAME", "resnet50"],
-                 ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "ptl"],
-                 (256, 128), (64, 32)),
-    "densenet161": (["MODEL.BACKBONE.NAME", "densenet161"],
-                    ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.META_ARCHITECTURE", "ptl"],
-                    (256, 128), (64, 32)),
-    "mgn": (["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn", *TRIPLET],
-            ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn_ptl", *TRIPLET],
-            (384, 128), (96, 32)),
+    "resnet50": (
+        ["MODEL.BACKBONE.NAME", "resnet50"],
+        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "ptl"],
+        (256, 128),
+        (64, 32),
+    ),
+    "densenet161": (
+        ["MODEL.BACKBONE.NAME", "densenet161"],
+        ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.META_ARCHITECTURE", "ptl"],
+        (256, 128),
+        (64, 32),
+    ),
+    "mgn": (
+        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn", *TRIPLET],
+        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn_ptl", *TRIPLET],
+        (384, 128),
+        (96, 32),
+    ),
 }
 
 
 def _opts(args, model_opts, size):
-    return [*model_opts, "MODEL.BACKBONE.PRETRAINED", "False", "DEVICE", args.device,
-            "DATASETS.TRAIN", "['synthetic']", "DATASETS.TEST", "['synthetic']",
-            "DATASETS.ROOT", args.data_root, "DATASETS.SYNTHETIC.NUM_TRAIN_IDS", str(args.ids),
-            "DATASETS.SYNTHETIC.NUM_TEST_IDS", "4",
-            "INPUT.SIZE_TRAIN", str(list(size)), "INPUT.SIZE_TEST", str(list(size)),
-            "SOLVER.IMS_PER_BATCH", str(args.batch), "DATALOADER.NUM_INSTANCES", "4",
-            "DATALOADER.NUM_WORKERS", str(args.workers), "SOLVER.AMP", str(args.amp),
-            "MODEL.CHANNELS_LAST", str(args.channels_last), "MODEL.COMPILE", args.compile,
-            "SOLVER.LOG_PERIOD", str(args.log_period), "SOLVER.MAX_EPOCHS", "1000",
-            "SOLVER.WARMUP_EPOCHS", "0.0"]
+    return [
+        *model_opts,
+        "MODEL.BACKBONE.PRETRAINED",
+        "False",
+        "DEVICE",
+        args.device,
+        "DATASETS.TRAIN",
+        "['synthetic']",
+        "DATASETS.TEST",
+        "['synthetic']",
+        "DATASETS.ROOT",
+        args.data_root,
+        "DATASETS.SYNTHETIC.NUM_TRAIN_IDS",
+        str(args.ids),
+        "DATASETS.SYNTHETIC.NUM_TEST_IDS",
+        "4",
+        "INPUT.SIZE_TRAIN",
+        str(list(size)),
+        "INPUT.SIZE_TEST",
+        str(list(size)),
+        "SOLVER.IMS_PER_BATCH",
+        str(args.batch),
+        "DATALOADER.NUM_INSTANCES",
+        "4",
+        "DATALOADER.NUM_WORKERS",
+        str(args.workers),
+        "SOLVER.AMP",
+        str(args.amp),
+        "MODEL.CHANNELS_LAST",
+        str(args.channels_last),
+        "MODEL.COMPILE",
+        args.compile,
+        "SOLVER.LOG_PERIOD",
+        str(args.log_period),
+        "SOLVER.MAX_EPOCHS",
+        "1000",
+        "SOLVER.WARMUP_EPOCHS",
+        "0.0",
+    ]
 
 
 class _Done(Exception):
@@ -103,9 +141,18 @@ def measure(args, opts):
     model, optimizer, scheduler = build()
     batch = next(iter(loader))
     batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
-    bare = Trainer(model, optimizer, scheduler, [], 1, device, amp=cfg.SOLVER.AMP,
-                   channels_last=cfg.MODEL.CHANNELS_LAST, log_period=10**9,
-                   compile=cfg.MODEL.COMPILE)
+    bare = Trainer(
+        model,
+        optimizer,
+        scheduler,
+        [],
+        1,
+        device,
+        amp=cfg.SOLVER.AMP,
+        channels_last=cfg.MODEL.CHANNELS_LAST,
+        log_period=10**9,
+        compile=cfg.MODEL.COMPILE,
+    )
     model.train()
     for _ in range(args.warmup):
         bare.run_step(batch)
@@ -150,20 +197,39 @@ def measure(args, opts):
     model, optimizer, scheduler = build()
     timing = Timing()
     with tempfile.TemporaryDirectory() as tb_dir:
-        hooks = [LatentStateResetHook(), ProgressHook(cfg.SOLVER.LOG_PERIOD, enabled=False),
-                 TensorBoardHook(tb_dir, cfg.SOLVER.LOG_PERIOD), timing]
-        trainer = Trainer(model, optimizer, scheduler, loader, cfg.SOLVER.MAX_EPOCHS, device,
-                          hooks, amp=cfg.SOLVER.AMP, channels_last=cfg.MODEL.CHANNELS_LAST,
-                          log_period=cfg.SOLVER.LOG_PERIOD, compile=cfg.MODEL.COMPILE)
+        hooks = [
+            LatentStateResetHook(),
+            ProgressHook(cfg.SOLVER.LOG_PERIOD, enabled=False),
+            TensorBoardHook(tb_dir, cfg.SOLVER.LOG_PERIOD),
+            timing,
+        ]
+        trainer = Trainer(
+            model,
+            optimizer,
+            scheduler,
+            loader,
+            cfg.SOLVER.MAX_EPOCHS,
+            device,
+            hooks,
+            amp=cfg.SOLVER.AMP,
+            channels_last=cfg.MODEL.CHANNELS_LAST,
+            log_period=cfg.SOLVER.LOG_PERIOD,
+            compile=cfg.MODEL.COMPILE,
+        )
         try:
             trainer.train()
         except _Done:
             pass
         hooks[2].close()
     loop_s = timing.t1 - timing.t0
-    return {"bare_ips": args.steps * images / bare_s, "loop_ips": timing.images / loop_s,
-            "data_share": timing.data / loop_s, "bare_peak_mb": bare_peak,
-            "loop_peak_mb": peak_mb(), "batch": images}
+    return {
+        "bare_ips": args.steps * images / bare_s,
+        "loop_ips": timing.images / loop_s,
+        "data_share": timing.data / loop_s,
+        "bare_peak_mb": bare_peak,
+        "loop_peak_mb": peak_mb(),
+        "batch": images,
+    }
 
 
 def data_rate(args, opts, workers, seconds):
@@ -185,11 +251,15 @@ def data_rate(args, opts, workers, seconds):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    p.add_argument("--tiny", action="store_true",
-                   help="CPU smoke sizes: small inputs, batch 8, few steps, 16 identities")
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="CPU smoke sizes: small inputs, batch 8, few steps, 16 identities",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int, default=0, help="default 64 (--tiny: 8)")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default 30; --tiny 4)")
@@ -225,20 +295,34 @@ def main() -> None:
     if not args.data_root:
         tmp = tempfile.TemporaryDirectory()
         args.data_root = tmp.name
-    print(f"device {args.device}, batch {args.batch}, amp {args.amp}, channels_last "
-          f"{args.channels_last}, compile {args.compile or 'off'}, {args.workers} workers, "
-          f"{args.steps} timed steps after {args.warmup}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n", flush=True)
-    rows = ["| model | input | bare step img/s | loop img/s | loop / bare | waiting for data | "
-            "peak mem bare / loop (MB) | PTL / plain (bare step time) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    print(
+        f"device {args.device}, batch {args.batch}, amp {args.amp}, channels_last "
+        f"{args.channels_last}, compile {args.compile or 'off'}, {args.workers} workers, "
+        f"{args.steps} timed steps after {args.warmup}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads\n",
+        flush=True,
+    )
+    rows = [
+        "| model | input | bare step img/s | loop img/s | loop / bare | waiting for data | "
+        "peak mem bare / loop (MB) | PTL / plain (bare step time) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     child_args = [a for a in sys.argv[1:] if a != "--data"]
     for name in args.pairs:
         size = PAIRS[name][3 if args.tiny else 2]
         res = {}
         for variant in ("plain", "ptl"):
-            cmd = [sys.executable, os.path.abspath(__file__), *child_args, "--child",
-                   f"{name}:{variant}", "--data-root", args.data_root, "--device", args.device]
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                *child_args,
+                "--child",
+                f"{name}:{variant}",
+                "--data-root",
+                args.data_root,
+                "--device",
+                args.device,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
                 sys.exit(f"{name}:{variant} failed:\n{out.stderr[-3000:]}")
@@ -246,18 +330,22 @@ def main() -> None:
         for variant, label in (("plain", name), ("ptl", f"{name}+PTL")):
             r = res[variant]
             ratio = res["plain"]["bare_ips"] / r["bare_ips"]
-            rows.append(f"| {label} | {size[0]}x{size[1]} | {r['bare_ips']:.1f} | "
-                        f"{r['loop_ips']:.1f} | {r['loop_ips'] / r['bare_ips']:.0%} | "
-                        f"{r['data_share']:.0%} | {r['bare_peak_mb']:.0f} / "
-                        f"{r['loop_peak_mb']:.0f} | {ratio:.2f}x |")
+            rows.append(
+                f"| {label} | {size[0]}x{size[1]} | {r['bare_ips']:.1f} | "
+                f"{r['loop_ips']:.1f} | {r['loop_ips'] / r['bare_ips']:.0%} | "
+                f"{r['data_share']:.0%} | {r['bare_peak_mb']:.0f} / "
+                f"{r['loop_peak_mb']:.0f} | {ratio:.2f}x |"
+            )
         print("\n".join(rows[-2:]), flush=True)
     print("\n" + "\n".join(rows))
     if args.data:
         plain, _, size, tiny = PAIRS[args.pairs[0]]
         opts = _opts(args, plain, tiny if args.tiny else size)
-        print(f"\n| loader alone ({(tiny if args.tiny else size)[0]}x"
-              f"{(tiny if args.tiny else size)[1]}, decode + train transforms) | images/s | "
-              "per worker |\n|---|---:|---:|")
+        print(
+            f"\n| loader alone ({(tiny if args.tiny else size)[0]}x"
+            f"{(tiny if args.tiny else size)[1]}, decode + train transforms) | images/s | "
+            "per worker |\n|---|---:|---:|"
+        )
         for w in sorted({0, 1, args.workers}):
             rate = data_rate(args, opts, w, 3.0 if args.tiny else 20.0)
             print(f"| {w} workers | {rate:.0f} | {rate / max(w, 1):.0f} |", flush=True)

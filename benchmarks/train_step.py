@@ -23,17 +23,35 @@ import time
 
 # name -> (plain config opts, PTL config opts, input size)
 PAIRS = {
-    "resnet50": (["MODEL.BACKBONE.NAME", "resnet50"],
-                 ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "ptl"],
-                 (256, 128)),
-    "densenet161": (["MODEL.BACKBONE.NAME", "densenet161"],
-                    ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.META_ARCHITECTURE", "ptl"],
-                    (256, 128)),
-    "mgn": (["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn",
-             "MODEL.LOSSES.NAMES", "['cross_entropy', 'triplet']"],
-            ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn_ptl",
-             "MODEL.LOSSES.NAMES", "['cross_entropy', 'triplet']"],
-            (384, 128)),
+    "resnet50": (
+        ["MODEL.BACKBONE.NAME", "resnet50"],
+        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "ptl"],
+        (256, 128),
+    ),
+    "densenet161": (
+        ["MODEL.BACKBONE.NAME", "densenet161"],
+        ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.META_ARCHITECTURE", "ptl"],
+        (256, 128),
+    ),
+    "mgn": (
+        [
+            "MODEL.BACKBONE.NAME",
+            "resnet50",
+            "MODEL.META_ARCHITECTURE",
+            "mgn",
+            "MODEL.LOSSES.NAMES",
+            "['cross_entropy', 'triplet']",
+        ],
+        [
+            "MODEL.BACKBONE.NAME",
+            "resnet50",
+            "MODEL.META_ARCHITECTURE",
+            "mgn_ptl",
+            "MODEL.LOSSES.NAMES",
+            "['cross_entropy', 'triplet']",
+        ],
+        (384, 128),
+    ),
 }
 
 
@@ -82,8 +100,12 @@ def measure(opts, size, batch, steps, device_name):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"step_s": statistics.median(times), "eval_ips": eval_ips, "peak_mb": peak,
-            "params_m": count_parameters(model) / 1e6}
+    return {
+        "step_s": statistics.median(times),
+        "eval_ips": eval_ips,
+        "peak_mb": peak,
+        "params_m": count_parameters(model) / 1e6,
+    }
 
 
 def data_loading(num_workers, seconds=20.0):
@@ -91,9 +113,10 @@ def data_loading(num_workers, seconds=20.0):
     from reidbox.config import load_config
     from reidbox.data import build_train_loader, build_train_set
 
-    cfg = load_config("configs/demo/baseline.yml",
-                      ["DATALOADER.NUM_WORKERS", str(num_workers), "INPUT.SIZE_TRAIN",
-                       "[256, 128]"])
+    cfg = load_config(
+        "configs/demo/baseline.yml",
+        ["DATALOADER.NUM_WORKERS", str(num_workers), "INPUT.SIZE_TRAIN", "[256, 128]"],
+    )
     items = build_train_set(cfg).train
     loader = build_train_loader(cfg, items)
     n, t = 0, time.perf_counter()
@@ -106,8 +129,9 @@ def data_loading(num_workers, seconds=20.0):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     p.add_argument("--batch", type=int, default=0, help="default: 32 on GPU, 8 on CPU")
     p.add_argument("--steps", type=int, default=5)
@@ -124,29 +148,53 @@ def main() -> None:
     if args.child:
         name, variant = args.child.split(":")
         plain, ptl, size = PAIRS[name]
-        print(json.dumps(measure(plain if variant == "plain" else ptl, size, batch, args.steps,
-                                 device)))
+        print(
+            json.dumps(
+                measure(plain if variant == "plain" else ptl, size, batch, args.steps, device)
+            )
+        )
         return
     threads = torch.get_num_threads()
-    print(f"device {device}, batch {batch}, {args.steps} timed steps (median), "
-          f"torch {torch.__version__}, {threads} threads\n")
-    rows = ["| model | input | params (m) | step (s) | PTL/plain step | peak mem (MB) | "
-            "eval img/s |", "|---|---|---:|---:|---:|---:|---:|"]
+    print(
+        f"device {device}, batch {batch}, {args.steps} timed steps (median), "
+        f"torch {torch.__version__}, {threads} threads\n"
+    )
+    rows = [
+        "| model | input | params (m) | step (s) | PTL/plain step | peak mem (MB) | eval img/s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for name in args.pairs:
         res = {}
         for variant in ("plain", "ptl"):
-            cmd = [sys.executable, __file__, "--child", f"{name}:{variant}", "--batch",
-                   str(batch), "--steps", str(args.steps), "--device", device]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                f"{name}:{variant}",
+                "--batch",
+                str(batch),
+                "--steps",
+                str(args.steps),
+                "--device",
+                device,
+            ]
+            out = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            )
             res[variant] = json.loads(out.stdout.strip().splitlines()[-1])
         size = PAIRS[name][2]
         for variant, label in (("plain", name), ("ptl", f"{name}+PTL")):
             r = res[variant]
             ratio = r["step_s"] / res["plain"]["step_s"]
-            rows.append(f"| {label} | {size[0]}x{size[1]} | {r['params_m']:.2f} | "
-                        f"{r['step_s']:.3f} | {ratio:.2f}x | {r['peak_mb']:.0f} | "
-                        f"{r['eval_ips']:.1f} |")
+            rows.append(
+                f"| {label} | {size[0]}x{size[1]} | {r['params_m']:.2f} | "
+                f"{r['step_s']:.3f} | {ratio:.2f}x | {r['peak_mb']:.0f} | "
+                f"{r['eval_ips']:.1f} |"
+            )
         print("\n".join(rows[-2:]), flush=True)
     print("\n" + "\n".join(rows))
     if args.data:

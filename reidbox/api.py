@@ -30,13 +30,20 @@ class FeatureExtractor:
     >>> feats = fx(["a.jpg", "b.jpg"])        # (2, D) float32, unit rows
     """
 
-    def __init__(self, config: Union[str, CfgNode], weights: Optional[str] = None,
-                 device: Union[str, torch.device] = "auto", batch_size: int = 64,
-                 flip: Optional[bool] = None, progress_threshold: int = 256) -> None:
+    def __init__(
+        self,
+        config: Union[str, CfgNode],
+        weights: Optional[str] = None,
+        device: Union[str, torch.device] = "auto",
+        batch_size: int = 64,
+        flip: Optional[bool] = None,
+        progress_threshold: int = 256,
+    ) -> None:
         self.cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else config
         self.device = resolve_device(str(device))
-        self.model = build_inference_model(self.cfg,
-                                           weights or self.cfg.MODEL.WEIGHTS or None, self.device)
+        self.model = build_inference_model(
+            self.cfg, weights or self.cfg.MODEL.WEIGHTS or None, self.device
+        )
         self.transform = transforms_from_config(self.cfg, is_train=False)
         self.batch_size = batch_size
         self.flip = self.cfg.TEST.FLIP_AUG if flip is None else flip
@@ -50,8 +57,10 @@ class FeatureExtractor:
         if isinstance(x, (str, os.PathLike)):
             return read_image(os.fspath(x))
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"FeatureExtractor takes image paths, PIL images or HxWx3 numpy "
-                            f"arrays, got {type(x).__name__}")
+            raise TypeError(
+                f"FeatureExtractor takes image paths, PIL images or HxWx3 numpy "
+                f"arrays, got {type(x).__name__}"
+            )
         if x.ndim != 3 or x.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 RGB array, got shape {x.shape}")
         if x.dtype == np.uint8:
@@ -59,11 +68,15 @@ class FeatureExtractor:
         if np.issubdtype(x.dtype, np.floating):
             lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
             if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
-                raise ValueError(f"float image arrays must lie in [0, 1], got values in "
-                                 f"[{lo:g}, {hi:g}]; divide 0-255 data by 255 or pass uint8")
+                raise ValueError(
+                    f"float image arrays must lie in [0, 1], got values in "
+                    f"[{lo:g}, {hi:g}]; divide 0-255 data by 255 or pass uint8"
+                )
             return Image.fromarray(np.rint(x.astype(np.float64) * 255).astype(np.uint8))
-        raise ValueError(f"image arrays must be uint8 (0-255) or float in [0, 1], got dtype "
-                         f"{x.dtype}; convert it first (e.g. 16-bit: (x >> 8).astype(np.uint8))")
+        raise ValueError(
+            f"image arrays must be uint8 (0-255) or float in [0, 1], got dtype "
+            f"{x.dtype}; convert it first (e.g. 16-bit: (x >> 8).astype(np.uint8))"
+        )
 
     @torch.no_grad()
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]]) -> torch.Tensor:
@@ -74,7 +87,7 @@ class FeatureExtractor:
         if len(items) > self.progress_threshold:
             batches = tqdm(batches, desc="features", unit="batch")
         for start in batches:
-            chunk = items[start:start + self.batch_size]
+            chunk = items[start : start + self.batch_size]
             x = torch.stack([self.transform(self._to_pil(i)) for i in chunk]).to(self.device)
             f = self.model(x).float()
             if self.flip:

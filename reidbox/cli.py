@@ -26,14 +26,22 @@ _DOTTED_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 def argument_parser(description: str, config: bool = False) -> argparse.ArgumentParser:
     """A tool's parser with ``--debug``; ``config`` adds ``--config-file`` and ``KEY VALUE``
     overrides. Parse it with :func:`parse_args` so flags may come anywhere."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     if config:
         p.add_argument("--config-file", default="", metavar="FILE", help="yml config file")
-        p.add_argument("opts", nargs="*", metavar="KEY VALUE",
-                       help="config overrides, e.g. SOLVER.MAX_EPOCHS 10 (before or after flags)")
-    p.add_argument("--debug", action="store_true",
-                   help=f"print the full traceback behind an error (or set {DEBUG_ENV}=1)")
+        p.add_argument(
+            "opts",
+            nargs="*",
+            metavar="KEY VALUE",
+            help="config overrides, e.g. SOLVER.MAX_EPOCHS 10 (before or after flags)",
+        )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"print the full traceback behind an error (or set {DEBUG_ENV}=1)",
+    )
     return p
 
 
@@ -78,8 +86,9 @@ def _option_arity(parser: argparse.ArgumentParser, token: str) -> Optional[int]:
     return None
 
 
-def split_overrides(parser: argparse.ArgumentParser, argv: Sequence[str]
-                    ) -> Tuple[List[str], List[str]]:
+def split_overrides(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> Tuple[List[str], List[str]]:
     """``argv`` -> (tokens for argparse, ``KEY VALUE`` overrides in order).
 
     A config key takes the next token as its value whatever it looks like (``-1``, ``-5e-4``,
@@ -99,12 +108,15 @@ def split_overrides(parser: argparse.ArgumentParser, argv: Sequence[str]
             arity = _option_arity(parser, tok)
             i += 1
             if arity is None:
-                while i < len(argv) and not (argv[i].startswith("-") and not _is_number(argv[i])
-                                             ) and not is_override_key(argv[i]):
+                while (
+                    i < len(argv)
+                    and not (argv[i].startswith("-") and not _is_number(argv[i]))
+                    and not is_override_key(argv[i])
+                ):
                     rest.append(argv[i])
                     i += 1
             else:
-                rest.extend(argv[i:i + arity])
+                rest.extend(argv[i : i + arity])
                 i += arity
             continue
         if is_override_key(tok):
@@ -145,7 +157,7 @@ def _torchrun_line(argv: Sequence[str], n: str) -> str:
 # Flags of fast-reid / detectron2 / torchreid a user may type, and what reidbox uses instead.
 _FOREIGN: Dict[str, str] = {
     "--num-machines": "multi-node runs start one torchrun per node: torchrun --nnodes N "
-                      "--node_rank R --master_addr HOST --nproc_per_node G tools/train_net.py ...",
+    "--node_rank R --master_addr HOST --nproc_per_node G tools/train_net.py ...",
     "--machine-rank": "multi-node runs pass the node rank to torchrun (--node_rank R)",
     "--dist-url": "torchrun sets the rendezvous (--master_addr HOST --master_port PORT)",
     "--opts": "config overrides need no flag: write KEY VALUE pairs anywhere on the line",
@@ -153,13 +165,14 @@ _FOREIGN: Dict[str, str] = {
     "--sources": "training datasets are a config key: DATASETS.TRAIN \"['market1501']\"",
     "--targets": "test datasets are a config key: DATASETS.TEST \"['market1501']\"",
     "--resume": "only tools/train_net.py continues a run (tools/train_net.py --config-file F "
-                "--resume)",
+    "--resume)",
     "--eval-only": "tools/test_net.py evaluates a model (or tools/train_net.py --eval-only)",
 }
 
 
-def _check_foreign(parser: argparse.ArgumentParser, argv: Sequence[str],
-                   hints: Dict[str, str]) -> None:
+def _check_foreign(
+    parser: argparse.ArgumentParser, argv: Sequence[str], hints: Dict[str, str]
+) -> None:
     known = parser._option_string_actions
     table = dict(_FOREIGN, **hints)
     for i, tok in enumerate(argv):
@@ -167,13 +180,16 @@ def _check_foreign(parser: argparse.ArgumentParser, argv: Sequence[str],
         if name in known:
             continue
         if name == "--num-gpus":
-            n = tok.split("=", 1)[1] if "=" in tok else (argv[i + 1] if i + 1 < len(argv)
-                                                          else "N")
+            n = tok.split("=", 1)[1] if "=" in tok else (argv[i + 1] if i + 1 < len(argv) else "N")
             if n == "1" and "--num-gpus" not in hints:
                 continue  # one process is what a plain run is
-            raise UsageError(hints.get("--num-gpus") or (
-                f"--num-gpus: reidbox runs one process per GPU under torchrun: "
-                f"{_torchrun_line(argv, n)}"))
+            raise UsageError(
+                hints.get("--num-gpus")
+                or (
+                    f"--num-gpus: reidbox runs one process per GPU under torchrun: "
+                    f"{_torchrun_line(argv, n)}"
+                )
+            )
         if name in table:
             raise UsageError(f"{name}: {table[name]}")
 
@@ -192,16 +208,18 @@ def _drop_num_gpus_one(argv: List[str]) -> List[str]:
     return out
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None,
-               hints: Optional[Dict[str, str]] = None) -> argparse.Namespace:
+def parse_args(
+    parser: argparse.ArgumentParser,
+    argv: Optional[Sequence[str]] = None,
+    hints: Optional[Dict[str, str]] = None,
+) -> argparse.Namespace:
     """Parse with flags anywhere: ``KEY VALUE`` overrides go to ``args.opts`` (when the parser
     takes them), every other token to argparse. ``hints`` maps flags this tool does not have to
     what to use instead (a one-line error rather than argparse's "unrecognized arguments")."""
     argv = list(sys.argv[1:] if argv is None else argv)
     hints = hints or {}
     _check_foreign(parser, argv, hints)
-    argv = _drop_num_gpus_one(argv) if "--num-gpus" not in parser._option_string_actions \
-        else argv
+    argv = _drop_num_gpus_one(argv) if "--num-gpus" not in parser._option_string_actions else argv
     takes_opts = any(a.dest == "opts" for a in parser._actions)
     if takes_opts:
         rest, pairs = split_overrides(parser, argv)

@@ -19,8 +19,9 @@ class _FeatureModel(nn.Module):
         return torch.nn.functional.normalize(self.model(images), dim=1)
 
 
-def export_model(model: nn.Module, fmt: str, output: str, input_size=(256, 128),
-                 batch: int = 2) -> str:
+def export_model(
+    model: nn.Module, fmt: str, output: str, input_size=(256, 128), batch: int = 2
+) -> str:
     """Write ``model``'s feature extractor as TorchScript or ONNX (dynamic batch size)."""
     wrapped = _FeatureModel(model).cpu().eval()
     example = torch.randn(batch, 3, *input_size)
@@ -33,12 +34,20 @@ def export_model(model: nn.Module, fmt: str, output: str, input_size=(256, 128),
         try:
             import onnxscript  # noqa: F401  (the exporter needs it)
         except ImportError:
-            raise ImportError("ONNX export needs onnx and onnxscript: "
-                              "pip install -e .[export]") from None
+            raise ImportError(
+                "ONNX export needs onnx and onnxscript: pip install -e .[export]"
+            ) from None
         batch_dim = torch.export.Dim("batch", min=1, max=4096)
-        torch.onnx.export(wrapped, (example,), output, input_names=["images"],
-                          output_names=["features"], dynamo=True, external_data=False,
-                          dynamic_shapes={"images": {0: batch_dim}})
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            output,
+            input_names=["images"],
+            output_names=["features"],
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes={"images": {0: batch_dim}},
+        )
     else:
         raise KeyError(f"unknown export format {fmt!r}; available: onnx, torchscript")
     return output

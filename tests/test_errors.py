@@ -15,8 +15,11 @@ def _error_classes():
     for info in pkgutil.walk_packages(reidbox.__path__, "reidbox."):
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if (inspect.isclass(obj) and issubclass(obj, BaseException)
-                    and obj.__module__ == info.name):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__ == info.name
+            ):
                 found[f"{info.name}.{name}"] = obj
     return found
 
@@ -30,10 +33,11 @@ def test_every_reidbox_error_is_a_user_error():
 
 def test_library_layers_do_not_import_the_cli():
     # the CLI wrapper sits on top; nothing below it may need it (nor argparse plumbing)
-    code = ("import sys, reidbox.engine.runner, reidbox.engine.chain, reidbox.api; "
-            "print('reidbox.cli' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, reidbox.engine.runner, reidbox.engine.chain, reidbox.api; "
+        "print('reidbox.cli' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -52,5 +56,4 @@ def test_run_main_reports_a_user_error_in_one_line(capsys):
         run_main(main, argv=[])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: DATASETS.ROOT /nowhere does not exist: set it to your datasets "
-                   "folder"]
+    assert err == ["error: DATASETS.ROOT /nowhere does not exist: set it to your datasets folder"]

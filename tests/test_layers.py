@@ -16,14 +16,14 @@ DOC = os.path.join(os.path.dirname(PACKAGE), "docs", "architecture.md")
 
 # floor -> rooms (a room imports only rooms of lower floors)
 FLOORS = [
-    ["errors", "registry", "export"],   # imports nothing of reidbox
-    ["retrieval"],                      # distances, indexes, protocols, ranked lists
-    ["utils"],                          # checkpoints, run folders, logging, tables
-    ["config"],                         # defaults, yml layering, ranges
-    ["data", "evaluation"],             # siblings: neither imports the other
+    ["errors", "registry", "export"],  # imports nothing of reidbox
+    ["retrieval"],  # distances, indexes, protocols, ranked lists
+    ["utils"],  # checkpoints, run folders, logging, tables
+    ["config"],  # defaults, yml layering, ranges
+    ["data", "evaluation"],  # siblings: neither imports the other
     ["modeling"],
-    ["visualization", "api", "cli"],    # draw / extract features / command-line plumbing
-    ["engine"],                         # tasks, runner, trainer, hooks, chain, demo
+    ["visualization", "api", "cli"],  # draw / extract features / command-line plumbing
+    ["engine"],  # tasks, runner, trainer, hooks, chain, demo
     ["__init__"],
 ]
 FLOOR = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
@@ -46,12 +46,13 @@ def _imports(path: str):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1]
+                base = package[: len(package) - node.level + 1]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            names = [mod] if node.module or not node.level else [
-                f"{mod}.{a.name}" for a in node.names]
+            names = (
+                [mod] if node.module or not node.level else [f"{mod}.{a.name}" for a in node.names]
+            )
         else:
             continue
         for name in names:
@@ -78,8 +79,10 @@ def test_imports_only_go_down():
         here = _room(path)
         for line, there in _imports(path):
             if there != here and FLOOR.get(there, -1) >= FLOOR[here]:
-                bad.append(f"{os.path.relpath(path, PACKAGE)}:{line} ({here}, floor "
-                           f"{FLOOR[here]}) imports {there} (floor {FLOOR.get(there)})")
+                bad.append(
+                    f"{os.path.relpath(path, PACKAGE)}:{line} ({here}, floor "
+                    f"{FLOOR[here]}) imports {there} (floor {FLOOR.get(there)})"
+                )
     assert not bad, "imports that go up or sideways:\n" + "\n".join(bad)
 
 
@@ -89,5 +92,6 @@ def test_the_architecture_doc_lists_every_room_on_its_floor():
         if room == "__init__":
             continue
         pattern = rf"\|\s*{floor}\s*\|\s*`reidbox\.{room}`"
-        assert re.search(pattern, text), f"docs/architecture.md: no row '| {floor} | " \
-                                         f"`reidbox.{room}`' in the layer table"
+        assert re.search(pattern, text), (
+            f"docs/architecture.md: no row '| {floor} | `reidbox.{room}`' in the layer table"
+        )

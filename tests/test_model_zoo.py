@@ -26,7 +26,7 @@ ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII"]
 
 def _table(text: str, heading: str):
     """Rows (lists of cells) of the first markdown table after ``heading``."""
-    body = text[text.index(heading):]
+    body = text[text.index(heading) :]
     rows, started = [], False
     for line in body.splitlines()[1:]:
         if line.startswith("|"):
@@ -88,8 +88,9 @@ def _effective(path: str, opts, tmp_path):
     steps = parse_steps(list(cfg.CHAIN.STEPS))
     prev, earlier = None, []
     for step in steps:
-        step_cfg, _ = step_config(path, opts, step, str(tmp_path / "chain"),
-                                  list(cfg.CHAIN.STEPS), prev, earlier)
+        step_cfg, _ = step_config(
+            path, opts, step, str(tmp_path / "chain"), list(cfg.CHAIN.STEPS), prev, earlier
+        )
         prev = step_cfg.OUTPUT_DIR
         earlier += [t for t in step.dataset.tests if t not in earlier]
     return step_cfg
@@ -99,7 +100,14 @@ def test_the_table_has_every_row_of_the_papers_tables():
     per_table = {t: [r for r in ROWS if r[0] == t] for t in ROMAN}
     # rows in the paper (Table V: each "+PTL+STD" row in both readings; variants in brackets)
     assert {t: len(rs) for t, rs in per_table.items()} == {
-        "I": 5, "II": 7, "III": 6, "IV": 3, "V": 15, "VI": 6, "VII": 9}
+        "I": 5,
+        "II": 7,
+        "III": 6,
+        "IV": 3,
+        "V": 15,
+        "VI": 6,
+        "VII": 9,
+    }
     assert set(r[0] for r in ROWS) == set(ROMAN)
     assert all(re.search(r"\d", r[3]) for r in ROWS), "every row quotes the paper's number"
     paths = [r[2] for r in ROWS]
@@ -114,8 +122,12 @@ def teacher(tmp_path_factory):
     cfg = load_config(os.path.join(REPO, "configs", "demo", "ptl.yml"), ["OUTPUT_DIR", str(out)])
     save_config(cfg, str(out))
     torch.save({"model": build_model(cfg, num_classes=5).state_dict()}, out / "model_final.pth")
-    return ["MODEL.STD.TEACHER_CONFIG", str(out / "config.yaml"),
-            "MODEL.STD.TEACHER_WEIGHTS", str(out / "model_final.pth")]
+    return [
+        "MODEL.STD.TEACHER_CONFIG",
+        str(out / "config.yaml"),
+        "MODEL.STD.TEACHER_WEIGHTS",
+        str(out / "model_final.pth"),
+    ]
 
 
 _BUILT = {}  # one build per distinct MODEL section (what build_model reads)
@@ -136,8 +148,9 @@ def test_row_config_sets_what_the_table_says_and_builds(row, teacher, tmp_path):
     # builds and runs with ImageNet weights off (a stand-in teacher for STD), tiny input; on
     # the meta device (shapes only: every module is constructed and the forward traced, no
     # memory, no arithmetic); tests/modeling/test_configs.py trains each architecture a step
-    build = load_config(path, NO_WEIGHTS + (teacher if cfg.MODEL.META_ARCHITECTURE == "std"
-                                            else []))
+    build = load_config(
+        path, NO_WEIGHTS + (teacher if cfg.MODEL.META_ARCHITECTURE == "std" else [])
+    )
     key = _architecture_key(build)
     if key not in _BUILT:
         h, w = build.INPUT.SIZE_TEST
@@ -165,10 +178,12 @@ def _architecture_key(cfg) -> str:
 def test_every_paper_config_names_its_evaluation_code(tmp_path):
     """Tables I-VI: the protocol and AP convention of the code that produced the table; a
     chain's steps each get their own dataset's (the merged dataset fragment)."""
-    expected = {"msmt17": ("msmt17_official", "trapezoid"),
-                "market1501": ("openreid_market1501", "sklearn"),
-                "dukemtmcreid": ("openreid_market1501", "sklearn"),
-                "cuhk03": ("openreid_market1501", "sklearn")}
+    expected = {
+        "msmt17": ("msmt17_official", "trapezoid"),
+        "market1501": ("openreid_market1501", "sklearn"),
+        "dukemtmcreid": ("openreid_market1501", "sklearn"),
+        "cuhk03": ("openreid_market1501", "sklearn"),
+    }
     checked = 0
     for row in ROWS:
         if row[0] == "VII":

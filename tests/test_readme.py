@@ -29,17 +29,52 @@ README = os.path.join(ROOT, "README.md")
 
 # Shrink the embedded synthetic dataset and the input; one epoch. The same dataset options on
 # every command that reads it (a generated folder must match its options).
-SYNTH = ["DATASETS.SYNTHETIC.NUM_TRAIN_IDS", "8", "DATASETS.SYNTHETIC.NUM_TEST_IDS", "5",
-         "DATASETS.SYNTHETIC.IMAGE_SIZE", "[32, 16]"]
-TINY = SYNTH + ["INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
-                "SOLVER.MAX_EPOCHS", "1", "SOLVER.IMS_PER_BATCH", "16",
-                "DATALOADER.NUM_WORKERS", "0", "TEST.IMS_PER_BATCH", "32", "--no-progress"]
+SYNTH = [
+    "DATASETS.SYNTHETIC.NUM_TRAIN_IDS",
+    "8",
+    "DATASETS.SYNTHETIC.NUM_TEST_IDS",
+    "5",
+    "DATASETS.SYNTHETIC.IMAGE_SIZE",
+    "[32, 16]",
+]
+TINY = SYNTH + [
+    "INPUT.SIZE_TRAIN",
+    "[32, 16]",
+    "INPUT.SIZE_TEST",
+    "[32, 16]",
+    "SOLVER.MAX_EPOCHS",
+    "1",
+    "SOLVER.IMS_PER_BATCH",
+    "16",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "TEST.IMS_PER_BATCH",
+    "32",
+    "--no-progress",
+]
 # A paper config on stand-in data: ImageNet weights off, small input (DenseNet-161's last map
 # is 1/16 of it: 64x32 is the smallest that pools), one epoch.
-PAPER_TINY = ["MODEL.BACKBONE.PRETRAINED", "False", "INPUT.SIZE_TRAIN", "[64, 32]",
-              "INPUT.SIZE_TEST", "[64, 32]", "SOLVER.MAX_EPOCHS", "1", "SOLVER.IMS_PER_BATCH",
-              "8", "DATALOADER.NUM_INSTANCES", "2", "DATALOADER.NUM_WORKERS", "0",
-              "DEVICE", "cpu", "TEST.IMS_PER_BATCH", "16", "--no-progress"]
+PAPER_TINY = [
+    "MODEL.BACKBONE.PRETRAINED",
+    "False",
+    "INPUT.SIZE_TRAIN",
+    "[64, 32]",
+    "INPUT.SIZE_TEST",
+    "[64, 32]",
+    "SOLVER.MAX_EPOCHS",
+    "1",
+    "SOLVER.IMS_PER_BATCH",
+    "8",
+    "DATALOADER.NUM_INSTANCES",
+    "2",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "DEVICE",
+    "cpu",
+    "TEST.IMS_PER_BATCH",
+    "16",
+    "--no-progress",
+]
 CIFAR_TINY = ["SOLVER.MAX_EPOCHS", "1", "--no-progress"]
 
 
@@ -62,48 +97,75 @@ class Spec:
 
 
 TRAIN_DEMO = "python tools/train_net.py --config-file configs/demo/ptl.yml"
-CHAIN = ("python tools/transfer_chain.py synthetic_a synthetic_b synthetic_c --config-file "
-         "configs/demo/chain.yml")
-CIFAR_PTL = ("python tools/train_net.py --config-file configs/demo/cifar.yml OUTPUT_DIR "
-             "output/demo/cifar_ptl_v2")
-CIFAR_PLAIN = ("python tools/train_net.py --config-file configs/demo/cifar.yml OUTPUT_DIR "
-               "output/demo/cifar_plain MODEL.META_ARCHITECTURE classifier")
+CHAIN = (
+    "python tools/transfer_chain.py synthetic_a synthetic_b synthetic_c --config-file "
+    "configs/demo/chain.yml"
+)
+CIFAR_PTL = (
+    "python tools/train_net.py --config-file configs/demo/cifar.yml OUTPUT_DIR "
+    "output/demo/cifar_ptl_v2"
+)
+CIFAR_PLAIN = (
+    "python tools/train_net.py --config-file configs/demo/cifar.yml OUTPUT_DIR "
+    "output/demo/cifar_plain MODEL.META_ARCHITECTURE classifier"
+)
 
 SPECS: Dict[str, Spec] = {
-    "make demo": Spec("slow", rewrite=lambda c: "python tools/demo.py --output-dir output/demo "
-                      + shlex.join(TINY)),
+    "make demo": Spec(
+        "slow",
+        rewrite=lambda c: "python tools/demo.py --output-dir output/demo " + shlex.join(TINY),
+    ),
     "make test": Spec("skip", reason="runs this test suite itself (recursion); CI runs it"),
     ". .venv/bin/activate": Spec(),
     TRAIN_DEMO: Spec(append=TINY),
     TRAIN_DEMO + " --resume": Spec(append=TINY, needs=[TRAIN_DEMO]),
-    ("python tools/train_net.py --config-file configs/msmt17/ptl_d161.yml DATASETS.ROOT /data "
-     "SOLVER.MAX_EPOCHS 50"): Spec(
+    (
+        "python tools/train_net.py --config-file configs/msmt17/ptl_d161.yml DATASETS.ROOT /data "
+        "SOLVER.MAX_EPOCHS 50"
+    ): Spec(
         # 10 stand-in images in batches of 8: a remainder of 2 (the random sampler drops it)
-        "slow", append=["DATASETS.ROOT", "msmt_data"] + PAPER_TINY),
-    ("python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
-     "output/demo/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"):
-        Spec(append=TINY, needs=[TRAIN_DEMO]),
+        "slow",
+        append=["DATASETS.ROOT", "msmt_data"] + PAPER_TINY,
+    ),
+    (
+        "python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
+        "output/demo/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"
+    ): Spec(append=TINY, needs=[TRAIN_DEMO]),
     "python tools/model_info.py --config-file configs/msmt17/ptl_d161.yml": Spec(),
-    ("torchrun --nproc_per_node 4 tools/train_net.py --config-file "
-     "configs/market1501/ptl_d161.yml"): Spec(
-        "slow", rewrite=lambda c: c.replace("--nproc_per_node 4", "--standalone --nproc_per_node 2")
-        + " " + shlex.join(["DATASETS.ROOT", "datasets", "OUTPUT_DIR", "output/torchrun"]
-                           + PAPER_TINY)),
-    ("python tools/export.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
-     "output/demo/resnet18_ptl/model_final.pth --format onnx"):
-        Spec(append=["INPUT.SIZE_TEST", "[32, 16]"], needs=[TRAIN_DEMO]),
+    (
+        "torchrun --nproc_per_node 4 tools/train_net.py --config-file "
+        "configs/market1501/ptl_d161.yml"
+    ): Spec(
+        "slow",
+        rewrite=lambda c: (
+            c.replace("--nproc_per_node 4", "--standalone --nproc_per_node 2")
+            + " "
+            + shlex.join(
+                ["DATASETS.ROOT", "datasets", "OUTPUT_DIR", "output/torchrun"] + PAPER_TINY
+            )
+        ),
+    ),
+    (
+        "python tools/export.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
+        "output/demo/resnet18_ptl/model_final.pth --format onnx"
+    ): Spec(append=["INPUT.SIZE_TEST", "[32, 16]"], needs=[TRAIN_DEMO]),
     "python tools/dataset_stats.py market1501 --root datasets": Spec(),
     CHAIN: Spec("slow", append=TINY),
     "cat output/demo/chain/summary.md": Spec("slow", needs=[CHAIN]),
     CIFAR_PTL: Spec("slow", append=CIFAR_TINY),
     CIFAR_PLAIN: Spec("slow", append=CIFAR_TINY),
-    ("python tools/loss_surface.py --runs output/demo/cifar_ptl_v2 output/demo/cifar_plain "
-     "--labels PTL-v2 plain --out output/demo/loss_surface --points 7 --num-samples 100"):
-        Spec("slow", append=["--points", "3", "--num-samples", "32", "--no-progress"],
-             needs=[CIFAR_PTL, CIFAR_PLAIN]),
+    (
+        "python tools/loss_surface.py --runs output/demo/cifar_ptl_v2 output/demo/cifar_plain "
+        "--labels PTL-v2 plain --out output/demo/loss_surface --points 7 --num-samples 100"
+    ): Spec(
+        "slow",
+        append=["--points", "3", "--num-samples", "32", "--no-progress"],
+        needs=[CIFAR_PTL, CIFAR_PLAIN],
+    ),
     "make test-slow": Spec("skip", reason="runs this test suite's slow part itself; CI runs it"),
-    "make lint": Spec(rewrite=lambda c: f"cd {shlex.quote(ROOT)} && ruff check reidbox tools "
-                      "tests benchmarks"),
+    "make lint": Spec(
+        rewrite=lambda c: f"cd {shlex.quote(ROOT)} && ruff check reidbox tools tests benchmarks"
+    ),
 }
 
 
@@ -146,7 +208,8 @@ def sandbox(tmp_path_factory):
     venv = box / ".venv" / "bin"
     venv.mkdir(parents=True)
     (venv / "activate").write_text(
-        f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"\n')
+        f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"\n'
+    )
     write_market_tree(str(box / "datasets"))  # market1501 in its real layout
     make_msmt17(str(box / "msmt_data"))  # the README's /data, for the MSMT17 paper config
     return box
@@ -159,11 +222,20 @@ def _command_line(cmd: str) -> str:
 
 
 def _run(cmd: str, box) -> None:
-    env = dict(os.environ, PYTHONPATH=ROOT, PATH=os.path.dirname(sys.executable) + os.pathsep
-               + os.environ.get("PATH", ""))
+    env = dict(
+        os.environ,
+        PYTHONPATH=ROOT,
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
     env.pop("REIDBOX_DATASETS", None)
-    p = subprocess.run(["bash", "-c", _command_line(cmd)], cwd=box, env=env, capture_output=True,
-                       text=True, timeout=1800)
+    p = subprocess.run(
+        ["bash", "-c", _command_line(cmd)],
+        cwd=box,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert p.returncode == 0, f"{cmd}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
 
 

@@ -23,8 +23,15 @@ from reidbox.registry import BACKBONES, DATASETS, LOSSES, META_ARCHS
 # (~27M parameters), DenseNet-BC-100 (48 layers a block), MGN (three copies of layer3/layer4);
 # the default run keeps one plain and one PTL meta-architecture (a step + a TorchScript trace
 # is several seconds each), new entries are in it until listed here.
-HEAVY = {"densenet161", "densenet100_cifar", "mgn", "mgn_ptl", "std", "classifier",
-         "ptl_classifier"}
+HEAVY = {
+    "densenet161",
+    "densenet100_cifar",
+    "mgn",
+    "mgn_ptl",
+    "std",
+    "classifier",
+    "ptl_classifier",
+}
 
 
 def _slow_if_heavy(names):
@@ -58,8 +65,11 @@ def test_backbone_meets_the_stage_contract(name):
 def _output(num_classes=3, batch=4, dim=8):
     torch.manual_seed(0)
     feats = torch.randn(batch, dim, requires_grad=True)
-    return ModelOutput(features=feats, logits=torch.randn(batch, num_classes, requires_grad=True),
-                       extras={"teacher_features": torch.randn(batch, dim)})
+    return ModelOutput(
+        features=feats,
+        logits=torch.randn(batch, num_classes, requires_grad=True),
+        extras={"teacher_features": torch.randn(batch, dim)},
+    )
 
 
 @pytest.mark.parametrize("name", LOSSES.names())
@@ -75,9 +85,20 @@ def test_loss_returns_a_named_finite_scalar(name):
 
 
 def _arch_opts(name):
-    opts = ["MODEL.META_ARCHITECTURE", name, "MODEL.BACKBONE.NAME", "resnet18",
-            "MODEL.BACKBONE.PRETRAINED", "False", "MODEL.WEIGHTS", "",
-            "MODEL.MGN.FEAT_DIM", "16", "MODEL.PTL.FEAT_DIM", "16"]
+    opts = [
+        "MODEL.META_ARCHITECTURE",
+        name,
+        "MODEL.BACKBONE.NAME",
+        "resnet18",
+        "MODEL.BACKBONE.PRETRAINED",
+        "False",
+        "MODEL.WEIGHTS",
+        "",
+        "MODEL.MGN.FEAT_DIM",
+        "16",
+        "MODEL.PTL.FEAT_DIM",
+        "16",
+    ]
     if name == "std":  # no teacher: plain fine-tuning of the student (LAMBDA 0)
         opts += ["MODEL.LOSSES.NAMES", "['std']", "MODEL.STD.LAMBDA", "0.0"]
     elif name in ("classifier", "ptl_classifier"):
@@ -106,8 +127,9 @@ def test_meta_arch_builds_trains_a_step_and_exports(name, tmp_path):
     path = export_model(model, "torchscript", str(tmp_path / f"{name}.pt"), input_size=(64, 32))
     loaded = torch.jit.load(path)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(images),
-                                   torch.nn.functional.normalize(model(images), dim=1))
+        torch.testing.assert_close(
+            loaded(images), torch.nn.functional.normalize(model(images), dim=1)
+        )
     assert model_display_name(name, "resnet18")
 
 
@@ -118,7 +140,14 @@ def test_dataset_declares_its_task(name):
 
 def test_meta_archs_name_themselves_in_result_tables():
     # what visualization/results.py spelled out per meta-architecture name
-    want = {"baseline": "r50", "ptl": "r50+PTL", "mgn": "MGN", "mgn_ptl": "MGN+PTL",
-            "std": "r50+STD", "classifier": "r50", "ptl_classifier": "r50+PTL"}
+    want = {
+        "baseline": "r50",
+        "ptl": "r50+PTL",
+        "mgn": "MGN",
+        "mgn_ptl": "MGN+PTL",
+        "std": "r50+STD",
+        "classifier": "r50",
+        "ptl_classifier": "r50+PTL",
+    }
     assert {n: model_display_name(n, "r50") for n in META_ARCHS} == want
     assert model_display_name("someday", "r50") == "someday/r50"

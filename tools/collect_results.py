@@ -5,7 +5,6 @@ Every ``metrics.json`` under the given folders gives one row per test set: model
 (train -> test), PTL state mode, mAP, CMC-1/5/10, mINP and parameter count.
 """
 
-
 from reidbox.cli import argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
 from reidbox.visualization.results import collect_results, format_results

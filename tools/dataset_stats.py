@@ -1,7 +1,7 @@
 """Print images / identities / cameras per split of registered datasets.
 
-    python tools/dataset_stats.py market1501 dukemtmcreid --root datasets
-    python tools/dataset_stats.py cuhk03 --set variant=detected --set protocol=classic
+python tools/dataset_stats.py market1501 dukemtmcreid --root datasets
+python tools/dataset_stats.py cuhk03 --set variant=detected --set protocol=classic
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ def main(argv=None) -> None:
     p = argument_parser(__doc__)
     p.add_argument("names", nargs="+", help=f"registered datasets: {', '.join(DATASETS.names())}")
     p.add_argument("--root", default="datasets", help="the datasets folder")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="parser option, e.g. variant=detected, include_val=False")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parser option, e.g. variant=detected, include_val=False",
+    )
     args = parse_args(p, argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     kwargs = {}

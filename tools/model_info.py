@@ -16,8 +16,12 @@ from reidbox.modeling.summary import build_for_summary, format_summary, model_su
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
-    p.add_argument("--num-classes", type=int, default=0,
-                   help="training identities (default: published count of DATASETS.TRAIN)")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=0,
+        help="training identities (default: published count of DATASETS.TRAIN)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)

@@ -24,8 +24,9 @@ def main(argv=None) -> None:
     p.add_argument("--copy", action="store_true", help="copy files instead of hard-linking")
     args = parse_args(p, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    out, counts = prepare_market_style(args.root, args.variant, args.protocol, args.split,
-                                       args.out, link=not args.copy)
+    out, counts = prepare_market_style(
+        args.root, args.variant, args.protocol, args.split, args.out, link=not args.copy
+    )
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

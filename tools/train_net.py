@@ -15,9 +15,12 @@ from reidbox.utils.distributed import cleanup
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--resume-force", action="store_true",
-                   help="resume even from a checkpoint written with another config (changed "
-                   "keys are logged); schedule keys such as SOLVER.MAX_EPOCHS need no force")
+    p.add_argument(
+        "--resume-force",
+        action="store_true",
+        help="resume even from a checkpoint written with another config (changed "
+        "keys are logged); schedule keys such as SOLVER.MAX_EPOCHS need no force",
+    )
     p.add_argument("--eval-only", action="store_true", help="only test MODEL.WEIGHTS")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parse_args(p, argv)
@@ -26,8 +29,12 @@ def main(argv=None) -> int:
         if args.eval_only:
             runner.test(cfg, progress=not args.no_progress)
         else:
-            runner.train(cfg, resume=args.resume or args.resume_force,
-                         progress=not args.no_progress, force_resume=args.resume_force)
+            runner.train(
+                cfg,
+                resume=args.resume or args.resume_force,
+                progress=not args.no_progress,
+                force_resume=args.resume_force,
+            )
     finally:
         cleanup()  # leave the torchrun process group cleanly
     return 0

@@ -45,8 +45,10 @@ ALIASES: Dict[str, Tuple[str, str]] = {
     "MODEL.DEVICE_ID": ("DEVICE", '"cuda:0", "cpu" or "auto"'),
     "MODEL.NAME": ("MODEL.BACKBONE.NAME", ""),
     "MODEL.LAST_STRIDE": ("MODEL.BACKBONE.LAST_STRIDE", ""),
-    "MODEL.PRETRAIN_PATH": ("MODEL.BACKBONE.WEIGHTS",
-                            "the ImageNet file; a whole trained reidbox model is MODEL.WEIGHTS"),
+    "MODEL.PRETRAIN_PATH": (
+        "MODEL.BACKBONE.WEIGHTS",
+        "the ImageNet file; a whole trained reidbox model is MODEL.WEIGHTS",
+    ),
     "MODEL.PRETRAIN_CHOICE": ("MODEL.BACKBONE.PRETRAINED", "True for ImageNet weights"),
     "MODEL.PRETRAINED": ("MODEL.BACKBONE.PRETRAINED", ""),
     "MODEL.LOAD_WEIGHTS": ("MODEL.WEIGHTS", ""),

@@ -27,8 +27,11 @@ def packaged_config_dir() -> str:
     """The shipped configs: ``reidbox/configs`` in an installed wheel, else the repository's
     ``configs/`` beside the package (a clone or an editable install)."""
     installed = os.path.join(_PACKAGE, "configs")
-    return installed if os.path.isdir(installed) else os.path.join(
-        os.path.dirname(_PACKAGE), "configs")
+    return (
+        installed
+        if os.path.isdir(installed)
+        else os.path.join(os.path.dirname(_PACKAGE), "configs")
+    )
 
 
 def _shipped(path: str) -> Optional[str]:
@@ -36,7 +39,7 @@ def _shipped(path: str) -> Optional[str]:
     if os.path.isabs(path):
         return None
     name = os.path.normpath(path).replace(os.sep, "/")
-    name = name[len("configs/"):] if name.startswith("configs/") else name
+    name = name[len("configs/") :] if name.startswith("configs/") else name
     found = os.path.join(packaged_config_dir(), name)
     return found if os.path.isfile(found) else None
 
@@ -45,8 +48,10 @@ def shipped_config(name: str) -> str:
     """A shipped config by its name inside ``configs/`` (``_base_/market1501.yml``)."""
     found = _shipped(name)
     if found is None:
-        raise ConfigError(f"shipped config {name} is missing from {packaged_config_dir()}; "
-                          "reinstall reidbox (pip install .) or restore it from the repository")
+        raise ConfigError(
+            f"shipped config {name} is missing from {packaged_config_dir()}; "
+            "reinstall reidbox (pip install .) or restore it from the repository"
+        )
     return found
 
 
@@ -56,9 +61,11 @@ def find_config(path: PathLike) -> str:
     path = os.fspath(path)
     found = path if os.path.isfile(path) else _shipped(path)
     if found is None:
-        raise ConfigError(f"config file not found: {path} (looked in {os.getcwd()} and in the "
-                          f"shipped configs {packaged_config_dir()}); give an existing yml file "
-                          "or a shipped name such as configs/market1501/mgn_ptl.yml")
+        raise ConfigError(
+            f"config file not found: {path} (looked in {os.getcwd()} and in the "
+            f"shipped configs {packaged_config_dir()}); give an existing yml file "
+            "or a shipped name such as configs/market1501/mgn_ptl.yml"
+        )
     return found
 
 
@@ -96,8 +103,10 @@ def unknown_key_message(cfg: CfgNode, key: str) -> Optional[str]:
             return f"Non-existent config key: {key}{suggest(key, all_keys(cfg))}"
         node = node[part]
     if isinstance(node, CfgNode):
-        return (f"{key} is a group of keys, not a value; set one of "
-                f"{', '.join(all_keys(node, key + '.'))}")
+        return (
+            f"{key} is a group of keys, not a value; set one of "
+            f"{', '.join(all_keys(node, key + '.'))}"
+        )
     return None
 
 
@@ -137,9 +146,11 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
 def _find_base(base: str, beside: str, including: str) -> str:
     shipped = _shipped(base)
     if shipped is None:
-        raise ConfigError(f"{including}: _BASE_ file {base} not found (looked for {beside} "
-                          f"and in the shipped configs {packaged_config_dir()}); fix the _BASE_ "
-                          "entry (shipped bases are named like _base_/market1501.yml)")
+        raise ConfigError(
+            f"{including}: _BASE_ file {base} not found (looked for {beside} "
+            f"and in the shipped configs {packaged_config_dir()}); fix the _BASE_ "
+            "entry (shipped bases are named like _base_/market1501.yml)"
+        )
     return shipped
 
 
@@ -200,12 +211,15 @@ def check_ranges(cfg: CfgNode, path: Optional[PathLike] = None) -> None:
     if errors:
         where = f"config {os.fspath(path)}" if path else "config"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{where}: {errors[0]}{more}; valid ranges are listed in "
-                          "reidbox/config/defaults.py (RANGES)")
+        raise ConfigError(
+            f"{where}: {errors[0]}{more}; valid ranges are listed in "
+            "reidbox/config/defaults.py (RANGES)"
+        )
 
 
-def load_config(path: Optional[PathLike] = None, opts: Optional[Sequence[str]] = None,
-                freeze: bool = True) -> CfgNode:
+def load_config(
+    path: Optional[PathLike] = None, opts: Optional[Sequence[str]] = None, freeze: bool = True
+) -> CfgNode:
     """Defaults <- yml file (with its ``_BASE_`` files first) <- ``opts``; returned frozen."""
     cfg = get_cfg_defaults()
     if path:

@@ -29,8 +29,9 @@ def _check_scalar(value: Any, spec: str) -> Optional[str]:
     lo_b, lo, hi, hi_b = m.group(1), _num(m.group(2)), _num(m.group(3)), m.group(4)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"a number in {spec}"
-    ok = (value > lo or (lo_b == "[" and value == lo)) and \
-        (value < hi or (hi_b == "]" and value == hi))
+    ok = (value > lo or (lo_b == "[" and value == lo)) and (
+        value < hi or (hi_b == "]" and value == hi)
+    )
     if isinstance(value, float) and math.isnan(value):
         ok = False
     return None if ok else f"in {spec}"
@@ -57,8 +58,10 @@ def check_value(key: str, value: Any, spec: str) -> Optional[str]:
         if not isinstance(value, (list, tuple)):
             return f"{key} is {value!r}; it must be a list ({spec})"
         if m.group(1) and len(value) != int(m.group(1)):
-            return (f"{key} is {list(value)!r}; it must be a list of {m.group(1)} values, each "
-                    f"{m.group(2)}")
+            return (
+                f"{key} is {list(value)!r}; it must be a list of {m.group(1)} values, each "
+                f"{m.group(2)}"
+            )
         for i, v in enumerate(value):
             why = _check_scalar(v, m.group(2))
             if why:

@@ -13,8 +13,15 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..registry import DATASETS
 from ..retrieval.protocols import get_protocol
 from .catalog import dataset_kwargs, dataset_task
-from .datasets.base import (DatasetError, ReIDDataset, Sample, check_query_matches, combine,
-                            require_items, validate_dataset)
+from .datasets.base import (
+    DatasetError,
+    ReIDDataset,
+    Sample,
+    check_query_matches,
+    combine,
+    require_items,
+    validate_dataset,
+)
 from .classification import ArrayImageDataset, ArraySplit, ClassificationDataset
 from .datasets.combined import combine_by_name
 from .image_dataset import ImageDataset, filter_readable
@@ -39,11 +46,15 @@ def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
 def _reid(ds, name: str) -> ReIDDataset:
     task = getattr(ds, "task", None)
     if task not in (None, "reid"):
-        raise DatasetError(f"dataset {name!r} is a {task} dataset but TASK is 'reid': set TASK "
-                           f"{task} (as configs/cifar10/*.yml do) or choose a ReID dataset")
+        raise DatasetError(
+            f"dataset {name!r} is a {task} dataset but TASK is 'reid': set TASK "
+            f"{task} (as configs/cifar10/*.yml do) or choose a ReID dataset"
+        )
     if not isinstance(ds, ReIDDataset):
-        raise DatasetError(f"dataset {name!r} returned {type(ds).__name__}, not a ReIDDataset "
-                           "(see docs/custom_dataset.md)")
+        raise DatasetError(
+            f"dataset {name!r} returned {type(ds).__name__}, not a ReIDDataset "
+            "(see docs/custom_dataset.md)"
+        )
     return ds
 
 
@@ -67,7 +78,8 @@ def build_train_set(cfg) -> ReIDDataset:
             f"training set {ds.name} has {ds.num_train_pids} identit"
             f"{'y' if ds.num_train_pids == 1 else 'ies'} ({len(ds.train)} images under "
             f"{cfg.DATASETS.ROOT}): training needs at least 2 identities to tell apart; add "
-            "identities or choose another DATASETS.TRAIN")
+            "identities or choose another DATASETS.TRAIN"
+        )
     return ds
 
 
@@ -86,22 +98,27 @@ def check_train_batch(batch: int, num_instances: int, sampler: str, world_size: 
     if sampler not in ("pk", "random"):
         raise KeyError(f"unknown DATALOADER.SAMPLER {sampler!r}; available: pk, random")
     if batch % world_size:
-        raise ValueError(f"SOLVER.IMS_PER_BATCH {batch} (the global batch) must split evenly "
-                         f"over {world_size} ranks: use a multiple of {world_size}")
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH {batch} (the global batch) must split evenly "
+            f"over {world_size} ranks: use a multiple of {world_size}"
+        )
     per_rank = batch // world_size
     if per_rank < 2:
-        raise ValueError(f"SOLVER.IMS_PER_BATCH {batch} over {world_size} rank(s) gives "
-                         f"{per_rank} image(s) per batch, which BatchNorm cannot train on: use "
-                         f"at least {2 * world_size}")
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH {batch} over {world_size} rank(s) gives "
+            f"{per_rank} image(s) per batch, which BatchNorm cannot train on: use "
+            f"at least {2 * world_size}"
+        )
     if sampler == "pk" and (num_instances < 1 or per_rank % num_instances):
-        raise ValueError(f"SOLVER.IMS_PER_BATCH {batch} must split into {world_size} rank(s) x "
-                         f"P identities x K={num_instances} images (DATALOADER.NUM_INSTANCES) "
-                         "with the pk sampler: change either, or use DATALOADER.SAMPLER random")
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH {batch} must split into {world_size} rank(s) x "
+            f"P identities x K={num_instances} images (DATALOADER.NUM_INSTANCES) "
+            "with the pk sampler: change either, or use DATALOADER.SAMPLER random"
+        )
     return per_rank
 
 
-def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int = 1
-                       ) -> DataLoader:
+def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int = 1) -> DataLoader:
     """Training loader: P x K batches (``pk``) or plain shuffling (``random``).
 
     Both give every rank full batches of ``SOLVER.IMS_PER_BATCH / world_size`` images, so no
@@ -116,27 +133,44 @@ def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int 
     if d.SKIP_UNREADABLE:
         items = filter_readable(items, "training images")
     dataset = ImageDataset(items, transforms_from_config(cfg, is_train=True))
-    common = dict(num_workers=d.NUM_WORKERS, worker_init_fn=_seed_worker,
-                  persistent_workers=False, pin_memory=torch.cuda.is_available())
+    common = dict(
+        num_workers=d.NUM_WORKERS,
+        worker_init_fn=_seed_worker,
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+    )
     if d.SAMPLER == "pk":
-        sampler = PKBatchSampler([s.pid for s in items], batch, d.NUM_INSTANCES,
-                                 seed=cfg.SEED, rank=rank, world_size=world_size)
+        sampler = PKBatchSampler(
+            [s.pid for s in items],
+            batch,
+            d.NUM_INSTANCES,
+            seed=cfg.SEED,
+            rank=rank,
+            world_size=world_size,
+        )
         return DataLoader(dataset, batch_sampler=sampler, **common)
     if len(items) < cfg.SOLVER.IMS_PER_BATCH:
-        raise ValueError(f"the train set has {len(items)} images, fewer than one batch "
-                         f"(SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH}); the random sampler "
-                         "trains on full batches only: lower SOLVER.IMS_PER_BATCH")
-    shuffle = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
-                                 seed=cfg.SEED, drop_last=True)
+        raise ValueError(
+            f"the train set has {len(items)} images, fewer than one batch "
+            f"(SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH}); the random sampler "
+            "trains on full batches only: lower SOLVER.IMS_PER_BATCH"
+        )
+    shuffle = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.SEED, drop_last=True
+    )
     return DataLoader(dataset, batch_size=batch, sampler=shuffle, drop_last=True, **common)
 
 
 def build_test_loader(cfg, items: List[Sample], batch_size: Optional[int] = None) -> DataLoader:
     """Deterministic loader in item order (query then gallery, typically)."""
     dataset = ImageDataset(items, transforms_from_config(cfg, is_train=False))
-    return DataLoader(dataset, batch_size=batch_size or cfg.TEST.IMS_PER_BATCH, shuffle=False,
-                      num_workers=cfg.DATALOADER.NUM_WORKERS,
-                      pin_memory=torch.cuda.is_available())
+    return DataLoader(
+        dataset,
+        batch_size=batch_size or cfg.TEST.IMS_PER_BATCH,
+        shuffle=False,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 @dataclass
@@ -155,15 +189,15 @@ def build_test_sets(cfg) -> List[TestSet]:
     for name in cfg.DATASETS.TEST:
         ds = _reid(build_dataset_from_config(cfg, name), name)
         if not ds.evaluation_sets():
-            raise DatasetError(f"{name}: no query/gallery split to test on; list it in "
-                               "DATASETS.TRAIN only, or give it query and gallery items")
+            raise DatasetError(
+                f"{name}: no query/gallery split to test on; list it in "
+                "DATASETS.TRAIN only, or give it query and gallery items"
+            )
         for sub, query, gallery in ds.evaluation_sets():
             label = name if sub == ds.name else sub
             for split, items in (("query", query), ("gallery", gallery)):
-                require_items(items, label, split,
-                              check_files=not cfg.DATALOADER.SKIP_UNREADABLE)
-            check_query_matches(label, query, gallery, protocol.same_camera_matches,
-                                protocol.name)
+                require_items(items, label, split, check_files=not cfg.DATALOADER.SKIP_UNREADABLE)
+            check_query_matches(label, query, gallery, protocol.same_camera_matches, protocol.name)
             if cfg.DATALOADER.SKIP_UNREADABLE:
                 query = filter_readable(query, f"{label} query images")
                 gallery = filter_readable(gallery, f"{label} gallery images")
@@ -177,10 +211,12 @@ def classification_set(cfg, name: str) -> ClassificationDataset:
     ds = build_dataset_from_config(cfg, name)
     if getattr(ds, "task", None) != "classification":
         names = sorted(n for n in DATASETS if dataset_task(n) == "classification")
-        raise DatasetError(f"TASK is 'classification' but dataset {name!r} is a "
-                           f"{getattr(ds, 'task', type(ds).__name__)} dataset; use "
-                           f"{', '.join(names) or 'a classification dataset'} (or TASK: reid "
-                           "for ReID datasets)")
+        raise DatasetError(
+            f"TASK is 'classification' but dataset {name!r} is a "
+            f"{getattr(ds, 'task', type(ds).__name__)} dataset; use "
+            f"{', '.join(names) or 'a classification dataset'} (or TASK: reid "
+            "for ReID datasets)"
+        )
     return ds
 
 
@@ -188,23 +224,32 @@ def build_classification_sets(cfg) -> Tuple[ClassificationDataset, List[Classifi
     """The one ``DATASETS.TRAIN`` set and the ``DATASETS.TEST`` sets (their test splits are
     evaluated; an empty TEST list means the training set's own test split)."""
     if len(cfg.DATASETS.TRAIN) != 1:
-        raise DatasetError(f"classification trains on exactly one dataset; DATASETS.TRAIN is "
-                           f"{list(cfg.DATASETS.TRAIN)}")
+        raise DatasetError(
+            f"classification trains on exactly one dataset; DATASETS.TRAIN is "
+            f"{list(cfg.DATASETS.TRAIN)}"
+        )
     train = classification_set(cfg, cfg.DATASETS.TRAIN[0])
-    tests = [train if n == train.name else classification_set(cfg, n)
-             for n in (cfg.DATASETS.TEST or [train.name])]
+    tests = [
+        train if n == train.name else classification_set(cfg, n)
+        for n in (cfg.DATASETS.TEST or [train.name])
+    ]
     for t in tests:
         if t.num_classes != train.num_classes:
-            raise DatasetError(f"test set {t.name} has {t.num_classes} classes but the "
-                               f"training set {train.name} has {train.num_classes}")
+            raise DatasetError(
+                f"test set {t.name} has {t.num_classes} classes but the "
+                f"training set {train.name} has {train.num_classes}"
+            )
         if not len(t.test):
-            raise DatasetError(f"test set {t.name} has no test images under "
-                               f"{cfg.DATASETS.ROOT}: add them or choose another DATASETS.TEST")
+            raise DatasetError(
+                f"test set {t.name} has no test images under "
+                f"{cfg.DATASETS.ROOT}: add them or choose another DATASETS.TEST"
+            )
     return train, tests
 
 
-def build_classification_train_loader(cfg, split: ArraySplit, rank: int = 0,
-                                      world_size: int = 1) -> DataLoader:
+def build_classification_train_loader(
+    cfg, split: ArraySplit, rank: int = 0, world_size: int = 1
+) -> DataLoader:
     """Shuffled batches of ``SOLVER.IMS_PER_BATCH`` (the global batch; ``DATALOADER.SAMPLER``
     does not apply), the ``random`` ReID sampler's semantics: one permutation per epoch seeded
     by ``SEED`` + epoch, rank r takes every world_size-th image of it.
@@ -215,18 +260,32 @@ def build_classification_train_loader(cfg, split: ArraySplit, rank: int = 0,
     batch = check_train_batch(cfg.SOLVER.IMS_PER_BATCH, 1, "random", world_size)
     size = split.images.shape[1:3]
     dataset = ArrayImageDataset(split, classification_transforms(cfg, size, True))
-    shuffle = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
-                                 seed=cfg.SEED, drop_last=world_size > 1)
-    return DataLoader(dataset, batch_size=batch, sampler=shuffle,
-                      drop_last=len(split) // world_size > batch,
-                      num_workers=cfg.DATALOADER.NUM_WORKERS, worker_init_fn=_seed_worker,
-                      pin_memory=torch.cuda.is_available())
+    shuffle = DistributedSampler(
+        dataset,
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=True,
+        seed=cfg.SEED,
+        drop_last=world_size > 1,
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=shuffle,
+        drop_last=len(split) // world_size > batch,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        worker_init_fn=_seed_worker,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def build_classification_test_loader(cfg, split: ArraySplit) -> DataLoader:
     """Test images in order, no augmentation."""
     transform = classification_transforms(cfg, split.images.shape[1:3], False)
-    return DataLoader(ArrayImageDataset(split, transform),
-                      batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False,
-                      num_workers=cfg.DATALOADER.NUM_WORKERS,
-                      pin_memory=torch.cuda.is_available())
+    return DataLoader(
+        ArrayImageDataset(split, transform),
+        batch_size=cfg.TEST.IMS_PER_BATCH,
+        shuffle=False,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        pin_memory=torch.cuda.is_available(),
+    )

@@ -41,8 +41,7 @@ def train_identities(cfg: Any, name: str) -> Optional[int]:
     """Published training identities of dataset ``name`` under ``cfg``; None if undeclared."""
     counts = []
     for part in _parts(name):
-        count = getattr(DATASETS.get(part), "train_identities", None) if part in DATASETS \
-            else None
+        count = getattr(DATASETS.get(part), "train_identities", None) if part in DATASETS else None
         counts.append(count(**dataset_kwargs(cfg, part)) if count is not None else None)
     return None if None in counts else sum(counts)
 
@@ -53,10 +52,16 @@ def num_train_identities(cfg: Any) -> int:
     for name in cfg.DATASETS.TRAIN:
         count = train_identities(cfg, name)
         if count is None:
-            known = [n for n in DATASETS if getattr(DATASETS.get(n), "train_identities", None)
-                     and train_identities(cfg, n) is not None]
-            raise KeyError(f"no published identity count for dataset {name!r}; pass "
-                           f"--num-classes (known: {', '.join(known)})")
+            known = [
+                n
+                for n in DATASETS
+                if getattr(DATASETS.get(n), "train_identities", None)
+                and train_identities(cfg, n) is not None
+            ]
+            raise KeyError(
+                f"no published identity count for dataset {name!r}; pass "
+                f"--num-classes (known: {', '.join(known)})"
+            )
         total += count
     return total
 

@@ -31,8 +31,18 @@ from .datasets.cifar import CIFAR10, CIFAR100
 
 GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
-SHAPES = ("disc", "square", "triangle", "ring", "cross", "hstripes", "vstripes", "diagonal",
-          "checker", "twodots")
+SHAPES = (
+    "disc",
+    "square",
+    "triangle",
+    "ring",
+    "cross",
+    "hstripes",
+    "vstripes",
+    "diagonal",
+    "checker",
+    "twodots",
+)
 
 
 class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
@@ -107,8 +117,11 @@ def _shape_mask(shape: str, rng: np.random.Generator) -> np.ndarray:
     elif shape == "diagonal":
         m = (np.abs(dy - dx) < r * 0.35) & (dist < r * 1.2)
     elif shape == "checker":
-        m = (np.abs(dy) < r) & (np.abs(dx) < r) & (
-            (np.floor((dy + r) / 4.0) + np.floor((dx + r) / 4.0)) % 2 == 0)
+        m = (
+            (np.abs(dy) < r)
+            & (np.abs(dx) < r)
+            & ((np.floor((dy + r) / 4.0) + np.floor((dx + r) / 4.0)) % 2 == 0)
+        )
     elif shape == "twodots":
         s = r * 0.45
         m = (np.hypot(dy, dx - r * 0.55) < s) | (np.hypot(dy, dx + r * 0.55) < s)
@@ -143,16 +156,22 @@ def _sample(kind: str, label: int, rng: np.random.Generator) -> np.ndarray:
     return render(shape, (hue_bin + rng.uniform(-0.3, 0.3)) / 10.0, rng)
 
 
-def _make_split(kind: str, num_classes: int, per_class: int, rng: np.random.Generator
-                ) -> Tuple[np.ndarray, List[int]]:
+def _make_split(
+    kind: str, num_classes: int, per_class: int, rng: np.random.Generator
+) -> Tuple[np.ndarray, List[int]]:
     labels = [c for c in range(num_classes) for _ in range(per_class)]
     order = rng.permutation(len(labels))
     labels = [labels[i] for i in order]
     return _rows([_sample(kind, c, rng) for c in labels]), labels
 
 
-def generate_synthetic_cifar(out_dir: str, kind: str = "cifar10", train_per_class: int = 50,
-                             test_per_class: int = 10, seed: int = 0) -> Dict[str, Any]:
+def generate_synthetic_cifar(
+    out_dir: str,
+    kind: str = "cifar10",
+    train_per_class: int = 50,
+    test_per_class: int = 10,
+    seed: int = 0,
+) -> Dict[str, Any]:
     """Write a CIFAR-10 (``kind="cifar10"``) or CIFAR-100 (``"cifar100"``) python-version tree.
 
     Layout: ``out_dir/cifar/cifar-10-batches-py/`` (data_batch_1..5, test_batch,
@@ -164,8 +183,13 @@ def generate_synthetic_cifar(out_dir: str, kind: str = "cifar10", train_per_clas
         raise ValueError(f"kind must be 'cifar10' or 'cifar100', got {kind!r}")
     if train_per_class < 1 or test_per_class < 1:
         raise ValueError("train_per_class and test_per_class must be >= 1")
-    params = dict(version=GENERATOR_VERSION, kind=kind, train_per_class=train_per_class,
-                  test_per_class=test_per_class, seed=seed)
+    params = dict(
+        version=GENERATOR_VERSION,
+        kind=kind,
+        train_per_class=train_per_class,
+        test_per_class=test_per_class,
+        seed=seed,
+    )
     manifest_path = os.path.join(out_dir, MANIFEST)
     if os.path.isfile(manifest_path):
         with open(manifest_path) as f:
@@ -181,35 +205,62 @@ def generate_synthetic_cifar(out_dir: str, kind: str = "cifar10", train_per_clas
     train, train_labels = _make_split(kind, num_classes, train_per_class, rng)
     test, test_labels = _make_split(kind, num_classes, test_per_class, rng)
     if kind == "cifar10":
-        write_py2_pickle(os.path.join(base, "batches.meta"), {
-            "label_names": list(SHAPES), "num_cases_per_batch": -(-len(train_labels) // 5),
-            "num_vis": 3072})
+        write_py2_pickle(
+            os.path.join(base, "batches.meta"),
+            {
+                "label_names": list(SHAPES),
+                "num_cases_per_batch": -(-len(train_labels) // 5),
+                "num_vis": 3072,
+            },
+        )
         for b, idx in enumerate(np.array_split(np.arange(len(train_labels)), 5), start=1):
-            write_py2_pickle(os.path.join(base, f"data_batch_{b}"), {
-                "batch_label": f"training batch {b} of 5", "data": train[idx],
-                "labels": [train_labels[i] for i in idx],
-                "filenames": [f"synthetic_{i:06d}.png" for i in idx]})
-        write_py2_pickle(os.path.join(base, "test_batch"), {
-            "batch_label": "testing batch 1 of 1", "data": test, "labels": test_labels,
-            "filenames": [f"synthetic_test_{i:06d}.png" for i in range(len(test_labels))]})
+            write_py2_pickle(
+                os.path.join(base, f"data_batch_{b}"),
+                {
+                    "batch_label": f"training batch {b} of 5",
+                    "data": train[idx],
+                    "labels": [train_labels[i] for i in idx],
+                    "filenames": [f"synthetic_{i:06d}.png" for i in idx],
+                },
+            )
+        write_py2_pickle(
+            os.path.join(base, "test_batch"),
+            {
+                "batch_label": "testing batch 1 of 1",
+                "data": test,
+                "labels": test_labels,
+                "filenames": [f"synthetic_test_{i:06d}.png" for i in range(len(test_labels))],
+            },
+        )
     else:
         fine = [f"{s}_hue{h}" for s in SHAPES for h in range(10)]
         coarse = [f"{s}_{t}" for s in SHAPES for t in ("warm", "cool")]
-        write_py2_pickle(os.path.join(base, "meta"), {"fine_label_names": fine,
-                                                      "coarse_label_names": coarse})
+        write_py2_pickle(
+            os.path.join(base, "meta"), {"fine_label_names": fine, "coarse_label_names": coarse}
+        )
         for split, data, labels in (("train", train, train_labels), ("test", test, test_labels)):
-            write_py2_pickle(os.path.join(base, split), {
-                "batch_label": f"{split} batch", "data": data, "fine_labels": labels,
-                "coarse_labels": [2 * (c // 10) + (c % 10 >= 5) for c in labels],
-                "filenames": [f"synthetic_{split}_{i:06d}.png" for i in range(len(labels))]})
+            write_py2_pickle(
+                os.path.join(base, split),
+                {
+                    "batch_label": f"{split} batch",
+                    "data": data,
+                    "fine_labels": labels,
+                    "coarse_labels": [2 * (c // 10) + (c % 10 >= 5) for c in labels],
+                    "filenames": [f"synthetic_{split}_{i:06d}.png" for i in range(len(labels))],
+                },
+            )
     final = os.path.join(out_dir, "cifar", folder)
     if os.path.isdir(final):
         shutil.rmtree(final)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     os.replace(base, final)
     shutil.rmtree(tmp, ignore_errors=True)
-    manifest = dict(params=params, num_train=len(train_labels), num_test=len(test_labels),
-                    num_classes=num_classes)
+    manifest = dict(
+        params=params,
+        num_train=len(train_labels),
+        num_test=len(test_labels),
+        num_classes=num_classes,
+    )
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest
@@ -220,8 +271,9 @@ def _generate(root: str, name: str, **kwargs: Any) -> str:
     try:
         generate_synthetic_cifar(out, **kwargs)
     except OSError as e:
-        raise DatasetError(f"{name}: cannot write {out}: {e}; set DATASETS.ROOT to a writable "
-                           "folder") from None
+        raise DatasetError(
+            f"{name}: cannot write {out}: {e}; set DATASETS.ROOT to a writable folder"
+        ) from None
     return out
 
 
@@ -230,8 +282,9 @@ class CIFAR10Synthetic(CIFAR10):
     """10 shape classes, 50 train / 10 test images each, generated into ``root/cifar10_synthetic``
     on first use and read back by the real CIFAR-10 parser."""
 
-    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
-                 **_: Any) -> None:
+    def __init__(
+        self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None, **_: Any
+    ) -> None:
         out = _generate(root, "cifar10_synthetic", kind="cifar10")
         super().__init__(root=out, name=name or "cifar10_synthetic")
 
@@ -240,8 +293,10 @@ class CIFAR10Synthetic(CIFAR10):
 class CIFAR100Synthetic(CIFAR100):
     """100 (shape, hue) classes, 20 train / 5 test images each, in the CIFAR-100 format."""
 
-    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
-                 **_: Any) -> None:
-        out = _generate(root, "cifar100_synthetic", kind="cifar100", train_per_class=20,
-                        test_per_class=5)
+    def __init__(
+        self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None, **_: Any
+    ) -> None:
+        out = _generate(
+            root, "cifar100_synthetic", kind="cifar100", train_per_class=20, test_per_class=5
+        )
         super().__init__(root=out, name=name or "cifar100_synthetic")

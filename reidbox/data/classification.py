@@ -47,14 +47,18 @@ class ClassificationDataset(DatasetTraits):
 
     def __repr__(self) -> str:
         """A one-line summary instead of the image arrays."""
-        return (f"{type(self).__name__}({self.name!r}, train {len(self.train):,} images, "
-                f"test {len(self.test):,} images, {self.num_classes} classes, "
-                f"root={self.root!r})")
+        return (
+            f"{type(self).__name__}({self.name!r}, train {len(self.train):,} images, "
+            f"test {len(self.test):,} images, {self.num_classes} classes, "
+            f"root={self.root!r})"
+        )
 
     def stats(self) -> Dict[str, Dict[str, int]]:
         """Images and distinct classes per split."""
-        return {split: {"images": len(s), "classes": int(np.unique(s.labels).size)}
-                for split, s in (("train", self.train), ("test", self.test))}
+        return {
+            split: {"images": len(s), "classes": int(np.unique(s.labels).size)}
+            for split, s in (("train", self.train), ("test", self.test))
+        }
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:
@@ -83,6 +87,10 @@ class ArrayImageDataset(Dataset):
     def __getitem__(self, index: int) -> Dict:
         img = Image.fromarray(self.split.images[index])
         out = self.transform(img) if self.transform is not None else _to_tensor(img)
-        return {"images": out, "targets": int(self.split.labels[index]), "camids": 0,
-                "dsetids": 0, "index": index}
-
+        return {
+            "images": out,
+            "targets": int(self.split.labels[index]),
+            "camids": 0,
+            "dsetids": 0,
+            "index": index,
+        }

@@ -58,5 +58,10 @@ class ImageDataset(Dataset):
         img = read_image(s.path)
         if self.transform is not None:
             img = self.transform(img)
-        return {"images": img, "targets": s.pid, "camids": s.camid, "dsetids": s.dsetid,
-                "index": index}
+        return {
+            "images": img,
+            "targets": s.pid,
+            "camids": s.camid,
+            "dsetids": s.dsetid,
+            "index": index,
+        }

@@ -29,11 +29,20 @@ class PKBatchSampler(Sampler[List[int]]):
     process exactly the batch one process would.
     """
 
-    def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        pids: Sequence[int],
+        batch_size: int,
+        num_instances: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if num_instances < 1 or batch_size % num_instances:
-            raise ValueError(f"batch size {batch_size} must be a multiple of K={num_instances} "
-                             "(SOLVER.IMS_PER_BATCH and DATALOADER.NUM_INSTANCES)")
+            raise ValueError(
+                f"batch size {batch_size} must be a multiple of K={num_instances} "
+                "(SOLVER.IMS_PER_BATCH and DATALOADER.NUM_INSTANCES)"
+            )
         self.k = num_instances
         self.p = batch_size // num_instances  # identities per rank and step
         self.seed, self.rank, self.world_size = seed, rank, world_size
@@ -44,8 +53,7 @@ class PKBatchSampler(Sampler[List[int]]):
         self.index = dict(sorted(index.items()))
         self.pids = list(self.index)
         if len(self.pids) < world_size:
-            raise ValueError(f"{len(self.pids)} identities cannot be split over {world_size} "
-                             "ranks")
+            raise ValueError(f"{len(self.pids)} identities cannot be split over {world_size} ranks")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -61,7 +69,7 @@ class PKBatchSampler(Sampler[List[int]]):
         batches = []
         for start in range(0, len(order), step):
             groups = []
-            for j in order[start:start + step]:
+            for j in order[start : start + step]:
                 idxs = self.index[self.pids[j]]
                 pick = rng.choice(len(idxs), size=self.k, replace=len(idxs) < self.k)
                 groups.append([idxs[t] for t in pick])
@@ -71,7 +79,7 @@ class PKBatchSampler(Sampler[List[int]]):
     def __iter__(self) -> Iterator[List[int]]:
         for groups in self._global_batches():
             per_rank = len(groups) // self.world_size
-            mine = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
+            mine = groups[self.rank * per_rank : (self.rank + 1) * per_rank]
             yield [i for g in mine for i in g]
 
     def __len__(self) -> int:

@@ -20,12 +20,17 @@ def stats_rows(ds: Any) -> List[List[Any]]:
         items = getattr(ds, split)
         if split != "train" and not items and getattr(ds, "test_sets", None):
             continue
-        rows.append([split, len(items), len({s.pid for s in items}),
-                     len({s.camid for s in items})])
+        rows.append([split, len(items), len({s.pid for s in items}), len({s.camid for s in items})])
     for name, (query, gallery) in getattr(ds, "test_sets", {}).items():
         for split, items in (("query", query), ("gallery", gallery)):
-            rows.append([f"{split} ({name})", len(items), len({s.pid for s in items}),
-                         len({s.camid for s in items})])
+            rows.append(
+                [
+                    f"{split} ({name})",
+                    len(items),
+                    len({s.pid for s in items}),
+                    len({s.camid for s in items}),
+                ]
+            )
     return rows
 
 

@@ -37,20 +37,66 @@ _R_ID, _R_CAM, _R_SPLIT, _R_IMG, _R_DISTRACT = 11, 23, 37, 41, 53
 # Named clothing colours (BGR). Palettes below index into this table, so identities of a domain
 # share colours sometimes (realistic hard negatives) and domains differ in what people wear.
 COLOURS: Dict[str, Tuple[int, int, int]] = {
-    "black": (30, 30, 30), "white": (235, 235, 235), "grey": (128, 128, 128),
-    "red": (40, 40, 200), "darkred": (30, 20, 120), "orange": (30, 130, 240),
-    "yellow": (40, 215, 235), "green": (60, 160, 50), "darkgreen": (40, 90, 30),
-    "teal": (150, 150, 30), "blue": (200, 90, 30), "navy": (100, 40, 20),
-    "lightblue": (235, 190, 130), "purple": (140, 40, 120), "pink": (180, 140, 245),
-    "brown": (40, 70, 120), "beige": (160, 200, 220), "khaki": (110, 160, 170),
+    "black": (30, 30, 30),
+    "white": (235, 235, 235),
+    "grey": (128, 128, 128),
+    "red": (40, 40, 200),
+    "darkred": (30, 20, 120),
+    "orange": (30, 130, 240),
+    "yellow": (40, 215, 235),
+    "green": (60, 160, 50),
+    "darkgreen": (40, 90, 30),
+    "teal": (150, 150, 30),
+    "blue": (200, 90, 30),
+    "navy": (100, 40, 20),
+    "lightblue": (235, 190, 130),
+    "purple": (140, 40, 120),
+    "pink": (180, 140, 245),
+    "brown": (40, 70, 120),
+    "beige": (160, 200, 220),
+    "khaki": (110, 160, 170),
 }
-BRIGHT = ["white", "red", "orange", "yellow", "green", "teal", "blue", "lightblue", "purple",
-          "pink", "black", "beige"]
-MUTED = ["black", "grey", "darkred", "darkgreen", "navy", "brown", "khaki", "beige", "white",
-         "blue", "purple", "teal"]
+BRIGHT = [
+    "white",
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "teal",
+    "blue",
+    "lightblue",
+    "purple",
+    "pink",
+    "black",
+    "beige",
+]
+MUTED = [
+    "black",
+    "grey",
+    "darkred",
+    "darkgreen",
+    "navy",
+    "brown",
+    "khaki",
+    "beige",
+    "white",
+    "blue",
+    "purple",
+    "teal",
+]
 ALL = list(COLOURS)
-LOWER = ["black", "navy", "blue", "grey", "khaki", "brown", "beige", "white", "darkgreen",
-         "darkred"]
+LOWER = [
+    "black",
+    "navy",
+    "blue",
+    "grey",
+    "khaki",
+    "brown",
+    "beige",
+    "white",
+    "darkgreen",
+    "darkred",
+]
 SKIN = [(170, 195, 235), (140, 170, 215), (100, 135, 185), (70, 100, 140), (50, 70, 100)]
 HAIR = [(20, 20, 20), (30, 45, 70), (40, 80, 130), (90, 150, 200), (160, 160, 160)]
 PATTERNS = ("plain", "stripes", "checks", "logo", "twotone")
@@ -82,24 +128,52 @@ class DomainStyle:
 STYLES: Dict[str, DomainStyle] = {
     "default": DomainStyle("default"),
     # Indoor mall: bright, even light, little blur, saturated clothes, few occluders.
-    "indoor": DomainStyle("indoor", palette=tuple(BRIGHT), gain=(0.9, 1.1),
-                          brightness=(1.0, 1.3), gamma=(0.75, 1.0), blur=(0.0, 0.5),
-                          noise=(1.0, 4.0), occlusion_p=(0.0, 0.1), bg_level=(150.0, 220.0),
-                          bag_p=(0.35, 0.15, 0.2, 0.3), hat_p=0.1),
+    "indoor": DomainStyle(
+        "indoor",
+        palette=tuple(BRIGHT),
+        gain=(0.9, 1.1),
+        brightness=(1.0, 1.3),
+        gamma=(0.75, 1.0),
+        blur=(0.0, 0.5),
+        noise=(1.0, 4.0),
+        occlusion_p=(0.0, 0.1),
+        bg_level=(150.0, 220.0),
+        bag_p=(0.35, 0.15, 0.2, 0.3),
+        hat_p=0.1,
+    ),
     # Dusk street: dark, strong blue cast, more blur and noise, muted clothes, hats and bags.
-    "dusk": DomainStyle("dusk", palette=tuple(MUTED), gain=(0.75, 1.05),
-                        brightness=(0.55, 0.85), gamma=(1.1, 1.6), blur=(0.5, 1.4),
-                        noise=(4.0, 10.0), occlusion_p=(0.05, 0.25), bg_level=(40.0, 110.0),
-                        pattern_p=(0.5, 0.2, 0.1, 0.1, 0.1), bag_p=(0.3, 0.4, 0.2, 0.1),
-                        hat_p=0.35, jpeg=(70, 85)),
+    "dusk": DomainStyle(
+        "dusk",
+        palette=tuple(MUTED),
+        gain=(0.75, 1.05),
+        brightness=(0.55, 0.85),
+        gamma=(1.1, 1.6),
+        blur=(0.5, 1.4),
+        noise=(4.0, 10.0),
+        occlusion_p=(0.05, 0.25),
+        bg_level=(40.0, 110.0),
+        pattern_p=(0.5, 0.2, 0.1, 0.1, 0.1),
+        bag_p=(0.3, 0.4, 0.2, 0.1),
+        hat_p=0.35,
+        jpeg=(70, 85),
+    ),
     # Crowded station: many occluders and clutter, wide viewpoint changes.
-    "occluded": DomainStyle("occluded", occlusion_p=(0.3, 0.55), clutter=(5, 10),
-                            scale=(0.75, 0.97), aspect=(0.8, 1.2),
-                            pattern_p=(0.2, 0.25, 0.2, 0.2, 0.15)),
+    "occluded": DomainStyle(
+        "occluded",
+        occlusion_p=(0.3, 0.55),
+        clutter=(5, 10),
+        scale=(0.75, 0.97),
+        aspect=(0.8, 1.2),
+        pattern_p=(0.2, 0.25, 0.2, 0.2, 0.15),
+    ),
 }
 # Per-style extra colour cast (BGR multiplier) applied on top of each camera's own cast.
-_STYLE_TINT = {"default": (1.0, 1.0, 1.0), "indoor": (0.95, 1.0, 1.08),
-               "dusk": (1.3, 1.0, 0.75), "occluded": (1.0, 1.0, 1.0)}
+_STYLE_TINT = {
+    "default": (1.0, 1.0, 1.0),
+    "indoor": (0.95, 1.0, 1.08),
+    "dusk": (1.3, 1.0, 0.75),
+    "occluded": (1.0, 1.0, 1.0),
+}
 
 
 @dataclass
@@ -146,8 +220,9 @@ class Camera:
     pole_x: float  # where this camera's fixed pole occluder stands (fraction of width)
 
 
-def _colour(rng: np.random.Generator, names: Sequence[str], jitter: int = 18
-            ) -> Tuple[int, int, int]:
+def _colour(
+    rng: np.random.Generator, names: Sequence[str], jitter: int = 18
+) -> Tuple[int, int, int]:
     base = np.array(COLOURS[names[rng.integers(len(names))]], dtype=np.int64)
     return tuple(int(v) for v in np.clip(base + rng.integers(-jitter, jitter + 1, 3), 0, 255))
 
@@ -210,8 +285,17 @@ def _limb(img: np.ndarray, p0, p1, colour, thick: float) -> None:
     cv2.line(img, _pt(*p0), _pt(*p1), colour, max(1, int(round(thick))), cv2.LINE_AA)
 
 
-def draw_person(img: np.ndarray, who: Identity, cx: float, top: float, ph: float, wf: float,
-                rng: np.random.Generator, facing_back: bool, parts: str = "full") -> None:
+def draw_person(
+    img: np.ndarray,
+    who: Identity,
+    cx: float,
+    top: float,
+    ph: float,
+    wf: float,
+    rng: np.random.Generator,
+    facing_back: bool,
+    parts: str = "full",
+) -> None:
     """Draw ``who`` into ``img`` (H, W, 3 uint8, BGR) in place.
 
     ``cx``/``top``/``ph``: centre x, top y and height of the person in pixels; ``wf``: width
@@ -235,12 +319,28 @@ def draw_person(img: np.ndarray, who: Identity, cx: float, top: float, ph: float
         bare = who.skirt or who.shorts
         _limb(img, (hx, hip_y), knee, who.lower if not who.skirt else who.skin, leg_t)
         _limb(img, knee, foot, who.skin if bare else who.lower, leg_t * 0.9)
-        cv2.ellipse(img, _pt(foot[0] + side * leg_t * 0.2, foot_y), _pt(leg_t * 0.6, leg_t * 0.3),
-                    0, 0, 360, who.shoes, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img,
+            _pt(foot[0] + side * leg_t * 0.2, foot_y),
+            _pt(leg_t * 0.6, leg_t * 0.3),
+            0,
+            0,
+            360,
+            who.shoes,
+            -1,
+            cv2.LINE_AA,
+        )
     if who.skirt:
         waist = hip_y - ph * 0.02
-        pts = np.array([_pt(cx - w * 0.45, waist), _pt(cx + w * 0.45, waist),
-                        _pt(cx + w * 0.7, y(0.72)), _pt(cx - w * 0.7, y(0.72))], np.int32)
+        pts = np.array(
+            [
+                _pt(cx - w * 0.45, waist),
+                _pt(cx + w * 0.45, waist),
+                _pt(cx + w * 0.7, y(0.72)),
+                _pt(cx - w * 0.7, y(0.72)),
+            ],
+            np.int32,
+        )
         cv2.fillPoly(img, [pts], who.lower, cv2.LINE_AA)
     # Long hair hangs behind the shoulders (seen from the back mainly).
     if who.long_hair:
@@ -281,34 +381,67 @@ def draw_person(img: np.ndarray, who: Identity, cx: float, top: float, ph: float
     # Bags: a backpack covers the back (straps from the front), a shoulder bag hangs at the hip.
     if who.bag == "backpack":
         if facing_back:
-            cv2.rectangle(img, _pt(cx - w * 0.25, y(0.21)), _pt(cx + w * 0.25, y(0.42)),
-                          who.bag_colour, -1)
+            cv2.rectangle(
+                img, _pt(cx - w * 0.25, y(0.21)), _pt(cx + w * 0.25, y(0.42)), who.bag_colour, -1
+            )
         else:
             for side in (-1, 1):
-                _limb(img, (cx + side * w * 0.3, sh_y), (cx + side * w * 0.3, y(0.36)),
-                      who.bag_colour, max(1.0, w * 0.1))
+                _limb(
+                    img,
+                    (cx + side * w * 0.3, sh_y),
+                    (cx + side * w * 0.3, y(0.36)),
+                    who.bag_colour,
+                    max(1.0, w * 0.1),
+                )
     elif who.bag == "shoulder":
-        _limb(img, (cx - w * 0.4, sh_y), (cx + w * 0.45, y(0.45)), who.bag_colour,
-              max(1.0, w * 0.07))
-        cv2.rectangle(img, _pt(cx + w * 0.4, y(0.42)), _pt(cx + w * 0.75, y(0.55)),
-                      who.bag_colour, -1)
+        _limb(
+            img, (cx - w * 0.4, sh_y), (cx + w * 0.45, y(0.45)), who.bag_colour, max(1.0, w * 0.07)
+        )
+        cv2.rectangle(
+            img, _pt(cx + w * 0.4, y(0.42)), _pt(cx + w * 0.75, y(0.55)), who.bag_colour, -1
+        )
     elif who.bag == "handbag":
         hx = cx - w * 0.5 - arm_t * 0.2 + swing
-        cv2.rectangle(img, _pt(hx - w * 0.2, y(0.5)), _pt(hx + w * 0.15, y(0.62)),
-                      who.bag_colour, -1)
+        cv2.rectangle(
+            img, _pt(hx - w * 0.2, y(0.5)), _pt(hx + w * 0.15, y(0.62)), who.bag_colour, -1
+        )
     # Head, hair, hat.
     hr = ph * 0.062
     head = _pt(cx, y(0.085))
-    cv2.ellipse(img, head, _pt(hr * 0.85 * wf, hr), 0, 0, 360,
-                who.hair if facing_back else who.skin, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        img,
+        head,
+        _pt(hr * 0.85 * wf, hr),
+        0,
+        0,
+        360,
+        who.hair if facing_back else who.skin,
+        -1,
+        cv2.LINE_AA,
+    )
     if not facing_back:
-        cv2.ellipse(img, head, _pt(hr * 0.9 * wf, hr * 1.05), 0, 180, 360, who.hair, -1,
-                    cv2.LINE_AA)
+        cv2.ellipse(
+            img, head, _pt(hr * 0.9 * wf, hr * 1.05), 0, 180, 360, who.hair, -1, cv2.LINE_AA
+        )
     if who.hat is not None:
-        cv2.ellipse(img, _pt(cx, y(0.055)), _pt(hr * 1.0 * wf, hr * 0.7), 0, 180, 360, who.hat,
-                    -1, cv2.LINE_AA)
-        _limb(img, (cx - hr * 1.2 * wf, y(0.055)), (cx + hr * 1.2 * wf, y(0.055)), who.hat,
-              max(1.0, hr * 0.3))
+        cv2.ellipse(
+            img,
+            _pt(cx, y(0.055)),
+            _pt(hr * 1.0 * wf, hr * 0.7),
+            0,
+            180,
+            360,
+            who.hat,
+            -1,
+            cv2.LINE_AA,
+        )
+        _limb(
+            img,
+            (cx - hr * 1.2 * wf, y(0.055)),
+            (cx + hr * 1.2 * wf, y(0.055)),
+            who.hat,
+            max(1.0, hr * 0.3),
+        )
 
 
 def _background(rng: np.random.Generator, cam: Camera, h: int, w: int) -> np.ndarray:
@@ -320,9 +453,13 @@ def _background(rng: np.random.Generator, cam: Camera, h: int, w: int) -> np.nda
     for _ in range(n):
         c = cam.bg_palette[rng.integers(len(cam.bg_palette))] + rng.uniform(-40, 40, 3)
         x0, y0 = int(rng.integers(-w // 4, w)), int(rng.integers(-h // 4, h))
-        cv2.rectangle(img, (x0, y0), (x0 + int(rng.integers(4, w // 2)),
-                                      y0 + int(rng.integers(4, h // 2))),
-                      tuple(float(v) for v in np.clip(c, 0, 255)), -1)
+        cv2.rectangle(
+            img,
+            (x0, y0),
+            (x0 + int(rng.integers(4, w // 2)), y0 + int(rng.integers(4, h // 2))),
+            tuple(float(v) for v in np.clip(c, 0, 255)),
+            -1,
+        )
     return img
 
 
@@ -343,8 +480,9 @@ def _camera_effects(img: np.ndarray, cam: Camera, rng: np.random.Generator) -> n
         img = img[:, ::-1]
     f = img.astype(np.float32) * (1 / 255.0)
     gain = cam.gain * rng.uniform(0.95, 1.05, 3)
-    f = np.power(f, cam.gamma * rng.uniform(0.93, 1.07)) * (gain * cam.brightness
-                                                            * rng.uniform(0.9, 1.1))
+    f = np.power(f, cam.gamma * rng.uniform(0.93, 1.07)) * (
+        gain * cam.brightness * rng.uniform(0.9, 1.1)
+    )
     f = f * 255.0
     sigma = cam.blur * h / 128.0
     if sigma > 0.3:
@@ -353,8 +491,13 @@ def _camera_effects(img: np.ndarray, cam: Camera, rng: np.random.Generator) -> n
     return np.clip(f, 0, 255).astype(np.uint8)
 
 
-def render(who: Optional[Identity], cam: Camera, rng: np.random.Generator,
-           size: Tuple[int, int], crop: Optional[str] = None) -> np.ndarray:
+def render(
+    who: Optional[Identity],
+    cam: Camera,
+    rng: np.random.Generator,
+    size: Tuple[int, int],
+    crop: Optional[str] = None,
+) -> np.ndarray:
     """One (H, W, 3) uint8 BGR image of ``who`` (or background only) seen by ``cam``.
 
     ``crop``: ``"top"``/``"bottom"`` renders a partial detection (used for distractors/junk).
@@ -368,37 +511,52 @@ def render(who: Optional[Identity], cam: Camera, rng: np.random.Generator,
         wf = cam.aspect * rng.uniform(0.95, 1.05) * (w / h) * 2.0
         draw_person(img, who, cx, top, ph, wf, rng, cam.facing_back)
         if crop is not None:
-            part = img[: h // 2] if crop == "top" else img[h // 2:]
+            part = img[: h // 2] if crop == "top" else img[h // 2 :]
             img = cv2.resize(part, (w, h), interpolation=cv2.INTER_LINEAR)
     return _camera_effects(img, cam, rng)
 
 
-def _params(seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int,
-            image_size: Tuple[int, int], style: str) -> Dict:
-    return {"generator_version": GENERATOR_VERSION, "seed": int(seed),
-            "num_train_ids": int(num_train_ids), "num_test_ids": int(num_test_ids),
-            "num_cameras": int(num_cameras), "image_size": [int(image_size[0]), int(image_size[1])],
-            "style": style}
+def _params(
+    seed: int,
+    num_train_ids: int,
+    num_test_ids: int,
+    num_cameras: int,
+    image_size: Tuple[int, int],
+    style: str,
+) -> Dict:
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "num_train_ids": int(num_train_ids),
+        "num_test_ids": int(num_test_ids),
+        "num_cameras": int(num_cameras),
+        "image_size": [int(image_size[0]), int(image_size[1])],
+        "style": style,
+    }
 
 
-def _check_args(num_train_ids: int, num_test_ids: int, num_cameras: int,
-                image_size: Sequence[int], style: str) -> None:
+def _check_args(
+    num_train_ids: int, num_test_ids: int, num_cameras: int, image_size: Sequence[int], style: str
+) -> None:
     if style not in STYLES:
         raise ValueError(f"unknown synthetic style {style!r}; available: {', '.join(STYLES)}")
     if not 2 <= num_cameras <= 6:
-        raise ValueError(f"num_cameras must be 2..6 (the Market file grammar allows c1..c6), "
-                         f"got {num_cameras}")
+        raise ValueError(
+            f"num_cameras must be 2..6 (the Market file grammar allows c1..c6), got {num_cameras}"
+        )
     if num_train_ids < 1 or num_test_ids < 1:
-        raise ValueError(f"num_train_ids and num_test_ids must be >= 1, got {num_train_ids}, "
-                         f"{num_test_ids}")
+        raise ValueError(
+            f"num_train_ids and num_test_ids must be >= 1, got {num_train_ids}, {num_test_ids}"
+        )
     if num_train_ids + num_test_ids > 9000:
         raise ValueError("num_train_ids + num_test_ids must be <= 9000 (4-digit Market ids)")
     if len(image_size) != 2 or min(image_size) < 16:
         raise ValueError(f"image_size must be (height, width), each >= 16, got {image_size}")
 
 
-def _plan(seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int
-          ) -> List[Tuple[str, int, int, int, str]]:
+def _plan(
+    seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int
+) -> List[Tuple[str, int, int, int, str]]:
     """Every image to write: (split folder, pid, camera 1-based, identity index, kind).
 
     Train ids: 8-20 images over 2-6 cameras. Test ids: 2..num_cameras cameras, one query and
@@ -407,8 +565,10 @@ def _plan(seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int
     rng = np.random.default_rng([seed, _R_SPLIT])
     total = num_train_ids + num_test_ids
     perm = rng.permutation(total) + 1  # Market-like: train and test ids interleave
-    pids = (sorted(int(p) for p in perm[:num_train_ids]),
-            sorted(int(p) for p in perm[num_train_ids:]))
+    pids = (
+        sorted(int(p) for p in perm[:num_train_ids]),
+        sorted(int(p) for p in perm[num_train_ids:]),
+    )
     plan = []
     for index, pid in enumerate(pids[0]):
         n = int(rng.integers(8, 21))
@@ -432,14 +592,22 @@ def _plan(seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int
     return plan
 
 
-def _write_all(tmp: str, seed: int, num_train_ids: int, num_test_ids: int, num_cameras: int,
-               image_size: Tuple[int, int], style: DomainStyle) -> Dict[str, int]:
+def _write_all(
+    tmp: str,
+    seed: int,
+    num_train_ids: int,
+    num_test_ids: int,
+    num_cameras: int,
+    image_size: Tuple[int, int],
+    style: DomainStyle,
+) -> Dict[str, int]:
     for s in SPLITS:
         os.makedirs(os.path.join(tmp, s))
     total = num_train_ids + num_test_ids
     people = [make_identity(np.random.default_rng([seed, _R_ID, i]), style) for i in range(total)]
-    cams = [make_camera(np.random.default_rng([seed, _R_CAM, c]), style)
-            for c in range(num_cameras)]
+    cams = [
+        make_camera(np.random.default_rng([seed, _R_CAM, c]), style) for c in range(num_cameras)
+    ]
     plan = _plan(seed, num_train_ids, num_test_ids, num_cameras)
     counts = {s: 0 for s in SPLITS}
     frame = 0
@@ -457,8 +625,7 @@ def _write_all(tmp: str, seed: int, num_train_ids: int, num_test_ids: int, num_c
             img = render(None, camera, rng, image_size)
         else:  # partial people and unrelated passers-by never in train or query
             other = make_identity(np.random.default_rng([seed, _R_DISTRACT, index]), style)
-            img = render(other, camera, rng, image_size,
-                         crop=None if kind == "other" else kind)
+            img = render(other, camera, rng, image_size, crop=None if kind == "other" else kind)
         frame += int(name_rng.integers(1, max_step))
         seq = int(name_rng.integers(1, 7))
         box = 0 if split == "query" else int(name_rng.integers(1, 9))
@@ -490,10 +657,16 @@ def _looks_generated(folder: str) -> bool:
     return set(os.listdir(folder)) <= set(SPLITS) | {MANIFEST}
 
 
-def generate_synthetic(out_dir: str, seed: int = 0, num_train_ids: int = 150,
-                       num_test_ids: int = 150, num_cameras: int = 6,
-                       image_size: Sequence[int] = (128, 64), style: str = "default",
-                       overwrite: bool = True) -> Dict:
+def generate_synthetic(
+    out_dir: str,
+    seed: int = 0,
+    num_train_ids: int = 150,
+    num_test_ids: int = 150,
+    num_cameras: int = 6,
+    image_size: Sequence[int] = (128, 64),
+    style: str = "default",
+    overwrite: bool = True,
+) -> Dict:
     """Write a Market-1501-layout dataset into ``out_dir``; return its manifest.
 
     If ``out_dir`` already holds a generation with the same parameters, nothing is done. A
@@ -514,19 +687,26 @@ def generate_synthetic(out_dir: str, seed: int = 0, num_train_ids: int = 150,
         if not os.path.isdir(out_dir) or not _looks_generated(out_dir):
             raise DatasetError(
                 f"synthetic: {out_dir} exists and holds files that are not a synthetic "
-                f"generation; move it away or point DATASETS.ROOT elsewhere")
-        why = "is incomplete (no manifest)" if existing is None else (
-            f"was generated with other parameters ({existing.get('params')})")
+                f"generation; move it away or point DATASETS.ROOT elsewhere"
+            )
+        why = (
+            "is incomplete (no manifest)"
+            if existing is None
+            else (f"was generated with other parameters ({existing.get('params')})")
+        )
         if not overwrite:
-            raise DatasetError(f"synthetic: {out_dir} {why}; delete it or pass overwrite=True "
-                               f"to regenerate it with {params}")
+            raise DatasetError(
+                f"synthetic: {out_dir} {why}; delete it or pass overwrite=True "
+                f"to regenerate it with {params}"
+            )
         logger.warning("synthetic: %s %s; regenerating", out_dir, why)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        counts = _write_all(tmp, seed, num_train_ids, num_test_ids, num_cameras, image_size,
-                            STYLES[style])
+        counts = _write_all(
+            tmp, seed, num_train_ids, num_test_ids, num_cameras, image_size, STYLES[style]
+        )
         manifest = {"params": params, "counts": counts}
         with open(os.path.join(tmp, MANIFEST), "w") as fh:
             json.dump(manifest, fh, indent=1, sort_keys=True)
@@ -547,5 +727,13 @@ def generate_synthetic(out_dir: str, seed: int = 0, num_train_ids: int = 150,
     return manifest
 
 
-__all__ = ["DomainStyle", "STYLES", "GENERATOR_VERSION", "generate_synthetic", "read_manifest",
-           "render", "make_identity", "make_camera"]
+__all__ = [
+    "DomainStyle",
+    "STYLES",
+    "GENERATOR_VERSION",
+    "generate_synthetic",
+    "read_manifest",
+    "render",
+    "make_identity",
+    "make_camera",
+]

@@ -12,10 +12,16 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 
 
-def build_transforms(size: Sequence[int], is_train: bool, flip_prob: float = 0.5,
-                     padding: int = 0, mean: Sequence[float] = (0.485, 0.456, 0.406),
-                     std: Sequence[float] = (0.229, 0.224, 0.225), random_erasing: bool = False,
-                     erasing_prob: float = 0.5) -> T.Compose:
+def build_transforms(
+    size: Sequence[int],
+    is_train: bool,
+    flip_prob: float = 0.5,
+    padding: int = 0,
+    mean: Sequence[float] = (0.485, 0.456, 0.406),
+    std: Sequence[float] = (0.229, 0.224, 0.225),
+    random_erasing: bool = False,
+    erasing_prob: float = 0.5,
+) -> T.Compose:
     """PIL image -> normalised float tensor (3, H, W).
 
     Train: resize, flip, pad + random crop, normalise, random erasing (each optional).
@@ -35,14 +41,26 @@ def build_transforms(size: Sequence[int], is_train: bool, flip_prob: float = 0.5
 
 def transforms_from_config(cfg, is_train: bool) -> T.Compose:
     i = cfg.INPUT
-    return build_transforms(i.SIZE_TRAIN if is_train else i.SIZE_TEST, is_train, i.FLIP_PROB,
-                            i.PADDING, i.PIXEL_MEAN, i.PIXEL_STD, i.RANDOM_ERASING.ENABLED,
-                            i.RANDOM_ERASING.PROB)
+    return build_transforms(
+        i.SIZE_TRAIN if is_train else i.SIZE_TEST,
+        is_train,
+        i.FLIP_PROB,
+        i.PADDING,
+        i.PIXEL_MEAN,
+        i.PIXEL_STD,
+        i.RANDOM_ERASING.ENABLED,
+        i.RANDOM_ERASING.PROB,
+    )
 
 
-def cifar_transforms(image_size: Sequence[int], is_train: bool, padding: int = 4,
-                     flip_prob: float = 0.5, mean: Sequence[float] = CIFAR10_MEAN,
-                     std: Sequence[float] = CIFAR10_STD) -> T.Compose:
+def cifar_transforms(
+    image_size: Sequence[int],
+    is_train: bool,
+    padding: int = 4,
+    flip_prob: float = 0.5,
+    mean: Sequence[float] = CIFAR10_MEAN,
+    std: Sequence[float] = CIFAR10_STD,
+) -> T.Compose:
     """PIL image -> normalised (3, H, W) float tensor, at the images' own size (no resize).
 
     Training with ``padding > 0``: zero-pad by ``padding`` pixels and crop back at a random
@@ -62,5 +80,4 @@ def classification_transforms(cfg, image_size: Sequence[int], is_train: bool) ->
     """:func:`cifar_transforms` for (H, W) images with ``cfg.INPUT``'s padding, flip and
     normalisation."""
     i = cfg.INPUT
-    return cifar_transforms(image_size, is_train, i.PADDING, i.FLIP_PROB,
-                            i.PIXEL_MEAN, i.PIXEL_STD)
+    return cifar_transforms(image_size, is_train, i.PADDING, i.FLIP_PROB, i.PIXEL_MEAN, i.PIXEL_STD)

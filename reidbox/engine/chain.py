@@ -36,8 +36,14 @@ from ..data import build_test_sets, build_train_set
 from ..data.catalog import DatasetAlias, dataset_aliases
 from ..modeling import build_model
 from ..registry import DATASETS
-from ..utils.checkpoint import (Checkpointer, WeightsMismatchError, atomic_save, load_file,
-                                model_state_from, strip_wrapper_prefixes)
+from ..utils.checkpoint import (
+    Checkpointer,
+    WeightsMismatchError,
+    atomic_save,
+    load_file,
+    model_state_from,
+    strip_wrapper_prefixes,
+)
 from ..utils.logger import setup_logger
 from ..utils.misc import write_json
 from ..visualization.results import step_row, write_chain_summary
@@ -60,8 +66,10 @@ def resolve_dataset(name: str) -> DatasetAlias:
         return aliases[key]
     if key in DATASETS:
         return DatasetAlias(key, [key])
-    raise ConfigError(f"unknown chain step dataset {name!r}; aliases: "
-                      f"{', '.join(sorted(aliases))}; registered: {', '.join(sorted(DATASETS))}")
+    raise ConfigError(
+        f"unknown chain step dataset {name!r}; aliases: "
+        f"{', '.join(sorted(aliases))}; registered: {', '.join(sorted(DATASETS))}"
+    )
 
 
 @dataclass
@@ -89,12 +97,16 @@ def parse_steps(labels: Sequence[str]) -> List[ChainStep]:
     for s in steps:
         key = f"{s.dataset.train}{'+std' if s.std else ''}"
         if key in seen:
-            raise ConfigError(f"chain step {s.label!r} trains on {s.dataset.train} twice "
-                              f"(also as {seen[key]!r}); name each dataset once")
+            raise ConfigError(
+                f"chain step {s.label!r} trains on {s.dataset.train} twice "
+                f"(also as {seen[key]!r}); name each dataset once"
+            )
         seen[key] = s.label
     if not steps:
-        raise ConfigError("empty chain: name the datasets (tools/transfer_chain.py Duke Market) "
-                          "or set CHAIN.STEPS in the config file")
+        raise ConfigError(
+            "empty chain: name the datasets (tools/transfer_chain.py Duke Market) "
+            "or set CHAIN.STEPS in the config file"
+        )
     return steps
 
 
@@ -102,9 +114,15 @@ def _fragment_path(alias: DatasetAlias) -> Optional[str]:
     return shipped_config(f"_base_/{alias.fragment}") if alias.fragment else None
 
 
-def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep,
-                chain_dir: str, labels: Sequence[str], prev_dir: Optional[str],
-                earlier_tests: Sequence[str]):
+def step_config(
+    config_file: Optional[str],
+    opts: Sequence[str],
+    step: ChainStep,
+    chain_dir: str,
+    labels: Sequence[str],
+    prev_dir: Optional[str],
+    earlier_tests: Sequence[str],
+):
     """The frozen config of one step and the weights it starts from (None: ImageNet/scratch).
 
     Layers: defaults <- dataset fragment <- ``config_file`` <- ``CHAIN.STD_CONFIG`` (``+STD``
@@ -121,17 +139,22 @@ def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep
     merge_opts(cfg, opts)
     if step.std:
         if not cfg.CHAIN.STD_CONFIG:
-            raise ConfigError(f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
-                              "student's config (e.g. configs/std/d161_student.yml)")
+            raise ConfigError(
+                f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
+                "student's config (e.g. configs/std/d161_student.yml)"
+            )
         merge_file(cfg, cfg.CHAIN.STD_CONFIG)
         merge_opts(cfg, opts)  # the command line still wins
         if cfg.MODEL.META_ARCHITECTURE != "std":
-            raise ConfigError(f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set "
-                              "MODEL.META_ARCHITECTURE 'std'")
+            raise ConfigError(
+                f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set MODEL.META_ARCHITECTURE 'std'"
+            )
         if not cfg.MODEL.STD.TEACHER_WEIGHTS:
             if prev_dir is None:
-                raise ConfigError(f"step {step.label!r} is the first: no previous step to "
-                                  "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS")
+                raise ConfigError(
+                    f"step {step.label!r} is the first: no previous step to "
+                    "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS"
+                )
             cfg.MODEL.STD.TEACHER_CONFIG = os.path.join(prev_dir, "config.yaml")
             cfg.MODEL.STD.TEACHER_WEIGHTS = os.path.join(prev_dir, FINAL)
     tests = list(step.dataset.tests)
@@ -140,11 +163,10 @@ def step_config(config_file: Optional[str], opts: Sequence[str], step: ChainStep
     cfg.OUTPUT_DIR = os.path.join(chain_dir, step.folder)
     cfg.DATASETS.TRAIN = [step.dataset.train]
     cfg.DATASETS.TEST = tests
-    source = os.path.join(prev_dir, FINAL) if prev_dir is not None else (
-        cfg.MODEL.WEIGHTS or None)
+    source = os.path.join(prev_dir, FINAL) if prev_dir is not None else (cfg.MODEL.WEIGHTS or None)
     if source is not None:  # the source minus its classifier, written by prepare_weights
         cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
-    cfg.CHAIN.STEPS = list(labels[:step.index])  # the chain up to here: extending keeps it
+    cfg.CHAIN.STEPS = list(labels[: step.index])  # the chain up to here: extending keeps it
     import_plugins(cfg.PLUGINS)
     cfg.freeze()
     return cfg, source
@@ -158,8 +180,9 @@ def config_differences(cfg, folder: str) -> List[str]:
     with open(path, encoding="utf-8") as f:
         old = flat_config(f.read())
     new = flat_config(cfg.dump())
-    return sorted(k for k in set(old) | set(new)
-                  if k not in RUNTIME_KEYS and old.get(k) != new.get(k))
+    return sorted(
+        k for k in set(old) | set(new) if k not in RUNTIME_KEYS and old.get(k) != new.get(k)
+    )
 
 
 def is_finished(folder: str) -> bool:
@@ -195,46 +218,59 @@ def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
     initialised and unused tensors) for the log and the manifest.
     """
     if source is None:
-        return {"weights": None,
-                "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED else "scratch"}
+        return {
+            "weights": None,
+            "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED else "scratch",
+        }
     num_classes = build_train_set(cfg).num_train_pids
     own, classifier = _probe(cfg, num_classes)
     other, _ = _probe(cfg, num_classes + 1)
     classifier |= {k for k in own if other.get(k) != own[k]}
     obj = load_file(source)
     state = strip_wrapper_prefixes(model_state_from(obj), own)
-    skipped = [k for k in state if k in classifier or (k in own and tuple(state[k].shape)
-                                                        != own[k])]
+    skipped = [
+        k for k in state if k in classifier or (k in own and tuple(state[k].shape) != own[k])
+    ]
     keep = {k: v for k, v in state.items() if k in own and k not in skipped}
     new = [k for k in own if k not in keep]
     # Tensors only one side has are by design (a +STD student from a PTL model: the PTL branch
     # unused, a projection new); a non-classifier tensor of another shape, or nothing shared,
     # means another architecture.
     reshaped = [k for k in skipped if k not in classifier]
-    if (reshaped or not any(k not in classifier for k in keep)) \
-            and not cfg.MODEL.WEIGHTS_PARTIAL:
-        what = f"shape mismatch: {', '.join(reshaped[:3])}" if reshaped else \
-            "no tensor but the classifier in common"
+    if (reshaped or not any(k not in classifier for k in keep)) and not cfg.MODEL.WEIGHTS_PARTIAL:
+        what = (
+            f"shape mismatch: {', '.join(reshaped[:3])}"
+            if reshaped
+            else "no tensor but the classifier in common"
+        )
         raise WeightsMismatchError(
             f"chain step weights {source} do not fit the step's model "
             f"({cfg.MODEL.META_ARCHITECTURE}/{cfg.MODEL.BACKBONE.NAME}; {what}); set "
-            "MODEL.WEIGHTS_PARTIAL True to start from the tensors that fit")
+            "MODEL.WEIGHTS_PARTIAL True to start from the tensors that fit"
+        )
     # "fresh": the tensors the chain leaves initialised on purpose; the loader accepts their
     # absence (like a classifier's) instead of calling the file incomplete
     atomic_save({"model": keep, "source": source, "fresh": new}, cfg.MODEL.WEIGHTS)
-    return {"weights": source, "init_file": cfg.MODEL.WEIGHTS, "num_classes": num_classes,
-            "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,
-            "skipped": skipped, "new": new,
-            "unused": [k for k in state if k not in own]}
+    return {
+        "weights": source,
+        "init_file": cfg.MODEL.WEIGHTS,
+        "num_classes": num_classes,
+        "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,
+        "skipped": skipped,
+        "new": new,
+        "unused": [k for k in state if k not in own],
+    }
 
 
 def describe_recipe(cfg) -> str:
     """A one-line description of the training recipe of ``cfg`` for the log."""
     m, s = cfg.MODEL, cfg.SOLVER
-    return (f"{m.META_ARCHITECTURE}/{m.BACKBONE.NAME}, "
-            f"{'ImageNet' if m.BACKBONE.PRETRAINED else 'random'} init, "
-            f"{s.MAX_EPOCHS} epochs, {s.OPTIMIZER} lr {s.BASE_LR}, "
-            f"batch {s.IMS_PER_BATCH}, input {list(cfg.INPUT.SIZE_TRAIN)}")
+    return (
+        f"{m.META_ARCHITECTURE}/{m.BACKBONE.NAME}, "
+        f"{'ImageNet' if m.BACKBONE.PRETRAINED else 'random'} init, "
+        f"{s.MAX_EPOCHS} epochs, {s.OPTIMIZER} lr {s.BASE_LR}, "
+        f"batch {s.IMS_PER_BATCH}, input {list(cfg.INPUT.SIZE_TRAIN)}"
+    )
 
 
 def check_step(cfg, step: ChainStep, checked: set) -> None:
@@ -275,10 +311,15 @@ class _ChainLog:
             f.write(f"{_now()} {text}\n")
 
 
-def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] = None,
-              opts: Sequence[str] = (), progress: bool = True,
-              extra_hooks: Sequence[HookBase] = (), train: Optional[Callable] = None,
-              test: Optional[Callable] = None) -> List[Dict[str, Any]]:
+def run_chain(
+    config_file: Optional[str] = None,
+    steps: Optional[Sequence[str]] = None,
+    opts: Sequence[str] = (),
+    progress: bool = True,
+    extra_hooks: Sequence[HookBase] = (),
+    train: Optional[Callable] = None,
+    test: Optional[Callable] = None,
+) -> List[Dict[str, Any]]:
     """Run (or resume) a chain; returns the summary rows (one per step).
 
     ``steps`` defaults to ``CHAIN.STEPS`` of the config; ``opts`` are ``KEY VALUE`` overrides
@@ -304,14 +345,16 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
     history = {s.get("folder"): s.get("history", []) for s in manifest.get("steps", [])}
-    manifest.update(chain=labels, config_file=config_file or None, opts=list(opts),
-                    updated=_now())
+    manifest.update(chain=labels, config_file=config_file or None, opts=list(opts), updated=_now())
     manifest["steps"] = []
     note("chain %s in %s (config %s)", " -> ".join(labels), chain_dir, config_file or "defaults")
     if not config_file:
-        note("no --config-file: every step uses reidbox's bare defaults (%s) plus its "
-             "dataset's configs/_base_ fragment and the command-line overrides; the paper's "
-             "recipes are configs/chains/*.yml", describe_recipe(base))
+        note(
+            "no --config-file: every step uses reidbox's bare defaults (%s) plus its "
+            "dataset's configs/_base_ fragment and the command-line overrides; the paper's "
+            "recipes are configs/chains/*.yml",
+            describe_recipe(base),
+        )
 
     # Every step's config, data and model first: a wrong or changed chain fails before anything
     # trains (a missing dataset of step 3 must not cost the hours of steps 1 and 2).
@@ -320,13 +363,14 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
     earlier: List[str] = []
     checked: set = set()
     for step in chain:
-        cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir,
-                                  earlier)
+        cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir, earlier)
         changed = config_differences(cfg, cfg.OUTPUT_DIR)
         if changed:
-            raise ConfigError(f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
-                              f"run with another config ({', '.join(changed[:6])}); use another "
-                              "OUTPUT_DIR or delete that folder to retrain it")
+            raise ConfigError(
+                f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
+                f"run with another config ({', '.join(changed[:6])}); use another "
+                "OUTPUT_DIR or delete that folder to retrain it"
+            )
         if not is_finished(cfg.OUTPUT_DIR):
             check_step(cfg, step, checked)
         configs.append(cfg)
@@ -339,8 +383,12 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
     for step, cfg, source in zip(chain, configs, sources):
         out = cfg.OUTPUT_DIR
         entry: Dict[str, Any] = {
-            "index": step.index, "step": step.label, "folder": step.folder, "output_dir": out,
-            "train": step.dataset.train, "tests": list(cfg.DATASETS.TEST),
+            "index": step.index,
+            "step": step.label,
+            "folder": step.folder,
+            "output_dir": out,
+            "train": step.dataset.train,
+            "tests": list(cfg.DATASETS.TEST),
             "config": os.path.join(out, "config.yaml"),
             "weights_in": source,
             "weights_out": os.path.join(out, FINAL),
@@ -348,12 +396,15 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             "backbone": cfg.MODEL.BACKBONE.NAME,
             # earlier invocations' actions, unless the folder was deleted since
             "history": list(history.get(step.folder, []))
-            if os.path.isfile(os.path.join(out, "config.yaml")) else [],
+            if os.path.isfile(os.path.join(out, "config.yaml"))
+            else [],
         }
         if step.std:
-            entry["teacher"] = {"config": cfg.MODEL.STD.TEACHER_CONFIG,
-                                "weights": cfg.MODEL.STD.TEACHER_WEIGHTS,
-                                "lambda": cfg.MODEL.STD.LAMBDA}
+            entry["teacher"] = {
+                "config": cfg.MODEL.STD.TEACHER_CONFIG,
+                "weights": cfg.MODEL.STD.TEACHER_WEIGHTS,
+                "lambda": cfg.MODEL.STD.LAMBDA,
+            }
         if is_finished(out):
             note("step %d %s: finished earlier, not retrained", step.index, step.label)
             entry["history"].append({"at": _now(), "action": "reused"})
@@ -363,16 +414,25 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             if source is None:
                 note("step %d %s: starts from %s", step.index, step.label, report["start"])
             else:
-                note("step %d %s: starts from %s; classifier replaced (%s -> %d identities, "
-                     "freshly initialised); skipped weights: %s; newly initialised tensors: %d; "
-                     "unused tensors of the file: %d", step.index, step.label, source,
-                     report["previous_num_classes"], report["num_classes"],
-                     ", ".join(report["skipped"]) or "none", len(report["new"]),
-                     len(report["unused"]))
+                note(
+                    "step %d %s: starts from %s; classifier replaced (%s -> %d identities, "
+                    "freshly initialised); skipped weights: %s; newly initialised tensors: %d; "
+                    "unused tensors of the file: %d",
+                    step.index,
+                    step.label,
+                    source,
+                    report["previous_num_classes"],
+                    report["num_classes"],
+                    ", ".join(report["skipped"]) or "none",
+                    len(report["new"]),
+                    len(report["unused"]),
+                )
             ckpts = Checkpointer(out).list()
             if os.path.isfile(os.path.join(out, FINAL)):
-                doing, done = ("evaluating its final weights (training had finished)",
-                               "evaluated its final weights (training had finished)")
+                doing, done = (
+                    "evaluating its final weights (training had finished)",
+                    "evaluated its final weights (training had finished)",
+                )
             elif ckpts:
                 epoch = int(Checkpointer.PATTERN.search(ckpts[-1]).group(1))
                 doing, done = (f"resuming after epoch {epoch}", f"resumed after epoch {epoch}")
@@ -380,8 +440,14 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
                 doing, done = "training", "trained"
             entry["history"].append({"at": _now(), "action": doing})
             write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
-            note("step %d %s: %s (%s -> tests %s)", step.index, step.label, doing,
-                 step.dataset.train, ", ".join(cfg.DATASETS.TEST))
+            note(
+                "step %d %s: %s (%s -> tests %s)",
+                step.index,
+                step.label,
+                doing,
+                step.dataset.train,
+                ", ".join(cfg.DATASETS.TEST),
+            )
             try:
                 if done.startswith("evaluated"):
                     # training finished but its metrics.json is missing: the evaluation of
@@ -399,8 +465,9 @@ def run_chain(config_file: Optional[str] = None, steps: Optional[Sequence[str]] 
             note("step %d %s: %s", step.index, step.label, done)
         manifest["steps"].append(entry)
         write_json(manifest, manifest_path)
-        rows.append(step_row(step.index, step.label, step.dataset.train,
-                             os.path.join(out, METRICS)))
+        rows.append(
+            step_row(step.index, step.label, step.dataset.train, os.path.join(out, METRICS))
+        )
     write_chain_summary(chain_dir, rows)
     note("summary written to %s", os.path.join(chain_dir, "summary.md"))
     return rows

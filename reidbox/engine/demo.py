@@ -30,8 +30,12 @@ DEMO_RUNS: List[Tuple[str, str]] = [
 ]
 
 
-def run_demo(output_dir: str = "output/demo", runs: Sequence[Tuple[str, str]] = DEMO_RUNS,
-             opts: Optional[Sequence[str]] = None, progress: bool = True) -> Dict[str, Dict]:
+def run_demo(
+    output_dir: str = "output/demo",
+    runs: Sequence[Tuple[str, str]] = DEMO_RUNS,
+    opts: Optional[Sequence[str]] = None,
+    progress: bool = True,
+) -> Dict[str, Dict]:
     """Train every run, test an untrained twin of each, write and return the results table."""
     rows: Dict[str, Dict] = {}
     records: Dict[str, Dict] = {}
@@ -39,8 +43,9 @@ def run_demo(output_dir: str = "output/demo", runs: Sequence[Tuple[str, str]] = 
         slug = name.replace("+", "_").lower()
         run_dir = os.path.join(output_dir, slug)
         cfg = load_config(config, list(opts or []) + ["OUTPUT_DIR", run_dir])
-        untrained_cfg = load_config(config, list(opts or []) + ["OUTPUT_DIR",
-                                                                 run_dir + "_untrained"])
+        untrained_cfg = load_config(
+            config, list(opts or []) + ["OUTPUT_DIR", run_dir + "_untrained"]
+        )
         rows[f"{name} (untrained)"] = runner.test(untrained_cfg, weights=None, progress=progress)
         t0 = time.perf_counter()
         records[name] = runner.train(cfg, progress=progress)
@@ -49,8 +54,10 @@ def run_demo(output_dir: str = "output/demo", runs: Sequence[Tuple[str, str]] = 
     main_name = runs[0][0]
     main = dict(records[main_name], model=main_name)
     write_json(main, os.path.join(output_dir, "metrics.json"))
-    shutil.copy(os.path.join(output_dir, main_name.replace("+", "_").lower(), "config.yaml"),
-                os.path.join(output_dir, "config.yaml"))
+    shutil.copy(
+        os.path.join(output_dir, main_name.replace("+", "_").lower(), "config.yaml"),
+        os.path.join(output_dir, "config.yaml"),
+    )
     table = format_table(rows)
     with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write("# reidbox demo on the synthetic dataset\n\n" + table + "\n")
@@ -68,9 +75,16 @@ TRANSFER_RUNS: List[Tuple[str, str]] = [("resnet18", "baseline"), ("resnet18+PTL
 
 
 # Keys that do not change a finished run's numbers: where it lives, how it was loaded, logged.
-_REUSE_IGNORED = ("OUTPUT_DIR", "DATASETS.ROOT", "DEVICE", "DATALOADER.NUM_WORKERS",
-                  "MODEL.WEIGHTS", "SOLVER.LOG_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
-                  "SOLVER.KEEP_CHECKPOINTS")
+_REUSE_IGNORED = (
+    "OUTPUT_DIR",
+    "DATASETS.ROOT",
+    "DEVICE",
+    "DATALOADER.NUM_WORKERS",
+    "MODEL.WEIGHTS",
+    "SOLVER.LOG_PERIOD",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "SOLVER.KEEP_CHECKPOINTS",
+)
 
 
 def _flat(node, prefix: str = "") -> Dict[str, object]:
@@ -91,19 +105,25 @@ def _finished(run_dir: str, cfg) -> bool:
 
     from ..config import ConfigError
 
-    if not all(os.path.isfile(os.path.join(run_dir, n))
-               for n in ("model_final.pth", "metrics.json", "config.yaml")):
+    if not all(
+        os.path.isfile(os.path.join(run_dir, n))
+        for n in ("model_final.pth", "metrics.json", "config.yaml")
+    ):
         return False
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
         old = _flat(CfgNode.load_cfg(f))
     new = _flat(cfg)
-    changed = [f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
-               for k in sorted(set(old) | set(new))
-               if k not in _REUSE_IGNORED and old.get(k) != new.get(k)]
+    changed = [
+        f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
+        for k in sorted(set(old) | set(new))
+        if k not in _REUSE_IGNORED and old.get(k) != new.get(k)
+    ]
     if changed:
-        raise ConfigError(f"{run_dir} holds a finished run of another config: "
-                          f"{'; '.join(changed[:4])}; delete that folder or pass another "
-                          "--output-dir")
+        raise ConfigError(
+            f"{run_dir} holds a finished run of another config: "
+            f"{'; '.join(changed[:4])}; delete that folder or pass another "
+            "--output-dir"
+        )
     return True
 
 
@@ -119,7 +139,7 @@ def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return mean, var ** 0.5
+    return mean, var**0.5
 
 
 def transfer_table(per_seed: Dict[str, List[Dict]], direct: Dict, seeds: Sequence[int]) -> str:
@@ -128,38 +148,55 @@ def transfer_table(per_seed: Dict[str, List[Dict]], direct: Dict, seeds: Sequenc
     order) and in how many seeds PTL scored higher. ``direct``: the pre-trained model on the
     target set, one model and no seed."""
     names = list(per_seed)
-    lines = ["| model | " + " | ".join(f"seed {s} mAP / R1" for s in seeds)
-             + " | mAP mean ± std | R1 mean ± std |",
-             "|---|" + "---:|" * (len(seeds) + 2)]
-    lines.append("| pre-trained, not fine-tuned | " + " | ".join("" for _ in seeds)
-                 + f" | {100 * direct['mAP']:.1f} (one model) | "
-                 f"{100 * direct['rank1']:.1f} (one model) |")
+    lines = [
+        "| model | "
+        + " | ".join(f"seed {s} mAP / R1" for s in seeds)
+        + " | mAP mean ± std | R1 mean ± std |",
+        "|---|" + "---:|" * (len(seeds) + 2),
+    ]
+    lines.append(
+        "| pre-trained, not fine-tuned | "
+        + " | ".join("" for _ in seeds)
+        + f" | {100 * direct['mAP']:.1f} (one model) | "
+        f"{100 * direct['rank1']:.1f} (one model) |"
+    )
     for name in names:
         recs = per_seed[name]
         m = [100 * r["mAP"] for r in recs]
         r1 = [100 * r["rank1"] for r in recs]
         cells = [f"{a:.1f} / {b:.1f}" for a, b in zip(m, r1)]
         (mm, ms), (rm, rs) = _mean_std(m), _mean_std(r1)
-        lines.append(f"| {name}, fine-tuned | " + " | ".join(cells)
-                     + f" | {mm:.1f} ± {ms:.1f} | {rm:.1f} ± {rs:.1f} |")
+        lines.append(
+            f"| {name}, fine-tuned | "
+            + " | ".join(cells)
+            + f" | {mm:.1f} ± {ms:.1f} | {rm:.1f} ± {rs:.1f} |"
+        )
     if len(names) == 2:
         a, b = names
         dm = [100 * (x["mAP"] - y["mAP"]) for x, y in zip(per_seed[b], per_seed[a])]
         dr = [100 * (x["rank1"] - y["rank1"]) for x, y in zip(per_seed[b], per_seed[a])]
         (mm, ms), (rm, rs) = _mean_std(dm), _mean_std(dr)
-        lines.append(f"| {b} - {a}, paired | " + " | ".join(f"{x:+.1f} / {y:+.1f}"
-                                                          for x, y in zip(dm, dr))
-                     + f" | {mm:+.1f} ± {ms:.1f} | {rm:+.1f} ± {rs:.1f} |")
-        lines.append(f"\n{b} scored higher than {a} in {sum(x > 0 for x in dm)} of {len(dm)} "
-                     f"seeds by mAP, {sum(x > 0 for x in dr)} of {len(dr)} by rank-1. "
-                     "± is the sample standard deviation over seeds (n - 1).")
+        lines.append(
+            f"| {b} - {a}, paired | "
+            + " | ".join(f"{x:+.1f} / {y:+.1f}" for x, y in zip(dm, dr))
+            + f" | {mm:+.1f} ± {ms:.1f} | {rm:+.1f} ± {rs:.1f} |"
+        )
+        lines.append(
+            f"\n{b} scored higher than {a} in {sum(x > 0 for x in dm)} of {len(dm)} "
+            f"seeds by mAP, {sum(x > 0 for x in dr)} of {len(dr)} by rank-1. "
+            "± is the sample standard deviation over seeds (n - 1)."
+        )
     return "\n".join(lines)
 
 
-def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[int] = (0, 1, 2),
-                      opts: Optional[Sequence[str]] = None, progress: bool = True,
-                      pretrain_config: str = TRANSFER_PRETRAIN,
-                      finetune_config: str = TRANSFER_FINETUNE) -> Dict[str, object]:
+def run_transfer_demo(
+    output_dir: str = "output/demo/transfer",
+    seeds: Sequence[int] = (0, 1, 2),
+    opts: Optional[Sequence[str]] = None,
+    progress: bool = True,
+    pretrain_config: str = TRANSFER_PRETRAIN,
+    finetune_config: str = TRANSFER_FINETUNE,
+) -> Dict[str, object]:
     """Pre-train a plain model on one domain (once), test it on the target domain, then
     fine-tune it there as a plain network and with PTL (fresh side network), once per seed;
     write ``results.md`` / ``results.json``.
@@ -188,8 +225,9 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
     on_source = _read_metrics(pre_dir)["per_dataset"]
     # The pre-trained model on the target domain, built and tested as the plain fine-tuning
     # runs are (same data options, same test settings), before any fine-tuning.
-    direct_cfg = load_config(finetune_config, opts + ["MODEL.META_ARCHITECTURE", "baseline",
-                                                      "OUTPUT_DIR", pre_dir])
+    direct_cfg = load_config(
+        finetune_config, opts + ["MODEL.META_ARCHITECTURE", "baseline", "OUTPUT_DIR", pre_dir]
+    )
     target = direct_cfg.DATASETS.TEST[0]
     t0 = time.perf_counter()
     direct = runner.test(direct_cfg, weights=source, progress=progress)["per_dataset"][target]
@@ -198,45 +236,77 @@ def run_transfer_demo(output_dir: str = "output/demo/transfer", seeds: Sequence[
     for seed in seeds:
         for name, arch in TRANSFER_RUNS:
             run_dir = os.path.join(output_dir, f"{name.replace('+', '_').lower()}_seed{seed}")
-            cfg = load_config(finetune_config, opts + [
-                "MODEL.META_ARCHITECTURE", arch, "SEED", str(seed), "OUTPUT_DIR", run_dir,
-                "MODEL.WEIGHTS", os.path.join(run_dir, "init_weights.pth")])
+            cfg = load_config(
+                finetune_config,
+                opts
+                + [
+                    "MODEL.META_ARCHITECTURE",
+                    arch,
+                    "SEED",
+                    str(seed),
+                    "OUTPUT_DIR",
+                    run_dir,
+                    "MODEL.WEIGHTS",
+                    os.path.join(run_dir, "init_weights.pth"),
+                ],
+            )
             t0 = time.perf_counter()
-            trained = [f for f in glob.glob(os.path.join(run_dir, "*.pth"))
-                       if os.path.basename(f) != "init_weights.pth"]  # checkpoints, final
+            trained = [
+                f
+                for f in glob.glob(os.path.join(run_dir, "*.pth"))
+                if os.path.basename(f) != "init_weights.pth"
+            ]  # checkpoints, final
             if pretrained_now and trained:
-                raise ConfigError(f"{run_dir} was fine-tuned from an earlier pre-training than "
-                                  f"the one just made in {pre_dir}; delete it or pass another "
-                                  "--output-dir")
+                raise ConfigError(
+                    f"{run_dir} was fine-tuned from an earlier pre-training than "
+                    f"the one just made in {pre_dir}; delete it or pass another "
+                    "--output-dir"
+                )
             if not _finished(run_dir, cfg):
                 os.makedirs(run_dir, exist_ok=True)
                 report = prepare_weights(cfg, source)
-                logger.info("transfer demo %s seed %d: from %s, fresh: %d tensors", name, seed,
-                            source, len(report["new"]))
+                logger.info(
+                    "transfer demo %s seed %d: from %s, fresh: %d tensors",
+                    name,
+                    seed,
+                    source,
+                    len(report["new"]),
+                )
                 runner.train(cfg, resume=True, progress=progress)
             timings[f"{name} seed {seed}"] = time.perf_counter() - t0
             per_seed[name].append(_read_metrics(run_dir)["per_dataset"][target])
     table = transfer_table(per_seed, direct, list(seeds))
     total, cpu = time.perf_counter() - t_start, time.process_time() - c_start
     keep = ("mAP", "rank1")
-    result = {"source": list(pre_cfg.DATASETS.TRAIN), "target": target, "seeds": list(seeds),
-              "pretrained_on_source": {k: {m: v[m] for m in keep} for k, v in on_source.items()},
-              "pretrained_on_target": {m: direct[m] for m in keep},
-              "per_seed": {k: [{m: r[m] for m in keep} for r in v]
-                           for k, v in per_seed.items()},
-              "seconds": timings, "total_seconds": total, "cpu_seconds": cpu}
+    result = {
+        "source": list(pre_cfg.DATASETS.TRAIN),
+        "target": target,
+        "seeds": list(seeds),
+        "pretrained_on_source": {k: {m: v[m] for m in keep} for k, v in on_source.items()},
+        "pretrained_on_target": {m: direct[m] for m in keep},
+        "per_seed": {k: [{m: r[m] for m in keep} for r in v] for k, v in per_seed.items()},
+        "seconds": timings,
+        "total_seconds": total,
+        "cpu_seconds": cpu,
+    }
     write_json(result, os.path.join(output_dir, "results.json"))
-    src = ", ".join(f"{k} {100 * v['mAP']:.1f} / {100 * v['rank1']:.1f}"
-                    for k, v in on_source.items())
-    text = (f"# reidbox transfer demo: {' + '.join(pre_cfg.DATASETS.TRAIN)} -> {target}\n\n"
-            f"Pre-trained once on {', '.join(pre_cfg.DATASETS.TRAIN)} (mAP / rank-1 on its own "
-            f"domain: {src}), fine-tuned on {target} per seed, tested on {target} "
-            f"(percent).\n\n" + table + "\n\n"
-            f"Wall time {total:.0f} s, CPU time of this process {cpu:.0f} s (runs reused from "
-            "an earlier invocation count as 0).\n")
+    src = ", ".join(
+        f"{k} {100 * v['mAP']:.1f} / {100 * v['rank1']:.1f}" for k, v in on_source.items()
+    )
+    text = (
+        f"# reidbox transfer demo: {' + '.join(pre_cfg.DATASETS.TRAIN)} -> {target}\n\n"
+        f"Pre-trained once on {', '.join(pre_cfg.DATASETS.TRAIN)} (mAP / rank-1 on its own "
+        f"domain: {src}), fine-tuned on {target} per seed, tested on {target} "
+        f"(percent).\n\n" + table + "\n\n"
+        f"Wall time {total:.0f} s, CPU time of this process {cpu:.0f} s (runs reused from "
+        "an earlier invocation count as 0).\n"
+    )
     with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(text)
     print("\n" + table + "\n")
-    print(f"total {total:.0f}s wall, {cpu:.0f}s CPU ("
-          + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + ")")
+    print(
+        f"total {total:.0f}s wall, {cpu:.0f}s CPU ("
+        + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+        + ")"
+    )
     return result

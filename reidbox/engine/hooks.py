@@ -77,8 +77,12 @@ class ProgressHook(HookBase):
     def before_epoch(self) -> None:
         t = self.trainer
         if self.bar_on:
-            self.bar = tqdm(total=t.epoch_iters, desc=f"epoch {t.epoch + 1}/{t.max_epochs}",
-                            leave=False, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=t.epoch_iters,
+                desc=f"epoch {t.epoch + 1}/{t.max_epochs}",
+                leave=False,
+                dynamic_ncols=True,
+            )
         self.t0 = self.last = time.perf_counter()
         self.images = 0
         self.epoch_losses: Dict[str, list] = {}
@@ -110,20 +114,27 @@ class ProgressHook(HookBase):
             for k, v in r.losses.items():
                 self.epoch_losses.setdefault(k, []).append(v)
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{self.w_losses['total']:.3f}",
-                                 img_s=f"{self.w_images / self.span:.0f}")
+            self.bar.set_postfix(
+                loss=f"{self.w_losses['total']:.3f}", img_s=f"{self.w_images / self.span:.0f}"
+            )
 
     def _log_line(self) -> None:
         t = self.trainer
-        losses = " ".join(f"{k} {v:.4g}" for k, v in
-                          [("total", self.w_losses["total"])]
-                          + [(k, v) for k, v in self.w_losses.items() if k != "total"])
-        parts = [f"epoch {t.epoch + 1}/{t.max_epochs} iter {t.iter + 1}"
-                 + (f"/{t.epoch_iters}" if t.epoch_iters else "")
-                 + f" step {t.global_step}" + (f"/{self.total_steps}" if self.total_steps else ""),
-                 losses, f"lr {t.window[-1].lr:.3g}",
-                 f"{self.w_images / self.span:.1f} img/s",
-                 f"data {self.w_data / self.w_steps:.4f}s ({100 * self.w_data / self.span:.0f}%)"]
+        losses = " ".join(
+            f"{k} {v:.4g}"
+            for k, v in [("total", self.w_losses["total"])]
+            + [(k, v) for k, v in self.w_losses.items() if k != "total"]
+        )
+        parts = [
+            f"epoch {t.epoch + 1}/{t.max_epochs} iter {t.iter + 1}"
+            + (f"/{t.epoch_iters}" if t.epoch_iters else "")
+            + f" step {t.global_step}"
+            + (f"/{self.total_steps}" if self.total_steps else ""),
+            losses,
+            f"lr {t.window[-1].lr:.3g}",
+            f"{self.w_images / self.span:.1f} img/s",
+            f"data {self.w_data / self.w_steps:.4f}s ({100 * self.w_data / self.span:.0f}%)",
+        ]
         if self.total_steps and self.train_steps:
             left = self.total_steps - t.global_step
             parts.append(f"eta {_hms(left * self.train_time / self.train_steps)}")
@@ -140,9 +151,15 @@ class ProgressHook(HookBase):
             self._window()  # steps read at the epoch's end (a loader without a length)
         dt = time.perf_counter() - self.t0
         losses = " ".join(f"{k}={statistics.mean(v):.4f}" for k, v in self.epoch_losses.items())
-        logger.info("epoch %d/%d done in %.1fs (%.1f img/s) lr=%.3g mean %s", t.epoch + 1,
-                    t.max_epochs, dt, self.images / max(dt, 1e-9),
-                    t.optimizer.param_groups[0]["lr"], losses)
+        logger.info(
+            "epoch %d/%d done in %.1fs (%.1f img/s) lr=%.3g mean %s",
+            t.epoch + 1,
+            t.max_epochs,
+            dt,
+            self.images / max(dt, 1e-9),
+            t.optimizer.param_groups[0]["lr"],
+            losses,
+        )
 
 
 class TensorBoardHook(HookBase):
@@ -174,13 +191,12 @@ class TensorBoardHook(HookBase):
             self.writer.add_scalar("lr", r.lr, step)
         span = max(new[-1].end_time - (self._last_end or new[0].end_time), 1e-9)
         step = new[-1].global_step + 1
-        self.writer.add_scalar("train/images_per_s", sum(r.batch_size for r in new) / span,
-                               step)
-        self.writer.add_scalar("train/data_time_share", sum(r.data_time for r in new) / span,
-                               step)
+        self.writer.add_scalar("train/images_per_s", sum(r.batch_size for r in new) / span, step)
+        self.writer.add_scalar("train/data_time_share", sum(r.data_time for r in new) / span, step)
         if t.device.type == "cuda":
-            self.writer.add_scalar("train/max_mem_mb",
-                                   torch.cuda.max_memory_allocated(t.device) / 2**20, step)
+            self.writer.add_scalar(
+                "train/max_mem_mb", torch.cuda.max_memory_allocated(t.device) / 2**20, step
+            )
         self._last_end = new[-1].end_time
         self._written = step
 
@@ -237,8 +253,12 @@ class EvalHook(HookBase):
     """Calls ``eval_fn()`` every ``period`` epochs (not after the last: the run evaluates then);
     ``on_result(metrics, global_step)`` gets what it returned."""
 
-    def __init__(self, period: int, eval_fn: Callable[[], Mapping[str, Any]],
-                 on_result: Optional[Callable[[Mapping[str, Any], int], None]] = None) -> None:
+    def __init__(
+        self,
+        period: int,
+        eval_fn: Callable[[], Mapping[str, Any]],
+        on_result: Optional[Callable[[Mapping[str, Any], int], None]] = None,
+    ) -> None:
         self.period, self.eval_fn, self.on_result = period, eval_fn, on_result
 
     def after_epoch(self) -> None:

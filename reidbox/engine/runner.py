@@ -19,16 +19,36 @@ from ..data import build_test_loader
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
-from ..utils.checkpoint import (Checkpointer, CheckpointError, NonFiniteStateError, atomic_save,
-                                load_file, load_model_weights, nonfinite_tensors, rng_states,
-                                set_rng_states)
+from ..utils.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    NonFiniteStateError,
+    atomic_save,
+    load_file,
+    load_model_weights,
+    nonfinite_tensors,
+    rng_states,
+    set_rng_states,
+)
 from ..utils import distributed as du
 from ..utils.logger import setup_logger
 from ..utils.misc import resolve_device, seed_all
-from ..utils.run_folder import (RunFolderError, acquire_lock, die_with_parent, read_run_record,
-                                remove_stale_temps, start_run_record)
-from .hooks import (CheckpointHook, EvalHook, LatentStateResetHook, ProgressHook,
-                    TensorBoardHook, stderr_is_terminal)
+from ..utils.run_folder import (
+    RunFolderError,
+    acquire_lock,
+    die_with_parent,
+    read_run_record,
+    remove_stale_temps,
+    start_run_record,
+)
+from .hooks import (
+    CheckpointHook,
+    EvalHook,
+    LatentStateResetHook,
+    ProgressHook,
+    TensorBoardHook,
+    stderr_is_terminal,
+)
 from .solver import build_solver, resume_schedule
 from .tasks import build_task
 from .trainer import HookBase, NonFiniteLossError, Trainer
@@ -59,8 +79,13 @@ def setup_run(cfg, progress: bool = True, role: str = "train") -> torch.device:
     if main:
         logger.addHandler(logging.handlers.MemoryHandler(1_000_000, logging.CRITICAL + 1))
     seed_all(cfg.SEED + du.get_rank())
-    logger.info("output: %s, device: %s, world size %d, torch %s", cfg.OUTPUT_DIR, device,
-                du.get_world_size(), torch.__version__)
+    logger.info(
+        "output: %s, device: %s, world size %d, torch %s",
+        cfg.OUTPUT_DIR,
+        device,
+        du.get_world_size(),
+        torch.__version__,
+    )
     return device
 
 
@@ -69,9 +94,11 @@ def make_folder(folder: str, what: str = "OUTPUT_DIR ") -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
-        raise RunFolderError(f"cannot create {what}{folder}: {e.strerror}"
-                             f"{f' ({e.filename})' if e.filename else ''}; choose a writable "
-                             "folder (OUTPUT_DIR)") from None
+        raise RunFolderError(
+            f"cannot create {what}{folder}: {e.strerror}"
+            f"{f' ({e.filename})' if e.filename else ''}; choose a writable "
+            "folder (OUTPUT_DIR)"
+        ) from None
 
 
 def prepare_output_dir(folder: str) -> None:
@@ -98,18 +125,26 @@ def attach_log_file(folder: str) -> None:
     logger.addHandler(fh)
 
 
-def start_run_files(cfg, checkpointer: Checkpointer, resume: bool,
-                    loaded: Optional[Dict[str, Any]] = None) -> None:
+def start_run_files(
+    cfg, checkpointer: Checkpointer, resume: bool, loaded: Optional[Dict[str, Any]] = None
+) -> None:
     """The run is valid and starts (rank 0): write ``config.yaml`` and ``run.json``, open
     ``log.txt``, and give the checkpointer this run's id."""
     record = start_run_record(cfg.OUTPUT_DIR, resume, loaded)
     checkpointer.bind(record)
-    others = [os.path.basename(p) for p in checkpointer.list()
-              if os.path.basename(p) not in record["checkpoints"]]
+    others = [
+        os.path.basename(p)
+        for p in checkpointer.list()
+        if os.path.basename(p) not in record["checkpoints"]
+    ]
     if others:
-        logger.warning("%s holds %d checkpoint(s) this run did not write (%s): they are neither "
-                       "loaded nor pruned; a same-numbered one is replaced", cfg.OUTPUT_DIR,
-                       len(others), ", ".join(others[:5]))
+        logger.warning(
+            "%s holds %d checkpoint(s) this run did not write (%s): they are neither "
+            "loaded nor pruned; a same-numbered one is replaced",
+            cfg.OUTPUT_DIR,
+            len(others),
+            ", ".join(others[:5]),
+        )
     save_config(cfg, cfg.OUTPUT_DIR)
     attach_log_file(cfg.OUTPUT_DIR)
     logger.info("run %s (run.json), config.yaml written", record["run_id"])
@@ -120,8 +155,10 @@ def use_channels_last(cfg, device: torch.device) -> bool:
     channels_last convolutions intermittently return NaN for finite inputs (3 of 4 fresh
     ResNet-18s at the first step in our measurement), so that pair trains contiguous."""
     if cfg.MODEL.CHANNELS_LAST and cfg.SOLVER.AMP and device.type == "cpu":
-        logger.warning("MODEL.CHANNELS_LAST ignored: bf16 autocast on the CPU gives NaN with "
-                       "channels_last convolutions in this torch; training contiguous")
+        logger.warning(
+            "MODEL.CHANNELS_LAST ignored: bf16 autocast on the CPU gives NaN with "
+            "channels_last convolutions in this torch; training contiguous"
+        )
         return False
     return bool(cfg.MODEL.CHANNELS_LAST)
 
@@ -140,9 +177,14 @@ class _RNGSafeEval:
             set_rng_states(state)
 
 
-def build_hooks(cfg, checkpointer: Checkpointer, periodic_eval: Callable[[], Dict[str, float]],
-                tb: Optional[TensorBoardHook], progress: bool,
-                extra_hooks: Sequence[HookBase] = ()) -> List[HookBase]:
+def build_hooks(
+    cfg,
+    checkpointer: Checkpointer,
+    periodic_eval: Callable[[], Dict[str, float]],
+    tb: Optional[TensorBoardHook],
+    progress: bool,
+    extra_hooks: Sequence[HookBase] = (),
+) -> List[HookBase]:
     """The hooks every training run uses (every task), then ``extra_hooks``."""
     s = cfg.SOLVER
     return [
@@ -150,24 +192,43 @@ def build_hooks(cfg, checkpointer: Checkpointer, periodic_eval: Callable[[], Dic
         ProgressHook(s.LOG_PERIOD, enabled=progress),
         *([tb] if tb else []),
         CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
-        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval),
-                 tb.log_metrics if tb else None),
+        EvalHook(cfg.TEST.EVAL_PERIOD, _RNGSafeEval(periodic_eval), tb.log_metrics if tb else None),
         *extra_hooks,
     ]
 
 
 # Keys that never change what training computes from a checkpoint on: where things are, how
 # fast, how often to log/save, how to evaluate, and start weights (the checkpoint replaces them).
-RESUME_IGNORED = ("OUTPUT_DIR", "DEVICE", "DATASETS.ROOT", "DATALOADER.NUM_WORKERS",
-                  "MODEL.WEIGHTS", "MODEL.BACKBONE.PRETRAINED", "MODEL.BACKBONE.WEIGHTS",
-                  "MODEL.CHANNELS_LAST", "SOLVER.LOG_PERIOD", "SOLVER.CHECKPOINT_PERIOD",
-                  "SOLVER.KEEP_CHECKPOINTS", "TEST.", "CHAIN.")
+RESUME_IGNORED = (
+    "OUTPUT_DIR",
+    "DEVICE",
+    "DATASETS.ROOT",
+    "DATALOADER.NUM_WORKERS",
+    "MODEL.WEIGHTS",
+    "MODEL.BACKBONE.PRETRAINED",
+    "MODEL.BACKBONE.WEIGHTS",
+    "MODEL.CHANNELS_LAST",
+    "SOLVER.LOG_PERIOD",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "SOLVER.KEEP_CHECKPOINTS",
+    "TEST.",
+    "CHAIN.",
+)
 # The LR schedule: a function of the global step, recomputed from the new config on resume, so
 # changing these continues the run with the new schedule from the saved step.
-RESUME_SCHEDULE = ("SOLVER.MAX_EPOCHS", "SOLVER.SCHEDULER", "SOLVER.STEPS", "SOLVER.GAMMA",
-                   "SOLVER.WARMUP_EPOCHS", "SOLVER.WARMUP_FACTOR", "SOLVER.BASE_LR")
-RESUME_FORCE_HINT = ("use the config it was trained with, another OUTPUT_DIR, or --resume-force "
-                     "(train(..., force_resume=True)) to continue it with the new config")
+RESUME_SCHEDULE = (
+    "SOLVER.MAX_EPOCHS",
+    "SOLVER.SCHEDULER",
+    "SOLVER.STEPS",
+    "SOLVER.GAMMA",
+    "SOLVER.WARMUP_EPOCHS",
+    "SOLVER.WARMUP_FACTOR",
+    "SOLVER.BASE_LR",
+)
+RESUME_FORCE_HINT = (
+    "use the config it was trained with, another OUTPUT_DIR, or --resume-force "
+    "(train(..., force_resume=True)) to continue it with the new config"
+)
 
 
 def resume_config_changes(saved: Optional[str], cfg) -> Dict[str, List[str]]:
@@ -177,8 +238,11 @@ def resume_config_changes(saved: Optional[str], cfg) -> Dict[str, List[str]]:
     old, new = flat_config(saved or ""), flat_config(cfg.dump())
     out: Dict[str, List[str]] = {"schedule": [], "run": []}
     for k in sorted(set(old) | set(new)):
-        if old.get(k) == new.get(k) or k in RESUME_IGNORED or k.startswith(
-                tuple(p for p in RESUME_IGNORED if p.endswith("."))):
+        if (
+            old.get(k) == new.get(k)
+            or k in RESUME_IGNORED
+            or k.startswith(tuple(p for p in RESUME_IGNORED if p.endswith(".")))
+        ):
             continue
         kind = "schedule" if k in RESUME_SCHEDULE else "run"
         out[kind].append(f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})")
@@ -196,20 +260,28 @@ def check_resume(state: Dict[str, Any], cfg, force: bool = False) -> List[str]:
         if force:
             logger.warning("%s records no config; resuming it anyway (--resume-force)", path)
             return []
-        raise ConfigError(f"{path} records no config, so it cannot be matched to this run; "
-                          f"{RESUME_FORCE_HINT}")
+        raise ConfigError(
+            f"{path} records no config, so it cannot be matched to this run; {RESUME_FORCE_HINT}"
+        )
     changes = resume_config_changes(state["config"], cfg)
     done = int(state.get("epoch", 0))
     if done > cfg.SOLVER.MAX_EPOCHS and not force:
-        raise ConfigError(f"{path} has {done} epochs done but SOLVER.MAX_EPOCHS is "
-                          f"{cfg.SOLVER.MAX_EPOCHS}; raise it to at least {done}, or "
-                          f"{RESUME_FORCE_HINT}")
+        raise ConfigError(
+            f"{path} has {done} epochs done but SOLVER.MAX_EPOCHS is "
+            f"{cfg.SOLVER.MAX_EPOCHS}; raise it to at least {done}, or "
+            f"{RESUME_FORCE_HINT}"
+        )
     if changes["run"]:
         if not force:
-            raise ConfigError(f"{path} was trained with another config: "
-                              f"{'; '.join(changes['run'])}; {RESUME_FORCE_HINT}")
-        logger.warning("resuming %s with a changed config (--resume-force): %s", path,
-                       "; ".join(changes["run"]))
+            raise ConfigError(
+                f"{path} was trained with another config: "
+                f"{'; '.join(changes['run'])}; {RESUME_FORCE_HINT}"
+            )
+        logger.warning(
+            "resuming %s with a changed config (--resume-force): %s",
+            path,
+            "; ".join(changes["run"]),
+        )
     return changes["schedule"]
 
 
@@ -224,8 +296,14 @@ def load_resume_state(cfg, force: bool = False) -> Optional[Dict[str, Any]]:
     return state
 
 
-def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
-                force_resume: bool = False, state: Optional[Dict[str, Any]] = None) -> None:
+def run_trainer(
+    cfg,
+    trainer: Trainer,
+    checkpointer: Checkpointer,
+    resume: bool,
+    force_resume: bool = False,
+    state: Optional[Dict[str, Any]] = None,
+) -> None:
     """Resume from the newest checkpoint of this folder's run if asked (``state``: already
     loaded by :func:`load_resume_state`), write the run's files, train; under DDP every rank
     then takes rank 0's weights and buffers, so what is evaluated is what was saved. A
@@ -239,10 +317,12 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
         if state is None:
             state = load_resume_state(cfg, force_resume)
         if state is None:
-            start = (cfg.MODEL.WEIGHTS or
-                     ("ImageNet weights" if cfg.MODEL.BACKBONE.PRETRAINED else "random weights"))
-            logger.info("no checkpoint in %s yet: training starts at epoch 1 from %s",
-                        cfg.OUTPUT_DIR, start)
+            start = cfg.MODEL.WEIGHTS or (
+                "ImageNet weights" if cfg.MODEL.BACKBONE.PRETRAINED else "random weights"
+            )
+            logger.info(
+                "no checkpoint in %s yet: training starts at epoch 1 from %s", cfg.OUTPUT_DIR, start
+            )
         else:
             checkpointer.run_id = state.get("run_id") or checkpointer.run_id
             schedule = state.pop("_schedule_changes", [])
@@ -255,28 +335,42 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
                 trainer.load_state_dict(state)
             except (RuntimeError, KeyError, ValueError) as e:
                 text = str(e)
-                found = [(re.search(p, text), what) for p, what in (
-                    (r"size mismatch for ([\w.]+)", "differs in shape"),
-                    (r'Missing key\(s\) in state_dict: "([^"]+)"', "is not in the file"),
-                    (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "is not in the model"))]
-                why = next((f"{m.group(1)} {what}" for m, what in found if m),
-                           (text.strip().splitlines() or [type(e).__name__])[0])
+                found = [
+                    (re.search(p, text), what)
+                    for p, what in (
+                        (r"size mismatch for ([\w.]+)", "differs in shape"),
+                        (r'Missing key\(s\) in state_dict: "([^"]+)"', "is not in the file"),
+                        (r'Unexpected key\(s\) in state_dict: "([^"]+)"', "is not in the model"),
+                    )
+                ]
+                why = next(
+                    (f"{m.group(1)} {what}" for m, what in found if m),
+                    (text.strip().splitlines() or [type(e).__name__])[0],
+                )
                 raise CheckpointError(
                     f"--resume: {state['_path']} does not fit this model ({why}); it was "
                     "written for another architecture or number of identities: resume with "
-                    "the config it was trained with, or start a new OUTPUT_DIR") from None
+                    "the config it was trained with, or start a new OUTPUT_DIR"
+                ) from None
             for group, fresh in zip(opt.param_groups, settings):
                 group.update(fresh)  # momentum, weight decay, ... of the current config
             if recompute:
                 resume_schedule(trainer.scheduler, trainer.global_step)
             per_rank = state.get("rng_per_rank") or [state["rng"]]
             set_rng_states(per_rank[rank] if len(per_rank) == world else state["rng"])
-            logger.info("resumed from %s (epoch %d done, global step %d, lr %.3e)",
-                        state["_path"], trainer.start_epoch, trainer.global_step,
-                        opt.param_groups[0]["lr"])
+            logger.info(
+                "resumed from %s (epoch %d done, global step %d, lr %.3e)",
+                state["_path"],
+                trainer.start_epoch,
+                trainer.global_step,
+                opt.param_groups[0]["lr"],
+            )
             if schedule:
-                logger.info("schedule changed since the checkpoint: %s; the remaining epochs "
-                            "follow the new schedule", "; ".join(schedule))
+                logger.info(
+                    "schedule changed since the checkpoint: %s; the remaining epochs "
+                    "follow the new schedule",
+                    "; ".join(schedule),
+                )
     if main:
         start_run_files(cfg, checkpointer, resume, state)
     try:
@@ -285,8 +379,13 @@ def run_trainer(cfg, trainer: Trainer, checkpointer: Checkpointer, resume: bool,
         path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
         saved = save_last_good(cfg, trainer, checkpointer, path)
         raise NonFiniteLossError(
-            f"{e}; stopped, " + (f"last finite state ({saved}) saved to {path}" if saved else
-                                 "no finite state to save (none kept)")) from None
+            f"{e}; stopped, "
+            + (
+                f"last finite state ({saved}) saved to {path}"
+                if saved
+                else "no finite state to save (none kept)"
+            )
+        ) from None
     broadcast_module_state(trainer.unwrapped_model)
 
 
@@ -301,8 +400,10 @@ def save_last_good(cfg, trainer: Trainer, checkpointer: Checkpointer, path: str)
     if not bad:
         atomic_save(state, path)
         return f"global step {state['global_step']}"
-    logger.warning("current state holds non-finite tensors (%s); looking for the newest finite "
-                   "checkpoint", ", ".join(bad[:5]))
+    logger.warning(
+        "current state holds non-finite tensors (%s); looking for the newest finite checkpoint",
+        ", ".join(bad[:5]),
+    )
     for ck in reversed(checkpointer.list()):
         try:
             old = load_file(ck)
@@ -325,8 +426,13 @@ def broadcast_module_state(model: nn.Module) -> None:
         dist.broadcast(t, src=0)
 
 
-def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
-          progress: bool = True, force_resume: bool = False) -> Dict[str, Any]:
+def train(
+    cfg,
+    resume: bool = False,
+    extra_hooks: Sequence[HookBase] = (),
+    progress: bool = True,
+    force_resume: bool = False,
+) -> Dict[str, Any]:
     """Train on ``DATASETS.TRAIN``, evaluate on ``DATASETS.TEST``; returns the metrics record.
 
     Writes ``config.yaml``, ``checkpoint_*.pth``, ``model_final.pth`` and ``metrics.json``
@@ -357,11 +463,16 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         # PTL latent state lives on the wrapper as plain tensors (not buffers), so DDP neither
         # broadcasts nor averages it: each rank carries the state of its own batches.
         train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if main:
         summary = model_summary(model, task.input_size)
-        logger.info("%s/%s\n%s", cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME,
-                    format_summary(summary))
+        logger.info(
+            "%s/%s\n%s",
+            cfg.MODEL.META_ARCHITECTURE,
+            cfg.MODEL.BACKBONE.NAME,
+            format_summary(summary),
+        )
     s = cfg.SOLVER
     optimizer, scheduler = build_solver(cfg, model, len(loader))
     checkpointer = Checkpointer(cfg.OUTPUT_DIR, keep=s.KEEP_CHECKPOINTS)
@@ -373,19 +484,36 @@ def train(cfg, resume: bool = False, extra_hooks: Sequence[HookBase] = (),
         return {n: r.headline() for n, r in results.items()}
 
     hooks = build_hooks(cfg, checkpointer, periodic_eval, tb, progress, extra_hooks)
-    trainer = Trainer(train_model, optimizer, scheduler, loader, s.MAX_EPOCHS, device, hooks,
-                      amp=s.AMP, channels_last=channels_last, log_period=s.LOG_PERIOD,
-                      compile=cfg.MODEL.COMPILE)
+    trainer = Trainer(
+        train_model,
+        optimizer,
+        scheduler,
+        loader,
+        s.MAX_EPOCHS,
+        device,
+        hooks,
+        amp=s.AMP,
+        channels_last=channels_last,
+        log_period=s.LOG_PERIOD,
+        compile=cfg.MODEL.COMPILE,
+    )
     run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
     if main:
-        atomic_save({"model": model.state_dict(), "num_classes": task.num_classes},
-                    os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+        atomic_save(
+            {"model": model.state_dict(), "num_classes": task.num_classes},
+            os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+        )
     results = task.evaluate(model, device, progress)
     if tb is not None:
         tb.log_metrics({n: r.headline() for n, r in results.items()}, trainer.global_step)
         tb.close()
-    extra = dict(epochs=s.MAX_EPOCHS, train_datasets=list(cfg.DATASETS.TRAIN),
-                 num_classes=task.num_classes, world_size=world, **task.train_record())
+    extra = dict(
+        epochs=s.MAX_EPOCHS,
+        train_datasets=list(cfg.DATASETS.TRAIN),
+        num_classes=task.num_classes,
+        world_size=world,
+        **task.train_record(),
+    )
     if not main:
         du.barrier()
         return task.record(results, model, **extra)
@@ -400,10 +528,15 @@ def eval_settings(cfg, weights: Optional[str]) -> Dict[str, Any]:
     from ..evaluation import EvalSettings
 
     e = EvalSettings.from_config(cfg)
-    return dict(weights=os.path.abspath(weights) if weights else None,
-                test_sets=list(cfg.DATASETS.TEST), size=list(cfg.INPUT.SIZE_TEST),
-                **e.describe(), max_rank=e.max_rank, seed=e.seed,
-                arch=[cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME])
+    return dict(
+        weights=os.path.abspath(weights) if weights else None,
+        test_sets=list(cfg.DATASETS.TEST),
+        size=list(cfg.INPUT.SIZE_TEST),
+        **e.describe(),
+        max_rank=e.max_rank,
+        seed=e.seed,
+        arch=[cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME],
+    )
 
 
 def eval_dir(cfg, weights: Optional[str]) -> str:
@@ -421,8 +554,9 @@ def eval_dir(cfg, weights: Optional[str]) -> str:
     return os.path.join(cfg.OUTPUT_DIR, "eval", name)
 
 
-def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: int = 0
-         ) -> Dict[str, Any]:
+def test(
+    cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: int = 0
+) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
     also draws rank-list images of that many top matches. Results go to :func:`eval_dir`
     (``OUTPUT_DIR/eval/<settings>/metrics.json`` and ``log.txt``, rank lists, CMC plots)."""
@@ -436,8 +570,9 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: i
     out = eval_dir(cfg, weights)
     if main:
         prepare_eval_dir(out)
-    results = task.evaluate(model, device, progress, out_dir=out, rank_lists=True,
-                            vis_ranks=vis_ranks)
+    results = task.evaluate(
+        model, device, progress, out_dir=out, rank_lists=True, vis_ranks=vis_ranks
+    )
     extra = dict(weights=weights, settings=eval_settings(cfg, weights))
     if not main:
         return task.record(results, model, **extra)
@@ -446,9 +581,15 @@ def test(cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: i
     return record
 
 
-def rank_images(cfg, weights: Optional[str], out_dir: Optional[str] = None, topk: int = 10,
-                num_queries: int = 10, query_indices: Optional[Sequence[int]] = None,
-                progress: bool = True) -> List[str]:
+def rank_images(
+    cfg,
+    weights: Optional[str],
+    out_dir: Optional[str] = None,
+    topk: int = 10,
+    num_queries: int = 10,
+    query_indices: Optional[Sequence[int]] = None,
+    progress: bool = True,
+) -> List[str]:
     """Rank-list images of ``weights`` (default ``MODEL.WEIGHTS``) on every ``DATASETS.TEST``
     set, into ``out_dir/<testset>/`` (default ``OUTPUT_DIR/ranks``); no metrics computed."""
     from ..evaluation.evaluator import extract_query_gallery
@@ -464,12 +605,25 @@ def rank_images(cfg, weights: Optional[str], out_dir: Optional[str] = None, topk
     out_dir = out_dir or os.path.join(cfg.OUTPUT_DIR, "ranks")
     paths: List[str] = []
     for ts in task.test_sets:
-        feats = extract_query_gallery(model, ts.query, ts.gallery,
-                                      lambda items: build_test_loader(cfg, items), device,
-                                      task.settings.flip, task.settings.normalize, progress,
-                                      ts.name)
-        paths += task.draw(ts, feats, os.path.join(out_dir, ts.name), topk, num_queries,
-                           list(query_indices) if query_indices is not None else None)
+        feats = extract_query_gallery(
+            model,
+            ts.query,
+            ts.gallery,
+            lambda items: build_test_loader(cfg, items),
+            device,
+            task.settings.flip,
+            task.settings.normalize,
+            progress,
+            ts.name,
+        )
+        paths += task.draw(
+            ts,
+            feats,
+            os.path.join(out_dir, ts.name),
+            topk,
+            num_queries,
+            list(query_indices) if query_indices is not None else None,
+        )
     return paths
 
 

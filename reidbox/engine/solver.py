@@ -17,8 +17,9 @@ def optimizer_impl_kwargs(impl: str, params: Sequence[torch.Tensor]) -> Dict[str
     """``fused=`` / ``foreach=`` for a torch optimizer: ``auto`` is fused on CUDA (one kernel
     for every parameter instead of several per parameter) and torch's default elsewhere."""
     if impl not in OPTIMIZER_IMPLS:
-        raise KeyError(f"unknown SOLVER.OPTIMIZER_IMPL {impl!r}; available: "
-                       f"{', '.join(OPTIMIZER_IMPLS)}")
+        raise KeyError(
+            f"unknown SOLVER.OPTIMIZER_IMPL {impl!r}; available: {', '.join(OPTIMIZER_IMPLS)}"
+        )
     on_cuda = any(p.is_cuda for p in params)
     if impl == "auto":
         return {"fused": True} if on_cuda else {}
@@ -27,9 +28,17 @@ def optimizer_impl_kwargs(impl: str, params: Sequence[torch.Tensor]) -> Dict[str
     return {"foreach": impl == "foreach"}
 
 
-def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: float = 5e-4,
-                    momentum: float = 0.9, nesterov: bool = False, amsgrad: bool = False,
-                    backbone_lr_factor: float = 1.0, impl: str = "auto") -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module,
+    name: str,
+    base_lr: float,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    amsgrad: bool = False,
+    backbone_lr_factor: float = 1.0,
+    impl: str = "auto",
+) -> torch.optim.Optimizer:
     """SGD (momentum), Adam or AdamW (decoupled weight decay); pre-trained backbone
     parameters may get a smaller LR. ``impl``: see :func:`optimizer_impl_kwargs`."""
     backbone, rest = [], []
@@ -43,14 +52,22 @@ def build_optimizer(model: nn.Module, name: str, base_lr: float, weight_decay: f
     name = name.lower()
     kw = optimizer_impl_kwargs(impl, backbone + rest)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=base_lr, momentum=momentum, nesterov=nesterov,
-                               weight_decay=weight_decay, **kw)
+        return torch.optim.SGD(
+            groups,
+            lr=base_lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            **kw,
+        )
     if name == "adam":
-        return torch.optim.Adam(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad,
-                                **kw)
+        return torch.optim.Adam(
+            groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad, **kw
+        )
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad,
-                                 **kw)
+        return torch.optim.AdamW(
+            groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad, **kw
+        )
     raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam, AdamW")
 
 
@@ -61,9 +78,16 @@ class LRFactor:
     ``steps`` (epochs) or a cosine decay to zero at ``max_epochs``.
     """
 
-    def __init__(self, iters_per_epoch: int, max_epochs: int, kind: str = "multistep",
-                 steps: Sequence[int] = (), gamma: float = 0.1, warmup_epochs: float = 0,
-                 warmup_factor: float = 0.1) -> None:
+    def __init__(
+        self,
+        iters_per_epoch: int,
+        max_epochs: int,
+        kind: str = "multistep",
+        steps: Sequence[int] = (),
+        gamma: float = 0.1,
+        warmup_epochs: float = 0,
+        warmup_factor: float = 0.1,
+    ) -> None:
         if kind not in ("multistep", "cosine"):
             raise KeyError(f"unknown SOLVER.SCHEDULER {kind!r}; available: multistep, cosine")
         self.iters_per_epoch = max(1, iters_per_epoch)
@@ -86,21 +110,47 @@ class LRFactor:
 def build_solver(cfg, model: nn.Module, iters_per_epoch: int):
     """Optimizer and per-iteration LR schedule from ``cfg.SOLVER``."""
     s = cfg.SOLVER
-    optimizer = build_optimizer(model, s.OPTIMIZER, s.BASE_LR, s.WEIGHT_DECAY, s.MOMENTUM,
-                                s.NESTEROV, s.AMSGRAD, s.BACKBONE_LR_FACTOR, s.OPTIMIZER_IMPL)
+    optimizer = build_optimizer(
+        model,
+        s.OPTIMIZER,
+        s.BASE_LR,
+        s.WEIGHT_DECAY,
+        s.MOMENTUM,
+        s.NESTEROV,
+        s.AMSGRAD,
+        s.BACKBONE_LR_FACTOR,
+        s.OPTIMIZER_IMPL,
+    )
     if s.WARMUP_EPOCHS > 0 and s.WARMUP_EPOCHS >= s.MAX_EPOCHS:
         logger.warning(
             "SOLVER.WARMUP_EPOCHS %g >= SOLVER.MAX_EPOCHS %d: the learning rate never reaches "
             "BASE_LR (the whole run is warm-up); lower SOLVER.WARMUP_EPOCHS or train longer",
-            s.WARMUP_EPOCHS, s.MAX_EPOCHS)
-    scheduler = build_scheduler(optimizer, iters_per_epoch, s.MAX_EPOCHS, s.SCHEDULER, s.STEPS,
-                                s.GAMMA, s.WARMUP_EPOCHS, s.WARMUP_FACTOR)
+            s.WARMUP_EPOCHS,
+            s.MAX_EPOCHS,
+        )
+    scheduler = build_scheduler(
+        optimizer,
+        iters_per_epoch,
+        s.MAX_EPOCHS,
+        s.SCHEDULER,
+        s.STEPS,
+        s.GAMMA,
+        s.WARMUP_EPOCHS,
+        s.WARMUP_FACTOR,
+    )
     return optimizer, scheduler
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, iters_per_epoch: int, max_epochs: int,
-                    kind: str, steps: Sequence[int], gamma: float, warmup_epochs: float,
-                    warmup_factor: float) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    iters_per_epoch: int,
+    max_epochs: int,
+    kind: str,
+    steps: Sequence[int],
+    gamma: float,
+    warmup_epochs: float,
+    warmup_factor: float,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Stepped once per iteration."""
     f = LRFactor(iters_per_epoch, max_epochs, kind, steps, gamma, warmup_epochs, warmup_factor)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
@@ -117,8 +167,9 @@ def resume_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, global_step
     if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
         raise TypeError(f"cannot recompute a {type(scheduler).__name__} at a step")
     scheduler.last_epoch = int(global_step)
-    lrs = [base * f(scheduler.last_epoch)
-           for f, base in zip(scheduler.lr_lambdas, scheduler.base_lrs)]
+    lrs = [
+        base * f(scheduler.last_epoch) for f, base in zip(scheduler.lr_lambdas, scheduler.base_lrs)
+    ]
     for group, lr in zip(scheduler.optimizer.param_groups, lrs):
         group["lr"] = lr
     scheduler._last_lr = list(lrs)  # what get_last_lr() reports

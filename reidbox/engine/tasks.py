@@ -18,12 +18,23 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data import (DatasetError, TestSet, build_classification_sets,
-                    build_classification_test_loader, build_classification_train_loader,
-                    build_test_loader, build_test_sets, build_train_loader, build_train_set)
+from ..data import (
+    DatasetError,
+    TestSet,
+    build_classification_sets,
+    build_classification_test_loader,
+    build_classification_train_loader,
+    build_test_loader,
+    build_test_sets,
+    build_train_loader,
+    build_train_set,
+)
 from ..evaluation import EvalSettings
-from ..evaluation.classification import (ClassificationResult, evaluate_classifier,
-                                         format_classification)
+from ..evaluation.classification import (
+    ClassificationResult,
+    evaluate_classifier,
+    format_classification,
+)
 from ..evaluation.evaluator import evaluate_model, format_table, rank_items, save_rank_lists
 from ..modeling import build_inference_model
 from ..utils.misc import count_parameters, write_json
@@ -83,9 +94,15 @@ class Task:
     def test_model(self, weights: Optional[str], device: torch.device) -> nn.Module:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, device: torch.device, progress: bool = True,
-                 out_dir: Optional[str] = None, rank_lists: bool = False,
-                 vis_ranks: int = 0) -> Results:
+    def evaluate(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        progress: bool = True,
+        out_dir: Optional[str] = None,
+        rank_lists: bool = False,
+        vis_ranks: int = 0,
+    ) -> Results:
         """Every test set; ``rank_lists`` / ``vis_ranks``: also save ranked lists / draw them
         into ``out_dir`` (tasks without ranked lists ignore both)."""
         raise NotImplementedError
@@ -106,8 +123,7 @@ class Task:
     def per_dataset(self, result) -> Dict[str, Any]:
         return dict(result.headline())
 
-    def write(self, results: Results, model: nn.Module, out_dir: str, **extra
-              ) -> Dict[str, Any]:
+    def write(self, results: Results, model: nn.Module, out_dir: str, **extra) -> Dict[str, Any]:
         """Write ``<out_dir>/metrics.json``, log the table; returns the record."""
         record = self.record(results, model, **extra)
         write_json(record, os.path.join(out_dir, "metrics.json"))
@@ -131,8 +147,12 @@ class ReIDTask(Task):
         self.train_set = build_train_set(self.cfg)
         self.load_test()  # checked before training; reused by every evaluation
         self.num_classes = self.train_set.num_train_pids
-        logger.info("train set %s: %d images, %d identities", self.train_set.name,
-                    len(self.train_set.train), self.num_classes)
+        logger.info(
+            "train set %s: %d images, %d identities",
+            self.train_set.name,
+            len(self.train_set.train),
+            self.num_classes,
+        )
 
     def load_test(self) -> None:
         """``DATASETS.TEST`` parsed and checked (ids, files, cross-camera matches, non-empty
@@ -141,13 +161,14 @@ class ReIDTask(Task):
         for ts in self.test_sets:
             for part in ("query", "gallery"):
                 if not len(getattr(ts, part)):
-                    raise DatasetError(f"test set {ts.name} has an empty {part} under "
-                                       f"{self.cfg.DATASETS.ROOT}: add {part} images or remove "
-                                       f"{ts.name} from DATASETS.TEST")
+                    raise DatasetError(
+                        f"test set {ts.name} has an empty {part} under "
+                        f"{self.cfg.DATASETS.ROOT}: add {part} images or remove "
+                        f"{ts.name} from DATASETS.TEST"
+                    )
 
     def train_loader(self, rank: int, world_size: int) -> DataLoader:
-        return build_train_loader(self.cfg, self.train_set.train, rank=rank,
-                                  world_size=world_size)
+        return build_train_loader(self.cfg, self.train_set.train, rank=rank, world_size=world_size)
 
     def train_record(self) -> Dict[str, Any]:
         return {"evaluation": self.settings.describe()}
@@ -157,9 +178,15 @@ class ReIDTask(Task):
             logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
         return build_inference_model(self.cfg, weights, device)
 
-    def evaluate(self, model: nn.Module, device: torch.device, progress: bool = True,
-                 out_dir: Optional[str] = None, rank_lists: bool = False,
-                 vis_ranks: int = 0) -> Results:
+    def evaluate(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        progress: bool = True,
+        out_dir: Optional[str] = None,
+        rank_lists: bool = False,
+        vis_ranks: int = 0,
+    ) -> Results:
         """``rank_lists`` writes ``<out_dir>/ranklist_<set>.csv`` (each query's top
         ``TEST.TOPK_SAVE`` gallery images); ``vis_ranks`` > 0 draws top-``vis_ranks`` rank-list
         images into ``<out_dir>/ranks/<set>/``, from the same features and ranking."""
@@ -167,29 +194,50 @@ class ReIDTask(Task):
         results = {}
         for ts in self.test_sets:
             results[ts.name], feats = evaluate_model(
-                model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items),
-                device, self.settings, progress, ts.name)
+                model,
+                ts.query,
+                ts.gallery,
+                lambda items: build_test_loader(cfg, items),
+                device,
+                self.settings,
+                progress,
+                ts.name,
+            )
             if feats is None:  # a DDP rank other than 0
                 continue
             if rank_lists and cfg.TEST.TOPK_SAVE > 0:
-                idx, dist = rank_items(feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE,
-                                       self.settings)
-                path = save_rank_lists(os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
-                                       ts.query, ts.gallery, idx, dist)
+                idx, dist = rank_items(
+                    feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE, self.settings
+                )
+                path = save_rank_lists(
+                    os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
+                    ts.query,
+                    ts.gallery,
+                    idx,
+                    dist,
+                )
                 logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
             if vis_ranks > 0:
                 self.draw(ts, feats, os.path.join(out_dir, "ranks", ts.name), vis_ranks)
         return results
 
-    def draw(self, ts: TestSet, feats, out: str, topk: int, num_queries: int = 10,
-             query_indices: Optional[List[int]] = None) -> List[str]:
+    def draw(
+        self,
+        ts: TestSet,
+        feats,
+        out: str,
+        topk: int,
+        num_queries: int = 10,
+        query_indices: Optional[List[int]] = None,
+    ) -> List[str]:
         """Rank-list images of ``num_queries`` seeded random (or the given) queries."""
         from ..visualization import choose_queries, draw_rank_lists
 
         sel = choose_queries(len(ts.query), num_queries, query_indices, self.cfg.SEED)
         idx, dist = rank_items(feats, ts.query, ts.gallery, topk, self.settings, sel)
-        paths = draw_rank_lists(ts.query, ts.gallery, sel, idx, dist, out,
-                                tuple(self.cfg.INPUT.SIZE_TEST))
+        paths = draw_rank_lists(
+            ts.query, ts.gallery, sel, idx, dist, out, tuple(self.cfg.INPUT.SIZE_TEST)
+        )
         logger.info("rank-list images: %s", out)
         return paths
 
@@ -202,11 +250,16 @@ class ReIDTask(Task):
         return record
 
     def per_dataset(self, r) -> Dict[str, Any]:
-        return dict(r.headline(), cmc=[float(x) for x in r.cmc[:20]], num_query=r.num_queries,
-                    num_gallery=r.num_gallery, num_valid=r.num_valid, protocol=r.protocol)
+        return dict(
+            r.headline(),
+            cmc=[float(x) for x in r.cmc[:20]],
+            num_query=r.num_queries,
+            num_gallery=r.num_gallery,
+            num_valid=r.num_valid,
+            protocol=r.protocol,
+        )
 
-    def write(self, results: Results, model: nn.Module, out_dir: str, **extra
-              ) -> Dict[str, Any]:
+    def write(self, results: Results, model: nn.Module, out_dir: str, **extra) -> Dict[str, Any]:
         """``metrics.json`` (with the evaluation settings) and CMC plots beside it."""
         from ..visualization.results import describe_evaluation
 
@@ -219,8 +272,9 @@ class ReIDTask(Task):
             plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
         except (ImportError, ValueError, OSError) as e:
             logger.warning("no CMC plot: %s", e)
-        logger.info("results (%s):\n%s", describe_evaluation(extra["evaluation"]),
-                    self.format(results))
+        logger.info(
+            "results (%s):\n%s", describe_evaluation(extra["evaluation"]), self.format(results)
+        )
         return record
 
 
@@ -238,16 +292,21 @@ class ClassificationTask(Task):
     def load_train(self) -> None:
         self.load_test()
         t, i = self.train_set, self.cfg.INPUT
-        logger.info("train set %s: %d images, %d classes; augmentation: padding %d, flip %.2f",
-                    t.name, len(t.train), self.num_classes, i.PADDING, i.FLIP_PROB)
+        logger.info(
+            "train set %s: %d images, %d classes; augmentation: padding %d, flip %.2f",
+            t.name,
+            len(t.train),
+            self.num_classes,
+            i.PADDING,
+            i.FLIP_PROB,
+        )
 
     def load_test(self) -> None:
         self.train_set, self.test_sets = build_classification_sets(self.cfg)
         self.num_classes = self.train_set.num_classes
 
     def train_loader(self, rank: int, world_size: int) -> DataLoader:
-        return build_classification_train_loader(self.cfg, self.train_set.train, rank,
-                                                 world_size)
+        return build_classification_train_loader(self.cfg, self.train_set.train, rank, world_size)
 
     @property
     def input_size(self) -> Tuple[int, int]:
@@ -257,14 +316,25 @@ class ClassificationTask(Task):
         return {"train_images": len(self.train_set.train)}
 
     def test_model(self, weights: Optional[str], device: torch.device) -> nn.Module:
-        return build_inference_model(self.cfg, weights, device, classifier=True,
-                                     num_classes=self.num_classes)
+        return build_inference_model(
+            self.cfg, weights, device, classifier=True, num_classes=self.num_classes
+        )
 
-    def evaluate(self, model: nn.Module, device: torch.device, progress: bool = True,
-                 out_dir: Optional[str] = None, rank_lists: bool = False,
-                 vis_ranks: int = 0) -> Dict[str, ClassificationResult]:
-        return {t.name: evaluate_classifier(model, build_classification_test_loader(
-            self.cfg, t.test), device, progress, t.name) for t in self.test_sets}
+    def evaluate(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        progress: bool = True,
+        out_dir: Optional[str] = None,
+        rank_lists: bool = False,
+        vis_ranks: int = 0,
+    ) -> Dict[str, ClassificationResult]:
+        return {
+            t.name: evaluate_classifier(
+                model, build_classification_test_loader(self.cfg, t.test), device, progress, t.name
+            )
+            for t in self.test_sets
+        }
 
     def format(self, results: Results) -> str:
         return format_classification(results)
@@ -273,8 +343,10 @@ class ClassificationTask(Task):
         record = super().record(results, model, **extra)
         record["test_loss"] = record.pop("loss")  # top-level names clear of the training loss
         record["num_test_images"] = record.pop("num_images")
-        record["augmentation"] = {"padding": self.cfg.INPUT.PADDING,
-                                  "flip_prob": self.cfg.INPUT.FLIP_PROB}
+        record["augmentation"] = {
+            "padding": self.cfg.INPUT.PADDING,
+            "flip_prob": self.cfg.INPUT.FLIP_PROB,
+        }
         return record
 
 

@@ -33,8 +33,14 @@ class NonFiniteLossError(UserError, FloatingPointError):
     completed before the bad one), ``terms`` (every loss term of the bad step).
     """
 
-    def __init__(self, message: str, epoch: int = 0, iteration: int = 0, global_step: int = -1,
-                 terms: Optional[Dict[str, float]] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        epoch: int = 0,
+        iteration: int = 0,
+        global_step: int = -1,
+        terms: Optional[Dict[str, float]] = None,
+    ) -> None:
         super().__init__(message)
         self.epoch, self.iteration, self.global_step = epoch, iteration, global_step
         self.terms = dict(terms or {})
@@ -109,17 +115,27 @@ class Trainer:
     first batch of an epoch reuses the carried-state graph).
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Optional[torch.optim.lr_scheduler.LRScheduler],
-                 data_loader: Iterable, max_epochs: int, device: torch.device,
-                 hooks: Optional[List[HookBase]] = None, amp: bool = False,
-                 channels_last: bool = False, log_period: int = 20, compile: str = "") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Optional[torch.optim.lr_scheduler.LRScheduler],
+        data_loader: Iterable,
+        max_epochs: int,
+        device: torch.device,
+        hooks: Optional[List[HookBase]] = None,
+        amp: bool = False,
+        channels_last: bool = False,
+        log_period: int = 20,
+        compile: str = "",
+    ) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.data_loader, self.max_epochs, self.device = data_loader, max_epochs, device
         self.amp = amp
         self.amp_dtype = amp_dtype(device)
-        self.scaler = torch.amp.GradScaler(device.type) if (
-            amp and self.amp_dtype == torch.float16) else None
+        self.scaler = (
+            torch.amp.GradScaler(device.type) if (amp and self.amp_dtype == torch.float16) else None
+        )
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.log_period = max(1, int(log_period))
         self.start_epoch = 0
@@ -141,8 +157,9 @@ class Trainer:
         if compile:
             # A torch.compile mode, or a backend name (e.g. "aot_eager": no code generation).
             kind = "mode" if compile in COMPILE_MODES else "backend"
-            self._forward_losses = torch.compile(self._eager_forward_losses, dynamic=False,
-                                                 **{kind: compile})
+            self._forward_losses = torch.compile(
+                self._eager_forward_losses, dynamic=False, **{kind: compile}
+            )
         self.hooks: List[HookBase] = []
         self.register_hooks(hooks or [])
 
@@ -162,8 +179,7 @@ class Trainer:
 
     def train(self) -> None:
         logger.info("training epochs %d..%d", self.start_epoch + 1, self.max_epochs)
-        self.epoch_iters = len(self.data_loader) if hasattr(self.data_loader, "__len__") \
-            else None
+        self.epoch_iters = len(self.data_loader) if hasattr(self.data_loader, "__len__") else None
         self._finite_state = None
         self._call("before_train")
         for epoch in range(self.start_epoch, self.max_epochs):
@@ -195,16 +211,18 @@ class Trainer:
             self._call("after_epoch")
         self._call("after_train")
 
-    def _eager_forward_losses(self, images: torch.Tensor, targets: torch.Tensor
-                              ) -> Dict[str, torch.Tensor]:
+    def _eager_forward_losses(
+        self, images: torch.Tensor, targets: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             output = self.model(images)
             return self.unwrapped_model.compute_losses(output, targets)
 
     def run_step(self, batch: Dict[str, torch.Tensor]) -> None:
         """Forward, losses, backward, optimizer and scheduler step: no wait for the device."""
-        images = batch["images"].to(self.device, non_blocking=True,
-                                    memory_format=self.memory_format)
+        images = batch["images"].to(
+            self.device, non_blocking=True, memory_format=self.memory_format
+        )
         targets = batch["targets"].to(self.device, non_blocking=True)
         if self.compile_mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
@@ -215,10 +233,17 @@ class Trainer:
             if self._loss_names is not None:
                 self.read_losses()
             self._loss_names = names
-        self._pending.append(torch.stack([v.detach().float() for v in losses.values()]
-                                         + [total.detach().float()]))
-        record = StepRecord(self.epoch, self.iter, self.global_step, images.shape[0],
-                            self.data_time, self.optimizer.param_groups[0]["lr"])
+        self._pending.append(
+            torch.stack([v.detach().float() for v in losses.values()] + [total.detach().float()])
+        )
+        record = StepRecord(
+            self.epoch,
+            self.iter,
+            self.global_step,
+            images.shape[0],
+            self.data_time,
+            self.optimizer.param_groups[0]["lr"],
+        )
         self._pending_meta.append(record)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -241,8 +266,11 @@ class Trainer:
         current state becomes :meth:`last_finite_state`.
         """
         if not self._pending:
-            if end_of_epoch and self._finite_state is not None and \
-                    self.last_finite_step == self.global_step:
+            if (
+                end_of_epoch
+                and self._finite_state is not None
+                and self.last_finite_step == self.global_step
+            ):
                 self._finite_state["epoch"] = self.epoch + 1
             return
         values = torch.stack(self._pending).cpu()  # (steps, terms + 1)
@@ -265,7 +293,12 @@ class Trainer:
                 step, terms, detail = first_bad, {}, " (on another rank)"
             raise NonFiniteLossError(
                 f"non-finite loss at epoch {epoch + 1}, iteration {it + 1} "
-                f"(global step {step}){detail}", epoch + 1, it + 1, step, terms)
+                f"(global step {step}){detail}",
+                epoch + 1,
+                it + 1,
+                step,
+                terms,
+            )
         for m, row in zip(meta, values.tolist()):
             m.losses = dict(zip(names, row))
         self.window = meta
@@ -280,9 +313,13 @@ class Trainer:
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return step
         backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-        t = torch.tensor([step if step >= 0 else 2**62], dtype=torch.int64,
-                         device=torch.device(backend_device, torch.cuda.current_device())
-                         if backend_device == "cuda" else backend_device)
+        t = torch.tensor(
+            [step if step >= 0 else 2**62],
+            dtype=torch.int64,
+            device=torch.device(backend_device, torch.cuda.current_device())
+            if backend_device == "cuda"
+            else backend_device,
+        )
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         v = int(t.item())
         return -1 if v == 2**62 else v

@@ -6,5 +6,15 @@ from .metrics import Accumulator, EvalResult, evaluate_distmat, results_table
 from .settings import EvalSettings
 from .streaming import evaluate
 
-__all__ = ["AP_MODES", "PROTOCOLS", "Accumulator", "EvalResult", "EvalSettings", "Protocol",
-           "evaluate", "evaluate_distmat", "get_protocol", "results_table"]
+__all__ = [
+    "AP_MODES",
+    "PROTOCOLS",
+    "Accumulator",
+    "EvalResult",
+    "EvalSettings",
+    "Protocol",
+    "evaluate",
+    "evaluate_distmat",
+    "get_protocol",
+    "results_table",
+]

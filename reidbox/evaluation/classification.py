@@ -28,20 +28,24 @@ class ClassificationResult:
 
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, loader, device: torch.device, progress: bool = True,
-                        name: str = "test") -> ClassificationResult:
+def evaluate_classifier(
+    model: nn.Module, loader, device: torch.device, progress: bool = True, name: str = "test"
+) -> ClassificationResult:
     """Eval-mode logits (B, N) over ``loader`` (batches of ``images`` and ``targets``):
     top-1 / top-5 error and mean CE loss. Restores the model's train/eval mode afterwards."""
     n, loss, wrong1, wrong5 = 0, 0.0, 0, 0
     with eval_mode(model):
-        for batch in tqdm(loader, desc=f"evaluate {name}", disable=not progress, leave=False,
-                          dynamic_ncols=True):
+        for batch in tqdm(
+            loader, desc=f"evaluate {name}", disable=not progress, leave=False, dynamic_ncols=True
+        ):
             images = batch["images"].to(device, non_blocking=True)
             targets = torch.as_tensor(batch["targets"]).to(device)
             logits = model(images).float()  # (B, N)
             if logits.ndim != 2:
-                raise ValueError(f"a classifier's eval forward must return (B, num_classes) "
-                                 f"logits; got shape {tuple(logits.shape)}")
+                raise ValueError(
+                    f"a classifier's eval forward must return (B, num_classes) "
+                    f"logits; got shape {tuple(logits.shape)}"
+                )
             loss += float(F.cross_entropy(logits, targets, reduction="sum"))
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, k)
             wrong1 += int((top[:, 0] != targets).sum())
@@ -54,6 +58,16 @@ def evaluate_classifier(model: nn.Module, loader, device: torch.device, progress
 
 def format_classification(results: Dict[str, ClassificationResult]) -> str:
     """Markdown table: top-1 / top-5 error in percent, mean loss, images per test set."""
-    return markdown_table(["dataset", "top-1 err (%)", "top-5 err (%)", "loss", "images"],
-                          [[name, f"{100 * r.top1_error:.2f}", f"{100 * r.top5_error:.2f}",
-                            f"{r.loss:.4f}", r.num_images] for name, r in results.items()])
+    return markdown_table(
+        ["dataset", "top-1 err (%)", "top-5 err (%)", "loss", "images"],
+        [
+            [
+                name,
+                f"{100 * r.top1_error:.2f}",
+                f"{100 * r.top5_error:.2f}",
+                f"{r.loss:.4f}",
+                r.num_images,
+            ]
+            for name, r in results.items()
+        ],
+    )

@@ -24,9 +24,15 @@ logger = logging.getLogger("reidbox")
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, loader, device: torch.device, flip: bool = False,
-                     normalize: bool = True, desc: str = "features",
-                     progress: bool = True) -> torch.Tensor:
+def extract_features(
+    model: nn.Module,
+    loader,
+    device: torch.device,
+    flip: bool = False,
+    normalize: bool = True,
+    desc: str = "features",
+    progress: bool = True,
+) -> torch.Tensor:
     """Eval-mode features of every image in ``loader`` order: (N, D) float32 on the CPU.
 
     ``flip`` averages the features of the image and its horizontal mirror; ``normalize``
@@ -34,8 +40,7 @@ def extract_features(model: nn.Module, loader, device: torch.device, flip: bool 
     """
     feats = []
     with eval_mode(model):
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False,
-                          dynamic_ncols=True):
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
             images = batch["images"].to(device, non_blocking=True)
             f = model(images).float()
             if flip:
@@ -54,10 +59,17 @@ class Features:
     gallery: torch.Tensor
 
 
-def extract_query_gallery(model: nn.Module, query: Sequence, gallery: Sequence,
-                          make_loader: Callable, device: torch.device, flip: bool = False,
-                          normalize: bool = True, progress: bool = True,
-                          name: Optional[str] = None) -> Optional[Features]:
+def extract_query_gallery(
+    model: nn.Module,
+    query: Sequence,
+    gallery: Sequence,
+    make_loader: Callable,
+    device: torch.device,
+    flip: bool = False,
+    normalize: bool = True,
+    progress: bool = True,
+    name: Optional[str] = None,
+) -> Optional[Features]:
     """Query and gallery features via ``make_loader(items)``.
 
     Under DDP every rank extracts a contiguous shard and rank 0 gathers them; the other ranks
@@ -66,45 +78,79 @@ def extract_query_gallery(model: nn.Module, query: Sequence, gallery: Sequence,
     items = list(query) + list(gallery)
     rank, world = du.get_rank(), du.get_world_size()
     chunk = -(-len(items) // world)
-    shard = items[rank * chunk:(rank + 1) * chunk]
-    feats = extract_features(model, make_loader(shard), device, flip, normalize,
-                             desc=f"features {name or ''}".strip(),
-                             progress=progress and rank == 0)
+    shard = items[rank * chunk : (rank + 1) * chunk]
+    feats = extract_features(
+        model,
+        make_loader(shard),
+        device,
+        flip,
+        normalize,
+        desc=f"features {name or ''}".strip(),
+        progress=progress and rank == 0,
+    )
     if world > 1:
         parts = du.all_gather_object(feats)
         if rank != 0:
             return None
         feats = torch.cat([p for p in parts if p.numel()])
-    return Features(feats[:len(query)], feats[len(query):])
+    return Features(feats[: len(query)], feats[len(query) :])
 
 
-def evaluate_features(feats: Features, query: Sequence, gallery: Sequence,
-                      settings: EvalSettings) -> EvalResult:
+def evaluate_features(
+    feats: Features, query: Sequence, gallery: Sequence, settings: EvalSettings
+) -> EvalResult:
     """The metrics of ``feats`` under ``settings`` (items carry ``pid`` and ``camid``)."""
-    return evaluate(feats.query, feats.gallery, np.asarray([s.pid for s in query]),
-                    np.asarray([s.pid for s in gallery]), np.asarray([s.camid for s in query]),
-                    np.asarray([s.camid for s in gallery]), **settings.metric_kwargs())
+    return evaluate(
+        feats.query,
+        feats.gallery,
+        np.asarray([s.pid for s in query]),
+        np.asarray([s.pid for s in gallery]),
+        np.asarray([s.camid for s in query]),
+        np.asarray([s.camid for s in gallery]),
+        **settings.metric_kwargs(),
+    )
 
 
-def evaluate_model(model: nn.Module, query: Sequence, gallery: Sequence, make_loader: Callable,
-                   device: torch.device, settings: EvalSettings, progress: bool = True,
-                   name: Optional[str] = None) -> Tuple[EvalResult, Optional[Features]]:
+def evaluate_model(
+    model: nn.Module,
+    query: Sequence,
+    gallery: Sequence,
+    make_loader: Callable,
+    device: torch.device,
+    settings: EvalSettings,
+    progress: bool = True,
+    name: Optional[str] = None,
+) -> Tuple[EvalResult, Optional[Features]]:
     """Extract, then evaluate: ``(result, features)``.
 
     Under DDP rank 0 scores and the result is broadcast, so every rank returns the same
     result; the features come back on rank 0 only (None elsewhere).
     """
-    feats = extract_query_gallery(model, query, gallery, make_loader, device, settings.flip,
-                                  settings.normalize, progress, name)
+    feats = extract_query_gallery(
+        model,
+        query,
+        gallery,
+        make_loader,
+        device,
+        settings.flip,
+        settings.normalize,
+        progress,
+        name,
+    )
     result = evaluate_features(feats, query, gallery, settings) if feats is not None else None
     if du.get_world_size() > 1:
         result = du.broadcast_object(result)
     return result, feats
 
 
-def rank_items(feats: Features, query: Sequence, gallery: Sequence, topk: int,
-               settings: EvalSettings, rows: Optional[Sequence[int]] = None
-               ) -> Tuple[np.ndarray, np.ndarray]:
+def rank_items(
+    feats: Features,
+    query: Sequence,
+    gallery: Sequence,
+    topk: int,
+    settings: EvalSettings,
+    rows: Optional[Sequence[int]] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Top-``topk`` gallery indices and distances ((Q', k) each) of the queries ``rows``
     (default all), ranked as ``settings`` evaluates (protocol's junk rule, metric, backend,
     re-ranking): :func:`reidbox.retrieval.rank_lists` on the items' labels."""
@@ -112,26 +158,56 @@ def rank_items(feats: Features, query: Sequence, gallery: Sequence, topk: int,
 
     rows = list(range(len(query))) if rows is None else list(rows)
     qs = [query[i] for i in rows]
-    return rank_lists(feats.query[rows], feats.gallery, topk, q_pids=[q.pid for q in qs],
-                      g_pids=[g.pid for g in gallery], q_camids=[q.camid for q in qs],
-                      g_camids=[g.camid for g in gallery], **settings.rank_kwargs())
+    return rank_lists(
+        feats.query[rows],
+        feats.gallery,
+        topk,
+        q_pids=[q.pid for q in qs],
+        g_pids=[g.pid for g in gallery],
+        q_camids=[q.camid for q in qs],
+        g_camids=[g.camid for g in gallery],
+        **settings.rank_kwargs(),
+    )
 
 
-def save_rank_lists(path: str, query: Sequence, gallery: Sequence, indices: np.ndarray,
-                    distances: np.ndarray) -> str:
+def save_rank_lists(
+    path: str, query: Sequence, gallery: Sequence, indices: np.ndarray, distances: np.ndarray
+) -> str:
     """Per query, its ranked gallery images (``indices``/``distances`` (Q, k) of
     :func:`reidbox.retrieval.rank_lists`, -1 ends a short row) as CSV rows, rank 1 first."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["query", "query_pid", "query_camid", "rank", "gallery", "gallery_pid",
-                    "gallery_camid", "distance", "same_identity"])
+        w.writerow(
+            [
+                "query",
+                "query_pid",
+                "query_camid",
+                "rank",
+                "gallery",
+                "gallery_pid",
+                "gallery_camid",
+                "distance",
+                "same_identity",
+            ]
+        )
         for qi, q in enumerate(query):
             for r, (gi, d) in enumerate(zip(indices[qi], distances[qi]), start=1):
                 if gi < 0:
                     break
                 g = gallery[int(gi)]
-                w.writerow([q.path, q.pid, q.camid, r, g.path, g.pid, g.camid, f"{d:.6f}",
-                            int(g.pid == q.pid)])
+                w.writerow(
+                    [
+                        q.path,
+                        q.pid,
+                        q.camid,
+                        r,
+                        g.path,
+                        g.pid,
+                        g.camid,
+                        f"{d:.6f}",
+                        int(g.pid == q.pid),
+                    ]
+                )
     return path
 
 
@@ -141,6 +217,7 @@ def format_table(rows) -> str:
     from ..utils.tables import markdown_table
 
     keys = ("mAP", "rank1", "rank5", "rank10", "mINP")
-    return markdown_table(["run", "mAP", "rank-1", "rank-5", "rank-10", "mINP"],
-                          [[name, *(f"{100 * m[k]:.1f}" for k in keys)]
-                           for name, m in rows.items()])
+    return markdown_table(
+        ["run", "mAP", "rank-1", "rank-5", "rank-10", "mINP"],
+        [[name, *(f"{100 * m[k]:.1f}" for k in keys)] for name, m in rows.items()],
+    )

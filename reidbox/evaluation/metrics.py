@@ -64,15 +64,21 @@ class EvalResult:
 
     def headline(self) -> dict:
         """mAP, rank-1/5/10 and mINP as fractions (a rank beyond ``max_rank``: NaN)."""
-        ranks = {f"rank{k}": float(self.cmc[k - 1]) if k <= len(self.cmc) else float("nan")
-                 for k in (1, 5, 10)}
+        ranks = {
+            f"rank{k}": float(self.cmc[k - 1]) if k <= len(self.cmc) else float("nan")
+            for k in (1, 5, 10)
+        }
         return {"mAP": float(self.mAP), **ranks, "mINP": float(self.mINP)}
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (per-query arrays left out)."""
         return {
-            "protocol": self.protocol, "ap_mode": self.ap_mode, "mAP": self.mAP,
-            "mINP": self.mINP, "num_valid": self.num_valid, "num_queries": self.num_queries,
+            "protocol": self.protocol,
+            "ap_mode": self.ap_mode,
+            "mAP": self.mAP,
+            "mINP": self.mINP,
+            "num_valid": self.num_valid,
+            "num_queries": self.num_queries,
             "num_gallery": self.num_gallery,
             **{f"rank{k}": self.rank(k) for k in (1, 5, 10, 20) if k <= len(self.cmc)},
             "cmc": [float(x) for x in self.cmc],
@@ -81,15 +87,26 @@ class EvalResult:
 
 def results_table(results: dict[str, EvalResult]) -> str:
     """Markdown table (rank-1/5/10, mAP, mINP in percent) with one row per named result."""
-    rows = [[name, r.protocol, *(f"{100 * r.cmc[k - 1]:.2f}" if k <= len(r.cmc) else "-"
-                                  for k in (1, 5, 10)), f"{100 * r.mAP:.2f}",
-             f"{100 * r.mINP:.2f}"] for name, r in results.items()]
-    return markdown_table(["name", "protocol", "R-1", "R-5", "R-10", "mAP", "mINP"], rows,
-                          right=[False, False, True, True, True, True, True])
+    rows = [
+        [
+            name,
+            r.protocol,
+            *(f"{100 * r.cmc[k - 1]:.2f}" if k <= len(r.cmc) else "-" for k in (1, 5, 10)),
+            f"{100 * r.mAP:.2f}",
+            f"{100 * r.mINP:.2f}",
+        ]
+        for name, r in results.items()
+    ]
+    return markdown_table(
+        ["name", "protocol", "R-1", "R-5", "R-10", "mAP", "mINP"],
+        rows,
+        right=[False, False, True, True, True, True, True],
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # inputs
+
 
 class _Codes:
     """Integer codes for labels: integers pass through; string labels (as torchreid's Python
@@ -107,8 +124,10 @@ class _Codes:
 
     def query(self, q: np.ndarray, qname: str) -> np.ndarray:
         if (q.dtype.kind == "U") != self.strings:
-            raise ValueError(f"{qname} and {self.name} must both hold integers or both strings, "
-                             f"got {q.dtype} and {'strings' if self.strings else 'integers'}")
+            raise ValueError(
+                f"{qname} and {self.name} must both hold integers or both strings, "
+                f"got {q.dtype} and {'strings' if self.strings else 'integers'}"
+            )
         if not self.strings:
             return q
         pos = np.minimum(np.searchsorted(self.vocab, q), max(len(self.vocab) - 1, 0))
@@ -124,8 +143,9 @@ class _Gallery:
         self.pids, self.cams = g_pids, g_camids
         self.n = len(g_pids)
         self.by_pid = np.argsort(g_pids, kind="stable")
-        self.uniq, self.start, self.count = np.unique(g_pids[self.by_pid], return_index=True,
-                                                      return_counts=True)
+        self.uniq, self.start, self.count = np.unique(
+            g_pids[self.by_pid], return_index=True, return_counts=True
+        )
         self.minus1 = np.flatnonzero(g_pids == -1)
 
     def matches(self, q_pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +207,13 @@ class BlockValues:
         return self.D[r, c].double().cpu().numpy()
 
 
-def _bins(x: torch.Tensor, a: torch.Tensor, scale: torch.Tensor, B: int,
-          out: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def _bins(
+    x: torch.Tensor,
+    a: torch.Tensor,
+    scale: torch.Tensor,
+    B: int,
+    out: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Bin index 0..B+1 of ``x`` (rows x cols) on each row's uniform grid starting at ``a``
     (bin 0: below the grid, B+1: above). Every step is a correctly rounded, monotone
     elementwise op, so a value gets the same bin in any tensor and a smaller bin means a smaller
@@ -211,8 +236,15 @@ def _all_finite(D: torch.Tensor) -> bool:
 _SLICE_ELEMS = 1 << 19
 
 
-def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
-                 junk_minus1: bool, exact=None, check_finite: bool = True) -> _Stats:
+def _chunk_stats(
+    D: torch.Tensor,
+    qp: np.ndarray,
+    qc: np.ndarray,
+    gal: _Gallery,
+    junk_minus1: bool,
+    exact=None,
+    check_finite: bool = True,
+) -> _Stats:
     """Counts for a (c, n) block of distances; see the module docstring for the method.
 
     ``exact``: where the exact value of an entry comes from (:class:`BlockValues` by default;
@@ -246,8 +278,9 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     kmask = torch.from_numpy(kmask_np).to(dev)
     inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
     t = torch.full((c, K), float("inf"), dtype=D.dtype, device=dev)
-    t[torch.from_numpy(gr).to(dev), torch.from_numpy(kk).to(dev)] = \
-        torch.from_numpy(tv).to(device=dev, dtype=D.dtype)
+    t[torch.from_numpy(gr).to(dev), torch.from_numpy(kk).to(dev)] = torch.from_numpy(tv).to(
+        device=dev, dtype=D.dtype
+    )
     low, high = exact.edges(t, slice(0, c))
     low = torch.where(kmask, low, inf)
     high = torch.where(kmask, high, inf)
@@ -265,7 +298,7 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     lo = torch.where(has, low.min(1).values, torch.zeros((), dtype=D.dtype, device=dev))
     hi = torch.where(has, torch.where(kmask, high, -inf).max(1).values, lo)
     span = (hi - lo).clamp(min=0)
-    floor = (lo.abs() + hi.abs()) * 2.0 ** -20 + torch.finfo(D.dtype).tiny * 2.0 ** 30
+    floor = (lo.abs() + hi.abs()) * 2.0**-20 + torch.finfo(D.dtype).tiny * 2.0**30
     width = torch.maximum(span / (B - 10), floor)
     a = (lo - 5 * width)[:, None]
     scale = (1.0 / width)[:, None]
@@ -280,14 +313,16 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     del diff
     hist = torch.zeros(c, W, dtype=torch.int32, device=dev)
     rows_per = c if dev.type != "cpu" else max(1, _SLICE_ELEMS // max(n, 1))
-    bufs = (torch.empty(min(rows_per, c), n, dtype=D.dtype, device=dev),
-            torch.empty(min(rows_per, c), n, dtype=torch.int64, device=dev),
-            torch.empty(min(rows_per, c), n, dtype=torch.bool, device=dev))
+    bufs = (
+        torch.empty(min(rows_per, c), n, dtype=D.dtype, device=dev),
+        torch.empty(min(rows_per, c), n, dtype=torch.int64, device=dev),
+        torch.empty(min(rows_per, c), n, dtype=torch.bool, device=dev),
+    )
     ones = torch.ones(1, dtype=torch.int32, device=dev)
     fr, fj, fb = [], [], []
     for s in range(0, c, rows_per):
         e = min(s + rows_per, c)
-        y, ib, fl = (x[:e - s] for x in bufs)
+        y, ib, fl = (x[: e - s] for x in bufs)
         b = _bins(D[s:e], a[s:e], scale[s:e], B, (y, ib))
         hist[s:e].scatter_add_(1, b, ones.expand_as(b))
         r, j = torch.gather(flag[s:e], 1, b, out=fl).nonzero(as_tuple=True)
@@ -301,8 +336,7 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
     hist.scatter_add_(1, mb, -torch.from_numpy(mmask_np).to(dev).to(torch.int32))
     if junk_minus1 and len(gal.minus1):
         jb = _bins(D[:, torch.from_numpy(gal.minus1).to(dev)], a, scale, B)
-        hist.scatter_add_(1, jb, torch.full((1,), -1, dtype=torch.int32, device=dev)
-                          .expand_as(jb))
+        hist.scatter_add_(1, jb, torch.full((1,), -1, dtype=torch.int32, device=dev).expand_as(jb))
     cum = hist.cumsum(1, dtype=torch.int32)
     del hist
     # negatives in bins wholly below good k's flagged range come before it
@@ -348,14 +382,18 @@ def _chunk_stats(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery,
         ej = exact.values(uq // n, uq % n)[inv]
         ek = v_good[wrow, wk]
         at = wrow * K + wk
-        for acc, m in ((neg_lt, ej < ek), (neg_le, ej <= ek),
-                       (neg_st, (ej < ek) | ((ej == ek) & (wj < g_good[wrow, wk])))):
+        for acc, m in (
+            (neg_lt, ej < ek),
+            (neg_le, ej <= ek),
+            (neg_st, (ej < ek) | ((ej == ek) & (wj < g_good[wrow, wk]))),
+        ):
             acc += np.bincount(at[m], minlength=c * K).reshape(c, K)
 
     # goods in exact order
     o = np.lexsort((np.where(kmask_np, g_good, n), v_good), axis=1)
-    neg_lt, neg_le, neg_st, v_good = (np.take_along_axis(x, o, 1)
-                                      for x in (neg_lt, neg_le, neg_st, v_good))
+    neg_lt, neg_le, neg_st, v_good = (
+        np.take_along_axis(x, o, 1) for x in (neg_lt, neg_le, neg_st, v_good)
+    )
     ekv = np.where(kmask_np, v_good, np.nan)
     pos_lt = (ekv[:, None, :] < ekv[:, :, None]).sum(2)
     pos_le = (ekv[:, None, :] <= ekv[:, :, None]).sum(2)
@@ -382,8 +420,16 @@ def _exact_order(D: torch.Tensor, exact) -> np.ndarray:
     return order
 
 
-def _sgs_chunk(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery, other_cam: bool,
-               rng: np.random.RandomState, hist: np.ndarray, exact=None) -> None:
+def _sgs_chunk(
+    D: torch.Tensor,
+    qp: np.ndarray,
+    qc: np.ndarray,
+    gal: _Gallery,
+    other_cam: bool,
+    rng: np.random.RandomState,
+    hist: np.ndarray,
+    exact=None,
+) -> None:
     """Single-gallery-shot CMC for a chunk, adding 1/repeats at each drawn rank to ``hist``.
 
     Draw order replays the references (per valid query, per repeat, per identity in order of first
@@ -417,10 +463,10 @@ def _sgs_chunk(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery, o
     at = 0
     for counts, grouped, offsets, q_group in plans:
         u = len(counts)
-        dr = draws[at:at + SGS_REPEATS * u].reshape(SGS_REPEATS, u)
+        dr = draws[at : at + SGS_REPEATS * u].reshape(SGS_REPEATS, u)
         at += SGS_REPEATS * u
         pos = grouped[offsets[None, :] + dr]  # (repeats, identities): drawn list positions
-        rank0 = (pos < pos[:, q_group:q_group + 1]).sum(1)
+        rank0 = (pos < pos[:, q_group : q_group + 1]).sum(1)
         rank0 = rank0[rank0 < len(hist)]
         np.add.at(hist, rank0, 1.0 / SGS_REPEATS)
 
@@ -428,14 +474,22 @@ def _sgs_chunk(D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery, o
 # ------------------------------------------------------------------------------------------------
 # accumulation
 
+
 class Accumulator:
     """Collects per-query statistics chunk by chunk; :meth:`result` gives the :class:`EvalResult`.
 
     Feed query chunks in order (``add``): the single-gallery-shot draws depend on query order.
     """
 
-    def __init__(self, g_pids, g_camids, protocol: str = "market1501", max_rank: int = 50,
-                 seed: int | None = None, ap_mode: str | None = None):
+    def __init__(
+        self,
+        g_pids,
+        g_camids,
+        protocol: str = "market1501",
+        max_rank: int = 50,
+        seed: int | None = None,
+        ap_mode: str | None = None,
+    ):
         self.proto: Protocol = get_protocol(protocol)
         self.ap_mode = ap_mode or self.proto.ap_mode
         if self.ap_mode not in AP_MODES:
@@ -461,20 +515,24 @@ class Accumulator:
         """
         D = as_block(D)
         if D.ndim != 2 or D.shape[1] != self.gal.n:
-            raise ValueError(f"distance block must be (num_query, {self.gal.n}), got "
-                             f"{tuple(D.shape)}")
+            raise ValueError(
+                f"distance block must be (num_query, {self.gal.n}), got {tuple(D.shape)}"
+            )
         qp = self.pid_codes.query(as_labels(q_pids, "q_pids", D.shape[0]), "q_pids")
         qc = self.cam_codes.query(as_labels(q_camids, "q_camids", D.shape[0]), "q_camids")
         if self.proto.junk_minus1 and (qp == -1).any() and not self.pid_codes.strings:
-            raise ValueError(f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
-                             "must not have pid -1; drop those queries")
+            raise ValueError(
+                f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
+                "must not have pid -1; drop those queries"
+            )
         if self.proto.same_camera_matches:  # a camera no gallery entry has: nothing is junk
             qc = np.full_like(qc, int(self.gal.cams.min(initial=0)) - 1)
         s = _chunk_stats(D, qp, qc, self.gal, self.proto.junk_minus1, exact, check_finite)
         self._add_stats(s)
         if self.proto.cmc.startswith("sgs"):
-            _sgs_chunk(D, qp, qc, self.gal, self.proto.cmc == "sgs_othercam", self.rng,
-                       self.hist, exact)
+            _sgs_chunk(
+                D, qp, qc, self.gal, self.proto.cmc == "sgs_othercam", self.rng, self.hist, exact
+            )
 
     def _add_stats(self, s: _Stats) -> None:
         c, K = s.neg_lt.shape
@@ -521,18 +579,32 @@ class Accumulator:
         valid = ~np.isnan(ap)
         nv, nq = int(valid.sum()), len(ap)
         if nv == 0:
-            raise ValueError(f"no query has a valid match in the gallery ({nq} queries) under "
-                             f"protocol {self.proto.name!r}; check pids/camids")
+            raise ValueError(
+                f"no query has a valid match in the gallery ({nq} queries) under "
+                f"protocol {self.proto.name!r}; check pids/camids"
+            )
         p = self.proto
         if p.warn_invalid and nv < nq:
-            warnings.warn(f"{nq - nv} of {nq} queries have no valid match: the official "
-                          f"{p.name} code would report mAP = NaN; reporting the mean over the "
-                          f"{nv} valid queries (per-query AP is NaN for the others)", stacklevel=3)
+            warnings.warn(
+                f"{nq - nv} of {nq} queries have no valid match: the official "
+                f"{p.name} code would report mAP = NaN; reporting the mean over the "
+                f"{nv} valid queries (per-query AP is NaN for the others)",
+                stacklevel=3,
+            )
         mAP = float(np.nansum(ap) / (nq if p.mean_over == "all" else nv))
         cmc = np.cumsum(self.hist) / (nq if p.cmc_over == "all" else nv)
-        return EvalResult(cmc=cmc, mAP=mAP, mINP=float(np.nanmean(inp)), ap=ap, num_valid=nv,
-                          protocol=p.name, ap_mode=self.ap_mode, inp=inp, num_queries=nq,
-                          num_gallery=self.gal.n)
+        return EvalResult(
+            cmc=cmc,
+            mAP=mAP,
+            mINP=float(np.nanmean(inp)),
+            ap=ap,
+            num_valid=nv,
+            protocol=p.name,
+            ap_mode=self.ap_mode,
+            inp=inp,
+            num_queries=nq,
+            num_gallery=self.gal.n,
+        )
 
 
 def _row_chunks(n_rows: int, n_cols: int, chunk_size: int | None) -> Iterable[slice]:
@@ -541,9 +613,18 @@ def _row_chunks(n_rows: int, n_cols: int, chunk_size: int | None) -> Iterable[sl
         yield slice(s, min(s + step, n_rows))
 
 
-def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, protocol: str = "market1501",
-                     max_rank: int = 50, seed: int | None = None, ap_mode: str | None = None,
-                     chunk_size: int | None = None) -> EvalResult:
+def evaluate_distmat(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    protocol: str = "market1501",
+    max_rank: int = 50,
+    seed: int | None = None,
+    ap_mode: str | None = None,
+    chunk_size: int | None = None,
+) -> EvalResult:
     """Evaluate a (num_query, num_gallery) distance matrix (smaller = more similar).
 
     protocol: one of ``reidbox.evaluation.PROTOCOLS``; ap_mode overrides its AP formula

@@ -38,34 +38,54 @@ class EvalSettings:
         if t.RERANK.ENABLED:
             rerank = dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
             if t.RERANK.INPUT not in RERANK_INPUTS:
-                raise ValueError(f"unknown TEST.RERANK.INPUT {t.RERANK.INPUT!r}; available: "
-                                 f"{', '.join(RERANK_INPUTS)}")
+                raise ValueError(
+                    f"unknown TEST.RERANK.INPUT {t.RERANK.INPUT!r}; available: "
+                    f"{', '.join(RERANK_INPUTS)}"
+                )
             if t.RERANK.INPUT == "torchreid" and metric == "euclidean":
                 metric = "sqeuclidean"  # torchreid's 'euclidean' is squared
-        return cls(protocol=t.PROTOCOL, metric=metric, backend=t.BACKEND,
-                   chunk_size=t.CHUNK_SIZE or None, max_rank=t.MAX_RANK, seed=t.SEED,
-                   ap_mode=t.AP_MODE or None, rerank=rerank, flip=bool(t.FLIP_AUG),
-                   normalize=bool(t.NORM_FEAT))
+        return cls(
+            protocol=t.PROTOCOL,
+            metric=metric,
+            backend=t.BACKEND,
+            chunk_size=t.CHUNK_SIZE or None,
+            max_rank=t.MAX_RANK,
+            seed=t.SEED,
+            ap_mode=t.AP_MODE or None,
+            rerank=rerank,
+            flip=bool(t.FLIP_AUG),
+            normalize=bool(t.NORM_FEAT),
+        )
 
     def metric_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of :func:`reidbox.evaluation.evaluate`."""
-        kw: Dict[str, Any] = dict(protocol=self.protocol, metric=self.metric,
-                                  backend=self.backend, chunk_size=self.chunk_size,
-                                  max_rank=self.max_rank, seed=self.seed, ap_mode=self.ap_mode)
+        kw: Dict[str, Any] = dict(
+            protocol=self.protocol,
+            metric=self.metric,
+            backend=self.backend,
+            chunk_size=self.chunk_size,
+            max_rank=self.max_rank,
+            seed=self.seed,
+            ap_mode=self.ap_mode,
+        )
         if self.rerank is not None:
             kw["rerank"] = dict(self.rerank)
         return kw
 
     def rank_kwargs(self) -> Dict[str, Any]:
         """Keyword arguments of :func:`reidbox.retrieval.rank_lists` (ranked as evaluated)."""
-        kw: Dict[str, Any] = dict(metric=self.metric, protocol=self.protocol,
-                                  backend=self.backend)
+        kw: Dict[str, Any] = dict(metric=self.metric, protocol=self.protocol, backend=self.backend)
         if self.rerank is not None:
             kw["rerank"] = dict(self.rerank)
         return kw
 
     def describe(self) -> Dict[str, Any]:
         """The record of ``metrics.json`` (``evaluation``)."""
-        return dict(protocol=self.protocol, metric=self.metric, flip=self.flip,
-                    normalize=self.normalize, ap_mode=self.ap_mode,
-                    rerank=dict(self.rerank) if self.rerank is not None else None)
+        return dict(
+            protocol=self.protocol,
+            metric=self.metric,
+            flip=self.flip,
+            normalize=self.normalize,
+            ap_mode=self.ap_mode,
+            rerank=dict(self.rerank) if self.rerank is not None else None,
+        )

@@ -21,8 +21,9 @@ _BLOCK_ELEMS = 1 << 24
 BYTES_PER_ENTRY = 24
 
 
-def default_chunk_size(num_gallery: int, device: torch.device | str | None = None,
-                       free_bytes: int | None = None) -> int:
+def default_chunk_size(
+    num_gallery: int, device: torch.device | str | None = None, free_bytes: int | None = None
+) -> int:
     """Query rows per block: about 16M distances on the CPU; on a GPU a quarter of the free
     memory (``free_bytes``, default ``torch.cuda.mem_get_info``) at ``BYTES_PER_ENTRY`` each."""
     elems = _BLOCK_ELEMS
@@ -34,10 +35,23 @@ def default_chunk_size(num_gallery: int, device: torch.device | str | None = Non
     return max(1, elems // max(num_gallery, 1))
 
 
-def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str = "market1501",
-             metric: str = "euclidean", backend: str = "auto", chunk_size: int | None = None,
-             max_rank: int = 50, seed: int | None = None, ap_mode: str | None = None,
-             rerank: dict | None = None, device: torch.device | str | None = None) -> EvalResult:
+def evaluate(
+    q_feats,
+    g_feats,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    protocol: str = "market1501",
+    metric: str = "euclidean",
+    backend: str = "auto",
+    chunk_size: int | None = None,
+    max_rank: int = 50,
+    seed: int | None = None,
+    ap_mode: str | None = None,
+    rerank: dict | None = None,
+    device: torch.device | str | None = None,
+) -> EvalResult:
     """Exact metrics of (m, D) query and (n, D) gallery features.
 
     Gives the numbers :func:`evaluate_distmat` gives on the full distance matrix of the same
@@ -58,8 +72,9 @@ def evaluate(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, protocol: str
     on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
     dev = device
     if dev is None and on_gpu:
-        dev = next(x.device for x in (q_feats, g_feats)
-                   if isinstance(x, torch.Tensor) and x.is_cuda)
+        dev = next(
+            x.device for x in (q_feats, g_feats) if isinstance(x, torch.Tensor) and x.is_cuda
+        )
     chunk = int(chunk_size) if chunk_size else default_chunk_size(n, dev)
     if chunk < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

@@ -33,8 +33,14 @@ def build_teacher(config_path: str) -> nn.Module:
     mode, with ``input_size`` (its test size); its weights load when training starts."""
     from ..config import load_config
 
-    overrides = ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.WEIGHTS", "",
-                 "MODEL.STD.LAMBDA", "0.0"]  # no ImageNet file, no teacher of the teacher
+    overrides = [
+        "MODEL.BACKBONE.PRETRAINED",
+        "False",
+        "MODEL.WEIGHTS",
+        "",
+        "MODEL.STD.LAMBDA",
+        "0.0",
+    ]  # no ImageNet file, no teacher of the teacher
     tcfg = load_config(config_path, overrides)
     teacher = build_model(tcfg, num_classes=1)
     teacher.eval()
@@ -47,8 +53,11 @@ def build_teacher(config_path: str) -> nn.Module:
 def model_display_name(meta_arch: str, backbone: str) -> str:
     """How result tables name a model (``resnet50+PTL``, ``MGN``): what the registered
     meta-architecture declares (``display_name``), else ``meta_arch/backbone``."""
-    template = getattr(META_ARCHS.get(meta_arch), "display_name", None) \
-        if meta_arch in META_ARCHS else None
+    template = (
+        getattr(META_ARCHS.get(meta_arch), "display_name", None)
+        if meta_arch in META_ARCHS
+        else None
+    )
     return template.format(backbone=backbone) if template else f"{meta_arch}/{backbone}"
 
 
@@ -60,22 +69,36 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     ``MODEL.STD.TEACHER_CONFIG`` (:func:`build_teacher`) as an argument.
     """
     b = cfg.MODEL.BACKBONE
-    backbone = build_backbone(b.NAME, pretrained=b.PRETRAINED, weights=b.WEIGHTS,
-                              last_stride=b.LAST_STRIDE, drop_rate=b.DROP_RATE)
+    backbone = build_backbone(
+        b.NAME,
+        pretrained=b.PRETRAINED,
+        weights=b.WEIGHTS,
+        last_stride=b.LAST_STRIDE,
+        drop_rate=b.DROP_RATE,
+    )
     losses, weights = build_losses(cfg)
     arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
     extra = {}
     if getattr(arch, "takes_teacher", False):
         teacher = cfg.MODEL.STD.TEACHER_CONFIG
         extra["teacher"] = build_teacher(teacher) if teacher else None
-    return arch.from_config(cfg, num_classes=num_classes, backbone=backbone, losses=losses,
-                            loss_weights=weights, **extra)
+    return arch.from_config(
+        cfg,
+        num_classes=num_classes,
+        backbone=backbone,
+        losses=losses,
+        loss_weights=weights,
+        **extra,
+    )
 
 
-def build_inference_model(cfg, weights: Optional[str],
-                          device: Union[str, torch.device] = "cpu",
-                          classifier: bool = False, num_classes: Optional[int] = None
-                          ) -> nn.Module:
+def build_inference_model(
+    cfg,
+    weights: Optional[str],
+    device: Union[str, torch.device] = "cpu",
+    classifier: bool = False,
+    num_classes: Optional[int] = None,
+) -> nn.Module:
     """The model of ``cfg`` with ``weights`` (a ``model_final.pth``, checkpoint or state dict
     file; None: as built), in eval mode on ``device``: what testing, the API, export and
     visualization use.
@@ -91,15 +114,20 @@ def build_inference_model(cfg, weights: Optional[str],
             load_model_weights(model, weights, partial=cfg.MODEL.WEIGHTS_PARTIAL)
         return model.to(device).eval()
     if not weights:
-        raise ValueError("a classifier needs trained weights: pass --weights / MODEL.WEIGHTS "
-                         "(an untrained classifier's output means nothing)")
+        raise ValueError(
+            "a classifier needs trained weights: pass --weights / MODEL.WEIGHTS "
+            "(an untrained classifier's output means nothing)"
+        )
     if num_classes is None:
         state = load_file(weights)
         num_classes = state.get("num_classes") if isinstance(state, dict) else None
     if not isinstance(num_classes, int):
-        raise ValueError(f"{weights} does not record num_classes: use a model_final.pth or "
-                         "checkpoint written by reidbox")
+        raise ValueError(
+            f"{weights} does not record num_classes: use a model_final.pth or "
+            "checkpoint written by reidbox"
+        )
     model = build_model(cfg, num_classes=num_classes)
-    load_model_weights(model, weights, what="classifier weights", skip_classifier=False,
-                       partial_key=None)
+    load_model_weights(
+        model, weights, what="classifier weights", skip_classifier=False, partial_key=None
+    )
     return model.to(device).eval()

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..utils.misc import count_parameters, eval_mode
 
+
 def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
     """The model of ``cfg`` for counting parameters: no weight file is read.
 
@@ -34,8 +35,10 @@ def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
     std = probe.MODEL.STD
     if probe.MODEL.META_ARCHITECTURE == "std":
         if std.TEACHER_CONFIG and not os.path.isfile(std.TEACHER_CONFIG):
-            notes.append(f"teacher config {std.TEACHER_CONFIG} not found: student counted "
-                         "without the embedding that matches a teacher of another feature width")
+            notes.append(
+                f"teacher config {std.TEACHER_CONFIG} not found: student counted "
+                "without the embedding that matches a teacher of another feature width"
+            )
             std.TEACHER_CONFIG = ""
         if not std.TEACHER_CONFIG:
             std.LAMBDA = 0.0  # no teacher to distil from; the student's own layers are counted
@@ -44,8 +47,9 @@ def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
     return build_model(probe, num_classes=num_classes), notes
 
 
-def test_time_parameters(model: nn.Module, input_size: Tuple[int, int] = (64, 32)
-                         ) -> List[nn.Parameter]:
+def test_time_parameters(
+    model: nn.Module, input_size: Tuple[int, int] = (64, 32)
+) -> List[nn.Parameter]:
     """Parameters that the eval-mode feature (B, D) depends on (measured by a backward pass)."""
     params = list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
@@ -87,15 +91,19 @@ def model_summary(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> D
 
 def format_summary(summary: Dict[str, Any], paper_params_m: Optional[float] = None) -> str:
     """Human-readable lines for the log and ``tools/model_info.py``."""
-    lines = [f"model {summary['model']}: {summary['params_m']:.2f}m parameters, "
-             f"{summary['test_params_m']:.2f}m used at test time "
-             f"(classifiers {summary['classifier_params_m']:.2f}m)"]
+    lines = [
+        f"model {summary['model']}: {summary['params_m']:.2f}m parameters, "
+        f"{summary['test_params_m']:.2f}m used at test time "
+        f"(classifiers {summary['classifier_params_m']:.2f}m)"
+    ]
     if paper_params_m is not None:
         lines.append(f"paper #Param.: {paper_params_m}m")
     stages: Sequence[dict] = summary.get("stages", [])
     if stages:
-        lines.append("stages: " + ", ".join(
-            f"{s['name']}({s['channels']}ch, /{s['stride']})" for s in stages))
+        lines.append(
+            "stages: "
+            + ", ".join(f"{s['name']}({s['channels']}ch, /{s['stride']})" for s in stages)
+        )
     if "ptl" in summary:
         lines.append("ptl: " + ", ".join(f"{k}={v}" for k, v in summary["ptl"].items()))
     for note in summary.get("notes", []):

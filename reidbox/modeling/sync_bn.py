@@ -21,8 +21,12 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized()
-                and dist.get_world_size() > 1):
+        if not (
+            self.training
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
             return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
@@ -37,13 +41,16 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
-        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0).float()
+        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0).float()
         mean = mean.float()
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(
-                    self.num_batches_tracked)
+                m = (
+                    self.momentum
+                    if self.momentum is not None
+                    else 1.0 / float(self.num_batches_tracked)
+                )
                 self.running_mean.mul_(1 - m).add_(m * mean.detach())
                 self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1).clamp_min(1))
         y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
@@ -58,10 +65,10 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     def convert(m: nn.Module) -> nn.Module:
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(
-                m, AllReduceBatchNorm):
-            new = AllReduceBatchNorm(m.num_features, m.eps, m.momentum, m.affine,
-                                     m.track_running_stats)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, AllReduceBatchNorm):
+            new = AllReduceBatchNorm(
+                m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats
+            )
             new.load_state_dict(m.state_dict())
             for name in ("weight", "bias"):
                 p_old, p_new = getattr(m, name), getattr(new, name)

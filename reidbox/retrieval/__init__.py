@@ -5,6 +5,16 @@ from .index import BACKENDS, FaissIndex, Index, TorchIndex, build_index
 from .rank import rank_lists
 from .rerank import rerank, rerank_feature_blocks, rerank_features
 
-__all__ = ["BACKENDS", "METRICS", "FaissIndex", "Index", "TorchIndex", "build_index",
-           "pairwise_distance", "rank_lists", "rerank", "rerank_feature_blocks",
-           "rerank_features"]
+__all__ = [
+    "BACKENDS",
+    "METRICS",
+    "FaissIndex",
+    "Index",
+    "TorchIndex",
+    "build_index",
+    "pairwise_distance",
+    "rank_lists",
+    "rerank",
+    "rerank_feature_blocks",
+    "rerank_features",
+]

@@ -12,8 +12,9 @@ METRICS = ("euclidean", "sqeuclidean", "cosine")
 def check_metric(metric: str) -> str:
     """Return ``metric`` or raise an error listing the supported ones."""
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; available: {', '.join(METRICS)} "
-                         "(TEST.METRIC)")
+        raise ValueError(
+            f"unknown metric {metric!r}; available: {', '.join(METRICS)} (TEST.METRIC)"
+        )
     return metric
 
 
@@ -36,16 +37,23 @@ def prepare(x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor | 
     check_metric(metric)
     sq = x.pow(2).sum(1)
     if not bool(torch.isfinite(sq).all()):
-        raise ValueError("features too large for float32 distances: a squared norm overflows "
-                         f"(max |x| = {float(x.abs().max()):.3g}, limit ~1.8e19); L2-normalise "
-                         "or rescale them (TEST.NORM_FEAT True)")
+        raise ValueError(
+            "features too large for float32 distances: a squared norm overflows "
+            f"(max |x| = {float(x.abs().max()):.3g}, limit ~1.8e19); L2-normalise "
+            "or rescale them (TEST.NORM_FEAT True)"
+        )
     if metric == "cosine":
         return F.normalize(x, dim=1), None
     return x, sq
 
 
-def distance_block(q: torch.Tensor, q_sq: torch.Tensor | None, g: torch.Tensor,
-                   g_sq: torch.Tensor | None, metric: str) -> torch.Tensor:
+def distance_block(
+    q: torch.Tensor,
+    q_sq: torch.Tensor | None,
+    g: torch.Tensor,
+    g_sq: torch.Tensor | None,
+    metric: str,
+) -> torch.Tensor:
     """(c, n) distances between prepared query rows ``q`` (c, D) and gallery ``g`` (n, D).
 
     euclidean: sqrt(max(|q|^2 + |g|^2 - 2 q.g, 0)); sqeuclidean: without the sqrt;

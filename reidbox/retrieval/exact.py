@@ -15,7 +15,7 @@ from .distance import check_metric
 #: measured for the torch and FAISS blocks at any chunk size (6.3e-7, d = 2048), i.e. 3x the
 #: largest disagreement of two paths. Distances this close to a true match's are compared by
 #: their float64 values.
-NEAR_TIE_TOL = 2.0 ** -18
+NEAR_TIE_TOL = 2.0**-18
 
 
 class FeatureExact:
@@ -40,7 +40,7 @@ class FeatureExact:
         if self.metric == "cosine":
             w = torch.full((len(t64), 1), 2 * NEAR_TIE_TOL, dtype=torch.float64, device=t.device)
         else:
-            q = self.q[self.start + rows.start:self.start + rows.stop].to(t.device).double()
+            q = self.q[self.start + rows.start : self.start + rows.stop].to(t.device).double()
             w = (NEAR_TIE_TOL * (q.pow(2).sum(1) + self.g_sq_max))[:, None]
         if self.metric == "euclidean":
             s = t64 * t64
@@ -56,8 +56,8 @@ class FeatureExact:
         batch = max(1, (1 << 21) // max(self.g.shape[1], 1))
         dev = self.g.device
         for s in range(0, len(rows), batch):
-            qi = torch.from_numpy(np.asarray(rows[s:s + batch]) + self.start).to(self.q.device)
-            gj = torch.from_numpy(np.asarray(cols[s:s + batch])).to(dev)
+            qi = torch.from_numpy(np.asarray(rows[s : s + batch]) + self.start).to(self.q.device)
+            gj = torch.from_numpy(np.asarray(cols[s : s + batch])).to(dev)
             a, b = self.q[qi].to(dev).double(), self.g[gj].double()
             if self.metric == "cosine":
                 na = a.pow(2).sum(1).sqrt_().clamp_(min=1e-12)
@@ -67,5 +67,5 @@ class FeatureExact:
                 v = (a - b).pow_(2).sum(1)
                 if self.metric == "euclidean":
                     v = v.sqrt_()
-            out[s:s + len(v)] = v.cpu().numpy()
+            out[s : s + len(v)] = v.cpu().numpy()
         return out

@@ -100,8 +100,10 @@ class FaissIndex(Index):
         try:
             import faiss
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("backend='faiss' needs the faiss package (pip install faiss-cpu, "
-                              "or faiss-gpu); backend='torch' needs nothing extra") from e
+            raise ImportError(
+                "backend='faiss' needs the faiss package (pip install faiss-cpu, "
+                "or faiss-gpu); backend='torch' needs nothing extra"
+            ) from e
         self.faiss = faiss
         self.metric = check_metric(metric)
         ngpu = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
@@ -170,17 +172,23 @@ class FaissIndex(Index):
 def faiss_available() -> bool:
     """Whether ``import faiss`` works (checked without keeping the module)."""
     import importlib.util
+
     return importlib.util.find_spec("faiss") is not None
 
 
-def build_index(g_feats, metric: str = "euclidean", backend: str = "auto",
-                device: torch.device | str | None = None) -> Index:
+def build_index(
+    g_feats,
+    metric: str = "euclidean",
+    backend: str = "auto",
+    device: torch.device | str | None = None,
+) -> Index:
     """Index over gallery features. backend "auto": FAISS when installed, else torch; features
     already on a GPU stay with the torch backend on that device."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     on_gpu = isinstance(g_feats, torch.Tensor) and g_feats.is_cuda
-    if backend == "faiss" or (backend == "auto" and faiss_available() and not on_gpu
-                              and device is None):
+    if backend == "faiss" or (
+        backend == "auto" and faiss_available() and not on_gpu and device is None
+    ):
         return FaissIndex(metric).add(g_feats)
     return TorchIndex(metric, device).add(g_feats)

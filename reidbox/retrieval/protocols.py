@@ -41,8 +41,13 @@ PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
         Protocol("market1501"),
-        Protocol("market1501_official", junk_minus1=True, ap_mode="trapezoid", mean_over="all",
-                 cmc_over="all"),
+        Protocol(
+            "market1501_official",
+            junk_minus1=True,
+            ap_mode="trapezoid",
+            mean_over="all",
+            cmc_over="all",
+        ),
         Protocol("msmt17_official", ap_mode="trapezoid", cmc_over="all", warn_invalid=True),
         Protocol("openreid_market1501", ap_mode="sklearn"),
         Protocol("openreid_allshots", cmc="allshots", ap_mode="sklearn"),
@@ -64,4 +69,5 @@ def get_protocol(name: str) -> Protocol:
     except KeyError:
         raise KeyError(
             f"unknown evaluation protocol {name!r}; available: {', '.join(PROTOCOLS)} "
-            "(set TEST.PROTOCOL to one of them)") from None
+            "(set TEST.PROTOCOL to one of them)"
+        ) from None

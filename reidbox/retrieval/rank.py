@@ -16,8 +16,13 @@ from .labels import NONFINITE, as_labels
 from .protocols import get_protocol
 
 
-def junk_mask(protocol: str, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray,
-              g_camids: np.ndarray) -> np.ndarray:
+def junk_mask(
+    protocol: str,
+    q_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_pids: np.ndarray,
+    g_camids: np.ndarray,
+) -> np.ndarray:
     """(m, n) True where ``protocol`` leaves the gallery entry out of the query's ranked list:
     same identity and camera; also pid -1 (Market official); every same-camera entry for
     Open-ReID's cuhk03 CMC."""
@@ -31,9 +36,15 @@ def junk_mask(protocol: str, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: n
     return junk
 
 
-def distance_blocks(q_feats, g_feats, metric: str, backend: str, chunk: int,
-                    device: torch.device | str | None = None, rerank: dict | None = None
-                    ) -> tuple[Iterable, FeatureExact | None]:
+def distance_blocks(
+    q_feats,
+    g_feats,
+    metric: str,
+    backend: str,
+    chunk: int,
+    device: torch.device | str | None = None,
+    rerank: dict | None = None,
+) -> tuple[Iterable, FeatureExact | None]:
     """``(slice, (c, n) distances)`` blocks of every query against the gallery, ``chunk``
     query rows at a time, and where exact (float64) values of near-ties come from (None for
     re-ranked distances, which are exact as they are). ``rerank``: None or dict(k1, k2,
@@ -41,24 +52,35 @@ def distance_blocks(q_feats, g_feats, metric: str, backend: str, chunk: int,
     if rerank is None:
         index = build_index(g_feats, metric, backend, device)
         where = getattr(index, "device", None) or "cpu"
-        exact = FeatureExact(as_features(q_feats, "q_feats", where),
-                             as_features(g_feats, "g_feats", where), metric)
+        exact = FeatureExact(
+            as_features(q_feats, "q_feats", where), as_features(g_feats, "g_feats", where), metric
+        )
         return index.blocks(q_feats, chunk), exact
     allowed = {"k1", "k2", "lambda_value"}
     if not isinstance(rerank, dict) or set(rerank) - allowed:
-        raise ValueError(f"rerank must be None or a dict with keys {sorted(allowed)}, "
-                         f"got {rerank!r}")
+        raise ValueError(
+            f"rerank must be None or a dict with keys {sorted(allowed)}, got {rerank!r}"
+        )
     from .rerank import rerank_feature_blocks
 
-    return rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk,
-                                 **rerank), None
+    return rerank_feature_blocks(q_feats, g_feats, metric=metric, chunk_size=chunk, **rerank), None
 
 
-def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
-               backend: str = "auto", chunk_size: int | None = None,
-               device: torch.device | str | None = None, q_pids=None, g_pids=None,
-               q_camids=None, g_camids=None, protocol: str = "market1501",
-               rerank: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def rank_lists(
+    q_feats,
+    g_feats,
+    topk: int = 10,
+    metric: str = "euclidean",
+    backend: str = "auto",
+    chunk_size: int | None = None,
+    device: torch.device | str | None = None,
+    q_pids=None,
+    g_pids=None,
+    q_camids=None,
+    g_camids=None,
+    protocol: str = "market1501",
+    rerank: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``topk`` gallery indices and distances of every query.
 
     Returns (indices (m, k) int64, distances (m, k) float32), nearest first; ties go to the lower
@@ -86,8 +108,10 @@ def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
         if not bool(torch.isfinite(D).all()):
             raise ValueError(NONFINITE)
         if labelled:
-            D = D.masked_fill(torch.from_numpy(junk_mask(protocol, qp[sl], qc[sl], gp, gc))
-                              .to(D.device), float("inf"))
+            D = D.masked_fill(
+                torch.from_numpy(junk_mask(protocol, qp[sl], qc[sl], gp, gc)).to(D.device),
+                float("inf"),
+            )
         kth = torch.topk(D, k, dim=1, largest=False).values[:, -1:]
         if exact is not None:
             high = exact.at(sl).edges(kth, slice(0, len(D)))[1]
@@ -95,8 +119,11 @@ def rank_lists(q_feats, g_feats, topk: int = 10, metric: str = "euclidean",
             high = kth
         r, j = ((D <= high) & torch.isfinite(D)).nonzero(as_tuple=True)
         r, j = r.cpu().numpy(), j.cpu().numpy()
-        e = (exact.at(sl).values(r, j) if exact is not None
-             else D[torch.from_numpy(r), torch.from_numpy(j)].double().cpu().numpy())
+        e = (
+            exact.at(sl).values(r, j)
+            if exact is not None
+            else D[torch.from_numpy(r), torch.from_numpy(j)].double().cpu().numpy()
+        )
         o = np.lexsort((j, e, r))
         r, j, e = r[o], j[o], e[o]
         pos = np.arange(len(r)) - np.searchsorted(r, r)

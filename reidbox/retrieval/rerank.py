@@ -29,8 +29,9 @@ def _check_params(k1: int, k2: int, lambda_value: float, n_total: int) -> None:
     if not (1 <= k2 <= k1 + 1):
         raise ValueError(f"need 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
     if k1 + 1 > n_total:
-        raise ValueError(f"k1 + 1 = {k1 + 1} exceeds the {n_total} query + gallery items; "
-                         "lower TEST.RERANK.K1")
+        raise ValueError(
+            f"k1 + 1 = {k1 + 1} exceeds the {n_total} query + gallery items; lower TEST.RERANK.K1"
+        )
     if not 0.0 <= lambda_value <= 1.0:
         raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value}")
 
@@ -41,9 +42,9 @@ def _reciprocal(nb: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
     nbk = torch.from_numpy(np.ascontiguousarray(nb[:, :k]))
     out = torch.empty(N, k, dtype=torch.bool)
     for s in range(0, N, chunk):
-        f = nbk[s:s + chunk]
+        f = nbk[s : s + chunk]
         rows = torch.arange(s, s + len(f))[:, None, None]
-        out[s:s + len(f)] = (nbk[f] == rows).any(2)
+        out[s : s + len(f)] = (nbk[f] == rows).any(2)
     return out.numpy()
 
 
@@ -58,8 +59,8 @@ def _expanded_sets(nb: np.ndarray, k1: int, chunk: int = 2048) -> tuple[np.ndarr
     nbh = nbt[:, :h]
     keys = []
     for s in range(0, N, chunk):
-        F = nbt[s:s + chunk]  # (c, K1) candidates
-        Rm = rec1[s:s + chunk]  # (c, K1) reciprocal mask
+        F = nbt[s : s + chunk]  # (c, K1) candidates
+        Rm = rec1[s : s + chunk]  # (c, K1) reciprocal mask
         H = nbh[F]  # (c, K1, h) expansion candidates of every candidate
         Hm = rech[F] & Rm[:, :, None]
         member = ((H[..., None] == F[:, None, None, :]) & Rm[:, None, None, :]).any(-1)
@@ -77,9 +78,16 @@ def _expanded_sets(nb: np.ndarray, k1: int, chunk: int = 2048) -> tuple[np.ndarr
     return key // N, key % N
 
 
-def _core(nb: np.ndarray, pair_dist: PairDist, qg_blocks: Iterator[tuple[slice, np.ndarray]],
-          n_query: int, k1: int, k2: int, lambda_value: float, q_chunk: int = 256
-          ) -> Iterator[tuple[slice, np.ndarray]]:
+def _core(
+    nb: np.ndarray,
+    pair_dist: PairDist,
+    qg_blocks: Iterator[tuple[slice, np.ndarray]],
+    n_query: int,
+    k1: int,
+    k2: int,
+    lambda_value: float,
+    q_chunk: int = 256,
+) -> Iterator[tuple[slice, np.ndarray]]:
     """Shared algorithm; ``nb`` (N, >= k1+1) nearest-first neighbours, ``pair_dist(i, j)`` the
     normalised distance of pairs, ``qg_blocks`` yields normalised query-gallery blocks."""
     N = len(nb)
@@ -88,8 +96,10 @@ def _core(nb: np.ndarray, pair_dist: PairDist, qg_blocks: Iterator[tuple[slice, 
     sums = np.bincount(rows, weights=w, minlength=N)
     V = sp.csr_matrix((w / sums[rows], (rows, cols)), shape=(N, N))
     if k2 != 1:
-        qe = sp.csr_matrix((np.full(N * k2, 1.0 / k2),
-                            (np.repeat(np.arange(N), k2), nb[:, :k2].ravel())), shape=(N, N))
+        qe = sp.csr_matrix(
+            (np.full(N * k2, 1.0 / k2), (np.repeat(np.arange(N), k2), nb[:, :k2].ravel())),
+            shape=(N, N),
+        )
         V = (qe @ V).tocsr()
     Vg = V[n_query:].tocsc()  # gallery rows, by column t
     n_gal = N - n_query
@@ -104,15 +114,17 @@ def _core(nb: np.ndarray, pair_dist: PairDist, qg_blocks: Iterator[tuple[slice, 
             pos = np.repeat(start, cnt) + (np.arange(total) - first)
             qi = np.repeat(Vq.row, cnt)
             mins = np.minimum(np.repeat(Vq.data, cnt), Vg.data[pos])
-            s_min = np.bincount(qi * n_gal + Vg.indices[pos], weights=mins,
-                                minlength=(e - s) * n_gal).reshape(e - s, n_gal)
+            s_min = np.bincount(
+                qi * n_gal + Vg.indices[pos], weights=mins, minlength=(e - s) * n_gal
+            ).reshape(e - s, n_gal)
             jac = 1.0 - s_min / (2.0 - s_min)
-            blk = d_qg[s - sl.start:e - sl.start]
+            blk = d_qg[s - sl.start : e - sl.start]
             yield slice(s, e), ((1.0 - lambda_value) * jac + lambda_value * blk).astype(np.float32)
 
 
-def rerank(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6,
-           lambda_value: float = 0.3) -> np.ndarray:
+def rerank(
+    q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> np.ndarray:
     """Reference-equal re-ranking of a (m, n) query-gallery distance matrix.
 
     Inputs are plain distances (m, n), (m, m), (n, n); as in the reference they are squared and
@@ -124,18 +136,21 @@ def rerank(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6,
     gg = np.asarray(g_g_dist, dtype=np.float64)
     m, n = qg.shape
     if qq.shape != (m, m) or gg.shape != (n, n):
-        raise ValueError(f"shapes do not fit: q_g {qg.shape}, q_q {qq.shape}, g_g {gg.shape}; "
-                         f"expected ({m}, {m}) and ({n}, {n})")
+        raise ValueError(
+            f"shapes do not fit: q_g {qg.shape}, q_q {qq.shape}, g_g {gg.shape}; "
+            f"expected ({m}, {m}) and ({n}, {n})"
+        )
     N = m + n
     _check_params(k1, k2, lambda_value, N)
     full = np.block([[qq, qg], [qg.T, gg]])
     d = np.power(full, 2).astype(np.float32)
     d = (d / d.max(axis=0)).T  # reference: column max, then transpose
-    nb = np.argsort(d, axis=1, kind="stable")[:, :k1 + 1]
+    nb = np.argsort(d, axis=1, kind="stable")[:, : k1 + 1]
     out = np.empty((m, n), np.float32)
     blocks = [(slice(0, m), d[:m, m:].astype(np.float64))]
-    for sl, blk in _core(nb, lambda i, j: d[i, j].astype(np.float64), iter(blocks), m, k1, k2,
-                         lambda_value):
+    for sl, blk in _core(
+        nb, lambda i, j: d[i, j].astype(np.float64), iter(blocks), m, k1, k2, lambda_value
+    ):
         out[sl] = blk
     return out
 
@@ -159,16 +174,17 @@ class _FeatureSpace:
     def pairs(self, i: np.ndarray, j: np.ndarray, chunk: int = 16384) -> np.ndarray:
         out = np.empty(len(i))
         for s in range(0, len(i), chunk):
-            ii = torch.from_numpy(i[s:s + chunk])
-            jj = torch.from_numpy(j[s:s + chunk])
+            ii = torch.from_numpy(i[s : s + chunk])
+            jj = torch.from_numpy(j[s : s + chunk])
             dot = (self.x[ii] * self.x[jj]).sum(1)
             d = (self.sq[ii] + self.sq[jj] - 2.0 * dot).clamp_(min=0.0).pow_(self.p)
-            out[s:s + chunk] = (d / self.rowmax[ii]).double().numpy()
+            out[s : s + chunk] = (d / self.rowmax[ii]).double().numpy()
         return out
 
 
-def _merge(bv: torch.Tensor, bi: torch.Tensor, v: torch.Tensor, i: torch.Tensor, k: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _merge(
+    bv: torch.Tensor, bi: torch.Tensor, v: torch.Tensor, i: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep the k smallest of two candidate lists per row."""
     v, i = torch.cat([bv, v], 1), torch.cat([bi, i], 1)
     top, at = torch.topk(v, min(k, v.shape[1]), dim=1, largest=False, sorted=True)
@@ -192,7 +208,7 @@ def _knn(space: _FeatureSpace, k: int, chunk: int) -> np.ndarray:
         v, i = torch.topk(d, min(k, N - s), dim=1, largest=False, sorted=True)
         best_v[s:e], best_i[s:e] = _merge(best_v[s:e], best_i[s:e], v, i + s, k)
         if e < N:
-            v, i = torch.topk(d[:, e - s:].T, min(k, e - s), dim=1, largest=False, sorted=True)
+            v, i = torch.topk(d[:, e - s :].T, min(k, e - s), dim=1, largest=False, sorted=True)
             best_v[e:], best_i[e:] = _merge(best_v[e:], best_i[e:], v, i + s, k)
     space.rowmax = rowmax
     o = torch.sort(best_i, dim=1, stable=True).indices
@@ -200,9 +216,15 @@ def _knn(space: _FeatureSpace, k: int, chunk: int) -> np.ndarray:
     return idx.gather(1, torch.sort(vals, dim=1, stable=True).indices).numpy()
 
 
-def rerank_feature_blocks(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                          metric: str = "euclidean", chunk_size: int = 1024
-                          ) -> Iterator[tuple[slice, np.ndarray]]:
+def rerank_feature_blocks(
+    q_feats,
+    g_feats,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    metric: str = "euclidean",
+    chunk_size: int = 1024,
+) -> Iterator[tuple[slice, np.ndarray]]:
     """Re-ranked distances from features, yielded as (query rows, (rows, n) float32) blocks.
 
     Memory: features, (N, k1+1) neighbours, sparse weights (~k1 per row before k2 expansion)
@@ -230,11 +252,19 @@ def rerank_feature_blocks(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_va
     yield from _core(nb, space.pairs, qg_blocks(), m, k1, k2, lambda_value)
 
 
-def rerank_features(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                    metric: str = "euclidean", chunk_size: int = 1024) -> np.ndarray:
+def rerank_features(
+    q_feats,
+    g_feats,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    metric: str = "euclidean",
+    chunk_size: int = 1024,
+) -> np.ndarray:
     """Full (m, n) float32 re-ranked matrix from features (see :func:`rerank_feature_blocks`)."""
     out = np.empty((len(q_feats), len(g_feats)), np.float32)
-    for sl, blk in rerank_feature_blocks(q_feats, g_feats, k1, k2, lambda_value, metric,
-                                         chunk_size):
+    for sl, blk in rerank_feature_blocks(
+        q_feats, g_feats, k1, k2, lambda_value, metric, chunk_size
+    ):
         out[sl] = blk
     return out

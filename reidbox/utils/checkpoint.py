@@ -55,8 +55,10 @@ def nonfinite_tensors(obj: Any, prefix: str = "") -> List[str]:
 def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
     """Load with ``weights_only=True``; ``trusted=True`` allows full unpickling of legacy files."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}" + (
-            " (that is a folder: name the .pth file inside it)" if os.path.isdir(path) else ""))
+        raise CheckpointError(
+            f"checkpoint not found: {path}"
+            + (" (that is a folder: name the .pth file inside it)" if os.path.isdir(path) else "")
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as e:  # noqa: BLE001
@@ -69,12 +71,16 @@ def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
                 "can run code; if you trust its source, re-save its tensors as a state dict "
                 "(reidbox.utils.checkpoint.load_file(path, trusted=True)) and use that file"
             ) from None
-        detail = (text.split("WeightsUnpickler error:")[-1].strip().splitlines() or [""])[0] \
-            if "WeightsUnpickler" in text else (text.splitlines() or [""])[0]
+        detail = (
+            (text.split("WeightsUnpickler error:")[-1].strip().splitlines() or [""])[0]
+            if "WeightsUnpickler" in text
+            else (text.splitlines() or [""])[0]
+        )
         detail = detail.split(". ")[0].rstrip(".") or type(e).__name__
         raise CheckpointError(
             f"cannot read checkpoint {path}: truncated or corrupt, or not a torch.save file "
-            f"({detail}); use an intact .pth file") from None
+            f"({detail}); use an intact .pth file"
+        ) from None
 
 
 #: Prefixes that wrappers add to every key: DataParallel/DDP (``module.``), Lightning-style
@@ -90,8 +96,11 @@ class WeightsMismatchError(CheckpointError):
 
 
 def _is_state(obj: Any) -> bool:
-    return isinstance(obj, dict) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
 
 def model_state_from(obj: Any) -> Dict[str, torch.Tensor]:
@@ -101,17 +110,25 @@ def model_state_from(obj: Any) -> Dict[str, torch.Tensor]:
             return obj
         if not isinstance(obj, dict):
             break
-        inner = next((obj[k] for k in ("model", "state_dict", "model_state_dict")
-                      if isinstance(obj.get(k), dict)), None)
+        inner = next(
+            (
+                obj[k]
+                for k in ("model", "state_dict", "model_state_dict")
+                if isinstance(obj.get(k), dict)
+            ),
+            None,
+        )
         if inner is None:
             break
         obj = inner
-    raise CheckpointError("file holds neither a state dict nor a checkpoint with a 'model' or "
-                          "'state_dict' entry")
+    raise CheckpointError(
+        "file holds neither a state dict nor a checkpoint with a 'model' or 'state_dict' entry"
+    )
 
 
-def strip_wrapper_prefixes(state: Dict[str, torch.Tensor], own_keys: Iterable[str]
-                           ) -> Dict[str, torch.Tensor]:
+def strip_wrapper_prefixes(
+    state: Dict[str, torch.Tensor], own_keys: Iterable[str]
+) -> Dict[str, torch.Tensor]:
     """Drop ``module.`` / ``model.`` when every key of the file carries it and no model key does."""
     own = list(own_keys)
     changed = True
@@ -119,7 +136,7 @@ def strip_wrapper_prefixes(state: Dict[str, torch.Tensor], own_keys: Iterable[st
         changed = False
         for p in WRAPPER_PREFIXES:
             if all(k.startswith(p) for k in state) and not any(k.startswith(p) for k in own):
-                state = {k[len(p):]: v for k, v in state.items()}
+                state = {k[len(p) :]: v for k, v in state.items()}
                 changed = True
     return state
 
@@ -148,24 +165,35 @@ class LoadReport:
 
     def counts(self) -> str:
         fresh = f"{len(self.fresh)} fresh by design, " if self.fresh else ""
-        return (f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, {fresh}"
-                f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
-                f"{len(self.mismatched)} shape mismatch")
+        return (
+            f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, {fresh}"
+            f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+            f"{len(self.mismatched)} shape mismatch"
+        )
 
     def examples(self, n: int = 3) -> str:
         parts = []
-        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
-                           ("shape mismatch", self.mismatched)):
+        for name, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("shape mismatch", self.mismatched),
+        ):
             if keys:
                 parts.append(f"{name}: {', '.join(keys[:n])}{' ...' if len(keys) > n else ''}")
         return "; ".join(parts)
 
 
-def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], source: str, *,
-                    what: str = "MODEL.WEIGHTS", partial: bool = False,
-                    skip_classifier: bool = True,
-                    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
-                    fresh: Iterable[str] = ()) -> LoadReport:
+def load_state_into(
+    model: nn.Module,
+    state: Dict[str, torch.Tensor],
+    source: str,
+    *,
+    what: str = "MODEL.WEIGHTS",
+    partial: bool = False,
+    skip_classifier: bool = True,
+    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
+    fresh: Iterable[str] = (),
+) -> LoadReport:
     """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
 
     Wrapper prefixes are stripped; classifier tensors (see :func:`is_classifier_key`) that are
@@ -198,22 +226,35 @@ def load_state_into(model: nn.Module, state: Dict[str, torch.Tensor], source: st
                 (rep.fresh if k in fresh else rep.missing).append(k)
     rep.loaded = list(fitting)
     if not rep.fits and not partial:
-        opt_in = f", or set {partial_key} True to load only the tensors that fit" \
-            if partial_key else ""
+        opt_in = (
+            f", or set {partial_key} True to load only the tensors that fit" if partial_key else ""
+        )
         raise WeightsMismatchError(
             f"{what} {source} does not fit the model ({rep.counts()}; {rep.examples()}); "
-            f"use a file saved from this config{opt_in}")
+            f"use a file saved from this config{opt_in}"
+        )
     model.load_state_dict(fitting, strict=False)
     log = logger.warning if not rep.fits else logger.info
-    log("%s %s: %s%s", what, source, rep.counts(),
-        f" (partial load: {rep.examples()})" if not rep.fits else "")
+    log(
+        "%s %s: %s%s",
+        what,
+        source,
+        rep.counts(),
+        f" (partial load: {rep.examples()})" if not rep.fits else "",
+    )
     return rep
 
 
-def load_model_weights(model: nn.Module, path: str, *, what: str = "MODEL.WEIGHTS",
-                       partial: bool = False, skip_classifier: bool = True,
-                       partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
-                       trusted: bool = False) -> LoadReport:
+def load_model_weights(
+    model: nn.Module,
+    path: str,
+    *,
+    what: str = "MODEL.WEIGHTS",
+    partial: bool = False,
+    skip_classifier: bool = True,
+    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
+    trusted: bool = False,
+) -> LoadReport:
     """Load a weight file (checkpoint, ``model_final.pth``, DDP/DataParallel or wrapped state
     dict) into ``model`` with :func:`load_state_into`'s rules; returns its report.
 
@@ -224,12 +265,18 @@ def load_model_weights(model: nn.Module, path: str, *, what: str = "MODEL.WEIGHT
         obj = load_file(path, trusted)
         state = model_state_from(obj)
     except CheckpointError as e:
-        raise CheckpointError(f"{what}: {e}" if path in str(e) else f"{what} {path}: {e}") \
-            from None
+        raise CheckpointError(f"{what}: {e}" if path in str(e) else f"{what} {path}: {e}") from None
     fresh = obj.get("fresh", ()) if isinstance(obj, dict) else ()
-    return load_state_into(model, state, path, what=what, partial=partial,
-                           skip_classifier=skip_classifier, partial_key=partial_key,
-                           fresh=[k for k in fresh if isinstance(k, str)])
+    return load_state_into(
+        model,
+        state,
+        path,
+        what=what,
+        partial=partial,
+        skip_classifier=skip_classifier,
+        partial_key=partial_key,
+        fresh=[k for k in fresh if isinstance(k, str)],
+    )
 
 
 def rng_states() -> Dict[str, Any]:
@@ -238,8 +285,13 @@ def rng_states() -> Dict[str, Any]:
     py_state = random.getstate()
     out = {
         "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "python": [py_state[0], list(py_state[1]), py_state[2]],
     }
     if torch.cuda.is_available():
@@ -296,7 +348,8 @@ class Checkpointer:
         if bad:
             raise NonFiniteStateError(
                 f"the state after epoch {epoch} holds non-finite values ({', '.join(bad[:5])}); "
-                "not saved as a checkpoint")
+                "not saved as a checkpoint"
+            )
         path = self.path(epoch)
         name = os.path.basename(path)
         if self.run_id:
@@ -306,7 +359,7 @@ class Checkpointer:
             self._sync_record()  # listed before it exists: a kill mid-write leaves no orphan
         atomic_save(state, path)
         own = sorted(self._own, key=lambda n: int(self.PATTERN.search(n).group(1)))
-        for old in own[:-self.keep]:
+        for old in own[: -self.keep]:
             if old == name:
                 continue
             try:
@@ -320,8 +373,10 @@ class Checkpointer:
     def list(self) -> List[str]:
         """Every ``checkpoint_*.pth`` in the folder (any run), oldest epoch first."""
         files = glob.glob(os.path.join(self.directory, "checkpoint_*.pth"))
-        return sorted((f for f in files if self.PATTERN.search(f)),
-                      key=lambda f: int(self.PATTERN.search(f).group(1)))
+        return sorted(
+            (f for f in files if self.PATTERN.search(f)),
+            key=lambda f: int(self.PATTERN.search(f).group(1)),
+        )
 
     def load_latest(self, trusted: bool = False) -> Optional[Dict[str, Any]]:
         """Newest readable checkpoint of this run; a corrupt newest file, or one another run
@@ -335,9 +390,13 @@ class Checkpointer:
                 continue
             other = state.get("run_id") if isinstance(state, dict) else None
             if self.run_id and other and other != self.run_id:
-                logger.warning("%s belongs to another run (%s, this folder's run is %s); "
-                               "falling back to the previous checkpoint", path, other,
-                               self.run_id)
+                logger.warning(
+                    "%s belongs to another run (%s, this folder's run is %s); "
+                    "falling back to the previous checkpoint",
+                    path,
+                    other,
+                    self.run_id,
+                )
                 continue
             state["_path"] = path
             return state

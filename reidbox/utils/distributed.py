@@ -47,17 +47,21 @@ def check_distributed_device(device: str, world: int) -> bool:
     """Whether the ranks of this node run on GPUs; ``ValueError`` when they cannot."""
     wants_cuda = device.startswith("cuda")
     if wants_cuda and not torch.cuda.is_available():
-        raise ValueError(f"DEVICE {device} but this machine has no usable CUDA GPU: run "
-                         "CPU processes with the gloo backend (DEVICE cpu), e.g. torchrun "
-                         "--standalone --nproc_per_node 2 tools/train_net.py ... DEVICE cpu")
+        raise ValueError(
+            f"DEVICE {device} but this machine has no usable CUDA GPU: run "
+            "CPU processes with the gloo backend (DEVICE cpu), e.g. torchrun "
+            "--standalone --nproc_per_node 2 tools/train_net.py ... DEVICE cpu"
+        )
     use_cuda = wants_cuda or (device == "auto" and torch.cuda.is_available())
     if use_cuda and world > 1:
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
         gpus = torch.cuda.device_count()
         if per_node > gpus:
-            raise ValueError(f"torchrun starts {per_node} processes on this node but it has "
-                             f"{gpus} GPU(s) (one process per GPU): use --nproc_per_node {gpus}, "
-                             "or CPU processes with gloo (DEVICE cpu)")
+            raise ValueError(
+                f"torchrun starts {per_node} processes on this node but it has "
+                f"{gpus} GPU(s) (one process per GPU): use --nproc_per_node {gpus}, "
+                "or CPU processes with gloo (DEVICE cpu)"
+            )
     return use_cuda
 
 

@@ -8,8 +8,9 @@ import sys
 from typing import Optional
 
 
-def setup_logger(output_dir: Optional[str] = None, name: str = "reidbox",
-                 level: int = logging.INFO) -> logging.Logger:
+def setup_logger(
+    output_dir: Optional[str] = None, name: str = "reidbox", level: int = logging.INFO
+) -> logging.Logger:
     logger = logging.getLogger(name)
     logger.setLevel(level)
     logger.propagate = False

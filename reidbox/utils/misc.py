@@ -28,16 +28,21 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"DEVICE {name!r} is not a torch device: use auto, cpu, cuda or "
-                         "cuda:N") from None
+        raise ValueError(
+            f"DEVICE {name!r} is not a torch device: use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"DEVICE {name} but this machine has no usable CUDA GPU: use "
-                             "DEVICE cpu (or auto, which picks a GPU only when there is one)")
+            raise ValueError(
+                f"DEVICE {name} but this machine has no usable CUDA GPU: use "
+                "DEVICE cpu (or auto, which picks a GPU only when there is one)"
+            )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise ValueError(f"DEVICE {name} but this machine has {count} GPU(s) "
-                             f"(cuda:0..cuda:{count - 1}): use one of them, or DEVICE cpu")
+            raise ValueError(
+                f"DEVICE {name} but this machine has {count} GPU(s) "
+                f"(cuda:0..cuda:{count - 1}): use one of them, or DEVICE cpu"
+            )
     return device
 
 
@@ -56,8 +61,9 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{os.path.basename(path)}.tmp.{os.getpid()}.")
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
-                       ) as f:
+        with os.fdopen(
+            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
+        ) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -94,8 +100,10 @@ def describe_os_error(e: OSError) -> str:
 def check_output_file(path: str, option: str = "--out") -> str:
     """A file a tool is about to write: refuse a folder, or a parent that is a file."""
     if os.path.isdir(path):
-        raise ValueError(f"{option} {path} is an existing folder; give a file name "
-                         f"(e.g. {os.path.join(path, 'out')})")
+        raise ValueError(
+            f"{option} {path} is an existing folder; give a file name "
+            f"(e.g. {os.path.join(path, 'out')})"
+        )
     _check_parent(path, option)
     return path
 
@@ -113,8 +121,9 @@ def _check_parent(path: str, option: str) -> None:
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
-        raise ValueError(f"{option} {path}: {parent} is a file, not a folder; choose a path "
-                         "in a folder")
+        raise ValueError(
+            f"{option} {path}: {parent} is a file, not a folder; choose a path in a folder"
+        )
 
 
 def write_json(obj: Any, path: str) -> None:

@@ -59,8 +59,11 @@ def _now() -> str:
 
 def _describe(info: Dict[str, Any]) -> str:
     cmd = " ".join(info.get("argv") or [])
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
-            + (f" ({cmd})" if cmd else "") + f" since {info.get('started', '?')}")
+    return (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')}"
+        + (f" ({cmd})" if cmd else "")
+        + f" since {info.get('started', '?')}"
+    )
 
 
 def acquire_lock(folder: str) -> None:
@@ -75,8 +78,9 @@ def acquire_lock(folder: str) -> None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise RunFolderError(f"cannot create the lock file {path}: {e.strerror}; choose a "
-                             "writable OUTPUT_DIR") from None
+        raise RunFolderError(
+            f"cannot create the lock file {path}: {e.strerror}; choose a writable OUTPUT_DIR"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -90,9 +94,14 @@ def acquire_lock(folder: str) -> None:
         os.close(fd)
         raise RunFolderError(
             f"OUTPUT_DIR {folder} is in use by {_describe(info)}; wait for it to finish, stop "
-            "it, or choose another OUTPUT_DIR") from None
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
-            "argv": [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv else []}
+            "it, or choose another OUTPUT_DIR"
+        ) from None
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": _now(),
+        "argv": [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv else [],
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
     _held[real] = fd
@@ -118,8 +127,11 @@ def remove_stale_temps(folder: str) -> List[str]:
                 except OSError:
                     pass
     if removed:
-        logger.info("removed %d temporary file(s) left by killed writers: %s", len(removed),
-                    ", ".join(os.path.basename(p) for p in removed))
+        logger.info(
+            "removed %d temporary file(s) left by killed writers: %s",
+            len(removed),
+            ", ".join(os.path.basename(p) for p in removed),
+        )
     return removed
 
 
@@ -145,8 +157,9 @@ def write_run_record(folder: str, record: Dict[str, Any]) -> None:
     write_json(record, os.path.join(folder, RUN_RECORD))
 
 
-def start_run_record(folder: str, resume: bool, loaded: Optional[Dict[str, Any]] = None
-                     ) -> Dict[str, Any]:
+def start_run_record(
+    folder: str, resume: bool, loaded: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
     """Write and return the record of the run about to train into ``folder``: on resume the
     folder's own record (same ``run_id`` and checkpoint list); else a new run id, or, resuming
     a folder without a record, the id of the checkpoint ``loaded`` from it."""

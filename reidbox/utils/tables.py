@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
-                   right: Optional[Sequence[bool]] = None) -> str:
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], right: Optional[Sequence[bool]] = None
+) -> str:
     """A Markdown table, columns padded to their widest cell; integers get thousands
     separators and a ``|`` inside a cell is escaped. ``right``: which columns are
     right-aligned (default: all but the first, i.e. names then numbers)."""
@@ -21,9 +22,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
     widths = [max(len(r[i]) for r in cells) for i in range(n)]
     lines = []
     for k, r in enumerate(cells):
-        lines.append("| " + " | ".join(c.rjust(w) if right[i] else c.ljust(w)
-                                       for i, (c, w) in enumerate(zip(r, widths))) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+            + " |"
+        )
         if k == 0:
-            lines.append("|" + "|".join("-" * (w + 1) + (":" if right[i] else "-")
-                                        for i, w in enumerate(widths)) + "|")
+            lines.append(
+                "|"
+                + "|".join("-" * (w + 1) + (":" if right[i] else "-") for i, w in enumerate(widths))
+                + "|"
+            )
     return "\n".join(lines)

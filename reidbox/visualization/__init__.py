@@ -4,5 +4,11 @@ numbers and ranked lists come from evaluation and retrieval)."""
 from .plots import plot_all_cmc, plot_chain, plot_cmc
 from .ranks import choose_queries, draw_rank_list, draw_rank_lists
 
-__all__ = ["choose_queries", "draw_rank_list", "draw_rank_lists", "plot_all_cmc", "plot_chain",
-           "plot_cmc"]
+__all__ = [
+    "choose_queries",
+    "draw_rank_list",
+    "draw_rank_lists",
+    "plot_all_cmc",
+    "plot_chain",
+    "plot_cmc",
+]

@@ -88,8 +88,10 @@ def evaluate_loss(model: nn.Module, batches: Batches) -> Tuple[float, float]:
     for images, targets in batches:
         logits = model(images).float()  # (B, N)
         if logits.ndim != 2:
-            raise ValueError("the loss surface needs a classifier whose eval forward returns "
-                             f"(B, num_classes) logits; got shape {tuple(logits.shape)}")
+            raise ValueError(
+                "the loss surface needs a classifier whose eval forward returns "
+                f"(B, num_classes) logits; got shape {tuple(logits.shape)}"
+            )
         total += float(F.cross_entropy(logits, targets, reduction="sum"))
         correct += int((logits.argmax(1) == targets).sum())
         n += targets.numel()
@@ -97,9 +99,15 @@ def evaluate_loss(model: nn.Module, batches: Batches) -> Tuple[float, float]:
 
 
 @torch.no_grad()
-def compute_loss_surface(model: nn.Module, batches: Batches, x: Sequence[float],
-                         y: Optional[Sequence[float]] = None, seed: int = 0,
-                         progress: bool = True, label: str = "") -> LossSurface:
+def compute_loss_surface(
+    model: nn.Module,
+    batches: Batches,
+    x: Sequence[float],
+    y: Optional[Sequence[float]] = None,
+    seed: int = 0,
+    progress: bool = True,
+    label: str = "",
+) -> LossSurface:
     """f over the grid ``x`` (and ``y``): directions from ``seed`` (d1) and ``seed + 1`` (d2).
 
     The model's weights are restored afterwards (also on error); it is left in eval mode.
@@ -114,8 +122,9 @@ def compute_loss_surface(model: nn.Module, batches: Batches, x: Sequence[float],
     shape = (len(xs),) if ys is None else (len(ys), len(xs))
     loss, acc = np.zeros(shape), np.zeros(shape)
     try:
-        for j, i in tqdm(points, desc=f"loss surface {label}".strip(), disable=not progress,
-                         dynamic_ncols=True):
+        for j, i in tqdm(
+            points, desc=f"loss surface {label}".strip(), disable=not progress, dynamic_ncols=True
+        ):
             a, b = xs[i], (0.0 if ys is None else ys[j])
             for k, p in enumerate(params):
                 step = origin[k] + a * d1[k]
@@ -127,17 +136,27 @@ def compute_loss_surface(model: nn.Module, batches: Batches, x: Sequence[float],
     finally:
         for p, o in zip(params, origin):
             p.copy_(o)
-    return LossSurface(label, xs, loss, acc, ys, {"seed": seed, "ignore": "biasbn",
-                                                  "norm": "filter", "mode": "eval"})
+    return LossSurface(
+        label,
+        xs,
+        loss,
+        acc,
+        ys,
+        {"seed": seed, "ignore": "biasbn", "norm": "filter", "mode": "eval"},
+    )
 
 
 def save_surface(surface: LossSurface, path: str) -> str:
     """``.npz`` with x, (y), loss, accuracy, label and meta, so a plot can be redrawn."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    arrays = dict(x=surface.x, loss=surface.loss, accuracy=surface.accuracy,
-                  label=np.array(surface.label),
-                  meta_keys=np.array(list(surface.meta), dtype=str),
-                  meta_values=np.array([str(v) for v in surface.meta.values()], dtype=str))
+    arrays = dict(
+        x=surface.x,
+        loss=surface.loss,
+        accuracy=surface.accuracy,
+        label=np.array(surface.label),
+        meta_keys=np.array(list(surface.meta), dtype=str),
+        meta_values=np.array([str(v) for v in surface.meta.values()], dtype=str),
+    )
     if surface.y is not None:
         arrays["y"] = surface.y
     np.savez(path, **arrays)
@@ -147,8 +166,14 @@ def save_surface(surface: LossSurface, path: str) -> str:
 def load_surface(path: str) -> LossSurface:
     with np.load(path, allow_pickle=False) as z:
         meta = dict(zip(z["meta_keys"].tolist(), z["meta_values"].tolist()))
-        return LossSurface(str(z["label"]), z["x"], z["loss"], z["accuracy"],
-                           z["y"] if "y" in z.files else None, meta)
+        return LossSurface(
+            str(z["label"]),
+            z["x"],
+            z["loss"],
+            z["accuracy"],
+            z["y"] if "y" in z.files else None,
+            meta,
+        )
 
 
 def slug(label: str) -> str:
@@ -156,8 +181,9 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "run"
 
 
-def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[float] = 10.0,
-                  levels: int = 20) -> str:
+def plot_surfaces(
+    surfaces: Sequence[LossSurface], path: str, vmax: Optional[float] = 10.0, levels: int = 20
+) -> str:
     """Draw runs side by side: 2-D contours with shared levels (one panel per run) plus, when
     the grid has y = 0, the 1-D slices together; 1-D surfaces as overlaid curves.
 
@@ -193,8 +219,9 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
         lev = np.linspace(lo, max(hi, lo + 1e-6), levels)
         with_slice = all(np.isclose(s.y, 0).any() for s in surfaces)
         cols = len(surfaces) + int(with_slice)
-        fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols + 0.8, 4.2), squeeze=False,
-                                 layout="constrained")
+        fig, axes = plt.subplots(
+            1, cols, figsize=(4.6 * cols + 0.8, 4.2), squeeze=False, layout="constrained"
+        )
         axes = axes[0]
         cs = None
         for ax, s in zip(axes, surfaces):
@@ -206,8 +233,12 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
             ax.set_ylabel("direction 2")
             ax.set_aspect("equal")
         # one colour bar for every contour panel: they share the levels
-        fig.colorbar(cs, ax=list(axes[:len(surfaces)]), shrink=0.85,
-                     label="training loss" + (f" (clipped at {vmax:g})" if vmax else ""))
+        fig.colorbar(
+            cs,
+            ax=list(axes[: len(surfaces)]),
+            shrink=0.85,
+            label="training loss" + (f" (clipped at {vmax:g})" if vmax else ""),
+        )
         if with_slice:
             ax = axes[-1]
             for s in surfaces:
@@ -228,8 +259,9 @@ def plot_surfaces(surfaces: Sequence[LossSurface], path: str, vmax: Optional[flo
 
 
 # --------------------------------------------------------------------------- trained runs
-def load_run(run_dir: str, opts: Sequence[str] = (), weights: Optional[str] = None,
-             device: str = "cpu"):
+def load_run(
+    run_dir: str, opts: Sequence[str] = (), weights: Optional[str] = None, device: str = "cpu"
+):
     """(cfg, model in eval mode) of a classification run folder (``config.yaml`` and
     ``model_final.pth``, or ``weights``); ``opts`` override the run's config (e.g. the
     datasets root)."""
@@ -242,18 +274,23 @@ def load_run(run_dir: str, opts: Sequence[str] = (), weights: Optional[str] = No
         raise FileNotFoundError(f"{run_dir} is not a run folder: no config.yaml in it")
     cfg = load_config(cfg_path, list(opts))
     if cfg.TASK != "classification":
-        raise ValueError(f"{run_dir}: TASK is {cfg.TASK!r}; the loss surface needs a "
-                         "classification run (its loss is the classifier's cross-entropy)")
+        raise ValueError(
+            f"{run_dir}: TASK is {cfg.TASK!r}; the loss surface needs a "
+            "classification run (its loss is the classifier's cross-entropy)"
+        )
     weights = weights or os.path.join(run_dir, "model_final.pth")
     if not os.path.isfile(weights):
-        raise FileNotFoundError(f"{weights} not found: train the run to the end first, or pass "
-                                "the weights file explicitly")
+        raise FileNotFoundError(
+            f"{weights} not found: train the run to the end first, or pass "
+            "the weights file explicitly"
+        )
     model = build_inference_model(cfg, weights, resolve_device(device), classifier=True)
     return cfg, model
 
 
-def training_subset(cfg, num_samples: int, batch_size: int, device: torch.device,
-                    seed: int = 0) -> Batches:
+def training_subset(
+    cfg, num_samples: int, batch_size: int, device: torch.device, seed: int = 0
+) -> Batches:
     """``num_samples`` training images (a seeded random subset, the same for every run with
     the same data), test-time transforms (no augmentation), as device tensors."""
     from ..data import ArrayImageDataset, ArraySplit
@@ -262,7 +299,7 @@ def training_subset(cfg, num_samples: int, batch_size: int, device: torch.device
     train, _ = build_classification_sets(cfg)
     split = train.train
     n = len(split)
-    idx = np.sort(np.random.default_rng(seed).permutation(n)[:min(num_samples, n)])
+    idx = np.sort(np.random.default_rng(seed).permutation(n)[: min(num_samples, n)])
     sub = ArraySplit(split.images[idx], split.labels[idx])
     ds = ArrayImageDataset(sub, classification_transforms(cfg, sub, is_train=False))
     batches: Batches = []
@@ -274,26 +311,49 @@ def training_subset(cfg, num_samples: int, batch_size: int, device: torch.device
     return batches
 
 
-def surface_for_run(run_dir: str, label: str, x: Sequence[float],
-                    y: Optional[Sequence[float]] = None, num_samples: int = 5000,
-                    batch_size: int = 500, seed: int = 0, device: str = "cpu",
-                    opts: Sequence[str] = (), progress: bool = True) -> LossSurface:
+def surface_for_run(
+    run_dir: str,
+    label: str,
+    x: Sequence[float],
+    y: Optional[Sequence[float]] = None,
+    num_samples: int = 5000,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: str = "cpu",
+    opts: Sequence[str] = (),
+    progress: bool = True,
+) -> LossSurface:
     """Load a run, take the training subset, compute its surface (meta records the run)."""
     cfg, model = load_run(run_dir, opts, device=device)
     dev = next(model.parameters()).device
     batches = training_subset(cfg, num_samples, batch_size, dev, seed)
     s = compute_loss_surface(model, batches, x, y, seed=seed, progress=progress, label=label)
-    s.meta.update(run=os.path.abspath(run_dir), num_samples=sum(len(t) for _, t in batches),
-                  dataset=cfg.DATASETS.TRAIN[0], arch=cfg.MODEL.META_ARCHITECTURE,
-                  backbone=cfg.MODEL.BACKBONE.NAME)
+    s.meta.update(
+        run=os.path.abspath(run_dir),
+        num_samples=sum(len(t) for _, t in batches),
+        dataset=cfg.DATASETS.TRAIN[0],
+        arch=cfg.MODEL.META_ARCHITECTURE,
+        backbone=cfg.MODEL.BACKBONE.NAME,
+    )
     return s
 
 
-def loss_surfaces(run_dirs: Sequence[str], labels: Sequence[str], out_dir: str, dim: int = 2,
-                  span: Tuple[float, float] = (-1.0, 1.0), points: int = 21,
-                  num_samples: int = 5000, batch_size: int = 500, seed: int = 0,
-                  device: str = "cpu", opts: Sequence[str] = (), replot: bool = False,
-                  vmax: Optional[float] = 10.0, progress: bool = True) -> Dict[str, object]:
+def loss_surfaces(
+    run_dirs: Sequence[str],
+    labels: Sequence[str],
+    out_dir: str,
+    dim: int = 2,
+    span: Tuple[float, float] = (-1.0, 1.0),
+    points: int = 21,
+    num_samples: int = 5000,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: str = "cpu",
+    opts: Sequence[str] = (),
+    replot: bool = False,
+    vmax: Optional[float] = 10.0,
+    progress: bool = True,
+) -> Dict[str, object]:
     """Compute (or with ``replot`` reload) each run's surface into ``out_dir/<label>.npz``
     and draw them side by side into ``out_dir/loss_surface_{dim}d.png``."""
     if len(labels) != len(run_dirs):
@@ -311,14 +371,35 @@ def loss_surfaces(run_dirs: Sequence[str], labels: Sequence[str], out_dir: str, 
                 raise FileNotFoundError(f"{npz} not found: compute it first (without --replot)")
             surfaces.append(load_surface(npz))
             continue
-        s = surface_for_run(run, label, grid, grid if dim == 2 else None, num_samples,
-                            batch_size, seed, device, opts, progress)
+        s = surface_for_run(
+            run,
+            label,
+            grid,
+            grid if dim == 2 else None,
+            num_samples,
+            batch_size,
+            seed,
+            device,
+            opts,
+            progress,
+        )
         save_surface(s, npz)
         surfaces.append(s)
     figure = plot_surfaces(surfaces, os.path.join(out_dir, f"loss_surface_{dim}d.png"), vmax)
     return {"figure": figure, "surfaces": surfaces}
 
 
-__all__ = ["LossSurface", "compute_loss_surface", "evaluate_loss", "load_run", "load_surface",
-           "loss_surfaces", "plot_surfaces", "random_direction", "save_surface", "slug",
-           "surface_for_run", "training_subset"]
+__all__ = [
+    "LossSurface",
+    "compute_loss_surface",
+    "evaluate_loss",
+    "load_run",
+    "load_surface",
+    "loss_surfaces",
+    "plot_surfaces",
+    "random_direction",
+    "save_surface",
+    "slug",
+    "surface_for_run",
+    "training_subset",
+]

@@ -21,13 +21,18 @@ def plot_cmc(cmc: Sequence[float], path: str, title: str = "", max_rank: int = 5
         raise ValueError("plot_cmc: empty CMC list (no valid query?)")
     plt = _pyplot()
     ranks = list(range(1, min(len(cmc), max_rank) + 1))
-    values = [100 * float(c) for c in cmc[:len(ranks)]]
+    values = [100 * float(c) for c in cmc[: len(ranks)]]
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=100)
     ax.plot(ranks, values, marker="o", markersize=3)
     for k in (1, 5, 10):
         if k <= len(values):
-            ax.annotate(f"{values[k - 1]:.1f}", (k, values[k - 1]), textcoords="offset points",
-                        xytext=(4, -12), fontsize=8)
+            ax.annotate(
+                f"{values[k - 1]:.1f}",
+                (k, values[k - 1]),
+                textcoords="offset points",
+                xytext=(4, -12),
+                fontsize=8,
+            )
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
     ax.set_ylim(0, 100)
@@ -50,8 +55,7 @@ def plot_chain(rows: Sequence[Mapping[str, Any]], tests: Sequence[str], path: st
     fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(rows) + 2), 3.6), dpi=100)
     xs = list(range(1, len(rows) + 1))
     for t in tests:
-        pts = [(x, r[f"{t} mAP"]) for x, r in zip(xs, rows)
-               if r.get(f"{t} mAP", "") != ""]
+        pts = [(x, r[f"{t} mAP"]) for x, r in zip(xs, rows) if r.get(f"{t} mAP", "") != ""]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=t)
     ax.set_xticks(xs)
@@ -74,6 +78,9 @@ def plot_all_cmc(results: Dict[str, Any], output_dir: str) -> Dict[str, str]:
     for name, m in results.items():
         if len(m.cmc):
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-            out[name] = plot_cmc(m.cmc, os.path.join(output_dir, f"cmc_{safe}.png"),
-                                 title=f"CMC {name} (mAP {100 * m.mAP:.1f}%)")
+            out[name] = plot_cmc(
+                m.cmc,
+                os.path.join(output_dir, f"cmc_{safe}.png"),
+                title=f"CMC {name} (mAP {100 * m.mAP:.1f}%)",
+            )
     return out

@@ -24,8 +24,9 @@ def display_size(size: Tuple[int, int]) -> Tuple[int, int]:
     return int(round(h * f)), int(round(w * f))
 
 
-def _tile(path: str, size: Tuple[int, int], colour, lines: Sequence[str], border: int = 8
-          ) -> np.ndarray:
+def _tile(
+    path: str, size: Tuple[int, int], colour, lines: Sequence[str], border: int = 8
+) -> np.ndarray:
     import cv2
 
     h, w = size
@@ -33,21 +34,34 @@ def _tile(path: str, size: Tuple[int, int], colour, lines: Sequence[str], border
     if img is None:
         raise FileNotFoundError(f"cannot read image {path}")
     img = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
-    img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT,
-                             value=colour)
+    img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=colour)
     scale = max(0.45, img.shape[1] / 260)
     line_h = int(30 * scale) + 4
     cap = np.full((line_h * len(lines) + 6, img.shape[1], 3), 255, np.uint8)
     for i, text in enumerate(lines):
-        cv2.putText(cap, text, (4, line_h * (i + 1) - 4), _FONT, scale,
-                    colour if i == 0 else (0, 0, 0), 2 if i == 0 else 1, cv2.LINE_AA)
+        cv2.putText(
+            cap,
+            text,
+            (4, line_h * (i + 1) - 4),
+            _FONT,
+            scale,
+            colour if i == 0 else (0, 0, 0),
+            2 if i == 0 else 1,
+            cv2.LINE_AA,
+        )
     return np.concatenate([cap, img], axis=0)
 
 
-def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Sequence[bool],
-                   distances: Sequence[float], out_path: str,
-                   size: Tuple[int, int] = (256, 128), query_label: str = "",
-                   gallery_labels: Optional[Sequence[str]] = None) -> str:
+def draw_rank_list(
+    query_path: str,
+    gallery_paths: Sequence[str],
+    matches: Sequence[bool],
+    distances: Sequence[float],
+    out_path: str,
+    size: Tuple[int, int] = (256, 128),
+    query_label: str = "",
+    gallery_labels: Optional[Sequence[str]] = None,
+) -> str:
     """One row written as PNG: the query (grey frame, caption "query" and ``query_label``), a
     gap, then the ranked gallery images at ``size`` (h, w) each, captioned with the rank and
     "match" (green frame) or "wrong" (red frame), the distance, and ``gallery_labels``."""
@@ -56,8 +70,14 @@ def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Seque
     tiles = [_tile(query_path, size, GREY, ["query", query_label, ""])]
     for r, (p, ok, d) in enumerate(zip(gallery_paths, matches, distances), start=1):
         extra = gallery_labels[r - 1] if gallery_labels is not None else ""
-        tiles.append(_tile(p, size, GREEN if ok else RED,
-                           [f"#{r} {'match' if ok else 'wrong'}", f"d {d:.3f}", extra]))
+        tiles.append(
+            _tile(
+                p,
+                size,
+                GREEN if ok else RED,
+                [f"#{r} {'match' if ok else 'wrong'}", f"d {d:.3f}", extra],
+            )
+        )
     height = max(t.shape[0] for t in tiles)
     row = []
     for i, t in enumerate(tiles):
@@ -70,8 +90,12 @@ def draw_rank_list(query_path: str, gallery_paths: Sequence[str], matches: Seque
     return out_path
 
 
-def choose_queries(num_query: int, num_queries: int = 10,
-                   query_indices: Optional[Sequence[int]] = None, seed: int = 0) -> List[int]:
+def choose_queries(
+    num_query: int,
+    num_queries: int = 10,
+    query_indices: Optional[Sequence[int]] = None,
+    seed: int = 0,
+) -> List[int]:
     """The queries to draw: ``query_indices`` (checked), or ``num_queries`` seeded random ones
     (sorted; never more than exist)."""
     if query_indices is None:
@@ -83,9 +107,15 @@ def choose_queries(num_query: int, num_queries: int = 10,
     return list(query_indices)
 
 
-def draw_rank_lists(query: Sequence, gallery: Sequence, query_indices: Sequence[int],
-                    indices: np.ndarray, distances: np.ndarray, out_dir: str,
-                    size: Tuple[int, int] = (256, 128)) -> List[str]:
+def draw_rank_lists(
+    query: Sequence,
+    gallery: Sequence,
+    query_indices: Sequence[int],
+    indices: np.ndarray,
+    distances: np.ndarray,
+    out_dir: str,
+    size: Tuple[int, int] = (256, 128),
+) -> List[str]:
     """One PNG per chosen query: ``query``/``gallery`` items (``.path``, ``.pid``,
     ``.camid``); row r of ``indices``/``distances`` ((len(query_indices), k), as
     :func:`reidbox.retrieval.rank_lists` gives them, -1 ends a short row) is the ranked list
@@ -98,9 +128,16 @@ def draw_rank_lists(query: Sequence, gallery: Sequence, query_indices: Sequence[
         keep = indices[row] >= 0
         ranked = [gallery[j] for j in indices[row][keep].tolist()]
         name = f"query{qi:05d}_id{q.pid}_c{q.camid}.png"
-        paths.append(draw_rank_list(q.path, [g.path for g in ranked],
-                                    [g.pid == q.pid for g in ranked],
-                                    distances[row][keep].tolist(), os.path.join(out_dir, name),
-                                    tile, query_label=f"id {q.pid} c{q.camid}",
-                                    gallery_labels=[f"id {g.pid} c{g.camid}" for g in ranked]))
+        paths.append(
+            draw_rank_list(
+                q.path,
+                [g.path for g in ranked],
+                [g.pid == q.pid for g in ranked],
+                distances[row][keep].tolist(),
+                os.path.join(out_dir, name),
+                tile,
+                query_label=f"id {q.pid} c{q.camid}",
+                gallery_labels=[f"id {g.pid} c{g.camid}" for g in ranked],
+            )
+        )
     return paths

@@ -13,16 +13,36 @@ import yaml
 from ..utils.misc import atomic_write, write_text
 from ..utils.tables import markdown_table
 
-COLUMNS = ["run", "model", "datasets", "PTL state", "evaluation", "mAP", "CMC-1", "CMC-5",
-           "CMC-10", "mINP", "params (m)"]
+COLUMNS = [
+    "run",
+    "model",
+    "datasets",
+    "PTL state",
+    "evaluation",
+    "mAP",
+    "CMC-1",
+    "CMC-5",
+    "CMC-10",
+    "mINP",
+    "params (m)",
+]
 # Classification runs (TASK: classification, CIFAR) report errors, not retrieval metrics.
-CLS_COLUMNS = ["run", "model", "datasets", "PTL state", "evaluation", "top-1 err", "top-5 err",
-               "params (m)"]
+CLS_COLUMNS = [
+    "run",
+    "model",
+    "datasets",
+    "PTL state",
+    "evaluation",
+    "top-1 err",
+    "top-5 err",
+    "params (m)",
+]
 _PERCENT = ("mAP", "CMC-1", "CMC-5", "CMC-10", "mINP", "top-1 err", "top-5 err")
 
 
-def describe_evaluation(ev: Optional[Dict[str, Any]], protocol: Optional[str] = None,
-                        short: bool = False) -> str:
+def describe_evaluation(
+    ev: Optional[Dict[str, Any]], protocol: Optional[str] = None, short: bool = False
+) -> str:
     """The settings behind retrieval numbers: protocol, distance, flip, re-ranking.
 
     ``ev`` is ``metrics.json``'s ``evaluation`` record (None for runs written before it
@@ -33,14 +53,25 @@ def describe_evaluation(ev: Optional[Dict[str, Any]], protocol: Optional[str] = 
             return "not recorded"
         return protocol if short else f"protocol {protocol} (other settings not recorded)"
     rr = ev.get("rerank")
-    rerank = (f"re-ranked (k1 {rr['k1']}, k2 {rr['k2']}, lambda {rr['lambda_value']})"
-              if rr else "not re-ranked")
+    rerank = (
+        f"re-ranked (k1 {rr['k1']}, k2 {rr['k2']}, lambda {rr['lambda_value']})"
+        if rr
+        else "not re-ranked"
+    )
     flip = "flip-averaged" if ev.get("flip") else "no flip"
-    parts = [f"protocol {ev.get('protocol', protocol)}", f"{ev.get('metric')} distance", flip,
-             rerank]
+    parts = [
+        f"protocol {ev.get('protocol', protocol)}",
+        f"{ev.get('metric')} distance",
+        flip,
+        rerank,
+    ]
     if short:
-        parts = [str(ev.get("protocol", protocol)), str(ev.get("metric")), flip,
-                 "re-ranked" if rr else "no re-rank"]
+        parts = [
+            str(ev.get("protocol", protocol)),
+            str(ev.get("metric")),
+            flip,
+            "re-ranked" if rr else "no re-rank",
+        ]
         return ", ".join(parts)
     if ev.get("ap_mode"):
         parts.append(f"AP {ev['ap_mode']}")
@@ -68,8 +99,9 @@ def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
     from ..modeling import model_display_name
 
     m = cfg.get("MODEL", {})
-    name = model_display_name(m.get("META_ARCHITECTURE", "?"),
-                              m.get("BACKBONE", {}).get("NAME", "?"))
+    name = model_display_name(
+        m.get("META_ARCHITECTURE", "?"), m.get("BACKBONE", {}).get("NAME", "?")
+    )
     std = metrics.get("std")
     if std:
         name += f" (lambda {std.get('lambda')})"
@@ -86,12 +118,17 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             with open(path, encoding="utf-8") as f:
                 metrics = json.load(f)
         except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not valid JSON ({e}); re-run the evaluation that "
-                             "wrote it, or leave that folder out") from None
+            raise ValueError(
+                f"{path} is not valid JSON ({e}); re-run the evaluation that "
+                "wrote it, or leave that folder out"
+            ) from None
         if not isinstance(metrics, dict) or not any(
-                k in metrics for k in ("mAP", "per_dataset", "top1_error")):
-            raise ValueError(f"{path} has no results (none of mAP, per_dataset, top1_error): "
-                             "not a reidbox metrics.json; leave that folder out")
+            k in metrics for k in ("mAP", "per_dataset", "top1_error")
+        ):
+            raise ValueError(
+                f"{path} has no results (none of mAP, per_dataset, top1_error): "
+                "not a reidbox metrics.json; leave that folder out"
+            )
         cfg: Dict[str, Any] = {}
         cfg_path = os.path.join(folder, "config.yaml")
         if os.path.isfile(cfg_path):
@@ -101,25 +138,49 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
         chain = cfg.get("CHAIN", {}).get("STEPS") or []
         trained = " > ".join(chain) if chain else "+".join(train) or "?"  # a chain's path
         ptl = metrics.get("ptl") or {}
-        state = (f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()
-                 if ptl else "-")
+        state = (
+            f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()
+            if ptl
+            else "-"
+        )
         per = metrics.get("per_dataset") or {"?": metrics}
-        common = {"run": os.path.relpath(folder), "model": _model_name(cfg, metrics),
-                  "PTL state": state, "params (m)": metrics.get("parameters_m")}
+        common = {
+            "run": os.path.relpath(folder),
+            "model": _model_name(cfg, metrics),
+            "PTL state": state,
+            "params (m)": metrics.get("parameters_m"),
+        }
         for test, m in per.items():
             if metrics.get("task") == "classification" or "top1_error" in m:
-                rows.append(dict(common, task="classification", datasets=f"{trained} -> {test}",
-                                 evaluation=f"top-k error on {m.get('num_images', '?')} images",
-                                 **{"top-1 err": m.get("top1_error"),
-                                    "top-5 err": m.get("top5_error")}))
+                rows.append(
+                    dict(
+                        common,
+                        task="classification",
+                        datasets=f"{trained} -> {test}",
+                        evaluation=f"top-k error on {m.get('num_images', '?')} images",
+                        **{"top-1 err": m.get("top1_error"), "top-5 err": m.get("top5_error")},
+                    )
+                )
                 continue
-            rows.append(dict(
-                common, task="reid", datasets=f"{trained} -> {test}",
-                evaluation=describe_evaluation(metrics.get("evaluation"),
-                                               m.get("protocol") or metrics.get("protocol"),
-                                               short=True),
-                **{"mAP": m.get("mAP"), "CMC-1": m.get("rank1"), "CMC-5": m.get("rank5"),
-                   "CMC-10": m.get("rank10"), "mINP": m.get("mINP")}))
+            rows.append(
+                dict(
+                    common,
+                    task="reid",
+                    datasets=f"{trained} -> {test}",
+                    evaluation=describe_evaluation(
+                        metrics.get("evaluation"),
+                        m.get("protocol") or metrics.get("protocol"),
+                        short=True,
+                    ),
+                    **{
+                        "mAP": m.get("mAP"),
+                        "CMC-1": m.get("rank1"),
+                        "CMC-5": m.get("rank5"),
+                        "CMC-10": m.get("rank10"),
+                        "mINP": m.get("mINP"),
+                    },
+                )
+            )
     return rows
 
 
@@ -133,8 +194,14 @@ def _table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> str:
             return f"{float(v):.2f}"
         return str(v)
 
-    return markdown_table(columns, [[cell(k, r.get(k)) for k in columns] for r in rows],
-                          right=[c in _PERCENT or c == "params (m)" for c in columns]) + "\n"
+    return (
+        markdown_table(
+            columns,
+            [[cell(k, r.get(k)) for k in columns] for r in rows],
+            right=[c in _PERCENT or c == "params (m)" for c in columns],
+        )
+        + "\n"
+    )
 
 
 def format_results(rows: Sequence[Dict[str, Any]]) -> str:
@@ -173,7 +240,8 @@ def write_chain_summary(chain_dir: str, rows: List[Dict[str, Any]]) -> List[str]
             if k.endswith(" mAP") and k[:-4] not in tests:
                 tests.append(k[:-4])
     cols = ["step", "name", "train", "std_lambda"] + [
-        f"{t} {m}" for t in tests for m in ("mAP", "rank-1")]
+        f"{t} {m}" for t in tests for m in ("mAP", "rank-1")
+    ]
 
     def write_csv(f) -> None:
         w = csv.DictWriter(f, fieldnames=cols)
@@ -182,11 +250,17 @@ def write_chain_summary(chain_dir: str, rows: List[Dict[str, Any]]) -> List[str]
             w.writerow({c: r.get(c, "") for c in cols})
 
     atomic_write(os.path.join(chain_dir, "summary.csv"), write_csv)
-    table = markdown_table(cols, [[r.get(c, "") for c in cols] for r in rows],
-                           right=[c == "step" or c.endswith(("mAP", "rank-1")) for c in cols])
-    write_text("Transfer chain: " + " -> ".join(str(r["name"]) for r in rows) + "\n\n"
-               "mAP and rank-1 in percent; empty where a step did not evaluate that test set."
-               "\n\n" + table + "\n", os.path.join(chain_dir, "summary.md"))
+    table = markdown_table(
+        cols,
+        [[r.get(c, "") for c in cols] for r in rows],
+        right=[c == "step" or c.endswith(("mAP", "rank-1")) for c in cols],
+    )
+    write_text(
+        "Transfer chain: " + " -> ".join(str(r["name"]) for r in rows) + "\n\n"
+        "mAP and rank-1 in percent; empty where a step did not evaluate that test set."
+        "\n\n" + table + "\n",
+        os.path.join(chain_dir, "summary.md"),
+    )
     try:
         from .plots import plot_chain
 

@@ -16,8 +16,14 @@ def test_base_list_is_merged_in_order_then_file_then_opts(tmp_path):
     (tmp_path / "base").mkdir()
     a = _write(tmp_path / "base" / "a.yml", {"SOLVER": {"BASE_LR": 0.1, "MAX_EPOCHS": 7}})
     b = _write(tmp_path / "base" / "b.yml", {"SOLVER": {"BASE_LR": 0.2}, "SEED": 3})
-    leaf = _write(tmp_path / "leaf.yml", {"_BASE_": ["base/a.yml", "base/b.yml"],
-                                          "SEED": 5, "MODEL": {"BACKBONE": {"NAME": "resnet18"}}})
+    leaf = _write(
+        tmp_path / "leaf.yml",
+        {
+            "_BASE_": ["base/a.yml", "base/b.yml"],
+            "SEED": 5,
+            "MODEL": {"BACKBONE": {"NAME": "resnet18"}},
+        },
+    )
     cfg = load_config(leaf, ["SOLVER.MAX_EPOCHS", "9"])
     assert cfg.SOLVER.BASE_LR == 0.2  # b after a
     assert cfg.SEED == 5  # the file after its bases
@@ -85,11 +91,13 @@ def test_saved_config_reloads_identically(tmp_path):
 
 def test_plugins_are_imported(tmp_path, monkeypatch):
     mod = tmp_path / "my_plugin_mod.py"
-    mod.write_text("from reidbox.registry import LOSSES\n"
-                   "@LOSSES.register('plugin_loss')\nclass L: pass\n")
+    mod.write_text(
+        "from reidbox.registry import LOSSES\n@LOSSES.register('plugin_loss')\nclass L: pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     load_config(None, ["PLUGINS", "['my_plugin_mod']"])
     from reidbox.registry import LOSSES
+
     assert "plugin_loss" in LOSSES
     with pytest.raises(ConfigError, match="cannot import"):
         load_config(None, ["PLUGINS", "['no_such_module_xyz']"])

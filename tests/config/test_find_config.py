@@ -31,13 +31,19 @@ def test_an_existing_path_is_used_as_given(tmp_path, monkeypatch):
     assert load_config("configs/demo/ptl.yml").SEED == 123
 
 
-@pytest.mark.parametrize("name", ["configs/cuhk03/mgn_ptl_detected.yml",
-                                  "cuhk03/mgn_ptl_detected.yml",
-                                  "./configs/cuhk03/mgn_ptl_detected.yml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "configs/cuhk03/mgn_ptl_detected.yml",
+        "cuhk03/mgn_ptl_detected.yml",
+        "./configs/cuhk03/mgn_ptl_detected.yml",
+    ],
+)
 def test_a_shipped_config_is_found_from_another_directory(tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
-    assert os.path.samefile(find_config(name),
-                            os.path.join(SHIPPED, "cuhk03", "mgn_ptl_detected.yml"))
+    assert os.path.samefile(
+        find_config(name), os.path.join(SHIPPED, "cuhk03", "mgn_ptl_detected.yml")
+    )
     cfg = load_config(name)
     # its _BASE_ files (../_base_/cuhk03_detected.yml, then eval_openreid.yml) were merged
     assert cfg.DATASETS.CUHK03.VARIANT == "detected"
@@ -46,8 +52,10 @@ def test_a_shipped_config_is_found_from_another_directory(tmp_path, monkeypatch,
 
 def test_a_users_file_may_name_a_shipped_base(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    mine = _write(tmp_path / "mine" / "exp.yml", {
-        "_BASE_": ["_base_/cuhk03_detected.yml", "configs/_base_/paper_sgd.yml"], "SEED": 4})
+    mine = _write(
+        tmp_path / "mine" / "exp.yml",
+        {"_BASE_": ["_base_/cuhk03_detected.yml", "configs/_base_/paper_sgd.yml"], "SEED": 4},
+    )
     cfg = load_config(mine)
     assert cfg.DATASETS.CUHK03.VARIANT == "detected" and cfg.SEED == 4
     assert cfg.SOLVER.OPTIMIZER == load_config("configs/_base_/paper_sgd.yml").SOLVER.OPTIMIZER
@@ -89,7 +97,14 @@ def test_a_missing_chain_fragment_is_an_error(tmp_path, monkeypatch, step):
 
 def test_a_chain_fragment_is_merged_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg, _ = step_config(None, [], parse_steps(["CUHK03-detected"])[0], str(tmp_path / "c"),
-                         ["CUHK03-detected"], None, [])
+    cfg, _ = step_config(
+        None,
+        [],
+        parse_steps(["CUHK03-detected"])[0],
+        str(tmp_path / "c"),
+        ["CUHK03-detected"],
+        None,
+        [],
+    )
     assert cfg.DATASETS.CUHK03.VARIANT == "detected"
     assert cfg.TEST.PROTOCOL == "openreid_market1501"

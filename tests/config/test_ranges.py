@@ -43,17 +43,23 @@ def test_defaults_and_shipped_configs_are_in_range():
         load_config(f)  # raises ConfigError when out of range
 
 
-@pytest.mark.parametrize("key,value,needle", [
-    ("SOLVER.MAX_EPOCHS", "-1", "SOLVER.MAX_EPOCHS is -1; it must be in [1, inf) "
-                                "(e.g. SOLVER.MAX_EPOCHS 1)"),
-    ("DATALOADER.NUM_INSTANCES", "0", "DATALOADER.NUM_INSTANCES is 0"),
-    ("INPUT.FLIP_PROB", "1.5", "e.g. INPUT.FLIP_PROB 1.0"),
-    ("SOLVER.BASE_LR", "-0.1", "SOLVER.BASE_LR is -0.1; it must be in [0, inf)"),
-    ("INPUT.SIZE_TRAIN", "[256]", "list of 2 values"),
-    ("INPUT.SIZE_TEST", "[256, 0]", "INPUT.SIZE_TEST[1] is 0"),
-    ("DATASETS.CUHK03.VARIANT", "detcted", "one of labeled, detected"),
-    ("DATASETS.SYNTHETIC.NUM_TRAIN_IDS", "1", "[2, inf)"),
-])
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        (
+            "SOLVER.MAX_EPOCHS",
+            "-1",
+            "SOLVER.MAX_EPOCHS is -1; it must be in [1, inf) (e.g. SOLVER.MAX_EPOCHS 1)",
+        ),
+        ("DATALOADER.NUM_INSTANCES", "0", "DATALOADER.NUM_INSTANCES is 0"),
+        ("INPUT.FLIP_PROB", "1.5", "e.g. INPUT.FLIP_PROB 1.0"),
+        ("SOLVER.BASE_LR", "-0.1", "SOLVER.BASE_LR is -0.1; it must be in [0, inf)"),
+        ("INPUT.SIZE_TRAIN", "[256]", "list of 2 values"),
+        ("INPUT.SIZE_TEST", "[256, 0]", "INPUT.SIZE_TEST[1] is 0"),
+        ("DATASETS.CUHK03.VARIANT", "detcted", "one of labeled, detected"),
+        ("DATASETS.SYNTHETIC.NUM_TRAIN_IDS", "1", "[2, inf)"),
+    ],
+)
 def test_out_of_range_values_are_one_config_error(key, value, needle):
     with pytest.raises(ConfigError) as e:
         load_config(None, [key, value])

@@ -59,8 +59,9 @@ def test_array_dataset(tmp_path):
     item = ArrayImageDataset(ds.train)[3]
     assert item["images"].shape == (3, 32, 32) and item["images"].dtype == torch.float32
     assert item["targets"] == int(ds.train.labels[3])
-    assert torch.allclose(item["images"][:, 0, 0] * 255,
-                          torch.tensor(ds.train.images[3, 0, 0], dtype=torch.float32))
+    assert torch.allclose(
+        item["images"][:, 0, 0] * 255, torch.tensor(ds.train.images[3, 0, 0], dtype=torch.float32)
+    )
     batch = next(iter(torch.utils.data.DataLoader(ArrayImageDataset(ds.test), batch_size=4)))
     assert batch["images"].shape == (4, 3, 32, 32)
 

@@ -9,8 +9,11 @@ from .fixtures import make_duke, make_market, make_msmt17
 
 @pytest.fixture()
 def root(tmp_path):
-    exp = {"market1501": make_market(str(tmp_path)), "dukemtmcreid": make_duke(str(tmp_path)),
-           "msmt17": make_msmt17(str(tmp_path))}
+    exp = {
+        "market1501": make_market(str(tmp_path)),
+        "dukemtmcreid": make_duke(str(tmp_path)),
+        "msmt17": make_msmt17(str(tmp_path)),
+    }
     return str(tmp_path), exp
 
 
@@ -37,19 +40,30 @@ def test_market_duke(root):
 
 def test_any_list_from_config(root):
     path, exp = root
-    cfg = load_config(None, ["DATASETS.ROOT", path, "DATASETS.TRAIN",
-                             "['msmt17', 'market1501', 'dukemtmcreid']",
-                             "DATASETS.TEST", "['market_duke', 'msmt17']",
-                             "DATASETS.MSMT17.INCLUDE_VAL", "False"])
+    cfg = load_config(
+        None,
+        [
+            "DATASETS.ROOT",
+            path,
+            "DATASETS.TRAIN",
+            "['msmt17', 'market1501', 'dukemtmcreid']",
+            "DATASETS.TEST",
+            "['market_duke', 'msmt17']",
+            "DATASETS.MSMT17.INCLUDE_VAL",
+            "False",
+        ],
+    )
     ds = build_train_set(cfg)
     sizes = [exp[n]["train"]["identities"] for n in ("msmt17", "market1501", "dukemtmcreid")]
-    assert len(ds.train) == (exp["msmt17"]["train_only"]["images"]
-                             + exp["market1501"]["train"]["images"]
-                             + exp["dukemtmcreid"]["train"]["images"])
+    assert len(ds.train) == (
+        exp["msmt17"]["train_only"]["images"]
+        + exp["market1501"]["train"]["images"]
+        + exp["dukemtmcreid"]["train"]["images"]
+    )
     assert ds.num_train_pids == sum(sizes)
     for k in range(3):
         pids = {s.pid for s in ds.train if s.dsetid == k}
-        assert pids == set(range(sum(sizes[:k]), sum(sizes[:k + 1])))
+        assert pids == set(range(sum(sizes[:k]), sum(sizes[: k + 1])))
     cams = [{s.camid for s in ds.train if s.dsetid == k} for k in range(3)]
     assert not cams[0] & cams[1] and not cams[1] & cams[2] and not cams[0] & cams[2]
     tests = build_test_sets(cfg)
@@ -60,10 +74,12 @@ def test_any_list_from_config(root):
 def test_plus_names(root):
     path, exp = root
     ds = build_dataset("dukemtmcreid+market1501", root=path)
-    assert ds.num_train_pids == (exp["market1501"]["train"]["identities"]
-                                 + exp["dukemtmcreid"]["train"]["identities"])
-    assert {s.camid for s in ds.train if s.dsetid == 1} == {c + 8 for c in
-                                                            exp["market1501"]["train"]["cameras"]}
+    assert ds.num_train_pids == (
+        exp["market1501"]["train"]["identities"] + exp["dukemtmcreid"]["train"]["identities"]
+    )
+    assert {s.camid for s in ds.train if s.dsetid == 1} == {
+        c + 8 for c in exp["market1501"]["train"]["cameras"]
+    }
 
 
 def test_combine_offsets_use_max_not_count():

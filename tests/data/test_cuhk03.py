@@ -31,8 +31,9 @@ def test_new_protocol(cuhk, variant):
     root, exp = cuhk
     ds = build_dataset("cuhk03", root=root, variant=variant)
     _check(ds, exp["new"][variant])
-    assert sorted({s.pid for s in ds.train}) == list(range(exp["new"][variant]["train"]
-                                                           ["identities"]))
+    assert sorted({s.pid for s in ds.train}) == list(
+        range(exp["new"][variant]["train"]["identities"])
+    )
     # query/gallery keep the raw 1-based labels of the .mat; camid = view - 1
     for s in ds.query + ds.gallery:
         name = os.path.basename(s.path)
@@ -41,8 +42,9 @@ def test_new_protocol(cuhk, variant):
     raw = {n: g for n, g, _ in cuhk03_files(variant)}
     train_ids = {raw[os.path.basename(s.path)] for s in ds.train}
     assert not train_ids & {s.pid for s in ds.query + ds.gallery}
-    assert set(map(os.path.basename, (s.path for s in ds.train + ds.query + ds.gallery))) == \
-        set(exp["new"][variant]["files"])
+    assert set(map(os.path.basename, (s.path for s in ds.train + ds.query + ds.gallery))) == set(
+        exp["new"][variant]["files"]
+    )
 
 
 def test_extraction_names_pixels_and_empty_cells(cuhk):
@@ -54,14 +56,14 @@ def test_extraction_names_pixels_and_empty_cells(cuhk):
     assert names == sorted(n for n, _, _ in cuhk03_files("labeled"))
     # the person with no view-1 image: view-2 slots numbered 06..10
     assert not [n for n in names if n.startswith("3_002_1_")]
-    assert [n for n in names if n.startswith("3_002_2_")] == \
-        [f"3_002_2_{k:02d}.png" for k in range(6, 11)]
+    assert [n for n in names if n.startswith("3_002_2_")] == [
+        f"3_002_2_{k:02d}.png" for k in range(6, 11)
+    ]
     # orientation: the stored (H, W, 3) image comes back pixel for pixel
     for name in ("1_001_1_01.png", "2_003_2_06.png"):
         pair, person, _, slot = (int(x) for x in name[:-4].split("_"))
         got = np.asarray(Image.open(os.path.join(folder, name)))
-        np.testing.assert_array_equal(got, cuhk03_pixels("labeled", pair - 1, person - 1,
-                                                          slot - 1))
+        np.testing.assert_array_equal(got, cuhk03_pixels("labeled", pair - 1, person - 1, slot - 1))
 
 
 def test_extraction_is_reused_and_redone_when_mat_changes(tmp_path):
@@ -114,8 +116,7 @@ def test_bad_options_and_layouts(cuhk, tmp_path):
 
 def test_new_protocol_file_is_read_as_in_the_release(cuhk):
     root, exp = cuhk
-    cfg = read_new_protocol(os.path.join(root, "cuhk03",
-                                         "cuhk03_new_protocol_config_detected.mat"))
+    cfg = read_new_protocol(os.path.join(root, "cuhk03", "cuhk03_new_protocol_config_detected.mat"))
     n = len(cfg["filelist"])
     assert cfg["train_idx"].dtype == np.int64 and cfg["train_idx"].min() >= 0
     allidx = np.concatenate([cfg["train_idx"], cfg["query_idx"], cfg["gallery_idx"]])
@@ -148,14 +149,27 @@ def test_cuhk03_published_counts_warn(cuhk, monkeypatch, caplog):
     root, exp = cuhk
     e = exp["new"]["labeled"]
     monkeypatch.setattr(cuhk03, "PUBLISHED_TOTAL", {"labeled": len(e["files"]), "detected": 1})
-    monkeypatch.setattr(cuhk03, "PUBLISHED_NEW", {"labeled": (
-        e["train"]["images"], e["train"]["identities"], e["query"]["images"] - 1,
-        e["query"]["identities"], e["gallery"]["images"], e["gallery"]["identities"])})
+    monkeypatch.setattr(
+        cuhk03,
+        "PUBLISHED_NEW",
+        {
+            "labeled": (
+                e["train"]["images"],
+                e["train"]["identities"],
+                e["query"]["images"] - 1,
+                e["query"]["identities"],
+                e["gallery"]["images"],
+                e["gallery"]["identities"],
+            )
+        },
+    )
     with caplog.at_level(logging.WARNING):
         build_dataset("cuhk03", root=root)
     msgs = [r.getMessage() for r in caplog.records]
-    assert msgs == [f"cuhk03 (labeled, new) query: found {e['query']['images']} images, "
-                    f"the published release has {e['query']['images'] - 1}"]
+    assert msgs == [
+        f"cuhk03 (labeled, new) query: found {e['query']['images']} images, "
+        f"the published release has {e['query']['images'] - 1}"
+    ]
 
 
 def test_config_keys_reach_the_parser(cuhk):
@@ -163,9 +177,23 @@ def test_config_keys_reach_the_parser(cuhk):
     from reidbox.data import build_test_sets, build_train_set
 
     root, exp = cuhk
-    cfg = load_config(None, ["DATASETS.ROOT", root, "DATASETS.TRAIN", "['cuhk03']",
-                             "DATASETS.TEST", "['cuhk03']", "DATASETS.CUHK03.VARIANT", "detected",
-                             "DATASETS.CUHK03.PROTOCOL", "classic", "DATASETS.CUHK03.SPLIT", "7"])
+    cfg = load_config(
+        None,
+        [
+            "DATASETS.ROOT",
+            root,
+            "DATASETS.TRAIN",
+            "['cuhk03']",
+            "DATASETS.TEST",
+            "['cuhk03']",
+            "DATASETS.CUHK03.VARIANT",
+            "detected",
+            "DATASETS.CUHK03.PROTOCOL",
+            "classic",
+            "DATASETS.CUHK03.SPLIT",
+            "7",
+        ],
+    )
     assert len(build_train_set(cfg).train) == exp["classic"]["detected"][7]["train"]["images"]
     (test,) = build_test_sets(cfg)
     assert test.name == "cuhk03"

@@ -26,38 +26,53 @@ def _ds(train=(), query=(), gallery=(), name="custom"):
 
 
 def test_string_ids_are_mapped_consistently():
-    ds = validate_dataset(_ds(
-        train=[Sample("t1", "zed", 0), Sample("t2", "amy", 1), Sample("t3", "zed", 1)],
-        query=[Sample("q1", "p0002", 0), Sample("q2", "p0001", 0)],
-        gallery=[Sample("g1", "p0001", 1), Sample("g2", "p0003", 1), Sample("g3", "p0002", 1)]))
+    ds = validate_dataset(
+        _ds(
+            train=[Sample("t1", "zed", 0), Sample("t2", "amy", 1), Sample("t3", "zed", 1)],
+            query=[Sample("q1", "p0002", 0), Sample("q2", "p0001", 0)],
+            gallery=[Sample("g1", "p0001", 1), Sample("g2", "p0003", 1), Sample("g3", "p0002", 1)],
+        )
+    )
     assert [s.pid for s in ds.train] == [1, 0, 1]  # sorted: amy 0, zed 1
     assert [s.pid for s in ds.query] == [1, 0]  # p0001 0, p0002 1, p0003 2 over q + g
     assert [s.pid for s in ds.gallery] == [0, 2, 1]
     assert all(type(s.pid) is int and type(s.camid) is int for s in ds.query + ds.gallery)
     # query 0 ("p0002", camera 0) meets gallery "p0002" (camera 1): a real match
-    r = evaluate_distmat(np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]]),
-                         [s.pid for s in ds.query], [s.pid for s in ds.gallery],
-                         [s.camid for s in ds.query], [s.camid for s in ds.gallery])
+    r = evaluate_distmat(
+        np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]]),
+        [s.pid for s in ds.query],
+        [s.pid for s in ds.gallery],
+        [s.camid for s in ds.query],
+        [s.camid for s in ds.gallery],
+    )
     assert r.mAP == 1.0
 
 
 def test_integer_ids_kept_and_train_relabelled():
-    ds = validate_dataset(_ds(train=[Sample("a", 7, 0), Sample("b", np.int64(3), 0)],
-                              query=[Sample("q", 42, 0)], gallery=[Sample("g", 42, 1)]))
+    ds = validate_dataset(
+        _ds(
+            train=[Sample("a", 7, 0), Sample("b", np.int64(3), 0)],
+            query=[Sample("q", 42, 0)],
+            gallery=[Sample("g", 42, 1)],
+        )
+    )
     assert [s.pid for s in ds.train] == [1, 0]
     assert ds.query[0].pid == 42 and ds.gallery[0].pid == 42
 
 
-@pytest.mark.parametrize("train,query,msg", [
-    ([Sample("a", "p1", 0), Sample("b", 2, 0)], [], "both ints and strings"),
-    ([Sample("a", 1.5, 0)], [], r"1\.5 \(float\)"),
-    ([Sample("a", True, 0)], [], r"True \(bool\)"),
-    ([Sample("a", 0, "cam1")], [], "camid must be an integer >= 0"),
-    ([Sample("a", 0, -1)], [], "camid must be an integer >= 0"),
-    ([Sample("a", 0, 0.0)], [], "camid must be an integer >= 0"),
-    ([Sample(None, 0, 0)], [], "path must be a string"),
-    ([], [Sample("q", 1, 0), Sample("q2", "1", 0)], "query/gallery identity ids"),
-])
+@pytest.mark.parametrize(
+    "train,query,msg",
+    [
+        ([Sample("a", "p1", 0), Sample("b", 2, 0)], [], "both ints and strings"),
+        ([Sample("a", 1.5, 0)], [], r"1\.5 \(float\)"),
+        ([Sample("a", True, 0)], [], r"True \(bool\)"),
+        ([Sample("a", 0, "cam1")], [], "camid must be an integer >= 0"),
+        ([Sample("a", 0, -1)], [], "camid must be an integer >= 0"),
+        ([Sample("a", 0, 0.0)], [], "camid must be an integer >= 0"),
+        ([Sample(None, 0, 0)], [], "path must be a string"),
+        ([], [Sample("q", 1, 0), Sample("q2", "1", 0)], "query/gallery identity ids"),
+    ],
+)
 def test_bad_ids_and_cameras_are_one_line(train, query, msg):
     with pytest.raises(DatasetError, match=msg) as e:
         validate_dataset(_ds(train=train, query=query))
@@ -79,8 +94,15 @@ def plugin(tmp_path):
 
 
 def _opts(name, tmp_path, *extra):
-    return ["DATASETS.TRAIN", f"['{name}']", "DATASETS.TEST", f"['{name}']",
-            "OUTPUT_DIR", str(tmp_path / "out"), *extra]
+    return [
+        "DATASETS.TRAIN",
+        f"['{name}']",
+        "DATASETS.TEST",
+        f"['{name}']",
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+        *extra,
+    ]
 
 
 def _images(tmp_path, spec):
@@ -103,13 +125,13 @@ def test_empty_and_missing_splits_fail_up_front(plugin, tmp_path):
     box["ds"] = ReIDDataset(name, imgs, [], imgs)
     with pytest.raises(DatasetError, match="query split is empty"):
         build_test_sets(load_config(None, _opts(name, tmp_path)))
-    box["ds"] = ReIDDataset(name, imgs + [Sample(str(tmp_path / "gone.jpg"), "a", 0)],
-                            imgs[:1], imgs[1:])
+    box["ds"] = ReIDDataset(
+        name, imgs + [Sample(str(tmp_path / "gone.jpg"), "a", 0)], imgs[:1], imgs[1:]
+    )
     with pytest.raises(DatasetError, match=r"1 of 5 train image files do not exist.*gone\.jpg"):
         build_train_set(load_config(None, _opts(name, tmp_path)))
     # the opt-in that drops unreadable files also drops missing ones (at load time)
-    build_train_set(load_config(None, _opts(name, tmp_path, "DATALOADER.SKIP_UNREADABLE",
-                                            "True")))
+    build_train_set(load_config(None, _opts(name, tmp_path, "DATALOADER.SKIP_UNREADABLE", "True")))
     box["ds"] = [imgs]
     with pytest.raises(DatasetError, match="not a ReIDDataset"):
         build_train_set(load_config(None, _opts(name, tmp_path)))
@@ -122,14 +144,12 @@ def test_single_camera_data_reported_before_training(plugin, tmp_path):
     with pytest.raises(DatasetError, match="TEST.PROTOCOL same_camera") as e:
         build_test_sets(load_config(None, _opts(name, tmp_path)))
     assert "none of the 2 queries" in str(e.value)
-    sets = build_test_sets(load_config(None, _opts(name, tmp_path, "TEST.PROTOCOL",
-                                                   "same_camera")))
+    sets = build_test_sets(load_config(None, _opts(name, tmp_path, "TEST.PROTOCOL", "same_camera")))
     assert [s.pid for s in sets[0].query] == [0, 1]
     # same_camera refuses a gallery that contains the queries themselves
     box["ds"] = ReIDDataset(name, imgs, [imgs[0]], imgs)
     with pytest.raises(DatasetError, match="also in the gallery"):
-        build_test_sets(load_config(None, _opts(name, tmp_path, "TEST.PROTOCOL",
-                                                "same_camera")))
+        build_test_sets(load_config(None, _opts(name, tmp_path, "TEST.PROTOCOL", "same_camera")))
 
 
 def test_single_camera_training_stops_before_the_first_epoch(plugin, tmp_path):
@@ -138,12 +158,22 @@ def test_single_camera_training_stops_before_the_first_epoch(plugin, tmp_path):
     name, box = plugin
     imgs = _images(tmp_path, [(p, 0) for p in ("a", "a", "b", "b", "c", "c")])
     box["ds"] = ReIDDataset(name, imgs, [imgs[0]], [imgs[1], imgs[3]])
-    cfg = load_config(None, _opts(name, tmp_path, "MODEL.BACKBONE.NAME", "resnet18",
-                                  "DATALOADER.NUM_WORKERS", "0", "DEVICE", "cpu"))
+    cfg = load_config(
+        None,
+        _opts(
+            name,
+            tmp_path,
+            "MODEL.BACKBONE.NAME",
+            "resnet18",
+            "DATALOADER.NUM_WORKERS",
+            "0",
+            "DEVICE",
+            "cpu",
+        ),
+    )
     with pytest.raises(DatasetError, match="same_camera"):
         runner.train(cfg, progress=False)
-    assert not any(f.startswith(("checkpoint_", "model_final"))
-                   for f in os.listdir(cfg.OUTPUT_DIR))
+    assert not any(f.startswith(("checkpoint_", "model_final")) for f in os.listdir(cfg.OUTPUT_DIR))
 
 
 def test_same_camera_protocol_counts_same_camera_matches():
@@ -168,7 +198,7 @@ def _doc_blocks():
     for lang, body in blocks:
         first = body.splitlines()[0]
         if first.startswith("# file: "):
-            files[first[len("# file: "):].strip()] = body
+            files[first[len("# file: ") :].strip()] = body
         elif lang == "bash":
             commands.append(body)
     return files, commands
@@ -184,11 +214,20 @@ def test_doc_worked_example_runs_as_written(tmp_path):
         (tmp_path / name).write_text(body)
     for d in ("tools", "configs"):
         os.symlink(os.path.join(ROOT, d), tmp_path / d)
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
-               + os.environ["PATH"], PYTHONPATH=ROOT)
+    env = dict(
+        os.environ,
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+        PYTHONPATH=ROOT,
+    )
     for cmd in commands:
-        p = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
+        p = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", cmd],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
     with open(tmp_path / "output" / "my_cams" / "metrics.json") as f:
         trained = json.load(f)
@@ -202,18 +241,20 @@ def test_doc_worked_example_runs_as_written(tmp_path):
     labels = tmp_path / "datasets" / "my_cams" / "labels.csv"
     rows = labels.read_text().splitlines()
     labels.write_text("\n".join([rows[0]] + [r[: r.rindex(",")] + ",0" for r in rows[1:]]))
-    cmd = ("PYTHONPATH=$PWD:$PYTHONPATH python tools/train_net.py --no-progress --config-file "
-           "my_cams.yml OUTPUT_DIR output/single")
-    p = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+    cmd = (
+        "PYTHONPATH=$PWD:$PYTHONPATH python tools/train_net.py --no-progress --config-file "
+        "my_cams.yml OUTPUT_DIR output/single"
+    )
+    p = subprocess.run(
+        ["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 2, p.stderr[-3000:]
     assert "Traceback" not in p.stderr
     err = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
     assert len(err) == 1 and "TEST.PROTOCOL same_camera" in err[0], p.stderr[-3000:]
     doc_err = re.search(r"```text\n(error: .*?)\n```", open(DOC).read(), re.S).group(1)
     assert err[0] == doc_err
-    assert not any(f.startswith("checkpoint_") for f in os.listdir(tmp_path / "output" /
-                                                                     "single"))
+    assert not any(f.startswith("checkpoint_") for f in os.listdir(tmp_path / "output" / "single"))
 
 
 def test_builtin_parsers_pass_validation_unchanged(tmp_path):

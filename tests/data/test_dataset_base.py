@@ -10,11 +10,16 @@ def test_relabel_is_ascending_raw_order():
 
 
 def test_check_published_names_split_and_numbers(caplog):
-    ds = ReIDDataset("x", train=[Sample("a", 0, 0), Sample("b", 1, 1)],
-                     query=[Sample("q", 5, 0)], gallery=[Sample("g", 5, 1)])
+    ds = ReIDDataset(
+        "x",
+        train=[Sample("a", 0, 0), Sample("b", 1, 1)],
+        query=[Sample("q", 5, 0)],
+        gallery=[Sample("g", 5, 1)],
+    )
     with caplog.at_level(logging.WARNING):
-        ok = check_published(ds, {("train", "images"): 2, ("query", "identities"): 7,
-                                  ("gallery", "cameras"): 1})
+        ok = check_published(
+            ds, {("train", "images"): 2, ("query", "identities"): 7, ("gallery", "cameras"): 1}
+        )
     assert not ok
     msgs = [r.getMessage() for r in caplog.records]
     assert msgs == ["x query: found 1 identities, the published release has 7"]

@@ -34,16 +34,19 @@ def test_market_rules(tmp_path):
     assert all(s.pid == _raw(s.path) for s in ds.query + ds.gallery)
     assert sorted({s.pid for s in ds.gallery}) == exp["gallery_pids"]
     assert 0 in {s.pid for s in ds.gallery} and -1 not in {s.pid for s in ds.gallery}
-    assert all(s.path.endswith(".jpg") and not os.path.basename(s.path).startswith(".")
-               for s in ds.train + ds.query + ds.gallery)
+    assert all(
+        s.path.endswith(".jpg") and not os.path.basename(s.path).startswith(".")
+        for s in ds.train + ds.query + ds.gallery
+    )
     assert all(s.dsetid == 0 for s in ds.train)
 
 
 @pytest.mark.parametrize("where", ["flat", "dataset_dir", "release_dir"])
 def test_market_layouts(tmp_path, where):
     exp = make_market(str(tmp_path), release=where != "flat")
-    root = {"flat": tmp_path, "dataset_dir": tmp_path / "market1501",
-            "release_dir": exp["base"]}[where]
+    root = {"flat": tmp_path, "dataset_dir": tmp_path / "market1501", "release_dir": exp["base"]}[
+        where
+    ]
     _check(build_dataset("market1501", root=str(root)), exp)
 
 
@@ -73,9 +76,11 @@ def test_published_counts_warn_not_fail(tmp_path, caplog):
 
     class Full(Market1501):
         # the fixture's numbers, except gallery images: the folder "looks full" and one differs
-        published = {("train", "images"): exp["train"]["images"],
-                     ("train", "identities"): exp["train"]["identities"],
-                     ("gallery", "images"): exp["gallery"]["images"] + 1}
+        published = {
+            ("train", "images"): exp["train"]["images"],
+            ("train", "identities"): exp["train"]["identities"],
+            ("gallery", "images"): exp["gallery"]["images"] + 1,
+        }
 
     with caplog.at_level(logging.WARNING):
         ds = Full(root=str(tmp_path))

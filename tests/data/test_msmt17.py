@@ -56,27 +56,38 @@ def test_msmt17_missing_lists_and_release(tmp_path):
         build_dataset("msmt17", root=str(tmp_path))
     assert exp["base"] in str(e.value)
     # list_val is only needed when it joins training
-    assert len(build_dataset("msmt17", root=str(tmp_path), include_val=False).train) == \
-        exp["train_only"]["images"]
+    assert (
+        len(build_dataset("msmt17", root=str(tmp_path), include_val=False).train)
+        == exp["train_only"]["images"]
+    )
     os.remove(os.path.join(exp["base"], "list_query.txt"))
     with pytest.raises(DatasetError, match="list_query.txt"):
         build_dataset("msmt17", root=str(tmp_path), include_val=False)
 
 
-@pytest.mark.parametrize("line", ["../../../../etc/passwd 0", "0000/../../train/x.jpg 0",
-                                  "/abs/0000_001_01_0113morning_0001_0.jpg 0"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "../../../../etc/passwd 0",
+        "0000/../../train/x.jpg 0",
+        "/abs/0000_001_01_0113morning_0001_0.jpg 0",
+    ],
+)
 def test_msmt17_refuses_paths_outside(tmp_path, line):
     make_msmt17(str(tmp_path), bad_line=line)
     with pytest.raises(DatasetError, match="outside the dataset folder"):
         build_dataset("msmt17", root=str(tmp_path))
 
 
-@pytest.mark.parametrize("line,match", [
-    ("0000/0000_001_1_0113morning_0001_0.jpg 0", "grammar"),  # one-digit camera
-    ("0000/0000_001_16_0113morning_0001_0.jpg 0", "camera 16"),
-    ("0000/0000_001_01_0113morning_0001_0.jpg", "<relative path> <pid>"),
-    ("0000/0000_999_01_0113morning_0001_0.jpg 0", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "line,match",
+    [
+        ("0000/0000_001_1_0113morning_0001_0.jpg 0", "grammar"),  # one-digit camera
+        ("0000/0000_001_16_0113morning_0001_0.jpg 0", "camera 16"),
+        ("0000/0000_001_01_0113morning_0001_0.jpg", "<relative path> <pid>"),
+        ("0000/0000_999_01_0113morning_0001_0.jpg 0", "does not exist"),
+    ],
+)
 def test_msmt17_bad_lines_name_the_line(tmp_path, line, match):
     make_msmt17(str(tmp_path), bad_line=line)
     with pytest.raises(DatasetError, match=match) as e:
@@ -90,14 +101,22 @@ def test_msmt17_published_counts_warn(tmp_path, monkeypatch, caplog):
     from reidbox.data.datasets import msmt17
 
     exp = make_msmt17(str(tmp_path))
-    fake = {"train_images": exp["train"]["images"], "list_train_images": 8,
-            "train_ids": exp["train"]["identities"], "query_images": exp["query"]["images"],
-            "gallery_images": exp["gallery"]["images"] + 2, "test_ids": 3, "cameras": 15}
+    fake = {
+        "train_images": exp["train"]["images"],
+        "list_train_images": 8,
+        "train_ids": exp["train"]["identities"],
+        "query_images": exp["query"]["images"],
+        "gallery_images": exp["gallery"]["images"] + 2,
+        "test_ids": 3,
+        "cameras": 15,
+    }
     monkeypatch.setattr(msmt17, "PUBLISHED", fake)
     with caplog.at_level(logging.WARNING):
         build_dataset("msmt17", root=str(tmp_path))
     msgs = "\n".join(r.getMessage() for r in caplog.records)
-    assert f"gallery: found {exp['gallery']['images']} images, the published release has " \
-           f"{exp['gallery']['images'] + 2}" in msgs
+    assert (
+        f"gallery: found {exp['gallery']['images']} images, the published release has "
+        f"{exp['gallery']['images'] + 2}" in msgs
+    )
     assert "train: found 10 cameras, the published release has 15" in msgs
     assert "query: found" in msgs and "train: found 10 images" not in msgs

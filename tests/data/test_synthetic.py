@@ -94,8 +94,7 @@ def test_domains_differ(tmp_path):
     means = {}
     for name in ("synthetic", "synthetic_a", "synthetic_b", "synthetic_c"):
         ds = DATASETS.get(name)(root=str(tmp_path), **SMALL)
-        assert os.path.isfile(os.path.join(str(tmp_path), DATASETS.get(name).dataset_dir,
-                                           MANIFEST))
+        assert os.path.isfile(os.path.join(str(tmp_path), DATASETS.get(name).dataset_dir, MANIFEST))
         imgs = [np.asarray(Image.open(s.path), dtype=np.float32) for s in ds.gallery[:40]]
         means[name] = np.mean(imgs)
     assert len({DATASETS.get(n).dataset_dir for n in means}) == 4
@@ -142,12 +141,15 @@ def test_foreign_folder_is_never_deleted(tmp_path):
     assert (out / "my_notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(num_cameras=7), "num_cameras"),
-    (dict(num_test_ids=0), "num_test_ids"),
-    (dict(style="mars"), "unknown synthetic style"),
-    (dict(image_size=(8, 4)), "image_size"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(num_cameras=7), "num_cameras"),
+        (dict(num_test_ids=0), "num_test_ids"),
+        (dict(style="mars"), "unknown synthetic style"),
+        (dict(image_size=(8, 4)), "image_size"),
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         generate_synthetic(str(tmp_path / "s"), seed=0, **dict(SMALL, **bad))
@@ -155,13 +157,15 @@ def test_bad_arguments_are_named(tmp_path, bad, match):
 
 def test_cross_camera_is_harder_than_same_camera(tmp_path):
     """With raw tiny-thumbnail features, matching within a camera beats matching across them."""
-    ds = DATASETS.get("synthetic")(root=str(tmp_path), num_train_ids=1, num_test_ids=30,
-                                   num_cameras=4, image_size=(64, 32))
+    ds = DATASETS.get("synthetic")(
+        root=str(tmp_path), num_train_ids=1, num_test_ids=30, num_cameras=4, image_size=(64, 32)
+    )
     gallery = [s for s in ds.gallery if s.pid > 0]
 
     def feats(items):
-        x = np.stack([np.asarray(Image.open(s.path).resize((4, 8)), np.float32).ravel()
-                      for s in items])
+        x = np.stack(
+            [np.asarray(Image.open(s.path).resize((4, 8)), np.float32).ravel() for s in items]
+        )
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     q, g = feats(ds.query), feats(gallery)

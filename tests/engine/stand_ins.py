@@ -13,14 +13,33 @@ from typing import List, Sequence, Tuple
 from reidbox.config import load_config
 from reidbox.data.build import dataset_kwargs
 
-from ..data.fixtures import (make_cifar10, make_cifar100, make_cuhk03, make_reid_sized,
-                             trim_market_style_train)
+from ..data.fixtures import (
+    make_cifar10,
+    make_cifar100,
+    make_cuhk03,
+    make_reid_sized,
+    trim_market_style_train,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMON = ["MODEL.BACKBONE.PRETRAINED", "False", "MODEL.WEIGHTS", "", "SOLVER.MAX_EPOCHS", "1",
-          "DEVICE", "cpu",
-          "DATALOADER.NUM_WORKERS", "0", "TEST.IMS_PER_BATCH", "64", "TEST.EVAL_PERIOD", "0",
-          "SOLVER.LOG_PERIOD", "1"]
+COMMON = [
+    "MODEL.BACKBONE.PRETRAINED",
+    "False",
+    "MODEL.WEIGHTS",
+    "",
+    "SOLVER.MAX_EPOCHS",
+    "1",
+    "DEVICE",
+    "cpu",
+    "DATALOADER.NUM_WORKERS",
+    "0",
+    "TEST.IMS_PER_BATCH",
+    "64",
+    "TEST.EVAL_PERIOD",
+    "0",
+    "SOLVER.LOG_PERIOD",
+    "1",
+]
 SYNTHETIC = ["DATASETS.SYNTHETIC.NUM_TEST_IDS", "3", "DATASETS.SYNTHETIC.IMAGE_SIZE", "[32, 16]"]
 # CIFAR keeps its 32x32 images (the format's size); DenseNet-100 is the costliest model per
 # image here, so classification configs run with a batch of at most this.
@@ -56,8 +75,7 @@ class Data:
 
     def root(self, cfg, names: Sequence[str]) -> Tuple[str, List[str]]:
         s = cfg.SOLVER
-        ids, images = sizes(s.IMS_PER_BATCH, cfg.DATALOADER.SAMPLER,
-                             cfg.DATALOADER.NUM_INSTANCES)
+        ids, images = sizes(s.IMS_PER_BATCH, cfg.DATALOADER.SAMPLER, cfg.DATALOADER.NUM_INSTANCES)
         parts = sorted({p for n in names for p in ALIAS_PARTS.get(n, [n])})
         key = (tuple(parts), ids, images, cfg.DATASETS.CUHK03.VARIANT)
         if key in self.roots:

@@ -25,14 +25,44 @@ def synth_root(tmp_path_factory):
 
 def chain_opts(root, out):
     return [
-        "DATASETS.ROOT", root, "DATASETS.SYNTHETIC.NUM_TRAIN_IDS", "8",
-        "DATASETS.SYNTHETIC.NUM_TEST_IDS", "5", "DATASETS.SYNTHETIC.NUM_CAMERAS", "2",
-        "DATASETS.SYNTHETIC.IMAGE_SIZE", "[32, 16]", "MODEL.BACKBONE.NAME", "resnet18",
-        "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]", "INPUT.PADDING", "2",
-        "SOLVER.IMS_PER_BATCH", "8", "DATALOADER.NUM_INSTANCES", "2",
-        "DATALOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCHS", "2", "SOLVER.STEPS", "[1]",
-        "SOLVER.BASE_LR", "0.05", "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.IMS_PER_BATCH", "16",
-        "DEVICE", "cpu", "OUTPUT_DIR", str(out),
+        "DATASETS.ROOT",
+        root,
+        "DATASETS.SYNTHETIC.NUM_TRAIN_IDS",
+        "8",
+        "DATASETS.SYNTHETIC.NUM_TEST_IDS",
+        "5",
+        "DATASETS.SYNTHETIC.NUM_CAMERAS",
+        "2",
+        "DATASETS.SYNTHETIC.IMAGE_SIZE",
+        "[32, 16]",
+        "MODEL.BACKBONE.NAME",
+        "resnet18",
+        "INPUT.SIZE_TRAIN",
+        "[32, 16]",
+        "INPUT.SIZE_TEST",
+        "[32, 16]",
+        "INPUT.PADDING",
+        "2",
+        "SOLVER.IMS_PER_BATCH",
+        "8",
+        "DATALOADER.NUM_INSTANCES",
+        "2",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "SOLVER.MAX_EPOCHS",
+        "2",
+        "SOLVER.STEPS",
+        "[1]",
+        "SOLVER.BASE_LR",
+        "0.05",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "1",
+        "TEST.IMS_PER_BATCH",
+        "16",
+        "DEVICE",
+        "cpu",
+        "OUTPUT_DIR",
+        str(out),
     ]
 
 
@@ -58,8 +88,9 @@ class CountEpochs(HookBase):
         self.epochs = []
 
     def before_epoch(self):
-        self.epochs.append((self.trainer.unwrapped_model.head.classifier.out_features,
-                            self.trainer.epoch))
+        self.epochs.append(
+            (self.trainer.unwrapped_model.head.classifier.out_features, self.trainer.epoch)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +124,16 @@ def test_chain_summary_manifest_and_skipped_classifier(full_chain):
     assert "no --config-file: every step uses reidbox's bare defaults (baseline/resnet18" in log
     # "training" before, "trained" after; never "trained" before the step ran
     lines = log.splitlines()
-    at = {t: next(i for i, ln in enumerate(lines) if ln.endswith(t)) for t in (
-        "checked all 2 steps: configs, datasets and models are readable",
-        "step 1 synthetic_a: training (synthetic_a -> tests synthetic_a)",
-        "step 1 synthetic_a: trained",
-        "step 2 Market: training (market1501 -> tests market1501, synthetic_a)",
-        "step 2 Market: trained")}
+    at = {
+        t: next(i for i, ln in enumerate(lines) if ln.endswith(t))
+        for t in (
+            "checked all 2 steps: configs, datasets and models are readable",
+            "step 1 synthetic_a: training (synthetic_a -> tests synthetic_a)",
+            "step 1 synthetic_a: trained",
+            "step 2 Market: training (market1501 -> tests market1501, synthetic_a)",
+            "step 2 Market: trained",
+        )
+    }
     assert list(at.values()) == sorted(at.values()), at
     # a fine-tuned step's log names the weights it starts from, not "from scratch"
     step2 = (out / "02_market1501" / "log.txt").read_text()
@@ -109,7 +144,8 @@ def test_chain_summary_manifest_and_skipped_classifier(full_chain):
     w1 = torch.load(out / "01_synthetic_a" / "model_final.pth", weights_only=True)["model"]
     init = torch.load(out / "02_market1501" / "init_weights.pth", weights_only=True)
     assert init["source"] == s2["weights_in"] and set(w1) - set(init["model"]) == {
-        "head.classifier.weight"}
+        "head.classifier.weight"
+    }
     assert all(torch.equal(w1[k], init["model"][k]) for k in init["model"])
 
 
@@ -130,7 +166,9 @@ def test_interrupted_chain_resumes_to_the_same_summary(full_chain, synth_root, t
         steps = json.load(f)["steps"]
     assert [h["action"] for h in steps[0]["history"]] == ["trained", "reused"]
     assert [h["action"] for h in steps[1]["history"]] == [
-        "training, stopped (KeyboardInterrupt)", "resumed after epoch 1"]
+        "training, stopped (KeyboardInterrupt)",
+        "resumed after epoch 1",
+    ]
     # a rerun of a finished chain trains nothing; a lost metrics.json is re-evaluated only
     os.remove(out / "02_market1501" / "metrics.json")
     for ck in (out / "02_market1501").glob("checkpoint_*.pth"):
@@ -168,8 +206,9 @@ def test_chain_can_be_extended_without_retraining(full_chain, synth_root, tmp_pa
 
 
 def test_step_parsing_and_aliases():
-    steps, opts = split_leading(["Duke", "Market", "MSMT17+STD", "SOLVER.MAX_EPOCHS", "5",
-                                 "OUTPUT_DIR", "x"])
+    steps, opts = split_leading(
+        ["Duke", "Market", "MSMT17+STD", "SOLVER.MAX_EPOCHS", "5", "OUTPUT_DIR", "x"]
+    )
     assert steps == ["Duke", "Market", "MSMT17+STD"]
     assert opts == ["SOLVER.MAX_EPOCHS", "5", "OUTPUT_DIR", "x"]
     parsed = parse_steps(steps)
@@ -185,14 +224,16 @@ def test_step_parsing_and_aliases():
         parse_steps([])
 
 
-def test_classifier_is_replaced_even_when_identity_counts_match(full_chain, synth_root,
-                                                                tmp_path):
+def test_classifier_is_replaced_even_when_identity_counts_match(full_chain, synth_root, tmp_path):
     from reidbox.config import load_config
     from reidbox.engine.chain import prepare_weights
 
     src = str(full_chain[0] / "01_synthetic_a" / "model_final.pth")  # 8 identities
-    cfg = load_config(None, chain_opts(synth_root, tmp_path) + [
-        "DATASETS.TRAIN", "['synthetic_a']", "MODEL.WEIGHTS", str(tmp_path / "init.pth")])
+    cfg = load_config(
+        None,
+        chain_opts(synth_root, tmp_path)
+        + ["DATASETS.TRAIN", "['synthetic_a']", "MODEL.WEIGHTS", str(tmp_path / "init.pth")],
+    )
     report = prepare_weights(cfg, src)
     assert report["num_classes"] == report["previous_num_classes"] == 8
     assert report["skipped"] == ["head.classifier.weight"] and report["unused"] == []
@@ -218,9 +259,13 @@ def test_broken_later_step_config_fails_before_step_one_trains(synth_root, tmp_p
     std.write_text("MODEL:\n  META_ARCHITECTURE: std\n  LOSSES:\n    NAMES: ['cross_entropy']\n")
     counter = CountEpochs()
     with pytest.raises(ConfigError, match="chain step 2 .*needs the 'std' loss"):
-        run_chain(None, ["synthetic_a", "synthetic_a+STD"],
-                  chain_opts(synth_root, tmp_path / "c") + ["CHAIN.STD_CONFIG", str(std)],
-                  progress=False, extra_hooks=[counter])
+        run_chain(
+            None,
+            ["synthetic_a", "synthetic_a+STD"],
+            chain_opts(synth_root, tmp_path / "c") + ["CHAIN.STD_CONFIG", str(std)],
+            progress=False,
+            extra_hooks=[counter],
+        )
     assert counter.epochs == []
 
 
@@ -232,9 +277,17 @@ def test_ptl_classifier_hidden_layers_are_replaced_too(synth_root, tmp_path):
     from reidbox.modeling import build_model
 
     opts = chain_opts(synth_root, tmp_path) + [
-        "MODEL.META_ARCHITECTURE", "ptl", "MODEL.PTL.CLASSIFIER_HIDDEN", "[32, 16]",
-        "MODEL.PTL.FEAT_DIM", "24", "DATASETS.TRAIN", "['synthetic_a']",
-        "MODEL.WEIGHTS", str(tmp_path / "init.pth")]
+        "MODEL.META_ARCHITECTURE",
+        "ptl",
+        "MODEL.PTL.CLASSIFIER_HIDDEN",
+        "[32, 16]",
+        "MODEL.PTL.FEAT_DIM",
+        "24",
+        "DATASETS.TRAIN",
+        "['synthetic_a']",
+        "MODEL.WEIGHTS",
+        str(tmp_path / "init.pth"),
+    ]
     cfg = load_config(None, opts)
     previous = build_model(cfg, num_classes=8)  # same identity count as synthetic_a
     src = tmp_path / "prev.pth"

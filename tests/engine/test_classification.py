@@ -22,24 +22,68 @@ from reidbox.engine.trainer import HookBase
 def cifar_root(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("cifar_data"))
     generate_synthetic_cifar(root, "cifar10", train_per_class=6, test_per_class=3, seed=1)
-    generate_synthetic_cifar(os.path.join(root, "c100"), "cifar100", train_per_class=1,
-                             test_per_class=1, seed=1)
+    generate_synthetic_cifar(
+        os.path.join(root, "c100"), "cifar100", train_per_class=1, test_per_class=1, seed=1
+    )
     return root
 
 
 def _opts(root, out, arch="classifier", cell="v1", epochs=2):
     return [
-        "TASK", "classification", "DATASETS.TRAIN", "['cifar10']", "DATASETS.TEST", "['cifar10']",
-        "DATASETS.ROOT", root, "OUTPUT_DIR", str(out), "DEVICE", "cpu",
-        "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME", "densenet10_cifar",
-        "MODEL.BACKBONE.LAST_STRIDE", "2", "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
-        "MODEL.PTL.CLASSIFIER_HIDDEN", "[16]",
-        "MODEL.PTL.CHANNEL_RATIO", "0.25", "MODEL.PTL.LAST_CELL_CHANNELS", "8",
-        "MODEL.LOSSES.CE.EPSILON", "0.0", "INPUT.PADDING", "4", "INPUT.FLIP_PROB", "0.5",
-        "INPUT.PIXEL_MEAN", "[0.4914, 0.4822, 0.4465]", "INPUT.PIXEL_STD",
-        "[0.2470, 0.2435, 0.2616]", "DATALOADER.NUM_WORKERS", "0", "SOLVER.OPTIMIZER", "SGD",
-        "SOLVER.BASE_LR", "0.05", "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_EPOCHS", str(epochs),
-        "SOLVER.SCHEDULER", "cosine", "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.IMS_PER_BATCH", "32",
+        "TASK",
+        "classification",
+        "DATASETS.TRAIN",
+        "['cifar10']",
+        "DATASETS.TEST",
+        "['cifar10']",
+        "DATASETS.ROOT",
+        root,
+        "OUTPUT_DIR",
+        str(out),
+        "DEVICE",
+        "cpu",
+        "MODEL.META_ARCHITECTURE",
+        arch,
+        "MODEL.BACKBONE.NAME",
+        "densenet10_cifar",
+        "MODEL.BACKBONE.LAST_STRIDE",
+        "2",
+        "MODEL.PTL.CELL",
+        cell,
+        "MODEL.PTL.FEAT_DIM",
+        "0",
+        "MODEL.PTL.CLASSIFIER_HIDDEN",
+        "[16]",
+        "MODEL.PTL.CHANNEL_RATIO",
+        "0.25",
+        "MODEL.PTL.LAST_CELL_CHANNELS",
+        "8",
+        "MODEL.LOSSES.CE.EPSILON",
+        "0.0",
+        "INPUT.PADDING",
+        "4",
+        "INPUT.FLIP_PROB",
+        "0.5",
+        "INPUT.PIXEL_MEAN",
+        "[0.4914, 0.4822, 0.4465]",
+        "INPUT.PIXEL_STD",
+        "[0.2470, 0.2435, 0.2616]",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "SOLVER.OPTIMIZER",
+        "SGD",
+        "SOLVER.BASE_LR",
+        "0.05",
+        "SOLVER.IMS_PER_BATCH",
+        "16",
+        "SOLVER.MAX_EPOCHS",
+        str(epochs),
+        "SOLVER.SCHEDULER",
+        "cosine",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "1",
+        "TEST.IMS_PER_BATCH",
+        "32",
     ]
 
 
@@ -54,8 +98,10 @@ def test_generated_files_are_python2_pickles_read_by_the_real_parsers(cifar_root
         with open(path, "rb") as f:
             pickle.load(f, encoding="ascii")
     ds = build_dataset("cifar10", root=cifar_root)
-    assert ds.stats() == {"train": {"images": 60, "classes": 10},
-                          "test": {"images": 30, "classes": 10}}
+    assert ds.stats() == {
+        "train": {"images": 60, "classes": 10},
+        "test": {"images": 30, "classes": 10},
+    }
     assert ds.train.images.shape == (60, 32, 32, 3) and ds.train.images.dtype == np.uint8
     assert sorted(np.bincount(ds.train.labels).tolist()) == [6] * 10
     c100 = build_dataset("cifar100", root=os.path.join(cifar_root, "c100"))
@@ -83,21 +129,27 @@ def test_registered_synthetic_dataset_generates_on_first_use(tmp_path):
 
 def test_cifar_transforms_plus_and_plain():
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8))
-    plain = cifar_transforms((32, 32), True, padding=0, flip_prob=0.0, mean=(0, 0, 0),
-                             std=(1, 1, 1))
+    plain = cifar_transforms(
+        (32, 32), True, padding=0, flip_prob=0.0, mean=(0, 0, 0), std=(1, 1, 1)
+    )
     ref = torch.from_numpy(np.asarray(img, np.float32) / 255).permute(2, 0, 1)
     torch.testing.assert_close(plain(img), ref)  # no augmentation: the image itself
-    plus = cifar_transforms((32, 32), True, padding=4, flip_prob=0.5, mean=(0, 0, 0),
-                            std=(1, 1, 1))
+    plus = cifar_transforms((32, 32), True, padding=4, flip_prob=0.5, mean=(0, 0, 0), std=(1, 1, 1))
     torch.manual_seed(0)
     outs = [plus(img) for _ in range(20)]
     assert all(o.shape == (3, 32, 32) for o in outs)
     assert any(not torch.equal(o, ref) for o in outs)
     # translations pad with zeros: some crop shows a black border
-    assert any((o[:, 0] == 0).all() or (o[:, -1] == 0).all() or (o[:, :, 0] == 0).all()
-               or (o[:, :, -1] == 0).all() for o in outs)
-    test = cifar_transforms((32, 32), False, padding=4, flip_prob=0.5, mean=(0, 0, 0),
-                            std=(1, 1, 1))
+    assert any(
+        (o[:, 0] == 0).all()
+        or (o[:, -1] == 0).all()
+        or (o[:, :, 0] == 0).all()
+        or (o[:, :, -1] == 0).all()
+        for o in outs
+    )
+    test = cifar_transforms(
+        (32, 32), False, padding=4, flip_prob=0.5, mean=(0, 0, 0), std=(1, 1, 1)
+    )
     torch.testing.assert_close(test(img), ref)  # test time: never augmented
 
 
@@ -118,9 +170,11 @@ def test_train_writes_top1_error_and_test_reproduces_it(cifar_root, tmp_path, ar
         assert metrics["ptl"]["cell"] == "v2"
     state = torch.load(os.path.join(out, "model_final.pth"), weights_only=True)
     assert state["num_classes"] == 10
-    again = runner.test(load_config(None, _opts(cifar_root, tmp_path / "test", arch,
-                                                cell)),
-                        weights=os.path.join(out, "model_final.pth"), progress=False)
+    again = runner.test(
+        load_config(None, _opts(cifar_root, tmp_path / "test", arch, cell)),
+        weights=os.path.join(out, "model_final.pth"),
+        progress=False,
+    )
     assert again["top1_error"] == metrics["top1_error"]
     assert abs(again["test_loss"] - metrics["test_loss"]) < 1e-5
 
@@ -156,8 +210,19 @@ def test_resume_gives_same_final_weights(cifar_root, tmp_path):
 
 
 def test_reid_dataset_in_a_classification_run_is_a_clear_error(market_root, tmp_path):
-    cfg = load_config(None, ["TASK", "classification", "DATASETS.ROOT", market_root,
-                             "DATASETS.TRAIN", "['market1501']", "OUTPUT_DIR", str(tmp_path)])
+    cfg = load_config(
+        None,
+        [
+            "TASK",
+            "classification",
+            "DATASETS.ROOT",
+            market_root,
+            "DATASETS.TRAIN",
+            "['market1501']",
+            "OUTPUT_DIR",
+            str(tmp_path),
+        ],
+    )
     with pytest.raises(DatasetError, match="'market1501' is a reid dataset; use cifar10, "):
         build_classification_sets(cfg)
     cfg = load_config(None, ["TASK", "classification", "DATASETS.TRAIN", "['a', 'b']"])
@@ -167,10 +232,23 @@ def test_reid_dataset_in_a_classification_run_is_a_clear_error(market_root, tmp_
 
 def test_classification_dataset_in_a_reid_run_is_a_clear_error(cifar_root, tmp_path):
     # used to die with AttributeError: num_train_pids
-    cfg = load_config(None, ["DATASETS.ROOT", cifar_root, "DATASETS.TRAIN", "['cifar10']",
-                             "DATASETS.TEST", "['cifar10']", "OUTPUT_DIR", str(tmp_path)])
-    with pytest.raises(DatasetError, match="'cifar10' is a classification dataset but TASK is "
-                                           "'reid': set TASK classification"):
+    cfg = load_config(
+        None,
+        [
+            "DATASETS.ROOT",
+            cifar_root,
+            "DATASETS.TRAIN",
+            "['cifar10']",
+            "DATASETS.TEST",
+            "['cifar10']",
+            "OUTPUT_DIR",
+            str(tmp_path),
+        ],
+    )
+    with pytest.raises(
+        DatasetError,
+        match="'cifar10' is a classification dataset but TASK is 'reid': set TASK classification",
+    ):
         runner.train(cfg, progress=False)
     assert not os.path.exists(os.path.join(tmp_path, "config.yaml"))
 
@@ -181,8 +259,9 @@ def test_demo_config_learns_the_synthetic_set(tmp_path):
 
     Measured 0.57 with Kaiming-normal cell init (the official code's, now the default) and
     drop-last shuffling; below 0.5 with PyTorch's default init and the old sampler."""
-    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo",
-                                   "cifar.yml"),
-                      ["DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "o")])
+    cfg = load_config(
+        os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo", "cifar.yml"),
+        ["DATASETS.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "o")],
+    )
     record = runner.train(cfg, progress=False)
     assert record["top1_error"] < 0.7

@@ -29,10 +29,20 @@ def test_config_states_the_recipe(path):
     assert cfg.MODEL.BACKBONE.NAME == "densenet100_cifar" and not cfg.MODEL.BACKBONE.PRETRAINED
     assert cfg.MODEL.BACKBONE.LAST_STRIDE == 2  # 32 -> 8, the published network
     s = cfg.SOLVER
-    assert (s.OPTIMIZER, s.BASE_LR, s.MOMENTUM, s.NESTEROV, s.WEIGHT_DECAY) == \
-        ("SGD", 0.1, 0.9, True, 1e-4)
-    assert (s.IMS_PER_BATCH, s.MAX_EPOCHS, s.SCHEDULER, list(s.STEPS), s.GAMMA) == \
-        (64, 300, "multistep", [150, 225], 0.1)
+    assert (s.OPTIMIZER, s.BASE_LR, s.MOMENTUM, s.NESTEROV, s.WEIGHT_DECAY) == (
+        "SGD",
+        0.1,
+        0.9,
+        True,
+        1e-4,
+    )
+    assert (s.IMS_PER_BATCH, s.MAX_EPOCHS, s.SCHEDULER, list(s.STEPS), s.GAMMA) == (
+        64,
+        300,
+        "multistep",
+        [150, 225],
+        0.1,
+    )
     assert cfg.MODEL.LOSSES.NAMES == ["cross_entropy"] and cfg.MODEL.LOSSES.CE.EPSILON == 0.0
     plus = name.endswith("_plus.yml")
     assert (cfg.INPUT.PADDING, cfg.INPUT.FLIP_PROB) == ((4, 0.5) if plus else (0, 0.0))

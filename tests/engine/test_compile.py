@@ -23,10 +23,21 @@ class _Losses(HookBase):
 def _run(tiny_opts, tmp_path, mode):
     # BASE_LR 0: the weights never change, so every step's loss depends only on the batch and
     # the carried latent state (the P x K sampler tops its last batch up: two batches of 8).
-    cfg = load_config(None, tiny_opts[:-1] + [str(tmp_path / (mode or "eager")),
-                                              "MODEL.META_ARCHITECTURE", "ptl",
-                                              "SOLVER.BASE_LR", "0.0", "SOLVER.LOG_PERIOD", "1",
-                                              "MODEL.COMPILE", mode])
+    cfg = load_config(
+        None,
+        tiny_opts[:-1]
+        + [
+            str(tmp_path / (mode or "eager")),
+            "MODEL.META_ARCHITECTURE",
+            "ptl",
+            "SOLVER.BASE_LR",
+            "0.0",
+            "SOLVER.LOG_PERIOD",
+            "1",
+            "MODEL.COMPILE",
+            mode,
+        ],
+    )
     hook = _Losses()
     runner.train(cfg, extra_hooks=[hook], progress=False)
     return hook.steps
@@ -70,15 +81,27 @@ def test_inductor_compiled_step_matches_eager_with_partial_batches():
         model = _TinyPTL()
         opt = torch.optim.SGD(model.parameters(), lr=0.0)
         g = torch.Generator().manual_seed(1)
-        loader = [{"images": torch.randn(b, 3, 8, 8, generator=g),
-                   "targets": torch.arange(b) % 3} for b in (6, 6, 2)]
+        loader = [
+            {"images": torch.randn(b, 3, 8, 8, generator=g), "targets": torch.arange(b) % 3}
+            for b in (6, 6, 2)
+        ]
         hook = _Losses()
 
         class Reset(HookBase):
             def before_epoch(self) -> None:
                 model.ptl.reset_latent_state()
-        trainer = Trainer(model, opt, None, loader, 2, torch.device("cpu"), [Reset(), hook],
-                          log_period=1, compile=mode)
+
+        trainer = Trainer(
+            model,
+            opt,
+            None,
+            loader,
+            2,
+            torch.device("cpu"),
+            [Reset(), hook],
+            log_period=1,
+            compile=mode,
+        )
         trainer.train()
         return hook.steps
 

@@ -39,18 +39,34 @@ from .stand_ins import ALIAS_PARTS, COMMON, REPO, Data, tiny_opts
 
 pytestmark = pytest.mark.slow
 
-CONFIGS = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yml"),
-                                      recursive=True)
-                 if os.sep + "_base_" + os.sep not in p)
+CONFIGS = sorted(
+    p
+    for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yml"), recursive=True)
+    if os.sep + "_base_" + os.sep not in p
+)
 # Chains run the chain machinery (steps, weight hand-over, STD from the previous step) on a
 # small backbone: every config's own architecture already trains in its single-config run.
 CHAIN_BACKBONE = ["MODEL.BACKBONE.NAME", "resnet18"]
 # Values that select no other code path: configs differing only here share a run.
-SAME_PATH = ("OUTPUT_DIR", "SOLVER.BASE_LR", "SOLVER.STEPS", "SOLVER.GAMMA", "SOLVER.MAX_EPOCHS",
-             "SOLVER.WARMUP_EPOCHS", "SOLVER.WARMUP_FACTOR", "SOLVER.WEIGHT_DECAY",
-             "SOLVER.MOMENTUM", "SOLVER.CHECKPOINT_PERIOD", "SOLVER.KEEP_CHECKPOINTS",
-             "SOLVER.LOG_PERIOD", "TEST.EVAL_PERIOD", "MODEL.STD.TEACHER_CONFIG",
-             "MODEL.STD.TEACHER_WEIGHTS", "DATALOADER.NUM_WORKERS")
+SAME_PATH = (
+    "OUTPUT_DIR",
+    "SOLVER.BASE_LR",
+    "SOLVER.STEPS",
+    "SOLVER.GAMMA",
+    "SOLVER.MAX_EPOCHS",
+    "SOLVER.WARMUP_EPOCHS",
+    "SOLVER.WARMUP_FACTOR",
+    "SOLVER.WEIGHT_DECAY",
+    "SOLVER.MOMENTUM",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "SOLVER.KEEP_CHECKPOINTS",
+    "SOLVER.LOG_PERIOD",
+    "TEST.EVAL_PERIOD",
+    "MODEL.STD.TEACHER_CONFIG",
+    "MODEL.STD.TEACHER_WEIGHTS",
+    "DATALOADER.NUM_WORKERS",
+)
+
 
 def _rel(path: str) -> str:
     return os.path.relpath(path, os.path.join(REPO, "configs"))
@@ -80,8 +96,12 @@ def dataset_layouts(cfg) -> set:
     """The stand-in layouts a config's run reads (CUHK03 per variant; a chain: its two steps')."""
     if cfg.CHAIN.STEPS:
         steps = parse_steps(chain_steps(cfg))
-        return {n for s in steps for t in [s.dataset.train, *s.dataset.tests]
-                for n in ALIAS_PARTS.get(t, [t])}
+        return {
+            n
+            for s in steps
+            for t in [s.dataset.train, *s.dataset.tests]
+            for n in ALIAS_PARTS.get(t, [t])
+        }
     names = set(cfg.DATASETS.TRAIN) | set(cfg.DATASETS.TEST)
     return {f"{n}:{cfg.DATASETS.CUHK03.VARIANT}" if n == "cuhk03" else n for n in names}
 
@@ -89,16 +109,21 @@ def dataset_layouts(cfg) -> set:
 def run_key(cfg) -> Tuple:
     """What selects code paths in a run (see the module docstring); the dataset is left out
     (configs of one architecture on several datasets share a run, see :func:`_groups`)."""
-    flat = {k: v for k, v in _flat(cfg).items() if k not in SAME_PATH and not (
-        k.startswith(("DATASETS.", "INPUT.PIXEL_")) and not cfg.CHAIN.STEPS)}
+    flat = {
+        k: v
+        for k, v in _flat(cfg).items()
+        if k not in SAME_PATH
+        and not (k.startswith(("DATASETS.", "INPUT.PIXEL_")) and not cfg.CHAIN.STEPS)
+    }
     lam = flat.pop("MODEL.STD.LAMBDA")
     flat["lambda"] = "0" if lam == 0 else "1" if lam == 1 else "between"
     for k in ("MODEL.BACKBONE.DROP_RATE", "INPUT.PADDING", "INPUT.FLIP_PROB"):
         flat[k] = flat[k] > 0
     if cfg.CHAIN.STEPS:
         steps = parse_steps(chain_steps(cfg))
-        flat["CHAIN.STEPS"] = tuple((len(s.dataset.tests) > 1 or "+" in s.dataset.train, s.std)
-                                    for s in steps)
+        flat["CHAIN.STEPS"] = tuple(
+            (len(s.dataset.tests) > 1 or "+" in s.dataset.train, s.std) for s in steps
+        )
     return tuple(sorted((k, repr(v)) for k, v in flat.items()))
 
 
@@ -188,5 +213,7 @@ def test_config_trains_and_tests(paths, stand_in_data, stand_in_teacher, tmp_pat
             test_cfg = load_config(path, opts + ["OUTPUT_DIR", str(tmp_path / "test")])
             again = runner.test(test_cfg, weights=weights, progress=False)
             assert again[key] == pytest.approx(record[key], abs=1e-6)
-    print(f"\n{'+'.join(_rel(p) for p in paths)}: {time.perf_counter() - t0:.1f}s wall, "
-          f"{time.process_time() - cpu0:.1f}s CPU")
+    print(
+        f"\n{'+'.join(_rel(p) for p in paths)}: {time.perf_counter() - t0:.1f}s wall, "
+        f"{time.process_time() - cpu0:.1f}s CPU"
+    )

@@ -24,8 +24,10 @@ from reidbox.engine.solver import LRFactor
 
 from .stand_ins import COMMON, REPO, Data, tiny_opts
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not torch.distributed.is_available(), reason="no distributed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not torch.distributed.is_available(), reason="no distributed"),
+]
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
@@ -44,10 +46,14 @@ def _config_opts(config: str, data: Data, out: str, extra: List[str] = ()) -> Li
     path = os.path.join(REPO, "configs", config)
     cfg = load_config(path, COMMON + list(extra))
     opts = COMMON + tiny_opts(cfg) + list(extra)
-    _, root_opts = data.root(load_config(path, opts), list(cfg.DATASETS.TRAIN) +
-                             list(cfg.DATASETS.TEST))
-    return opts + root_opts + ["OUTPUT_DIR", out, "SOLVER.MAX_EPOCHS", "2",
-                               "SOLVER.CHECKPOINT_PERIOD", "1"]
+    _, root_opts = data.root(
+        load_config(path, opts), list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+    )
+    return (
+        opts
+        + root_opts
+        + ["OUTPUT_DIR", out, "SOLVER.MAX_EPOCHS", "2", "SOLVER.CHECKPOINT_PERIOD", "1"]
+    )
 
 
 def _one_process_iterations(config: str, opts: List[str]) -> int:
@@ -73,17 +79,27 @@ FAMILIES = {
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_two_process_gloo_run_matches_one_process_iterations(family, stand_in_data,
-                                                             stand_in_teacher, tmp_path):
+def test_two_process_gloo_run_matches_one_process_iterations(
+    family, stand_in_data, stand_in_teacher, tmp_path
+):
     config, extra = FAMILIES[family]
     out = str(tmp_path / "out")
     opts = _config_opts(config, stand_in_data, out, extra)
     if "std" in config:
         opts += stand_in_teacher
-    _run(_torchrun() + ["--standalone", "--nproc_per_node", "2",
-                        os.path.join(REPO, "tools", "train_net.py"),
-                        "--config-file", os.path.join(REPO, "configs", config),
-                        "--no-progress", *opts])
+    _run(
+        _torchrun()
+        + [
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            os.path.join(REPO, "tools", "train_net.py"),
+            "--config-file",
+            os.path.join(REPO, "configs", config),
+            "--no-progress",
+            *opts,
+        ]
+    )
     state = _checkpoint(out)
     per_epoch = _one_process_iterations(config, opts)
     assert per_epoch == 2  # stand-in sizes: two full batches per epoch
@@ -105,10 +121,21 @@ def test_two_process_gloo_chain(stand_in_data, tmp_path):
     for name in ("synthetic_a", "synthetic_b"):
         data.root(cfg, [name])
     root_opts = data.root(cfg, ["synthetic_a", "synthetic_b"])[1]
-    _run(_torchrun() + ["--standalone", "--nproc_per_node", "2",
-                        os.path.join(REPO, "tools", "transfer_chain.py"), "synthetic_a",
-                        "synthetic_b", "--config-file", os.path.join(REPO, "configs", config),
-                        *opts, *root_opts])
+    _run(
+        _torchrun()
+        + [
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            os.path.join(REPO, "tools", "transfer_chain.py"),
+            "synthetic_a",
+            "synthetic_b",
+            "--config-file",
+            os.path.join(REPO, "configs", config),
+            *opts,
+            *root_opts,
+        ]
+    )
     summary = open(os.path.join(out, "summary.md")).read()
     assert "synthetic_a" in summary and "synthetic_b" in summary
 
@@ -134,8 +161,13 @@ def test_readme_train_resume_and_longer_schedule(stand_in_data, tmp_path):
     config = "demo/ptl.yml"
     out = str(tmp_path / "ptl")
     opts = _config_opts(config, stand_in_data, out)
-    cmd = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file",
-           os.path.join(REPO, "configs", config), "--no-progress"]
+    cmd = [
+        sys.executable,
+        os.path.join(REPO, "tools", "train_net.py"),
+        "--config-file",
+        os.path.join(REPO, "configs", config),
+        "--no-progress",
+    ]
     _run(cmd + opts)
     _run(cmd[:2] + ["--resume"] + cmd[2:] + opts)
     _run(cmd[:2] + ["--resume"] + cmd[2:] + opts + ["SOLVER.MAX_EPOCHS", "3"])
@@ -155,8 +187,10 @@ def test_readme_train_resume_and_longer_schedule(stand_in_data, tmp_path):
     assert added and all(step in lrs for step in added)
     for step in added:
         assert lrs[step] > 0 and lrs[step] == pytest.approx(s.BASE_LR * f(step - 1), rel=1e-5)
-    assert torch.load(os.path.join(out, "checkpoint_0003.pth"), weights_only=True)[
-        "global_step"] == 3 * per_epoch
+    assert (
+        torch.load(os.path.join(out, "checkpoint_0003.pth"), weights_only=True)["global_step"]
+        == 3 * per_epoch
+    )
 
 
 def test_two_process_gloo_classification(stand_in_data, tmp_path):
@@ -167,10 +201,19 @@ def test_two_process_gloo_classification(stand_in_data, tmp_path):
     config = "demo/cifar.yml"
     out = str(tmp_path / "out")
     opts = _config_opts(config, stand_in_data, out)
-    _run(_torchrun() + ["--standalone", "--nproc_per_node", "2",
-                        os.path.join(REPO, "tools", "train_net.py"),
-                        "--config-file", os.path.join(REPO, "configs", config),
-                        "--no-progress", *opts])
+    _run(
+        _torchrun()
+        + [
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            os.path.join(REPO, "tools", "train_net.py"),
+            "--config-file",
+            os.path.join(REPO, "configs", config),
+            "--no-progress",
+            *opts,
+        ]
+    )
     cfg = load_config(os.path.join(REPO, "configs", config), opts)
     train, _ = build_classification_sets(cfg)
     one = len(build_classification_train_loader(cfg, train.train))

@@ -14,7 +14,7 @@ import torch
 from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.utils import run_folder
-from reidbox.utils.checkpoint import (Checkpointer, NonFiniteStateError, atomic_save, load_file)
+from reidbox.utils.checkpoint import Checkpointer, NonFiniteStateError, atomic_save, load_file
 from reidbox.utils.misc import write_json
 from tests.conftest import TINY_OPTS
 
@@ -88,10 +88,9 @@ def test_last_good_falls_back_to_the_newest_finite_checkpoint(tmp_path):
     ck.save(2, dict(_state(2, 2.0), global_step=20))
     path = str(tmp_path / "last_good.pth")
     # the trainer's weights already went bad (the loss is read every LOG_PERIOD steps)
-    assert "checkpoint_0002.pth" in runner.save_last_good(cfg, _FakeTrainer(float("inf")), ck,
-                                                          path)
+    assert "checkpoint_0002.pth" in runner.save_last_good(cfg, _FakeTrainer(float("inf")), ck, path)
     saved = load_file(path)
-    assert saved["global_step"] == 20 and torch.equal(saved["model"]["w"], torch.full((2,), 2.))
+    assert saved["global_step"] == 20 and torch.equal(saved["model"]["w"], torch.full((2,), 2.0))
     # still finite: the trainer's own state is the newest good one
     assert runner.save_last_good(cfg, _FakeTrainer(5.0), ck, path) == "global step 30"
     assert load_file(path)["model"]["w"][0] == 5.0
@@ -101,9 +100,17 @@ def test_lock_refuses_a_second_run_and_takes_over_a_dead_ones(tmp_path):
     d = str(tmp_path / "out")
     os.makedirs(d)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from reidbox.utils.run_folder import "
-         "acquire_lock; acquire_lock(sys.argv[1]); print('ready', flush=True); time.sleep(600)",
-         d], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from reidbox.utils.run_folder import "
+            "acquire_lock; acquire_lock(sys.argv[1]); print('ready', flush=True); time.sleep(600)",
+            d,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(run_folder.RunFolderError, match=f"in use by pid {holder.pid} on "):
@@ -157,11 +164,15 @@ def test_test_net_writes_its_own_folder_not_over_the_training_results(tiny_opts)
     cfg = load_config(None, tiny_opts + ["SOLVER.MAX_EPOCHS", "1"])
     runner.train(cfg, progress=False)
     out = cfg.OUTPUT_DIR
-    before = {f: open(os.path.join(out, f), "rb").read()
-              for f in ("metrics.json", "config.yaml", "run.json")}
+    before = {
+        f: open(os.path.join(out, f), "rb").read()
+        for f in ("metrics.json", "config.yaml", "run.json")
+    }
     weights = os.path.join(out, "model_final.pth")
-    rr = load_config(None, tiny_opts + ["TEST.RERANK.ENABLED", "True", "TEST.RERANK.K1", "4",
-                                        "TEST.RERANK.K2", "2"])
+    rr = load_config(
+        None,
+        tiny_opts + ["TEST.RERANK.ENABLED", "True", "TEST.RERANK.K1", "4", "TEST.RERANK.K2", "2"],
+    )
     record = runner.test(rr, weights=weights, progress=False)
     for f, data in before.items():
         assert open(os.path.join(out, f), "rb").read() == data, f
@@ -170,7 +181,8 @@ def test_test_net_writes_its_own_folder_not_over_the_training_results(tiny_opts)
     assert os.path.basename(folder).startswith("model_final_market1501_rerank_")
     written = json.load(open(os.path.join(folder, "metrics.json")))
     assert written["mAP"] == record["mAP"] and written["settings"]["rerank"] == dict(
-        k1=4, k2=2, lambda_value=0.3)
+        k1=4, k2=2, lambda_value=0.3
+    )
     assert os.path.isfile(os.path.join(folder, "log.txt"))
     plain = load_config(None, tiny_opts)
     assert runner.eval_dir(plain, weights) != folder  # other settings, other folder
@@ -196,16 +208,29 @@ def test_every_rank_takes_rank0s_buffers_before_the_final_evaluation(tmp_path):
 
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.start_processes(_broadcast_worker, args=(f"file://{tmp_path}/init", queue), nprocs=2,
-                       start_method="spawn")
+    mp.start_processes(
+        _broadcast_worker, args=(f"file://{tmp_path}/init", queue), nprocs=2, start_method="spawn"
+    )
     got = dict((r, (mean, w)) for r, mean, w in (queue.get(), queue.get()))
     assert got[0] == got[1] == ([1.0, 1.0], 4.0)
 
 
 def _ddp(out, market_root, extra=()):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           os.path.join(ROOT, "tools", "train_net.py"), "--no-progress", *TINY_OPTS,
-           "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        os.path.join(ROOT, "tools", "train_net.py"),
+        "--no-progress",
+        *TINY_OPTS,
+        "DATASETS.ROOT",
+        market_root,
+        "OUTPUT_DIR",
+        str(out),
+        *extra,
+    ]
     return cmd, dict(os.environ, OMP_NUM_THREADS="1")
 
 
@@ -230,8 +255,9 @@ def test_ddp_metrics_describe_the_saved_weights(market_root, tmp_path):
 def test_torchrun_workers_stop_when_the_agent_is_killed(market_root, tmp_path):
     out = tmp_path / "orphans"
     cmd, env = _ddp(out, market_root, ["SOLVER.MAX_EPOCHS", "50"])
-    agent = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "checkpoint_0001.pth").exists():
         time.sleep(0.1)
@@ -242,8 +268,9 @@ def test_torchrun_workers_stop_when_the_agent_is_killed(market_root, tmp_path):
     agent.wait()
     try:
         deadline = time.time() + 30
-        while time.time() < deadline and any(run_folder.pid_alive(w) and not _zombie(w)
-                                             for w in workers):
+        while time.time() < deadline and any(
+            run_folder.pid_alive(w) and not _zombie(w) for w in workers
+        ):
             time.sleep(0.1)
         assert not any(run_folder.pid_alive(w) and not _zombie(w) for w in workers)
     finally:

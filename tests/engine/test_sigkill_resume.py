@@ -14,9 +14,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _cmd(market_root, out, *extra):
-    return [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--no-progress",
-            *TINY_OPTS, "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(out),
-            "SOLVER.MAX_EPOCHS", "4", *extra]
+    return [
+        sys.executable,
+        os.path.join(ROOT, "tools", "train_net.py"),
+        "--no-progress",
+        *TINY_OPTS,
+        "DATASETS.ROOT",
+        market_root,
+        "OUTPUT_DIR",
+        str(out),
+        "SOLVER.MAX_EPOCHS",
+        "4",
+        *extra,
+    ]
 
 
 def _weights(out):
@@ -25,11 +35,22 @@ def _weights(out):
 
 def test_sigkill_then_resume_matches_uninterrupted(market_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run(_cmd(market_root, tmp_path / "full"), check=True, env=env, cwd=ROOT,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        _cmd(market_root, tmp_path / "full"),
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
     out = tmp_path / "killed"
-    p = subprocess.Popen(_cmd(market_root, out), env=env, cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        _cmd(market_root, out),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "checkpoint_0002.pth").exists():
         time.sleep(0.05)
@@ -37,8 +58,14 @@ def test_sigkill_then_resume_matches_uninterrupted(market_root, tmp_path):
     p.wait()
     assert not (out / "model_final.pth").exists(), "killed too late to test anything"
     cmd = _cmd(market_root, out)
-    r = subprocess.run(cmd[:2] + ["--resume"] + cmd[2:], env=env, cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        cmd[:2] + ["--resume"] + cmd[2:],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resumed from" in (out / "log.txt").read_text()
     a, b = _weights(tmp_path / "full"), _weights(out)

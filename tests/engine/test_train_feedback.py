@@ -37,14 +37,23 @@ class _NanOnCall(nn.Module):
 
 @pytest.mark.parametrize("log_period,last_good_step", [(4, 4), (1, 5)])
 def test_nan_found_at_a_later_read_names_its_step_and_keeps_the_last_finite_state(
-        tiny_opts, log_period, last_good_step):
+    tiny_opts, log_period, last_good_step
+):
     # Step 5 (0-based; epoch 1, iteration 6) is bad; with LOG_PERIOD 4 the loop reads the loss
     # terms after steps 4 and 8, so the error comes at the second read and the state kept is
     # the one after 4 clean steps; with LOG_PERIOD 1 it is the state just before the bad step.
     _NanOnCall.calls, _NanOnCall.bad = 0, 6
-    cfg = load_config(None, tiny_opts + NINE_STEPS + [
-        "MODEL.LOSSES.NAMES", "['cross_entropy', 'nan_on_call']",
-        "SOLVER.LOG_PERIOD", str(log_period)])
+    cfg = load_config(
+        None,
+        tiny_opts
+        + NINE_STEPS
+        + [
+            "MODEL.LOSSES.NAMES",
+            "['cross_entropy', 'nan_on_call']",
+            "SOLVER.LOG_PERIOD",
+            str(log_period),
+        ],
+    )
     with pytest.raises(NonFiniteLossError) as e:
         runner.train(cfg, progress=False)
     msg = str(e.value)
@@ -81,8 +90,9 @@ def test_steady_state_step_never_reads_a_tensor_on_the_host(monkeypatch):
     model = _Tiny()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 1.0)
-    loader = [{"images": torch.randn(4, 3, 8, 8), "targets": torch.tensor([0, 1, 2, 0])}
-              for _ in range(7)]
+    loader = [
+        {"images": torch.randn(4, 3, 8, 8), "targets": torch.tensor([0, 1, 2, 0])} for _ in range(7)
+    ]
     trainer = Trainer(model, opt, sched, loader, 2, torch.device("cpu"), log_period=3)
     in_step = []
     syncs = []
@@ -94,6 +104,7 @@ def test_steady_state_step_never_reads_a_tensor_on_the_host(monkeypatch):
             if in_step:
                 syncs.append(name)
             return orig(self, *a, **k)
+
         monkeypatch.setattr(torch.Tensor, name, wrapped)
 
     for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
@@ -106,6 +117,7 @@ def test_steady_state_step_never_reads_a_tensor_on_the_host(monkeypatch):
             run_step(batch)
         finally:
             in_step.clear()
+
     trainer.run_step = watched
     reads = []
     read = trainer.read_losses
@@ -122,12 +134,32 @@ def test_log_lines_tensorboard_and_no_bar_debris(market_root, tmp_path):
     warm-up warning, no carriage returns, TensorBoard points for every step and every
     evaluation per test set."""
     out = tmp_path / "run"
-    cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), *TINY_OPTS,
-           "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(out), *NINE_STEPS,
-           "SOLVER.LOG_PERIOD", "4", "SOLVER.MAX_EPOCHS", "2", "SOLVER.WARMUP_EPOCHS", "2.5",
-           "TEST.EVAL_PERIOD", "1"]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "tools", "train_net.py"),
+        *TINY_OPTS,
+        "DATASETS.ROOT",
+        market_root,
+        "OUTPUT_DIR",
+        str(out),
+        *NINE_STEPS,
+        "SOLVER.LOG_PERIOD",
+        "4",
+        "SOLVER.MAX_EPOCHS",
+        "2",
+        "SOLVER.WARMUP_EPOCHS",
+        "2.5",
+        "TEST.EVAL_PERIOD",
+        "1",
+    ]
+    r = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "\r" not in r.stdout and "\r" not in r.stderr
     log = (out / "log.txt").read_text()
@@ -135,8 +167,14 @@ def test_log_lines_tensorboard_and_no_bar_debris(market_root, tmp_path):
     assert "SOLVER.WARMUP_EPOCHS 2.5 >= SOLVER.MAX_EPOCHS 2" in log
     lines = [ln for ln in log.splitlines() if " img/s | data " in ln]
     iters = [re.search(r"epoch (\d)/2 iter (\d)/9 step (\d+)/18", ln).groups() for ln in lines]
-    assert iters == [("1", "4", "4"), ("1", "8", "8"), ("1", "9", "9"), ("2", "3", "12"),
-                     ("2", "7", "16"), ("2", "9", "18")]
+    assert iters == [
+        ("1", "4", "4"),
+        ("1", "8", "8"),
+        ("1", "9", "9"),
+        ("2", "3", "12"),
+        ("2", "7", "16"),
+        ("2", "9", "18"),
+    ]
     first = lines[0]
     for field in ("| total ", " cross_entropy ", "| lr ", " img/s |", "| data ", "| eta 0:"):
         assert field in first, (field, first)
@@ -146,8 +184,13 @@ def test_log_lines_tensorboard_and_no_bar_debris(market_root, tmp_path):
     acc = EventAccumulator(str(out / "tb"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    for tag in ("loss/total", "loss/cross_entropy", "lr", "train/images_per_s",
-                "train/data_time_share"):
+    for tag in (
+        "loss/total",
+        "loss/cross_entropy",
+        "lr",
+        "train/images_per_s",
+        "train/data_time_share",
+    ):
         assert tag in tags, tag
     assert [e.step for e in acc.Scalars("loss/total")] == list(range(1, 19))
     for m in ("mAP", "rank1", "rank5", "rank10", "mINP"):
@@ -213,13 +256,15 @@ def test_loss_terms_that_change_between_steps_are_read_under_their_own_names():
     torch.manual_seed(0)
     model = _VaryingTerms()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    loader = [{"images": torch.randn(4, 3, 8, 8), "targets": torch.tensor([0, 1, 2, 0])}
-              for _ in range(5)]
+    loader = [
+        {"images": torch.randn(4, 3, 8, 8), "targets": torch.tensor([0, 1, 2, 0])} for _ in range(5)
+    ]
     seen = []
 
     class Grab(HookBase):
         def after_step(self) -> None:
             if self.trainer.losses_read:
                 seen.extend(sorted(r.losses) for r in self.trainer.window)
+
     Trainer(model, opt, None, loader, 1, torch.device("cpu"), [Grab()], log_period=10).train()
     assert seen == [["ce", "l2", "total"]] * 2 + [["ce", "total"]] + [["ce", "l2", "total"]] * 2

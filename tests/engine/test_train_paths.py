@@ -40,8 +40,9 @@ def _loader_batches(cfg, rank=0, world=1, epoch=0):
 def test_random_sampler_full_batches_for_any_set_size(tiny_opts):
     """36 images, batch 35: the old loader ended every epoch with a batch of one image (BN
     crash); now only full batches, one permutation per epoch seeded by SEED + epoch."""
-    cfg = load_config(None, _opts(tiny_opts, "DATALOADER.SAMPLER", "random",
-                                  "SOLVER.IMS_PER_BATCH", "35"))
+    cfg = load_config(
+        None, _opts(tiny_opts, "DATALOADER.SAMPLER", "random", "SOLVER.IMS_PER_BATCH", "35")
+    )
     loader, batches = _loader_batches(cfg)
     assert len(loader) == len(batches) == 1 and [len(b) for b in batches] == [35]
     _, again = _loader_batches(cfg)
@@ -52,8 +53,9 @@ def test_random_sampler_full_batches_for_any_set_size(tiny_opts):
 def test_random_sampler_shards_one_permutation_over_ranks(tiny_opts):
     """DDP: the ranks' batches of step i are disjoint and together are the 1-process batch i;
     so N ranks run the iterations one process would (the old RandomSampler ignored ranks)."""
-    cfg = load_config(None, _opts(tiny_opts, "DATALOADER.SAMPLER", "random",
-                                  "SOLVER.IMS_PER_BATCH", "10"))  # 36 = 3 x 10 + 6
+    cfg = load_config(
+        None, _opts(tiny_opts, "DATALOADER.SAMPLER", "random", "SOLVER.IMS_PER_BATCH", "10")
+    )  # 36 = 3 x 10 + 6
     one_loader, one = _loader_batches(cfg, epoch=3)
     ranks = [_loader_batches(cfg, rank=r, world=2, epoch=3) for r in range(2)]
     assert len(one) == len(one_loader) == 3
@@ -68,8 +70,10 @@ def test_pk_sampler_never_yields_a_short_batch():
     """7 identities, P=3, K=1: the old last batch held one identity = one image (BN crash)."""
     pids = [p for p in range(7) for _ in range(3)]
     for world in (1, 2):  # global P=4, K=1: 4 + 3 identities, the last topped up
-        samplers = [PKBatchSampler(pids, 4 // world, 1, seed=0, rank=r, world_size=world)
-                    for r in range(world)]
+        samplers = [
+            PKBatchSampler(pids, 4 // world, 1, seed=0, rank=r, world_size=world)
+            for r in range(world)
+        ]
         for s in samplers:
             s.set_epoch(1)
         per_rank = [list(s) for s in samplers]
@@ -98,11 +102,26 @@ def test_k_check_applies_only_to_the_pk_sampler():
 def test_ptl_trains_when_the_last_batch_would_hold_one_image(tiny_opts, sampler, batch, k):
     """End to end (PTL, per-sample latent state): 36 images by 35 (random, K=4 does not divide
     it) and 6 identities by P=5 with K=1 (pk) used to end the epoch with a 1-image batch."""
-    cfg = load_config(None, _opts(tiny_opts, "MODEL.META_ARCHITECTURE", "ptl",
-                                  "DATALOADER.SAMPLER", sampler, "SOLVER.IMS_PER_BATCH",
-                                  str(batch), "DATALOADER.NUM_INSTANCES", str(k),
-                                  "SOLVER.MAX_EPOCHS", "1", "MODEL.PTL.FEAT_DIM", "32",
-                                  "MODEL.PTL.CLASSIFIER_HIDDEN", "[32]"))
+    cfg = load_config(
+        None,
+        _opts(
+            tiny_opts,
+            "MODEL.META_ARCHITECTURE",
+            "ptl",
+            "DATALOADER.SAMPLER",
+            sampler,
+            "SOLVER.IMS_PER_BATCH",
+            str(batch),
+            "DATALOADER.NUM_INSTANCES",
+            str(k),
+            "SOLVER.MAX_EPOCHS",
+            "1",
+            "MODEL.PTL.FEAT_DIM",
+            "32",
+            "MODEL.PTL.CLASSIFIER_HIDDEN",
+            "[32]",
+        ),
+    )
     sizes = []
 
     class Sizes(HookBase):
@@ -163,15 +182,27 @@ def test_resume_refuses_a_checkpoint_of_another_config(tiny_opts, capsys):
     opts = _opts(tiny_opts, "SOLVER.MAX_EPOCHS", "1")
     runner.train(load_config(None, opts), progress=False)
     out = load_config(None, opts).OUTPUT_DIR
-    before = {n: open(os.path.join(out, n), "rb").read() for n in sorted(os.listdir(out))
-              if os.path.isfile(os.path.join(out, n))}
-    changed = opts + ["SOLVER.IMS_PER_BATCH", "12", "MODEL.BACKBONE.LAST_STRIDE", "2",
-                      "SOLVER.MAX_EPOCHS", "2"]
+    before = {
+        n: open(os.path.join(out, n), "rb").read()
+        for n in sorted(os.listdir(out))
+        if os.path.isfile(os.path.join(out, n))
+    }
+    changed = opts + [
+        "SOLVER.IMS_PER_BATCH",
+        "12",
+        "MODEL.BACKBONE.LAST_STRIDE",
+        "2",
+        "SOLVER.MAX_EPOCHS",
+        "2",
+    ]
     code, err = _train_net(["--resume", *changed], capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
-    for needle in ("SOLVER.IMS_PER_BATCH (8 -> 12)", "MODEL.BACKBONE.LAST_STRIDE (1 -> 2)",
-                   "--resume-force"):
+    for needle in (
+        "SOLVER.IMS_PER_BATCH (8 -> 12)",
+        "MODEL.BACKBONE.LAST_STRIDE (1 -> 2)",
+        "--resume-force",
+    ):
         assert needle in lines[0]
     assert "MAX_EPOCHS" not in lines[0]  # a schedule change is not a reason to refuse
     after = {n: open(os.path.join(out, n), "rb").read() for n in before}
@@ -189,8 +220,9 @@ def test_resume_refuses_a_checkpoint_of_another_config(tiny_opts, capsys):
     del state["config"]
     torch.save(state, os.path.join(out, ckpt))
     with pytest.raises(ConfigError, match="records no config"):
-        runner.train(load_config(None, opts + ["SOLVER.MAX_EPOCHS", "3"]), resume=True,
-                     progress=False)
+        runner.train(
+            load_config(None, opts + ["SOLVER.MAX_EPOCHS", "3"]), resume=True, progress=False
+        )
 
 
 # ------------------------------------------------------------------------------ devices

@@ -33,9 +33,19 @@ def test_two_epoch_train_then_test(tiny_opts):
         rows = f.read().splitlines()
     assert rows[0].startswith("query,") and len(rows) == 1 + 10 * 10  # 10 queries x top-10
     # re-ranking from the config changes the scoring path and is recorded
-    rr_cfg = load_config(None, tiny_opts[:-1] + [tiny_opts[-1] + "_rr", "TEST.RERANK.ENABLED",
-                                                 "True", "TEST.RERANK.K1", "4",
-                                                 "TEST.RERANK.K2", "2"])
+    rr_cfg = load_config(
+        None,
+        tiny_opts[:-1]
+        + [
+            tiny_opts[-1] + "_rr",
+            "TEST.RERANK.ENABLED",
+            "True",
+            "TEST.RERANK.K1",
+            "4",
+            "TEST.RERANK.K2",
+            "2",
+        ],
+    )
     rr = runner.test(rr_cfg, weights=os.path.join(out, "model_final.pth"), progress=False)
     assert rr["evaluation"]["rerank"]["k1"] == 4 and 0 <= rr["mAP"] <= 1
 

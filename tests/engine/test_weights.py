@@ -13,8 +13,7 @@ from torchvision import models
 from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.modeling import build_model
-from reidbox.utils.checkpoint import (WeightsMismatchError, load_model_weights,
-                                      model_state_from)
+from reidbox.utils.checkpoint import WeightsMismatchError, load_model_weights, model_state_from
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -108,13 +107,11 @@ def test_classifier_skip_is_reported(trained):
 def test_resnet18_weights_under_resnet50_config_exit_2(trained, tmp_path, capsys):
     opts, final, _ = trained
     opts50 = [o if o != "resnet18" else "resnet50" for o in opts]
-    p = _tool("test_net.py", opts50[:-1] + [str(tmp_path / "t"), "MODEL.WEIGHTS", final],
-              capsys)
+    p = _tool("test_net.py", opts50[:-1] + [str(tmp_path / "t"), "MODEL.WEIGHTS", final], capsys)
     _one_line_error(p, final, "does not fit", "shape mismatch", "MODEL.WEIGHTS_PARTIAL")
     assert not os.path.exists(tmp_path / "t" / "metrics.json")
     # the same file into training (fine-tuning start) fails the same way, before any epoch
-    p = _tool("train_net.py", opts50[:-1] + [str(tmp_path / "tr"), "MODEL.WEIGHTS", final],
-              capsys)
+    p = _tool("train_net.py", opts50[:-1] + [str(tmp_path / "tr"), "MODEL.WEIGHTS", final], capsys)
     _one_line_error(p, final, "MODEL.WEIGHTS_PARTIAL")
     assert not any(f.startswith("checkpoint_") for f in os.listdir(tmp_path / "tr"))
 
@@ -135,9 +132,21 @@ def test_partial_opt_in_loads_what_fits(trained, tmp_path):
     for k in rep.missing:
         assert torch.equal(after[k], before[k])
     # the opt-in through the config key, end to end
-    rec = runner.test(load_config(None, opts[:-1] + [
-        str(tmp_path / "pt"), "MODEL.META_ARCHITECTURE", "ptl", "MODEL.WEIGHTS_PARTIAL",
-        "True"]), weights=final, progress=False)
+    rec = runner.test(
+        load_config(
+            None,
+            opts[:-1]
+            + [
+                str(tmp_path / "pt"),
+                "MODEL.META_ARCHITECTURE",
+                "ptl",
+                "MODEL.WEIGHTS_PARTIAL",
+                "True",
+            ],
+        ),
+        weights=final,
+        progress=False,
+    )
     assert 0.0 <= rec["mAP"] <= 1.0
 
 
@@ -145,34 +154,74 @@ def test_std_teacher_of_another_architecture_fails_in_one_line(trained, tmp_path
     opts, final, _ = trained
     teacher_cfg = tmp_path / "teacher.yml"
     teacher_cfg.write_text("MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n    NAME: resnet18\n")
-    p = _tool("train_net.py", opts[:-1] + [
-        str(tmp_path / "s"), "MODEL.META_ARCHITECTURE", "std", "MODEL.STD.TEACHER_CONFIG",
-        str(teacher_cfg), "MODEL.STD.TEACHER_WEIGHTS", final, "MODEL.STD.LAMBDA", "0.5",
-        "SOLVER.MAX_EPOCHS", "1", "MODEL.LOSSES.NAMES", "['std']"], capsys)
+    p = _tool(
+        "train_net.py",
+        opts[:-1]
+        + [
+            str(tmp_path / "s"),
+            "MODEL.META_ARCHITECTURE",
+            "std",
+            "MODEL.STD.TEACHER_CONFIG",
+            str(teacher_cfg),
+            "MODEL.STD.TEACHER_WEIGHTS",
+            final,
+            "MODEL.STD.LAMBDA",
+            "0.5",
+            "SOLVER.MAX_EPOCHS",
+            "1",
+            "MODEL.LOSSES.NAMES",
+            "['std']",
+        ],
+        capsys,
+    )
     _one_line_error(p, "MODEL.STD.TEACHER_WEIGHTS", final, "does not fit", "missing: ptl.")
 
 
-def test_wrong_architecture_imagenet_file_names_file_and_arch(market_root, tmp_path, capsys,
-                                                              monkeypatch):
+def test_wrong_architecture_imagenet_file_names_file_and_arch(
+    market_root, tmp_path, capsys, monkeypatch
+):
     from tests.conftest import TINY_OPTS
 
     with torch.device("meta"):
         shapes = models.resnet18().state_dict()
     wrong = tmp_path / "resnet18-f37072fd.pth"
     torch.save({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in shapes.items()}, wrong)
-    p = _tool("train_net.py", TINY_OPTS + [
-        "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o"), "MODEL.BACKBONE.NAME",
-        "resnet50", "MODEL.BACKBONE.PRETRAINED", "True", "MODEL.BACKBONE.WEIGHTS", str(wrong)],
-        capsys)
+    p = _tool(
+        "train_net.py",
+        TINY_OPTS
+        + [
+            "DATASETS.ROOT",
+            market_root,
+            "OUTPUT_DIR",
+            str(tmp_path / "o"),
+            "MODEL.BACKBONE.NAME",
+            "resnet50",
+            "MODEL.BACKBONE.PRETRAINED",
+            "True",
+            "MODEL.BACKBONE.WEIGHTS",
+            str(wrong),
+        ],
+        capsys,
+    )
     _one_line_error(p, str(wrong), "resnet50", "holds resnet18 weights")
     # the torchvision cache file in TORCH_HOME: same message
     cache = tmp_path / "th" / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save({"conv1.weight": torch.zeros(3)}, cache / "resnet18-f37072fd.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    p = _tool("train_net.py", TINY_OPTS + [
-        "DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o2"),
-        "MODEL.BACKBONE.PRETRAINED", "True"], capsys)
+    p = _tool(
+        "train_net.py",
+        TINY_OPTS
+        + [
+            "DATASETS.ROOT",
+            market_root,
+            "OUTPUT_DIR",
+            str(tmp_path / "o2"),
+            "MODEL.BACKBONE.PRETRAINED",
+            "True",
+        ],
+        capsys,
+    )
     _one_line_error(p, str(cache / "resnet18-f37072fd.pth"), "resnet18", "not a torchvision")
 
 
@@ -190,17 +239,26 @@ def test_missing_imagenet_file_names_torch_home_correctly(tmp_path, monkeypatch)
 def test_classification_weights_must_fit_including_classifier(tmp_path):
     from reidbox.modeling import build_model as bm
 
-    cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "classifier", "MODEL.BACKBONE.NAME",
-                             "densenet22_cifar", "TASK", "classification"])
+    cfg = load_config(
+        None,
+        [
+            "MODEL.META_ARCHITECTURE",
+            "classifier",
+            "MODEL.BACKBONE.NAME",
+            "densenet22_cifar",
+            "TASK",
+            "classification",
+        ],
+    )
     src = bm(cfg, num_classes=10)
     path = tmp_path / "c.pth"
     torch.save({"model": src.state_dict(), "num_classes": 10}, path)
     ok = bm(cfg, num_classes=10)
     assert load_model_weights(ok, str(path), skip_classifier=False).fits
     with pytest.raises(WeightsMismatchError, match="fc.weight"):
-        load_model_weights(bm(cfg, num_classes=100), str(path), skip_classifier=False,
-                           partial_key=None)
-
+        load_model_weights(
+            bm(cfg, num_classes=100), str(path), skip_classifier=False, partial_key=None
+        )
 
 
 def test_chain_step_weights_share_the_rules(trained, tmp_path):
@@ -208,20 +266,27 @@ def test_chain_step_weights_share_the_rules(trained, tmp_path):
 
     opts, final, _ = trained
     # another backbone between steps: one line naming the file and the opt-in
-    cfg50 = load_config(None, [o if o != "resnet18" else "resnet50" for o in opts] + [
-        "MODEL.WEIGHTS", str(tmp_path / "init50.pth")])
+    cfg50 = load_config(
+        None,
+        [o if o != "resnet18" else "resnet50" for o in opts]
+        + ["MODEL.WEIGHTS", str(tmp_path / "init50.pth")],
+    )
     with pytest.raises(WeightsMismatchError, match="MODEL.WEIGHTS_PARTIAL") as e:
         prepare_weights(cfg50, _ddp_file(final, tmp_path / "ddp.pth"))
     assert "resnet50" in str(e.value) and not os.path.exists(tmp_path / "init50.pth")
     # a designed transfer (PTL cells new on top of a plain model): the init file lists the
     # fresh tensors, and the step's strict load accepts exactly those
-    cfg = load_config(None, opts + ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.WEIGHTS",
-                                    str(tmp_path / "init.pth")])
+    cfg = load_config(
+        None, opts + ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.WEIGHTS", str(tmp_path / "init.pth")]
+    )
     report = prepare_weights(cfg, _ddp_file(final, tmp_path / "ddp2.pth"))
     model = build_model(cfg, num_classes=report["num_classes"])
     rep = load_model_weights(model, cfg.MODEL.WEIGHTS)
-    assert rep.fits and rep.fresh and all(k.startswith("ptl.") or k.startswith("reduction")
-                                          for k in rep.fresh)
+    assert (
+        rep.fits
+        and rep.fresh
+        and all(k.startswith("ptl.") or k.startswith("reduction") for k in rep.fresh)
+    )
     assert set(rep.loaded) | set(rep.fresh) | set(rep.classifier) == set(model.state_dict())
 
 

@@ -10,8 +10,9 @@ import pytest
 from reidbox.evaluation import evaluate_distmat
 
 GOLDEN = Path(__file__).parents[1] / "data" / "golden"
-MANIFEST = {Path(c["file"]).name: c for c in json.loads((GOLDEN / "manifest.json").read_text())
-            ["cases"]}
+MANIFEST = {
+    Path(c["file"]).name: c for c in json.loads((GOLDEN / "manifest.json").read_text())["cases"]
+}
 EVAL_CASES = sorted(k for k, v in MANIFEST.items() if v["kind"] == "evaluation")
 
 
@@ -23,7 +24,7 @@ def _case(name):
 
 def _close(got, ref, tol, nan_equal=False):
     ref = np.asarray(ref, dtype=np.float64)
-    got = np.asarray(got, dtype=np.float64)[..., :ref.shape[-1]] if ref.ndim else got
+    got = np.asarray(got, dtype=np.float64)[..., : ref.shape[-1]] if ref.ndim else got
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol["atol"], equal_nan=nan_equal)
 
 
@@ -102,8 +103,7 @@ def test_openreid_cuhk03_single_gallery_shot(name):
     _close(r.cmc, z["openreid_cmc_cuhk03"], tol["openreid_cmc_cuhk03"])
     _close(r.mAP, z["openreid_mean_ap"], tol["openreid_mean_ap"])
     other = _eval(args, "openreid_cuhk03", max_rank=T, seed=seed + 12345)
-    assert np.all(np.abs(other.cmc - z["port_sgs_openreid_expected"])
-                  <= _sgs_bound(z, "openreid"))
+    assert np.all(np.abs(other.cmc - z["port_sgs_openreid_expected"]) <= _sgs_bound(z, "openreid"))
 
 
 @pytest.mark.parametrize("name", EVAL_CASES)
@@ -115,8 +115,9 @@ def test_cuhk03_classic_is_torchreid_eval_cuhk03(name):
     _close(r.cmc, z["torchreid_cy_cuhk03_cmc"], tol["torchreid_cy_cuhk03_cmc"])
     _close(r.mAP, z["torchreid_cuhk03_mAP"], tol["torchreid_cuhk03_mAP"])
     other = _eval(args, "cuhk03_classic", max_rank=mrc, seed=seed + 777)
-    assert np.all(np.abs(other.cmc - z["port_sgs_torchreid_expected"])
-                  <= _sgs_bound(z, "torchreid"))
+    assert np.all(
+        np.abs(other.cmc - z["port_sgs_torchreid_expected"]) <= _sgs_bound(z, "torchreid")
+    )
     again = _eval(args, "cuhk03_classic", max_rank=mrc, seed=seed)
     assert np.array_equal(again.cmc, r.cmc)
 

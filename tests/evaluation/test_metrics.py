@@ -24,7 +24,7 @@ def _brute_market(D, qp, gp, qc, gc, max_rank, trapezoid=False):
         else:
             ap.append(np.mean(k / hits))
         inp.append(len(hits) / hits[-1])
-        cmc[hits[0] - 1:] += 1
+        cmc[hits[0] - 1 :] += 1
     return cmc / len(ap), np.mean(ap), np.mean(inp)
 
 
@@ -32,8 +32,9 @@ def test_single_match_at_rank_two_step_vs_trapezoid():
     D = np.array([[0.1, 0.2, 0.3]])
     args = (D, [1], [0, 1, 2], [0], [1, 1, 1])
     assert evaluate_distmat(*args, max_rank=3).mAP == pytest.approx(0.5)
-    assert evaluate_distmat(*args, protocol="market1501_official", max_rank=3).mAP == \
-        pytest.approx(0.25)
+    assert evaluate_distmat(*args, protocol="market1501_official", max_rank=3).mAP == pytest.approx(
+        0.25
+    )
 
 
 def test_sklearn_docstring_example_both_versions():
@@ -43,23 +44,52 @@ def test_sklearn_docstring_example_both_versions():
     args = (D, [7], [0, 1, 7, 7], [0], [1, 1, 1, 1])
     r = evaluate_distmat(*args, protocol="openreid_market1501", max_rank=4)
     assert r.mAP == pytest.approx(0.8333333333)
-    r = evaluate_distmat(*args, protocol="openreid_market1501", max_rank=4,
-                         ap_mode="sklearn_pre019")
+    r = evaluate_distmat(
+        *args, protocol="openreid_market1501", max_rank=4, ap_mode="sklearn_pre019"
+    )
     assert r.mAP == pytest.approx(0.7916666667)
 
 
-@pytest.mark.parametrize("dist,qids,gids,qcams,gcams,expected", [
-    # Open-ReID's published unit-test values for the allshots CMC (default ids and cameras).
-    ([[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [1, 2, 3, 4, 0]],
-     range(5), range(5), [0] * 5, [1] * 5, [0.6, 0.6, 0.8, 1.0, 1.0]),
-    (np.tile(np.arange(4), (4, 1)), [0, 0, 1, 1], [0, 0, 1, 1], [0] * 4, [1] * 4,
-     [0.5, 0.5, 1, 1]),
-    (np.tile(np.arange(5), (5, 1)), [0, 0, 0, 1, 1], [0, 0, 0, 1, 1], [0] * 5, [0, 1, 1, 1, 1],
-     [0.6, 0.6, 0.6, 1, 1]),
-])
+@pytest.mark.parametrize(
+    "dist,qids,gids,qcams,gcams,expected",
+    [
+        # Open-ReID's published unit-test values for the allshots CMC (default ids and cameras).
+        (
+            [[0, 1, 2, 3, 4], [1, 0, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [1, 2, 3, 4, 0]],
+            range(5),
+            range(5),
+            [0] * 5,
+            [1] * 5,
+            [0.6, 0.6, 0.8, 1.0, 1.0],
+        ),
+        (
+            np.tile(np.arange(4), (4, 1)),
+            [0, 0, 1, 1],
+            [0, 0, 1, 1],
+            [0] * 4,
+            [1] * 4,
+            [0.5, 0.5, 1, 1],
+        ),
+        (
+            np.tile(np.arange(5), (5, 1)),
+            [0, 0, 0, 1, 1],
+            [0, 0, 0, 1, 1],
+            [0] * 5,
+            [0, 1, 1, 1, 1],
+            [0.6, 0.6, 0.6, 1, 1],
+        ),
+    ],
+)
 def test_openreid_allshots_unit_values(dist, qids, gids, qcams, gcams, expected):
-    r = evaluate_distmat(np.asarray(dist, float), list(qids), list(gids), qcams, gcams,
-                         protocol="openreid_allshots", max_rank=len(expected))
+    r = evaluate_distmat(
+        np.asarray(dist, float),
+        list(qids),
+        list(gids),
+        qcams,
+        gcams,
+        protocol="openreid_allshots",
+        max_rank=len(expected),
+    )
     np.testing.assert_allclose(r.cmc, expected, atol=1e-12)
 
 
@@ -131,11 +161,14 @@ def test_results_table_formats_rows():
     assert r.to_dict()["rank1"] == 0.5
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(protocol="market"), "available: market1501"),
-    (dict(ap_mode="area"), "unknown ap_mode"),
-    (dict(max_rank=0), "max_rank"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(protocol="market"), "available: market1501"),
+        (dict(ap_mode="area"), "unknown ap_mode"),
+        (dict(max_rank=0), "max_rank"),
+    ],
+)
 def test_bad_options(kwargs, match):
     with pytest.raises((KeyError, ValueError), match=match):
         evaluate_distmat(np.zeros((1, 2)), [0], [0, 1], [0], [1, 1], **kwargs)
@@ -164,8 +197,9 @@ def test_float32_fast_path_equals_float64_path(seed):
     for proto in ("market1501", "market1501_official", "openreid_allshots"):
         for ap_mode in ("step", "sklearn_pre019"):
             a = evaluate_distmat(D, qp, gp, qc, gc, protocol=proto, ap_mode=ap_mode)
-            b = evaluate_distmat(D.astype(np.float64), qp, gp, qc, gc, protocol=proto,
-                                 ap_mode=ap_mode)
+            b = evaluate_distmat(
+                D.astype(np.float64), qp, gp, qc, gc, protocol=proto, ap_mode=ap_mode
+            )
             np.testing.assert_array_equal(a.cmc, b.cmc)
             np.testing.assert_array_equal(a.ap, b.ap)
             np.testing.assert_array_equal(a.inp, b.inp)
@@ -173,5 +207,6 @@ def test_float32_fast_path_equals_float64_path(seed):
 
 def test_minus_one_query_rejected_by_official_protocol():
     with pytest.raises(ValueError, match="pid -1"):
-        evaluate_distmat(np.zeros((1, 2)), [-1], [-1, 1], [0], [1, 1],
-                         protocol="market1501_official")
+        evaluate_distmat(
+            np.zeros((1, 2)), [-1], [-1, 1], [0], [1, 1], protocol="market1501_official"
+        )

@@ -13,8 +13,13 @@ from reidbox.engine import runner
 
 @pytest.mark.parametrize("protocol", ["market1501", "market1501_official"])
 def test_rank1_from_csv_equals_metrics_json(tiny_opts, protocol):
-    opts = tiny_opts[:-1] + [tiny_opts[-1] + protocol, "TEST.PROTOCOL", protocol,
-                             "TEST.TOPK_SAVE", "3"]
+    opts = tiny_opts[:-1] + [
+        tiny_opts[-1] + protocol,
+        "TEST.PROTOCOL",
+        protocol,
+        "TEST.TOPK_SAVE",
+        "3",
+    ]
     cfg = load_config(None, opts)
     runner.test(cfg, progress=False, vis_ranks=3)  # untrained: rank-1 well below 1
     out = runner.eval_dir(cfg, None)  # a test writes into its own eval/<settings>/ folder

@@ -32,11 +32,19 @@ def test_streaming_equals_full_matrix(metric, backend):
 
 def test_streaming_accepts_torch_tensors_and_protocol():
     qf, gf, qp, gp, qc, gc = _problem(1)
-    a = evaluate(torch.from_numpy(qf), torch.from_numpy(gf), torch.from_numpy(qp),
-                 torch.from_numpy(gp), torch.from_numpy(qc), torch.from_numpy(gc),
-                 protocol="cuhk03_classic", seed=4)
-    b = evaluate_distmat(pairwise_distance(qf, gf), qp, gp, qc, gc, protocol="cuhk03_classic",
-                         seed=4)
+    a = evaluate(
+        torch.from_numpy(qf),
+        torch.from_numpy(gf),
+        torch.from_numpy(qp),
+        torch.from_numpy(gp),
+        torch.from_numpy(qc),
+        torch.from_numpy(gc),
+        protocol="cuhk03_classic",
+        seed=4,
+    )
+    b = evaluate_distmat(
+        pairwise_distance(qf, gf), qp, gp, qc, gc, protocol="cuhk03_classic", seed=4
+    )
     np.testing.assert_allclose(a.cmc, b.cmc, atol=1e-12)
     assert a.protocol == "cuhk03_classic"
 
@@ -45,8 +53,7 @@ def test_streaming_rerank_equals_dense_rerank():
     qf, gf, qp, gp, qc, gc = _problem(2, m=30, n=150)
     ref = rerank(pairwise_distance(qf, gf), pairwise_distance(qf, qf), pairwise_distance(gf, gf))
     full = evaluate_distmat(ref, qp, gp, qc, gc)
-    r = evaluate(qf, gf, qp, gp, qc, gc, rerank=dict(k1=20, k2=6, lambda_value=0.3),
-                 chunk_size=8)
+    r = evaluate(qf, gf, qp, gp, qc, gc, rerank=dict(k1=20, k2=6, lambda_value=0.3), chunk_size=8)
     np.testing.assert_allclose(r.cmc, full.cmc, atol=1e-12)
     assert r.mAP == pytest.approx(full.mAP, abs=1e-9)
     plain = evaluate(qf, gf, qp, gp, qc, gc)

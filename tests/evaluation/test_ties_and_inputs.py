@@ -8,8 +8,7 @@ import torch
 from reidbox.evaluation import evaluate, evaluate_distmat
 from reidbox.retrieval import rank_lists
 
-PATHS = [("torch", 1), ("torch", 7), ("torch", None), ("faiss", 1), ("faiss", 7),
-         ("faiss", None)]
+PATHS = [("torch", 1), ("torch", 7), ("torch", None), ("faiss", 1), ("faiss", 7), ("faiss", None)]
 
 
 def _planted_negative_copies(m=40, d=64, seed=0):
@@ -61,27 +60,45 @@ def _exact64(qf, gf, metric):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("metric,protocol", [
-    ("euclidean", "market1501"), ("cosine", "market1501"),
-    ("sqeuclidean", "market1501_official"), ("cosine", "cuhk03_classic"),
-    ("euclidean", "openreid_market1501")])
+@pytest.mark.parametrize(
+    "metric,protocol",
+    [
+        ("euclidean", "market1501"),
+        ("cosine", "market1501"),
+        ("sqeuclidean", "market1501_official"),
+        ("cosine", "cuhk03_classic"),
+        ("euclidean", "openreid_market1501"),
+    ],
+)
 def test_property_planted_ties_same_on_every_path(seed, metric, protocol):
     qf, gf, qp, gp, qc, gc = _random_with_planted_ties(seed)
-    ref = evaluate_distmat(_exact64(qf, gf, metric), qp, gp, qc, gc, protocol=protocol,
-                           max_rank=20)
+    ref = evaluate_distmat(_exact64(qf, gf, metric), qp, gp, qc, gc, protocol=protocol, max_rank=20)
     assert 0.05 < ref.mAP < 0.95
     for backend, chunk in PATHS:
-        r = evaluate(qf, gf, qp, gp, qc, gc, metric=metric, backend=backend, chunk_size=chunk,
-                     protocol=protocol, max_rank=20)
+        r = evaluate(
+            qf,
+            gf,
+            qp,
+            gp,
+            qc,
+            gc,
+            metric=metric,
+            backend=backend,
+            chunk_size=chunk,
+            protocol=protocol,
+            max_rank=20,
+        )
         assert np.array_equal(r.cmc, ref.cmc), (backend, chunk)
         assert np.array_equal(r.ap, ref.ap, equal_nan=True), (backend, chunk)
         assert r.mAP == ref.mAP and r.mINP == ref.mINP, (backend, chunk)
-    lists = {(b, c): rank_lists(qf, gf, 12, metric, backend=b, chunk_size=c or 1024)[0]
-             for b, c in PATHS}
+    lists = {
+        (b, c): rank_lists(qf, gf, 12, metric, backend=b, chunk_size=c or 1024)[0] for b, c in PATHS
+    }
     first = lists[PATHS[0]]
     assert all(np.array_equal(first, x) for x in lists.values())
-    full = np.lexsort((np.tile(np.arange(len(gf)), (len(qf), 1)), _exact64(qf, gf, metric)),
-                      axis=1)[:, :12]
+    full = np.lexsort(
+        (np.tile(np.arange(len(gf)), (len(qf), 1)), _exact64(qf, gf, metric)), axis=1
+    )[:, :12]
     assert np.array_equal(first, full)
 
 
@@ -138,14 +155,16 @@ def test_bfloat16_and_half_distance_matrices_with_ties():
 
 def test_negative_stride_arrays():
     D, qp, gp, qc, gc = _tie_case()
-    ref = evaluate_distmat(np.ascontiguousarray(D[:, ::-1]), qp, gp[::-1].copy(), qc,
-                           gc[::-1].copy())
+    ref = evaluate_distmat(
+        np.ascontiguousarray(D[:, ::-1]), qp, gp[::-1].copy(), qc, gc[::-1].copy()
+    )
     r = evaluate_distmat(D[:, ::-1], qp[::1], gp[::-1], qc, gc[::-1])
     assert r.mAP == ref.mAP and np.array_equal(r.cmc, ref.cmc)
     qf = np.random.default_rng(0).normal(size=(6, 8)).astype(np.float32)
     ids = np.arange(6)
-    rr = evaluate(qf[::-1], qf[::-1], ids[::-1], ids[::-1], np.zeros(6, int)[::-1],
-                  np.ones(6, int)[::-1])
+    rr = evaluate(
+        qf[::-1], qf[::-1], ids[::-1], ids[::-1], np.zeros(6, int)[::-1], np.ones(6, int)[::-1]
+    )
     assert rr.mAP == 1.0
 
 
@@ -194,8 +213,7 @@ def test_counting_is_exact_at_both_ends_of_feature_quality(good):
     gf = torch.nn.functional.normalize(cent[gp] + torch.randn(n, d, generator=g), dim=1)
     qf = torch.nn.functional.normalize(cent[qp] + torch.randn(m, d, generator=g), dim=1)
     lab = (qp.numpy(), gp.numpy(), qc.numpy(), gc.numpy())
-    want_map, want_r1 = _stable_sort_reference(_exact64(qf.numpy(), gf.numpy(), "euclidean"),
-                                               *lab)
+    want_map, want_r1 = _stable_sort_reference(_exact64(qf.numpy(), gf.numpy(), "euclidean"), *lab)
     assert (want_map > 0.99) if good else (want_map < 0.05)
     for backend in ("torch", "faiss"):
         r = evaluate(qf, gf, *lab, backend=backend, chunk_size=50)

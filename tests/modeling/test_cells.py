@@ -43,7 +43,7 @@ def test_bconv_cell_matches_eq1_by_hand(stride):
     # One element fully by hand: a 3x3 window sum for the input gate at (0, 0, 1, 1).
     xp = F.pad(x, (1, 1, 1, 1))
     r, q = 1 * stride, 1 * stride
-    window = xp[0, :, r:r + 3, q:q + 3]
+    window = xp[0, :, r : r + 3, q : q + 3]
     i_pre = (cell.gates.weight[0] * window).sum() + cell.gates.bias[0]
     assert math.isclose(float(i_pre), float(pre[0, 0, 1, 1]), rel_tol=1e-9)
 
@@ -98,12 +98,18 @@ def test_bconv_cell_v2_equations_by_hand(stride):
     size = cell.state_size(x)
     c_prev = torch.randn(size, dtype=torch.double)
     h_prev = torch.tanh(torch.randn(size, dtype=torch.double))
-    recovered = F.conv_transpose2d(h_prev, cell.recover.weight, stride=stride, padding=1,
-                                   output_padding=(x.shape[2] - ((size[2] - 1) * stride - 2 + 3),
-                                                   x.shape[3] - ((size[3] - 1) * stride - 2 + 3)))
+    recovered = F.conv_transpose2d(
+        h_prev,
+        cell.recover.weight,
+        stride=stride,
+        padding=1,
+        output_padding=(
+            x.shape[2] - ((size[2] - 1) * stride - 2 + 3),
+            x.shape[3] - ((size[3] - 1) * stride - 2 + 3),
+        ),
+    )
     assert recovered.shape == x.shape  # hidden state mapped back to the input's shape
-    pre = _gate_preacts(cell.gates.weight, cell.gates.bias, torch.cat([x, recovered], 1),
-                        stride, 1)
+    pre = _gate_preacts(cell.gates.weight, cell.gates.bias, torch.cat([x, recovered], 1), stride, 1)
     i, f, o, g = pre.chunk(4, 1)
     c_hand = _sig(f) * c_prev + _sig(i) * torch.tanh(g)
     y_hand = _sig(o) * torch.tanh(c_hand)
@@ -157,10 +163,21 @@ def test_cell_init_key_reaches_every_cell_of_a_model():
     from reidbox.config import load_config
     from reidbox.modeling import build_model
 
-    for mode, ok in (("kaiming_normal", lambda b: torch.count_nonzero(b) == 0),
-                     ("pytorch_default", lambda b: torch.count_nonzero(b) > 0)):
-        cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.BACKBONE.NAME",
-                                 "resnet18", "MODEL.PTL.CELL_INIT", mode])
+    for mode, ok in (
+        ("kaiming_normal", lambda b: torch.count_nonzero(b) == 0),
+        ("pytorch_default", lambda b: torch.count_nonzero(b) > 0),
+    ):
+        cfg = load_config(
+            None,
+            [
+                "MODEL.META_ARCHITECTURE",
+                "ptl",
+                "MODEL.BACKBONE.NAME",
+                "resnet18",
+                "MODEL.PTL.CELL_INIT",
+                mode,
+            ],
+        )
         model = build_model(cfg, num_classes=5)
         cells = [c for _, c in model.ptl.named_cells()]
         assert len(cells) == 5 and all(ok(c.gates.bias) for c in cells)

@@ -15,8 +15,11 @@ from reidbox.modeling import ModelOutput, build_model
 from reidbox.modeling.ptl import LatentStateStore
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "**", "*.yml"), recursive=True)
-                 if os.sep + "_base_" + os.sep not in p)
+CONFIGS = sorted(
+    p
+    for p in glob.glob(os.path.join(ROOT, "**", "*.yml"), recursive=True)
+    if os.sep + "_base_" + os.sep not in p
+)
 # Tiny input with the configs' aspect ratio; ImageNet weights are not needed to build.
 NO_WEIGHTS = ["MODEL.BACKBONE.PRETRAINED", "False"]
 # The paper's ReID tables (I-IV): their recipe is checked below.
@@ -29,14 +32,29 @@ def _rel(p: str) -> str:
 
 def test_every_paper_table_has_configs():
     names = {_rel(p) for p in CONFIGS}
-    expected = {"msmt17/r50.yml", "msmt17/ptl_r50.yml", "msmt17/d161.yml", "msmt17/ptl_d161.yml",
-                "market1501/d161_b32.yml", "market1501/d161_b90.yml", "market1501/ptl_d161.yml",
-                "market1501/mgn.yml", "market1501/mgn_ptl.yml", "cuhk03/mgn_detected.yml",
-                "cuhk03/mgn_ptl_detected.yml", "cuhk03/mgn_labeled.yml",
-                "cuhk03/mgn_ptl_labeled.yml", "dukemtmcreid/mgn.yml", "dukemtmcreid/mgn_ptl.yml",
-                "msmt17/ptl_std_d161.yml", "market1501/ptl_std_d161.yml",
-                "market1501/mgn_ptl_code_state.yml", "cuhk03/mgn_ptl_code_state_detected.yml",
-                "cuhk03/mgn_ptl_code_state_labeled.yml", "dukemtmcreid/mgn_ptl_code_state.yml"}
+    expected = {
+        "msmt17/r50.yml",
+        "msmt17/ptl_r50.yml",
+        "msmt17/d161.yml",
+        "msmt17/ptl_d161.yml",
+        "market1501/d161_b32.yml",
+        "market1501/d161_b90.yml",
+        "market1501/ptl_d161.yml",
+        "market1501/mgn.yml",
+        "market1501/mgn_ptl.yml",
+        "cuhk03/mgn_detected.yml",
+        "cuhk03/mgn_ptl_detected.yml",
+        "cuhk03/mgn_labeled.yml",
+        "cuhk03/mgn_ptl_labeled.yml",
+        "dukemtmcreid/mgn.yml",
+        "dukemtmcreid/mgn_ptl.yml",
+        "msmt17/ptl_std_d161.yml",
+        "market1501/ptl_std_d161.yml",
+        "market1501/mgn_ptl_code_state.yml",
+        "cuhk03/mgn_ptl_code_state_detected.yml",
+        "cuhk03/mgn_ptl_code_state_labeled.yml",
+        "dukemtmcreid/mgn_ptl_code_state.yml",
+    }
     assert expected <= names
 
 
@@ -82,8 +100,12 @@ def small_teacher(tmp_path_factory):
     cfg = load_config(os.path.join(ROOT, "demo", "ptl.yml"), ["OUTPUT_DIR", str(out)])
     save_config(cfg, str(out))
     torch.save({"model": build_model(cfg, num_classes=5).state_dict()}, out / "model_final.pth")
-    return ["MODEL.STD.TEACHER_CONFIG", str(out / "config.yaml"),
-            "MODEL.STD.TEACHER_WEIGHTS", str(out / "model_final.pth")]
+    return [
+        "MODEL.STD.TEACHER_CONFIG",
+        str(out / "config.yaml"),
+        "MODEL.STD.TEACHER_WEIGHTS",
+        str(out / "model_final.pth"),
+    ]
 
 
 @pytest.mark.parametrize("paths", _model_groups(), ids=lambda ps: "+".join(ps))

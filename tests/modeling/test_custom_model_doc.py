@@ -53,23 +53,47 @@ def test_doc_python_example_builds_ptl_on_the_custom_backbone(plugin_dir):
 def test_doc_model_info_command(plugin_dir):
     cmd = next(c for c in _commands() if "tools/model_info.py" in c)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), ROOT]))
-    p = subprocess.run([sys.executable] + cmd[1:], capture_output=True, text=True, cwd=ROOT,
-                       env=env, timeout=300)
+    p = subprocess.run(
+        [sys.executable] + cmd[1:], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
     assert p.returncode == 0, p.stderr
-    assert "stages: stem(16ch, /2), block1(32ch, /4), block2(64ch, /8), block3(128ch, /8)" \
-        in p.stdout
+    assert (
+        "stages: stem(16ch, /2), block1(32ch, /4), block2(64ch, /8), block3(128ch, /8)" in p.stdout
+    )
 
 
 @pytest.mark.slow
 def test_doc_train_command_with_tiny_sizes(plugin_dir, tmp_path):
     cmd = next(c for c in _commands() if "tools/train_net.py" in c)
-    tiny = ["DATASETS.ROOT", str(tmp_path / "data"), "DATASETS.SYNTHETIC.NUM_TRAIN_IDS", "8",
-            "DATASETS.SYNTHETIC.NUM_TEST_IDS", "5", "DATASETS.SYNTHETIC.IMAGE_SIZE", "[32, 16]",
-            "INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]",
-            "SOLVER.MAX_EPOCHS", "1", "DATALOADER.NUM_WORKERS", "0",
-            "OUTPUT_DIR", str(tmp_path / "out"), "--no-progress"]
+    tiny = [
+        "DATASETS.ROOT",
+        str(tmp_path / "data"),
+        "DATASETS.SYNTHETIC.NUM_TRAIN_IDS",
+        "8",
+        "DATASETS.SYNTHETIC.NUM_TEST_IDS",
+        "5",
+        "DATASETS.SYNTHETIC.IMAGE_SIZE",
+        "[32, 16]",
+        "INPUT.SIZE_TRAIN",
+        "[32, 16]",
+        "INPUT.SIZE_TEST",
+        "[32, 16]",
+        "SOLVER.MAX_EPOCHS",
+        "1",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+        "OUTPUT_DIR",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), ROOT]))
-    p = subprocess.run([sys.executable] + cmd[1:] + tiny, capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=900)
+    p = subprocess.run(
+        [sys.executable] + cmd[1:] + tiny,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     assert (tmp_path / "out" / "metrics.json").is_file()

@@ -17,8 +17,12 @@ def test_densenet100_has_the_published_structure():
     assert len(convs) == 99
     # growth rate 12, compression 0.5: 24 -> 216 | 108 -> 300 | 150 -> 342
     spec = [(s.name, s.channels, s.stride) for s in [b.stem_spec, *b.stage_specs]]
-    assert spec == [("stem", 24, 1), ("denseblock1", 216, 1), ("denseblock2", 300, 2),
-                    ("denseblock3", 342, 4)]
+    assert spec == [
+        ("stem", 24, 1),
+        ("denseblock1", 216, 1),
+        ("denseblock2", 300, 2),
+        ("denseblock3", 342, 4),
+    ]
     assert convs[0].kernel_size == (3, 3) and convs[0].stride == (1, 1)  # CIFAR stem
     # DenseNet-BC-100 (k=12) has 0.8m parameters; ours without the classifier:
     assert 0.75e6 < sum(p.numel() for p in b.parameters()) < 0.78e6
@@ -40,8 +44,17 @@ def test_no_imagenet_weights():
 
 
 def test_drop_rate_reaches_the_dense_layers():
-    cfg = load_config(None, ["MODEL.META_ARCHITECTURE", "classifier", "MODEL.BACKBONE.NAME",
-                             "densenet10_cifar", "MODEL.BACKBONE.DROP_RATE", "0.2"])
+    cfg = load_config(
+        None,
+        [
+            "MODEL.META_ARCHITECTURE",
+            "classifier",
+            "MODEL.BACKBONE.NAME",
+            "densenet10_cifar",
+            "MODEL.BACKBONE.DROP_RATE",
+            "0.2",
+        ],
+    )
     model = build_model(cfg, num_classes=10)
     rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     assert rates == {0.2}
@@ -57,8 +70,11 @@ def _convs_followed_by_dropout(backbone):
     """Order in which convs and dropouts run in training: (number of dense/transition convs,
     number of those whose output goes straight into a dropout)."""
     events = []
-    hooks = [m.register_forward_hook(lambda m, i, o: events.append(m))
-             for m in backbone.modules() if isinstance(m, (nn.Conv2d, nn.Dropout))]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: events.append(m))
+        for m in backbone.modules()
+        if isinstance(m, (nn.Conv2d, nn.Dropout))
+    ]
     backbone.train()
     with torch.no_grad():
         backbone(torch.randn(2, 3, 32, 32))
@@ -91,15 +107,32 @@ def test_dense_layer_names_are_torchvisions():
 
 
 def _cfg(arch, cell="v1", hidden="[16]"):
-    return load_config(None, [
-        "TASK", "classification", "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME",
-        "densenet10_cifar", "MODEL.BACKBONE.LAST_STRIDE", "2",
-        "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
-        "MODEL.PTL.CLASSIFIER_HIDDEN", hidden, "MODEL.LOSSES.CE.EPSILON", "0.0"])
+    return load_config(
+        None,
+        [
+            "TASK",
+            "classification",
+            "MODEL.META_ARCHITECTURE",
+            arch,
+            "MODEL.BACKBONE.NAME",
+            "densenet10_cifar",
+            "MODEL.BACKBONE.LAST_STRIDE",
+            "2",
+            "MODEL.PTL.CELL",
+            cell,
+            "MODEL.PTL.FEAT_DIM",
+            "0",
+            "MODEL.PTL.CLASSIFIER_HIDDEN",
+            hidden,
+            "MODEL.LOSSES.CE.EPSILON",
+            "0.0",
+        ],
+    )
 
 
-@pytest.mark.parametrize("arch,cell", [("classifier", "v1"), ("ptl_classifier", "v1"),
-                                       ("ptl_classifier", "v2")])
+@pytest.mark.parametrize(
+    "arch,cell", [("classifier", "v1"), ("ptl_classifier", "v1"), ("ptl_classifier", "v2")]
+)
 def test_classifiers_return_logits_in_eval_and_train(arch, cell):
     torch.manual_seed(0)
     model = build_model(_cfg(arch, cell), num_classes=7)

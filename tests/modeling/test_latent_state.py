@@ -79,9 +79,14 @@ def test_tuple_states_of_v2_cells_and_shape_change_starts_fresh():
     assert (c == 0).all() and (h == 0).all()
 
 
-@pytest.mark.parametrize("kwargs,key", [({"mode": "keep"}, "STATE_MODE"),
-                                        ({"shape": "global"}, "STATE_SHAPE"),
-                                        ({"init": "ones"}, "STATE_INIT")])
+@pytest.mark.parametrize(
+    "kwargs,key",
+    [
+        ({"mode": "keep"}, "STATE_MODE"),
+        ({"shape": "global"}, "STATE_SHAPE"),
+        ({"init": "ones"}, "STATE_INIT"),
+    ],
+)
 def test_bad_settings_name_the_config_key(kwargs, key):
     with pytest.raises(ValueError, match=key):
         LatentStateStore(**kwargs)
@@ -89,4 +94,7 @@ def test_bad_settings_name_the_config_key(kwargs, key):
 
 def test_info_records_the_settings():
     assert LatentStateStore("reset_each_batch", "batch_mean", "normal").info() == {
-        "state_mode": "reset_each_batch", "state_shape": "batch_mean", "state_init": "normal"}
+        "state_mode": "reset_each_batch",
+        "state_shape": "batch_mean",
+        "state_init": "normal",
+    }

@@ -14,8 +14,18 @@ SIZE = (96, 32)
 
 def _model(arch="mgn", *opts, num_classes=6):
     torch.manual_seed(0)
-    cfg = load_config(None, ["MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME", "resnet18",
-                             "MODEL.LOSSES.NAMES", "['cross_entropy', 'triplet']", *opts])
+    cfg = load_config(
+        None,
+        [
+            "MODEL.META_ARCHITECTURE",
+            arch,
+            "MODEL.BACKBONE.NAME",
+            "resnet18",
+            "MODEL.LOSSES.NAMES",
+            "['cross_entropy', 'triplet']",
+            *opts,
+        ],
+    )
     return build_model(cfg, num_classes=num_classes)
 
 
@@ -88,11 +98,15 @@ def test_mgn_ptl_cells_per_branch_and_state():
 
 
 def test_mgn_ptl_explicit_code_channels():
-    model = _model("mgn_ptl", "MODEL.PTL.CELL_CHANNELS", "[32, 64, 256, 512, 128]",
-                   "MODEL.PTL.FUSE_CHANNELS", "[64, 128, 256, 512]")
+    model = _model(
+        "mgn_ptl",
+        "MODEL.PTL.CELL_CHANNELS",
+        "[32, 64, 256, 512, 128]",
+        "MODEL.PTL.FUSE_CHANNELS",
+        "[64, 128, 256, 512]",
+    )
     assert [f[0].out_channels for f in model.ptl.fuses] == [64, 128, 256, 512]
-    assert [c.out_channels for _, c in model.ptl.named_cells()] == [32, 64, 256, 512, 128, 128,
-                                                                     128]
+    assert [c.out_channels for _, c in model.ptl.named_cells()] == [32, 64, 256, 512, 128, 128, 128]
     with pytest.raises(ValueError, match="CELL_CHANNELS needs 5"):
         _model("mgn_ptl", "MODEL.PTL.CELL_CHANNELS", "[32, 64]")
 

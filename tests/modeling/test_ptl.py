@@ -17,8 +17,9 @@ SIZE = (64, 32)
 
 
 def _cfg(*opts):
-    return load_config(None, ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.BACKBONE.NAME",
-                              "resnet18", *opts])
+    return load_config(
+        None, ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.BACKBONE.NAME", "resnet18", *opts]
+    )
 
 
 def _model(*opts, num_classes=5):
@@ -86,8 +87,11 @@ def test_epoch_reset_restores_fresh_behaviour():
 
 def test_state_is_not_in_state_dict_nor_buffers_nor_parameters():
     model = _model().train()
-    keys, n_buf, n_par = set(model.state_dict()), len(list(model.buffers())), \
-        len(list(model.parameters()))
+    keys, n_buf, n_par = (
+        set(model.state_dict()),
+        len(list(model.buffers())),
+        len(list(model.parameters())),
+    )
     with torch.no_grad():
         for x in _batches():
             model(x)
@@ -153,21 +157,26 @@ def test_smaller_last_batch_and_larger_batch_in_training():
     assert model.ptl.state.get("image_cell").shape[0] == 6
 
 
-@pytest.mark.parametrize("shape,init,cell", [("batch_mean", "zeros", "v1"),
-                                             ("per_sample", "normal", "v1"),
-                                             ("per_sample", "zeros", "v2"),
-                                             ("batch_mean", "normal", "v2")])
+@pytest.mark.parametrize(
+    "shape,init,cell",
+    [
+        ("batch_mean", "zeros", "v1"),
+        ("per_sample", "normal", "v1"),
+        ("per_sample", "zeros", "v2"),
+        ("batch_mean", "normal", "v2"),
+    ],
+)
 def test_state_variants_train_and_backward(shape, init, cell):
-    model = _model("MODEL.PTL.STATE_SHAPE", shape, "MODEL.PTL.STATE_INIT", init,
-                   "MODEL.PTL.CELL", cell).train()
+    model = _model(
+        "MODEL.PTL.STATE_SHAPE", shape, "MODEL.PTL.STATE_INIT", init, "MODEL.PTL.CELL", cell
+    ).train()
     for x in _batches(2):
         out = model(x)
         loss = sum(model.compute_losses(out, torch.tensor([0, 0, 1, 1])).values())
         loss.backward()
     assert model.ptl.cells[0].gates.weight.grad is not None
     info = model.ptl_state_info()
-    assert info == {"cell": cell, "state_mode": "carry", "state_shape": shape,
-                    "state_init": init}
+    assert info == {"cell": cell, "state_mode": "carry", "state_shape": shape, "state_init": init}
     state = model.ptl.state.get("image_cell")
     if cell == "v2":
         assert isinstance(state, tuple) and len(state) == 2
@@ -192,9 +201,11 @@ def test_cells_follow_the_measured_stage_strides():
 def _odd_backbone() -> StagedBackbone:
     """A tiny made-up backbone: odd channel counts, a stride-3 stage that pools with floor."""
     stem = nn.Sequential(nn.Conv2d(3, 5, 3, stride=2, padding=1), nn.ReLU())
-    stages = [("a", nn.Sequential(nn.Conv2d(5, 7, 3, padding=1), nn.ReLU())),
-              ("b", nn.Sequential(nn.Conv2d(7, 11, 3, padding=1), nn.AvgPool2d(3))),
-              ("c", nn.Sequential(nn.Conv2d(11, 13, 3, stride=2, padding=1), nn.ReLU()))]
+    stages = [
+        ("a", nn.Sequential(nn.Conv2d(5, 7, 3, padding=1), nn.ReLU())),
+        ("b", nn.Sequential(nn.Conv2d(7, 11, 3, padding=1), nn.AvgPool2d(3))),
+        ("c", nn.Sequential(nn.Conv2d(11, 13, 3, stride=2, padding=1), nn.ReLU())),
+    ]
     return StagedBackbone(stem, stages, probe_size=(48, 48))
 
 
@@ -212,8 +223,13 @@ def test_wraps_a_custom_staged_backbone_without_code_changes():
 
 
 # DenseNet-161 is also wrapped, trained one step, by the ptl_d161 configs in test_configs.py.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "densenet161"
-                                  else n for n in BACKBONES.names()])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n == "densenet161" else n
+        for n in BACKBONES.names()
+    ],
+)
 def test_ptl_wraps_every_registered_backbone(name):
     cfg = _cfg("MODEL.BACKBONE.NAME", name)
     model = build_model(cfg, num_classes=4)
@@ -230,7 +246,10 @@ def test_measured_stage_specs_match_a_dummy_forward(name, last_stride):
     with torch.no_grad():
         h = bb.stem(x)
         assert (h.shape[1], 96 // h.shape[2], 64 // h.shape[3]) == (
-            bb.stem_spec.channels, bb.stem_spec.stride, bb.stem_spec.stride)
+            bb.stem_spec.channels,
+            bb.stem_spec.stride,
+            bb.stem_spec.stride,
+        )
         outs = bb.forward_stages(x)
     for spec, o in zip(bb.stage_specs, outs):
         assert o.shape[1] == spec.channels

@@ -26,8 +26,9 @@ def test_last_stride_other_than_1_or_2_is_refused_by_every_family(name):
         build_backbone(name, last_stride=3)
 
 
-@pytest.mark.parametrize("name,size,full", [("resnet18", 64, 32), ("densenet121", 64, 32),
-                                            ("densenet10_cifar", 32, 4)])
+@pytest.mark.parametrize(
+    "name,size,full", [("resnet18", 64, 32), ("densenet121", 64, 32), ("densenet10_cifar", 32, 4)]
+)
 def test_last_stride_one_halves_only_the_last_stage(name, size, full):
     strides = {}
     for ls in (1, 2):

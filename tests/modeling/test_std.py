@@ -14,9 +14,20 @@ from reidbox.modeling.output import ModelOutput
 from reidbox.utils.checkpoint import atomic_save
 from tests.conftest import TINY_OPTS
 
-PTL_OPTS = ["MODEL.META_ARCHITECTURE", "ptl", "MODEL.PTL.FEAT_DIM", "32",
-            "MODEL.PTL.CLASSIFIER_HIDDEN", "[16]", "MODEL.BACKBONE.NAME", "resnet18",
-            "INPUT.SIZE_TEST", "[32, 16]", "DEVICE", "cpu"]
+PTL_OPTS = [
+    "MODEL.META_ARCHITECTURE",
+    "ptl",
+    "MODEL.PTL.FEAT_DIM",
+    "32",
+    "MODEL.PTL.CLASSIFIER_HIDDEN",
+    "[16]",
+    "MODEL.BACKBONE.NAME",
+    "resnet18",
+    "INPUT.SIZE_TEST",
+    "[32, 16]",
+    "DEVICE",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +43,26 @@ def teacher_files(tmp_path_factory):
 
 
 def std_cfg(teacher_files, lam, extra=()):
-    return load_config(None, ["MODEL.META_ARCHITECTURE", "std", "MODEL.LOSSES.NAMES", "['std']",
-                              "MODEL.BACKBONE.NAME", "resnet18", "MODEL.STD.LAMBDA", str(lam),
-                              "MODEL.STD.TEACHER_CONFIG", teacher_files[0],
-                              "MODEL.STD.TEACHER_WEIGHTS", teacher_files[1],
-                              "MODEL.LOSSES.CE.EPSILON", "0.0", *extra])
+    return load_config(
+        None,
+        [
+            "MODEL.META_ARCHITECTURE",
+            "std",
+            "MODEL.LOSSES.NAMES",
+            "['std']",
+            "MODEL.BACKBONE.NAME",
+            "resnet18",
+            "MODEL.STD.LAMBDA",
+            str(lam),
+            "MODEL.STD.TEACHER_CONFIG",
+            teacher_files[0],
+            "MODEL.STD.TEACHER_WEIGHTS",
+            teacher_files[1],
+            "MODEL.LOSSES.CE.EPSILON",
+            "0.0",
+            *extra,
+        ],
+    )
 
 
 def _step(model, images, targets, terms=None):
@@ -118,11 +144,27 @@ def test_projection_matches_teacher_width(teacher_files):
 
 def test_clear_errors():
     with pytest.raises(ConfigError, match="TEACHER_CONFIG"):
-        build_model(load_config(None, ["MODEL.META_ARCHITECTURE", "std", "MODEL.LOSSES.NAMES",
-                                       "['std']", "MODEL.BACKBONE.NAME", "resnet18"]), 5)
+        build_model(
+            load_config(
+                None,
+                [
+                    "MODEL.META_ARCHITECTURE",
+                    "std",
+                    "MODEL.LOSSES.NAMES",
+                    "['std']",
+                    "MODEL.BACKBONE.NAME",
+                    "resnet18",
+                ],
+            ),
+            5,
+        )
     with pytest.raises(ConfigError, match="needs the 'std' loss"):
-        build_model(load_config(None, ["MODEL.META_ARCHITECTURE", "std",
-                                       "MODEL.BACKBONE.NAME", "resnet18"]), 5)
+        build_model(
+            load_config(
+                None, ["MODEL.META_ARCHITECTURE", "std", "MODEL.BACKBONE.NAME", "resnet18"]
+            ),
+            5,
+        )
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         STDLoss(lam=1.5)
     out = ModelOutput(features=torch.zeros(2, 3), logits=torch.zeros(2, 4))
@@ -131,12 +173,19 @@ def test_clear_errors():
     # the plain loss call is the sum of the acting terms
     out.extras["teacher_features"] = torch.ones(2, 3)
     assert STDLoss(lam=0.25)(out, torch.tensor([0, 1])).item() == pytest.approx(
-        0.75 * torch.log(torch.tensor(4.0)).item() + 0.25)
+        0.75 * torch.log(torch.tensor(4.0)).item() + 0.25
+    )
 
 
 def test_std_trains_end_to_end_and_records_lambda(teacher_files, market_root, tmp_path):
-    opts = TINY_OPTS + ["DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "std"),
-                        "SOLVER.MAX_EPOCHS", "1"]
+    opts = TINY_OPTS + [
+        "DATASETS.ROOT",
+        market_root,
+        "OUTPUT_DIR",
+        str(tmp_path / "std"),
+        "SOLVER.MAX_EPOCHS",
+        "1",
+    ]
     cfg = std_cfg(teacher_files, 0.5, opts)
     runner.train(cfg, progress=False)
     with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")) as f:

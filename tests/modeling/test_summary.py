@@ -16,12 +16,16 @@ TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "model_info.
 
 def _build(arch, n=9):
     torch.manual_seed(0)
-    return build_model(load_config(None, ["MODEL.META_ARCHITECTURE", arch,
-                                          "MODEL.BACKBONE.NAME", "resnet18"]), num_classes=n)
+    return build_model(
+        load_config(None, ["MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME", "resnet18"]),
+        num_classes=n,
+    )
 
 
-@pytest.mark.parametrize("arch,classifier", [("baseline", "head.classifier"),
-                                             ("ptl", "classifier"), ("mgn", "classifiers")])
+@pytest.mark.parametrize(
+    "arch,classifier",
+    [("baseline", "head.classifier"), ("ptl", "classifier"), ("mgn", "classifiers")],
+)
 def test_test_time_params_exclude_exactly_the_classifiers(arch, classifier):
     model = _build(arch)
     cls = model.get_submodule(classifier)
@@ -55,20 +59,34 @@ def test_summary_leaves_the_model_as_it_was():
 
 def test_model_info_tool(capsys):
     main = runpy.run_path(TOOL, run_name="model_info")["main"]
-    assert main(["--json", "--num-classes", "5", "MODEL.META_ARCHITECTURE", "ptl",
-                 "MODEL.BACKBONE.NAME", "resnet18"]) == 0
+    assert (
+        main(
+            [
+                "--json",
+                "--num-classes",
+                "5",
+                "MODEL.META_ARCHITECTURE",
+                "ptl",
+                "MODEL.BACKBONE.NAME",
+                "resnet18",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["num_classes"] == 5 and out["model"] == "PTL"
     assert out["params_m"] > out["test_params_m"] > 11
 
 
-@pytest.mark.parametrize("config,num_classes,note", [
-    ("configs/market1501/ptl_d161.yml", 751, "ImageNet weights not loaded"),  # PRETRAINED True
-    ("configs/cifar10/ptl_densenet100.yml", 10, None),  # classes of CIFAR, no --num-classes
-    ("configs/std/table6/lambda_08.yml", 1041, "teacher config"),  # teacher not trained yet
-])
-def test_model_info_needs_no_weight_file(config, num_classes, note, tmp_path, monkeypatch,
-                                         capsys):
+@pytest.mark.parametrize(
+    "config,num_classes,note",
+    [
+        ("configs/market1501/ptl_d161.yml", 751, "ImageNet weights not loaded"),  # PRETRAINED True
+        ("configs/cifar10/ptl_densenet100.yml", 10, None),  # classes of CIFAR, no --num-classes
+        ("configs/std/table6/lambda_08.yml", 1041, "teacher config"),  # teacher not trained yet
+    ],
+)
+def test_model_info_needs_no_weight_file(config, num_classes, note, tmp_path, monkeypatch, capsys):
     """Counting parameters reads no weight file: ImageNet, MODEL.WEIGHTS or an STD teacher."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     monkeypatch.chdir(os.path.join(os.path.dirname(TOOL), ".."))

@@ -11,8 +11,9 @@ from reidbox.evaluation import evaluate_distmat
 from reidbox.retrieval import pairwise_distance, rerank, rerank_features
 
 GOLDEN = Path(__file__).parents[1] / "data" / "golden"
-MANIFEST = {Path(c["file"]).name: c for c in json.loads((GOLDEN / "manifest.json").read_text())
-            ["cases"]}
+MANIFEST = {
+    Path(c["file"]).name: c for c in json.loads((GOLDEN / "manifest.json").read_text())["cases"]
+}
 CASES = sorted(k for k, v in MANIFEST.items() if v["kind"] == "rerank")
 
 
@@ -29,8 +30,14 @@ def test_golden_rerank(name, tag):
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol[f"rerank_{tag}"]["atol"])
     feat = rerank_features(z["qf"], z["gf"], **params)
     np.testing.assert_allclose(feat, ref, rtol=0, atol=tol[f"rerank_{tag}"]["atol"])
-    r = evaluate_distmat(out.astype(np.float64), z["q_pids"], z["g_pids"], z["q_camids"],
-                         z["g_camids"], max_rank=int(z["torchreid_max_rank"]))
+    r = evaluate_distmat(
+        out.astype(np.float64),
+        z["q_pids"],
+        z["g_pids"],
+        z["q_camids"],
+        z["g_camids"],
+        max_rank=int(z["torchreid_max_rank"]),
+    )
     np.testing.assert_allclose(r.mAP, z[f"torchreid_market_mAP_rerank_{tag}"], atol=1e-9)
     np.testing.assert_allclose(r.cmc, z[f"torchreid_market_cmc_rerank_{tag}"], atol=1e-6)
 
@@ -42,8 +49,14 @@ def test_feature_path_equals_dense_path(metric):
     gid, qid = rng.integers(0, 20, 160), rng.integers(0, 20, 25)
     gf = cent[gid] + 0.8 * rng.normal(size=(160, 24))
     qf = cent[qid] + 0.8 * rng.normal(size=(25, 24))
-    dense = rerank(pairwise_distance(qf, gf, metric), pairwise_distance(qf, qf, metric),
-                   pairwise_distance(gf, gf, metric), k1=15, k2=4, lambda_value=0.2)
+    dense = rerank(
+        pairwise_distance(qf, gf, metric),
+        pairwise_distance(qf, qf, metric),
+        pairwise_distance(gf, gf, metric),
+        k1=15,
+        k2=4,
+        lambda_value=0.2,
+    )
     feat = rerank_features(qf, gf, k1=15, k2=4, lambda_value=0.2, metric=metric, chunk_size=17)
     np.testing.assert_allclose(feat, dense, atol=1e-5)
 
@@ -82,8 +95,9 @@ def test_torchreid_input_reproduces_torchreid_engine(name):
     cfg.TEST.RERANK.INPUT = "reference"
     ref = evaluate(z["qf"], z["gf"], *labels, **EvalSettings.from_config(cfg).metric_kwargs())
     plain = rerank(z["q_g_dist"], z["q_q_dist"], z["g_g_dist"], k1=7, k2=3)
-    assert ref.mAP == pytest.approx(evaluate_distmat(plain.astype(np.float64), *labels,
-                                                     max_rank=mr).mAP, abs=1e-9)
+    assert ref.mAP == pytest.approx(
+        evaluate_distmat(plain.astype(np.float64), *labels, max_rank=mr).mAP, abs=1e-9
+    )
     cfg.TEST.RERANK.INPUT = "fastreid"
     with pytest.raises(ValueError, match="TEST.RERANK.INPUT"):
         EvalSettings.from_config(cfg).metric_kwargs()

@@ -36,8 +36,9 @@ Needle = Union[str, Tuple[str, ...]]  # a tuple: any one of them
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}",
-                                                  os.path.join(ROOT, "tools", f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(
+        f"_tool_{name}", os.path.join(ROOT, "tools", f"{name}.py")
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.main
@@ -209,101 +210,222 @@ TRAIN = "train_net"
 M = "model_final.pth"
 CASES = [
     # 7. tracebacks before the change
-    Case("DATALOADER.NUM_INSTANCES 0", TRAIN,
-         lambda e: e.opts() + ["DATALOADER.NUM_INSTANCES", "0"],
-         lambda e: ["DATALOADER.NUM_INSTANCES is 0", "[1, inf)"]),
-    Case("SOLVER.IMS_PER_BATCH 0", TRAIN, lambda e: e.opts() + ["SOLVER.IMS_PER_BATCH", "0"],
-         lambda e: ["SOLVER.IMS_PER_BATCH is 0", "e.g. SOLVER.IMS_PER_BATCH 1"]),
-    Case("SOLVER.MAX_EPOCHS 0", TRAIN, lambda e: e.opts() + ["SOLVER.MAX_EPOCHS", "0"],
-         lambda e: ["SOLVER.MAX_EPOCHS is 0", "e.g. SOLVER.MAX_EPOCHS 1"]),
-    Case("OUTPUT_DIR under a file", TRAIN,
-         lambda e: e.opts(out=os.path.join(e.run, "metrics.json", "sub")),
-         lambda e: [os.path.join(e.run, "metrics.json"), "choose a writable folder"]),
-    Case("OUTPUT_DIR on a read-only file system", TRAIN, lambda e: e.opts(out=_readonly_dir(e)),
-         lambda e: [("/sys/reidbox_catalogue_out", "readonly"), ("writable",)]),
-    Case("disk full", TRAIN, lambda e: e.opts(out=os.path.join(e.tmp, "full")),
-         lambda e: [os.path.join(e.tmp, "full"), "No space left", "free disk space"],
-         fault=disk_full, after=lambda e: _no_temps(os.path.join(e.tmp, "full"))),
-    Case("--resume over a checkpoint of another architecture", TRAIN,
-         lambda e: ["--resume"] + e.opts() + ["MODEL.META_ARCHITECTURE", "ptl"],
-         lambda e: [("checkpoint_0002.pth", "MODEL.META_ARCHITECTURE"),
-                    ("another architecture", "differ", "OUTPUT_DIR")]),
-    Case("--resume over a checkpoint of another identity count", TRAIN,
-         lambda e: ["--resume"] + e.opts(root=_other_ids_root(e)),
-         lambda e: [("checkpoint_0002.pth", "identities"), ("identities", "OUTPUT_DIR")]),
-    Case("export --output an existing folder", "export",
-         lambda e: ["--format", "torchscript", "--output", os.path.join(e.run, "tb")]
-         + e.opts() + ["MODEL.WEIGHTS", os.path.join(e.run, M)],
-         lambda e: [os.path.join(e.run, "tb"), "folder"]),
-    Case("export --output under a file", "export",
-         lambda e: ["--format", "torchscript", "--output",
-                    os.path.join(e.run, "metrics.json", "m.pt")]
-         + e.opts() + ["MODEL.WEIGHTS", os.path.join(e.run, M)],
-         lambda e: [os.path.join(e.run, "metrics.json"), ("file", "folder")]),
-    Case("visualize_ranks --out a file", "visualize_ranks",
-         lambda e: ["--no-progress", "--out", os.path.join(e.run, "metrics.json")]
-         + e.opts() + ["MODEL.WEIGHTS", os.path.join(e.run, M)],
-         lambda e: [os.path.join(e.run, "metrics.json"), ("folder", "file")]),
-    Case("collect_results --out an existing folder", "collect_results",
-         lambda e: [e.run, "--out", os.path.join(e.run, "tb")],
-         lambda e: [os.path.join(e.run, "tb"), "folder"]),
-    Case("empty gallery", "test_net",
-         lambda e: ["--no-progress"] + e.opts(root=e.market_variant(
-             "nogallery", lambda r: _empty(os.path.join(r, "bounding_box_test"))))
-         + ["MODEL.WEIGHTS", os.path.join(e.run, M)],
-         lambda e: [("bounding_box_test", "gallery"), ("add", "image")]),
+    Case(
+        "DATALOADER.NUM_INSTANCES 0",
+        TRAIN,
+        lambda e: e.opts() + ["DATALOADER.NUM_INSTANCES", "0"],
+        lambda e: ["DATALOADER.NUM_INSTANCES is 0", "[1, inf)"],
+    ),
+    Case(
+        "SOLVER.IMS_PER_BATCH 0",
+        TRAIN,
+        lambda e: e.opts() + ["SOLVER.IMS_PER_BATCH", "0"],
+        lambda e: ["SOLVER.IMS_PER_BATCH is 0", "e.g. SOLVER.IMS_PER_BATCH 1"],
+    ),
+    Case(
+        "SOLVER.MAX_EPOCHS 0",
+        TRAIN,
+        lambda e: e.opts() + ["SOLVER.MAX_EPOCHS", "0"],
+        lambda e: ["SOLVER.MAX_EPOCHS is 0", "e.g. SOLVER.MAX_EPOCHS 1"],
+    ),
+    Case(
+        "OUTPUT_DIR under a file",
+        TRAIN,
+        lambda e: e.opts(out=os.path.join(e.run, "metrics.json", "sub")),
+        lambda e: [os.path.join(e.run, "metrics.json"), "choose a writable folder"],
+    ),
+    Case(
+        "OUTPUT_DIR on a read-only file system",
+        TRAIN,
+        lambda e: e.opts(out=_readonly_dir(e)),
+        lambda e: [("/sys/reidbox_catalogue_out", "readonly"), ("writable",)],
+    ),
+    Case(
+        "disk full",
+        TRAIN,
+        lambda e: e.opts(out=os.path.join(e.tmp, "full")),
+        lambda e: [os.path.join(e.tmp, "full"), "No space left", "free disk space"],
+        fault=disk_full,
+        after=lambda e: _no_temps(os.path.join(e.tmp, "full")),
+    ),
+    Case(
+        "--resume over a checkpoint of another architecture",
+        TRAIN,
+        lambda e: ["--resume"] + e.opts() + ["MODEL.META_ARCHITECTURE", "ptl"],
+        lambda e: [
+            ("checkpoint_0002.pth", "MODEL.META_ARCHITECTURE"),
+            ("another architecture", "differ", "OUTPUT_DIR"),
+        ],
+    ),
+    Case(
+        "--resume over a checkpoint of another identity count",
+        TRAIN,
+        lambda e: ["--resume"] + e.opts(root=_other_ids_root(e)),
+        lambda e: [("checkpoint_0002.pth", "identities"), ("identities", "OUTPUT_DIR")],
+    ),
+    Case(
+        "export --output an existing folder",
+        "export",
+        lambda e: (
+            ["--format", "torchscript", "--output", os.path.join(e.run, "tb")]
+            + e.opts()
+            + ["MODEL.WEIGHTS", os.path.join(e.run, M)]
+        ),
+        lambda e: [os.path.join(e.run, "tb"), "folder"],
+    ),
+    Case(
+        "export --output under a file",
+        "export",
+        lambda e: (
+            ["--format", "torchscript", "--output", os.path.join(e.run, "metrics.json", "m.pt")]
+            + e.opts()
+            + ["MODEL.WEIGHTS", os.path.join(e.run, M)]
+        ),
+        lambda e: [os.path.join(e.run, "metrics.json"), ("file", "folder")],
+    ),
+    Case(
+        "visualize_ranks --out a file",
+        "visualize_ranks",
+        lambda e: (
+            ["--no-progress", "--out", os.path.join(e.run, "metrics.json")]
+            + e.opts()
+            + ["MODEL.WEIGHTS", os.path.join(e.run, M)]
+        ),
+        lambda e: [os.path.join(e.run, "metrics.json"), ("folder", "file")],
+    ),
+    Case(
+        "collect_results --out an existing folder",
+        "collect_results",
+        lambda e: [e.run, "--out", os.path.join(e.run, "tb")],
+        lambda e: [os.path.join(e.run, "tb"), "folder"],
+    ),
+    Case(
+        "empty gallery",
+        "test_net",
+        lambda e: (
+            ["--no-progress"]
+            + e.opts(
+                root=e.market_variant(
+                    "nogallery", lambda r: _empty(os.path.join(r, "bounding_box_test"))
+                )
+            )
+            + ["MODEL.WEIGHTS", os.path.join(e.run, M)]
+        ),
+        lambda e: [("bounding_box_test", "gallery"), ("add", "image")],
+    ),
     # 8. silently accepted before the change
-    Case("dataset with 1 identity", TRAIN,
-         lambda e: e.opts(root=e.market_variant("oneid", _one_identity)),
-         lambda e: ["1 identit", ("at least 2", "two")]),
-    Case("SOLVER.MAX_EPOCHS -1", TRAIN, lambda e: e.opts() + ["SOLVER.MAX_EPOCHS", "-1"],
-         lambda e: ["SOLVER.MAX_EPOCHS is -1", "[1, inf)"]),
-    Case("export without weights", "export",
-         lambda e: ["--format", "torchscript", "--output", os.path.join(e.tmp, "x.pt")]
-         + e.opts(),
-         lambda e: ["MODEL.WEIGHTS", "--allow-untrained"]),
-    Case("dataset_stats --set variant=detected on market1501", "dataset_stats",
-         lambda e: ["market1501", "--root", e.market, "--set", "variant=detected"],
-         lambda e: ["variant", "market1501"]),
-    Case("the same dataset twice in a chain", "transfer_chain",
-         lambda e: ["Market", "Market", "--no-progress"] + e.opts(out=os.path.join(e.tmp, "ch")),
-         lambda e: ["Market", "twice"]),
-    Case("metrics.json without its keys", "collect_results",
-         lambda e: [_metrics_folder(e, "nokeys", '{"foo": 1}')],
-         lambda e: [os.path.join("nokeys", "metrics.json"), "mAP"]),
+    Case(
+        "dataset with 1 identity",
+        TRAIN,
+        lambda e: e.opts(root=e.market_variant("oneid", _one_identity)),
+        lambda e: ["1 identit", ("at least 2", "two")],
+    ),
+    Case(
+        "SOLVER.MAX_EPOCHS -1",
+        TRAIN,
+        lambda e: e.opts() + ["SOLVER.MAX_EPOCHS", "-1"],
+        lambda e: ["SOLVER.MAX_EPOCHS is -1", "[1, inf)"],
+    ),
+    Case(
+        "export without weights",
+        "export",
+        lambda e: ["--format", "torchscript", "--output", os.path.join(e.tmp, "x.pt")] + e.opts(),
+        lambda e: ["MODEL.WEIGHTS", "--allow-untrained"],
+    ),
+    Case(
+        "dataset_stats --set variant=detected on market1501",
+        "dataset_stats",
+        lambda e: ["market1501", "--root", e.market, "--set", "variant=detected"],
+        lambda e: ["variant", "market1501"],
+    ),
+    Case(
+        "the same dataset twice in a chain",
+        "transfer_chain",
+        lambda e: ["Market", "Market", "--no-progress"] + e.opts(out=os.path.join(e.tmp, "ch")),
+        lambda e: ["Market", "twice"],
+    ),
+    Case(
+        "metrics.json without its keys",
+        "collect_results",
+        lambda e: [_metrics_folder(e, "nokeys", '{"foo": 1}')],
+        lambda e: [os.path.join("nokeys", "metrics.json"), "mAP"],
+    ),
     # 9. unclear lines before the change
-    Case("empty training split", TRAIN,
-         lambda e: e.opts(out=os.path.join(e.tmp, "o1"), root=e.market_variant(
-             "notrain", lambda r: _empty(os.path.join(r, "bounding_box_train")))),
-         lambda e: ["bounding_box_train", ("no images", "no .jpg", "empty")]),
-    Case("split of PNG files", TRAIN,
-         lambda e: e.opts(out=os.path.join(e.tmp, "o2"), root=e.market_variant(
-             "png", lambda r: _to_png(os.path.join(r, "bounding_box_train")))),
-         lambda e: ["bounding_box_train", ".png", ".jpg"]),
-    Case("non-UTF-8 list file", "dataset_stats",
-         lambda e: ["msmt17", "--root", _msmt_bad_list(e)],
-         lambda e: ["list_train.txt", ("UTF-8", "utf-8")]),
-    Case("invalid metrics.json", "collect_results",
-         lambda e: [_metrics_folder(e, "badjson", '{"mAP": 0.5,')],
-         lambda e: [os.path.join("badjson", "metrics.json"), "JSON"]),
-    Case("unsafe checkpoint as weights", "test_net",
-         lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", _unsafe_weights(e)],
-         lambda e: ["unsafe.pth", "trust"], forbidden=("--trust-checkpoint",)),
-    Case("random bytes as weights", "test_net",
-         lambda e: ["--no-progress"] + e.opts() + [
-             "MODEL.WEIGHTS", _write(os.path.join(e.tmp, "rand.pth"), os.urandom(4096))],
-         lambda e: ["rand.pth", "corrupt"], forbidden=("unpickling", "--trust-checkpoint")),
+    Case(
+        "empty training split",
+        TRAIN,
+        lambda e: e.opts(
+            out=os.path.join(e.tmp, "o1"),
+            root=e.market_variant(
+                "notrain", lambda r: _empty(os.path.join(r, "bounding_box_train"))
+            ),
+        ),
+        lambda e: ["bounding_box_train", ("no images", "no .jpg", "empty")],
+    ),
+    Case(
+        "split of PNG files",
+        TRAIN,
+        lambda e: e.opts(
+            out=os.path.join(e.tmp, "o2"),
+            root=e.market_variant("png", lambda r: _to_png(os.path.join(r, "bounding_box_train"))),
+        ),
+        lambda e: ["bounding_box_train", ".png", ".jpg"],
+    ),
+    Case(
+        "non-UTF-8 list file",
+        "dataset_stats",
+        lambda e: ["msmt17", "--root", _msmt_bad_list(e)],
+        lambda e: ["list_train.txt", ("UTF-8", "utf-8")],
+    ),
+    Case(
+        "invalid metrics.json",
+        "collect_results",
+        lambda e: [_metrics_folder(e, "badjson", '{"mAP": 0.5,')],
+        lambda e: [os.path.join("badjson", "metrics.json"), "JSON"],
+    ),
+    Case(
+        "unsafe checkpoint as weights",
+        "test_net",
+        lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", _unsafe_weights(e)],
+        lambda e: ["unsafe.pth", "trust"],
+        forbidden=("--trust-checkpoint",),
+    ),
+    Case(
+        "random bytes as weights",
+        "test_net",
+        lambda e: (
+            ["--no-progress"]
+            + e.opts()
+            + ["MODEL.WEIGHTS", _write(os.path.join(e.tmp, "rand.pth"), os.urandom(4096))]
+        ),
+        lambda e: ["rand.pth", "corrupt"],
+        forbidden=("unpickling", "--trust-checkpoint"),
+    ),
     # 1.-3. run folders
-    Case("a second run in a locked OUTPUT_DIR", TRAIN, lambda e: e.opts(out=_locked_dir(e)),
-         lambda e: ["in use by pid " + e.extra["holder_pid"], "another OUTPUT_DIR"]),
-    Case("unknown config key in an earlier run's folder", TRAIN,
-         lambda e: e.opts() + ["SOLVER.NOT_A_KEY", "1"], lambda e: ["SOLVER.NOT_A_KEY"]),
-    Case("missing dataset folder in an earlier run's folder", TRAIN,
-         lambda e: e.opts(root=os.path.join(e.tmp, "nowhere")),
-         lambda e: [os.path.join(e.tmp, "nowhere")]),
-    Case("weights path is a folder", "test_net",
-         lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", e.run],
-         lambda e: [e.run, ".pth"]),
+    Case(
+        "a second run in a locked OUTPUT_DIR",
+        TRAIN,
+        lambda e: e.opts(out=_locked_dir(e)),
+        lambda e: ["in use by pid " + e.extra["holder_pid"], "another OUTPUT_DIR"],
+    ),
+    Case(
+        "unknown config key in an earlier run's folder",
+        TRAIN,
+        lambda e: e.opts() + ["SOLVER.NOT_A_KEY", "1"],
+        lambda e: ["SOLVER.NOT_A_KEY"],
+    ),
+    Case(
+        "missing dataset folder in an earlier run's folder",
+        TRAIN,
+        lambda e: e.opts(root=os.path.join(e.tmp, "nowhere")),
+        lambda e: [os.path.join(e.tmp, "nowhere")],
+    ),
+    Case(
+        "weights path is a folder",
+        "test_net",
+        lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", e.run],
+        lambda e: [e.run, ".pth"],
+    ),
 ]
 
 
@@ -311,11 +433,21 @@ CASES = [
 def earlier_run(market_root, tmp_path_factory):
     """A finished 2-epoch training run: config, run record, checkpoints, weights, metrics."""
     out = str(tmp_path_factory.mktemp("earlier") / "run")
-    code = run_tool(TRAIN, ["--no-progress", *TINY_OPTS, "DATASETS.ROOT", market_root,
-                            "OUTPUT_DIR", out, "SOLVER.KEEP_CHECKPOINTS", "2"])
+    code = run_tool(
+        TRAIN,
+        [
+            "--no-progress",
+            *TINY_OPTS,
+            "DATASETS.ROOT",
+            market_root,
+            "OUTPUT_DIR",
+            out,
+            "SOLVER.KEEP_CHECKPOINTS",
+            "2",
+        ],
+    )
     assert code.code == 0, code
-    for name in ("config.yaml", "run.json", "checkpoint_0002.pth", M, "metrics.json",
-                 "log.txt"):
+    for name in ("config.yaml", "run.json", "checkpoint_0002.pth", M, "metrics.json", "log.txt"):
         assert os.path.isfile(os.path.join(out, name)), name
     return out
 
@@ -329,9 +461,17 @@ def test_catalogue(earlier_run, market_root, tmp_path):
     locked = os.path.join(str(tmp_path), "locked")
     os.makedirs(locked)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from reidbox.utils.run_folder import "
-         "acquire_lock; acquire_lock(sys.argv[1]); print('ready', flush=True); time.sleep(600)",
-         locked], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from reidbox.utils.run_folder import "
+            "acquire_lock; acquire_lock(sys.argv[1]); print('ready', flush=True); time.sleep(600)",
+            locked,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert holder.stdout.readline().strip() == "ready"
     env.extra.update(locked=locked, holder_pid=str(holder.pid))
     before = _snapshot(earlier_run)
@@ -353,9 +493,13 @@ def test_catalogue(earlier_run, market_root, tmp_path):
                 verdict = "traceback"
             elif out.code == 0:
                 verdict = "silent"
-            elif (out.code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
-                  and all(_matches(lines[0], n) for n in case.needles(env))
-                  and not any(f in text for f in case.forbidden)):
+            elif (
+                out.code == 2
+                and len(lines) == 1
+                and lines[0].startswith("error: ")
+                and all(_matches(lines[0], n) for n in case.needles(env))
+                and not any(f in text for f in case.forbidden)
+            ):
                 verdict = "clean"
             else:
                 verdict = "unclear"
@@ -366,11 +510,15 @@ def test_catalogue(earlier_run, market_root, tmp_path):
                     verdict = "unclear"
                     out.traceback = f"after-check: {e}"
             counts[verdict] += 1
-            print(f"{verdict:9s}{' LOST' if lost else ''} {time.perf_counter() - t0:5.1f}s "
-                  f"{case.kind}: {lines[-1] if lines else out.traceback or '(nothing)'}")
+            print(
+                f"{verdict:9s}{' LOST' if lost else ''} {time.perf_counter() - t0:5.1f}s "
+                f"{case.kind}: {lines[-1] if lines else out.traceback or '(nothing)'}"
+            )
             if verdict != "clean" or lost:
-                failures.append(f"{case.kind}: {verdict}{' + data lost' if lost else ''}, "
-                                f"exit {out.code}: {text or out.traceback}")
+                failures.append(
+                    f"{case.kind}: {verdict}{' + data lost' if lost else ''}, "
+                    f"exit {out.code}: {text or out.traceback}"
+                )
     finally:
         holder.kill()
         holder.wait()
@@ -380,13 +528,33 @@ def test_catalogue(earlier_run, market_root, tmp_path):
 
 def test_catalogue_covers_every_kind_of_the_issue():
     kinds = " | ".join(c.kind for c in CASES)
-    for words in ("NUM_INSTANCES 0", "IMS_PER_BATCH 0", "MAX_EPOCHS 0", "under a file",
-                  "read-only", "disk full", "another architecture", "identity count",
-                  "export --output", "visualize_ranks --out", "collect_results --out",
-                  "empty gallery", "1 identity", "MAX_EPOCHS -1", "export without weights",
-                  "variant=detected", "twice in a chain", "without its keys",
-                  "empty training split", "PNG", "non-UTF-8", "invalid metrics.json",
-                  "unsafe checkpoint", "random bytes", "locked"):
+    for words in (
+        "NUM_INSTANCES 0",
+        "IMS_PER_BATCH 0",
+        "MAX_EPOCHS 0",
+        "under a file",
+        "read-only",
+        "disk full",
+        "another architecture",
+        "identity count",
+        "export --output",
+        "visualize_ranks --out",
+        "collect_results --out",
+        "empty gallery",
+        "1 identity",
+        "MAX_EPOCHS -1",
+        "export without weights",
+        "variant=detected",
+        "twice in a chain",
+        "without its keys",
+        "empty training split",
+        "PNG",
+        "non-UTF-8",
+        "invalid metrics.json",
+        "unsafe checkpoint",
+        "random bytes",
+        "locked",
+    ):
         assert words in kinds, words
 
 

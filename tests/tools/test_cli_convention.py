@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from reidbox.cli import (UsageError, argument_parser, default_argument_parser,
-                               parse_args)
+from reidbox.cli import UsageError, argument_parser, default_argument_parser, parse_args
 from tests.conftest import TINY_OPTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,20 +18,62 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _tool(name, *args, env=None, timeout=300):
     e = {k: v for k, v in os.environ.items() if k != "REIDBOX_DEBUG"}
     e.update(env or {})
-    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *args],
-                          capture_output=True, text=True, cwd=ROOT, env=e, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", name), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=e,
+        timeout=timeout,
+    )
 
 
 def test_flags_before_and_after_overrides_parse_the_same():
     p = default_argument_parser("t")
     p.add_argument("--format", default="onnx")
     p.add_argument("--resume", action="store_true")
-    before = parse_args(p, ["--format", "torchscript", "--resume", "--config-file", "c.yml",
-                            "MODEL.WEIGHTS", "w.pth", "SOLVER.BASE_LR", "-5e-4"])
-    after = parse_args(p, ["--config-file", "c.yml", "MODEL.WEIGHTS", "w.pth",
-                           "SOLVER.BASE_LR", "-5e-4", "--format", "torchscript", "--resume"])
-    mixed = parse_args(p, ["MODEL.WEIGHTS", "w.pth", "--format", "torchscript", "SOLVER.BASE_LR",
-                           "-5e-4", "--resume", "--config-file", "c.yml"])
+    before = parse_args(
+        p,
+        [
+            "--format",
+            "torchscript",
+            "--resume",
+            "--config-file",
+            "c.yml",
+            "MODEL.WEIGHTS",
+            "w.pth",
+            "SOLVER.BASE_LR",
+            "-5e-4",
+        ],
+    )
+    after = parse_args(
+        p,
+        [
+            "--config-file",
+            "c.yml",
+            "MODEL.WEIGHTS",
+            "w.pth",
+            "SOLVER.BASE_LR",
+            "-5e-4",
+            "--format",
+            "torchscript",
+            "--resume",
+        ],
+    )
+    mixed = parse_args(
+        p,
+        [
+            "MODEL.WEIGHTS",
+            "w.pth",
+            "--format",
+            "torchscript",
+            "SOLVER.BASE_LR",
+            "-5e-4",
+            "--resume",
+            "--config-file",
+            "c.yml",
+        ],
+    )
     for a in (before, after, mixed):
         assert (a.format, a.resume, a.config_file) == ("torchscript", True, "c.yml")
         assert a.opts == ["MODEL.WEIGHTS", "w.pth", "SOLVER.BASE_LR", "-5e-4"]
@@ -62,24 +103,49 @@ def test_every_tool_parses_through_the_shared_convention():
 
 def test_readme_export_line_flag_after_overrides(tmp_path):
     out = tmp_path / "m.pt"
-    p = _tool("export.py", "--config-file", "configs/demo/ptl.yml", "MODEL.BACKBONE.NAME",
-              "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "OUTPUT_DIR", str(tmp_path),
-              "--format", "torchscript", "--output", str(out), "--allow-untrained")
+    p = _tool(
+        "export.py",
+        "--config-file",
+        "configs/demo/ptl.yml",
+        "MODEL.BACKBONE.NAME",
+        "resnet18",
+        "INPUT.SIZE_TEST",
+        "[64, 32]",
+        "OUTPUT_DIR",
+        str(tmp_path),
+        "--format",
+        "torchscript",
+        "--output",
+        str(out),
+        "--allow-untrained",
+    )
     assert p.returncode == 0, p.stderr
     assert out.is_file() and f"wrote {out}" in p.stdout
 
 
 def test_test_net_accepts_eval_only_after_overrides(market_root, tmp_path):
-    p = _tool("test_net.py", *TINY_OPTS, "DATASETS.ROOT", market_root, "OUTPUT_DIR",
-              str(tmp_path), "--eval-only", "TEST.RERANK.ENABLED", "True", "TEST.FLIP_AUG",
-              "True", "--no-progress")
+    p = _tool(
+        "test_net.py",
+        *TINY_OPTS,
+        "DATASETS.ROOT",
+        market_root,
+        "OUTPUT_DIR",
+        str(tmp_path),
+        "--eval-only",
+        "TEST.RERANK.ENABLED",
+        "True",
+        "TEST.FLIP_AUG",
+        "True",
+        "--no-progress",
+    )
     assert p.returncode == 0, p.stderr
     (metrics,) = glob.glob(str(tmp_path / "eval" / "*" / "metrics.json"))  # its own folder
     assert json.load(open(metrics))["per_dataset"]["market1501"]["num_query"]
     # the settings behind the numbers are stated beside them (issue 14.6)
-    assert ("results (protocol market1501, euclidean distance, flip-averaged, re-ranked (k1 20, "
-            "k2 6, lambda 0.3), L2-normalised features):\n| run | mAP |") in re.sub(
-                " +", " ", p.stdout + p.stderr)  # table cells are padded to their column
+    assert (
+        "results (protocol market1501, euclidean distance, flip-averaged, re-ranked (k1 20, "
+        "k2 6, lambda 0.3), L2-normalised features):\n| run | mAP |"
+    ) in re.sub(" +", " ", p.stdout + p.stderr)  # table cells are padded to their column
 
 
 def test_dataset_stats_and_collect_results_flags_anywhere(market_root, tmp_path):
@@ -89,12 +155,17 @@ def test_dataset_stats_and_collect_results_flags_anywhere(market_root, tmp_path)
     assert p.stdout == q.stdout and "| train" in p.stdout
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--num-gpus", "4", "--config-file", "configs/demo/ptl.yml"],
-     "torchrun --nproc_per_node 4 tools/train_net.py --config-file configs/demo/ptl.yml"),
-    (["--dist-url", "tcp://x:1"], "--master_addr"),
-    (["--opts", "SOLVER.MAX_EPOCHS", "1"], "KEY VALUE pairs anywhere"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (
+            ["--num-gpus", "4", "--config-file", "configs/demo/ptl.yml"],
+            "torchrun --nproc_per_node 4 tools/train_net.py --config-file configs/demo/ptl.yml",
+        ),
+        (["--dist-url", "tcp://x:1"], "--master_addr"),
+        (["--opts", "SOLVER.MAX_EPOCHS", "1"], "KEY VALUE pairs anywhere"),
+    ],
+)
 def test_fast_reid_flags_say_what_to_use(argv, needle):
     p = _tool("train_net.py", *argv)
     assert p.returncode == 2 and "Traceback" not in p.stderr
@@ -106,9 +177,13 @@ def test_test_net_resume_says_what_to_use():
     assert p.returncode == 2 and "tools/train_net.py" in p.stderr and "--resume" in p.stderr
 
 
-@pytest.mark.parametrize("flag,needle", [("--resume", "tools/train_net.py --config-file F "
-                                                      "--resume"),
-                                         ("--eval-only", "tools/test_net.py evaluates")])
+@pytest.mark.parametrize(
+    "flag,needle",
+    [
+        ("--resume", "tools/train_net.py --config-file F --resume"),
+        ("--eval-only", "tools/test_net.py evaluates"),
+    ],
+)
 def test_other_tools_answer_fast_reid_flags(flag, needle):
     p = default_argument_parser("export")
     with pytest.raises(UsageError, match=needle):

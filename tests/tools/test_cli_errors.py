@@ -14,9 +14,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _run(args, env=None):
     e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train_net.py"),
-                           "--no-progress", *args], capture_output=True, text=True, env=e,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def _assert_clean_error(p, *needles):
@@ -40,15 +45,25 @@ def test_bad_key_in_file(tmp_path):
 
 
 def test_missing_dataset_folder(tmp_path):
-    p = _run(TINY_OPTS + ["DATASETS.ROOT", str(tmp_path / "nowhere"), "OUTPUT_DIR",
-                          str(tmp_path / "o")])
+    p = _run(
+        TINY_OPTS + ["DATASETS.ROOT", str(tmp_path / "nowhere"), "OUTPUT_DIR", str(tmp_path / "o")]
+    )
     _assert_clean_error(p, str(tmp_path / "nowhere"), "bounding_box_train")
 
 
 def test_missing_pretrained_weights(market_root, tmp_path):
-    p = _run(TINY_OPTS + ["DATASETS.ROOT", market_root, "OUTPUT_DIR", str(tmp_path / "o"),
-                          "MODEL.BACKBONE.PRETRAINED", "True"],
-             env={"TORCH_HOME": str(tmp_path / "th")})
+    p = _run(
+        TINY_OPTS
+        + [
+            "DATASETS.ROOT",
+            market_root,
+            "OUTPUT_DIR",
+            str(tmp_path / "o"),
+            "MODEL.BACKBONE.PRETRAINED",
+            "True",
+        ],
+        env={"TORCH_HOME": str(tmp_path / "th")},
+    )
     _assert_clean_error(p, "resnet18-f37072fd.pth", str(tmp_path / "th"))
 
 
@@ -64,6 +79,15 @@ def test_corrupt_image_names_the_file(market_root, tmp_path, workers):
     train = root / "market1501" / "Market-1501-v15.09.15" / "bounding_box_train"
     bad = sorted(train.iterdir())[0]
     bad.write_bytes(b"not a jpeg at all")
-    p = _run(TINY_OPTS + ["DATASETS.ROOT", str(root), "OUTPUT_DIR", str(tmp_path / "o"),
-                          "DATALOADER.NUM_WORKERS", workers])
+    p = _run(
+        TINY_OPTS
+        + [
+            "DATASETS.ROOT",
+            str(root),
+            "OUTPUT_DIR",
+            str(tmp_path / "o"),
+            "DATALOADER.NUM_WORKERS",
+            workers,
+        ]
+    )
     _assert_clean_error(p, bad.name)

@@ -11,26 +11,51 @@ from reidbox.config import load_config
 from reidbox.data.cifar_synthetic import generate_synthetic_cifar
 from reidbox.engine import runner
 from reidbox.modeling import build_model
-from reidbox.visualization.loss_surface import (LossSurface, compute_loss_surface, evaluate_loss,
-                                                load_surface, plot_surfaces, random_direction,
-                                                save_surface)
+from reidbox.visualization.loss_surface import (
+    LossSurface,
+    compute_loss_surface,
+    evaluate_loss,
+    load_surface,
+    plot_surfaces,
+    random_direction,
+    save_surface,
+)
 
 
 def _model(arch="ptl_classifier", cell="v2"):
-    cfg = load_config(None, [
-        "TASK", "classification", "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME",
-        "densenet10_cifar", "MODEL.BACKBONE.LAST_STRIDE", "2",
-        "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
-        "MODEL.PTL.CLASSIFIER_HIDDEN", "[8]", "MODEL.PTL.CHANNEL_RATIO", "0.25",
-        "MODEL.PTL.LAST_CELL_CHANNELS", "8"])
+    cfg = load_config(
+        None,
+        [
+            "TASK",
+            "classification",
+            "MODEL.META_ARCHITECTURE",
+            arch,
+            "MODEL.BACKBONE.NAME",
+            "densenet10_cifar",
+            "MODEL.BACKBONE.LAST_STRIDE",
+            "2",
+            "MODEL.PTL.CELL",
+            cell,
+            "MODEL.PTL.FEAT_DIM",
+            "0",
+            "MODEL.PTL.CLASSIFIER_HIDDEN",
+            "[8]",
+            "MODEL.PTL.CHANNEL_RATIO",
+            "0.25",
+            "MODEL.PTL.LAST_CELL_CHANNELS",
+            "8",
+        ],
+    )
     torch.manual_seed(0)
     return build_model(cfg, num_classes=4)
 
 
 def _batches(n=1, b=4):
     g = torch.Generator().manual_seed(5)
-    return [(torch.randn(b, 3, 32, 32, generator=g), torch.randint(0, 4, (b,), generator=g))
-            for _ in range(n)]
+    return [
+        (torch.randn(b, 3, 32, 32, generator=g), torch.randint(0, 4, (b,), generator=g))
+        for _ in range(n)
+    ]
 
 
 def test_directions_are_filter_normalised_and_ignore_bias_and_bn():
@@ -55,8 +80,9 @@ def test_surface_centre_is_the_trained_loss_and_weights_are_restored():
     batches = _batches()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     centre, _ = evaluate_loss(model, batches)
-    s = compute_loss_surface(model, batches, [-0.5, 0.0, 0.5], [-0.5, 0.0, 0.5], seed=1,
-                             progress=False)
+    s = compute_loss_surface(
+        model, batches, [-0.5, 0.0, 0.5], [-0.5, 0.0, 0.5], seed=1, progress=False
+    )
     assert s.loss.shape == (3, 3) and s.dim == 2
     assert s.loss[1, 1] == pytest.approx(centre, rel=1e-5)
     assert s.center_loss() == pytest.approx(centre, rel=1e-5)
@@ -85,16 +111,18 @@ def test_loss_is_evaluated_in_eval_mode_with_zero_ptl_state():
 
 def test_save_load_and_plot(tmp_path):
     x = np.linspace(-1, 1, 5)
-    loss2 = np.add.outer(x ** 2, x ** 2) + 0.1
-    surfaces = [LossSurface(f"run {k}", x, loss2 * (k + 1), np.ones_like(loss2), x,
-                            {"seed": 0}) for k in range(2)]
+    loss2 = np.add.outer(x**2, x**2) + 0.1
+    surfaces = [
+        LossSurface(f"run {k}", x, loss2 * (k + 1), np.ones_like(loss2), x, {"seed": 0})
+        for k in range(2)
+    ]
     paths = [save_surface(s, str(tmp_path / f"s{k}.npz")) for k, s in enumerate(surfaces)]
     loaded = [load_surface(p) for p in paths]
     assert loaded[1].label == "run 1" and loaded[1].meta == {"seed": "0"}
     np.testing.assert_array_equal(loaded[1].loss, surfaces[1].loss)
     fig = plot_surfaces(loaded, str(tmp_path / "two.png"))
     assert os.path.getsize(fig) > 10_000
-    line = [LossSurface("a", x, x ** 2, np.ones(5)), LossSurface("b", x, 2 * x ** 2, np.ones(5))]
+    line = [LossSurface("a", x, x**2, np.ones(5)), LossSurface("b", x, 2 * x**2, np.ones(5))]
     assert os.path.getsize(plot_surfaces(line, str(tmp_path / "one.png"))) > 5_000
     with pytest.raises(ValueError, match="1-D and 2-D"):
         plot_surfaces([line[0], loaded[0]], str(tmp_path / "mixed.png"))
@@ -116,16 +144,51 @@ def two_runs(tmp_path_factory):
     runs = []
     for arch, cell in (("ptl_classifier", "v2"), ("classifier", "v1")):
         out = root / arch
-        cfg = load_config(None, [
-            "TASK", "classification", "DATASETS.TRAIN", "['cifar10']", "DATASETS.TEST",
-            "['cifar10']", "DATASETS.ROOT", str(root / "data"), "OUTPUT_DIR", str(out),
-            "DEVICE", "cpu", "MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME",
-            "densenet10_cifar", "MODEL.BACKBONE.LAST_STRIDE", "2",
-            "MODEL.PTL.CELL", cell, "MODEL.PTL.FEAT_DIM", "0",
-            "MODEL.PTL.CLASSIFIER_HIDDEN", "[8]", "MODEL.PTL.CHANNEL_RATIO", "0.25",
-            "MODEL.PTL.LAST_CELL_CHANNELS", "8", "DATALOADER.NUM_WORKERS", "0",
-            "SOLVER.IMS_PER_BATCH", "20", "SOLVER.MAX_EPOCHS", "1", "SOLVER.BASE_LR", "0.05",
-            "INPUT.PADDING", "0", "INPUT.FLIP_PROB", "0.0"])
+        cfg = load_config(
+            None,
+            [
+                "TASK",
+                "classification",
+                "DATASETS.TRAIN",
+                "['cifar10']",
+                "DATASETS.TEST",
+                "['cifar10']",
+                "DATASETS.ROOT",
+                str(root / "data"),
+                "OUTPUT_DIR",
+                str(out),
+                "DEVICE",
+                "cpu",
+                "MODEL.META_ARCHITECTURE",
+                arch,
+                "MODEL.BACKBONE.NAME",
+                "densenet10_cifar",
+                "MODEL.BACKBONE.LAST_STRIDE",
+                "2",
+                "MODEL.PTL.CELL",
+                cell,
+                "MODEL.PTL.FEAT_DIM",
+                "0",
+                "MODEL.PTL.CLASSIFIER_HIDDEN",
+                "[8]",
+                "MODEL.PTL.CHANNEL_RATIO",
+                "0.25",
+                "MODEL.PTL.LAST_CELL_CHANNELS",
+                "8",
+                "DATALOADER.NUM_WORKERS",
+                "0",
+                "SOLVER.IMS_PER_BATCH",
+                "20",
+                "SOLVER.MAX_EPOCHS",
+                "1",
+                "SOLVER.BASE_LR",
+                "0.05",
+                "INPUT.PADDING",
+                "0",
+                "INPUT.FLIP_PROB",
+                "0.0",
+            ],
+        )
         runner.train(cfg, progress=False)
         runs.append(str(out))
     return runs, root
@@ -136,8 +199,22 @@ def test_tool_draws_two_runs_side_by_side_and_replots(two_runs, tmp_path, capsys
 
     runs, _ = two_runs
     out = tmp_path / "fig"
-    args = ["--runs", *runs, "--labels", "D+PTL-v2", "D", "--out", str(out), "--points", "3",
-            "--num-samples", "16", "--batch-size", "8", "--no-progress"]
+    args = [
+        "--runs",
+        *runs,
+        "--labels",
+        "D+PTL-v2",
+        "D",
+        "--out",
+        str(out),
+        "--points",
+        "3",
+        "--num-samples",
+        "16",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    ]
     assert main(args) == 0
     for name in ("D_PTL-v2_2d.npz", "D_2d.npz", "loss_surface_2d.png"):
         assert os.path.isfile(out / name), name
@@ -160,9 +237,10 @@ def test_contour_figure_has_a_colour_bar(tmp_path, monkeypatch):
     close = plt.close
     monkeypatch.setattr(plt, "close", lambda fig=None: (figs.append(fig), close(fig)))
     x = np.linspace(-1, 1, 5)
-    loss2 = np.add.outer(x ** 2, x ** 2) + 0.1
-    surfaces = [LossSurface(f"run {k}", x, loss2 * (k + 1), np.ones_like(loss2), x)
-                for k in range(2)]
+    loss2 = np.add.outer(x**2, x**2) + 0.1
+    surfaces = [
+        LossSurface(f"run {k}", x, loss2 * (k + 1), np.ones_like(loss2), x) for k in range(2)
+    ]
     plot_surfaces(surfaces, str(tmp_path / "two.png"), vmax=10.0)
     bars = [ax for ax in figs[0].axes if ax.get_label() == "<colorbar>"]
     assert len(bars) == 1

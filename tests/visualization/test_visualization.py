@@ -13,8 +13,13 @@ from reidbox.data import Sample
 from reidbox.retrieval import rank_lists
 from reidbox.evaluation import EvalSettings
 from reidbox.evaluation.evaluator import Features, rank_items
-from reidbox.visualization import (choose_queries, draw_rank_list, draw_rank_lists, plot_chain,
-                                   plot_cmc)
+from reidbox.visualization import (
+    choose_queries,
+    draw_rank_list,
+    draw_rank_lists,
+    plot_chain,
+    plot_cmc,
+)
 from reidbox.visualization.ranks import display_size
 from reidbox.visualization.results import collect_results, format_results
 
@@ -46,9 +51,16 @@ def _write(path, colour):
 def test_rank_list_image_is_readable_and_marks_matches(tmp_path):
     q = _write(tmp_path / "q.png", 128)
     gal = [_write(tmp_path / f"g{i}.png", 60 + 40 * i) for i in range(3)]
-    out = draw_rank_list(q, gal, [True, False, True], [0.1, 0.5, 0.9], str(tmp_path / "r.png"),
-                         size=(256, 128), query_label="id 5 c1",
-                         gallery_labels=["id 5 c2", "id 7 c1", "id 5 c3"])
+    out = draw_rank_list(
+        q,
+        gal,
+        [True, False, True],
+        [0.1, 0.5, 0.9],
+        str(tmp_path / "r.png"),
+        size=(256, 128),
+        query_label="id 5 c1",
+        gallery_labels=["id 5 c2", "id 7 c1", "id 5 c3"],
+    )
     img = cv2.imread(out)
     tile_w, border = 128 + 16, 8
     assert img.shape[0] > 256 + 2 * border + 40  # crop, frame and a caption of three lines
@@ -59,7 +71,7 @@ def test_rank_list_image_is_readable_and_marks_matches(tmp_path):
     for i, colour in enumerate([GREEN, RED, GREEN]):
         x = x0 + i * (tile_w + 6) + 2
         assert (img[y, x] == colour).all()
-        caption = img[:40, x0 + i * (tile_w + 6):x0 + i * (tile_w + 6) + tile_w]
+        caption = img[:40, x0 + i * (tile_w + 6) : x0 + i * (tile_w + 6) + tile_w]
         assert (np.abs(caption.astype(int) - colour).sum(2) < 60).any()  # tag in the colour
 
 
@@ -72,8 +84,10 @@ def test_rank_list_images_on_items(tmp_path):
     paths = [_write(tmp_path / f"{i}.png", 20 * i) for i in range(6)]
     query = [Sample(paths[0], 1, 0, 0), Sample(paths[1], 2, 0, 0)]
     gallery = [Sample(p, pid, 1, 0) for p, pid in zip(paths[2:], [1, 2, 3, 1])]
-    feats = Features(torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
-                     torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.2, 0.0]]))
+    feats = Features(
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.5, 0.5], [0.2, 0.0]]),
+    )
     sel = choose_queries(len(query), query_indices=[0])
     idx, dist = rank_items(feats, query, gallery, 3, EvalSettings(), sel)
     out = draw_rank_lists(query, gallery, sel, idx, dist, str(tmp_path / "ranks"), (32, 16))
@@ -98,16 +112,24 @@ def test_plots_write_png(tmp_path):
 
 
 def test_collect_results_table(tmp_path):
-    for name, arch, ptl, mAP in (("r1", "ptl", {"cell": "v1", "state_mode": "carry"}, 0.5),
-                                 ("r2", "baseline", None, 0.25)):
+    for name, arch, ptl, mAP in (
+        ("r1", "ptl", {"cell": "v1", "state_mode": "carry"}, 0.5),
+        ("r2", "baseline", None, 0.25),
+    ):
         d = tmp_path / "out" / name
         d.mkdir(parents=True)
         (d / "config.yaml").write_text(
             f"MODEL:\n  META_ARCHITECTURE: {arch}\n  BACKBONE:\n    NAME: resnet50\n"
-            "DATASETS:\n  TRAIN: [market1501]\n")
-        rec = {"mAP": mAP, "per_dataset": {"market1501": {
-            "mAP": mAP, "rank1": 0.7, "rank5": 0.8, "rank10": 0.9, "mINP": 0.1}},
-            "parameters_m": 25.5, "train_datasets": ["market1501"]}
+            "DATASETS:\n  TRAIN: [market1501]\n"
+        )
+        rec = {
+            "mAP": mAP,
+            "per_dataset": {
+                "market1501": {"mAP": mAP, "rank1": 0.7, "rank5": 0.8, "rank10": 0.9, "mINP": 0.1}
+            },
+            "parameters_m": 25.5,
+            "train_datasets": ["market1501"],
+        }
         if ptl:
             rec["ptl"] = ptl
         (d / "metrics.json").write_text(json.dumps(rec))
@@ -139,30 +161,67 @@ def test_collect_results_states_evaluation_and_cifar_errors(tmp_path):
     """Settings beside the numbers; CIFAR rows show top-1 error, not dashes (issue 14.6)."""
     reid = tmp_path / "out" / "reid"
     reid.mkdir(parents=True)
-    (reid / "config.yaml").write_text("MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n"
-                                      "    NAME: resnet50\n")
-    (reid / "metrics.json").write_text(json.dumps({
-        "per_dataset": {"market1501": {"mAP": 0.5, "rank1": 0.7, "rank5": 0.8, "rank10": 0.9,
-                                       "mINP": 0.1, "protocol": "market1501"}},
-        "evaluation": {"protocol": "market1501", "metric": "euclidean", "flip": True,
-                       "normalize": True, "ap_mode": None,
-                       "rerank": {"k1": 20, "k2": 6, "lambda_value": 0.3}},
-        "parameters_m": 25.5}))
+    (reid / "config.yaml").write_text(
+        "MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n    NAME: resnet50\n"
+    )
+    (reid / "metrics.json").write_text(
+        json.dumps(
+            {
+                "per_dataset": {
+                    "market1501": {
+                        "mAP": 0.5,
+                        "rank1": 0.7,
+                        "rank5": 0.8,
+                        "rank10": 0.9,
+                        "mINP": 0.1,
+                        "protocol": "market1501",
+                    }
+                },
+                "evaluation": {
+                    "protocol": "market1501",
+                    "metric": "euclidean",
+                    "flip": True,
+                    "normalize": True,
+                    "ap_mode": None,
+                    "rerank": {"k1": 20, "k2": 6, "lambda_value": 0.3},
+                },
+                "parameters_m": 25.5,
+            }
+        )
+    )
     cifar = tmp_path / "out" / "cifar"
     cifar.mkdir()
-    (cifar / "config.yaml").write_text("TASK: classification\nMODEL:\n  META_ARCHITECTURE: "
-                                       "classifier\n  BACKBONE:\n    NAME: densenet100\n")
-    (cifar / "metrics.json").write_text(json.dumps({
-        "task": "classification", "top1_error": 0.0592, "top5_error": 0.002,
-        "per_dataset": {"cifar10": {"top1_error": 0.0592, "top5_error": 0.002, "loss": 0.2,
-                                    "num_images": 10000}},
-        "parameters_m": 0.8, "train_datasets": ["cifar10"]}))
+    (cifar / "config.yaml").write_text(
+        "TASK: classification\nMODEL:\n  META_ARCHITECTURE: "
+        "classifier\n  BACKBONE:\n    NAME: densenet100\n"
+    )
+    (cifar / "metrics.json").write_text(
+        json.dumps(
+            {
+                "task": "classification",
+                "top1_error": 0.0592,
+                "top5_error": 0.002,
+                "per_dataset": {
+                    "cifar10": {
+                        "top1_error": 0.0592,
+                        "top5_error": 0.002,
+                        "loss": 0.2,
+                        "num_images": 10000,
+                    }
+                },
+                "parameters_m": 0.8,
+                "train_datasets": ["cifar10"],
+            }
+        )
+    )
     table = re.sub(" +", " ", format_results(collect_results([str(tmp_path / "out")])))
     reid_line = next(ln for ln in table.splitlines() if "-> market1501" in ln)
     assert "| market1501, euclidean, flip-averaged, re-ranked | 50.00 |" in reid_line
     cifar_line = next(ln for ln in table.splitlines() if "-> cifar10" in ln)
-    assert cifar_line.endswith("| densenet100 | cifar10 -> cifar10 | - | top-k error on 10000 "
-                               "images | 5.92 | 0.20 | 0.80 |")
+    assert cifar_line.endswith(
+        "| densenet100 | cifar10 -> cifar10 | - | top-k error on 10000 "
+        "images | 5.92 | 0.20 | 0.80 |"
+    )
     assert "| top-1 err | top-5 err |" in table
     for block in table.strip().split("\n\n"):  # every table is markdown: header, rule, rows
         lines = block.splitlines()

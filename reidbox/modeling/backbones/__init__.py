@@ -4,15 +4,26 @@ from . import densenet_cifar, torchvision_nets  # noqa: F401
 from .staged import StagedBackbone, StageSpec, WeightsNotFoundError, load_imagenet_state
 
 
-def build_backbone(name: str, pretrained: bool = False, weights: str = "",
-                   last_stride: int = 1, drop_rate: float = 0.0) -> StagedBackbone:
+def build_backbone(
+    name: str,
+    pretrained: bool = False,
+    weights: str = "",
+    last_stride: int = 1,
+    drop_rate: float = 0.0,
+) -> StagedBackbone:
     """The registered backbone ``name``; ``drop_rate`` is passed only when set (CIFAR DenseNets)."""
     from ...registry import BACKBONES
 
     extra = {"drop_rate": drop_rate} if drop_rate else {}
-    return BACKBONES.get(name)(pretrained=pretrained, weights=weights, last_stride=last_stride,
-                               **extra)
+    return BACKBONES.get(name)(
+        pretrained=pretrained, weights=weights, last_stride=last_stride, **extra
+    )
 
 
-__all__ = ["StagedBackbone", "StageSpec", "WeightsNotFoundError", "build_backbone",
-           "load_imagenet_state"]
+__all__ = [
+    "StagedBackbone",
+    "StageSpec",
+    "WeightsNotFoundError",
+    "build_backbone",
+    "load_imagenet_state",
+]

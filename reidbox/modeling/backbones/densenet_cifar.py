@@ -36,8 +36,7 @@ def _dropout(p: float) -> List[nn.Module]:
 class DenseLayer(nn.Module):
     """Bottleneck layer: BN-ReLU-1x1 conv (4k)-dropout-BN-ReLU-3x3 conv (k)-dropout."""
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, drop_rate: float
-                 ) -> None:
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, drop_rate: float) -> None:
         super().__init__()
         mid = bn_size * growth_rate
         self.norm1 = nn.BatchNorm2d(in_channels)
@@ -57,12 +56,14 @@ class DenseLayer(nn.Module):
 class DenseBlock(nn.ModuleDict):
     """``n`` dense layers; each sees the concatenation of the input and all earlier outputs."""
 
-    def __init__(self, n: int, in_channels: int, bn_size: int, growth_rate: int,
-                 drop_rate: float) -> None:
+    def __init__(
+        self, n: int, in_channels: int, bn_size: int, growth_rate: int, drop_rate: float
+    ) -> None:
         super().__init__()
         for i in range(n):
-            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate,
-                                                    bn_size, drop_rate)
+            self[f"denselayer{i + 1}"] = DenseLayer(
+                in_channels + i * growth_rate, growth_rate, bn_size, drop_rate
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C + n k, H, W)
         feats = [x]
@@ -84,9 +85,14 @@ class Transition(nn.Sequential):
         self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
 
 
-def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: float = 0.5,
-                      drop_rate: float = 0.0, bn_size: int = 4, last_stride: int = 2
-                      ) -> StagedBackbone:
+def densenet_bc_cifar(
+    depth: int = 100,
+    growth_rate: int = 12,
+    compression: float = 0.5,
+    drop_rate: float = 0.0,
+    bn_size: int = 4,
+    last_stride: int = 2,
+) -> StagedBackbone:
     """DenseNet-BC of ``depth`` for CIFAR; (B, 3, 32, 32) -> (B, C, 8, 8).
 
     ``drop_rate``: dropout after every conv of the dense layers and transitions (0.2 in the
@@ -118,8 +124,7 @@ def densenet_bc_cifar(depth: int = 100, growth_rate: int = 12, compression: floa
         channels += layers * growth_rate
         if i == 2:
             parts += [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
-        stages.append((f"denseblock{i + 1}", nn.Sequential(*parts) if len(parts) > 1
-                       else parts[0]))
+        stages.append((f"denseblock{i + 1}", nn.Sequential(*parts) if len(parts) > 1 else parts[0]))
     backbone = StagedBackbone(stem, stages, probe_size=(32, 32))
     _init(backbone)
     return backbone
@@ -136,13 +141,18 @@ def _init(module: nn.Module) -> None:
 
 
 def _registered(depth: int):
-    def build(pretrained: bool = False, drop_rate: float = 0.0, last_stride: int = 2,
-              **_) -> StagedBackbone:
+    def build(
+        pretrained: bool = False, drop_rate: float = 0.0, last_stride: int = 2, **_
+    ) -> StagedBackbone:
         if pretrained:
-            raise ValueError(f"densenet{depth}_cifar has no ImageNet weights (it is trained from "
-                             "scratch on 32x32 images); set MODEL.BACKBONE.PRETRAINED False")
-        return densenet_bc_cifar(depth, growth_rate=12, drop_rate=drop_rate,
-                                 last_stride=last_stride)
+            raise ValueError(
+                f"densenet{depth}_cifar has no ImageNet weights (it is trained from "
+                "scratch on 32x32 images); set MODEL.BACKBONE.PRETRAINED False"
+            )
+        return densenet_bc_cifar(
+            depth, growth_rate=12, drop_rate=drop_rate, last_stride=last_stride
+        )
+
     return build
 
 

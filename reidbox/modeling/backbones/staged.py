@@ -34,8 +34,12 @@ class StagedBackbone(nn.Module):
     ``forward_stages(x)`` returns every stage's output ``[(B, C_i, H/s_i, W/s_i), ...]``.
     """
 
-    def __init__(self, stem: nn.Module, stages: Sequence[Tuple[str, nn.Module]],
-                 probe_size: Tuple[int, int] = (64, 64)) -> None:
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: Sequence[Tuple[str, nn.Module]],
+        probe_size: Tuple[int, int] = (64, 64),
+    ) -> None:
         super().__init__()
         self.stem = stem
         self.stage_names = [name for name, _ in stages]
@@ -80,8 +84,10 @@ class StagedBackbone(nn.Module):
 def check_last_stride(last_stride: int, backbone: str) -> int:
     """``MODEL.BACKBONE.LAST_STRIDE`` is 1 or 2 for every backbone; anything else is an error."""
     if last_stride not in (1, 2):
-        raise ValueError(f"{backbone}: last stride must be 1 or 2, got {last_stride!r} "
-                         "(MODEL.BACKBONE.LAST_STRIDE)")
+        raise ValueError(
+            f"{backbone}: last stride must be 1 or 2, got {last_stride!r} "
+            "(MODEL.BACKBONE.LAST_STRIDE)"
+        )
     return last_stride
 
 

@@ -10,10 +10,20 @@ from torch import nn
 from torchvision import models
 
 from ...registry import BACKBONES
-from ...utils.checkpoint import (WeightsMismatchError, is_classifier_key, load_state_into,
-                                 strip_wrapper_prefixes)
-from .staged import (StagedBackbone, check_last_stride, imagenet_weights_path,
-                     load_imagenet_state, set_stage_stride, set_transition_stride)
+from ...utils.checkpoint import (
+    WeightsMismatchError,
+    is_classifier_key,
+    load_state_into,
+    strip_wrapper_prefixes,
+)
+from .staged import (
+    StagedBackbone,
+    check_last_stride,
+    imagenet_weights_path,
+    load_imagenet_state,
+    set_stage_stride,
+    set_transition_stride,
+)
 
 # torchvision's classic ImageNet weights (the ones ReID papers of the period start from).
 _WEIGHTS = {
@@ -28,10 +38,16 @@ def _guess_arch(state: dict) -> Optional[str]:
     """The torchvision architecture whose every non-classifier tensor ``state`` matches."""
     for arch in _WEIGHTS:
         with torch.device("meta"):
-            own = {k: tuple(v.shape) for k, v in getattr(models, arch)().state_dict().items()
-                   if not is_classifier_key(k)}
-        body = {k: tuple(v.shape) for k, v in strip_wrapper_prefixes(state, own).items()
-                if not is_classifier_key(k)}
+            own = {
+                k: tuple(v.shape)
+                for k, v in getattr(models, arch)().state_dict().items()
+                if not is_classifier_key(k)
+            }
+        body = {
+            k: tuple(v.shape)
+            for k, v in strip_wrapper_prefixes(state, own).items()
+            if not is_classifier_key(k)
+        }
         if own == body:
             return arch
     return None
@@ -45,20 +61,31 @@ def _load(net: nn.Module, arch: str, pretrained: bool, weights: Optional[str]) -
     state = load_imagenet_state(url, weights or None)
     try:
         # the ImageNet classifier (fc / classifier) is never used: skipped whatever its shape
-        load_state_into(net, {k: v for k, v in state.items() if not is_classifier_key(k)}, path,
-                        what=f"{arch} ImageNet weights", skip_classifier=True, partial_key=None)
+        load_state_into(
+            net,
+            {k: v for k, v in state.items() if not is_classifier_key(k)},
+            path,
+            what=f"{arch} ImageNet weights",
+            skip_classifier=True,
+            partial_key=None,
+        )
     except WeightsMismatchError:
         other = _guess_arch(state)
-        found = f"it holds {other} weights" if other else "it is not a torchvision " \
-            f"{'/'.join(_WEIGHTS)} file"
+        found = (
+            f"it holds {other} weights"
+            if other
+            else f"it is not a torchvision {'/'.join(_WEIGHTS)} file"
+        )
         raise WeightsMismatchError(
             f"ImageNet weight file {path} does not fit MODEL.BACKBONE.NAME {arch}: {found}; "
             f"point MODEL.BACKBONE.WEIGHTS at a {arch} file ({os.path.basename(url)}) or set "
-            "MODEL.BACKBONE.NAME to the file's architecture") from None
+            "MODEL.BACKBONE.NAME to the file's architecture"
+        ) from None
 
 
-def _resnet(arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 1,
-            **_) -> StagedBackbone:
+def _resnet(
+    arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 1, **_
+) -> StagedBackbone:
     net = getattr(models, arch)(weights=None)
     _load(net, arch, pretrained, weights)
     set_stage_stride(net.layer4, check_last_stride(last_stride, arch))
@@ -67,8 +94,9 @@ def _resnet(arch: str, pretrained: bool = False, weights: str = "", last_stride:
     return StagedBackbone(stem, stages)
 
 
-def _densenet(arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 1,
-              **_) -> StagedBackbone:
+def _densenet(
+    arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 1, **_
+) -> StagedBackbone:
     """Stages: block1, transition1+block2, transition2+block3, transition3+block4+norm5+ReLU."""
     net = getattr(models, arch)(weights=None)
     _load(net, arch, pretrained, weights)
@@ -79,8 +107,10 @@ def _densenet(arch: str, pretrained: bool = False, weights: str = "", last_strid
         ("denseblock1", f.denseblock1),
         ("denseblock2", nn.Sequential(f.transition1, f.denseblock2)),
         ("denseblock3", nn.Sequential(f.transition2, f.denseblock3)),
-        ("denseblock4",
-         nn.Sequential(f.transition3, f.denseblock4, f.norm5, nn.ReLU(inplace=True))),
+        (
+            "denseblock4",
+            nn.Sequential(f.transition3, f.denseblock4, f.norm5, nn.ReLU(inplace=True)),
+        ),
     ]
     return StagedBackbone(stem, stages)
 

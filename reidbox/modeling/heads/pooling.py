@@ -20,8 +20,11 @@ class GeneralizedMeanPooling(nn.Module):
 
 
 def build_pooling(name: str) -> nn.Module:
-    pools = {"avg": lambda: nn.AdaptiveAvgPool2d(1), "max": lambda: nn.AdaptiveMaxPool2d(1),
-             "gem": GeneralizedMeanPooling}
+    pools = {
+        "avg": lambda: nn.AdaptiveAvgPool2d(1),
+        "max": lambda: nn.AdaptiveMaxPool2d(1),
+        "gem": GeneralizedMeanPooling,
+    }
     if name not in pools:
         raise KeyError(f"unknown pooling {name!r}; available: {', '.join(sorted(pools))}")
     return pools[name]()
@@ -33,22 +36,30 @@ class EmbeddingHead(nn.Module):
     Train: returns (feature before neck (B, D), logits (B, N)); eval: the chosen test feature.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, pooling: str = "avg",
-                 embed_dim: int = 0, neck: str = "bnneck", test_feature: str = "after_neck"
-                 ) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        pooling: str = "avg",
+        embed_dim: int = 0,
+        neck: str = "bnneck",
+        test_feature: str = "after_neck",
+    ) -> None:
         super().__init__()
         self.pool = build_pooling(pooling)
         dim = in_channels
         self.embed = nn.Identity()
         if embed_dim > 0:
-            self.embed = nn.Sequential(nn.Linear(in_channels, embed_dim), nn.BatchNorm1d(embed_dim),
-                                       nn.ReLU(inplace=True))
+            self.embed = nn.Sequential(
+                nn.Linear(in_channels, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True)
+            )
             dim = embed_dim
         if neck not in ("bnneck", "none"):
             raise KeyError(f"unknown neck {neck!r}; available: bnneck, none")
         if test_feature not in ("after_neck", "before_neck"):
-            raise KeyError(f"unknown test feature {test_feature!r}; available: after_neck, "
-                           "before_neck")
+            raise KeyError(
+                f"unknown test feature {test_feature!r}; available: after_neck, before_neck"
+            )
         self.neck = nn.BatchNorm1d(dim) if neck == "bnneck" else nn.Identity()
         if neck == "bnneck":
             self.neck.bias.requires_grad_(False)  # BNNeck: no shift before the classifier

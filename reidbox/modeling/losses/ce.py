@@ -12,13 +12,13 @@ from ...registry import LOSSES
 from ..output import ModelOutput
 
 
-def cross_entropy(output: ModelOutput, targets: torch.Tensor, epsilon: float = 0.0
-                  ) -> torch.Tensor:
+def cross_entropy(output: ModelOutput, targets: torch.Tensor, epsilon: float = 0.0) -> torch.Tensor:
     """Mean over every classifier (``output.logits`` (B, N) or a list of them) of the
     label-smoothed (``epsilon``) cross-entropy with ``targets`` (B,)."""
     logits = output.logits if isinstance(output.logits, (list, tuple)) else [output.logits]
-    return torch.stack([F.cross_entropy(z, targets, label_smoothing=epsilon)
-                        for z in logits]).mean()
+    return torch.stack(
+        [F.cross_entropy(z, targets, label_smoothing=epsilon) for z in logits]
+    ).mean()
 
 
 @LOSSES.register("cross_entropy")

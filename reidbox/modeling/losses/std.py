@@ -41,13 +41,17 @@ class STDLoss(nn.Module):
     def l1_term(self, output: ModelOutput) -> torch.Tensor:
         teacher = output.extras.get("teacher_features")
         if teacher is None:
-            raise ValueError("the 'std' loss with MODEL.STD.LAMBDA > 0 needs the teacher's "
-                             "features: use MODEL.META_ARCHITECTURE 'std'")
+            raise ValueError(
+                "the 'std' loss with MODEL.STD.LAMBDA > 0 needs the teacher's "
+                "features: use MODEL.META_ARCHITECTURE 'std'"
+            )
         student = output.features
         if student.shape != teacher.shape:
-            raise ValueError(f"student feature {tuple(student.shape)} and teacher feature "
-                             f"{tuple(teacher.shape)} differ; the 'std' meta-arch projects the "
-                             "student to the teacher's width")
+            raise ValueError(
+                f"student feature {tuple(student.shape)} and teacher feature "
+                f"{tuple(teacher.shape)} differ; the 'std' meta-arch projects the "
+                "student to the teacher's width"
+            )
         return F.l1_loss(student, teacher.to(student.dtype))
 
     def terms(self, output: ModelOutput, targets: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -12,8 +12,9 @@ from ...registry import LOSSES
 from ..output import ModelOutput
 
 
-def batch_hard_triplet(features: torch.Tensor, targets: torch.Tensor, margin: float = 0.3,
-                       soft_margin: bool = False) -> torch.Tensor:
+def batch_hard_triplet(
+    features: torch.Tensor, targets: torch.Tensor, margin: float = 0.3, soft_margin: bool = False
+) -> torch.Tensor:
     """For each anchor: hardest positive (farthest) and hardest negative (closest), Euclidean.
 
     features: (B, D); targets: (B,). Anchors with no positive or no negative are skipped.

@@ -8,5 +8,13 @@ from .distill import STDDistill
 from .mgn import MGN, MGNPTL
 from .ptl import PTL
 
-__all__ = ["MGN", "MGNPTL", "PTL", "Baseline", "Classifier", "PTLClassifier", "ReIDMetaArch",
-           "STDDistill"]
+__all__ = [
+    "MGN",
+    "MGNPTL",
+    "PTL",
+    "Baseline",
+    "Classifier",
+    "PTLClassifier",
+    "ReIDMetaArch",
+    "STDDistill",
+]

@@ -26,5 +26,7 @@ class ReIDMetaArch(nn.Module):
         self.loss_weights = dict(loss_weights)
 
     def compute_losses(self, output: ModelOutput, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return {name: self.loss_weights.get(name, 1.0) * loss(output, targets)
-                for name, loss in self.losses.items()}
+        return {
+            name: self.loss_weights.get(name, 1.0) * loss(output, targets)
+            for name, loss in self.losses.items()
+        }

@@ -16,8 +16,13 @@ from .base import ReIDMetaArch
 
 @META_ARCHS.register("baseline")
 class Baseline(ReIDMetaArch):
-    def __init__(self, backbone: StagedBackbone, head: EmbeddingHead,
-                 losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        backbone: StagedBackbone,
+        head: EmbeddingHead,
+        losses: Mapping[str, nn.Module],
+        loss_weights: Mapping[str, float],
+    ) -> None:
         super().__init__(losses, loss_weights)
         self.backbone = backbone
         self.head = head
@@ -25,8 +30,9 @@ class Baseline(ReIDMetaArch):
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         h = cfg.MODEL.HEADS
-        head = EmbeddingHead(backbone.out_channels, num_classes, h.POOLING, h.EMBED_DIM, h.NECK,
-                             h.TEST_FEATURE)
+        head = EmbeddingHead(
+            backbone.out_channels, num_classes, h.POOLING, h.EMBED_DIM, h.NECK, h.TEST_FEATURE
+        )
         return cls(backbone, head, losses, loss_weights)
 
     def forward(self, images: torch.Tensor):  # (B, 3, H, W)

@@ -39,8 +39,14 @@ class ClassifierMixin:
 class Classifier(ClassifierMixin, ReIDMetaArch):
     """backbone -> pool -> linear; eval: logits (B, N); train: ModelOutput(pooled, logits)."""
 
-    def __init__(self, backbone: StagedBackbone, num_classes: int, pooling: str,
-                 losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        backbone: StagedBackbone,
+        num_classes: int,
+        pooling: str,
+        losses: Mapping[str, nn.Module],
+        loss_weights: Mapping[str, float],
+    ) -> None:
         super().__init__(losses, loss_weights)
         self.backbone = backbone
         self.pool = build_pooling(pooling)
@@ -72,7 +78,8 @@ class PTLClassifier(ClassifierMixin, PTL):
             raise ValueError(
                 "ptl_classifier: the paper's classifier is two linear layers, so "
                 "MODEL.PTL.CLASSIFIER_HIDDEN needs exactly one width (e.g. [256]); got "
-                f"{list(cfg.MODEL.PTL.CLASSIFIER_HIDDEN)}")
+                f"{list(cfg.MODEL.PTL.CLASSIFIER_HIDDEN)}"
+            )
         return super().from_config(cfg, num_classes, backbone, losses, loss_weights)
 
     def test_modules(self):

@@ -49,10 +49,17 @@ class STDDistill(Baseline):
 
     display_name = "{backbone}+STD"
 
-    def __init__(self, backbone: StagedBackbone, head: EmbeddingHead,
-                 losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float],
-                 teacher: Optional[nn.Module] = None, teacher_weights: str = "",
-                 lam: float = 0.8, info: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        backbone: StagedBackbone,
+        head: EmbeddingHead,
+        losses: Mapping[str, nn.Module],
+        loss_weights: Mapping[str, float],
+        teacher: Optional[nn.Module] = None,
+        teacher_weights: str = "",
+        lam: float = 0.8,
+        info: Optional[Dict[str, Any]] = None,
+    ) -> None:
         super().__init__(backbone, head, losses, loss_weights)
         # Kept outside the module tree: not trained, not saved, not counted, not seen by DDP.
         self.__dict__["_teacher"] = teacher
@@ -73,34 +80,50 @@ class STDDistill(Baseline):
     takes_teacher = True
 
     @classmethod
-    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
-                    teacher: Optional[nn.Module] = None):
+    def from_config(
+        cls,
+        cfg,
+        num_classes: int,
+        backbone: StagedBackbone,
+        losses,
+        loss_weights,
+        teacher: Optional[nn.Module] = None,
+    ):
         """``teacher``: the frozen teacher architecture (weights load at the first step)."""
         s, h = cfg.MODEL.STD, cfg.MODEL.HEADS
         if "std" not in losses:
-            raise ConfigError("MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set "
-                              "MODEL.LOSSES.NAMES ['std']")
+            raise ConfigError(
+                "MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set MODEL.LOSSES.NAMES ['std']"
+            )
         if s.LAMBDA > 0 and not (s.TEACHER_CONFIG and s.TEACHER_WEIGHTS):
-            raise ConfigError(f"MODEL.STD.LAMBDA is {s.LAMBDA}: set MODEL.STD.TEACHER_CONFIG "
-                              "and MODEL.STD.TEACHER_WEIGHTS (a trained run's config.yaml and "
-                              "model_final.pth), or LAMBDA 0 for plain fine-tuning")
+            raise ConfigError(
+                f"MODEL.STD.LAMBDA is {s.LAMBDA}: set MODEL.STD.TEACHER_CONFIG "
+                "and MODEL.STD.TEACHER_WEIGHTS (a trained run's config.yaml and "
+                "model_final.pth), or LAMBDA 0 for plain fine-tuning"
+            )
         t_dim = feature_dim(teacher, teacher.input_size) if teacher is not None else None
         embed = h.EMBED_DIM
         student_dim = embed or backbone.out_channels
         projection = "none"
         if t_dim is not None and student_dim != t_dim:
             if embed:
-                raise ConfigError(f"MODEL.HEADS.EMBED_DIM {embed} differs from the teacher's "
-                                  f"feature width {t_dim}: set it to {t_dim} or to 0")
+                raise ConfigError(
+                    f"MODEL.HEADS.EMBED_DIM {embed} differs from the teacher's "
+                    f"feature width {t_dim}: set it to {t_dim} or to 0"
+                )
             embed = t_dim
             projection = f"embedding {backbone.out_channels}->{t_dim} (Linear+BN+ReLU)"
-        head = EmbeddingHead(backbone.out_channels, num_classes, h.POOLING, embed, h.NECK,
-                             h.TEST_FEATURE)
-        info = {"lambda": float(s.LAMBDA), "teacher_config": s.TEACHER_CONFIG or None,
-                "teacher_weights": s.TEACHER_WEIGHTS or None, "teacher_feature_dim": t_dim,
-                "projection": projection}
-        return cls(backbone, head, losses, loss_weights, teacher, s.TEACHER_WEIGHTS,
-                   s.LAMBDA, info)
+        head = EmbeddingHead(
+            backbone.out_channels, num_classes, h.POOLING, embed, h.NECK, h.TEST_FEATURE
+        )
+        info = {
+            "lambda": float(s.LAMBDA),
+            "teacher_config": s.TEACHER_CONFIG or None,
+            "teacher_weights": s.TEACHER_WEIGHTS or None,
+            "teacher_feature_dim": t_dim,
+            "projection": projection,
+        }
+        return cls(backbone, head, losses, loss_weights, teacher, s.TEACHER_WEIGHTS, s.LAMBDA, info)
 
     @property
     def teacher(self) -> Optional[nn.Module]:
@@ -114,9 +137,12 @@ class STDDistill(Baseline):
     def load_teacher(self) -> None:
         """Load the teacher's weights (once); every weight but a classifier must fit."""
         # no partial opt-in: distilling from a half-random teacher is never what one wants
-        load_model_weights(self._teacher, self.teacher_weights,
-                           what="MODEL.STD.TEACHER_WEIGHTS (for MODEL.STD.TEACHER_CONFIG)",
-                           partial_key=None)
+        load_model_weights(
+            self._teacher,
+            self.teacher_weights,
+            what="MODEL.STD.TEACHER_WEIGHTS (for MODEL.STD.TEACHER_CONFIG)",
+            partial_key=None,
+        )
         reset = getattr(self._teacher, "reset_latent_state", None)
         if callable(reset):
             reset()
@@ -149,4 +175,3 @@ class STDDistill(Baseline):
     def std_info(self) -> Dict[str, Any]:
         """Lambda, teacher and projection, recorded with every result."""
         return dict(self._info)
-

@@ -38,7 +38,8 @@ def _split_resnet(backbone: StagedBackbone):
     if names[-2:] != ["layer3", "layer4"] or not isinstance(backbone.stages[-2], nn.Sequential):
         raise ValueError(
             f"MGN needs a ResNet-style backbone whose last stages are layer3 and layer4 "
-            f"(e.g. resnet50, resnet18); got stages {names}")
+            f"(e.g. resnet50, resnet18); got stages {names}"
+        )
     layer3, layer4 = backbone.stages[-2], backbone.stages[-1]
     if len(layer3) < 1 or not hasattr(layer4[0], "downsample"):
         raise ValueError("MGN needs residual blocks in layer3/layer4 (torchvision ResNet)")
@@ -52,11 +53,17 @@ class MGN(ReIDMetaArch):
 
     display_name = "MGN"
 
-    def __init__(self, backbone: StagedBackbone, num_classes: int, feat_dim: int = 256,
-                 parts: Sequence[int] = (2, 3), shared_reduction: bool = True,
-                 losses: Optional[Mapping[str, nn.Module]] = None,
-                 loss_weights: Optional[Mapping[str, float]] = None,
-                 ptl: Optional[PTLSettings] = None) -> None:
+    def __init__(
+        self,
+        backbone: StagedBackbone,
+        num_classes: int,
+        feat_dim: int = 256,
+        parts: Sequence[int] = (2, 3),
+        shared_reduction: bool = True,
+        losses: Optional[Mapping[str, nn.Module]] = None,
+        loss_weights: Optional[Mapping[str, float]] = None,
+        ptl: Optional[PTLSettings] = None,
+    ) -> None:
         super().__init__(losses or {}, loss_weights or {})
         if any(int(p) < 1 for p in parts):
             raise ValueError(f"MODEL.MGN.PARTS must be positive stripe counts, got {list(parts)}")
@@ -74,8 +81,7 @@ class MGN(ReIDMetaArch):
         self.ptl: Optional[PTLBranch] = None
         if ptl is not None:
             taps = [trunk.stem_spec] + list(trunk.stage_specs)
-            self.ptl = build_ptl_branch(ptl, [(t.channels, t.stride) for t in taps],
-                                        branch_strides)
+            self.ptl = build_ptl_branch(ptl, [(t.channels, t.stride) for t in taps], branch_strides)
         in_dim = branch_channels + (self.ptl.out_channels if self.ptl is not None else 0)
         n_feats = sum(1 + (p if p > 1 else 0) for p in self.parts)
         n_red = 1 if shared_reduction else n_feats
@@ -89,8 +95,11 @@ class MGN(ReIDMetaArch):
 
     @staticmethod
     def _reduction(in_dim: int, feat_dim: int) -> nn.Sequential:
-        red = nn.Sequential(nn.Conv2d(in_dim, feat_dim, 1, bias=False), nn.BatchNorm2d(feat_dim),
-                            nn.ReLU(inplace=True))
+        red = nn.Sequential(
+            nn.Conv2d(in_dim, feat_dim, 1, bias=False),
+            nn.BatchNorm2d(feat_dim),
+            nn.ReLU(inplace=True),
+        )
         nn.init.kaiming_normal_(red[0].weight, mode="fan_in")
         nn.init.normal_(red[1].weight, mean=1.0, std=0.02)
         nn.init.zeros_(red[1].bias)
@@ -108,12 +117,20 @@ class MGN(ReIDMetaArch):
         return channels.pop(), [probe // o.shape[2] for o in outs]
 
     @classmethod
-    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
-                    **kwargs):
+    def from_config(
+        cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights, **kwargs
+    ):
         m = cfg.MODEL.MGN
-        return cls(backbone, num_classes, feat_dim=m.FEAT_DIM, parts=list(m.PARTS),
-                   shared_reduction=m.SHARED_REDUCTION, losses=losses, loss_weights=loss_weights,
-                   **kwargs)
+        return cls(
+            backbone,
+            num_classes,
+            feat_dim=m.FEAT_DIM,
+            parts=list(m.PARTS),
+            shared_reduction=m.SHARED_REDUCTION,
+            losses=losses,
+            loss_weights=loss_weights,
+            **kwargs,
+        )
 
     def test_modules(self) -> List[nn.Module]:
         """The parts used at test time (everything but the classifiers)."""
@@ -126,7 +143,7 @@ class MGN(ReIDMetaArch):
         pooled = [F.adaptive_max_pool2d(x, 1)]
         if parts > 1:
             stripes = F.adaptive_max_pool2d(x, (parts, 1))  # (B, C, parts, 1)
-            pooled += [stripes[:, :, i:i + 1] for i in range(parts)]
+            pooled += [stripes[:, :, i : i + 1] for i in range(parts)]
         return pooled
 
     def forward(self, images: torch.Tensor):  # (B, 3, H, W)
@@ -141,14 +158,16 @@ class MGN(ReIDMetaArch):
             globals_.append(px[0])
             locals_ += px[1:]
         pooled = globals_ + locals_  # order: 3 global, then the stripes branch by branch
-        feats = [self.reductions[i % len(self.reductions)](p).flatten(1)
-                 for i, p in enumerate(pooled)]  # each (B, feat_dim)
+        feats = [
+            self.reductions[i % len(self.reductions)](p).flatten(1) for i, p in enumerate(pooled)
+        ]  # each (B, feat_dim)
         feat = torch.cat(feats, dim=1)  # (B, n_feats * feat_dim)
         if not self.training:
             return feat
         logits = [fc(f) for fc, f in zip(self.classifiers, feats)]
-        return ModelOutput(features=feat, logits=logits,
-                           extras={"triplet_features": feats[:len(self.parts)]})
+        return ModelOutput(
+            features=feat, logits=logits, extras={"triplet_features": feats[: len(self.parts)]}
+        )
 
 
 META_ARCHS.register("mgn")(MGN)
@@ -161,7 +180,9 @@ class MGNPTL(LatentStateMixin, MGN):
     display_name = "MGN+PTL"
 
     @classmethod
-    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights,
-                    **kwargs):
-        return super().from_config(cfg, num_classes, backbone, losses, loss_weights,
-                                   ptl=PTLSettings.from_config(cfg))
+    def from_config(
+        cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights, **kwargs
+    ):
+        return super().from_config(
+            cfg, num_classes, backbone, losses, loss_weights, ptl=PTLSettings.from_config(cfg)
+        )

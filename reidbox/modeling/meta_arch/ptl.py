@@ -39,23 +39,41 @@ class PTLSettings:
     @classmethod
     def from_config(cls, cfg: Any) -> PTLSettings:
         p = cfg.MODEL.PTL
-        return cls(p.CELL, p.CELL_INIT, p.CHANNEL_RATIO, p.MAX_CHANNELS, p.LAST_CELL_CHANNELS,
-                   tuple(p.CELL_CHANNELS), tuple(p.FUSE_CHANNELS), p.STATE_MODE,
-                   p.STATE_SHAPE, p.STATE_INIT)
+        return cls(
+            p.CELL,
+            p.CELL_INIT,
+            p.CHANNEL_RATIO,
+            p.MAX_CHANNELS,
+            p.LAST_CELL_CHANNELS,
+            tuple(p.CELL_CHANNELS),
+            tuple(p.FUSE_CHANNELS),
+            p.STATE_MODE,
+            p.STATE_SHAPE,
+            p.STATE_INIT,
+        )
 
 
-def build_ptl_branch(settings: PTLSettings, tap_specs: Sequence[tuple],
-                     out_strides: Sequence[int]) -> PTLBranch:
+def build_ptl_branch(
+    settings: PTLSettings, tap_specs: Sequence[tuple], out_strides: Sequence[int]
+) -> PTLBranch:
     """The side network of ``settings`` for these taps ((channels, stride) each)."""
     s = settings
-    cells, fuse = derive_channels([c for c, _ in tap_specs], ratio=s.channel_ratio,
-                                  max_channels=s.max_channels,
-                                  last_cell_channels=s.last_cell_channels)
+    cells, fuse = derive_channels(
+        [c for c, _ in tap_specs],
+        ratio=s.channel_ratio,
+        max_channels=s.max_channels,
+        last_cell_channels=s.last_cell_channels,
+    )
     state = LatentStateStore(s.state_mode, s.state_shape, s.state_init)
-    return PTLBranch(tap_specs, out_strides, cell=s.cell,
-                     cell_channels=list(s.cell_channels) or cells,
-                     fuse_channels=list(s.fuse_channels) or fuse, state=state,
-                     cell_init=s.cell_init)
+    return PTLBranch(
+        tap_specs,
+        out_strides,
+        cell=s.cell,
+        cell_channels=list(s.cell_channels) or cells,
+        fuse_channels=list(s.fuse_channels) or fuse,
+        state=state,
+        cell_init=s.cell_init,
+    )
 
 
 class MLPClassifier(nn.Sequential):
@@ -94,29 +112,50 @@ class PTL(LatentStateMixin, ReIDMetaArch):
 
     display_name = "{backbone}+PTL"
 
-    def __init__(self, backbone: StagedBackbone, ptl: PTLBranch, feat_dim: int,
-                 classifier_hidden: Sequence[int], num_classes: int, pooling: str,
-                 losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        backbone: StagedBackbone,
+        ptl: PTLBranch,
+        feat_dim: int,
+        classifier_hidden: Sequence[int],
+        num_classes: int,
+        pooling: str,
+        losses: Mapping[str, nn.Module],
+        loss_weights: Mapping[str, float],
+    ) -> None:
         super().__init__(losses, loss_weights)
         self.backbone = backbone
         self.ptl = ptl
         in_dim = backbone.out_channels + ptl.out_channels
         feat_dim = feat_dim or backbone.out_channels
         self.pool = build_pooling(pooling)
-        self.reduction = nn.Sequential(nn.Conv2d(in_dim, feat_dim, 1, bias=False),
-                                       nn.BatchNorm2d(feat_dim), nn.ReLU(inplace=True))
+        self.reduction = nn.Sequential(
+            nn.Conv2d(in_dim, feat_dim, 1, bias=False),
+            nn.BatchNorm2d(feat_dim),
+            nn.ReLU(inplace=True),
+        )
         self.classifier = MLPClassifier(feat_dim, classifier_hidden, num_classes)
         self.feat_dim = feat_dim
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         taps = [backbone.stem_spec] + list(backbone.stage_specs[:-1])
-        branch = build_ptl_branch(PTLSettings.from_config(cfg),
-                                  [(t.channels, t.stride) for t in taps],
-                                  [backbone.stage_specs[-1].stride])
+        branch = build_ptl_branch(
+            PTLSettings.from_config(cfg),
+            [(t.channels, t.stride) for t in taps],
+            [backbone.stage_specs[-1].stride],
+        )
         p = cfg.MODEL.PTL
-        return cls(backbone, branch, p.FEAT_DIM, list(p.CLASSIFIER_HIDDEN), num_classes,
-                   cfg.MODEL.HEADS.POOLING, losses, loss_weights)
+        return cls(
+            backbone,
+            branch,
+            p.FEAT_DIM,
+            list(p.CLASSIFIER_HIDDEN),
+            num_classes,
+            cfg.MODEL.HEADS.POOLING,
+            losses,
+            loss_weights,
+        )
 
     def test_modules(self) -> List[nn.Module]:
         """The parts used at test time (everything but the classifier)."""

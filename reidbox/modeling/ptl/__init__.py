@@ -4,5 +4,14 @@ from .cells import CELL_INITS, BConvCell, BConvCellV2, build_cell, cell_geometry
 from .state import LatentStateStore
 from .wrapper import PTLBranch, derive_channels
 
-__all__ = ["CELL_INITS", "BConvCell", "BConvCellV2", "LatentStateStore", "PTLBranch", "build_cell",
-           "cell_geometry", "derive_channels", "init_cell"]
+__all__ = [
+    "CELL_INITS",
+    "BConvCell",
+    "BConvCellV2",
+    "LatentStateStore",
+    "PTLBranch",
+    "build_cell",
+    "cell_geometry",
+    "derive_channels",
+    "init_cell",
+]

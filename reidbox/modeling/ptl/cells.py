@@ -41,16 +41,25 @@ class BConvCell(nn.Module):
     H' = (H + 2p - k) // s + 1. ``state=None`` means C_{b-1} = 0.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
-                 stride: int = 1, padding: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"BConvCell channels must be positive, got in={in_channels}, "
-                             f"out={out_channels}")
+            raise ValueError(
+                f"BConvCell channels must be positive, got in={in_channels}, out={out_channels}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.gates = nn.Conv2d(in_channels, 4 * out_channels, kernel_size, stride=stride,
-                               padding=padding, bias=bias)
+        self.gates = nn.Conv2d(
+            in_channels, 4 * out_channels, kernel_size, stride=stride, padding=padding, bias=bias
+        )
 
     def state_size(self, x: torch.Tensor) -> Tuple[int, int, int, int]:
         """Shape (B, out, H', W') of the latent state for input ``x``."""
@@ -63,8 +72,9 @@ class BConvCell(nn.Module):
         return x.new_zeros(self.state_size(x))
 
     @staticmethod
-    def _step(pre: torch.Tensor, c_prev: torch.Tensor
-              ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step(
+        pre: torch.Tensor, c_prev: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Gate pre-activations (B, 4*out, H', W') and C_{b-1} -> (y_b, C_b, forget gate)."""
         i, f, o, g = pre.chunk(4, dim=1)
         f = torch.sigmoid(f)
@@ -72,16 +82,22 @@ class BConvCell(nn.Module):
         y = torch.sigmoid(o) * torch.tanh(c)
         return y, c, f
 
-    def forward(self, x: torch.Tensor, state: Optional[torch.Tensor] = None
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, state: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """(B, in, H, W), C_{b-1} (B, out, H', W') or None -> (y_b, C_b), both (B, out, H', W')."""
         pre = self.gates(x)
-        c_prev = pre.new_zeros(pre.shape[0], self.out_channels, *pre.shape[2:]) \
-            if state is None else state
+        c_prev = (
+            pre.new_zeros(pre.shape[0], self.out_channels, *pre.shape[2:])
+            if state is None
+            else state
+        )
         if c_prev.shape != (pre.shape[0], self.out_channels, *pre.shape[2:]):
-            raise ValueError(f"BConvCell state has shape {tuple(c_prev.shape)}, expected "
-                             f"{(pre.shape[0], self.out_channels, *pre.shape[2:])} for input "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"BConvCell state has shape {tuple(c_prev.shape)}, expected "
+                f"{(pre.shape[0], self.out_channels, *pre.shape[2:])} for input "
+                f"{tuple(x.shape)}"
+            )
         y, c, _ = self._step(pre, c_prev)
         return y, c
 
@@ -103,34 +119,51 @@ class BConvCellV2(BConvCell):
     in (-1, 1), so it stays bounded however long it is carried. State: the pair (C, H).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
-                 stride: int = 1, padding: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        bias: bool = True,
+    ) -> None:
         nn.Module.__init__(self)
         if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"BConvCellV2 channels must be positive, got in={in_channels}, "
-                             f"out={out_channels}")
+            raise ValueError(
+                f"BConvCellV2 channels must be positive, got in={in_channels}, out={out_channels}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.gates = nn.Conv2d(2 * in_channels, 4 * out_channels, kernel_size, stride=stride,
-                               padding=padding, bias=bias)
-        self.recover = nn.ConvTranspose2d(out_channels, in_channels, kernel_size, stride=stride,
-                                          padding=padding, bias=False)
+        self.gates = nn.Conv2d(
+            2 * in_channels,
+            4 * out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            bias=bias,
+        )
+        self.recover = nn.ConvTranspose2d(
+            out_channels, in_channels, kernel_size, stride=stride, padding=padding, bias=False
+        )
 
     def zero_state(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(C, H) = (0, 0), each (B, out, H', W')."""
         size = self.state_size(x)
         return x.new_zeros(size), x.new_zeros(size)
 
-    def forward(self, x: torch.Tensor,
-                state: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-                ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, state: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+    ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         """(B, in, H, W), (C, H) or None -> (y_b, (C_b, H_b)), all (B, out, H', W')."""
         c_prev, h_prev = self.zero_state(x) if state is None else state
         expected = self.state_size(x)
         if tuple(c_prev.shape) != expected or tuple(h_prev.shape) != expected:
-            raise ValueError(f"BConvCellV2 state has shapes {tuple(c_prev.shape)}, "
-                             f"{tuple(h_prev.shape)}; expected {expected} for input "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"BConvCellV2 state has shapes {tuple(c_prev.shape)}, "
+                f"{tuple(h_prev.shape)}; expected {expected} for input "
+                f"{tuple(x.shape)}"
+            )
         recovered = self.recover(h_prev, output_size=list(x.shape[-2:]))  # (B, in, H, W)
         pre = self.gates(torch.cat([x, recovered], dim=1))
         y, c, f = self._step(pre, c_prev)
@@ -153,8 +186,10 @@ def init_cell(cell: BConvCell, mode: str = "kaiming_normal") -> BConvCell:
     (Kaiming-uniform with a = sqrt(5), std 1 / sqrt(3 fan_in); bias uniform in +-1/sqrt(fan_in)).
     """
     if mode not in CELL_INITS:
-        raise KeyError(f"unknown BConv-Cell initialisation {mode!r} (MODEL.PTL.CELL_INIT); "
-                       f"available: {', '.join(CELL_INITS)}")
+        raise KeyError(
+            f"unknown BConv-Cell initialisation {mode!r} (MODEL.PTL.CELL_INIT); "
+            f"available: {', '.join(CELL_INITS)}"
+        )
     if mode == "kaiming_normal":
         for m in cell.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -164,16 +199,21 @@ def init_cell(cell: BConvCell, mode: str = "kaiming_normal") -> BConvCell:
     return cell
 
 
-def build_cell(version: str, in_channels: int, out_channels: int, stride: int = 1,
-               init: str = "kaiming_normal") -> BConvCell:
+def build_cell(
+    version: str, in_channels: int, out_channels: int, stride: int = 1, init: str = "kaiming_normal"
+) -> BConvCell:
     """A cell of ``version`` ("v1" or "v2") whose output is ceil(H / stride) x ceil(W / stride),
     its convolutions initialised by ``init`` (see :func:`init_cell`)."""
     if version not in CELLS:
-        raise KeyError(f"unknown BConv-Cell version {version!r} (MODEL.PTL.CELL); "
-                       f"available: {', '.join(CELLS)}")
+        raise KeyError(
+            f"unknown BConv-Cell version {version!r} (MODEL.PTL.CELL); "
+            f"available: {', '.join(CELLS)}"
+        )
     if init not in CELL_INITS:  # checked before building, so a typo costs nothing
-        raise KeyError(f"unknown BConv-Cell initialisation {init!r} (MODEL.PTL.CELL_INIT); "
-                       f"available: {', '.join(CELL_INITS)}")
+        raise KeyError(
+            f"unknown BConv-Cell initialisation {init!r} (MODEL.PTL.CELL_INIT); "
+            f"available: {', '.join(CELL_INITS)}"
+        )
     k, p = cell_geometry(stride)
     cell = CELLS[version](in_channels, out_channels, kernel_size=k, stride=stride, padding=p)
     return init_cell(cell, init)

@@ -53,8 +53,7 @@ class LatentStateStore:
     one.
     """
 
-    def __init__(self, mode: str = "carry", shape: str = "per_sample", init: str = "zeros"
-                 ) -> None:
+    def __init__(self, mode: str = "carry", shape: str = "per_sample", init: str = "zeros") -> None:
         self.mode = _check("STATE_MODE", mode, STATE_MODES)
         self.shape = _check("STATE_SHAPE", shape, STATE_SHAPES)
         self.init = _check("STATE_INIT", init, STATE_INITS)
@@ -113,12 +112,17 @@ class LatentStateStore:
             return
         old = self._states.get(name)
         batch = _tensors(new_state)[0].shape[0]
-        if old is not None and _tensors(old)[0].shape[0] > batch and all(
-            o.shape[1:] == n.shape[1:] and o.device == n.device
-            for o, n in zip(_tensors(old), _tensors(new_state))
+        if (
+            old is not None
+            and _tensors(old)[0].shape[0] > batch
+            and all(
+                o.shape[1:] == n.shape[1:] and o.device == n.device
+                for o, n in zip(_tensors(old), _tensors(new_state))
+            )
         ):
-            new_state = _map(lambda n, o: torch.cat([n, o[batch:].to(n.dtype)], dim=0),
-                             new_state, old)
+            new_state = _map(
+                lambda n, o: torch.cat([n, o[batch:].to(n.dtype)], dim=0), new_state, old
+            )
         self._states[name] = new_state
 
     def info(self) -> Dict[str, Any]:

@@ -26,14 +26,19 @@ from .state import LatentStateStore
 
 def _relative_stride(cur: int, nxt: int, what: str) -> int:
     if nxt % cur or nxt < cur:
-        raise ValueError(f"PTL: {what}: stride {nxt} is not a multiple of the previous stride "
-                         f"{cur}; cells can only downsample by integer factors")
+        raise ValueError(
+            f"PTL: {what}: stride {nxt} is not a multiple of the previous stride "
+            f"{cur}; cells can only downsample by integer factors"
+        )
     return nxt // cur
 
 
-def derive_channels(tap_channels: Sequence[int], ratio: float = 0.5,
-                    max_channels: int = 512, last_cell_channels: int = 128
-                    ) -> Tuple[List[int], List[int]]:
+def derive_channels(
+    tap_channels: Sequence[int],
+    ratio: float = 0.5,
+    max_channels: int = 512,
+    last_cell_channels: int = 128,
+) -> Tuple[List[int], List[int]]:
     """Default (cell_channels, fuse_channels) from the taps' measured channel counts.
 
     fuse_i = min(ratio * C(x^i), max); the cell after x^i = min(ratio * C(x^{i+1}), max); the
@@ -41,6 +46,7 @@ def derive_channels(tap_channels: Sequence[int], ratio: float = 0.5,
     this gives fuse 32/128/256/512 and cells 32/128/256/512/128, close to the paper's MGN+PTL
     code (fuse 64/128/256/512, cells 32/64/256/512/128).
     """
+
     def scaled(c: int) -> int:
         return max(1, min(int(round(ratio * c)), max_channels))
 
@@ -59,11 +65,17 @@ class PTLBranch(nn.Module):
     final cells); ``fuse_channels``: n numbers.
     """
 
-    def __init__(self, tap_specs: Sequence[Tuple[int, int]], out_strides: Sequence[int],
-                 cell: str = "v1", cell_channels: Optional[Sequence[int]] = None,
-                 fuse_channels: Optional[Sequence[int]] = None, image_channels: int = 3,
-                 state: Optional[LatentStateStore] = None,
-                 cell_init: str = "kaiming_normal") -> None:
+    def __init__(
+        self,
+        tap_specs: Sequence[Tuple[int, int]],
+        out_strides: Sequence[int],
+        cell: str = "v1",
+        cell_channels: Optional[Sequence[int]] = None,
+        fuse_channels: Optional[Sequence[int]] = None,
+        image_channels: int = 3,
+        state: Optional[LatentStateStore] = None,
+        cell_init: str = "kaiming_normal",
+    ) -> None:
         super().__init__()
         if not tap_specs:
             raise ValueError("PTL needs at least one tapped backbone stage")
@@ -79,30 +91,43 @@ class PTLBranch(nn.Module):
             raise ValueError(
                 f"PTL: this backbone has {n} tapped maps, so MODEL.PTL.CELL_CHANNELS needs {n + 1} "
                 f"numbers and MODEL.PTL.FUSE_CHANNELS {n}; got {len(cell_channels)} and "
-                f"{len(fuse_channels)} (leave them empty to derive them from the stage specs)")
+                f"{len(fuse_channels)} (leave them empty to derive them from the stage specs)"
+            )
         self.version = cell
         self.tap_specs = [tuple(t) for t in tap_specs]
         self.out_strides = list(out_strides)
         self.state = state if state is not None else LatentStateStore()
         self.cell_init = cell_init
-        self.image_cell = build_cell(cell, image_channels, cell_channels[0],
-                                     _relative_stride(1, strides[0], "first tapped stage"),
-                                     init=cell_init)
+        self.image_cell = build_cell(
+            cell,
+            image_channels,
+            cell_channels[0],
+            _relative_stride(1, strides[0], "first tapped stage"),
+            init=cell_init,
+        )
         self.fuses = nn.ModuleList()
         self.cells = nn.ModuleList()
         for i in range(n):
-            self.fuses.append(nn.Sequential(
-                nn.Conv2d(chans[i] + cell_channels[i], fuse_channels[i], 1, bias=False),
-                nn.BatchNorm2d(fuse_channels[i]),
-                nn.ReLU(inplace=True),
-            ))
+            self.fuses.append(
+                nn.Sequential(
+                    nn.Conv2d(chans[i] + cell_channels[i], fuse_channels[i], 1, bias=False),
+                    nn.BatchNorm2d(fuse_channels[i]),
+                    nn.ReLU(inplace=True),
+                )
+            )
             if i < n - 1:
                 s = _relative_stride(strides[i], strides[i + 1], f"tap {i + 2}")
-                self.cells.append(build_cell(cell, fuse_channels[i], cell_channels[i + 1], s,
-                                             init=cell_init))
+                self.cells.append(
+                    build_cell(cell, fuse_channels[i], cell_channels[i + 1], s, init=cell_init)
+                )
         self.out_cells = nn.ModuleList(
-            build_cell(cell, fuse_channels[-1], cell_channels[-1],
-                       _relative_stride(strides[-1], s, f"output {k}"), init=cell_init)
+            build_cell(
+                cell,
+                fuse_channels[-1],
+                cell_channels[-1],
+                _relative_stride(strides[-1], s, f"output {k}"),
+                init=cell_init,
+            )
             for k, s in enumerate(self.out_strides)
         )
         self.out_channels = cell_channels[-1]
@@ -134,15 +159,15 @@ class PTLBranch(nn.Module):
                 y = self._run(f"cells.{i}", self.cells[i], z)
         return [self._run(f"out_cells.{k}", c, z) for k, c in enumerate(self.out_cells)]
 
-    def check_size(self, y: torch.Tensor, x: torch.Tensor, what: str, image: torch.Tensor
-                   ) -> None:
+    def check_size(self, y: torch.Tensor, x: torch.Tensor, what: str, image: torch.Tensor) -> None:
         """A cell output must have the size of the map it is concatenated with."""
         if y.shape[-2:] != x.shape[-2:]:
             raise ValueError(
                 f"PTL: cell output {tuple(y.shape[-2:])} does not match {what} "
                 f"{tuple(x.shape[-2:])} for input {tuple(image.shape[-2:])}; use an input height "
                 f"and width divisible by the backbone's largest stride "
-                f"({max(self.out_strides)})")
+                f"({max(self.out_strides)})"
+            )
 
     def reset_latent_state(self) -> None:
         """Zero every cell's latent state (the epoch hook calls this)."""
