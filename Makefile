@@ -32,6 +32,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reidbox tools tests benchmarks
+	$(VENV)/bin/ruff format --check reidbox tools tests benchmarks
 
 clean:
 	rm -rf $(VENV) output
