@@ -26,7 +26,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -35,15 +35,9 @@ from ..config.loader import flat_config, import_plugins, merge_file, shipped_con
 from ..data import build_test_sets, build_train_set
 from ..data.catalog import DatasetAlias, dataset_aliases
 from ..modeling import build_model
+from ..modeling.transfer import shape_config, transfer_weights
 from ..registry import DATASETS
-from ..utils.checkpoint import (
-    Checkpointer,
-    WeightsMismatchError,
-    atomic_save,
-    load_file,
-    model_state_from,
-    strip_wrapper_prefixes,
-)
+from ..utils.checkpoint import Checkpointer
 from ..utils.logger import setup_logger
 from ..utils.misc import write_json
 from ..visualization.results import step_row, write_chain_summary
@@ -189,77 +183,17 @@ def is_finished(folder: str) -> bool:
     return all(os.path.isfile(os.path.join(folder, n)) for n in (FINAL, METRICS))
 
 
-def _probe(cfg, num_classes: int) -> Tuple[Dict[str, Tuple[int, ...]], set]:
-    """State-dict shapes of the step's model, built on the meta device (no memory, no init),
-    and the keys of its classifier: every tensor outside the model's ``test_modules()`` (the
-    parts the retrieval feature uses), for meta-architectures that declare them."""
-    probe = cfg.clone()
-    probe.defrost()
-    probe.MODEL.BACKBONE.PRETRAINED = False  # shapes only: no need for the ImageNet file
-    probe.MODEL.STD.LAMBDA = 0.0
-    with torch.device("meta"):
-        model = build_model(probe, num_classes)
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    test_modules = getattr(model, "test_modules", None)
-    if not callable(test_modules):
-        return shapes, set()
-    used = {id(t) for m in test_modules() for t in m.state_dict(keep_vars=True).values()}
-    return shapes, {k for k, v in model.state_dict(keep_vars=True).items() if id(v) not in used}
-
-
 def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
-    """Write ``MODEL.WEIGHTS`` (``init_weights.pth``): ``source`` without its classifier.
-
-    A new dataset means new identities, so the classifier is always replaced by a freshly
-    initialised one, even when the identity counts happen to match: all of it, hidden layers
-    included (PTL's three FC layers with their BN, MGN's eight FC layers). Classifier tensors
-    are those outside the model's ``test_modules()`` (where declared) plus those whose shape
-    changes when the model is built for N + 1 identities. Returns the report (skipped, newly
-    initialised and unused tensors) for the log and the manifest.
-    """
+    """Write ``MODEL.WEIGHTS`` (``init_weights.pth``): ``source`` without its classifier
+    (:func:`reidbox.modeling.transfer.transfer_weights`: a new dataset means new identities).
+    Returns the report for the log and the manifest."""
     if source is None:
         return {
             "weights": None,
             "start": "ImageNet" if cfg.MODEL.BACKBONE.PRETRAINED else "scratch",
         }
     num_classes = build_train_set(cfg).num_train_pids
-    own, classifier = _probe(cfg, num_classes)
-    other, _ = _probe(cfg, num_classes + 1)
-    classifier |= {k for k in own if other.get(k) != own[k]}
-    obj = load_file(source)
-    state = strip_wrapper_prefixes(model_state_from(obj), own)
-    skipped = [
-        k for k in state if k in classifier or (k in own and tuple(state[k].shape) != own[k])
-    ]
-    keep = {k: v for k, v in state.items() if k in own and k not in skipped}
-    new = [k for k in own if k not in keep]
-    # Tensors only one side has are by design (a +STD student from a PTL model: the PTL branch
-    # unused, a projection new); a non-classifier tensor of another shape, or nothing shared,
-    # means another architecture.
-    reshaped = [k for k in skipped if k not in classifier]
-    if (reshaped or not any(k not in classifier for k in keep)) and not cfg.MODEL.WEIGHTS_PARTIAL:
-        what = (
-            f"shape mismatch: {', '.join(reshaped[:3])}"
-            if reshaped
-            else "no tensor but the classifier in common"
-        )
-        raise WeightsMismatchError(
-            f"chain step weights {source} do not fit the step's model "
-            f"({cfg.MODEL.META_ARCHITECTURE}/{cfg.MODEL.BACKBONE.NAME}; {what}); set "
-            "MODEL.WEIGHTS_PARTIAL True to start from the tensors that fit"
-        )
-    # "fresh": the tensors the chain leaves initialised on purpose; the loader accepts their
-    # absence (like a classifier's) instead of calling the file incomplete
-    atomic_save({"model": keep, "source": source, "fresh": new}, cfg.MODEL.WEIGHTS)
-    return {
-        "weights": source,
-        "init_file": cfg.MODEL.WEIGHTS,
-        "num_classes": num_classes,
-        "previous_num_classes": obj.get("num_classes") if isinstance(obj, dict) else None,
-        "skipped": skipped,
-        "new": new,
-        "unused": [k for k in state if k not in own],
-    }
+    return transfer_weights(cfg, source, num_classes, cfg.MODEL.WEIGHTS)
 
 
 def describe_recipe(cfg) -> str:
@@ -283,14 +217,11 @@ def check_step(cfg, step: ChainStep, checked: set) -> None:
     if any((cfg.DATASETS.ROOT, (t,), "test") not in checked for t in cfg.DATASETS.TEST):
         build_test_sets(cfg)
         checked.update((cfg.DATASETS.ROOT, (t,), "test") for t in cfg.DATASETS.TEST)
-    probe = cfg.clone()
-    probe.defrost()
-    probe.MODEL.BACKBONE.PRETRAINED = False  # the ImageNet file is checked when the step starts
-    probe.MODEL.STD.LAMBDA = 0.0
-    probe.MODEL.STD.TEACHER_CONFIG = ""  # the teacher is an earlier step, not trained yet
+    # shapes only: the ImageNet file is checked when the step starts; the teacher is an earlier
+    # step, not trained yet
     try:
         with torch.device("meta"):
-            build_model(probe, 2)
+            build_model(shape_config(cfg, without_teacher=True), 2)
     except (ConfigError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         raise ConfigError(f"chain step {step.index} ({step.label}): {msg}") from None
