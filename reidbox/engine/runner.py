@@ -50,7 +50,7 @@ from .hooks import (
     stderr_is_terminal,
 )
 from .solver import build_solver, resume_schedule
-from .tasks import build_task
+from .tasks import Outputs, build_task
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
 logger = logging.getLogger("reidbox")
@@ -571,7 +571,7 @@ def test(
     if main:
         prepare_eval_dir(out)
     results = task.evaluate(
-        model, device, progress, out_dir=out, rank_lists=True, vis_ranks=vis_ranks
+        model, device, progress, Outputs(out, rank_lists=True, vis_ranks=vis_ranks)
     )
     extra = dict(weights=weights, settings=eval_settings(cfg, weights))
     if not main:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -29,7 +30,7 @@ from ..data import (
     build_train_loader,
     build_train_set,
 )
-from ..evaluation import EvalSettings
+from ..evaluation import EvalResult, EvalSettings
 from ..evaluation.classification import (
     ClassificationResult,
     evaluate_classifier,
@@ -43,6 +44,16 @@ logger = logging.getLogger("reidbox")
 
 #: name -> result object with ``headline()`` (a flat dict of numbers), per test set
 Results = Dict[str, Any]
+
+
+@dataclass
+class Outputs:
+    """What an evaluation saves besides its numbers: into ``folder``, ranked lists
+    (``rank_lists``) and rank-list images of the top ``vis_ranks`` (tasks that rank)."""
+
+    folder: str
+    rank_lists: bool = False
+    vis_ranks: int = 0
 
 
 def model_info(model: nn.Module) -> Dict[str, Any]:
@@ -95,16 +106,18 @@ class Task:
         raise NotImplementedError
 
     def evaluate(
-        self,
-        model: nn.Module,
-        device: torch.device,
-        progress: bool = True,
-        out_dir: Optional[str] = None,
-        rank_lists: bool = False,
-        vis_ranks: int = 0,
+        self, model: nn.Module, device: torch.device, progress: bool = True, out: Outputs = None
     ) -> Results:
-        """Every test set; ``rank_lists`` / ``vis_ranks``: also save ranked lists / draw them
-        into ``out_dir`` (tasks without ranked lists ignore both)."""
+        """Every test set (name -> result); ``out``: what to save besides the numbers."""
+        out = out or Outputs(self.cfg.OUTPUT_DIR)
+        return {
+            ts.name: self.evaluate_set(model, ts, device, progress, out) for ts in self.test_sets
+        }
+
+    def evaluate_set(
+        self, model: nn.Module, ts: Any, device: torch.device, progress: bool, out: Outputs
+    ) -> Any:
+        """One test set's result (an object with ``headline()``)."""
         raise NotImplementedError
 
     def format(self, results: Results) -> str:
@@ -178,48 +191,34 @@ class ReIDTask(Task):
             logger.warning("no MODEL.WEIGHTS given: testing an untrained model")
         return build_inference_model(self.cfg, weights, device)
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        device: torch.device,
-        progress: bool = True,
-        out_dir: Optional[str] = None,
-        rank_lists: bool = False,
-        vis_ranks: int = 0,
-    ) -> Results:
-        """``rank_lists`` writes ``<out_dir>/ranklist_<set>.csv`` (each query's top
-        ``TEST.TOPK_SAVE`` gallery images); ``vis_ranks`` > 0 draws top-``vis_ranks`` rank-list
-        images into ``<out_dir>/ranks/<set>/``, from the same features and ranking."""
-        cfg, out_dir = self.cfg, out_dir or self.cfg.OUTPUT_DIR
-        results = {}
-        for ts in self.test_sets:
-            results[ts.name], feats = evaluate_model(
-                model,
-                ts.query,
-                ts.gallery,
-                lambda items: build_test_loader(cfg, items),
-                device,
-                self.settings,
-                progress,
-                ts.name,
-            )
-            if feats is None:  # a DDP rank other than 0
-                continue
-            if rank_lists and cfg.TEST.TOPK_SAVE > 0:
-                idx, dist = rank_items(
-                    feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE, self.settings
-                )
-                path = save_rank_lists(
-                    os.path.join(out_dir, f"ranklist_{ts.name}.csv"),
-                    ts.query,
-                    ts.gallery,
-                    idx,
-                    dist,
-                )
-                logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
-            if vis_ranks > 0:
-                self.draw(ts, feats, os.path.join(out_dir, "ranks", ts.name), vis_ranks)
-        return results
+    def evaluate_set(
+        self, model: nn.Module, ts: TestSet, device: torch.device, progress: bool, out: Outputs
+    ) -> EvalResult:
+        """``out.rank_lists`` writes ``<out.folder>/ranklist_<set>.csv`` (each query's top
+        ``TEST.TOPK_SAVE`` gallery images); ``out.vis_ranks`` > 0 draws top-``vis_ranks``
+        rank-list images into ``<out.folder>/ranks/<set>/``, from the same features and
+        ranking."""
+        cfg = self.cfg
+        result, feats = evaluate_model(
+            model,
+            ts.query,
+            ts.gallery,
+            lambda items: build_test_loader(cfg, items),
+            device,
+            self.settings,
+            progress,
+            ts.name,
+        )
+        if feats is None:  # a DDP rank other than 0
+            return result
+        if out.rank_lists and cfg.TEST.TOPK_SAVE > 0:
+            idx, dist = rank_items(feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE, self.settings)
+            path = os.path.join(out.folder, f"ranklist_{ts.name}.csv")
+            save_rank_lists(path, ts.query, ts.gallery, idx, dist)
+            logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
+        if out.vis_ranks > 0:
+            self.draw(ts, feats, os.path.join(out.folder, "ranks", ts.name), out.vis_ranks)
+        return result
 
     def draw(
         self,
@@ -320,21 +319,11 @@ class ClassificationTask(Task):
             self.cfg, weights, device, classifier=True, num_classes=self.num_classes
         )
 
-    def evaluate(
-        self,
-        model: nn.Module,
-        device: torch.device,
-        progress: bool = True,
-        out_dir: Optional[str] = None,
-        rank_lists: bool = False,
-        vis_ranks: int = 0,
-    ) -> Dict[str, ClassificationResult]:
-        return {
-            t.name: evaluate_classifier(
-                model, build_classification_test_loader(self.cfg, t.test), device, progress, t.name
-            )
-            for t in self.test_sets
-        }
+    def evaluate_set(
+        self, model: nn.Module, ts: Any, device: torch.device, progress: bool, out: Outputs
+    ) -> ClassificationResult:
+        loader = build_classification_test_loader(self.cfg, ts.test)
+        return evaluate_classifier(model, loader, device, progress, ts.name)
 
     def format(self, results: Results) -> str:
         return format_classification(results)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -252,19 +254,10 @@ def rerank_feature_blocks(
     yield from _core(nb, space.pairs, qg_blocks(), m, k1, k2, lambda_value)
 
 
-def rerank_features(
-    q_feats,
-    g_feats,
-    k1: int = 20,
-    k2: int = 6,
-    lambda_value: float = 0.3,
-    metric: str = "euclidean",
-    chunk_size: int = 1024,
-) -> np.ndarray:
-    """Full (m, n) float32 re-ranked matrix from features (see :func:`rerank_feature_blocks`)."""
+def rerank_features(q_feats, g_feats, **options: Any) -> np.ndarray:
+    """Full (m, n) float32 re-ranked matrix from features; ``options`` (k1, k2, lambda_value,
+    metric, chunk_size) as for :func:`rerank_feature_blocks`."""
     out = np.empty((len(q_feats), len(g_feats)), np.float32)
-    for sl, blk in rerank_feature_blocks(
-        q_feats, g_feats, k1, k2, lambda_value, metric, chunk_size
-    ):
+    for sl, blk in rerank_feature_blocks(q_feats, g_feats, **options):
         out[sl] = blk
     return out

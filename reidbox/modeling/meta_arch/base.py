@@ -10,6 +10,11 @@ from torch import nn
 from ..output import ModelOutput
 
 
+#: a meta-architecture's named loss modules, and the weight of each
+Losses = Mapping[str, nn.Module]
+Weights = Mapping[str, float]
+
+
 class ReIDMetaArch(nn.Module):
     """Subclasses implement ``forward``: eval -> (B, D) features; train -> :class:`ModelOutput`.
 
@@ -20,7 +25,7 @@ class ReIDMetaArch(nn.Module):
     #: How result tables name a model of this meta-architecture (``{backbone}``: its backbone).
     display_name = "{backbone}"
 
-    def __init__(self, losses: Mapping[str, nn.Module], loss_weights: Mapping[str, float]) -> None:
+    def __init__(self, losses: Losses, loss_weights: Weights) -> None:
         super().__init__()
         self.losses = nn.ModuleDict(dict(losses))
         self.loss_weights = dict(loss_weights)

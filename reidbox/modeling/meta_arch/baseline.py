@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Mapping
 
 import torch
-from torch import nn
 
 from ...registry import META_ARCHS
 from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead
 from ..output import ModelOutput
-from .base import ReIDMetaArch
+from .base import Weights, Losses, ReIDMetaArch
 
 
 @META_ARCHS.register("baseline")
 class Baseline(ReIDMetaArch):
     def __init__(
-        self,
-        backbone: StagedBackbone,
-        head: EmbeddingHead,
-        losses: Mapping[str, nn.Module],
-        loss_weights: Mapping[str, float],
+        self, backbone: StagedBackbone, head: EmbeddingHead, losses: Losses, loss_weights: Weights
     ) -> None:
         super().__init__(losses, loss_weights)
         self.backbone = backbone

@@ -13,7 +13,7 @@ metric is top-1 error, not retrieval. Training returns a :class:`ModelOutput` as
 
 from __future__ import annotations
 
-from typing import Mapping, Union
+from typing import Union
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from ...utils.misc import eval_mode
 from ..backbones import StagedBackbone
 from ..heads import build_pooling
 from ..output import ModelOutput
-from .base import ReIDMetaArch
+from .base import Weights, Losses, ReIDMetaArch
 from .ptl import PTL
 
 
@@ -43,11 +43,11 @@ class Classifier(ClassifierMixin, ReIDMetaArch):
         self,
         backbone: StagedBackbone,
         num_classes: int,
-        pooling: str,
-        losses: Mapping[str, nn.Module],
-        loss_weights: Mapping[str, float],
+        pooling: str = "avg",
+        losses: Losses = None,
+        loss_weights: Weights = None,
     ) -> None:
-        super().__init__(losses, loss_weights)
+        super().__init__(losses or {}, loss_weights or {})
         self.backbone = backbone
         self.pool = build_pooling(pooling)
         self.fc = nn.Linear(backbone.out_channels, num_classes)

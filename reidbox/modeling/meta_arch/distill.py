@@ -15,7 +15,7 @@ feature used at test time is the one pulled towards the teacher's.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead
 from ..losses.std import STDLoss
 from .baseline import Baseline
+from .base import Losses, Weights
 
 logger = logging.getLogger("reidbox")
 
@@ -53,8 +54,8 @@ class STDDistill(Baseline):
         self,
         backbone: StagedBackbone,
         head: EmbeddingHead,
-        losses: Mapping[str, nn.Module],
-        loss_weights: Mapping[str, float],
+        losses: Losses,
+        loss_weights: Weights,
         teacher: Optional[nn.Module] = None,
         teacher_weights: str = "",
         lam: float = 0.8,

@@ -16,7 +16,7 @@ branch and concatenated with it before the shared reduction.
 from __future__ import annotations
 
 import copy
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from ..backbones import StagedBackbone
 from ..backbones.staged import set_stage_stride
 from ..output import ModelOutput
 from ..ptl import PTLBranch
-from .base import ReIDMetaArch
+from .base import Weights, Losses, ReIDMetaArch
 from .ptl import LatentStateMixin, PTLSettings, build_ptl_branch
 
 
@@ -60,8 +60,8 @@ class MGN(ReIDMetaArch):
         feat_dim: int = 256,
         parts: Sequence[int] = (2, 3),
         shared_reduction: bool = True,
-        losses: Optional[Mapping[str, nn.Module]] = None,
-        loss_weights: Optional[Mapping[str, float]] = None,
+        losses: Optional[Losses] = None,
+        loss_weights: Optional[Weights] = None,
         ptl: Optional[PTLSettings] = None,
     ) -> None:
         super().__init__(losses or {}, loss_weights or {})

@@ -7,7 +7,7 @@ No per-backbone code: channels and strides come from the backbone's measured sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from ..backbones import StagedBackbone
 from ..heads import build_pooling
 from ..output import ModelOutput
 from ..ptl import LatentStateStore, PTLBranch, derive_channels
-from .base import ReIDMetaArch
+from .base import Weights, Losses, ReIDMetaArch
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,8 @@ class PTL(LatentStateMixin, ReIDMetaArch):
         classifier_hidden: Sequence[int],
         num_classes: int,
         pooling: str,
-        losses: Mapping[str, nn.Module],
-        loss_weights: Mapping[str, float],
+        losses: Losses,
+        loss_weights: Weights,
     ) -> None:
         super().__init__(losses, loss_weights)
         self.backbone = backbone

@@ -7,7 +7,7 @@ and where the new one goes; this keeps the state out of ``state_dict`` and out o
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import nn
@@ -41,6 +41,8 @@ class BConvCell(nn.Module):
     H' = (H + 2p - k) // s + 1. ``state=None`` means C_{b-1} = 0.
     """
 
+    gate_inputs = 1  # the gates see x_b (v2: x_b and the recovered input)
+
     def __init__(
         self,
         in_channels: int,
@@ -53,12 +55,18 @@ class BConvCell(nn.Module):
         super().__init__()
         if in_channels < 1 or out_channels < 1:
             raise ValueError(
-                f"BConvCell channels must be positive, got in={in_channels}, out={out_channels}"
+                f"{type(self).__name__} channels must be positive, got in={in_channels}, "
+                f"out={out_channels}"
             )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.gates = nn.Conv2d(
-            in_channels, 4 * out_channels, kernel_size, stride=stride, padding=padding, bias=bias
+            self.gate_inputs * in_channels,
+            4 * out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            bias=bias,
         )
 
     def state_size(self, x: torch.Tensor) -> Tuple[int, int, int, int]:
@@ -119,32 +127,19 @@ class BConvCellV2(BConvCell):
     in (-1, 1), so it stays bounded however long it is carried. State: the pair (C, H).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int = 1,
-        bias: bool = True,
-    ) -> None:
-        nn.Module.__init__(self)
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(
-                f"BConvCellV2 channels must be positive, got in={in_channels}, out={out_channels}"
-            )
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.gates = nn.Conv2d(
-            2 * in_channels,
-            4 * out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            bias=bias,
-        )
+    gate_inputs = 2  # the gates see concat(x_b, x~_b)
+
+    def __init__(self, in_channels: int, out_channels: int, **conv: Any) -> None:
+        """``conv``: ``kernel_size``, ``stride``, ``padding``, ``bias`` as for
+        :class:`BConvCell`; ``recover`` mirrors the gate conv's geometry."""
+        super().__init__(in_channels, out_channels, **conv)
         self.recover = nn.ConvTranspose2d(
-            out_channels, in_channels, kernel_size, stride=stride, padding=padding, bias=False
+            out_channels,
+            in_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            bias=False,
         )
 
     def zero_state(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
