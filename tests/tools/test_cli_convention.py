@@ -96,7 +96,9 @@ def test_every_tool_parses_through_the_shared_convention():
     for path in tools:
         src = open(path, encoding="utf-8").read()
         name = os.path.basename(path)
-        assert "parse_args(p, argv" in src, f"{name} does not use reidbox.cli.parse_args"
+        assert re.search(r"parse_args\(\s*p,\s*argv", src), (
+            f"{name} does not use reidbox.cli.parse_args"
+        )
         assert ".parse_args(" not in src and "parse_intermixed_args" not in src, name
         assert "REMAINDER" not in src, name  # REMAINDER swallows every flag after it
 
