@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .config import CfgNode, load_config
 from .data.image_dataset import read_image
 from .data.transforms import transforms_from_config
-from .modeling import build_inference_model
+from .modeling import build_inference_model, require_retrieval_model
 from .utils.misc import resolve_device
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
@@ -40,6 +40,7 @@ class FeatureExtractor:
         progress_threshold: int = 256,
     ) -> None:
         self.cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else config
+        require_retrieval_model(self.cfg, "FeatureExtractor")
         self.device = resolve_device(str(device))
         self.model = build_inference_model(
             self.cfg, weights or self.cfg.MODEL.WEIGHTS or None, self.device

@@ -5,7 +5,7 @@
 import os
 
 from reidbox.config import load_config
-from reidbox.modeling import build_inference_model
+from reidbox.modeling import build_inference_model, require_retrieval_model
 from reidbox.export import export_model
 from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
@@ -22,6 +22,7 @@ def main(argv=None) -> int:
     )
     args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
+    require_retrieval_model(cfg, "tools/export.py")
     if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
         raise ValueError(
             "export needs trained weights: set MODEL.WEIGHTS path/model_final.pth "

@@ -43,13 +43,29 @@ def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
     return validate_dataset(ds) if isinstance(ds, ReIDDataset) else ds
 
 
+def check_task(names, task: str) -> None:
+    """Refuse, before anything is read or generated, a dataset that declares another task
+    (``"reid"`` / ``"classification"``); an ``a+b`` name is checked part by part."""
+    for name in names:
+        for part in [name] if name in DATASETS else name.split("+"):
+            if part not in DATASETS:
+                continue  # building it says "unknown dataset" with the list
+            other = dataset_task(part)
+            if other == task:
+                continue
+            if task == "reid":
+                raise DatasetError(
+                    f"dataset {part!r} is a {other} dataset but TASK is 'reid': set TASK "
+                    f"{other} (as configs/cifar10/*.yml do) or choose a ReID dataset"
+                )
+            same = sorted(n for n in DATASETS if dataset_task(n) == task)
+            raise DatasetError(
+                f"TASK is {task!r} but dataset {part!r} is a {other} dataset; use "
+                f"{', '.join(same) or f'a {task} dataset'} (or TASK: {other} for it)"
+            )
+
+
 def _reid(ds, name: str) -> ReIDDataset:
-    task = getattr(ds, "task", None)
-    if task not in (None, "reid"):
-        raise DatasetError(
-            f"dataset {name!r} is a {task} dataset but TASK is 'reid': set TASK "
-            f"{task} (as configs/cifar10/*.yml do) or choose a ReID dataset"
-        )
     if not isinstance(ds, ReIDDataset):
         raise DatasetError(
             f"dataset {name!r} returned {type(ds).__name__}, not a ReIDDataset "
@@ -70,6 +86,7 @@ def build_train_set(cfg) -> ReIDDataset:
     """All ``DATASETS.TRAIN`` sets combined: labels and cameras shifted so they never collide,
     ``dsetid`` = position in the list, each source's test split kept in ``test_sets``."""
     names = list(cfg.DATASETS.TRAIN)
+    check_task(names, "reid")
     parts = [_reid(build_dataset_from_config(cfg, n, dsetid=k), n) for k, n in enumerate(names)]
     ds = parts[0] if len(parts) == 1 else combine(parts, name="+".join(names), names=names)
     require_items(ds.train, ds.name, "train", check_files=not cfg.DATALOADER.SKIP_UNREADABLE)
@@ -185,6 +202,7 @@ def build_test_sets(cfg) -> List[TestSet]:
     source, named after it. Each is checked: non-empty splits, files present, and some query
     with a valid gallery match under ``TEST.PROTOCOL``."""
     protocol = get_protocol(cfg.TEST.PROTOCOL)
+    check_task(cfg.DATASETS.TEST, "reid")
     out = []
     for name in cfg.DATASETS.TEST:
         ds = _reid(build_dataset_from_config(cfg, name), name)
@@ -207,15 +225,12 @@ def build_test_sets(cfg) -> List[TestSet]:
 
 def classification_set(cfg, name: str) -> ClassificationDataset:
     """The registered classification dataset ``name`` under ``DATASETS.ROOT``; a dataset of
-    another task is one clear error."""
+    another task is one clear error, before anything is read."""
+    check_task([name], "classification")
     ds = build_dataset_from_config(cfg, name)
-    if getattr(ds, "task", None) != "classification":
-        names = sorted(n for n in DATASETS if dataset_task(n) == "classification")
+    if not isinstance(ds, ClassificationDataset):
         raise DatasetError(
-            f"TASK is 'classification' but dataset {name!r} is a "
-            f"{getattr(ds, 'task', type(ds).__name__)} dataset; use "
-            f"{', '.join(names) or 'a classification dataset'} (or TASK: reid "
-            "for ReID datasets)"
+            f"dataset {name!r} returned {type(ds).__name__}, not a ClassificationDataset"
         )
     return ds
 

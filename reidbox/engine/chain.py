@@ -49,6 +49,12 @@ FINAL, METRICS = "model_final.pth", "metrics.json"
 INIT = "init_weights.pth"  # a step's starting weights: the previous step's, classifier removed
 # Keys that may change between invocations without changing what a step computes.
 RUNTIME_KEYS = ("DEVICE", "DATALOADER.NUM_WORKERS", "TEST.IMS_PER_BATCH", "SOLVER.LOG_PERIOD")
+# CHAIN.* keys say how steps are composed; what they change in a step shows in its other keys
+# (CHAIN.STD_CONFIG in a +STD step's model, CHAIN.TEST_EARLIER in its DATASETS.TEST), so a
+# finished step is compared without them: extending a chain with a +STD step reuses it.
+# CHAIN.STEPS (the steps up to this one: where its weights came from) is compared.
+COMPOSITION_PREFIX = "CHAIN."
+COMPARED_CHAIN_KEYS = ("CHAIN.STEPS",)
 
 
 # Chain step names: what each registered dataset declares (data.catalog); no table here.
@@ -175,7 +181,11 @@ def config_differences(cfg, folder: str) -> List[str]:
         old = flat_config(f.read())
     new = flat_config(cfg.dump())
     return sorted(
-        k for k in set(old) | set(new) if k not in RUNTIME_KEYS and old.get(k) != new.get(k)
+        k
+        for k in set(old) | set(new)
+        if k not in RUNTIME_KEYS
+        and (not k.startswith(COMPOSITION_PREFIX) or k in COMPARED_CHAIN_KEYS)
+        and old.get(k) != new.get(k)
     )
 
 

@@ -7,6 +7,7 @@ from .build import (
     build_model,
     build_teacher,
     model_display_name,
+    require_retrieval_model,
 )
 from .output import ModelOutput
 
@@ -17,4 +18,5 @@ __all__ = [
     "build_model",
     "build_teacher",
     "model_display_name",
+    "require_retrieval_model",
 ]

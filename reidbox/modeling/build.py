@@ -92,6 +92,18 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     )
 
 
+def require_retrieval_model(cfg, who: str) -> None:
+    """Feature extraction and export serve retrieval: a ``TASK: classification`` model's
+    output is class logits, not an identity feature, so ``who`` refuses it in one line."""
+    if cfg.TASK != "reid":
+        from ..config import ConfigError
+
+        raise ConfigError(
+            f"{who} extracts ReID features, but this config has TASK {cfg.TASK!r} (its model "
+            "outputs class logits): use a ReID config, or tools/test_net.py to evaluate it"
+        )
+
+
 def build_inference_model(
     cfg,
     weights: Optional[str],

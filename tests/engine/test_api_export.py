@@ -90,3 +90,32 @@ def test_feature_extractor_array_dtypes(weights):
         assert "\n" not in str(e.value)
     with pytest.raises(TypeError, match="Tensor"):
         fx([torch.zeros(3, 8, 4)])
+
+
+def test_classification_configs_are_refused_by_feature_extraction_and_export(tmp_path):
+    # a classifier's output is class logits: extracting "features" from it gave a meaningless
+    # (N, 1) output before, and export wrote a model with a 1-wide output
+    import subprocess
+    import sys
+
+    from reidbox.config import ConfigError
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = load_config(os.path.join(root, "configs", "demo", "cifar.yml"))
+    with pytest.raises(ConfigError, match="FeatureExtractor extracts ReID features.*TASK"):
+        reidbox.FeatureExtractor(cfg)
+    p = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(root, "tools", "export.py"),
+            "--config-file",
+            os.path.join(root, "configs", "demo", "cifar.yml"),
+            "--allow-untrained",
+            "--output",
+            str(tmp_path / "m.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 2 and "error: tools/export.py extracts ReID features" in p.stderr
+    assert not (tmp_path / "m.onnx").exists()

@@ -299,3 +299,27 @@ def test_ptl_classifier_hidden_layers_are_replaced_too(synth_root, tmp_path):
     init = torch.load(tmp_path / "init.pth", weights_only=True)["model"]
     assert set(init) == set(previous.state_dict()) - classifier
     assert any(k.startswith("ptl.") for k in init) and any(k.startswith("reduction.") for k in init)
+
+
+def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
+    # adding a +STD step sets CHAIN.STD_CONFIG for the whole chain: the finished plain steps
+    # (whose configs it does not change) must be reused, not refused
+    from reidbox.config import load_config
+    from reidbox.engine.chain import config_differences
+
+    old = load_config(None, ["CHAIN.STEPS", "['synthetic_a']"])
+    (tmp_path / "config.yaml").write_text(old.dump())
+    new = load_config(
+        None,
+        [
+            "CHAIN.STEPS",
+            "['synthetic_a']",
+            "CHAIN.STD_CONFIG",
+            "configs/std/d161_student.yml",
+            "CHAIN.TEST_EARLIER",
+            "False",
+        ],
+    )
+    assert config_differences(new, str(tmp_path)) == []
+    moved = load_config(None, ["CHAIN.STEPS", "['synthetic_b']"])  # weights from elsewhere
+    assert config_differences(moved, str(tmp_path)) == ["CHAIN.STEPS"]

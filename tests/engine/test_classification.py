@@ -223,7 +223,10 @@ def test_reid_dataset_in_a_classification_run_is_a_clear_error(market_root, tmp_
             str(tmp_path),
         ],
     )
-    with pytest.raises(DatasetError, match="'market1501' is a reid dataset; use cifar10, "):
+    with pytest.raises(
+        DatasetError,
+        match="TASK is 'classification' but dataset 'market1501' is a reid dataset; use cifar10, ",
+    ):
         build_classification_sets(cfg)
     cfg = load_config(None, ["TASK", "classification", "DATASETS.TRAIN", "['a', 'b']"])
     with pytest.raises(DatasetError, match="exactly one dataset"):
@@ -265,3 +268,29 @@ def test_demo_config_learns_the_synthetic_set(tmp_path):
     )
     record = runner.train(cfg, progress=False)
     assert record["top1_error"] < 0.7
+
+
+@pytest.mark.parametrize(
+    "task,train", [("classification", "synthetic"), ("reid", "cifar10_synthetic")]
+)
+def test_a_dataset_of_the_other_task_is_refused_before_it_is_generated(task, train, tmp_path):
+    # the synthetic sets generate themselves on first use: a wrong task must not touch the disk
+    root = tmp_path / "datasets"
+    cfg = load_config(
+        None,
+        [
+            "TASK",
+            task,
+            "DATASETS.ROOT",
+            str(root),
+            "DATASETS.TRAIN",
+            f"['{train}']",
+            "DATASETS.TEST",
+            f"['{train}']",
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
+        ],
+    )
+    with pytest.raises(DatasetError, match=f"'{train}' is a"):
+        runner.train(cfg, progress=False)
+    assert not root.exists()
