@@ -131,6 +131,9 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             )
         cfg: Dict[str, Any] = {}
         cfg_path = os.path.join(folder, "config.yaml")
+        if not os.path.isfile(cfg_path) and os.path.basename(os.path.dirname(folder)) == "eval":
+            # a test_net result (OUTPUT_DIR/eval/<settings>/): the run's config is two up
+            cfg_path = os.path.join(os.path.dirname(os.path.dirname(folder)), "config.yaml")
         if os.path.isfile(cfg_path):
             with open(cfg_path, encoding="utf-8") as f:
                 cfg = yaml.safe_load(f) or {}

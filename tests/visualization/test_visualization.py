@@ -246,3 +246,20 @@ def test_classification_results_are_a_markdown_table():
     head, rule, row = text.splitlines()
     assert head.startswith("| dataset") and "top-1 err (%)" in head
     assert set(rule) <= set("|-:") and " 5.92 |" in row and "10,000" in row
+
+
+def test_collect_results_names_a_test_net_result_by_its_run(tmp_path):
+    # tools/test_net.py writes OUTPUT_DIR/eval/<settings>/metrics.json without a config.yaml:
+    # its row takes the model and training sets from the run's config two folders up
+    run = tmp_path / "run"
+    (run / "eval" / "model_final_market1501_abc123").mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        "MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n    NAME: resnet50\n"
+        "DATASETS:\n  TRAIN: [dukemtmcreid]\n"
+    )
+    m = {"mAP": 0.5, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.1}
+    (run / "eval" / "model_final_market1501_abc123" / "metrics.json").write_text(
+        json.dumps({**m, "per_dataset": {"market1501": m}})
+    )
+    (row,) = collect_results([str(run / "eval")])
+    assert row["model"] == "resnet50+PTL" and row["datasets"] == "dukemtmcreid -> market1501"
