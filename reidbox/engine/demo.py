@@ -87,23 +87,12 @@ _REUSE_IGNORED = (
 )
 
 
-def _flat(node, prefix: str = "") -> Dict[str, object]:
-    out: Dict[str, object] = {}
-    for k, v in node.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _finished(run_dir: str, cfg) -> bool:
     """True when ``run_dir`` holds a finished run of ``cfg`` (reuse it); False when it holds
     none or an unfinished one (train, resuming if it can). A finished run of another config
     is refused (``ConfigError``): its numbers would be mixed into this table."""
-    from yacs.config import CfgNode
-
     from ..config import ConfigError
+    from ..config.loader import flat_config
 
     if not all(
         os.path.isfile(os.path.join(run_dir, n))
@@ -111,8 +100,8 @@ def _finished(run_dir: str, cfg) -> bool:
     ):
         return False
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-        old = _flat(CfgNode.load_cfg(f))
-    new = _flat(cfg)
+        old = flat_config(f.read())
+    new = flat_config(cfg.dump())
     changed = [
         f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
         for k in sorted(set(old) | set(new))
