@@ -79,6 +79,8 @@ class Task:
     def __init__(self, cfg) -> None:
         self.cfg = cfg
         self.num_classes = 0
+        self.train_set: Any = None
+        self.test_sets: list = []  # what evaluate walks (set by load_train / load_test)
 
     # -- data
     def load_train(self) -> None:
@@ -106,7 +108,11 @@ class Task:
         raise NotImplementedError
 
     def evaluate(
-        self, model: nn.Module, device: torch.device, progress: bool = True, out: Outputs = None
+        self,
+        model: nn.Module,
+        device: torch.device,
+        progress: bool = True,
+        out: Optional[Outputs] = None,
     ) -> Results:
         """Every test set (name -> result); ``out``: what to save besides the numbers."""
         out = out or Outputs(self.cfg.OUTPUT_DIR)
@@ -153,8 +159,6 @@ class ReIDTask(Task):
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
         self.settings = EvalSettings.from_config(cfg)
-        self.train_set = None
-        self.test_sets: List[TestSet] = []
 
     def load_train(self) -> None:
         self.train_set = build_train_set(self.cfg)
@@ -282,11 +286,6 @@ class ClassificationTask(Task):
     / top-5 error on each test set's test split."""
 
     name = "classification"
-
-    def __init__(self, cfg) -> None:
-        super().__init__(cfg)
-        self.train_set = None
-        self.test_sets: list = []
 
     def load_train(self) -> None:
         self.load_test()
