@@ -69,12 +69,50 @@ def market_root(tmp_path_factory) -> str:
     return write_market_tree(str(tmp_path_factory.mktemp("datasets")))
 
 
-# Small, fast settings for end-to-end runs on the CPU.
-TINY_OPTS = [
-    "DATASETS.TRAIN",
-    "['market1501']",
-    "DATASETS.TEST",
-    "['market1501']",
+def tiny_cifar_model(arch: str, cell: str = "v1", hidden: str = "[16]") -> list:
+    """Overrides for a tiny ``TASK: classification`` model (DenseNet-10 on 32x32 images)."""
+    return [
+        "TASK",
+        "classification",
+        "MODEL.META_ARCHITECTURE",
+        arch,
+        "MODEL.BACKBONE.NAME",
+        "densenet10_cifar",
+        "MODEL.BACKBONE.LAST_STRIDE",
+        "2",
+        "MODEL.PTL.CELL",
+        cell,
+        "MODEL.PTL.FEAT_DIM",
+        "0",
+        "MODEL.PTL.CLASSIFIER_HIDDEN",
+        hidden,
+    ]
+
+
+#: narrow PTL cells for the tiny CIFAR model
+NARROW_PTL = ["MODEL.PTL.CHANNEL_RATIO", "0.25", "MODEL.PTL.LAST_CELL_CHANNELS", "8"]
+
+
+def cifar_run(root, out) -> list:
+    """Overrides of a CPU run on the ``cifar10`` tree under ``root``, writing into ``out``."""
+    return [
+        "DATASETS.TRAIN",
+        "['cifar10']",
+        "DATASETS.TEST",
+        "['cifar10']",
+        "DATASETS.ROOT",
+        str(root),
+        "OUTPUT_DIR",
+        str(out),
+        "DEVICE",
+        "cpu",
+        "DATALOADER.NUM_WORKERS",
+        "0",
+    ]
+
+
+# Small, fast settings for end-to-end runs on the CPU: the model, input and solver ...
+TINY_RUN = [
     "MODEL.BACKBONE.NAME",
     "resnet18",
     "INPUT.SIZE_TRAIN",
@@ -100,6 +138,8 @@ TINY_OPTS = [
     "DEVICE",
     "cpu",
 ]
+# ... on the tiny Market-1501 tree (tests/conftest.py: market_root)
+TINY_OPTS = ["DATASETS.TRAIN", "['market1501']", "DATASETS.TEST", "['market1501']"] + TINY_RUN
 
 
 @pytest.fixture

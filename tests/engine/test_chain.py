@@ -13,7 +13,7 @@ from reidbox.data import DatasetError
 from reidbox.cli import split_leading
 from reidbox.engine.chain import INIT, parse_steps, resolve_dataset, run_chain
 from reidbox.engine.trainer import HookBase
-from tests.conftest import write_market_tree
+from tests.conftest import TINY_RUN, write_market_tree
 
 CHAIN = ["synthetic_a", "Market"]  # 8 then 6 training identities
 
@@ -24,9 +24,7 @@ def synth_root(tmp_path_factory):
 
 
 def chain_opts(root, out):
-    return [
-        "DATASETS.ROOT",
-        root,
+    synthetic = [
         "DATASETS.SYNTHETIC.NUM_TRAIN_IDS",
         "8",
         "DATASETS.SYNTHETIC.NUM_TEST_IDS",
@@ -35,35 +33,12 @@ def chain_opts(root, out):
         "2",
         "DATASETS.SYNTHETIC.IMAGE_SIZE",
         "[32, 16]",
-        "MODEL.BACKBONE.NAME",
-        "resnet18",
-        "INPUT.SIZE_TRAIN",
-        "[32, 16]",
-        "INPUT.SIZE_TEST",
-        "[32, 16]",
-        "INPUT.PADDING",
-        "2",
-        "SOLVER.IMS_PER_BATCH",
-        "8",
-        "DATALOADER.NUM_INSTANCES",
-        "2",
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "SOLVER.MAX_EPOCHS",
-        "2",
-        "SOLVER.STEPS",
-        "[1]",
-        "SOLVER.BASE_LR",
-        "0.05",
-        "SOLVER.CHECKPOINT_PERIOD",
-        "1",
-        "TEST.IMS_PER_BATCH",
-        "16",
-        "DEVICE",
-        "cpu",
-        "OUTPUT_DIR",
-        str(out),
     ]
+    return (
+        TINY_RUN
+        + synthetic
+        + ["SOLVER.CHECKPOINT_PERIOD", "1", "DATASETS.ROOT", root, "OUTPUT_DIR", str(out)]
+    )
 
 
 def read_csv(path):

@@ -16,6 +16,7 @@ from reidbox.engine import runner
 from reidbox.data import DatasetError, build_classification_sets, cifar_transforms
 from reidbox.evaluation.classification import evaluate_classifier
 from reidbox.engine.trainer import HookBase
+from tests.conftest import NARROW_PTL, cifar_run, tiny_cifar_model
 
 
 @pytest.fixture(scope="module")
@@ -29,62 +30,37 @@ def cifar_root(tmp_path_factory) -> str:
 
 
 def _opts(root, out, arch="classifier", cell="v1", epochs=2):
-    return [
-        "TASK",
-        "classification",
-        "DATASETS.TRAIN",
-        "['cifar10']",
-        "DATASETS.TEST",
-        "['cifar10']",
-        "DATASETS.ROOT",
-        root,
-        "OUTPUT_DIR",
-        str(out),
-        "DEVICE",
-        "cpu",
-        "MODEL.META_ARCHITECTURE",
-        arch,
-        "MODEL.BACKBONE.NAME",
-        "densenet10_cifar",
-        "MODEL.BACKBONE.LAST_STRIDE",
-        "2",
-        "MODEL.PTL.CELL",
-        cell,
-        "MODEL.PTL.FEAT_DIM",
-        "0",
-        "MODEL.PTL.CLASSIFIER_HIDDEN",
-        "[16]",
-        "MODEL.PTL.CHANNEL_RATIO",
-        "0.25",
-        "MODEL.PTL.LAST_CELL_CHANNELS",
-        "8",
-        "MODEL.LOSSES.CE.EPSILON",
-        "0.0",
-        "INPUT.PADDING",
-        "4",
-        "INPUT.FLIP_PROB",
-        "0.5",
-        "INPUT.PIXEL_MEAN",
-        "[0.4914, 0.4822, 0.4465]",
-        "INPUT.PIXEL_STD",
-        "[0.2470, 0.2435, 0.2616]",
-        "DATALOADER.NUM_WORKERS",
-        "0",
-        "SOLVER.OPTIMIZER",
-        "SGD",
-        "SOLVER.BASE_LR",
-        "0.05",
-        "SOLVER.IMS_PER_BATCH",
-        "16",
-        "SOLVER.MAX_EPOCHS",
-        str(epochs),
-        "SOLVER.SCHEDULER",
-        "cosine",
-        "SOLVER.CHECKPOINT_PERIOD",
-        "1",
-        "TEST.IMS_PER_BATCH",
-        "32",
-    ]
+    return (
+        cifar_run(root, out)
+        + tiny_cifar_model(arch, cell)
+        + NARROW_PTL
+        + [
+            "MODEL.LOSSES.CE.EPSILON",
+            "0.0",
+            "INPUT.PADDING",
+            "4",
+            "INPUT.FLIP_PROB",
+            "0.5",
+            "INPUT.PIXEL_MEAN",
+            "[0.4914, 0.4822, 0.4465]",
+            "INPUT.PIXEL_STD",
+            "[0.2470, 0.2435, 0.2616]",
+            "SOLVER.OPTIMIZER",
+            "SGD",
+            "SOLVER.BASE_LR",
+            "0.05",
+            "SOLVER.IMS_PER_BATCH",
+            "16",
+            "SOLVER.MAX_EPOCHS",
+            str(epochs),
+            "SOLVER.SCHEDULER",
+            "cosine",
+            "SOLVER.CHECKPOINT_PERIOD",
+            "1",
+            "TEST.IMS_PER_BATCH",
+            "32",
+        ]
+    )
 
 
 def test_generated_files_are_python2_pickles_read_by_the_real_parsers(cifar_root):

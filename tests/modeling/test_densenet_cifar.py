@@ -8,6 +8,7 @@ from reidbox.config import load_config
 from reidbox.modeling import ModelOutput, build_model
 from reidbox.modeling.backbones import build_backbone
 from reidbox.modeling.backbones.densenet_cifar import densenet_bc_cifar
+from tests.conftest import tiny_cifar_model
 
 
 def test_densenet100_has_the_published_structure():
@@ -108,25 +109,7 @@ def test_dense_layer_names_are_torchvisions():
 
 def _cfg(arch, cell="v1", hidden="[16]"):
     return load_config(
-        None,
-        [
-            "TASK",
-            "classification",
-            "MODEL.META_ARCHITECTURE",
-            arch,
-            "MODEL.BACKBONE.NAME",
-            "densenet10_cifar",
-            "MODEL.BACKBONE.LAST_STRIDE",
-            "2",
-            "MODEL.PTL.CELL",
-            cell,
-            "MODEL.PTL.FEAT_DIM",
-            "0",
-            "MODEL.PTL.CLASSIFIER_HIDDEN",
-            hidden,
-            "MODEL.LOSSES.CE.EPSILON",
-            "0.0",
-        ],
+        None, tiny_cifar_model(arch, cell, hidden) + ["MODEL.LOSSES.CE.EPSILON", "0.0"]
     )
 
 

@@ -20,32 +20,11 @@ from reidbox.visualization.loss_surface import (
     random_direction,
     save_surface,
 )
+from tests.conftest import NARROW_PTL, cifar_run, tiny_cifar_model
 
 
 def _model(arch="ptl_classifier", cell="v2"):
-    cfg = load_config(
-        None,
-        [
-            "TASK",
-            "classification",
-            "MODEL.META_ARCHITECTURE",
-            arch,
-            "MODEL.BACKBONE.NAME",
-            "densenet10_cifar",
-            "MODEL.BACKBONE.LAST_STRIDE",
-            "2",
-            "MODEL.PTL.CELL",
-            cell,
-            "MODEL.PTL.FEAT_DIM",
-            "0",
-            "MODEL.PTL.CLASSIFIER_HIDDEN",
-            "[8]",
-            "MODEL.PTL.CHANNEL_RATIO",
-            "0.25",
-            "MODEL.PTL.LAST_CELL_CHANNELS",
-            "8",
-        ],
-    )
+    cfg = load_config(None, tiny_cifar_model(arch, cell, "[8]") + NARROW_PTL)
     torch.manual_seed(0)
     return build_model(cfg, num_classes=4)
 
@@ -146,37 +125,10 @@ def two_runs(tmp_path_factory):
         out = root / arch
         cfg = load_config(
             None,
-            [
-                "TASK",
-                "classification",
-                "DATASETS.TRAIN",
-                "['cifar10']",
-                "DATASETS.TEST",
-                "['cifar10']",
-                "DATASETS.ROOT",
-                str(root / "data"),
-                "OUTPUT_DIR",
-                str(out),
-                "DEVICE",
-                "cpu",
-                "MODEL.META_ARCHITECTURE",
-                arch,
-                "MODEL.BACKBONE.NAME",
-                "densenet10_cifar",
-                "MODEL.BACKBONE.LAST_STRIDE",
-                "2",
-                "MODEL.PTL.CELL",
-                cell,
-                "MODEL.PTL.FEAT_DIM",
-                "0",
-                "MODEL.PTL.CLASSIFIER_HIDDEN",
-                "[8]",
-                "MODEL.PTL.CHANNEL_RATIO",
-                "0.25",
-                "MODEL.PTL.LAST_CELL_CHANNELS",
-                "8",
-                "DATALOADER.NUM_WORKERS",
-                "0",
+            cifar_run(root / "data", out)
+            + tiny_cifar_model(arch, cell, "[8]")
+            + NARROW_PTL
+            + [
                 "SOLVER.IMS_PER_BATCH",
                 "20",
                 "SOLVER.MAX_EPOCHS",
