@@ -25,10 +25,10 @@ demo-transfer: $(STAMP)
 	$(PY) tools/demo.py --transfer --output-dir output/demo/transfer
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reidbox tools tests benchmarks
