@@ -135,6 +135,58 @@ def remove_stale_temps(folder: str) -> List[str]:
     return removed
 
 
+# What a training run leaves that is worth keeping: a later run without ``--resume`` must not
+# replace it unless told to (``--overwrite``), since the names repeat from run to run.
+RESULT_PATTERNS = ("model_final.pth", "metrics.json", "checkpoint_*.pth", "last_good*.pth")
+# Everything a training run writes into its folder (``--overwrite`` removes these and only these;
+# ``eval/`` holds test_net results of the replaced weights, stale once they are gone).
+RUN_PATTERNS = RESULT_PATTERNS + ("cmc_*.png", RUN_RECORD, "config.yaml", "log.txt", "tb", "eval")
+
+
+def earlier_results(folder: str) -> List[str]:
+    """The result files (:data:`RESULT_PATTERNS`) an earlier run left in ``folder``, sorted."""
+    found = set()
+    for pattern in RESULT_PATTERNS:
+        found.update(p for p in glob.glob(os.path.join(folder, pattern)) if os.path.isfile(p))
+    return sorted(os.path.basename(p) for p in found)
+
+
+def check_fresh_folder(folder: str) -> None:
+    """Refuse (:class:`RunFolderError`) to start a new run in a folder that holds an earlier
+    run's results; the message says what is there and the three ways on."""
+    names = earlier_results(folder)
+    if not names:
+        return
+    record = read_run_record(folder) or {}
+    what = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    run = f"run {record['run_id']} (started {record.get('started', '?')})" if record else "a run"
+    raise RunFolderError(
+        f"OUTPUT_DIR {folder} holds the results of {run}: {what}; continue that run with "
+        "--resume, choose another OUTPUT_DIR, or pass --overwrite to delete its files and "
+        "train anew there"
+    )
+
+
+def clear_run_files(folder: str) -> List[str]:
+    """Delete what an earlier training run wrote into ``folder`` (:data:`RUN_PATTERNS`, not
+    the lock, not files of other names); returns the names removed."""
+    import shutil
+
+    removed = []
+    for pattern in RUN_PATTERNS:
+        for path in sorted(glob.glob(os.path.join(folder, pattern))):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(os.path.basename(path))
+    if removed:
+        logger.warning(
+            "--overwrite: removed the earlier run's files from %s: %s", folder, ", ".join(removed)
+        )
+    return removed
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 

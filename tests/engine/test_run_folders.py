@@ -295,3 +295,51 @@ def _zombie(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def _fake_finished_run(folder):
+    os.makedirs(folder, exist_ok=True)
+    atomic_save({"model": {}, "num_classes": 4}, os.path.join(folder, "model_final.pth"))
+    write_json({"mAP": 0.5}, os.path.join(folder, "metrics.json"))
+    write_json({"run_id": "earlier123456", "started": "x"}, os.path.join(folder, "run.json"))
+
+
+def test_a_new_run_is_refused_where_an_earlier_one_left_results(tiny_opts):
+    out = tiny_opts[-1]
+    _fake_finished_run(out)
+    before = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)}
+    with pytest.raises(run_folder.RunFolderError, match="earlier123456.*--resume.*--overwrite"):
+        runner.train(load_config(None, tiny_opts), progress=False)
+    run_folder.release_lock(out)
+    assert {f: open(os.path.join(out, f), "rb").read() for f in before} == before
+    assert sorted(os.listdir(out)) == sorted(list(before) + [run_folder.LOCK_FILE])
+
+
+def test_a_folder_without_results_is_reused(tmp_path):
+    # a first run that died before its first checkpoint leaves nothing worth protecting
+    d = str(tmp_path)
+    write_json({"run_id": "diedearly", "started": "x"}, os.path.join(d, "run.json"))
+    open(os.path.join(d, "log.txt"), "w").write("killed in epoch 1\n")
+    run_folder.check_fresh_folder(d)  # no error
+    assert run_folder.earlier_results(d) == []
+
+
+def test_overwrite_replaces_the_earlier_run_and_keeps_foreign_files(tiny_opts):
+    out = tiny_opts[-1]
+    _fake_finished_run(out)
+    for name in ("checkpoint_0007.pth", "last_good.pth", "cmc_market1501.png"):
+        open(os.path.join(out, name), "wb").write(b"old")
+    os.makedirs(os.path.join(out, "eval", "model_final_market1501_abc"))
+    write_json({"mAP": 0.1}, os.path.join(out, "eval", "model_final_market1501_abc", "m.json"))
+    open(os.path.join(out, "notes.txt"), "w").write("mine")
+    open(os.path.join(out, "log.txt"), "w").write("LOG OF THE EARLIER RUN\n")
+    cfg = load_config(None, tiny_opts + ["SOLVER.MAX_EPOCHS", "1", "SOLVER.STEPS", "[]"])
+    runner.train(cfg, progress=False, overwrite=True)
+    run_folder.release_lock(out)
+    names = set(os.listdir(out))
+    assert {"notes.txt", "model_final.pth", "metrics.json", "checkpoint_0001.pth"} <= names
+    assert not names & {"checkpoint_0007.pth", "last_good.pth", "eval"}, names
+    record = json.load(open(os.path.join(out, "run.json")))
+    assert record["run_id"] != "earlier123456" and record["checkpoints"] == ["checkpoint_0001.pth"]
+    assert torch.load(os.path.join(out, "model_final.pth"))["model"]  # the new weights
+    assert "LOG OF THE EARLIER RUN" not in open(os.path.join(out, "log.txt")).read()
