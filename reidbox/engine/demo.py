@@ -42,15 +42,17 @@ def run_demo(
     run of another config is refused in one line (:func:`_finished`)."""
     rows: Dict[str, Dict] = {}
     records: Dict[str, Dict] = {}
+    plan = []  # every config read and every earlier run judged before anything runs
     for name, config in runs:
-        slug = name.replace("+", "_").lower()
-        run_dir = os.path.join(output_dir, slug)
+        run_dir = os.path.join(output_dir, name.replace("+", "_").lower())
         cfg = load_config(config, list(opts or []) + ["OUTPUT_DIR", run_dir])
         untrained_cfg = load_config(
             config, list(opts or []) + ["OUTPUT_DIR", run_dir + "_untrained"]
         )
+        plan.append((name, run_dir, cfg, untrained_cfg, _finished(run_dir, cfg)))
+    for name, run_dir, cfg, untrained_cfg, finished in plan:
         rows[f"{name} (untrained)"] = runner.test(untrained_cfg, weights=None, progress=progress)
-        if _finished(run_dir, cfg):
+        if finished:
             logger.info("%s: finished earlier in %s, reused (delete it to retrain)", name, run_dir)
             records[name] = dict(_read_metrics(run_dir), train_seconds=None)
         else:

@@ -23,7 +23,7 @@ import signal
 import socket
 import sys
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import UserError
 from .misc import write_json
@@ -167,13 +167,37 @@ def check_fresh_folder(folder: str) -> None:
     )
 
 
-def clear_run_files(folder: str) -> List[str]:
-    """Delete what an earlier training run wrote into ``folder`` (:data:`RUN_PATTERNS`, not
-    the lock, not files of other names); returns the names removed."""
+def check_overwrite(folder: str, weights: str) -> None:
+    """``--overwrite`` must not delete the file the new run starts from (``MODEL.WEIGHTS``):
+    the new config.yaml would name a file that is then the new run's own output."""
+    if not weights or not os.path.isfile(weights):
+        return
+    doomed = [
+        p
+        for pattern in RESULT_PATTERNS
+        for p in glob.glob(os.path.join(folder, pattern))
+        if os.path.isfile(p) and os.path.samefile(p, weights)
+    ]
+    if doomed:
+        raise RunFolderError(
+            f"--overwrite would delete MODEL.WEIGHTS {weights}, the file this run starts from "
+            f"(it lies in OUTPUT_DIR {folder}); copy it out of that folder and point "
+            "MODEL.WEIGHTS at the copy, or choose another OUTPUT_DIR"
+        )
+
+
+# What a run that died before its first checkpoint leaves: nothing worth keeping, and a new
+# run in the folder must not append to its log or mix its TensorBoard curves with the new ones.
+DEAD_RUN_PATTERNS = (RUN_RECORD, "config.yaml", "log.txt", "tb")
+
+
+def clear_run_files(folder: str, patterns: Sequence[str] = RUN_PATTERNS) -> List[str]:
+    """Delete what an earlier training run wrote into ``folder`` (``patterns``, by default
+    :data:`RUN_PATTERNS`; never the lock or files of other names); returns the names removed."""
     import shutil
 
     removed = []
-    for pattern in RUN_PATTERNS:
+    for pattern in patterns:
         for path in sorted(glob.glob(os.path.join(folder, pattern))):
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
@@ -181,9 +205,7 @@ def clear_run_files(folder: str) -> List[str]:
                 os.remove(path)
             removed.append(os.path.basename(path))
     if removed:
-        logger.warning(
-            "--overwrite: removed the earlier run's files from %s: %s", folder, ", ".join(removed)
-        )
+        logger.warning("removed the earlier run's files from %s: %s", folder, ", ".join(removed))
     return removed
 
 

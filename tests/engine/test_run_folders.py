@@ -1,5 +1,6 @@
 """Run folders: checkpoint pruning by run, the folder lock, temp files, last_good, eval folders."""
 
+import glob
 import json
 import os
 import signal
@@ -277,8 +278,32 @@ def test_torchrun_workers_stop_when_the_agent_is_killed(market_root, tmp_path):
         for w in workers:  # never leave a test's orphans running
             if run_folder.pid_alive(w) and _ppid(w) != -1:
                 os.kill(w, signal.SIGKILL)
-    run_folder.acquire_lock(str(out))  # nobody holds the folder any more
+    # nobody holds the folder any more (the kernel drops a killed holder's lock as its exit
+    # completes, which can trail the moment its pid reads as gone by a little)
+    deadline = time.time() + 30
+    while True:
+        try:
+            run_folder.acquire_lock(str(out))
+            break
+        except run_folder.RunFolderError:
+            if time.time() > deadline:
+                raise AssertionError(f"still locked: {_lock_holders(str(out))}") from None
+            time.sleep(0.2)
     run_folder.release_lock(str(out))
+
+
+def _lock_holders(folder):
+    """Processes with ``folder/run.lock`` open: ``pid: command line``."""
+    target, found = os.path.realpath(os.path.join(folder, run_folder.LOCK_FILE)), []
+    for fd in glob.glob("/proc/[0-9]*/fd/*"):
+        try:
+            if os.path.realpath(fd) == target:
+                pid = fd.split("/")[2]
+                cmd = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+                found.append(f"{pid} (parent {_ppid(int(pid))}): {cmd[:120]}")
+        except OSError:
+            continue
+    return found
 
 
 def _ppid(pid):
@@ -315,13 +340,34 @@ def test_a_new_run_is_refused_where_an_earlier_one_left_results(tiny_opts):
     assert sorted(os.listdir(out)) == sorted(list(before) + [run_folder.LOCK_FILE])
 
 
-def test_a_folder_without_results_is_reused(tmp_path):
-    # a first run that died before its first checkpoint leaves nothing worth protecting
+def test_a_run_that_died_before_its_first_checkpoint_is_trained_over(tiny_opts):
+    # nothing worth protecting: its leftovers go (no appended log, no mixed TensorBoard
+    # curves); test_net results in eval/ (of other weights) stay
+    out = tiny_opts[-1]
+    os.makedirs(os.path.join(out, "tb"))
+    open(os.path.join(out, "tb", "events.out.tfevents.dead"), "w").write("x")
+    write_json({"run_id": "diedearly", "started": "x"}, os.path.join(out, "run.json"))
+    open(os.path.join(out, "log.txt"), "w").write("KILLED IN EPOCH 1\n")
+    write_json({"mAP": 0.2}, os.path.join(out, "eval", "other_weights_abc", "metrics.json"))
+    assert run_folder.earlier_results(out) == []
+    cfg = load_config(None, tiny_opts + ["SOLVER.MAX_EPOCHS", "1", "SOLVER.STEPS", "[]"])
+    runner.train(cfg, progress=False)
+    run_folder.release_lock(out)
+    assert "KILLED" not in open(os.path.join(out, "log.txt")).read()
+    assert "events.out.tfevents.dead" not in os.listdir(os.path.join(out, "tb"))
+    assert json.load(open(os.path.join(out, "run.json")))["run_id"] != "diedearly"
+    assert os.path.isfile(os.path.join(out, "eval", "other_weights_abc", "metrics.json"))
+
+
+def test_overwrite_refuses_to_delete_the_weights_it_starts_from(tmp_path):
     d = str(tmp_path)
-    write_json({"run_id": "diedearly", "started": "x"}, os.path.join(d, "run.json"))
-    open(os.path.join(d, "log.txt"), "w").write("killed in epoch 1\n")
-    run_folder.check_fresh_folder(d)  # no error
-    assert run_folder.earlier_results(d) == []
+    _fake_finished_run(d)
+    with pytest.raises(run_folder.RunFolderError, match="would delete MODEL.WEIGHTS"):
+        run_folder.check_overwrite(d, os.path.join(d, "model_final.pth"))
+    run_folder.check_overwrite(d, "")  # no weights: nothing to protect
+    elsewhere = str(tmp_path / "copy" / "w.pth")
+    atomic_save({"model": {}}, elsewhere)
+    run_folder.check_overwrite(d, elsewhere)
 
 
 def test_overwrite_replaces_the_earlier_run_and_keeps_foreign_files(tiny_opts):

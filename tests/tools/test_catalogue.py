@@ -427,6 +427,12 @@ CASES = [
         lambda e: [e.run, M, "--resume", "--overwrite", "another OUTPUT_DIR"],
     ),
     Case(
+        "--overwrite deleting the MODEL.WEIGHTS it starts from",
+        TRAIN,
+        lambda e: ["--overwrite"] + e.opts() + ["MODEL.WEIGHTS", os.path.join(e.run, M)],
+        lambda e: [os.path.join(e.run, M), "--overwrite", "copy it"],
+    ),
+    Case(
         "--overwrite with --resume",
         TRAIN,
         lambda e: ["--overwrite", "--resume"] + e.opts(),
@@ -568,6 +574,7 @@ def test_catalogue_covers_every_kind_of_the_issue():
         "locked",
         "without --resume",
         "--overwrite with --resume",
+        "MODEL.WEIGHTS it starts from",
     ):
         assert words in kinds, words
 
