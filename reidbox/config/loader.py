@@ -76,7 +76,11 @@ def _closest_configs(path: str) -> List[str]:
     names = shipped_names()
     name = os.path.normpath(path).replace(os.sep, "/")
     name = name if name.startswith("configs/") else "configs/" + name.lstrip("./")
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, name, n).ratio(), n) for n in names), reverse=True
+    )
+    # the near-best only: a shared "configs/<folder>/" makes every sibling look alike
+    close = [n for r, n in scored if r >= 0.75 and r >= scored[0][0] - 0.05] if scored else []
     if not close:
         leaf = os.path.basename(name)
         by_leaf: Dict[str, List[str]] = {}
