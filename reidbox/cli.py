@@ -16,7 +16,7 @@ import sys
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .errors import UsageError, UserError
+from .errors import StoppedWithRankZero, UsageError, UserError
 
 DEBUG_ENV = "REIDBOX_DEBUG"
 # A config key on the command line: upper-case dotted words (``SOLVER.MAX_EPOCHS``).
@@ -266,6 +266,8 @@ def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except StoppedWithRankZero:
+        sys.exit(2)  # rank 0 printed the error line
     except USER_ERRORS as e:
         logging.getLogger("reidbox").debug("error", exc_info=True)
         if debug:

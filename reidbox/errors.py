@@ -15,4 +15,9 @@ class UsageError(UserError, ValueError):
     """A command line that cannot work; the message says what to type instead."""
 
 
-__all__ = ["UsageError", "UserError"]
+class StoppedWithRankZero(UserError):
+    """Raised on every other rank of a torchrun job when rank 0 refused the run's input; rank 0
+    prints the one line that says why, so the command-line wrapper prints nothing for this."""
+
+
+__all__ = ["StoppedWithRankZero", "UsageError", "UserError"]

@@ -129,7 +129,7 @@ SPECS: Dict[str, Spec] = {
     ),
     (
         "python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
-        "output/demo/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"
+        "output/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"
     ): Spec(append=TINY, needs=[TRAIN_DEMO]),
     "python tools/model_info.py --config-file configs/msmt17/ptl_d161.yml": Spec(),
     (
@@ -147,7 +147,7 @@ SPECS: Dict[str, Spec] = {
     ),
     (
         "python tools/export.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
-        "output/demo/resnet18_ptl/model_final.pth --format onnx"
+        "output/resnet18_ptl/model_final.pth --format onnx"
     ): Spec(append=["INPUT.SIZE_TEST", "[32, 16]"], needs=[TRAIN_DEMO]),
     "python tools/dataset_stats.py market1501 --root datasets": Spec(),
     CHAIN: Spec("slow", append=TINY),

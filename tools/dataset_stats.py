@@ -42,7 +42,12 @@ def main(argv=None) -> None:
         key, value = item.split("=", 1)
         kwargs[key] = _value(value)
     for name in args.names:
-        print(format_stats(build_dataset(name, root=args.root, **kwargs)) + "\n")
+        # a generated dataset is described as it lies on disk, not regenerated at default size
+        existing = (
+            getattr(DATASETS.get(name), "existing_options", None) if name in DATASETS else None
+        )
+        options = {**(existing(args.root) if existing else {}), **kwargs}
+        print(format_stats(build_dataset(name, root=args.root, **options)) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 #!/usr/bin/env python
-"""Train: ``tools/train_net.py --config-file F [--resume | --resume-force] [--eval-only]
-[KEY VALUE ...]``.
+"""Train: ``tools/train_net.py --config-file F [--resume | --resume-force | --overwrite]
+[--eval-only] [KEY VALUE ...]``.
+
+An ``OUTPUT_DIR`` that holds an earlier run's results is refused unless ``--resume`` continues
+that run or ``--overwrite`` deletes its files first.
 
 Flags may come before or after the ``KEY VALUE`` overrides. Several GPUs: ``torchrun
 --nproc_per_node N tools/train_net.py ...`` (``--num-gpus N`` prints that line).
@@ -8,6 +11,7 @@ Flags may come before or after the ``KEY VALUE`` overrides. Several GPUs: ``torc
 
 from reidbox.config import load_config
 from reidbox.engine import runner
+from reidbox.errors import UsageError
 from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.distributed import cleanup
 
@@ -21,9 +25,17 @@ def main(argv=None) -> int:
         help="resume even from a checkpoint written with another config (changed "
         "keys are logged); schedule keys such as SOLVER.MAX_EPOCHS need no force",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start anew in an OUTPUT_DIR that holds an earlier run: its checkpoints, "
+        "weights, metrics, logs and eval/ results are deleted when training starts",
+    )
     p.add_argument("--eval-only", action="store_true", help="only test MODEL.WEIGHTS")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parse_args(p, argv)
+    if args.overwrite and (args.resume or args.resume_force):
+        raise UsageError("--overwrite starts a new run, --resume continues one: pass one of them")
     cfg = load_config(args.config_file or None, args.opts)
     try:
         if args.eval_only:
@@ -34,6 +46,7 @@ def main(argv=None) -> int:
                 resume=args.resume or args.resume_force,
                 progress=not args.no_progress,
                 force_resume=args.resume_force,
+                overwrite=args.overwrite,
             )
     finally:
         cleanup()  # leave the torchrun process group cleanly

@@ -55,16 +55,59 @@ def shipped_config(name: str) -> str:
     return found
 
 
+def shipped_names() -> List[str]:
+    """Every shipped config as ``configs/<folder>/<name>.yml`` (bases included), sorted."""
+    root = packaged_config_dir()
+    out = []
+    for base, _, files in os.walk(root):
+        rel = os.path.relpath(base, root)
+        out += [
+            "configs/" + os.path.normpath(os.path.join(rel, f)).replace(os.sep, "/")
+            for f in files
+            if f.endswith((".yml", ".yaml"))
+        ]
+    return sorted(out)
+
+
+def _closest_configs(path: str) -> List[str]:
+    """Shipped config names close to ``path``: by the whole name, else by its file name."""
+    import difflib
+
+    names = shipped_names()
+    name = os.path.normpath(path).replace(os.sep, "/")
+    name = name if name.startswith("configs/") else "configs/" + name.lstrip("./")
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, name, n).ratio(), n) for n in names), reverse=True
+    )
+    # the near-best only: a shared "configs/<folder>/" makes every sibling look alike
+    close = [n for r, n in scored if r >= 0.75 and r >= scored[0][0] - 0.05] if scored else []
+    if not close:
+        leaf = os.path.basename(name)
+        by_leaf: Dict[str, List[str]] = {}
+        for n in names:
+            by_leaf.setdefault(os.path.basename(n), []).append(n)
+        for m in difflib.get_close_matches(leaf, list(by_leaf), n=2, cutoff=0.8):
+            close += by_leaf[m]
+    return close[:3]
+
+
 def find_config(path: PathLike) -> str:
     """A config file: ``path`` if it exists, else the shipped config of that name
-    (``configs/market1501/mgn_ptl.yml`` or ``market1501/mgn_ptl.yml``, from any directory)."""
+    (``configs/market1501/mgn_ptl.yml`` or ``market1501/mgn_ptl.yml``, from any directory).
+    Not found: the error names the closest shipped configs."""
     path = os.fspath(path)
     found = path if os.path.isfile(path) else _shipped(path)
     if found is None:
+        close = [] if os.path.isabs(path) else _closest_configs(path)
+        hint = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else "give an existing yml file or a shipped name such as "
+            "configs/market1501/mgn_ptl.yml"
+        )
         raise ConfigError(
             f"config file not found: {path} (looked in {os.getcwd()} and in the "
-            f"shipped configs {packaged_config_dir()}); give an existing yml file "
-            "or a shipped name such as configs/market1501/mgn_ptl.yml"
+            f"shipped configs {packaged_config_dir()}); {hint}"
         )
     return found
 

@@ -34,7 +34,9 @@ from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
 from ..config.loader import flat_config, import_plugins, merge_file, shipped_config
 from ..data import build_test_sets, build_train_set
 from ..data.catalog import DatasetAlias, dataset_aliases
+from ..errors import UserError
 from ..modeling import build_model
+from ..modeling.backbones import build_backbone
 from ..modeling.transfer import shape_config, transfer_weights
 from ..registry import DATASETS
 from ..utils.checkpoint import Checkpointer
@@ -227,14 +229,23 @@ def check_step(cfg, step: ChainStep, checked: set) -> None:
     if any((cfg.DATASETS.ROOT, (t,), "test") not in checked for t in cfg.DATASETS.TEST):
         build_test_sets(cfg)
         checked.update((cfg.DATASETS.ROOT, (t,), "test") for t in cfg.DATASETS.TEST)
-    # shapes only: the ImageNet file is checked when the step starts; the teacher is an earlier
-    # step, not trained yet
+    # shapes only (the teacher is an earlier step, not trained yet) ...
     try:
         with torch.device("meta"):
             build_model(shape_config(cfg, without_teacher=True), 2)
     except (ConfigError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         raise ConfigError(f"chain step {step.index} ({step.label}): {msg}") from None
+    # ... and the ImageNet file, read and fitted to the backbone, for every step that builds
+    # its backbone from one (later steps too: MODEL.WEIGHTS is loaded over it)
+    b = cfg.MODEL.BACKBONE
+    key = ("imagenet", b.NAME, b.WEIGHTS)
+    if b.PRETRAINED and key not in checked:
+        try:
+            build_backbone(b.NAME, pretrained=True, weights=b.WEIGHTS)
+        except UserError as e:
+            raise ConfigError(f"chain step {step.index} ({step.label}): {e}") from None
+        checked.add(key)
 
 
 def _now() -> str:

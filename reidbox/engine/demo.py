@@ -36,20 +36,29 @@ def run_demo(
     opts: Optional[Sequence[str]] = None,
     progress: bool = True,
 ) -> Dict[str, Dict]:
-    """Train every run, test an untrained twin of each, write and return the results table."""
+    """Train every run, test an untrained twin of each, write and return the results table.
+
+    A rerun reuses a finished run of the same config and resumes an unfinished one; a finished
+    run of another config is refused in one line (:func:`_finished`)."""
     rows: Dict[str, Dict] = {}
     records: Dict[str, Dict] = {}
+    plan = []  # every config read and every earlier run judged before anything runs
     for name, config in runs:
-        slug = name.replace("+", "_").lower()
-        run_dir = os.path.join(output_dir, slug)
+        run_dir = os.path.join(output_dir, name.replace("+", "_").lower())
         cfg = load_config(config, list(opts or []) + ["OUTPUT_DIR", run_dir])
         untrained_cfg = load_config(
             config, list(opts or []) + ["OUTPUT_DIR", run_dir + "_untrained"]
         )
+        plan.append((name, run_dir, cfg, untrained_cfg, _finished(run_dir, cfg)))
+    for name, run_dir, cfg, untrained_cfg, finished in plan:
         rows[f"{name} (untrained)"] = runner.test(untrained_cfg, weights=None, progress=progress)
-        t0 = time.perf_counter()
-        records[name] = runner.train(cfg, progress=progress)
-        records[name]["train_seconds"] = time.perf_counter() - t0
+        if finished:
+            logger.info("%s: finished earlier in %s, reused (delete it to retrain)", name, run_dir)
+            records[name] = dict(_read_metrics(run_dir), train_seconds=None)
+        else:
+            t0 = time.perf_counter()
+            records[name] = runner.train(cfg, resume=True, progress=progress)
+            records[name]["train_seconds"] = time.perf_counter() - t0
         rows[name] = records[name]
     main_name = runs[0][0]
     main = dict(records[main_name], model=main_name)
@@ -63,7 +72,8 @@ def run_demo(
         f.write("# reidbox demo on the synthetic dataset\n\n" + table + "\n")
     print("\n" + table + "\n")
     for name, rec in records.items():
-        print(f"{name}: trained in {rec['train_seconds']:.0f}s")
+        took = rec["train_seconds"]
+        print(f"{name}: " + (f"trained in {took:.0f}s" if took is not None else "reused"))
     print(f"main model ({main_name}) metrics: {os.path.join(output_dir, 'metrics.json')}")
     return rows
 

@@ -166,15 +166,23 @@ class TensorBoardHook(HookBase):
     """Every step's loss terms and LR (read in bulk, no extra sync), per-window images/s and
     data-wait share, peak memory on CUDA, and every evaluation's metrics per test set
     (``eval/<set>/<metric>``). Flushed every epoch; :meth:`close` at the end of the run.
-    Steps on the x axis are global steps completed (1 after the first step)."""
+    Steps on the x axis are global steps completed (1 after the first step). The event file
+    is opened at the first write, so a run refused before it trains leaves no ``tb/`` behind."""
 
     def __init__(self, log_dir: str, period: int = 20) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir)
+        self.log_dir = log_dir
+        self._writer = None
         self.period = period  # kept for callers; every step is written
         self._written = 0
         self._last_end: Optional[float] = None
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.log_dir)
+        return self._writer
 
     def before_epoch(self) -> None:
         self._last_end = time.perf_counter()
@@ -222,7 +230,8 @@ class TensorBoardHook(HookBase):
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class CheckpointHook(HookBase):

@@ -16,6 +16,7 @@ from torch import nn
 from ..config import save_config
 from ..config.loader import flat_config
 from ..data import build_test_loader
+from ..errors import StoppedWithRankZero, UserError
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
@@ -36,6 +37,11 @@ from ..utils.misc import resolve_device, seed_all
 from ..utils.run_folder import (
     RunFolderError,
     acquire_lock,
+    DEAD_RUN_PATTERNS,
+    RUN_PATTERNS,
+    check_fresh_folder,
+    check_overwrite,
+    clear_run_files,
     die_with_parent,
     read_run_record,
     remove_stale_temps,
@@ -56,16 +62,18 @@ from .trainer import HookBase, NonFiniteLossError, Trainer
 logger = logging.getLogger("reidbox")
 
 
-def setup_run(cfg, progress: bool = True, role: str = "train") -> torch.device:
+def setup_run(cfg, progress: bool = True, role: str = "train", start: str = "new") -> torch.device:
     """Process group (under torchrun), output folder, console log, seeds; nothing written yet.
 
     ``role="train"`` locks ``OUTPUT_DIR`` (``run.lock``; a second run there stops with one line)
-    and removes temp files of killed writers; ``config.yaml``, ``run.json`` and ``log.txt`` are
-    written only once the run has been validated and starts (:func:`start_run_files`). Log
-    lines until then are kept in memory. ``role="test"`` writes only into its own
-    ``eval/<settings>/`` folder (:func:`eval_dir`). Only rank 0 writes files and logs at INFO;
-    each rank seeds ``SEED + rank`` so ranks draw different augmentations. Returns this
-    process's device.
+    and removes temp files of killed writers; ``start`` "new" (neither ``--resume`` nor
+    ``--overwrite``) refuses a folder holding an earlier run's results, "overwrite" a
+    ``MODEL.WEIGHTS`` that overwriting would delete, "resume" checks nothing more. ``config.yaml``,
+    ``run.json`` and ``log.txt`` are written only once the run has been validated and starts
+    (:func:`start_run_files`). Log lines until then are kept in memory. ``role="test"``
+    writes only into its own ``eval/<settings>/`` folder (:func:`eval_dir`). Only rank 0
+    writes files and logs at INFO; each rank seeds ``SEED + rank`` so ranks draw different
+    augmentations. Returns this process's device.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         die_with_parent()  # a worker whose torchrun agent is killed must not go on writing
@@ -73,8 +81,23 @@ def setup_run(cfg, progress: bool = True, role: str = "train") -> torch.device:
     else:
         device = resolve_device(cfg.DEVICE)
     main = du.is_main_process()
+    refused: Optional[UserError] = None
     if main and role == "train":
-        prepare_output_dir(cfg.OUTPUT_DIR)
+        try:
+            prepare_output_dir(cfg.OUTPUT_DIR)
+            if start == "new":
+                check_fresh_folder(cfg.OUTPUT_DIR)
+            elif start == "overwrite":
+                check_overwrite(cfg.OUTPUT_DIR, cfg.MODEL.WEIGHTS)
+        except UserError as e:
+            refused = e
+    if du.get_world_size() > 1 and role == "train":
+        # rank 0 alone judges the folder; the others stop with it (quietly: rank 0's one line
+        # says why) instead of running on into DDP and dying there with a gloo/NCCL traceback
+        if du.broadcast_object(refused is not None) and not main:
+            raise StoppedWithRankZero(f"rank 0 refused OUTPUT_DIR {cfg.OUTPUT_DIR}")
+    if refused is not None:
+        raise refused
     setup_logger(None, level=logging.INFO if main else logging.WARNING)
     if main:
         logger.addHandler(logging.handlers.MemoryHandler(1_000_000, logging.CRITICAL + 1))
@@ -126,10 +149,18 @@ def attach_log_file(folder: str) -> None:
 
 
 def start_run_files(
-    cfg, checkpointer: Checkpointer, resume: bool, loaded: Optional[Dict[str, Any]] = None
+    cfg,
+    checkpointer: Checkpointer,
+    resume: bool,
+    loaded: Optional[Dict[str, Any]] = None,
+    overwrite: bool = False,
 ) -> None:
-    """The run is valid and starts (rank 0): write ``config.yaml`` and ``run.json``, open
-    ``log.txt``, and give the checkpointer this run's id."""
+    """The run is valid and starts (rank 0): a new run deletes what an earlier run left (with
+    ``overwrite`` everything it wrote, else the leftovers of one that died before its first
+    checkpoint: :func:`~reidbox.utils.run_folder.clear_run_files`), then ``config.yaml`` and
+    ``run.json`` are written, ``log.txt`` opened, and the checkpointer gets this run's id."""
+    if not resume:
+        clear_run_files(cfg.OUTPUT_DIR, RUN_PATTERNS if overwrite else DEAD_RUN_PATTERNS)
     record = start_run_record(cfg.OUTPUT_DIR, resume, loaded)
     checkpointer.bind(record)
     others = [
@@ -303,6 +334,7 @@ def run_trainer(
     resume: bool,
     force_resume: bool = False,
     state: Optional[Dict[str, Any]] = None,
+    overwrite: bool = False,
 ) -> None:
     """Resume from the newest checkpoint of this folder's run if asked (``state``: already
     loaded by :func:`load_resume_state`), write the run's files, train; under DDP every rank
@@ -372,7 +404,7 @@ def run_trainer(
                     "; ".join(schedule),
                 )
     if main:
-        start_run_files(cfg, checkpointer, resume, state)
+        start_run_files(cfg, checkpointer, resume, state, overwrite)
     try:
         trainer.train()
     except (NonFiniteLossError, NonFiniteStateError) as e:
@@ -432,6 +464,7 @@ def train(
     extra_hooks: Sequence[HookBase] = (),
     progress: bool = True,
     force_resume: bool = False,
+    overwrite: bool = False,
 ) -> Dict[str, Any]:
     """Train on ``DATASETS.TRAIN``, evaluate on ``DATASETS.TEST``; returns the metrics record.
 
@@ -439,11 +472,15 @@ def train(
     into ``OUTPUT_DIR``. ``resume`` continues from the newest readable checkpoint there; a
     checkpoint written with another config is refused unless ``force_resume``
     (:func:`check_resume`; schedule keys such as ``SOLVER.MAX_EPOCHS`` may change freely).
+    Without ``resume``, a folder holding an earlier run's results is refused before anything
+    is written, unless ``overwrite``: then that run's files are deleted when training starts.
     What differs between ``TASK`` kinds (data, evaluation, results) is the task's
     (:mod:`reidbox.engine.tasks`); one process or many under torchrun, alike.
     """
     state = load_resume_state(cfg, force_resume) if resume else None
-    device = setup_run(cfg, progress)
+    device = setup_run(
+        cfg, progress, start="resume" if resume else "overwrite" if overwrite else "new"
+    )
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main and stderr_is_terminal()  # no bar debris in log files
     task = build_task(cfg)
@@ -497,7 +534,7 @@ def train(
         log_period=s.LOG_PERIOD,
         compile=cfg.MODEL.COMPILE,
     )
-    run_trainer(cfg, trainer, checkpointer, resume, force_resume, state)
+    run_trainer(cfg, trainer, checkpointer, resume, force_resume, state, overwrite)
     if main:
         atomic_save(
             {"model": model.state_dict(), "num_classes": task.num_classes},

@@ -23,7 +23,7 @@ import signal
 import socket
 import sys
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import UserError
 from .misc import write_json
@@ -132,6 +132,80 @@ def remove_stale_temps(folder: str) -> List[str]:
             len(removed),
             ", ".join(os.path.basename(p) for p in removed),
         )
+    return removed
+
+
+# What a training run leaves that is worth keeping: a later run without ``--resume`` must not
+# replace it unless told to (``--overwrite``), since the names repeat from run to run.
+RESULT_PATTERNS = ("model_final.pth", "metrics.json", "checkpoint_*.pth", "last_good*.pth")
+# Everything a training run writes into its folder (``--overwrite`` removes these and only these;
+# ``eval/`` holds test_net results of the replaced weights, stale once they are gone).
+RUN_PATTERNS = RESULT_PATTERNS + ("cmc_*.png", RUN_RECORD, "config.yaml", "log.txt", "tb", "eval")
+
+
+def earlier_results(folder: str) -> List[str]:
+    """The result files (:data:`RESULT_PATTERNS`) an earlier run left in ``folder``, sorted."""
+    found = set()
+    for pattern in RESULT_PATTERNS:
+        found.update(p for p in glob.glob(os.path.join(folder, pattern)) if os.path.isfile(p))
+    return sorted(os.path.basename(p) for p in found)
+
+
+def check_fresh_folder(folder: str) -> None:
+    """Refuse (:class:`RunFolderError`) to start a new run in a folder that holds an earlier
+    run's results; the message says what is there and the three ways on."""
+    names = earlier_results(folder)
+    if not names:
+        return
+    record = read_run_record(folder) or {}
+    what = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    run = f"run {record['run_id']} (started {record.get('started', '?')})" if record else "a run"
+    raise RunFolderError(
+        f"OUTPUT_DIR {folder} holds the results of {run}: {what}; continue that run with "
+        "--resume, choose another OUTPUT_DIR, or pass --overwrite to delete its files and "
+        "train anew there"
+    )
+
+
+def check_overwrite(folder: str, weights: str) -> None:
+    """``--overwrite`` must not delete the file the new run starts from (``MODEL.WEIGHTS``):
+    the new config.yaml would name a file that is then the new run's own output."""
+    if not weights or not os.path.isfile(weights):
+        return
+    doomed = [
+        p
+        for pattern in RESULT_PATTERNS
+        for p in glob.glob(os.path.join(folder, pattern))
+        if os.path.isfile(p) and os.path.samefile(p, weights)
+    ]
+    if doomed:
+        raise RunFolderError(
+            f"--overwrite would delete MODEL.WEIGHTS {weights}, the file this run starts from "
+            f"(it lies in OUTPUT_DIR {folder}); copy it out of that folder and point "
+            "MODEL.WEIGHTS at the copy, or choose another OUTPUT_DIR"
+        )
+
+
+# What a run that died before its first checkpoint leaves: nothing worth keeping, and a new
+# run in the folder must not append to its log or mix its TensorBoard curves with the new ones.
+DEAD_RUN_PATTERNS = (RUN_RECORD, "config.yaml", "log.txt", "tb")
+
+
+def clear_run_files(folder: str, patterns: Sequence[str] = RUN_PATTERNS) -> List[str]:
+    """Delete what an earlier training run wrote into ``folder`` (``patterns``, by default
+    :data:`RUN_PATTERNS`; never the lock or files of other names); returns the names removed."""
+    import shutil
+
+    removed = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(folder, pattern))):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(os.path.basename(path))
+    if removed:
+        logger.warning("removed the earlier run's files from %s: %s", folder, ", ".join(removed))
     return removed
 
 

@@ -119,15 +119,16 @@ def draw_rank_lists(
     """One PNG per chosen query: ``query``/``gallery`` items (``.path``, ``.pid``,
     ``.camid``); row r of ``indices``/``distances`` ((len(query_indices), k), as
     :func:`reidbox.retrieval.rank_lists` gives them, -1 ends a short row) is the ranked list
-    of ``query[query_indices[r]]``. ``size`` is scaled up to at least 256 px high. Returns the
-    written paths."""
+    of ``query[query_indices[r]]``. ``size`` is scaled up to at least 256 px high. Files are
+    ``query<index>_id<pid>_c<camera>.png``; names and captions number cameras from 1, as the
+    releases' file names do (``camid`` is 0-based). Returns the written paths."""
     tile = display_size(size)
     paths = []
     for row, qi in enumerate(query_indices):
         q = query[qi]
         keep = indices[row] >= 0
         ranked = [gallery[j] for j in indices[row][keep].tolist()]
-        name = f"query{qi:05d}_id{q.pid}_c{q.camid}.png"
+        name = f"query{qi:05d}_id{q.pid}_c{q.camid + 1}.png"
         paths.append(
             draw_rank_list(
                 q.path,
@@ -136,8 +137,8 @@ def draw_rank_lists(
                 distances[row][keep].tolist(),
                 os.path.join(out_dir, name),
                 tile,
-                query_label=f"id {q.pid} c{q.camid}",
-                gallery_labels=[f"id {g.pid} c{g.camid}" for g in ranked],
+                query_label=f"id {q.pid} c{q.camid + 1}",
+                gallery_labels=[f"id {g.pid} c{g.camid + 1}" for g in ranked],
             )
         )
     return paths

@@ -108,3 +108,27 @@ def test_a_chain_fragment_is_merged_from_any_directory(tmp_path, monkeypatch):
     )
     assert cfg.DATASETS.CUHK03.VARIANT == "detected"
     assert cfg.TEST.PROTOCOL == "openreid_market1501"
+
+
+@pytest.mark.parametrize(
+    "typo, meant",
+    [
+        ("configs/msmt17/ptl_d16.yml", "configs/msmt17/ptl_d161.yml"),
+        ("market/ptl_d161.yml", "configs/market1501/ptl_d161.yml"),
+        ("demo/ptl.yaml", "configs/demo/ptl.yml"),
+        ("configs/market1501/mgn-ptl.yml", "configs/market1501/mgn_ptl.yml"),
+    ],
+)
+def test_a_mistyped_config_name_names_the_shipped_one_meant(typo, meant, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="did you mean") as e:
+        find_config(typo)
+    assert str(e.value).split("did you mean ")[1].split(" or ")[0].rstrip("?") == meant
+
+
+def test_an_unrelated_config_name_gets_no_guess(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="shipped name such as") as e:
+        find_config("nothing_like_it.yml")
+    assert "did you mean" not in str(e.value)
+    assert all(os.path.isfile(os.path.join(REPO, n)) for n in loader.shipped_names())

@@ -21,3 +21,16 @@ def test_stats_table_and_tool(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"| train   |     {exp['train']['images']} |" in out
     assert "| classes |" in out
+
+
+def test_stats_of_a_generated_dataset_read_it_as_it_lies(tmp_path, capsys):
+    from reidbox.data.synthetic import read_manifest
+
+    small = dict(num_train_ids=3, num_test_ids=2, num_cameras=2, image_size=(32, 16))
+    build_dataset("synthetic_a", root=str(tmp_path), **small)
+    folder = str(tmp_path / "synthetic_a")
+    before = read_manifest(folder)
+    run_tool("dataset_stats.py", ["synthetic_a", "--root", str(tmp_path)])
+    assert read_manifest(folder) == before  # not regenerated at the default 150 identities
+    train = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| train"))
+    assert [c.strip() for c in train.strip("|").split("|")][2:] == ["3", "2"]  # ids, cameras

@@ -298,3 +298,26 @@ def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
     assert config_differences(new, str(tmp_path)) == []
     moved = load_config(None, ["CHAIN.STEPS", "['synthetic_b']"])  # weights from elsewhere
     assert config_differences(moved, str(tmp_path)) == ["CHAIN.STEPS"]
+
+
+def test_missing_imagenet_file_of_a_later_step_fails_before_step_one_trains(
+    synth_root, tmp_path, monkeypatch
+):
+    """A +STD student built from ImageNet weights: its missing file is found by the pre-check,
+    not after step 1 has trained."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    std = tmp_path / "student.yml"
+    std.write_text(
+        "MODEL:\n  META_ARCHITECTURE: std\n  BACKBONE:\n    PRETRAINED: True\n"
+        "  LOSSES:\n    NAMES: ['cross_entropy', 'std']\n"
+    )
+    counter = CountEpochs()
+    with pytest.raises(ConfigError, match="chain step 2 .*ImageNet weights not found.*resnet18"):
+        run_chain(
+            None,
+            ["synthetic_a", "synthetic_a+STD"],
+            chain_opts(synth_root, tmp_path / "c") + ["CHAIN.STD_CONFIG", str(std)],
+            progress=False,
+            extra_hooks=[counter],
+        )
+    assert counter.epochs == []

@@ -226,3 +226,34 @@ def test_two_process_gloo_classification(stand_in_data, tmp_path):
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["world_size"] == 2 and metrics["task"] == "classification"
     assert 0 <= metrics["top1_error"] <= 1
+
+
+def test_two_process_refusal_is_one_line_and_overwrite_trains(stand_in_data, tmp_path):
+    """A torchrun job into a finished run's folder: rank 0's one ``error:`` line, the other rank
+    stops with it (it used to run on into DDP and die with a gloo traceback); ``--overwrite``
+    then trains there."""
+    from reidbox.utils.checkpoint import atomic_save
+
+    config = "demo/baseline.yml"
+    out = str(tmp_path / "out")
+    os.makedirs(out)
+    atomic_save({"model": {}, "num_classes": 2}, os.path.join(out, "model_final.pth"))
+    before = open(os.path.join(out, "model_final.pth"), "rb").read()
+    cmd = _torchrun() + [
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        os.path.join(REPO, "tools", "train_net.py"),
+        "--config-file",
+        os.path.join(REPO, "configs", config),
+        "--no-progress",
+    ]
+    opts = _config_opts(config, stand_in_data, out)
+    p = subprocess.run(cmd + opts, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    errors = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.startswith("error: ")]
+    assert p.returncode != 0 and len(errors) == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "--overwrite" in errors[0] and "model_final.pth" in errors[0]
+    assert "Connection closed" not in p.stderr and "gloo" not in p.stderr.lower()
+    assert open(os.path.join(out, "model_final.pth"), "rb").read() == before
+    _run(cmd + ["--overwrite"] + opts)
+    assert _checkpoint(out)["epoch"] == 2

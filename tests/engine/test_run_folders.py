@@ -1,5 +1,6 @@
 """Run folders: checkpoint pruning by run, the folder lock, temp files, last_good, eval folders."""
 
+import glob
 import json
 import os
 import signal
@@ -277,8 +278,32 @@ def test_torchrun_workers_stop_when_the_agent_is_killed(market_root, tmp_path):
         for w in workers:  # never leave a test's orphans running
             if run_folder.pid_alive(w) and _ppid(w) != -1:
                 os.kill(w, signal.SIGKILL)
-    run_folder.acquire_lock(str(out))  # nobody holds the folder any more
+    # nobody holds the folder any more (the kernel drops a killed holder's lock as its exit
+    # completes, which can trail the moment its pid reads as gone by a little)
+    deadline = time.time() + 30
+    while True:
+        try:
+            run_folder.acquire_lock(str(out))
+            break
+        except run_folder.RunFolderError:
+            if time.time() > deadline:
+                raise AssertionError(f"still locked: {_lock_holders(str(out))}") from None
+            time.sleep(0.2)
     run_folder.release_lock(str(out))
+
+
+def _lock_holders(folder):
+    """Processes with ``folder/run.lock`` open: ``pid: command line``."""
+    target, found = os.path.realpath(os.path.join(folder, run_folder.LOCK_FILE)), []
+    for fd in glob.glob("/proc/[0-9]*/fd/*"):
+        try:
+            if os.path.realpath(fd) == target:
+                pid = fd.split("/")[2]
+                cmd = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+                found.append(f"{pid} (parent {_ppid(int(pid))}): {cmd[:120]}")
+        except OSError:
+            continue
+    return found
 
 
 def _ppid(pid):
@@ -295,3 +320,72 @@ def _zombie(pid):
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def _fake_finished_run(folder):
+    os.makedirs(folder, exist_ok=True)
+    atomic_save({"model": {}, "num_classes": 4}, os.path.join(folder, "model_final.pth"))
+    write_json({"mAP": 0.5}, os.path.join(folder, "metrics.json"))
+    write_json({"run_id": "earlier123456", "started": "x"}, os.path.join(folder, "run.json"))
+
+
+def test_a_new_run_is_refused_where_an_earlier_one_left_results(tiny_opts):
+    out = tiny_opts[-1]
+    _fake_finished_run(out)
+    before = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out)}
+    with pytest.raises(run_folder.RunFolderError, match="earlier123456.*--resume.*--overwrite"):
+        runner.train(load_config(None, tiny_opts), progress=False)
+    run_folder.release_lock(out)
+    assert {f: open(os.path.join(out, f), "rb").read() for f in before} == before
+    assert sorted(os.listdir(out)) == sorted(list(before) + [run_folder.LOCK_FILE])
+
+
+def test_a_run_that_died_before_its_first_checkpoint_is_trained_over(tiny_opts):
+    # nothing worth protecting: its leftovers go (no appended log, no mixed TensorBoard
+    # curves); test_net results in eval/ (of other weights) stay
+    out = tiny_opts[-1]
+    os.makedirs(os.path.join(out, "tb"))
+    open(os.path.join(out, "tb", "events.out.tfevents.dead"), "w").write("x")
+    write_json({"run_id": "diedearly", "started": "x"}, os.path.join(out, "run.json"))
+    open(os.path.join(out, "log.txt"), "w").write("KILLED IN EPOCH 1\n")
+    write_json({"mAP": 0.2}, os.path.join(out, "eval", "other_weights_abc", "metrics.json"))
+    assert run_folder.earlier_results(out) == []
+    cfg = load_config(None, tiny_opts + ["SOLVER.MAX_EPOCHS", "1", "SOLVER.STEPS", "[]"])
+    runner.train(cfg, progress=False)
+    run_folder.release_lock(out)
+    assert "KILLED" not in open(os.path.join(out, "log.txt")).read()
+    assert "events.out.tfevents.dead" not in os.listdir(os.path.join(out, "tb"))
+    assert json.load(open(os.path.join(out, "run.json")))["run_id"] != "diedearly"
+    assert os.path.isfile(os.path.join(out, "eval", "other_weights_abc", "metrics.json"))
+
+
+def test_overwrite_refuses_to_delete_the_weights_it_starts_from(tmp_path):
+    d = str(tmp_path)
+    _fake_finished_run(d)
+    with pytest.raises(run_folder.RunFolderError, match="would delete MODEL.WEIGHTS"):
+        run_folder.check_overwrite(d, os.path.join(d, "model_final.pth"))
+    run_folder.check_overwrite(d, "")  # no weights: nothing to protect
+    elsewhere = str(tmp_path / "copy" / "w.pth")
+    atomic_save({"model": {}}, elsewhere)
+    run_folder.check_overwrite(d, elsewhere)
+
+
+def test_overwrite_replaces_the_earlier_run_and_keeps_foreign_files(tiny_opts):
+    out = tiny_opts[-1]
+    _fake_finished_run(out)
+    for name in ("checkpoint_0007.pth", "last_good.pth", "cmc_market1501.png"):
+        open(os.path.join(out, name), "wb").write(b"old")
+    os.makedirs(os.path.join(out, "eval", "model_final_market1501_abc"))
+    write_json({"mAP": 0.1}, os.path.join(out, "eval", "model_final_market1501_abc", "m.json"))
+    open(os.path.join(out, "notes.txt"), "w").write("mine")
+    open(os.path.join(out, "log.txt"), "w").write("LOG OF THE EARLIER RUN\n")
+    cfg = load_config(None, tiny_opts + ["SOLVER.MAX_EPOCHS", "1", "SOLVER.STEPS", "[]"])
+    runner.train(cfg, progress=False, overwrite=True)
+    run_folder.release_lock(out)
+    names = set(os.listdir(out))
+    assert {"notes.txt", "model_final.pth", "metrics.json", "checkpoint_0001.pth"} <= names
+    assert not names & {"checkpoint_0007.pth", "last_good.pth", "eval"}, names
+    record = json.load(open(os.path.join(out, "run.json")))
+    assert record["run_id"] != "earlier123456" and record["checkpoints"] == ["checkpoint_0001.pth"]
+    assert torch.load(os.path.join(out, "model_final.pth"))["model"]  # the new weights
+    assert "LOG OF THE EARLIER RUN" not in open(os.path.join(out, "log.txt")).read()

@@ -315,9 +315,9 @@ CASES = [
     ),
     # 8. silently accepted before the change
     Case(
-        "dataset with 1 identity",
+        "dataset with 1 identity, --overwrite into the earlier run",
         TRAIN,
-        lambda e: e.opts(root=e.market_variant("oneid", _one_identity)),
+        lambda e: ["--overwrite"] + e.opts(root=e.market_variant("oneid", _one_identity)),
         lambda e: ["1 identit", ("at least 2", "two")],
     ),
     Case(
@@ -415,10 +415,28 @@ CASES = [
         lambda e: ["SOLVER.NOT_A_KEY"],
     ),
     Case(
-        "missing dataset folder in an earlier run's folder",
+        "missing dataset folder, --overwrite into an earlier run's folder",
         TRAIN,
-        lambda e: e.opts(root=os.path.join(e.tmp, "nowhere")),
+        lambda e: ["--overwrite"] + e.opts(root=os.path.join(e.tmp, "nowhere")),
         lambda e: [os.path.join(e.tmp, "nowhere")],
+    ),
+    Case(
+        "a new run without --resume into an earlier run's folder",
+        TRAIN,
+        lambda e: ["--no-progress"] + e.opts(),
+        lambda e: [e.run, M, "--resume", "--overwrite", "another OUTPUT_DIR"],
+    ),
+    Case(
+        "--overwrite deleting the MODEL.WEIGHTS it starts from",
+        TRAIN,
+        lambda e: ["--overwrite"] + e.opts() + ["MODEL.WEIGHTS", os.path.join(e.run, M)],
+        lambda e: [os.path.join(e.run, M), "--overwrite", "copy it"],
+    ),
+    Case(
+        "--overwrite with --resume",
+        TRAIN,
+        lambda e: ["--overwrite", "--resume"] + e.opts(),
+        lambda e: ["--overwrite", "--resume"],
     ),
     Case(
         "weights path is a folder",
@@ -554,6 +572,9 @@ def test_catalogue_covers_every_kind_of_the_issue():
         "unsafe checkpoint",
         "random bytes",
         "locked",
+        "without --resume",
+        "--overwrite with --resume",
+        "MODEL.WEIGHTS it starts from",
     ):
         assert words in kinds, words
 

@@ -91,7 +91,9 @@ def test_rank_list_images_on_items(tmp_path):
     sel = choose_queries(len(query), query_indices=[0])
     idx, dist = rank_items(feats, query, gallery, 3, EvalSettings(), sel)
     out = draw_rank_lists(query, gallery, sel, idx, dist, str(tmp_path / "ranks"), (32, 16))
-    assert len(out) == 1 and os.path.basename(out[0]) == "query00000_id1_c0.png"
+    assert (
+        len(out) == 1 and os.path.basename(out[0]) == "query00000_id1_c1.png"
+    )  # camid 0: camera 1
     img = cv2.imread(out[0])
     x = 128 + 16 + 24 + 2  # left frame of the first gallery tile (crops scaled to 256 x 128)
     assert (img[img.shape[0] - 20, x] == GREEN).all()  # nearest gallery image: same person

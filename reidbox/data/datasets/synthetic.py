@@ -11,7 +11,7 @@ import os
 from typing import Any, Dict, Optional, Sequence
 
 from ...registry import DATASETS
-from ..synthetic import generate_synthetic
+from ..synthetic import generate_synthetic, read_manifest
 from .market1501 import MarketStyleDataset
 
 SYNTHETIC_TREE = """\
@@ -37,6 +37,17 @@ class SyntheticDataset(MarketStyleDataset):
         s = cfg.DATASETS.SYNTHETIC
         return dict(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS,
                     num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
+
+    @classmethod
+    def existing_options(cls, root: str) -> Dict[str, Any]:
+        """The size options of the complete generation of this domain under ``root`` ({} when
+        there is none): reading the folder as it is, e.g. for statistics, regenerates
+        nothing."""
+        params = (read_manifest(os.path.join(root, cls.dataset_dir)) or {}).get("params") or {}
+        if params.get("seed") != cls.seed or params.get("style") != cls.style:
+            return {}
+        keys = ("num_train_ids", "num_test_ids", "num_cameras", "image_size")
+        return {k: params[k] for k in keys if k in params}
 
     @classmethod
     def train_identities(cls, num_train_ids: int = 150, **options: Any) -> int:
