@@ -229,11 +229,30 @@ def test_missing_dataset_of_a_later_step_fails_before_step_one_trains(synth_root
     assert not list(out.glob("01_*/checkpoint_*.pth")) and not list(out.glob("*/model_*.pth"))
 
 
-def test_broken_later_step_config_fails_before_step_one_trains(synth_root, tmp_path):
-    std = tmp_path / "student.yml"  # a student config without the loss STD needs
-    std.write_text("MODEL:\n  META_ARCHITECTURE: std\n  LOSSES:\n    NAMES: ['cross_entropy']\n")
+# A later +STD step's student that cannot be built: found by the pre-check, before step 1 trains.
+BROKEN_STUDENTS = {
+    # a student config without the loss STD needs
+    "no std loss": (
+        "MODEL:\n  META_ARCHITECTURE: std\n  LOSSES:\n    NAMES: ['cross_entropy']\n",
+        "chain step 2 .*needs the 'std' loss",
+    ),
+    # a student built from ImageNet weights whose file is missing (TORCH_HOME is empty)
+    "no ImageNet file": (
+        "MODEL:\n  META_ARCHITECTURE: std\n  BACKBONE:\n    PRETRAINED: True\n"
+        "  LOSSES:\n    NAMES: ['cross_entropy', 'std']\n",
+        "chain step 2 .*ImageNet weights not found.*resnet18",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_STUDENTS))
+def test_broken_later_step_fails_before_step_one_trains(case, synth_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    text, match = BROKEN_STUDENTS[case]
+    std = tmp_path / "student.yml"
+    std.write_text(text)
     counter = CountEpochs()
-    with pytest.raises(ConfigError, match="chain step 2 .*needs the 'std' loss"):
+    with pytest.raises(ConfigError, match=match):
         run_chain(
             None,
             ["synthetic_a", "synthetic_a+STD"],
@@ -298,26 +317,3 @@ def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
     assert config_differences(new, str(tmp_path)) == []
     moved = load_config(None, ["CHAIN.STEPS", "['synthetic_b']"])  # weights from elsewhere
     assert config_differences(moved, str(tmp_path)) == ["CHAIN.STEPS"]
-
-
-def test_missing_imagenet_file_of_a_later_step_fails_before_step_one_trains(
-    synth_root, tmp_path, monkeypatch
-):
-    """A +STD student built from ImageNet weights: its missing file is found by the pre-check,
-    not after step 1 has trained."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-    std = tmp_path / "student.yml"
-    std.write_text(
-        "MODEL:\n  META_ARCHITECTURE: std\n  BACKBONE:\n    PRETRAINED: True\n"
-        "  LOSSES:\n    NAMES: ['cross_entropy', 'std']\n"
-    )
-    counter = CountEpochs()
-    with pytest.raises(ConfigError, match="chain step 2 .*ImageNet weights not found.*resnet18"):
-        run_chain(
-            None,
-            ["synthetic_a", "synthetic_a+STD"],
-            chain_opts(synth_root, tmp_path / "c") + ["CHAIN.STD_CONFIG", str(std)],
-            progress=False,
-            extra_hooks=[counter],
-        )
-    assert counter.epochs == []

@@ -36,6 +36,19 @@ def _torchrun() -> List[str]:
     return [exe] if os.path.isfile(exe) else [sys.executable, "-m", "torch.distributed.run"]
 
 
+def _torchrun_train(config: str) -> List[str]:
+    """``torchrun --standalone --nproc_per_node 2 tools/train_net.py --config-file <config>``."""
+    return _torchrun() + [
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        os.path.join(REPO, "tools", "train_net.py"),
+        "--config-file",
+        os.path.join(REPO, "configs", config),
+        "--no-progress",
+    ]
+
+
 def _run(cmd: List[str]) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -87,19 +100,7 @@ def test_two_process_gloo_run_matches_one_process_iterations(
     opts = _config_opts(config, stand_in_data, out, extra)
     if "std" in config:
         opts += stand_in_teacher
-    _run(
-        _torchrun()
-        + [
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            os.path.join(REPO, "tools", "train_net.py"),
-            "--config-file",
-            os.path.join(REPO, "configs", config),
-            "--no-progress",
-            *opts,
-        ]
-    )
+    _run(_torchrun_train(config) + opts)
     state = _checkpoint(out)
     per_epoch = _one_process_iterations(config, opts)
     assert per_epoch == 2  # stand-in sizes: two full batches per epoch
@@ -201,19 +202,7 @@ def test_two_process_gloo_classification(stand_in_data, tmp_path):
     config = "demo/cifar.yml"
     out = str(tmp_path / "out")
     opts = _config_opts(config, stand_in_data, out)
-    _run(
-        _torchrun()
-        + [
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            os.path.join(REPO, "tools", "train_net.py"),
-            "--config-file",
-            os.path.join(REPO, "configs", config),
-            "--no-progress",
-            *opts,
-        ]
-    )
+    _run(_torchrun_train(config) + opts)
     cfg = load_config(os.path.join(REPO, "configs", config), opts)
     train, _ = build_classification_sets(cfg)
     one = len(build_classification_train_loader(cfg, train.train))
@@ -239,15 +228,7 @@ def test_two_process_refusal_is_one_line_and_overwrite_trains(stand_in_data, tmp
     os.makedirs(out)
     atomic_save({"model": {}, "num_classes": 2}, os.path.join(out, "model_final.pth"))
     before = open(os.path.join(out, "model_final.pth"), "rb").read()
-    cmd = _torchrun() + [
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        os.path.join(REPO, "tools", "train_net.py"),
-        "--config-file",
-        os.path.join(REPO, "configs", config),
-        "--no-progress",
-    ]
+    cmd = _torchrun_train(config)
     opts = _config_opts(config, stand_in_data, out)
     p = subprocess.run(cmd + opts, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     errors = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.startswith("error: ")]
