@@ -38,8 +38,9 @@ def run_demo(
 ) -> Dict[str, Dict]:
     """Train every run, test an untrained twin of each, write and return the results table.
 
-    A rerun reuses a finished run of the same config and resumes an unfinished one; a finished
-    run of another config is refused in one line (:func:`_finished`)."""
+    A rerun reuses a finished run of the same config and resumes an unfinished one, or one whose
+    schedule grew (more epochs); a finished run of another config is refused in one line
+    (:func:`_finished`)."""
     rows: Dict[str, Dict] = {}
     records: Dict[str, Dict] = {}
     plan = []  # every config read and every earlier run judged before anything runs
@@ -49,7 +50,8 @@ def run_demo(
         untrained_cfg = load_config(
             config, list(opts or []) + ["OUTPUT_DIR", run_dir + "_untrained"]
         )
-        plan.append((name, run_dir, cfg, untrained_cfg, _finished(run_dir, cfg)))
+        finished = _finished(run_dir, cfg, resume_schedule=True)
+        plan.append((name, run_dir, cfg, untrained_cfg, finished))
     for name, run_dir, cfg, untrained_cfg, finished in plan:
         rows[f"{name} (untrained)"] = runner.test(untrained_cfg, weights=None, progress=progress)
         if finished:
@@ -97,10 +99,12 @@ _REUSE_IGNORED = (
 )
 
 
-def _finished(run_dir: str, cfg) -> bool:
+def _finished(run_dir: str, cfg, resume_schedule: bool = False) -> bool:
     """True when ``run_dir`` holds a finished run of ``cfg`` (reuse it); False when it holds
-    none or an unfinished one (train, resuming if it can). A finished run of another config
-    is refused (``ConfigError``): its numbers would be mixed into this table."""
+    none or an unfinished one (train, resuming), or, with ``resume_schedule``, a finished one
+    whose config differs only in its schedule with at least as many epochs (``train_net
+    --resume`` continues such a run the same way). A finished run that differs otherwise is
+    refused (``ConfigError``): its numbers would be mixed into this table."""
     from ..config import ConfigError
     from ..config.loader import flat_config
 
@@ -110,20 +114,29 @@ def _finished(run_dir: str, cfg) -> bool:
     ):
         return False
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-        old = flat_config(f.read())
-    new = flat_config(cfg.dump())
+        saved = f.read()
+    old, new = flat_config(saved), flat_config(cfg.dump())
     changed = [
         f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
         for k in sorted(set(old) | set(new))
         if k not in _REUSE_IGNORED and old.get(k) != new.get(k)
     ]
-    if changed:
-        raise ConfigError(
-            f"{run_dir} holds a finished run of another config: "
-            f"{'; '.join(changed[:4])}; delete that folder or pass another "
-            "--output-dir"
+    if not changed:
+        return True
+    run_changes = runner.resume_config_changes(saved, cfg)["run"] if resume_schedule else []
+    done = int(old.get("SOLVER.MAX_EPOCHS", 0) or 0)
+    if resume_schedule and not run_changes and cfg.SOLVER.MAX_EPOCHS >= done:
+        logger.info(
+            "%s: a finished run whose schedule changed (%s): resuming it",
+            run_dir,
+            "; ".join(changed[:4]),
         )
-    return True
+        return False
+    raise ConfigError(
+        f"{run_dir} holds a finished run of another config: "
+        f"{'; '.join((run_changes or changed)[:4])}; delete that folder or pass another "
+        "--output-dir"
+    )
 
 
 def _read_metrics(run_dir: str) -> Dict:

@@ -1,5 +1,6 @@
 """``make demo`` reruns: a finished run of the same config is reused, not retrained or replaced;
-a finished run of another config is refused before anything is evaluated or trained."""
+one whose schedule grew is resumed; a finished run of another config is refused before
+anything is evaluated or trained."""
 
 import os
 
@@ -31,7 +32,7 @@ def test_demo_rerun_reuses_and_a_changed_config_is_refused_first(tmp_path, monke
     final = os.path.join(out, "resnet18", "model_final.pth")
     stamp = os.stat(final).st_mtime_ns
     calls = []
-    real_test = runner.test
+    real_test, real_train = runner.test, runner.train
 
     def counting_test(*a, **k):
         calls.append("test")
@@ -46,6 +47,13 @@ def test_demo_rerun_reuses_and_a_changed_config_is_refused_first(tmp_path, monke
     demo.run_demo(out, RUNS, opts, progress=False)
     assert "resnet18: reused" in capsys.readouterr().out
     assert os.stat(final).st_mtime_ns == stamp and calls == ["test"]  # the untrained twin
-    with pytest.raises(ConfigError, match="finished run of another config.*SOLVER.BASE_LR"):
-        demo.run_demo(out, RUNS, opts + ["SOLVER.BASE_LR", "0.01"], progress=False)
+    with pytest.raises(ConfigError, match="finished run of another config.*SOLVER.WEIGHT_DECAY"):
+        demo.run_demo(out, RUNS, opts + ["SOLVER.WEIGHT_DECAY", "0.001"], progress=False)
     assert calls == ["test"]  # refused before the untrained twin was evaluated again
+    # one more epoch: the finished run is continued from its checkpoint, as --resume does
+    monkeypatch.setattr(runner, "train", real_train)
+    demo.run_demo(out, RUNS, opts + ["SOLVER.MAX_EPOCHS", "3"], progress=False)
+    run_folder.release_lock(os.path.join(out, "resnet18"))
+    assert "resnet18: trained in" in capsys.readouterr().out
+    assert os.path.isfile(os.path.join(out, "resnet18", "checkpoint_0003.pth"))
+    assert os.stat(final).st_mtime_ns != stamp
