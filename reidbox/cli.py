@@ -252,7 +252,8 @@ def _one_line(e: BaseException) -> str:
     msg = str(msg)
     if "Original Traceback" in msg:  # re-raised from a DataLoader worker: keep the cause line
         msg = [ln for ln in msg.strip().splitlines() if ln.strip()][-1]
-    return msg
+    # a message drawn over several lines (a dataset's expected folder tree) stays one line
+    return " | ".join(" ".join(ln.split()) for ln in msg.splitlines() if ln.strip())
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:

@@ -9,6 +9,8 @@ Flags may come before or after the ``KEY VALUE`` overrides. Several GPUs: ``torc
 --nproc_per_node N tools/train_net.py ...`` (``--num-gpus N`` prints that line).
 """
 
+import sys
+
 from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.errors import UsageError
@@ -36,6 +38,11 @@ def main(argv=None) -> int:
     args = parse_args(p, argv)
     if args.overwrite and (args.resume or args.resume_force):
         raise UsageError("--overwrite starts a new run, --resume continues one: pass one of them")
+    if not args.config_file and not args.opts:
+        raise UsageError(
+            "no config given: pass --config-file (a file, or a shipped name such as "
+            "configs/demo/ptl.yml), or KEY VALUE overrides to train on the built-in defaults"
+        )
     cfg = load_config(args.config_file or None, args.opts)
     try:
         if args.eval_only:
@@ -48,6 +55,15 @@ def main(argv=None) -> int:
                 force_resume=args.resume_force,
                 overwrite=args.overwrite,
             )
+    except KeyboardInterrupt:
+        if not args.eval_only:
+            print(
+                f"stopped; the same command with --resume continues from the newest checkpoint "
+                f"in {cfg.OUTPUT_DIR} (SOLVER.CHECKPOINT_PERIOD {cfg.SOLVER.CHECKPOINT_PERIOD} "
+                "epochs: later progress is lost)",
+                file=sys.stderr,
+            )
+        raise
     finally:
         cleanup()  # leave the torchrun process group cleanly
     return 0

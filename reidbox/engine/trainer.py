@@ -178,7 +178,10 @@ class Trainer:
             getattr(h, name)()
 
     def train(self) -> None:
-        logger.info("training epochs %d..%d", self.start_epoch + 1, self.max_epochs)
+        if self.start_epoch >= self.max_epochs:
+            logger.info("all %d epochs are trained already: nothing to train", self.max_epochs)
+        else:
+            logger.info("training epochs %d..%d", self.start_epoch + 1, self.max_epochs)
         self.epoch_iters = len(self.data_loader) if hasattr(self.data_loader, "__len__") else None
         self._finite_state = None
         self._call("before_train")

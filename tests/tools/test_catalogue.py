@@ -433,6 +433,27 @@ CASES = [
         lambda e: [os.path.join(e.run, M), "--overwrite", "copy it"],
     ),
     Case(
+        "missing MSMT17 release (a message drawn over several lines)",
+        TRAIN,
+        lambda e: [
+            "--config-file",
+            "msmt17/ptl_d161.yml",
+            "DEVICE",
+            "cpu",
+            "DATASETS.ROOT",
+            os.path.join(e.tmp, "nodata"),
+            "OUTPUT_DIR",
+            os.path.join(e.tmp, "m"),
+        ],
+        lambda e: ["no MSMT17 release", os.path.join(e.tmp, "nodata"), "docs/datasets.md"],
+    ),
+    Case(
+        "train_net with no config at all",
+        TRAIN,
+        lambda e: ["--no-progress"],
+        lambda e: ["no config given", "--config-file", "KEY VALUE"],
+    ),
+    Case(
         "--overwrite with --resume",
         TRAIN,
         lambda e: ["--overwrite", "--resume"] + e.opts(),
@@ -575,6 +596,8 @@ def test_catalogue_covers_every_kind_of_the_issue():
         "without --resume",
         "--overwrite with --resume",
         "MODEL.WEIGHTS it starts from",
+        "no config at all",
+        "several lines",
     ):
         assert words in kinds, words
 
