@@ -596,7 +596,8 @@ def test(
 ) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
     also draws rank-list images of that many top matches. Results go to :func:`eval_dir`
-    (``OUTPUT_DIR/eval/<settings>/metrics.json`` and ``log.txt``, rank lists, CMC plots)."""
+    (``OUTPUT_DIR/eval/<settings>/``: ``metrics.json``, ``config.yaml``, ``log.txt``, rank
+    lists, CMC plots)."""
     device = setup_run(cfg, progress, role="test")
     main = du.is_main_process()
     progress = progress and main and stderr_is_terminal()
@@ -607,6 +608,7 @@ def test(
     out = eval_dir(cfg, weights)
     if main:
         prepare_eval_dir(out)
+        save_config(cfg, out)  # what was evaluated, also where no training run's config is
     results = task.evaluate(
         model, device, progress, Outputs(out, rank_lists=True, vis_ranks=vis_ranks)
     )

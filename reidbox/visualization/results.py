@@ -131,15 +131,23 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             )
         cfg: Dict[str, Any] = {}
         cfg_path = os.path.join(folder, "config.yaml")
-        if not os.path.isfile(cfg_path) and os.path.basename(os.path.dirname(folder)) == "eval":
-            # a test_net result (OUTPUT_DIR/eval/<settings>/): the run's config is two up
-            cfg_path = os.path.join(os.path.dirname(os.path.dirname(folder)), "config.yaml")
+        evaluated_only = os.path.basename(os.path.dirname(folder)) == "eval"
+        if evaluated_only:
+            # a test_net result (OUTPUT_DIR/eval/<settings>/): the training run's config is two
+            # up; the evaluation's own config.yaml names the model where no run trained
+            run_cfg = os.path.join(os.path.dirname(os.path.dirname(folder)), "config.yaml")
+            cfg_path = run_cfg if os.path.isfile(run_cfg) else cfg_path
+            evaluated_only = cfg_path != run_cfg
         if os.path.isfile(cfg_path):
             with open(cfg_path, encoding="utf-8") as f:
                 cfg = yaml.safe_load(f) or {}
-        train = metrics.get("train_datasets") or cfg.get("DATASETS", {}).get("TRAIN") or []
+        # an evaluation's config says what was tested, not what the weights were trained on
+        known = {} if evaluated_only else cfg.get("DATASETS", {})
+        train = metrics.get("train_datasets") or known.get("TRAIN") or []
         chain = cfg.get("CHAIN", {}).get("STEPS") or []
         trained = " > ".join(chain) if chain else "+".join(train) or "?"  # a chain's path
+        if "weights" in metrics and not metrics["weights"] and not metrics.get("train_datasets"):
+            trained = "untrained"  # test_net without weights: the model as built
         ptl = metrics.get("ptl") or {}
         state = (
             f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()

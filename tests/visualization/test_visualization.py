@@ -265,3 +265,20 @@ def test_collect_results_names_a_test_net_result_by_its_run(tmp_path):
     )
     (row,) = collect_results([str(run / "eval")])
     assert row["model"] == "resnet50+PTL" and row["datasets"] == "dukemtmcreid -> market1501"
+
+
+def test_collect_results_names_an_untrained_evaluation(tmp_path):
+    # make demo's untrained twins: OUTPUT_DIR holds only eval/<settings>/ (metrics.json with
+    # weights None, and the config evaluated): the row names the model and says untrained
+    ev = tmp_path / "ptl_untrained" / "eval" / "untrained_synthetic_abc"
+    ev.mkdir(parents=True)
+    (ev / "config.yaml").write_text(
+        "MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n    NAME: resnet18\n"
+        "DATASETS:\n  TRAIN: [synthetic]\n"
+    )
+    m = {"mAP": 0.1, "rank1": 0.2, "rank5": 0.3, "rank10": 0.4, "mINP": 0.01}
+    (ev / "metrics.json").write_text(
+        json.dumps({**m, "per_dataset": {"synthetic": m}, "weights": None})
+    )
+    (row,) = collect_results([str(tmp_path)])
+    assert row["model"] == "resnet18+PTL" and row["datasets"] == "untrained -> synthetic"
