@@ -172,13 +172,7 @@ def check_overwrite(folder: str, weights: str) -> None:
     the new config.yaml would name a file that is then the new run's own output."""
     if not weights or not os.path.isfile(weights):
         return
-    doomed = [
-        p
-        for pattern in RESULT_PATTERNS
-        for p in glob.glob(os.path.join(folder, pattern))
-        if os.path.isfile(p) and os.path.samefile(p, weights)
-    ]
-    if doomed:
+    if any(os.path.samefile(os.path.join(folder, n), weights) for n in earlier_results(folder)):
         raise RunFolderError(
             f"--overwrite would delete MODEL.WEIGHTS {weights}, the file this run starts from "
             f"(it lies in OUTPUT_DIR {folder}); copy it out of that folder and point "
