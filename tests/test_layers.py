@@ -24,6 +24,7 @@ FLOORS = [
     ["modeling"],
     ["visualization", "api", "cli"],  # draw / extract features / command-line plumbing
     ["engine"],  # tasks, runner, trainer, hooks, chain, demo
+    ["commands"],  # the tools' bodies: tools/*.py and the reidbox command run them
     ["__init__"],
 ]
 FLOOR = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
