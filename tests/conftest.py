@@ -82,9 +82,9 @@ def tiny_cifar_model(arch: str, cell: str = "v1", hidden: str = "[16]") -> list:
         "2",
         "MODEL.PTL.CELL",
         cell,
-        "MODEL.PTL.FEAT_DIM",
+        "MODEL.HEADS.PAPER.FEAT_DIM",
         "0",
-        "MODEL.PTL.CLASSIFIER_HIDDEN",
+        "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN",
         hidden,
     ]
 

@@ -96,13 +96,13 @@ def _arch_opts(name):
         "",
         "MODEL.MGN.FEAT_DIM",
         "16",
-        "MODEL.PTL.FEAT_DIM",
+        "MODEL.HEADS.PAPER.FEAT_DIM",
         "16",
     ]
     if name == "std":  # no teacher: plain fine-tuning of the student (LAMBDA 0)
         opts += ["MODEL.LOSSES.NAMES", "['std']", "MODEL.STD.LAMBDA", "0.0"]
     elif name in ("classifier", "ptl_classifier"):
-        opts += ["MODEL.LOSSES.NAMES", "['cross_entropy']", "MODEL.PTL.CLASSIFIER_HIDDEN", "[16]"]
+        opts += ["MODEL.LOSSES.NAMES", "['cross_entropy']", "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN", "[16]"]
     return opts
 
 

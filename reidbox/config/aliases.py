@@ -56,6 +56,9 @@ ALIASES: Dict[str, Tuple[str, str]] = {
     "MODEL.BACKBONE.PRETRAIN_PATH": ("MODEL.BACKBONE.WEIGHTS", ""),
     "MODEL.BACKBONE.DEPTH": ("MODEL.BACKBONE.NAME", 'the whole name, e.g. "resnet50"'),
     "MODEL.BACKBONE.FEAT_DIM": ("MODEL.HEADS.EMBED_DIM", "0 keeps the backbone's channels"),
+    # reidbox's own earlier names: the paper head's widths belong to the head, not to PTL
+    "MODEL.PTL.FEAT_DIM": ("MODEL.HEADS.PAPER.FEAT_DIM", "the paper head's, with or without cells"),
+    "MODEL.PTL.CLASSIFIER_HIDDEN": ("MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN", ""),
     "MODEL.NECK": ("MODEL.HEADS.NECK", ""),
     "MODEL.NECK_FEAT": ("MODEL.HEADS.TEST_FEATURE", '"after_neck" or "before_neck"'),
     "TEST.NECK_FEAT": ("MODEL.HEADS.TEST_FEATURE", '"after_neck" or "before_neck"'),

@@ -84,7 +84,9 @@ _C.DATALOADER.SKIP_UNREADABLE = False
 
 # ----------------------------------------------------------------------------------------------
 _C.MODEL = CN()
-# Registered meta-architecture: "baseline", "ptl", "mgn", ...
+# Registered meta-architecture: "baseline", "mgn", "std", "classifier", "paper_classifier";
+# PTL is MODEL.PTL.ENABLED on any of baseline/mgn/paper_classifier ("ptl", "mgn_ptl" and
+# "ptl_classifier" are read as those with it: config/loader.py ARCH_ALIASES).
 _C.MODEL.META_ARCHITECTURE = "baseline"
 # Weights of a whole trained model to start from (test, fine-tuning); classifier shape may differ.
 _C.MODEL.WEIGHTS = ""
@@ -115,6 +117,9 @@ _C.MODEL.BACKBONE.LAST_STRIDE = 1
 _C.MODEL.BACKBONE.DROP_RATE = 0.0
 
 _C.MODEL.HEADS = CN()
+# "embedding": pool -> optional embedding -> BN neck -> linear classifier (strong baseline);
+# "paper": the PTL paper's head, pool -> 1x1 conv + BN + ReLU -> feature, three FC layers.
+_C.MODEL.HEADS.NAME = "embedding"
 # Global pooling: "avg", "max" or "gem".
 _C.MODEL.HEADS.POOLING = "avg"
 # Optional linear embedding before the BN neck (0 keeps the backbone's channels).
@@ -123,6 +128,11 @@ _C.MODEL.HEADS.EMBED_DIM = 0
 _C.MODEL.HEADS.NECK = "bnneck"
 # Which tensor the eval forward returns: "after_neck" (BN'd) or "before_neck".
 _C.MODEL.HEADS.TEST_FEATURE = "after_neck"
+_C.MODEL.HEADS.PAPER = CN()
+# The paper head's feature width, made by its 1x1 conv (0: the backbone's channels).
+_C.MODEL.HEADS.PAPER.FEAT_DIM = 512
+# Hidden widths of its training classifier; with the output layer, three FC layers (paper).
+_C.MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN = [1024, 512]
 
 _C.MODEL.LOSSES = CN()
 # Registered losses applied in training; weights below.
@@ -139,6 +149,12 @@ _C.MODEL.LOSSES.TRIPLET.SOFT_MARGIN = False
 _C.MODEL.LOSSES.TRIPLET.WEIGHT = 1.0
 
 _C.MODEL.PTL = CN()
+# PTL's side network (BConv-Cells beside the stages and on the image, Fig. 2) added to the model;
+# False: exactly the plain twin (docs/ptl.md, "PTL on equal terms").
+_C.MODEL.PTL.ENABLED = False
+# Pooling of the final cell's output before it joins the head: "max" (the authors' code) or
+# "avg"; independent of HEADS.POOLING. The paper is silent (docs/ptl.md gives the measured effect).
+_C.MODEL.PTL.CELL_POOLING = "max"
 # BConv-Cell version: "v1" (Eq. 1, PTL) or "v2" (journal's BConv-Cell-v2, PTL-v2); docs/ptl.md.
 _C.MODEL.PTL.CELL = "v1"
 # "carry": latent state passed batch to batch (paper); "reset_each_batch": what its code ran.
@@ -149,10 +165,6 @@ _C.MODEL.PTL.STATE_SHAPE = "per_sample"
 _C.MODEL.PTL.STATE_INIT = "zeros"
 # BConv-Cell conv init: "kaiming_normal" (the paper's code; zero bias) or "pytorch_default".
 _C.MODEL.PTL.CELL_INIT = "kaiming_normal"
-# Length of the retrieval feature made by the final 1x1 conv (0: the backbone's channels).
-_C.MODEL.PTL.FEAT_DIM = 512
-# Hidden widths of the training classifier; with the output layer, three FC layers (paper).
-_C.MODEL.PTL.CLASSIFIER_HIDDEN = [1024, 512]
 # Derived widths: fuse_i and cells are CHANNEL_RATIO x the stage's channels, capped below.
 _C.MODEL.PTL.CHANNEL_RATIO = 0.5
 # Cap on derived fuse/cell widths, so deep stages (2112-channel DenseNet) stay affordable.
@@ -297,6 +309,7 @@ RANGES = {
     "MODEL.BACKBONE.LAST_STRIDE": "[1, 2]",
     "MODEL.BACKBONE.DROP_RATE": "[0, 1)",
     "MODEL.HEADS.EMBED_DIM": "[0, inf)",
+    "MODEL.HEADS.NAME": "{embedding, paper}",
     "MODEL.HEADS.NECK": "{bnneck, none}",
     "MODEL.HEADS.TEST_FEATURE": "{after_neck, before_neck}",
     "MODEL.LOSSES.CE.EPSILON": "[0, 1)",
@@ -307,8 +320,9 @@ RANGES = {
     "MODEL.PTL.STATE_MODE": "{carry, reset_each_batch}",
     "MODEL.PTL.STATE_SHAPE": "{per_sample, batch_mean}",
     "MODEL.PTL.STATE_INIT": "{zeros, normal}",
-    "MODEL.PTL.FEAT_DIM": "[0, inf)",
-    "MODEL.PTL.CLASSIFIER_HIDDEN": "each [1, inf)",
+    "MODEL.HEADS.PAPER.FEAT_DIM": "[0, inf)",
+    "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN": "each [1, inf)",
+    "MODEL.PTL.CELL_POOLING": "{avg, max}",
     "MODEL.PTL.CHANNEL_RATIO": "(0, inf)",
     "MODEL.PTL.MAX_CHANNELS": "[1, inf)",
     "MODEL.PTL.LAST_CELL_CHANNELS": "[1, inf)",

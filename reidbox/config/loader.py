@@ -181,9 +181,35 @@ def _merge_file(cfg: CfgNode, path: str, chain: List[str]) -> None:
     try:
         _check_keys(cfg, data)
         cfg.merge_from_other_cfg(CfgNode(_ints_to_floats(data, cfg)))
+        resolve_arch_alias(cfg)
     except (KeyError, ValueError, AssertionError) as e:
         msg = e.args[0] if e.args else str(e)
         raise ConfigError(f"{path}: {msg}") from None
+
+
+# Meta-architecture names that are a plain model with PTL's side network switched on: the name
+# is read as (meta-architecture, the keys it sets). Resolved after each yml file and after the
+# command line, so a later ``MODEL.PTL.ENABLED False`` builds the plain twin.
+ARCH_ALIASES = {
+    "ptl": ("baseline", {"HEADS.NAME": "paper", "PTL.ENABLED": True}),
+    "mgn_ptl": ("mgn", {"PTL.ENABLED": True}),
+    "ptl_classifier": ("paper_classifier", {"PTL.ENABLED": True}),
+}
+
+
+def resolve_arch_alias(cfg: CfgNode) -> None:
+    """Replace an alias in ``MODEL.META_ARCHITECTURE`` by what it names (:data:`ARCH_ALIASES`)."""
+    alias = ARCH_ALIASES.get(cfg.MODEL.META_ARCHITECTURE)
+    if alias is None:
+        return
+    arch, keys = alias
+    cfg.MODEL.META_ARCHITECTURE = arch
+    for key, value in keys.items():
+        node = cfg.MODEL
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
 
 
 def _find_base(base: str, beside: str, including: str) -> str:
@@ -221,6 +247,7 @@ def merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
     opts = fixed
     try:
         cfg.merge_from_list(opts)
+        resolve_arch_alias(cfg)
     except (KeyError, ValueError, AssertionError) as e:
         msg = e.args[0] if e.args else str(e)
         raise ConfigError(f"command line: {msg}") from None

@@ -489,6 +489,10 @@ def train(
     model = build_model(cfg, num_classes=task.num_classes)
     if cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
+    # The data stream (augmentations, loader workers' seeds) must not depend on how many random
+    # numbers the model's initialisation drew: twins that differ by a side network see the same
+    # batches (reidbox.engine.compare).
+    seed_all(cfg.SEED + rank)
     if cfg.MODEL.SYNC_BN and world > 1:
         model = convert_sync_batchnorm(model, device)
     model = model.to(device)

@@ -61,8 +61,9 @@ def model_info(model: nn.Module) -> Dict[str, Any]:
     info: Dict[str, Any] = {"parameters_m": count_parameters(model) / 1e6}
     for key, attr in (("ptl", "ptl_state_info"), ("std", "std_info")):
         describe = getattr(model, attr, None)
-        if callable(describe):
-            info[key] = describe()
+        described = describe() if callable(describe) else None
+        if described is not None:  # a plain twin has no cells to describe
+            info[key] = described
     return info
 
 

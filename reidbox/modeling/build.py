@@ -50,15 +50,26 @@ def build_teacher(config_path: str) -> nn.Module:
     return teacher
 
 
-def model_display_name(meta_arch: str, backbone: str) -> str:
-    """How result tables name a model (``resnet50+PTL``, ``MGN``): what the registered
-    meta-architecture declares (``display_name``), else ``meta_arch/backbone``."""
-    template = (
-        getattr(META_ARCHS.get(meta_arch), "display_name", None)
-        if meta_arch in META_ARCHS
-        else None
-    )
-    return template.format(backbone=backbone) if template else f"{meta_arch}/{backbone}"
+def model_display_name(
+    meta_arch: str, backbone: str, ptl: bool = False, head: str = "embedding"
+) -> str:
+    """How result tables name a model (``resnet50+PTL``, ``MGN+PTL``, ``resnet18 [paper
+    head]``): the registered meta-architecture's ``display_name`` (else ``meta_arch/backbone``),
+    ``+PTL`` with the side network, the head where it is not the meta-architecture's usual one.
+    A former alias (``ptl``, ``mgn_ptl``, in an earlier run's config) is named as it resolves."""
+    from ..config.loader import ARCH_ALIASES
+
+    if meta_arch in ARCH_ALIASES:
+        meta_arch, keys = ARCH_ALIASES[meta_arch]
+        ptl, head = True, keys.get("HEADS.NAME", head)
+    arch = META_ARCHS.get(meta_arch) if meta_arch in META_ARCHS else None
+    template = getattr(arch, "display_name", None)
+    name = template.format(backbone=backbone) if template else f"{meta_arch}/{backbone}"
+    if ptl:
+        name += "+PTL"
+    if meta_arch == "baseline" and head != "embedding":
+        name += f" [{head} head]"
+    return name
 
 
 def build_model(cfg, num_classes: int) -> nn.Module:

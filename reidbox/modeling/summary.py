@@ -74,7 +74,7 @@ def model_summary(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> D
     total = count_parameters(model.parameters())
     test = count_parameters(test_time_parameters(model, input_size))
     out: Dict[str, Any] = {
-        "model": type(model).__name__,
+        "model": type(model).__name__ + ("+PTL" if getattr(model, "ptl", None) is not None else ""),
         "params_m": round(total / 1e6, 2),
         "test_params_m": round(test / 1e6, 2),
         "classifier_params_m": round((total - test) / 1e6, 2),
@@ -84,8 +84,9 @@ def model_summary(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> D
     if backbone is not None and hasattr(backbone, "stage_specs"):
         specs = [backbone.stem_spec] + list(backbone.stage_specs)
         out["stages"] = [dict(name=s.name, channels=s.channels, stride=s.stride) for s in specs]
-    if hasattr(model, "ptl_state_info"):
-        out["ptl"] = model.ptl_state_info()
+    ptl = getattr(model, "ptl_state_info", lambda: None)()
+    if ptl:
+        out["ptl"] = ptl
     return out
 
 

@@ -14,6 +14,7 @@ import torch
 
 from ..utils.checkpoint import (
     WeightsMismatchError,
+    adapt_to_model,
     atomic_save,
     load_file,
     model_state_from,
@@ -38,14 +39,20 @@ def probe_model(cfg, num_classes: int) -> Tuple[Dict[str, Tuple[int, ...]], set]
     """State-dict shapes of ``cfg``'s model, built on the meta device (no memory, no init),
     and the keys of its classifier: every tensor outside the model's ``test_modules()`` (the
     parts the retrieval feature uses), for meta-architectures that declare them."""
+    shapes, classifier, _ = _probe(cfg, num_classes)
+    return shapes, classifier
+
+
+def _probe(cfg, num_classes: int):
     with torch.device("meta"):
         model = build_model(shape_config(cfg), num_classes)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     test_modules = getattr(model, "test_modules", None)
     if not callable(test_modules):
-        return shapes, set()
+        return shapes, set(), model
     used = {id(t) for m in test_modules() for t in m.state_dict(keep_vars=True).values()}
-    return shapes, {k for k, v in model.state_dict(keep_vars=True).items() if id(v) not in used}
+    keys = {k for k, v in model.state_dict(keep_vars=True).items() if id(v) not in used}
+    return shapes, keys, model
 
 
 def transfer_weights(cfg, source: str, num_classes: int, out_path: str) -> Dict[str, Any]:
@@ -54,11 +61,12 @@ def transfer_weights(cfg, source: str, num_classes: int, out_path: str) -> Dict[
     the model's ``test_modules()`` (where declared) plus those whose shape changes when the model
     is built for N + 1 identities. Returns the report (skipped, newly initialised and unused
     tensors) for the log and the manifest."""
-    own, classifier = probe_model(cfg, num_classes)
+    own, classifier, model = _probe(cfg, num_classes)
     other, _ = probe_model(cfg, num_classes + 1)
     classifier |= {k for k in own if other.get(k) != own[k]}
     obj = load_file(source)
-    state = strip_wrapper_prefixes(model_state_from(obj), own)
+    # a plain twin's weights into a PTL model: the joined layers widened, the side network fresh
+    state, _ = adapt_to_model(model, strip_wrapper_prefixes(model_state_from(obj), own))
     skipped = [
         k for k in state if k in classifier or (k in own and tuple(state[k].shape) != own[k])
     ]

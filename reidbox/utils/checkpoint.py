@@ -154,6 +154,7 @@ class LoadReport:
     loaded: List[str] = field(default_factory=list)
     classifier: List[str] = field(default_factory=list)  # left as initialised (absent/reshaped)
     fresh: List[str] = field(default_factory=list)  # absent, listed by the file as fresh
+    side: List[str] = field(default_factory=list)  # a plain twin's file: side network fresh
     missing: List[str] = field(default_factory=list)
     unexpected: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)
@@ -165,8 +166,11 @@ class LoadReport:
 
     def counts(self) -> str:
         fresh = f"{len(self.fresh)} fresh by design, " if self.fresh else ""
+        side = f"{len(self.side)} of the side network fresh (a plain twin's file), " * bool(
+            self.side
+        )
         return (
-            f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, {fresh}"
+            f"{len(self.loaded)} loaded, {len(self.classifier)} classifier skipped, {fresh}{side}"
             f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
             f"{len(self.mismatched)} shape mismatch"
         )
@@ -181,6 +185,17 @@ class LoadReport:
             if keys:
                 parts.append(f"{name}: {', '.join(keys[:n])}{' ...' if len(keys) > n else ''}")
         return "; ".join(parts)
+
+
+def adapt_to_model(model: nn.Module, state: Dict[str, torch.Tensor]):
+    """``(state, side_keys)``: ``state`` as the model reads it (its ``adapt_state``, where the
+    meta-architecture declares one: legacy names, a plain twin's file in a PTL model) and the
+    keys it leaves fresh on purpose."""
+    adapt = getattr(model, "adapt_state", None)
+    if not callable(adapt):
+        return state, []
+    state, side = adapt(state)
+    return state, set(side)
 
 
 def load_state_into(
@@ -207,6 +222,7 @@ def load_state_into(
     own = model.state_dict()
     state = strip_wrapper_prefixes(state, own)
     rep = LoadReport(source)
+    state, side = adapt_to_model(model, state)
     fitting = {}
     for k, v in state.items():
         cls = skip_classifier and is_classifier_key(k)
@@ -222,6 +238,8 @@ def load_state_into(
         if k not in state:
             if skip_classifier and is_classifier_key(k):
                 rep.classifier.append(k)
+            elif k in side:
+                rep.side.append(k)
             else:
                 (rep.fresh if k in fresh else rep.missing).append(k)
     rep.loaded = list(fitting)

@@ -84,3 +84,48 @@ def plot_all_cmc(results: Dict[str, Any], output_dir: str) -> Dict[str, str]:
                 title=f"CMC {name} (mAP {100 * m.mAP:.1f}%)",
             )
     return out
+
+
+def plot_paired(result: Mapping[str, Any], path: str) -> str:
+    """A paired comparison (``reidbox.engine.compare``): per metric, each seed's value (%) of
+    every variant joined by a line (one line per seed), and beside it the mean paired difference
+    of each pair with its 95% t-interval and a zero line."""
+    plt = _pyplot()
+    metrics, seeds = list(result["metrics"]), list(result["seeds"])
+    names = list(result["per_seed"])
+    fig, axes = plt.subplots(
+        len(metrics), 2, figsize=(4 + 1.1 * len(names), 3.2 * len(metrics)), dpi=100, squeeze=False
+    )
+    for row, m in zip(axes, metrics):
+        left, right = row
+        xs = list(range(len(names)))
+        for s in seeds:
+            ys = [100 * result["per_seed"][n][str(s)][m] for n in names]
+            left.plot(xs, ys, marker="o", alpha=0.7, label=f"seed {s}")
+        left.set_xticks(xs)
+        left.set_xticklabels(names, rotation=15, fontsize=8)
+        left.set_ylabel(f"{m} (%)")
+        left.grid(alpha=0.3)
+        left.legend(fontsize=7)
+        pairs = [p for p in result["pairs"] if p["metric"] == m]
+        for i, p in enumerate(pairs):
+            mean = 100 * p["mean"]
+            if p["ci95"]:
+                lo, hi = (100 * c for c in p["ci95"])
+                right.errorbar([i], [mean], yerr=[[mean - lo], [hi - mean]], fmt="o", capsize=4)
+            else:
+                right.plot([i], [mean], "o")
+            right.scatter([i] * len(p["diffs"]), [100 * d for d in p["diffs"]], s=10, alpha=0.5)
+            right.annotate(f"{mean:+.1f}", (i, mean), textcoords="offset points", xytext=(6, 0))
+        right.axhline(0, color="k", lw=0.8)
+        right.set_xticks(list(range(len(pairs))))
+        right.set_xticklabels([f"{p['a']} - {p['b']}" for p in pairs], rotation=15, fontsize=8)
+        right.set_ylabel(f"paired {m} difference (points)")
+        right.set_xlim(-0.6, max(len(pairs) - 0.4, 0.6))
+        right.grid(alpha=0.3)
+    fig.suptitle(f"Paired comparison, {len(seeds)} seeds (mean and 95% t-interval)", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -100,7 +100,10 @@ def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
 
     m = cfg.get("MODEL", {})
     name = model_display_name(
-        m.get("META_ARCHITECTURE", "?"), m.get("BACKBONE", {}).get("NAME", "?")
+        m.get("META_ARCHITECTURE", "?"),
+        m.get("BACKBONE", {}).get("NAME", "?"),
+        ptl=bool(m.get("PTL", {}).get("ENABLED", False)),
+        head=m.get("HEADS", {}).get("NAME", "embedding"),
     )
     std = metrics.get("std")
     if std:

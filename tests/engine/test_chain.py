@@ -273,9 +273,9 @@ def test_ptl_classifier_hidden_layers_are_replaced_too(synth_root, tmp_path):
     opts = chain_opts(synth_root, tmp_path) + [
         "MODEL.META_ARCHITECTURE",
         "ptl",
-        "MODEL.PTL.CLASSIFIER_HIDDEN",
+        "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN",
         "[32, 16]",
-        "MODEL.PTL.FEAT_DIM",
+        "MODEL.HEADS.PAPER.FEAT_DIM",
         "24",
         "DATASETS.TRAIN",
         "['synthetic_a']",

@@ -53,5 +53,5 @@ def test_config_states_the_recipe(path):
     else:
         assert cfg.MODEL.META_ARCHITECTURE == "ptl_classifier"
         assert cfg.MODEL.PTL.CELL == ("v2" if name.startswith("ptlv2") else "v1")
-        assert len(cfg.MODEL.PTL.CLASSIFIER_HIDDEN) == 1  # two linear layers
+        assert len(cfg.MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN) == 1  # two linear layers
         assert cfg.MODEL.PTL.STATE_MODE == "carry"

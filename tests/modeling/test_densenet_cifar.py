@@ -139,8 +139,8 @@ def test_ptl_classifier_wraps_densenet_with_cells_and_two_linear_layers():
     cells = [n for n, _ in model.ptl.named_cells()]
     # image cell + cells beside stem and block1 (block2 feeds the final cell), final cell
     assert cells == ["image_cell", "cells.0", "cells.1", "out_cells.0"]
-    linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(model.feat_dim, 16), (16, 5)]
+    linears = [m for m in model.head.classifier.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(model.head.out_dim, 16), (16, 5)]
     with pytest.raises(ValueError, match="two linear layers"):
         build_model(_cfg("ptl_classifier", hidden="[16, 8]"), num_classes=5)
 

@@ -7,6 +7,7 @@ from reidbox.config import load_config
 from reidbox.modeling import ModelOutput, build_model
 from reidbox.modeling.backbones import build_backbone
 from reidbox.modeling.meta_arch import MGN
+from reidbox.config.loader import ARCH_ALIASES
 from reidbox.registry import META_ARCHS
 
 SIZE = (96, 32)
@@ -35,8 +36,9 @@ def _x(b=4, seed=0):
 
 @pytest.mark.parametrize("arch", ["mgn", "mgn_ptl"])
 def test_mgn_outputs_losses_and_backward(arch):
-    assert arch in META_ARCHS
+    assert arch in META_ARCHS or arch in ARCH_ALIASES
     model = _model(arch).train()
+    assert (model.ptl is not None) == (arch == "mgn_ptl")
     out = model(_x())
     assert isinstance(out, ModelOutput)
     assert len(out.logits) == 8 and all(z.shape == (4, 6) for z in out.logits)
@@ -62,7 +64,7 @@ def test_branch_strides_and_shared_weights():
     assert torch.equal(w[0], w[1]) and w[0].data_ptr() != w[1].data_ptr()
     separate = _model("mgn", "MODEL.MGN.SHARED_REDUCTION", "False")
     assert len(separate.reductions) == 8
-    assert not hasattr(model, "reset_latent_state")
+    assert model.ptl is None and model.ptl_state_info() is None  # plain: no cells, no state
 
 
 @pytest.mark.slow

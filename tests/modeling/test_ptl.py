@@ -10,7 +10,8 @@ from reidbox.config import load_config
 from reidbox.modeling import ModelOutput, build_model
 from reidbox.modeling.backbones import StagedBackbone, build_backbone
 from reidbox.modeling.build import build_losses
-from reidbox.modeling.meta_arch import PTL
+from reidbox.config.loader import ARCH_ALIASES
+from reidbox.modeling.meta_arch import Baseline
 from reidbox.registry import BACKBONES, META_ARCHS
 
 SIZE = (64, 32)
@@ -33,7 +34,7 @@ def _batches(n=3, b=4, seed=1):
 
 
 def test_registered_and_outputs():
-    assert "ptl" in META_ARCHS
+    assert "ptl" in ARCH_ALIASES and "ptl" not in META_ARCHS  # a switch, not a class
     model = _model()
     x = _batches(1)[0]
     out = model.train()(x)
@@ -43,7 +44,7 @@ def test_registered_and_outputs():
     losses = model.compute_losses(out, torch.tensor([0, 1, 2, 3]))
     assert set(losses) == {"cross_entropy"}
     # Three fully connected layers in the classifier.
-    assert sum(isinstance(m, nn.Linear) for m in model.classifier.modules()) == 3
+    assert sum(isinstance(m, nn.Linear) for m in model.head.classifier.modules()) == 3
 
 
 def test_state_carried_across_training_batches_changes_output():
@@ -214,7 +215,7 @@ def test_wraps_a_custom_staged_backbone_without_code_changes():
     losses, weights = build_losses(cfg)
     bb = _odd_backbone()
     assert [(s.channels, s.stride) for s in bb.stage_specs] == [(7, 2), (11, 6), (13, 12)]
-    model = PTL.from_config(cfg, num_classes=3, backbone=bb, losses=losses, loss_weights=weights)
+    model = Baseline.from_config(cfg, num_classes=3, backbone=bb, losses=losses, loss_weights=weights)
     out = model.train()(torch.randn(2, 3, 48, 24))
     assert out.logits.shape == (2, 3)
     assert [c.stride for _, c in model.ptl.named_cells()] == [2, 1, 3, 2]
@@ -235,7 +236,7 @@ def test_ptl_wraps_every_registered_backbone(name):
     model = build_model(cfg, num_classes=4)
     out = model.train()(torch.randn(2, 3, *SIZE))
     out.logits.sum().backward()
-    assert model.eval()(torch.randn(2, 3, *SIZE)).shape == (2, model.feat_dim)
+    assert model.eval()(torch.randn(2, 3, *SIZE)).shape == (2, model.head.out_dim)
 
 
 @pytest.mark.parametrize("name", BACKBONES.names())
@@ -262,7 +263,7 @@ def _paper_order_feature(model, images):
     taps = model.backbone.forward_taps(images)
     last = taps.pop()
     (y,) = model.ptl(images, taps)
-    return model.pool(model.reduction(torch.cat([last, y], dim=1))).flatten(1)
+    return model.head.pool(model.head.reduction(torch.cat([last, y], dim=1))).flatten(1)
 
 
 def _rel(a, b):
@@ -274,7 +275,7 @@ def test_pooling_before_the_final_conv_is_not_the_papers_linear_map():
     """docs/ptl.md: we pool, then apply the 1x1 conv + BN + ReLU (the paper's code's order).
     Only the bare 1x1 conv commutes with average pooling; with ReLU (and BN's batch statistics
     in training) the two orders are different maps, so the docs must not call them equal."""
-    model = _model()
+    model = _model("MODEL.PTL.CELL_POOLING", "avg")  # both maps pooled alike
     x = _batches(1, b=4)[0]
     for mode in ("eval", "train"):
         getattr(model, mode)()
@@ -285,9 +286,10 @@ def test_pooling_before_the_final_conv_is_not_the_papers_linear_map():
         last = taps.pop()
         (y,) = model.ptl(x, taps)
         maps = torch.cat([last, y], dim=1)
-        expected = model.reduction(model.pool(maps)).flatten(1)
+        head = model.head
+        expected = head.reduction(head.pool(maps)).flatten(1)
         torch.testing.assert_close(ours, expected)  # our order, exactly
-        conv = model.reduction[0]
-        torch.testing.assert_close(model.pool(conv(maps)), conv(model.pool(maps)))  # linear part
+        conv = head.reduction[0]
+        torch.testing.assert_close(head.pool(conv(maps)), conv(head.pool(maps)))  # linear part
         model.reset_latent_state()
         assert _rel(ours, _paper_order_feature(model, x)) > 0.05, mode  # not the same map

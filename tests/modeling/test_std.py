@@ -17,9 +17,9 @@ from tests.conftest import TINY_OPTS
 PTL_OPTS = [
     "MODEL.META_ARCHITECTURE",
     "ptl",
-    "MODEL.PTL.FEAT_DIM",
+    "MODEL.HEADS.PAPER.FEAT_DIM",
     "32",
-    "MODEL.PTL.CLASSIFIER_HIDDEN",
+    "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN",
     "[16]",
     "MODEL.BACKBONE.NAME",
     "resnet18",

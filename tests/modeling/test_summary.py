@@ -24,7 +24,7 @@ def _build(arch, n=9):
 
 @pytest.mark.parametrize(
     "arch,classifier",
-    [("baseline", "head.classifier"), ("ptl", "classifier"), ("mgn", "classifiers")],
+    [("baseline", "head.classifier"), ("ptl", "head.classifier"), ("mgn", "classifiers")],
 )
 def test_test_time_params_exclude_exactly_the_classifiers(arch, classifier):
     model = _build(arch)
@@ -74,7 +74,7 @@ def test_model_info_tool(capsys):
         == 0
     )
     out = json.loads(capsys.readouterr().out)
-    assert out["num_classes"] == 5 and out["model"] == "PTL"
+    assert out["num_classes"] == 5 and out["model"] == "Baseline+PTL"
     assert out["params_m"] > out["test_params_m"] > 11
 
 

@@ -1,5 +1,6 @@
-"""Heads: pooling, BN neck, classifier."""
+"""Heads: pooling, BN neck, classifier; the PTL paper's head."""
 
+from .paper import MLPClassifier, PaperHead
 from .pooling import EmbeddingHead, GeneralizedMeanPooling, build_pooling
 
-__all__ = ["EmbeddingHead", "GeneralizedMeanPooling", "build_pooling"]
+__all__ = ["EmbeddingHead", "GeneralizedMeanPooling", "MLPClassifier", "PaperHead", "build_pooling"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Dict, Optional, Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +33,8 @@ def build_pooling(name: str) -> nn.Module:
 
 
 class EmbeddingHead(nn.Module):
-    """pool -> (optional linear embedding) -> BN neck -> linear classifier.
+    """pool [-> concat a side network's pooled output] -> (optional linear embedding) -> BN
+    neck -> linear classifier.
 
     Train: returns (feature before neck (B, D), logits (B, N)); eval: the chosen test feature.
     """
@@ -44,14 +47,15 @@ class EmbeddingHead(nn.Module):
         embed_dim: int = 0,
         neck: str = "bnneck",
         test_feature: str = "after_neck",
+        side_channels: int = 0,
     ) -> None:
         super().__init__()
         self.pool = build_pooling(pooling)
-        dim = in_channels
+        dim = in_channels + side_channels
         self.embed = nn.Identity()
         if embed_dim > 0:
             self.embed = nn.Sequential(
-                nn.Linear(in_channels, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True)
+                nn.Linear(dim, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(inplace=True)
             )
             dim = embed_dim
         if neck not in ("bnneck", "none"):
@@ -67,9 +71,34 @@ class EmbeddingHead(nn.Module):
         nn.init.normal_(self.classifier.weight, std=0.001)
         self.test_feature = test_feature
         self.out_dim = dim
+        self.side_channels = side_channels
 
-    def forward(self, fmap: torch.Tensor):
-        feat = self.embed(self.pool(fmap).flatten(1))  # (B, D)
+    def join_keys(self) -> Dict[str, Tuple[int, float]]:
+        """The tensors that read the joined input: key -> (its input dim, fill of the side part).
+
+        With an embedding only its linear layer; without one the joined vector is the feature,
+        so the neck and the classifier read it too."""
+        if not self.side_channels:
+            return {}
+        if isinstance(self.embed, nn.Sequential):
+            return {"embed.0.weight": (1, 0.0)}
+        keys = {"classifier.weight": (1, 0.0)}
+        if isinstance(self.neck, nn.BatchNorm1d):
+            keys.update(
+                {
+                    "neck.weight": (0, 1.0),
+                    "neck.bias": (0, 0.0),
+                    "neck.running_mean": (0, 0.0),
+                    "neck.running_var": (0, 1.0),
+                }
+            )
+        return keys
+
+    def forward(self, fmap: torch.Tensor, side: Optional[torch.Tensor] = None):
+        feat = self.pool(fmap).flatten(1)  # (B, C)
+        if side is not None:
+            feat = torch.cat([feat, side], dim=1)  # (B, C + c)
+        feat = self.embed(feat)  # (B, D)
         normed = self.neck(feat)
         if not self.training:
             return normed if self.test_feature == "after_neck" else feat

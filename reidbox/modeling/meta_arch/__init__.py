@@ -1,20 +1,15 @@
-"""Meta-architectures registered in ``reidbox.registry.META_ARCHS``."""
+"""Meta-architectures registered in ``reidbox.registry.META_ARCHS``.
 
-from . import baseline, classification, distill, mgn, ptl  # noqa: F401
+PTL is not a meta-architecture of its own: ``MODEL.PTL.ENABLED`` adds its side network to
+``baseline``, ``mgn`` and ``paper_classifier`` (the config aliases ``ptl``, ``mgn_ptl`` and
+``ptl_classifier`` name those with it).
+"""
+
+from . import baseline, classification, distill, mgn  # noqa: F401
 from .base import ReIDMetaArch
 from .baseline import Baseline
-from .classification import Classifier, PTLClassifier
+from .classification import Classifier, PaperClassifier
 from .distill import STDDistill
-from .mgn import MGN, MGNPTL
-from .ptl import PTL
+from .mgn import MGN
 
-__all__ = [
-    "MGN",
-    "MGNPTL",
-    "PTL",
-    "Baseline",
-    "Classifier",
-    "PTLClassifier",
-    "ReIDMetaArch",
-    "STDDistill",
-]
+__all__ = ["MGN", "Baseline", "Classifier", "PaperClassifier", "ReIDMetaArch", "STDDistill"]

@@ -5,10 +5,11 @@ metric is top-1 error, not retrieval. Training returns a :class:`ModelOutput` as
 
 * ``classifier``: backbone -> global average pool -> one linear layer (the plain DenseNet,
   Table VII's first row).
-* ``ptl_classifier``: the ``ptl`` network's feature (backbone + BConv-Cells, 1x1 conv + BN +
-  ReLU) -> the paper's "two linear layers" (``MODEL.PTL.CLASSIFIER_HIDDEN`` with one width:
-  FC-BN-ReLU-FC) -> softmax (inside the cross-entropy loss; ``predict`` applies it).
-  ``MODEL.PTL.CELL`` chooses PTL (v1) or PTL-v2.
+* ``paper_classifier``: the paper head's feature (backbone [+ BConv-Cells when
+  ``MODEL.PTL.ENABLED``], 1x1 conv + BN + ReLU) -> the paper's "two linear layers"
+  (``MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN`` with one width: FC-BN-ReLU-FC) -> softmax (inside the
+  cross-entropy loss; ``predict`` applies it). ``MODEL.PTL.CELL`` chooses PTL (v1) or PTL-v2.
+  ``ptl_classifier`` is a config alias: ``paper_classifier`` with ``MODEL.PTL.ENABLED True``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ..backbones import StagedBackbone
 from ..heads import build_pooling
 from ..output import ModelOutput
 from .base import Weights, Losses, ReIDMetaArch
-from .ptl import PTL
+from .baseline import Baseline
+from .ptl import refuse_side_network
 
 
 class ClassifierMixin:
@@ -55,6 +57,7 @@ class Classifier(ClassifierMixin, ReIDMetaArch):
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
+        refuse_side_network(cfg, "classifier", "use paper_classifier for PTL on classification")
         return cls(backbone, num_classes, cfg.MODEL.HEADS.POOLING, losses, loss_weights)
 
     def forward(self, images: torch.Tensor) -> Union[torch.Tensor, ModelOutput]:
@@ -65,29 +68,31 @@ class Classifier(ClassifierMixin, ReIDMetaArch):
         return ModelOutput(features=feat, logits=logits)
 
 
-@META_ARCHS.register("ptl_classifier")
-class PTLClassifier(ClassifierMixin, PTL):
-    """The ``ptl`` network whose eval forward returns the classifier's logits (B, N).
+@META_ARCHS.register("paper_classifier")
+class PaperClassifier(ClassifierMixin, Baseline):
+    """The paper head's network whose eval forward returns the classifier's logits (B, N).
 
-    The latent-state rules are PTL's: carried between training batches, zeros in eval.
+    With the side network the latent-state rules are PTL's: carried between training batches,
+    zeros in eval.
     """
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
-        if len(cfg.MODEL.PTL.CLASSIFIER_HIDDEN) != 1:
+        hidden = list(cfg.MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN)
+        if len(hidden) != 1:
             raise ValueError(
-                "ptl_classifier: the paper's classifier is two linear layers, so "
-                "MODEL.PTL.CLASSIFIER_HIDDEN needs exactly one width (e.g. [256]); got "
-                f"{list(cfg.MODEL.PTL.CLASSIFIER_HIDDEN)}"
+                "paper_classifier: the paper's classifier is two linear layers, so "
+                "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN needs exactly one width (e.g. [256]); got "
+                f"{hidden}"
             )
-        return super().from_config(cfg, num_classes, backbone, losses, loss_weights)
+        return super().from_config(cfg, num_classes, backbone, losses, loss_weights, head="paper")
 
     def test_modules(self):
         """Everything: the classifier is used at test time."""
-        return [*super().test_modules(), self.classifier]
+        return [*super().test_modules(), self.head.classifier]
 
     def forward(self, images: torch.Tensor) -> Union[torch.Tensor, ModelOutput]:
         out = super().forward(images)
         if self.training:
             return out
-        return self.classifier(out)  # (B, N)
+        return self.head.classifier(out)  # (B, N)

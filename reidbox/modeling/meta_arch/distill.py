@@ -28,6 +28,7 @@ from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead
 from ..losses.std import STDLoss
 from .baseline import Baseline
+from .ptl import refuse_side_network
 from .base import Losses, Weights
 
 logger = logging.getLogger("reidbox")
@@ -92,6 +93,12 @@ class STDDistill(Baseline):
     ):
         """``teacher``: the frozen teacher architecture (weights load at the first step)."""
         s, h = cfg.MODEL.STD, cfg.MODEL.HEADS
+        refuse_side_network(cfg, "std", "the STD student is plain; its teacher carries the cells")
+        if h.NAME != "embedding":
+            raise ConfigError(
+                f"MODEL.HEADS.NAME {h.NAME!r}: the STD student has the embedding head (its "
+                "embedding matches the teacher's feature width); set MODEL.HEADS.NAME embedding"
+            )
         if "std" not in losses:
             raise ConfigError(
                 "MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set MODEL.LOSSES.NAMES ['std']"

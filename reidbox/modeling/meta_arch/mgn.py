@@ -8,15 +8,16 @@ max-pooled globally and (part branches) into horizontal stripes, each pooled map
 default. Cross-entropy on all 8, triplet on the 3 global features; the eval feature is their
 concatenation (B, 8 * 256).
 
-MGN+PTL (``mgn_ptl``): cells beside the stem, ``layer1``, ``layer2`` and ``layer3[0]``, and one
+MGN+PTL (``MODEL.PTL.ENABLED``; ``mgn_ptl`` is a config alias of ``mgn`` with it): cells beside the stem, ``layer1``, ``layer2`` and ``layer3[0]``, and one
 final cell per branch at that branch's stride; a branch's cell output is pooled exactly like the
-branch and concatenated with it before the shared reduction.
+branch (max-pooled as the paper's code does, ``MODEL.PTL.CELL_POOLING``) and concatenated
+with it before the reduction.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,7 @@ from ..backbones.staged import set_stage_stride
 from ..output import ModelOutput
 from ..ptl import PTLBranch
 from .base import Weights, Losses, ReIDMetaArch
-from .ptl import LatentStateMixin, PTLSettings, build_ptl_branch
+from .ptl import PTLSettings, SideNetworkMixin, build_side_network
 
 
 def _split_resnet(backbone: StagedBackbone):
@@ -48,7 +49,8 @@ def _split_resnet(backbone: StagedBackbone):
     return trunk, nn.Sequential(*list(layer3)[1:]), layer4
 
 
-class MGN(ReIDMetaArch):
+@META_ARCHS.register("mgn")
+class MGN(SideNetworkMixin, ReIDMetaArch):
     """Multiple Granularity Network; optional ``ptl`` side network (MGN+PTL)."""
 
     display_name = "MGN"
@@ -63,10 +65,14 @@ class MGN(ReIDMetaArch):
         losses: Optional[Losses] = None,
         loss_weights: Optional[Weights] = None,
         ptl: Optional[PTLSettings] = None,
+        cell_pooling: str = "max",
     ) -> None:
         super().__init__(losses or {}, loss_weights or {})
         if any(int(p) < 1 for p in parts):
             raise ValueError(f"MODEL.MGN.PARTS must be positive stripe counts, got {list(parts)}")
+        if cell_pooling not in ("avg", "max"):
+            raise ValueError(f"MODEL.PTL.CELL_POOLING {cell_pooling!r}: allowed avg, max")
+        self.cell_pooling = cell_pooling
         trunk, layer3_rest, layer4 = _split_resnet(backbone)
         self.backbone = trunk  # stem, layer1, layer2, layer3[0]: shared by every branch
         self.parts = [1] + [int(p) for p in parts]  # stripes per branch; branch 0 is global
@@ -81,7 +87,9 @@ class MGN(ReIDMetaArch):
         self.ptl: Optional[PTLBranch] = None
         if ptl is not None:
             taps = [trunk.stem_spec] + list(trunk.stage_specs)
-            self.ptl = build_ptl_branch(ptl, [(t.channels, t.stride) for t in taps], branch_strides)
+            self.ptl = build_side_network(
+                ptl, [(t.channels, t.stride) for t in taps], branch_strides
+            )
         in_dim = branch_channels + (self.ptl.out_channels if self.ptl is not None else 0)
         n_feats = sum(1 + (p if p > 1 else 0) for p in self.parts)
         n_red = 1 if shared_reduction else n_feats
@@ -117,9 +125,7 @@ class MGN(ReIDMetaArch):
         return channels.pop(), [probe // o.shape[2] for o in outs]
 
     @classmethod
-    def from_config(
-        cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights, **kwargs
-    ):
+    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         m = cfg.MODEL.MGN
         return cls(
             backbone,
@@ -129,7 +135,8 @@ class MGN(ReIDMetaArch):
             shared_reduction=m.SHARED_REDUCTION,
             losses=losses,
             loss_weights=loss_weights,
-            **kwargs,
+            ptl=PTLSettings.from_config(cfg) if cfg.MODEL.PTL.ENABLED else None,
+            cell_pooling=cfg.MODEL.PTL.CELL_POOLING,
         )
 
     def test_modules(self) -> List[nn.Module]:
@@ -137,12 +144,19 @@ class MGN(ReIDMetaArch):
         mods: List[nn.Module] = [self.backbone, self.branches, self.reductions]
         return mods + ([self.ptl] if self.ptl is not None else [])
 
+    def side_join(self) -> Dict[str, Tuple[int, float]]:
+        """The reductions read the joined (branch + cell) maps: their conv's input dim."""
+        if self.ptl is None:
+            return {}
+        return {f"reductions.{i}.0.weight": (1, 0.0) for i in range(len(self.reductions))}
+
     @staticmethod
-    def _pool(x: torch.Tensor, parts: int) -> List[torch.Tensor]:
-        """(B, C, h, w) -> [global (B, C, 1, 1)] + ``parts`` stripes (if > 1), max-pooled."""
-        pooled = [F.adaptive_max_pool2d(x, 1)]
+    def _pool(x: torch.Tensor, parts: int, how: str = "max") -> List[torch.Tensor]:
+        """(B, C, h, w) -> [global (B, C, 1, 1)] + ``parts`` stripes (if > 1), pooled ``how``."""
+        pool = F.adaptive_max_pool2d if how == "max" else F.adaptive_avg_pool2d
+        pooled = [pool(x, 1)]
         if parts > 1:
-            stripes = F.adaptive_max_pool2d(x, (parts, 1))  # (B, C, parts, 1)
+            stripes = pool(x, (parts, 1))  # (B, C, parts, 1)
             pooled += [stripes[:, :, i : i + 1] for i in range(parts)]
         return pooled
 
@@ -154,7 +168,10 @@ class MGN(ReIDMetaArch):
         for x, y, parts in zip(maps, cells, self.parts):
             px = self._pool(x, parts)
             if y is not None:
-                px = [torch.cat([a, b], dim=1) for a, b in zip(px, self._pool(y, parts))]
+                px = [
+                    torch.cat([a, b], dim=1)
+                    for a, b in zip(px, self._pool(y, parts, self.cell_pooling))
+                ]
             globals_.append(px[0])
             locals_ += px[1:]
         pooled = globals_ + locals_  # order: 3 global, then the stripes branch by branch
@@ -167,22 +184,4 @@ class MGN(ReIDMetaArch):
         logits = [fc(f) for fc, f in zip(self.classifiers, feats)]
         return ModelOutput(
             features=feat, logits=logits, extras={"triplet_features": feats[: len(self.parts)]}
-        )
-
-
-META_ARCHS.register("mgn")(MGN)
-
-
-@META_ARCHS.register("mgn_ptl")
-class MGNPTL(LatentStateMixin, MGN):
-    """MGN with the PTL side network (``MODEL.PTL.*`` applies as for ``ptl``)."""
-
-    display_name = "MGN+PTL"
-
-    @classmethod
-    def from_config(
-        cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights, **kwargs
-    ):
-        return super().from_config(
-            cfg, num_classes, backbone, losses, loss_weights, ptl=PTLSettings.from_config(cfg)
         )

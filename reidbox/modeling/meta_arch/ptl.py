@@ -1,23 +1,19 @@
-"""PTL / PTL-v2 over any :class:`StagedBackbone` (Fig. 2 of the paper).
+"""PTL's side network as a part of any ReID model (Fig. 2 of the paper).
 
-Taps: the stem and every stage but the last; the cells' final output joins the last stage's.
-No per-backbone code: channels and strides come from the backbone's measured stage specs.
+Taps: the stem and every stage but the last (MGN: every shared stage); the cells' final output
+joins the backbone's. No per-backbone code: channels and strides come from the backbone's
+measured stage specs. The meta-architectures hold it as ``self.ptl`` when ``MODEL.PTL.ENABLED``
+(:class:`SideNetworkMixin` gives them the latent-state calls and the twin rule for weights).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch import nn
 
-from ...registry import META_ARCHS
-from ..backbones import StagedBackbone
-from ..heads import build_pooling
-from ..output import ModelOutput
 from ..ptl import LatentStateStore, PTLBranch, derive_channels
-from .base import Weights, Losses, ReIDMetaArch
 
 
 @dataclass(frozen=True)
@@ -52,8 +48,13 @@ class PTLSettings:
             p.STATE_INIT,
         )
 
+    @property
+    def out_channels(self) -> int:
+        """Width of each final cell's output (what joins the backbone's)."""
+        return self.cell_channels[-1] if self.cell_channels else self.last_cell_channels
 
-def build_ptl_branch(
+
+def build_side_network(
     settings: PTLSettings, tap_specs: Sequence[tuple], out_strides: Sequence[int]
 ) -> PTLBranch:
     """The side network of ``settings`` for these taps ((channels, stride) each)."""
@@ -76,98 +77,64 @@ def build_ptl_branch(
     )
 
 
-class MLPClassifier(nn.Sequential):
-    """Fully connected layers D -> hidden... -> N (BN + ReLU between); (B, D) -> (B, N)."""
+def refuse_side_network(cfg: Any, arch: str, instead: str) -> None:
+    """One line for ``MODEL.PTL.ENABLED True`` on a meta-architecture without a side network."""
+    if cfg.MODEL.PTL.ENABLED:
+        from ...config import ConfigError
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], num_classes: int) -> None:
-        layers: List[nn.Module] = []
-        dim = in_dim
-        for h in hidden:
-            layers += [nn.Linear(dim, h, bias=False), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
-            dim = h
-        layers.append(nn.Linear(dim, num_classes))
-        super().__init__(*layers)
+        raise ConfigError(
+            f"MODEL.PTL.ENABLED True: meta-architecture {arch!r} cannot carry PTL's side "
+            f"network ({instead}); set MODEL.PTL.ENABLED False"
+        )
 
 
-class LatentStateMixin:
-    """``reset_latent_state`` / ``ptl_state_info`` for meta-archs holding a ``ptl`` branch."""
+class SideNetworkMixin:
+    """For meta-archs holding an optional side network ``ptl`` (None: the plain twin).
 
-    ptl: PTLBranch
+    ``side_join()`` (the meta-arch's) names the tensors that read the joined vector. A file of
+    the plain twin loads into the PTL twin (:meth:`adapt_state`): those tensors get the file's
+    values in their backbone part and a neutral side part (zero weights, identity BN), so the
+    PTL twin starts as the plain model plus fresh cells whose output enters with weight zero.
+    """
+
+    ptl: Optional[PTLBranch]
+    legacy_prefixes: Dict[str, str] = {}
+
+    def side_join(self) -> Dict[str, Tuple[int, float]]:
+        return {}
 
     def reset_latent_state(self) -> None:
         """Zero every BConv-Cell state; the Trainer calls this at the start of each epoch."""
-        self.ptl.reset_latent_state()
+        if self.ptl is not None:
+            self.ptl.reset_latent_state()
 
-    def ptl_state_info(self) -> Dict[str, str]:
-        """Cell version and state settings, recorded with every result."""
-        return self.ptl.state_info()
+    def ptl_state_info(self) -> Optional[Dict[str, str]]:
+        """Cell version and state settings, recorded with every result (None: no cells)."""
+        return self.ptl.state_info() if self.ptl is not None else None
 
-
-@META_ARCHS.register("ptl")
-class PTL(LatentStateMixin, ReIDMetaArch):
-    """backbone + PTL side network -> concat -> pool -> 1x1 conv + BN + ReLU -> feature (B, D).
-
-    Training adds a classifier of three fully connected layers on the feature.
-    """
-
-    display_name = "{backbone}+PTL"
-
-    def __init__(
-        self,
-        backbone: StagedBackbone,
-        ptl: PTLBranch,
-        feat_dim: int,
-        classifier_hidden: Sequence[int],
-        num_classes: int,
-        pooling: str,
-        losses: Losses,
-        loss_weights: Weights,
-    ) -> None:
-        super().__init__(losses, loss_weights)
-        self.backbone = backbone
-        self.ptl = ptl
-        in_dim = backbone.out_channels + ptl.out_channels
-        feat_dim = feat_dim or backbone.out_channels
-        self.pool = build_pooling(pooling)
-        self.reduction = nn.Sequential(
-            nn.Conv2d(in_dim, feat_dim, 1, bias=False),
-            nn.BatchNorm2d(feat_dim),
-            nn.ReLU(inplace=True),
-        )
-        self.classifier = MLPClassifier(feat_dim, classifier_hidden, num_classes)
-        self.feat_dim = feat_dim
-
-    @classmethod
-    def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
-        taps = [backbone.stem_spec] + list(backbone.stage_specs[:-1])
-        branch = build_ptl_branch(
-            PTLSettings.from_config(cfg),
-            [(t.channels, t.stride) for t in taps],
-            [backbone.stage_specs[-1].stride],
-        )
-        p = cfg.MODEL.PTL
-        return cls(
-            backbone,
-            branch,
-            p.FEAT_DIM,
-            list(p.CLASSIFIER_HIDDEN),
-            num_classes,
-            cfg.MODEL.HEADS.POOLING,
-            losses,
-            loss_weights,
-        )
-
-    def test_modules(self) -> List[nn.Module]:
-        """The parts used at test time (everything but the classifier)."""
-        return [self.backbone, self.ptl, self.pool, self.reduction]
-
-    def forward(self, images: torch.Tensor):  # (B, 3, H, W)
-        taps = self.backbone.forward_taps(images)
-        last = taps.pop()  # (B, C, h, w): the backbone's output
-        (y,) = self.ptl(images, taps)  # (B, c, h, w)
-        self.ptl.check_size(y, last, "the backbone's output", images)
-        pooled = torch.cat([self.pool(last), self.pool(y)], dim=1)  # (B, C + c, 1, 1)
-        feat = self.reduction(pooled).flatten(1)  # (B, D)
-        if not self.training:
-            return feat
-        return ModelOutput(features=feat, logits=self.classifier(feat))
+    def adapt_state(
+        self, state: Dict[str, torch.Tensor]
+    ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+        """``state`` as this model's tensors: legacy names renamed and, for a plain twin's file
+        in a PTL model, the joined tensors widened. Returns it and the keys left fresh on
+        purpose (the side network's)."""
+        own = self.state_dict()  # type: ignore[attr-defined]
+        state = dict(state)
+        for old, new in self.legacy_prefixes.items():
+            for k in [k for k in state if k.startswith(old) and k not in own]:
+                if new + k[len(old) :] in own:
+                    state[new + k[len(old) :]] = state.pop(k)
+        if self.ptl is None or any(k.startswith("ptl.") for k in state):
+            return state, []
+        for key, (dim, fill) in self.side_join().items():
+            if key not in state or key not in own:
+                continue
+            src, shape = state[key], own[key].shape
+            same_elsewhere = src.dim() == len(shape) and all(
+                a == b for i, (a, b) in enumerate(zip(src.shape, shape)) if i != dim
+            )
+            if same_elsewhere and src.shape[dim] < shape[dim]:
+                wide = torch.full(tuple(shape), fill, dtype=src.dtype)
+                wide.narrow(dim, 0, src.shape[dim]).copy_(src)
+                state[key] = wide
+        return state, [k for k in own if k.startswith("ptl.")]
