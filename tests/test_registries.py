@@ -102,7 +102,12 @@ def _arch_opts(name):
     if name == "std":  # no teacher: plain fine-tuning of the student (LAMBDA 0)
         opts += ["MODEL.LOSSES.NAMES", "['std']", "MODEL.STD.LAMBDA", "0.0"]
     elif name in ("classifier", "ptl_classifier"):
-        opts += ["MODEL.LOSSES.NAMES", "['cross_entropy']", "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN", "[16]"]
+        opts += [
+            "MODEL.LOSSES.NAMES",
+            "['cross_entropy']",
+            "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN",
+            "[16]",
+        ]
     return opts
 
 

@@ -359,10 +359,8 @@ def format_compare(result: Dict[str, Any]) -> str:
     rows = []
     for name, by_seed in result["per_seed"].items():
         cells = [" / ".join(_pct(by_seed[str(s)][m]) for m in metrics) for s in seeds]
-        means = [
-            f"{_pct(result['summary'][name][m]['mean'])} ± {_pct(result['summary'][name][m]['std'])}"
-            for m in metrics
-        ]
+        summary = result["summary"][name]
+        means = [f"{_pct(summary[m]['mean'])} ± {_pct(summary[m]['std'])}" for m in metrics]
         rows.append([name, *cells, *means])
     what = " / ".join(metrics)
     head = ["variant", *[f"seed {s} {what}" for s in seeds], *[f"{m} mean ± std" for m in metrics]]

@@ -9,7 +9,8 @@ from reidbox.engine.chain import run_chain
 from tests.engine.test_chain import chain_opts, read_csv
 
 PTL_YML = (
-    "MODEL:\n  META_ARCHITECTURE: ptl\n  HEADS:\n    PAPER:\n      FEAT_DIM: 32\n      CLASSIFIER_HIDDEN: [16]\n"
+    "MODEL:\n  META_ARCHITECTURE: ptl\n  HEADS:\n    PAPER:\n      FEAT_DIM: 32\n"
+    "      CLASSIFIER_HIDDEN: [16]\n"
 )
 
 

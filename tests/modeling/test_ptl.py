@@ -215,7 +215,9 @@ def test_wraps_a_custom_staged_backbone_without_code_changes():
     losses, weights = build_losses(cfg)
     bb = _odd_backbone()
     assert [(s.channels, s.stride) for s in bb.stage_specs] == [(7, 2), (11, 6), (13, 12)]
-    model = Baseline.from_config(cfg, num_classes=3, backbone=bb, losses=losses, loss_weights=weights)
+    model = Baseline.from_config(
+        cfg, num_classes=3, backbone=bb, losses=losses, loss_weights=weights
+    )
     out = model.train()(torch.randn(2, 3, 48, 24))
     assert out.logits.shape == (2, 3)
     assert [c.stride for _, c in model.ptl.named_cells()] == [2, 1, 3, 2]

@@ -32,8 +32,9 @@ class PaperHead(nn.Module):
     """(B, C, h, w) [+ pooled side input (B, c)] -> pool -> concat -> 1x1 conv + BN + ReLU.
 
     Eval: the feature (B, D); train: (feature, logits (B, N)) from the MLP classifier.
-    ``feat_dim`` 0: the backbone's width C (the twins' features are equally wide). ``side_channels``: width c of a side
-    network's pooled output joined after the pooling (0: none).
+    ``feat_dim`` 0: the backbone's width C (the twins' features are equally wide).
+    ``side_channels``: width c of a side network's pooled output joined after the pooling
+    (0: none).
     """
 
     def __init__(

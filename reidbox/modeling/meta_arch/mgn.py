@@ -8,10 +8,10 @@ max-pooled globally and (part branches) into horizontal stripes, each pooled map
 default. Cross-entropy on all 8, triplet on the 3 global features; the eval feature is their
 concatenation (B, 8 * 256).
 
-MGN+PTL (``MODEL.PTL.ENABLED``; ``mgn_ptl`` is a config alias of ``mgn`` with it): cells beside the stem, ``layer1``, ``layer2`` and ``layer3[0]``, and one
-final cell per branch at that branch's stride; a branch's cell output is pooled exactly like the
-branch (max-pooled as the paper's code does, ``MODEL.PTL.CELL_POOLING``) and concatenated
-with it before the reduction.
+MGN+PTL (``MODEL.PTL.ENABLED``; ``mgn_ptl`` is a config alias of ``mgn`` with it): cells
+beside the stem, ``layer1``, ``layer2`` and ``layer3[0]``, and one final cell per branch at that
+branch's stride; a branch's cell output is pooled like the branch (max-pooled as the paper's
+code does, ``MODEL.PTL.CELL_POOLING``) and concatenated with it before the reduction.
 """
 
 from __future__ import annotations
