@@ -23,10 +23,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 TRIPLET = ["MODEL.LOSSES.NAMES", "['cross_entropy', 'triplet']"]
-PAIRS = {"mgn": ("mgn", "mgn_ptl", (384, 128)), "resnet50": ("baseline", "ptl", (256, 128))}
+# plain twin and PTL twin: the same model with MODEL.PTL.ENABLED off and on
+PAIRS = {
+    "mgn": ("mgn", "mgn+PTL", (384, 128)),
+    "resnet50": ("baseline", "baseline+PTL", (256, 128)),
+}
 
 
-def _model(arch):
+def _model(spec):
     import torch
 
     from reidbox.config import load_config
@@ -38,7 +42,9 @@ def _model(arch):
             "MODEL.BACKBONE.NAME",
             "resnet50",
             "MODEL.META_ARCHITECTURE",
-            arch,
+            spec.split("+")[0],
+            "MODEL.PTL.ENABLED",
+            str(spec.endswith("+PTL")),
             "MODEL.BACKBONE.PRETRAINED",
             "False",
             *TRIPLET,

@@ -37,19 +37,27 @@ TRIPLET = ["MODEL.LOSSES.NAMES", "['cross_entropy', 'triplet']"]
 PAIRS = {
     "resnet50": (
         ["MODEL.BACKBONE.NAME", "resnet50"],
-        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "ptl"],
+        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.PTL.ENABLED", "True"],
         (256, 128),
         (64, 32),
     ),
     "densenet161": (
         ["MODEL.BACKBONE.NAME", "densenet161"],
-        ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.META_ARCHITECTURE", "ptl"],
+        ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.PTL.ENABLED", "True"],
         (256, 128),
         (64, 32),
     ),
     "mgn": (
         ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn", *TRIPLET],
-        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "mgn_ptl", *TRIPLET],
+        [
+            "MODEL.BACKBONE.NAME",
+            "resnet50",
+            "MODEL.META_ARCHITECTURE",
+            "mgn",
+            "MODEL.PTL.ENABLED",
+            "True",
+            *TRIPLET,
+        ],
         (384, 128),
         (96, 32),
     ),

@@ -25,12 +25,12 @@ import time
 PAIRS = {
     "resnet50": (
         ["MODEL.BACKBONE.NAME", "resnet50"],
-        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.META_ARCHITECTURE", "ptl"],
+        ["MODEL.BACKBONE.NAME", "resnet50", "MODEL.PTL.ENABLED", "True"],
         (256, 128),
     ),
     "densenet161": (
         ["MODEL.BACKBONE.NAME", "densenet161"],
-        ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.META_ARCHITECTURE", "ptl"],
+        ["MODEL.BACKBONE.NAME", "densenet161", "MODEL.PTL.ENABLED", "True"],
         (256, 128),
     ),
     "mgn": (
@@ -46,7 +46,9 @@ PAIRS = {
             "MODEL.BACKBONE.NAME",
             "resnet50",
             "MODEL.META_ARCHITECTURE",
-            "mgn_ptl",
+            "mgn",
+            "MODEL.PTL.ENABLED",
+            "True",
             "MODEL.LOSSES.NAMES",
             "['cross_entropy', 'triplet']",
         ],

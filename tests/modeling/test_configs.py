@@ -139,7 +139,7 @@ def test_config_model_trains_one_step(paths, small_teacher):
         assert model(x[:2]).shape[0] == 2
     for path in paths:  # every member's state settings are valid and reach the model
         p = load_config(os.path.join(ROOT, path), NO_WEIGHTS).MODEL.PTL
-        if hasattr(model, "ptl_state_info"):
+        if getattr(model, "ptl", None) is not None:
             model.ptl.state = LatentStateStore(p.STATE_MODE, p.STATE_SHAPE, p.STATE_INIT)
             assert model.ptl_state_info()["state_mode"] == p.STATE_MODE
             model.train()
