@@ -237,13 +237,81 @@ def _int_text_to_float(cfg: CfgNode, key: str, value: str) -> str:
     return value
 
 
-def import_plugins(modules: Iterable[str]) -> None:
-    """Import user modules named in ``PLUGINS`` so their registrations take effect."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise ConfigError(f"PLUGINS: cannot import {name!r}: {e}") from None
+#: Environment variable naming plugin modules (comma-separated) the user trusts: they are
+#: imported in every run, and a config file may name them in ``PLUGINS``.
+PLUGINS_ENV = "REIDBOX_PLUGINS"
+_imported_plugins: Dict[str, str] = {}  # module -> its file, imported in this process
+
+
+def env_plugins() -> List[str]:
+    """The modules named in ``$REIDBOX_PLUGINS`` (comma- or space-separated)."""
+    raw = os.environ.get(PLUGINS_ENV, "")
+    return [m for m in raw.replace(",", " ").split() if m]
+
+
+def imported_plugins() -> Dict[str, str]:
+    """Plugin modules this process imported, each with the file it came from."""
+    return dict(_imported_plugins)
+
+
+def opts_set_plugins(opts: Optional[Sequence[str]]) -> bool:
+    return bool(opts) and "PLUGINS" in [str(k) for k in list(opts)[0::2]]
+
+
+def _import_plugin(name: str) -> None:
+    import logging
+    import sys
+
+    if name in _imported_plugins:
+        return
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"PLUGINS: {name!r} is not a module name; write e.g. PLUGINS \"['m']\"")
+    cwd = os.getcwd()
+    # the user named it: a module in the working folder is found, as `python -c` finds it
+    # (searched last, so it never shadows an installed module)
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        raise ConfigError(
+            f"PLUGINS: cannot import {name!r}: {e}; run from the folder holding {name}.py "
+            "or put its folder on PYTHONPATH"
+        ) from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    where = getattr(module, "__file__", None) or "built in"
+    _imported_plugins[name] = where
+    logging.getLogger("reidbox").info("plugin %s imported from %s", name, where)
+
+
+def import_plugins(
+    modules: Iterable[str], trusted: bool = False, where: Optional[PathLike] = None
+) -> None:
+    """Import the plugin modules named in ``PLUGINS`` so their registrations take effect.
+
+    Importing a module runs its code, so a config file alone never imports anything: modules
+    are imported when the user named them (``trusted``: ``PLUGINS`` given on the command line
+    or in the ``opts`` of :func:`load_config`), listed them in ``$REIDBOX_PLUGINS``, or this
+    process imported them already; any other module a config file names is refused.
+    """
+    modules = list(modules)
+    if not trusted:
+        allowed = set(env_plugins()) | set(_imported_plugins)
+        refused = [m for m in modules if m not in allowed]
+        if refused:
+            names = ", ".join(repr(m) for m in refused)
+            listed = "[" + ", ".join(repr(m) for m in modules) + "]"
+            raise ConfigError(
+                f"{os.fspath(where) if where else 'config'}: PLUGINS names {names}, which "
+                f"would import and run that code; a config file cannot run code on its own: "
+                f'opt in on the command line with PLUGINS "{listed}" (or '
+                f"{PLUGINS_ENV}={','.join(refused)} in the environment) if you trust it"
+            )
+    for name in env_plugins() + modules:
+        _import_plugin(name)
 
 
 def check_ranges(cfg: CfgNode, path: Optional[PathLike] = None) -> None:
@@ -270,7 +338,7 @@ def load_config(
     if opts:
         merge_opts(cfg, opts)
     check_ranges(cfg, path)
-    import_plugins(cfg.PLUGINS)
+    import_plugins(cfg.PLUGINS, trusted=opts_set_plugins(opts), where=path)
     if freeze:
         cfg.freeze()
     return cfg

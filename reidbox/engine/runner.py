@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..config import save_config
-from ..config.loader import flat_config
+from ..config.loader import flat_config, imported_plugins
 from ..data import build_test_loader
 from ..errors import StoppedWithRankZero, UserError
 from ..modeling import build_model
@@ -109,6 +109,8 @@ def setup_run(cfg, progress: bool = True, role: str = "train", start: str = "new
         du.get_world_size(),
         torch.__version__,
     )
+    for name, where in imported_plugins().items():  # the code this run imported, in log.txt
+        logger.info("plugin %s imported from %s", name, where)
     return device
 
 
