@@ -16,6 +16,7 @@ from .data.image_dataset import read_image
 from .data.transforms import transforms_from_config
 from .modeling import build_inference_model, require_retrieval_model
 from .utils.misc import resolve_device
+from .errors import InputError, InputTypeError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
@@ -58,23 +59,23 @@ class FeatureExtractor:
         if isinstance(x, (str, os.PathLike)):
             return read_image(os.fspath(x))
         if not isinstance(x, np.ndarray):
-            raise TypeError(
+            raise InputTypeError(
                 f"FeatureExtractor takes image paths, PIL images or HxWx3 numpy "
                 f"arrays, got {type(x).__name__}"
             )
         if x.ndim != 3 or x.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 RGB array, got shape {x.shape}")
+            raise InputError(f"expected an HxWx3 RGB array, got shape {x.shape}")
         if x.dtype == np.uint8:
             return Image.fromarray(x)
         if np.issubdtype(x.dtype, np.floating):
             lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
             if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
-                raise ValueError(
+                raise InputError(
                     f"float image arrays must lie in [0, 1], got values in "
                     f"[{lo:g}, {hi:g}]; divide 0-255 data by 255 or pass uint8"
                 )
             return Image.fromarray(np.rint(x.astype(np.float64) * 255).astype(np.uint8))
-        raise ValueError(
+        raise InputError(
             f"image arrays must be uint8 (0-255) or float in [0, 1], got dtype "
             f"{x.dtype}; convert it first (e.g. 16-bit: (x >> 8).astype(np.uint8))"
         )

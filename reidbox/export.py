@@ -6,6 +6,7 @@ import os
 
 import torch
 from torch import nn
+from .errors import UnknownNameError
 
 
 class _FeatureModel(nn.Module):
@@ -49,5 +50,5 @@ def export_model(
             dynamic_shapes={"images": {0: batch_dim}},
         )
     else:
-        raise KeyError(f"unknown export format {fmt!r}; available: onnx, torchscript")
+        raise UnknownNameError(f"unknown export format {fmt!r}; available: onnx, torchscript")
     return output

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 import yaml
 from yacs.config import CfgNode
 
-from ..errors import UserError
+from ..errors import UnknownNameError, UserError
 from .aliases import all_keys, suggest
 from .defaults import get_cfg_defaults
 
@@ -158,7 +158,7 @@ def _check_keys(cfg: CfgNode, data: dict, prefix: str = "") -> None:
         full = f"{prefix}{k}"
         ref = cfg.get(k) if isinstance(cfg, CfgNode) else None
         if ref is None and (not isinstance(cfg, CfgNode) or k not in cfg):
-            raise KeyError(unknown_key_message(get_cfg_defaults(), full) or full)
+            raise UnknownNameError(unknown_key_message(get_cfg_defaults(), full) or full)
         if isinstance(v, dict) and isinstance(ref, CfgNode):
             _check_keys(ref, v, full + ".")
 

@@ -9,6 +9,7 @@ from typing import Any, List, Optional, Tuple
 from yacs.config import CfgNode
 
 from .defaults import RANGES
+from ..errors import InputError
 
 _INTERVAL = re.compile(r"^([\[(])\s*([-+\w.]+)\s*,\s*([-+\w.]+)\s*([\])])$")
 _LIST = re.compile(r"^(?:(\d+) x|each) (.+)$")
@@ -25,7 +26,7 @@ def _check_scalar(value: Any, spec: str) -> Optional[str]:
         return None if str(value) in choices else f"one of {', '.join(choices)}"
     m = _INTERVAL.match(spec)
     if not m:
-        raise ValueError(f"bad range spec {spec!r}")
+        raise InputError(f"bad range spec {spec!r}")
     lo_b, lo, hi, hi_b = m.group(1), _num(m.group(2)), _num(m.group(3)), m.group(4)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"a number in {spec}"

@@ -12,6 +12,7 @@ from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 import torch
+from ..errors import InputError
 
 
 def seed_all(seed: int) -> None:
@@ -28,18 +29,18 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(
+        raise InputError(
             f"DEVICE {name!r} is not a torch device: use auto, cpu, cuda or cuda:N"
         ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise InputError(
                 f"DEVICE {name} but this machine has no usable CUDA GPU: use "
                 "DEVICE cpu (or auto, which picks a GPU only when there is one)"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise ValueError(
+            raise InputError(
                 f"DEVICE {name} but this machine has {count} GPU(s) "
                 f"(cuda:0..cuda:{count - 1}): use one of them, or DEVICE cpu"
             )
@@ -100,7 +101,7 @@ def describe_os_error(e: OSError) -> str:
 def check_output_file(path: str, option: str = "--out") -> str:
     """A file a tool is about to write: refuse a folder, or a parent that is a file."""
     if os.path.isdir(path):
-        raise ValueError(
+        raise InputError(
             f"{option} {path} is an existing folder; give a file name "
             f"(e.g. {os.path.join(path, 'out')})"
         )
@@ -111,7 +112,7 @@ def check_output_file(path: str, option: str = "--out") -> str:
 def check_output_dir(path: str, option: str = "--out") -> str:
     """A folder a tool is about to fill: refuse an existing file (or a file on the way)."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"{option} {path} is a file; give a folder to write into")
+        raise InputError(f"{option} {path} is a file; give a folder to write into")
     _check_parent(path, option)
     return path
 
@@ -121,7 +122,7 @@ def _check_parent(path: str, option: str) -> None:
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
-        raise ValueError(
+        raise InputError(
             f"{option} {path}: {parent} is a file, not a folder; choose a path in a folder"
         )
 

@@ -10,7 +10,7 @@ from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Op
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import InputError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def combine(datasets: Sequence[ReIDDataset], name: str = "combined",
         raise DatasetError("combine: no datasets given")
     names = list(names) if names is not None else [d.name for d in datasets]
     if len(names) != len(datasets):
-        raise ValueError("combine: names and datasets differ in length")
+        raise InputError("combine: names and datasets differ in length")
     train: List[Sample] = []
     test_sets: Dict[str, Tuple[List[Sample], List[Sample]]] = {}
     pid_offset = cam_offset = dset_offset = 0

@@ -25,6 +25,7 @@ from ..heads import build_pooling
 from ..output import ModelOutput
 from .base import Weights, Losses, ReIDMetaArch
 from .ptl import PTL
+from ...errors import InputError
 
 
 class ClassifierMixin:
@@ -75,7 +76,7 @@ class PTLClassifier(ClassifierMixin, PTL):
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         if len(cfg.MODEL.PTL.CLASSIFIER_HIDDEN) != 1:
-            raise ValueError(
+            raise InputError(
                 "ptl_classifier: the paper's classifier is two linear layers, so "
                 "MODEL.PTL.CLASSIFIER_HIDDEN needs exactly one width (e.g. [256]); got "
                 f"{list(cfg.MODEL.PTL.CLASSIFIER_HIDDEN)}"
