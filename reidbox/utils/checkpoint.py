@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import io
 import logging
 import os
 import random
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .misc import atomic_write
+from .misc import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ def atomic_save(obj: Any, path: str) -> None:
     A failed write (disk full, kill) never leaves a partial ``path``; the temporary file is
     removed on failure, or on the next run's start if the writer was killed.
     """
-    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)  # into memory: torch reports a failed file write as a bare RuntimeError
+    atomic_write_bytes(buf.getbuffer(), path)
 
 
 def nonfinite_tensors(obj: Any, prefix: str = "") -> List[str]:

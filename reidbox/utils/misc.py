@@ -59,8 +59,13 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -
     removed by :func:`reidbox.utils.run_folder.remove_stale_temps` on the next run.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{os.path.basename(path)}.tmp.{os.getpid()}.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f"{os.path.basename(path)}.tmp.{os.getpid()}."
+        )
+    except OSError as e:  # name the file being written, not a folder or a temporary name
+        raise OSError(e.errno, e.strerror or str(e), path) from None
     try:
         with os.fdopen(
             fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
@@ -75,7 +80,7 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError) and not e.filename:
+        if isinstance(e, OSError) and e.filename != path:
             raise OSError(e.errno, e.strerror or str(e), path) from None  # name the file
         raise
 
@@ -125,6 +130,14 @@ def _check_parent(path: str, option: str) -> None:
         raise InputError(
             f"{option} {path}: {parent} is a file, not a folder; choose a path in a folder"
         )
+
+
+def atomic_write_bytes(data: Any, path: str) -> None:
+    """Write bytes (or a buffer) to ``path`` atomically. The files torch writes (checkpoints,
+    TorchScript, ONNX) are serialised into memory first and written here: torch itself turns a
+    full disk or an unwritable path into a bare ``RuntimeError`` (or aborts the process), this
+    gives the ``OSError`` that names the file."""
+    atomic_write(path, lambda f: f.write(data), binary=True)
 
 
 def write_json(obj: Any, path: str) -> None:
