@@ -269,6 +269,13 @@ def load_model_weights(
         state = model_state_from(obj)
     except CheckpointError as e:
         raise CheckpointError(f"{what}: {e}" if path in str(e) else f"{what} {path}: {e}") from None
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise NonFiniteStateError(
+            f"{what} {path}: {len(bad)} weight tensor(s) hold NaN or Inf (e.g. {bad[0]}), so "
+            "every feature would be NaN; these weights come from a run that diverged: use an "
+            "earlier checkpoint or retrain (e.g. with a lower SOLVER.BASE_LR)"
+        )
     fresh = obj.get("fresh", ()) if isinstance(obj, dict) else ()
     return load_state_into(
         model,
