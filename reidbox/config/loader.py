@@ -97,6 +97,12 @@ def find_config(path: PathLike) -> str:
     Not found: the error names the closest shipped configs."""
     path = os.fspath(path)
     found = path if os.path.isfile(path) else _shipped(path)
+    if found is None and os.path.isdir(path):
+        inside = sorted(f for f in os.listdir(path) if f.endswith((".yml", ".yaml")))[:3]
+        raise ConfigError(
+            f"config file {path} is a folder; give a .yml file"
+            + (f", e.g. {os.path.join(path, inside[0])}" if inside else "")
+        )
     if found is None:
         close = [] if os.path.isabs(path) else _closest_configs(path)
         hint = (
@@ -112,14 +118,36 @@ def find_config(path: PathLike) -> str:
     return found
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loading (a config never executes code) that refuses a key given twice in one
+    mapping: YAML would keep the last value silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}: key {key} is given twice (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); YAML would keep the last silently: "
+                    "keep one of them"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         try:
-            data = yaml.safe_load(f)  # safe loading only: a config never executes code
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:
-        return {}
+        raise ConfigError(
+            f"config file {path} is empty: it would train on the built-in defaults "
+            "(ResNet-50, 50 epochs); give a config with keys, or a shipped one such as "
+            "configs/demo/ptl.yml"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
     return data

@@ -52,6 +52,17 @@ def _suggest(value: Any, spec: str) -> Optional[str]:
     return str(int(near)) if isinstance(value, int) else str(near)
 
 
+def _default(key: str) -> Any:
+    from .defaults import get_cfg_defaults
+
+    node: Any = get_cfg_defaults()
+    for part in key.split("."):
+        if not isinstance(node, CfgNode) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def check_value(key: str, value: Any, spec: str) -> Optional[str]:
     """One line saying why ``key = value`` is outside ``spec`` (None when it is inside)."""
     m = _LIST.match(spec)
@@ -72,6 +83,9 @@ def check_value(key: str, value: Any, spec: str) -> Optional[str]:
     if why is None:
         return None
     near = _suggest(value, spec)
+    default = _default(key)
+    if near is not None and float(near) == 0.0 and isinstance(default, (int, float)) and default:
+        near = str(default)  # a bound of 0 works but does nothing (lr 0 trains nothing)
     fix = f" (e.g. {key} {near})" if near is not None else ""
     return f"{key} is {value!r}; it must be {why}{fix}"
 

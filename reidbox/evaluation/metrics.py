@@ -499,6 +499,11 @@ class Accumulator:
             raise InputError(f"max_rank must be >= 1, got {max_rank}")
         self.max_rank = int(max_rank)
         gp, gc = as_labels(g_pids, "g_pids"), as_labels(g_camids, "g_camids")
+        if len(gp) == 0:
+            raise InputError(
+                "the gallery is empty (0 gallery ids): there is nothing to rank the queries "
+                "against; pass the gallery's features and labels"
+            )
         if len(gc) != len(gp):
             raise InputError(f"g_camids has {len(gc)} entries but g_pids has {len(gp)}")
         self.pid_codes, self.cam_codes = _Codes(gp, "g_pids"), _Codes(gc, "g_camids")

@@ -55,6 +55,29 @@ def nonfinite_tensors(obj: Any, prefix: str = "") -> List[str]:
     return bad
 
 
+def _plain_pickle_globals(path: str) -> Optional[List[str]]:
+    """The classes and functions a plain pickle file names, read without running it (opcodes
+    only); None when the file is not one well-formed pickle."""
+    import pickletools
+
+    names: List[str] = []
+    strings: List[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif "UNICODE" in op.name or op.name.endswith("STRING"):
+                    strings.append(str(arg))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                if op.name == "STOP":
+                    return list(dict.fromkeys(names))
+    except Exception:  # noqa: BLE001  not a pickle: any parse error means just that
+        return None
+    return None
+
+
 def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
     """Load with ``weights_only=True``; ``trusted=True`` allows full unpickling of legacy files."""
     if not os.path.isfile(path):
@@ -73,6 +96,14 @@ def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
                 f"{path} holds Python objects{what} that only full unpickling can rebuild, which "
                 "can run code; if you trust its source, re-save its tensors as a state dict "
                 "(reidbox.utils.checkpoint.load_file(path, trusted=True)) and use that file"
+            ) from None
+        found_names = _plain_pickle_globals(path)
+        if found_names is not None:
+            what = f" holding objects ({', '.join(found_names[:3])})" if found_names else ""
+            raise CheckpointError(
+                f"{path} is a plain Python pickle{what}, not a torch.save file; it was not "
+                "loaded because unpickling it can run code; if you trust its source, load it "
+                "with pickle yourself and torch.save its tensors as a state dict"
             ) from None
         detail = (
             (text.split("WeightsUnpickler error:")[-1].strip().splitlines() or [""])[0]

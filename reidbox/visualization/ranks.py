@@ -5,6 +5,7 @@ identity and camera), and true / false matches marked by a thick green / red fra
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from typing import List, Optional, Sequence, Tuple
@@ -87,7 +88,7 @@ def draw_rank_list(
         row.append(np.full((height, 24 if i == 0 else 6, 3), 255, np.uint8))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     if not cv2.imwrite(out_path, np.concatenate(row[:-1], axis=1)):
-        raise OSError(f"cannot write {out_path}")
+        raise OSError(errno.EIO, "the image writer failed (unknown extension?)", out_path)
     return out_path
 
 

@@ -250,8 +250,18 @@ def _one_line(tree: str) -> str:
 
 
 def require_dir(path: str, dataset: str, expected_tree: str) -> str:
-    """Fail with the path we looked for and the tree we expected."""
+    """Fail with the path we looked for and the tree we expected; a file standing where a
+    folder of the layout should be is named as such."""
     if not os.path.isdir(path):
+        blocker = path
+        while blocker and not os.path.exists(blocker):
+            parent = os.path.dirname(blocker)
+            blocker = parent if parent != blocker else ""
+        if blocker and not os.path.isdir(blocker):
+            raise DatasetError(
+                f"{dataset}: {blocker} is a file, where the dataset's folder {path} should be; "
+                f"move the file away and lay the data out as docs/datasets.md shows"
+            )
         raise DatasetError(
             f"{dataset}: folder not found: {path}; expected layout: {_one_line(expected_tree)} "
             "(docs/datasets.md tells how to obtain and lay out the data)"

@@ -69,7 +69,7 @@ def read_list(list_path: str, image_dir: str, dsetid: int = 0) -> List[Sample]:
     root_real = os.path.realpath(image_dir)
     items = []
     try:
-        with open(list_path, encoding="utf-8") as f:
+        with open(list_path, encoding="utf-8-sig") as f:
             lines = f.readlines()
     except UnicodeDecodeError as e:
         raise DatasetError(f"msmt17: {list_path} is not UTF-8 text (byte {e.start}: "
