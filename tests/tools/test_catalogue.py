@@ -288,6 +288,17 @@ def _no_plugin_ran(e: Env) -> None:
     assert not os.path.exists(os.path.join(e.tmp, "downloaded", "RAN")), "the plugin ran"
 
 
+def _exporting(e: Env, output: str) -> List[str]:
+    """export's arguments writing the earlier run's weights as TorchScript to ``output``."""
+    weights = ["MODEL.WEIGHTS", os.path.join(e.run, M), "--format", "torchscript"]
+    return e.opts(out=os.path.join(e.tmp, "exp")) + weights + ["--output", output]
+
+
+def _testing(e: Env, weights: str) -> List[str]:
+    """test_net's arguments evaluating ``weights`` beside the earlier run."""
+    return ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", weights]
+
+
 def _nan_weights(e: Env) -> str:
     path = os.path.join(e.tmp, "diverged.pth")
     if not os.path.exists(path):
@@ -618,11 +629,7 @@ CASES = [
     Case(
         "export --output on a full disk (TorchScript)",
         "export",
-        lambda e: (
-            e.opts(out=os.path.join(e.tmp, "exp"))
-            + ["MODEL.WEIGHTS", os.path.join(e.run, M), "--format", "torchscript"]
-            + ["--output", os.path.join(e.tmp, "exp", "m.pt")]
-        ),
+        lambda e: _exporting(e, os.path.join(e.tmp, "exp", "m.pt")),
         lambda e: [os.path.join(e.tmp, "exp", "m.pt"), "No space left"],
         fault=disk_full_as_torch_sees_it,
         after=lambda e: _no_temps(os.path.join(e.tmp, "exp")),
@@ -630,11 +637,7 @@ CASES = [
     Case(
         "export --output on an unwritable path",
         "export",
-        lambda e: (
-            e.opts(out=os.path.join(e.tmp, "exp2"))
-            + ["MODEL.WEIGHTS", os.path.join(e.run, M), "--format", "torchscript"]
-            + ["--output", os.path.join(_readonly_dir(e), "m.pt")]
-        ),
+        lambda e: _exporting(e, os.path.join(_readonly_dir(e), "m.pt")),
         lambda e: ["m.pt", ("not permitted", "Permission denied"), "writable"],
     ),
     Case(
@@ -691,14 +694,14 @@ CASES = [
     Case(
         "weights full of NaN",
         "test_net",
-        lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", _nan_weights(e)],
+        lambda e: _testing(e, _nan_weights(e)),
         lambda e: ["diverged.pth", "NaN"],
         forbidden=("g_feats",),
     ),
     Case(
         "a plain pickle holding objects as weights",
         "test_net",
-        lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", _plain_pickle(e)],
+        lambda e: _testing(e, _plain_pickle(e)),
         lambda e: ["weights.pkl", "plain Python pickle", "run code"],
         forbidden=("corrupt",),
     ),
