@@ -335,8 +335,9 @@ def import_plugins(
             raise ConfigError(
                 f"{os.fspath(where) if where else 'config'}: PLUGINS names {names}, which "
                 f"would import and run that code; a config file cannot run code on its own: "
-                f'opt in on the command line with PLUGINS "{listed}" (or '
-                f"{PLUGINS_ENV}={','.join(refused)} in the environment) if you trust it"
+                f'if you trust it, opt in: PLUGINS "{listed}" on the command line (in Python: '
+                f"load_config(path, ['PLUGINS', \"{listed}\"])), or "
+                f"{PLUGINS_ENV}={','.join(refused)} in the environment"
             )
     for name in env_plugins() + modules:
         _import_plugin(name)
