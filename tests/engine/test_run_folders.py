@@ -177,6 +177,43 @@ def test_a_killed_runs_orphaned_workers_do_not_keep_its_folder(tmp_path):
         _kill_all(holder, kids)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_a_rerun_right_after_sigkill_of_a_run_with_workers_proceeds(market_root, tmp_path):
+    out = tmp_path / "killed"
+    opts = TINY_OPTS + ["DATASETS.ROOT", market_root, "OUTPUT_DIR", str(out)]
+    opts += ["DATALOADER.NUM_WORKERS", "2", "SOLVER.MAX_EPOCHS", "50", "SOLVER.STEPS", "[]"]
+    train = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--no-progress"]
+    p = subprocess.Popen(train + opts, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    workers = []
+    while time.time() < deadline and not (workers and (out / "checkpoint_0001.pth").exists()):
+        workers = [int(c) for c in os.listdir("/proc") if c.isdigit() and _ppid(int(c)) == p.pid]
+        time.sleep(0.1)
+    assert workers, "the run started no loader workers"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    try:
+        orphans = [w for w in workers if run_folder.pid_alive(w) and not _zombie(w)]
+        run_folder.acquire_lock(str(out), dead_holder_wait=0)  # at once, orphans or not
+        run_folder.release_lock(str(out))
+        print(f"{len(orphans)} orphaned loader workers alive when the folder was taken over")
+        # the rerun at once, as a scheduler's retry: it must train, not report pid p as the user
+        r = subprocess.run(
+            train + opts + ["--resume", "SOLVER.MAX_EPOCHS", "2"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"pid {p.pid}" not in r.stderr
+    finally:
+        for w in workers:
+            if run_folder.pid_alive(w) and not _zombie(w):
+                os.kill(w, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_a_lock_left_with_a_dead_pid_never_names_that_pid_as_the_user(tmp_path):
     d = str(tmp_path / "out")
