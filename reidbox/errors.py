@@ -34,6 +34,10 @@ class InputTypeError(UserError, TypeError):
     """An argument of the wrong kind (e.g. an image that is neither a path nor an array)."""
 
 
+class MissingDependencyError(UserError, ImportError):
+    """An optional package a feature needs is not installed; the message says what to install."""
+
+
 class NotReadyError(UserError, RuntimeError):
     """An object used before the step that prepares it (an index searched before ``add``)."""
 
@@ -46,6 +50,7 @@ class StoppedWithRankZero(UserError):
 __all__ = [
     "InputError",
     "InputTypeError",
+    "MissingDependencyError",
     "MissingInputError",
     "NotReadyError",
     "StoppedWithRankZero",

@@ -7,7 +7,7 @@ import io
 import torch
 from torch import nn
 
-from .errors import UnknownNameError
+from .errors import MissingDependencyError, UnknownNameError
 from .utils.misc import atomic_write_bytes
 
 
@@ -38,7 +38,7 @@ def export_model(
         try:
             import onnxscript  # noqa: F401  (the exporter needs it)
         except ImportError:
-            raise ImportError(
+            raise MissingDependencyError(
                 "ONNX export needs onnx and onnxscript: pip install -e .[export]"
             ) from None
         batch_dim = torch.export.Dim("batch", min=1, max=4096)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .distance import as_features, check_metric, distance_block, prepare
-from ..errors import InputError, NotReadyError
+from ..errors import InputError, MissingDependencyError, NotReadyError
 
 BACKENDS = ("auto", "torch", "faiss")
 
@@ -101,7 +101,7 @@ class FaissIndex(Index):
         try:
             import faiss
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise MissingDependencyError(
                 "backend='faiss' needs the faiss package (pip install faiss-cpu, "
                 "or faiss-gpu); backend='torch' needs nothing extra"
             ) from e
