@@ -12,10 +12,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from .config import CfgNode, load_config
-from .data.image_dataset import read_image
+from .data.image_dataset import read_image, to_rgb8
 from .data.transforms import transforms_from_config
 from .modeling import build_inference_model, require_retrieval_model
 from .utils.misc import resolve_device
+from .errors import InputError, InputTypeError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
@@ -38,43 +39,63 @@ class FeatureExtractor:
         batch_size: int = 64,
         flip: Optional[bool] = None,
         progress_threshold: int = 256,
+        allow_untrained: bool = False,
     ) -> None:
         self.cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else config
         require_retrieval_model(self.cfg, "FeatureExtractor")
+        weights = weights or self.cfg.MODEL.WEIGHTS or None
+        if weights is None and not allow_untrained:
+            raise InputError(
+                "FeatureExtractor needs trained weights: pass weights=path/model_final.pth "
+                "(or set MODEL.WEIGHTS), or allow_untrained=True for the features of the "
+                "untrained model (for testing only)"
+            )
         self.device = resolve_device(str(device))
-        self.model = build_inference_model(
-            self.cfg, weights or self.cfg.MODEL.WEIGHTS or None, self.device
-        )
+        self.model = build_inference_model(self.cfg, weights, self.device)
         self.transform = transforms_from_config(self.cfg, is_train=False)
         self.batch_size = batch_size
         self.flip = self.cfg.TEST.FLIP_AUG if flip is None else flip
         self.progress_threshold = progress_threshold
 
+    @property
+    def feature_dim(self) -> int:
+        """The length D of a feature (measured once on a blank image)."""
+        if getattr(self, "_dim", None) is None:
+            size = tuple(self.cfg.INPUT.SIZE_TEST)
+            with torch.no_grad():
+                self._dim = int(self.model(torch.zeros(1, 3, *size, device=self.device)).shape[1])
+        return self._dim
+
     @staticmethod
     def _to_pil(x: ImageLike) -> Image.Image:
         """One image as RGB PIL; arrays must be HxWx3 uint8 (0-255) or float in [0, 1]."""
         if isinstance(x, Image.Image):
-            return x.convert("RGB")
+            img = to_rgb8(x, "PIL image")
+            if 0 in img.size:
+                raise InputError(f"empty image: the PIL image is {img.width}x{img.height}")
+            return img
         if isinstance(x, (str, os.PathLike)):
             return read_image(os.fspath(x))
         if not isinstance(x, np.ndarray):
-            raise TypeError(
+            raise InputTypeError(
                 f"FeatureExtractor takes image paths, PIL images or HxWx3 numpy "
                 f"arrays, got {type(x).__name__}"
             )
         if x.ndim != 3 or x.shape[2] != 3:
-            raise ValueError(f"expected an HxWx3 RGB array, got shape {x.shape}")
+            raise InputError(f"expected an HxWx3 RGB array, got shape {x.shape}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise InputError(f"empty image: expected an HxWx3 array with H, W >= 1, got {x.shape}")
         if x.dtype == np.uint8:
             return Image.fromarray(x)
         if np.issubdtype(x.dtype, np.floating):
             lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
             if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 <= lo and hi <= 1.0):
-                raise ValueError(
+                raise InputError(
                     f"float image arrays must lie in [0, 1], got values in "
                     f"[{lo:g}, {hi:g}]; divide 0-255 data by 255 or pass uint8"
                 )
             return Image.fromarray(np.rint(x.astype(np.float64) * 255).astype(np.uint8))
-        raise ValueError(
+        raise InputError(
             f"image arrays must be uint8 (0-255) or float in [0, 1], got dtype "
             f"{x.dtype}; convert it first (e.g. 16-bit: (x >> 8).astype(np.uint8))"
         )
@@ -94,5 +115,5 @@ class FeatureExtractor:
             if self.flip:
                 f = (f + self.model(x.flip(3)).float()) / 2
             out.append(F.normalize(f, dim=1).cpu())
-        feats = torch.cat(out) if out else torch.zeros(0, 0)
+        feats = torch.cat(out) if out else torch.zeros(0, self.feature_dim)
         return feats[0] if single else feats

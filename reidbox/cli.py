@@ -2,7 +2,8 @@
 
 One convention: flags may come anywhere, before or after the ``KEY VALUE`` config overrides;
 the conventional fast-reid flags work or say what to use instead; an input error prints one
-line (``--debug`` or ``REIDBOX_DEBUG=1`` also prints the traceback behind it) and exits 2.
+line (``--debug`` or ``REIDBOX_DEBUG=1`` also prints the traceback behind it) and exits 2; any
+other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -238,9 +241,23 @@ def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
     return "--debug" in argv or env not in ("", "0", "false", "no", "off")
 
 
-# Errors reported as one line: every reidbox input error, plus the standard types that a bad
-# path or value raises from the libraries underneath (a missing file, a malformed number).
-USER_ERRORS = (UserError, OSError, KeyError, ValueError)
+def is_user_error(e: BaseException) -> bool:
+    """Whether ``e`` is the input's or the machine's fault, printed as one line: a typed reidbox
+    input error (:class:`~reidbox.errors.UserError`), or an I/O error on a named file (missing,
+    not permitted, disk full). Anything else is a bug in reidbox and keeps its traceback."""
+    if isinstance(e, UserError):
+        return True
+    return isinstance(e, OSError) and bool(e.filename)
+
+
+_terminated: List[bool] = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM (how a scheduler or a container stops a job) stops the process as Ctrl-C does:
+    the same cleanup and the same "how to continue" message, then one line saying so."""
+    _terminated.append(True)
+    raise KeyboardInterrupt
 
 
 def _one_line(e: BaseException) -> str:
@@ -259,20 +276,33 @@ def _one_line(e: BaseException) -> str:
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:
     """Run ``main``; input errors print ``error: ...`` on stderr and exit with status 2.
 
-    With ``--debug`` (or ``REIDBOX_DEBUG=1``) the traceback is printed above that line.
+    With ``--debug`` (or ``REIDBOX_DEBUG=1``) the traceback is printed above that line. Any other
+    exception is a bug and ends with its traceback (exit 1), so that it can be reported. Ctrl-C
+    and SIGTERM end with one line (exit 130 and 143).
     """
     debug = debug_requested(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = main(argv)
     except KeyboardInterrupt:
+        if _terminated:
+            print("terminated (SIGTERM)", file=sys.stderr)
+            sys.exit(143)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except StoppedWithRankZero:
         sys.exit(2)  # rank 0 printed the error line
-    except USER_ERRORS as e:
+    except Exception as e:
+        if not is_user_error(e):
+            raise  # a bug: its traceback is what a report needs
         logging.getLogger("reidbox").debug("error", exc_info=True)
         if debug:
             traceback.print_exc(file=sys.stderr)
         print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(code or 0)

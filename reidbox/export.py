@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import io
 
 import torch
 from torch import nn
+
+from .errors import MissingDependencyError, UnknownNameError
+from .utils.misc import atomic_write_bytes
 
 
 class _FeatureModel(nn.Module):
@@ -25,29 +28,32 @@ def export_model(
     """Write ``model``'s feature extractor as TorchScript or ONNX (dynamic batch size)."""
     wrapped = _FeatureModel(model).cpu().eval()
     example = torch.randn(batch, 3, *input_size)
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if fmt == "torchscript":
         with torch.no_grad():
             traced = torch.jit.trace(wrapped, example)
-        traced.save(output)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)  # into memory: torch aborts the process on a failed write
+        data = buf.getbuffer()
     elif fmt == "onnx":
         try:
             import onnxscript  # noqa: F401  (the exporter needs it)
         except ImportError:
-            raise ImportError(
+            raise MissingDependencyError(
                 "ONNX export needs onnx and onnxscript: pip install -e .[export]"
             ) from None
         batch_dim = torch.export.Dim("batch", min=1, max=4096)
-        torch.onnx.export(
+        program = torch.onnx.export(
             wrapped,
             (example,),
-            output,
+            None,  # the program, serialised below: written by torch, a failed write is opaque
             input_names=["images"],
             output_names=["features"],
             dynamo=True,
             external_data=False,
             dynamic_shapes={"images": {0: batch_dim}},
         )
+        data = program.model_proto.SerializeToString()
     else:
-        raise KeyError(f"unknown export format {fmt!r}; available: onnx, torchscript")
+        raise UnknownNameError(f"unknown export format {fmt!r}; available: onnx, torchscript")
+    atomic_write_bytes(data, output)  # a full disk or unwritable path: OSError naming the file
     return output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, Optional, TypeVar
+from .errors import UnknownNameError
 
 T = TypeVar("T")
 
@@ -30,7 +31,7 @@ class Registry:
         def deco(obj: T) -> T:
             key = (name or obj.__name__).lower()  # type: ignore[attr-defined]
             if key in self._items and self._items[key] is not obj:
-                raise KeyError(f"{self.kind} {key!r} is already registered")
+                raise UnknownNameError(f"{self.kind} {key!r} is already registered")
             self._items[key] = obj
             return obj
 
@@ -40,7 +41,7 @@ class Registry:
         key = str(name).lower()
         if key not in self._items:
             available = ", ".join(sorted(self._items)) or "(none)"
-            raise KeyError(f"unknown {self.kind} {name!r}; available: {available}")
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; available: {available}")
         return self._items[key]
 
     def names(self) -> list:

@@ -16,10 +16,10 @@ DOC = os.path.join(os.path.dirname(PACKAGE), "docs", "architecture.md")
 
 # floor -> rooms (a room imports only rooms of lower floors)
 FLOORS = [
-    ["errors", "registry", "export"],  # imports nothing of reidbox
-    ["retrieval"],  # distances, indexes, protocols, ranked lists
+    ["errors"],  # imports nothing of reidbox
+    ["registry", "retrieval"],  # registries; distances, indexes, protocols, ranked lists
     ["utils"],  # checkpoints, run folders, logging, tables
-    ["config"],  # defaults, yml layering, ranges
+    ["config", "export"],  # defaults, yml layering, ranges; TorchScript / ONNX files
     ["data", "evaluation"],  # siblings: neither imports the other
     ["modeling"],
     ["visualization", "api", "cli"],  # draw / extract features / command-line plumbing

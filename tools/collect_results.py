@@ -8,6 +8,7 @@ Every ``metrics.json`` under the given folders gives one row per test set: model
 from reidbox.cli import argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
 from reidbox.visualization.results import collect_results, format_results
+from reidbox.errors import MissingInputError
 
 
 def main(argv=None) -> int:
@@ -19,7 +20,7 @@ def main(argv=None) -> int:
         check_output_file(args.out)
     rows = collect_results(args.paths)
     if not rows:
-        raise FileNotFoundError(f"no metrics.json under {', '.join(args.paths)}")
+        raise MissingInputError(f"no metrics.json under {', '.join(args.paths)}")
     table = format_results(rows)
     print(table, end="")
     if args.out:

@@ -9,6 +9,7 @@ from reidbox.modeling import build_inference_model, require_retrieval_model
 from reidbox.export import export_model
 from reidbox.cli import default_argument_parser, parse_args, run_main
 from reidbox.utils.misc import check_output_file
+from reidbox.errors import InputError
 
 
 def main(argv=None) -> int:
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config_file or None, args.opts)
     require_retrieval_model(cfg, "tools/export.py")
     if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
-        raise ValueError(
+        raise InputError(
             "export needs trained weights: set MODEL.WEIGHTS path/model_final.pth "
             "(or pass --allow-untrained to export random weights)"
         )

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 import yaml
 from yacs.config import CfgNode
 
-from ..errors import UserError
+from ..errors import UnknownNameError, UserError
 from .aliases import all_keys, suggest
 from .defaults import get_cfg_defaults
 
@@ -97,6 +97,12 @@ def find_config(path: PathLike) -> str:
     Not found: the error names the closest shipped configs."""
     path = os.fspath(path)
     found = path if os.path.isfile(path) else _shipped(path)
+    if found is None and os.path.isdir(path):
+        inside = sorted(f for f in os.listdir(path) if f.endswith((".yml", ".yaml")))[:3]
+        raise ConfigError(
+            f"config file {path} is a folder; give a .yml file"
+            + (f", e.g. {os.path.join(path, inside[0])}" if inside else "")
+        )
     if found is None:
         close = [] if os.path.isabs(path) else _closest_configs(path)
         hint = (
@@ -112,14 +118,36 @@ def find_config(path: PathLike) -> str:
     return found
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loading (a config never executes code) that refuses a key given twice in one
+    mapping: YAML would keep the last value silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}: key {key} is given twice (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1}); YAML would keep the last silently: "
+                    "keep one of them"
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         try:
-            data = yaml.safe_load(f)  # safe loading only: a config never executes code
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:
-        return {}
+        raise ConfigError(
+            f"config file {path} is empty: it would train on the built-in defaults "
+            "(ResNet-50, 50 epochs); give a config with keys, or a shipped one such as "
+            "configs/demo/ptl.yml"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
     return data
@@ -158,7 +186,7 @@ def _check_keys(cfg: CfgNode, data: dict, prefix: str = "") -> None:
         full = f"{prefix}{k}"
         ref = cfg.get(k) if isinstance(cfg, CfgNode) else None
         if ref is None and (not isinstance(cfg, CfgNode) or k not in cfg):
-            raise KeyError(unknown_key_message(get_cfg_defaults(), full) or full)
+            raise UnknownNameError(unknown_key_message(get_cfg_defaults(), full) or full)
         if isinstance(v, dict) and isinstance(ref, CfgNode):
             _check_keys(ref, v, full + ".")
 
@@ -264,13 +292,82 @@ def _int_text_to_float(cfg: CfgNode, key: str, value: str) -> str:
     return value
 
 
-def import_plugins(modules: Iterable[str]) -> None:
-    """Import user modules named in ``PLUGINS`` so their registrations take effect."""
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise ConfigError(f"PLUGINS: cannot import {name!r}: {e}") from None
+#: Environment variable naming plugin modules (comma-separated) the user trusts: they are
+#: imported in every run, and a config file may name them in ``PLUGINS``.
+PLUGINS_ENV = "REIDBOX_PLUGINS"
+_imported_plugins: Dict[str, str] = {}  # module -> its file, imported in this process
+
+
+def env_plugins() -> List[str]:
+    """The modules named in ``$REIDBOX_PLUGINS`` (comma- or space-separated)."""
+    raw = os.environ.get(PLUGINS_ENV, "")
+    return [m for m in raw.replace(",", " ").split() if m]
+
+
+def imported_plugins() -> Dict[str, str]:
+    """Plugin modules this process imported, each with the file it came from."""
+    return dict(_imported_plugins)
+
+
+def opts_set_plugins(opts: Optional[Sequence[str]]) -> bool:
+    return bool(opts) and "PLUGINS" in [str(k) for k in list(opts)[0::2]]
+
+
+def _import_plugin(name: str) -> None:
+    import logging
+    import sys
+
+    if name in _imported_plugins:
+        return
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"PLUGINS: {name!r} is not a module name; write e.g. PLUGINS \"['m']\"")
+    cwd = os.getcwd()
+    # the user named it: a module in the working folder is found, as `python -c` finds it
+    # (searched last, so it never shadows an installed module)
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        raise ConfigError(
+            f"PLUGINS: cannot import {name!r}: {e}; run from the folder holding {name}.py "
+            "or put its folder on PYTHONPATH"
+        ) from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    where = getattr(module, "__file__", None) or "built in"
+    _imported_plugins[name] = where
+    logging.getLogger("reidbox").info("plugin %s imported from %s", name, where)
+
+
+def import_plugins(
+    modules: Iterable[str], trusted: bool = False, where: Optional[PathLike] = None
+) -> None:
+    """Import the plugin modules named in ``PLUGINS`` so their registrations take effect.
+
+    Importing a module runs its code, so a config file alone never imports anything: modules
+    are imported when the user named them (``trusted``: ``PLUGINS`` given on the command line
+    or in the ``opts`` of :func:`load_config`), listed them in ``$REIDBOX_PLUGINS``, or this
+    process imported them already; any other module a config file names is refused.
+    """
+    modules = list(modules)
+    if not trusted:
+        allowed = set(env_plugins()) | set(_imported_plugins)
+        refused = [m for m in modules if m not in allowed]
+        if refused:
+            names = ", ".join(repr(m) for m in refused)
+            listed = "[" + ", ".join(repr(m) for m in modules) + "]"
+            raise ConfigError(
+                f"{os.fspath(where) if where else 'config'}: PLUGINS names {names}, which "
+                f"would import and run that code; a config file cannot run code on its own: "
+                f'if you trust it, opt in: PLUGINS "{listed}" on the command line (in Python: '
+                f"load_config(path, ['PLUGINS', \"{listed}\"])), or "
+                f"{PLUGINS_ENV}={','.join(refused)} in the environment"
+            )
+    for name in env_plugins() + modules:
+        _import_plugin(name)
 
 
 def check_ranges(cfg: CfgNode, path: Optional[PathLike] = None) -> None:
@@ -297,7 +394,7 @@ def load_config(
     if opts:
         merge_opts(cfg, opts)
     check_ranges(cfg, path)
-    import_plugins(cfg.PLUGINS)
+    import_plugins(cfg.PLUGINS, trusted=opts_set_plugins(opts), where=path)
     if freeze:
         cfg.freeze()
     return cfg

@@ -9,6 +9,7 @@ from typing import Any, List, Optional, Tuple
 from yacs.config import CfgNode
 
 from .defaults import RANGES
+from ..errors import InputError
 
 _INTERVAL = re.compile(r"^([\[(])\s*([-+\w.]+)\s*,\s*([-+\w.]+)\s*([\])])$")
 _LIST = re.compile(r"^(?:(\d+) x|each) (.+)$")
@@ -25,7 +26,7 @@ def _check_scalar(value: Any, spec: str) -> Optional[str]:
         return None if str(value) in choices else f"one of {', '.join(choices)}"
     m = _INTERVAL.match(spec)
     if not m:
-        raise ValueError(f"bad range spec {spec!r}")
+        raise InputError(f"bad range spec {spec!r}")
     lo_b, lo, hi, hi_b = m.group(1), _num(m.group(2)), _num(m.group(3)), m.group(4)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"a number in {spec}"
@@ -51,6 +52,17 @@ def _suggest(value: Any, spec: str) -> Optional[str]:
     return str(int(near)) if isinstance(value, int) else str(near)
 
 
+def _default(key: str) -> Any:
+    from .defaults import get_cfg_defaults
+
+    node: Any = get_cfg_defaults()
+    for part in key.split("."):
+        if not isinstance(node, CfgNode) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def check_value(key: str, value: Any, spec: str) -> Optional[str]:
     """One line saying why ``key = value`` is outside ``spec`` (None when it is inside)."""
     m = _LIST.match(spec)
@@ -71,6 +83,9 @@ def check_value(key: str, value: Any, spec: str) -> Optional[str]:
     if why is None:
         return None
     near = _suggest(value, spec)
+    default = _default(key)
+    if near is not None and float(near) == 0.0 and isinstance(default, (int, float)) and default:
+        near = str(default)  # a bound of 0 works but does nothing (lr 0 trains nothing)
     fix = f" (e.g. {key} {near})" if near is not None else ""
     return f"{key} is {value!r}; it must be {why}{fix}"
 

@@ -27,6 +27,7 @@ from .datasets.combined import combine_by_name
 from .image_dataset import ImageDataset, filter_readable
 from .samplers import PKBatchSampler
 from .transforms import classification_transforms, transforms_from_config
+from ..errors import InputError, UnknownNameError
 
 
 def build_dataset(name: str, root: str = "datasets", **kwargs) -> ReIDDataset:
@@ -113,21 +114,21 @@ def check_train_batch(batch: int, num_instances: int, sampler: str, world_size: 
     (``DATALOADER.NUM_INSTANCES``) applies only to the P x K sampler.
     """
     if sampler not in ("pk", "random"):
-        raise KeyError(f"unknown DATALOADER.SAMPLER {sampler!r}; available: pk, random")
+        raise UnknownNameError(f"unknown DATALOADER.SAMPLER {sampler!r}; available: pk, random")
     if batch % world_size:
-        raise ValueError(
+        raise InputError(
             f"SOLVER.IMS_PER_BATCH {batch} (the global batch) must split evenly "
             f"over {world_size} ranks: use a multiple of {world_size}"
         )
     per_rank = batch // world_size
     if per_rank < 2:
-        raise ValueError(
+        raise InputError(
             f"SOLVER.IMS_PER_BATCH {batch} over {world_size} rank(s) gives "
             f"{per_rank} image(s) per batch, which BatchNorm cannot train on: use "
             f"at least {2 * world_size}"
         )
     if sampler == "pk" and (num_instances < 1 or per_rank % num_instances):
-        raise ValueError(
+        raise InputError(
             f"SOLVER.IMS_PER_BATCH {batch} must split into {world_size} rank(s) x "
             f"P identities x K={num_instances} images (DATALOADER.NUM_INSTANCES) "
             "with the pk sampler: change either, or use DATALOADER.SAMPLER random"
@@ -167,7 +168,7 @@ def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int 
         )
         return DataLoader(dataset, batch_sampler=sampler, **common)
     if len(items) < cfg.SOLVER.IMS_PER_BATCH:
-        raise ValueError(
+        raise InputError(
             f"the train set has {len(items)} images, fewer than one batch "
             f"(SOLVER.IMS_PER_BATCH {cfg.SOLVER.IMS_PER_BATCH}); the random sampler "
             "trains on full batches only: lower SOLVER.IMS_PER_BATCH"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ..registry import DATASETS
+from ..errors import UnknownNameError
 
 
 def _parts(name: str) -> List[str]:
@@ -58,7 +59,7 @@ def num_train_identities(cfg: Any) -> int:
                 if getattr(DATASETS.get(n), "train_identities", None)
                 and train_identities(cfg, n) is not None
             ]
-            raise KeyError(
+            raise UnknownNameError(
                 f"no published identity count for dataset {name!r}; pass "
                 f"--num-classes (known: {', '.join(known)})"
             )

@@ -28,6 +28,7 @@ import numpy as np
 from ..registry import DATASETS
 from .datasets.base import DatasetError
 from .datasets.cifar import CIFAR10, CIFAR100
+from ..errors import InputError
 
 GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
@@ -126,7 +127,7 @@ def _shape_mask(shape: str, rng: np.random.Generator) -> np.ndarray:
         s = r * 0.45
         m = (np.hypot(dy, dx - r * 0.55) < s) | (np.hypot(dy, dx + r * 0.55) < s)
     else:
-        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+        raise InputError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     return m.astype(np.float32)
 
 
@@ -180,9 +181,9 @@ def generate_synthetic_cifar(
     An existing complete tree with the same parameters is kept; returns the manifest.
     """
     if kind not in ("cifar10", "cifar100"):
-        raise ValueError(f"kind must be 'cifar10' or 'cifar100', got {kind!r}")
+        raise InputError(f"kind must be 'cifar10' or 'cifar100', got {kind!r}")
     if train_per_class < 1 or test_per_class < 1:
-        raise ValueError("train_per_class and test_per_class must be >= 1")
+        raise InputError("train_per_class and test_per_class must be >= 1")
     params = dict(
         version=GENERATOR_VERSION,
         kind=kind,

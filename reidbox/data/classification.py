@@ -17,6 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from .datasets.base import DatasetTraits
+from ..errors import InputError
 
 
 class ArraySplit(NamedTuple):
@@ -75,9 +76,9 @@ class ArrayImageDataset(Dataset):
 
     def __init__(self, split: ArraySplit, transform: Optional[Callable] = None) -> None:
         if split.images.ndim != 4 or split.images.shape[-1] != 3:
-            raise ValueError(f"images must be (N, H, W, 3), got {split.images.shape}")
+            raise InputError(f"images must be (N, H, W, 3), got {split.images.shape}")
         if split.images.shape[0] != split.labels.shape[0]:
-            raise ValueError(f"{split.images.shape[0]} images but {split.labels.shape[0]} labels")
+            raise InputError(f"{split.images.shape[0]} images but {split.labels.shape[0]} labels")
         self.split = split
         self.transform = transform
 

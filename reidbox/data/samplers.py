@@ -7,6 +7,7 @@ from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
+from ..errors import InputError
 
 
 class PKBatchSampler(Sampler[List[int]]):
@@ -39,7 +40,7 @@ class PKBatchSampler(Sampler[List[int]]):
         world_size: int = 1,
     ) -> None:
         if num_instances < 1 or batch_size % num_instances:
-            raise ValueError(
+            raise InputError(
                 f"batch size {batch_size} must be a multiple of K={num_instances} "
                 "(SOLVER.IMS_PER_BATCH and DATALOADER.NUM_INSTANCES)"
             )
@@ -53,7 +54,7 @@ class PKBatchSampler(Sampler[List[int]]):
         self.index = dict(sorted(index.items()))
         self.pids = list(self.index)
         if len(self.pids) < world_size:
-            raise ValueError(f"{len(self.pids)} identities cannot be split over {world_size} ranks")
+            raise InputError(f"{len(self.pids)} identities cannot be split over {world_size} ranks")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

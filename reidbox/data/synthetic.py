@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .datasets.base import DatasetError
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -539,19 +540,19 @@ def _check_args(
     num_train_ids: int, num_test_ids: int, num_cameras: int, image_size: Sequence[int], style: str
 ) -> None:
     if style not in STYLES:
-        raise ValueError(f"unknown synthetic style {style!r}; available: {', '.join(STYLES)}")
+        raise InputError(f"unknown synthetic style {style!r}; available: {', '.join(STYLES)}")
     if not 2 <= num_cameras <= 6:
-        raise ValueError(
+        raise InputError(
             f"num_cameras must be 2..6 (the Market file grammar allows c1..c6), got {num_cameras}"
         )
     if num_train_ids < 1 or num_test_ids < 1:
-        raise ValueError(
+        raise InputError(
             f"num_train_ids and num_test_ids must be >= 1, got {num_train_ids}, {num_test_ids}"
         )
     if num_train_ids + num_test_ids > 9000:
-        raise ValueError("num_train_ids + num_test_ids must be <= 9000 (4-digit Market ids)")
+        raise InputError("num_train_ids + num_test_ids must be <= 9000 (4-digit Market ids)")
     if len(image_size) != 2 or min(image_size) < 16:
-        raise ValueError(f"image_size must be (height, width), each >= 16, got {image_size}")
+        raise InputError(f"image_size must be (height, width), each >= 16, got {image_size}")
 
 
 def _plan(

@@ -31,7 +31,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
-from ..config.loader import flat_config, import_plugins, merge_file, shipped_config
+from ..config.loader import (
+    flat_config,
+    import_plugins,
+    merge_file,
+    opts_set_plugins,
+    shipped_config,
+)
 from ..data import build_test_sets, build_train_set
 from ..data.catalog import DatasetAlias, dataset_aliases
 from ..errors import UserError
@@ -169,7 +175,7 @@ def step_config(
     if source is not None:  # the source minus its classifier, written by prepare_weights
         cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
     cfg.CHAIN.STEPS = list(labels[: step.index])  # the chain up to here: extending keeps it
-    import_plugins(cfg.PLUGINS)
+    import_plugins(cfg.PLUGINS, trusted=opts_set_plugins(opts), where=config_file)
     cfg.freeze()
     return cfg, source
 

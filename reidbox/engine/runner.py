@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ..config import save_config
-from ..config.loader import flat_config
+from ..config.loader import flat_config, imported_plugins
 from ..data import build_test_loader
-from ..errors import StoppedWithRankZero, UserError
+from ..errors import InputError, StoppedWithRankZero, UserError
 from ..modeling import build_model
 from ..modeling.summary import format_summary, model_summary
 from ..modeling.sync_bn import convert_sync_batchnorm
@@ -109,11 +109,19 @@ def setup_run(cfg, progress: bool = True, role: str = "train", start: str = "new
         du.get_world_size(),
         torch.__version__,
     )
+    for name, where in imported_plugins().items():  # the code this run imported, in log.txt
+        logger.info("plugin %s imported from %s", name, where)
     return device
 
 
 def make_folder(folder: str, what: str = "OUTPUT_DIR ") -> None:
     """``os.makedirs`` with one clear line (the path, the reason, the fix) on failure."""
+    if not str(folder).strip():
+        name = what.strip() or "the output folder"
+        raise RunFolderError(
+            f"{name} is empty ('{folder}'): set the folder the results go to, e.g. "
+            f"{what.strip() or 'OUTPUT_DIR'} output/my_run"
+        )
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
@@ -179,6 +187,15 @@ def start_run_files(
     save_config(cfg, cfg.OUTPUT_DIR)
     attach_log_file(cfg.OUTPUT_DIR)
     logger.info("run %s (run.json), config.yaml written", record["run_id"])
+
+
+def warn_inert_settings(cfg) -> None:
+    """Settings that are valid but make training do nothing, said before it starts."""
+    if cfg.SOLVER.BASE_LR == 0:
+        logger.warning(
+            "SOLVER.BASE_LR is 0: the weights will not change during training (set a "
+            "learning rate, e.g. SOLVER.BASE_LR 0.01, unless that is what you want)"
+        )
 
 
 def use_channels_last(cfg, device: torch.device) -> bool:
@@ -483,6 +500,7 @@ def train(
     )
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
     progress = progress and main and stderr_is_terminal()  # no bar debris in log files
+    warn_inert_settings(cfg)
     task = build_task(cfg)
     task.load_train()  # data read and checked once, before anything trains
     loader = task.train_loader(rank, world)
@@ -637,6 +655,12 @@ def rank_images(
     set, into ``out_dir/<testset>/`` (default ``OUTPUT_DIR/ranks``); no metrics computed."""
     from ..evaluation.evaluator import extract_query_gallery
 
+    for name, flag, value in (
+        ("topk", "--topk", topk),
+        ("num_queries", "--num-queries", num_queries),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} ({flag}) is {value!r}; it must be a whole number >= 1")
     if cfg.TASK != "reid":
         from ..config import ConfigError
 

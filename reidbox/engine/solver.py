@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 from torch import nn
+from ..errors import UnknownNameError
 
 logger = logging.getLogger("reidbox")
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "loop")
@@ -17,7 +18,7 @@ def optimizer_impl_kwargs(impl: str, params: Sequence[torch.Tensor]) -> Dict[str
     """``fused=`` / ``foreach=`` for a torch optimizer: ``auto`` is fused on CUDA (one kernel
     for every parameter instead of several per parameter) and torch's default elsewhere."""
     if impl not in OPTIMIZER_IMPLS:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown SOLVER.OPTIMIZER_IMPL {impl!r}; available: {', '.join(OPTIMIZER_IMPLS)}"
         )
     on_cuda = any(p.is_cuda for p in params)
@@ -68,7 +69,7 @@ def build_optimizer(
         return torch.optim.AdamW(
             groups, lr=base_lr, weight_decay=weight_decay, amsgrad=amsgrad, **kw
         )
-    raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam, AdamW")
+    raise UnknownNameError(f"unknown SOLVER.OPTIMIZER {name!r}; available: SGD, Adam, AdamW")
 
 
 class LRFactor:
@@ -89,7 +90,9 @@ class LRFactor:
         warmup_factor: float = 0.1,
     ) -> None:
         if kind not in ("multistep", "cosine"):
-            raise KeyError(f"unknown SOLVER.SCHEDULER {kind!r}; available: multistep, cosine")
+            raise UnknownNameError(
+                f"unknown SOLVER.SCHEDULER {kind!r}; available: multistep, cosine"
+            )
         self.iters_per_epoch = max(1, iters_per_epoch)
         self.max_epochs, self.kind = max_epochs, kind
         self.steps: List[int] = sorted(steps)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ..utils.misc import eval_mode
 from ..utils.tables import markdown_table
+from ..errors import InputError
 
 
 @dataclass
@@ -42,7 +43,7 @@ def evaluate_classifier(
             targets = torch.as_tensor(batch["targets"]).to(device)
             logits = model(images).float()  # (B, N)
             if logits.ndim != 2:
-                raise ValueError(
+                raise InputError(
                     f"a classifier's eval forward must return (B, num_classes) "
                     f"logits; got shape {tuple(logits.shape)}"
                 )
@@ -52,7 +53,7 @@ def evaluate_classifier(
             wrong5 += int((top != targets[:, None]).all(dim=1).sum())
             n += targets.numel()
     if n == 0:
-        raise ValueError(f"test set {name} is empty")
+        raise InputError(f"test set {name} is empty")
     return ClassificationResult(wrong1 / n, wrong5 / n, loss / n, n)
 
 

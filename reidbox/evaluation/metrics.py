@@ -31,6 +31,7 @@ import torch
 from ..retrieval.labels import NONFINITE, as_labels
 from ..utils.tables import markdown_table
 from ..retrieval.protocols import AP_MODES, SGS_REPEATS, Protocol, get_protocol
+from ..errors import InputError
 
 #: Rows per chunk when :func:`evaluate_distmat` walks a full matrix (bounds temporaries).
 _DISTMAT_CHUNK_ELEMS = 1 << 23
@@ -59,7 +60,7 @@ class EvalResult:
     def rank(self, k: int) -> float:
         """CMC at rank ``k`` (1-based)."""
         if not 1 <= k <= len(self.cmc):
-            raise ValueError(f"rank {k} outside 1..{len(self.cmc)} (raise max_rank)")
+            raise InputError(f"rank {k} outside 1..{len(self.cmc)} (raise max_rank)")
         return float(self.cmc[k - 1])
 
     def headline(self) -> dict:
@@ -124,7 +125,7 @@ class _Codes:
 
     def query(self, q: np.ndarray, qname: str) -> np.ndarray:
         if (q.dtype.kind == "U") != self.strings:
-            raise ValueError(
+            raise InputError(
                 f"{qname} and {self.name} must both hold integers or both strings, "
                 f"got {q.dtype} and {'strings' if self.strings else 'integers'}"
             )
@@ -257,7 +258,7 @@ def _chunk_stats(
     G = good_np.sum(1)
     K = int(G.max(initial=0))
     if check_finite and not _all_finite(D):
-        raise ValueError(NONFINITE)
+        raise InputError(NONFINITE)
     if K == 0:
         z = np.zeros((c, 0), np.int64)
         return _Stats(G, z, z, z, z, z)
@@ -493,13 +494,18 @@ class Accumulator:
         self.proto: Protocol = get_protocol(protocol)
         self.ap_mode = ap_mode or self.proto.ap_mode
         if self.ap_mode not in AP_MODES:
-            raise ValueError(f"unknown ap_mode {ap_mode!r}; available: {', '.join(AP_MODES)}")
+            raise InputError(f"unknown ap_mode {ap_mode!r}; available: {', '.join(AP_MODES)}")
         if int(max_rank) < 1:
-            raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+            raise InputError(f"max_rank must be >= 1, got {max_rank}")
         self.max_rank = int(max_rank)
         gp, gc = as_labels(g_pids, "g_pids"), as_labels(g_camids, "g_camids")
+        if len(gp) == 0:
+            raise InputError(
+                "the gallery is empty (0 gallery ids): there is nothing to rank the queries "
+                "against; pass the gallery's features and labels"
+            )
         if len(gc) != len(gp):
-            raise ValueError(f"g_camids has {len(gc)} entries but g_pids has {len(gp)}")
+            raise InputError(f"g_camids has {len(gc)} entries but g_pids has {len(gp)}")
         self.pid_codes, self.cam_codes = _Codes(gp, "g_pids"), _Codes(gc, "g_camids")
         self.gal = _Gallery(self.pid_codes.gallery(gp), self.cam_codes.gallery(gc))
         self.hist = np.zeros(self.max_rank)
@@ -515,13 +521,13 @@ class Accumulator:
         """
         D = as_block(D)
         if D.ndim != 2 or D.shape[1] != self.gal.n:
-            raise ValueError(
+            raise InputError(
                 f"distance block must be (num_query, {self.gal.n}), got {tuple(D.shape)}"
             )
         qp = self.pid_codes.query(as_labels(q_pids, "q_pids", D.shape[0]), "q_pids")
         qc = self.cam_codes.query(as_labels(q_camids, "q_camids", D.shape[0]), "q_camids")
         if self.proto.junk_minus1 and (qp == -1).any() and not self.pid_codes.strings:
-            raise ValueError(
+            raise InputError(
                 f"protocol {self.proto.name!r} treats pid -1 as junk, so queries "
                 "must not have pid -1; drop those queries"
             )
@@ -579,7 +585,7 @@ class Accumulator:
         valid = ~np.isnan(ap)
         nv, nq = int(valid.sum()), len(ap)
         if nv == 0:
-            raise ValueError(
+            raise InputError(
                 f"no query has a valid match in the gallery ({nq} queries) under "
                 f"protocol {self.proto.name!r}; check pids/camids"
             )
@@ -633,7 +639,7 @@ def evaluate_distmat(
     """
     D = as_block(distmat)
     if D.ndim != 2:
-        raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got {tuple(D.shape)}")
+        raise InputError(f"distmat must be 2-D (num_query, num_gallery), got {tuple(D.shape)}")
     qp = as_labels(q_pids, "q_pids", D.shape[0])
     qc = as_labels(q_camids, "q_camids", D.shape[0])
     as_labels(g_pids, "g_pids", D.shape[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
+from ..errors import InputError
 
 #: TEST.RERANK.INPUT values: which distances re-ranking starts from.
 RERANK_INPUTS = ("reference", "torchreid")
@@ -38,7 +39,7 @@ class EvalSettings:
         if t.RERANK.ENABLED:
             rerank = dict(k1=t.RERANK.K1, k2=t.RERANK.K2, lambda_value=t.RERANK.LAMBDA)
             if t.RERANK.INPUT not in RERANK_INPUTS:
-                raise ValueError(
+                raise InputError(
                     f"unknown TEST.RERANK.INPUT {t.RERANK.INPUT!r}; available: "
                     f"{', '.join(RERANK_INPUTS)}"
                 )

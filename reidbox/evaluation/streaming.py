@@ -11,6 +11,7 @@ from ..retrieval.index import BACKENDS
 from ..retrieval.labels import as_labels
 from ..retrieval.rank import distance_blocks
 from .metrics import Accumulator, EvalResult
+from ..errors import InputError
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
 _BLOCK_ELEMS = 1 << 24
@@ -64,7 +65,7 @@ def evaluate(
     dict(k1=20, k2=6, lambda_value=0.3) for k-reciprocal re-ranking (sparse feature path).
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     m, n = len(q_feats), len(g_feats)
     qp, qc = as_labels(q_pids, "q_pids", m), as_labels(q_camids, "q_camids", m)
     as_labels(g_pids, "g_pids", n)
@@ -77,7 +78,7 @@ def evaluate(
         )
     chunk = int(chunk_size) if chunk_size else default_chunk_size(n, dev)
     if chunk < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     blocks, exact = distance_blocks(q_feats, g_feats, metric, backend, chunk, dev, rerank)
     for sl, block in blocks:
         acc.add(block, qp[sl], qc[sl], exact=exact.at(sl) if exact is not None else None)

@@ -10,6 +10,7 @@ from torch import nn
 from ..registry import LOSSES, META_ARCHS
 from ..utils.checkpoint import load_file, load_model_weights
 from .backbones import build_backbone
+from ..errors import InputError
 
 
 def build_losses(cfg) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
@@ -137,7 +138,7 @@ def build_inference_model(
             load_model_weights(model, weights, partial=cfg.MODEL.WEIGHTS_PARTIAL)
         return model.to(device).eval()
     if not weights:
-        raise ValueError(
+        raise InputError(
             "a classifier needs trained weights: pass --weights / MODEL.WEIGHTS "
             "(an untrained classifier's output means nothing)"
         )
@@ -145,7 +146,7 @@ def build_inference_model(
         state = load_file(weights)
         num_classes = state.get("num_classes") if isinstance(state, dict) else None
     if not isinstance(num_classes, int):
-        raise ValueError(
+        raise InputError(
             f"{weights} does not record num_classes: use a model_final.pth or "
             "checkpoint written by reidbox"
         )

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.distributed.nn.functional import all_reduce
+from ..errors import InputError
 
 
 class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -18,7 +19,7 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
-            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+            raise InputError(f"expected at least 2-D input, got {x.dim()}-D")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..errors import InputError
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 
@@ -12,7 +13,7 @@ METRICS = ("euclidean", "sqeuclidean", "cosine")
 def check_metric(metric: str) -> str:
     """Return ``metric`` or raise an error listing the supported ones."""
     if metric not in METRICS:
-        raise ValueError(
+        raise InputError(
             f"unknown metric {metric!r}; available: {', '.join(METRICS)} (TEST.METRIC)"
         )
     return metric
@@ -23,12 +24,12 @@ def as_features(x, name: str, device: torch.device | str | None = None) -> torch
     precision throughout)."""
     t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
     if t.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (num_items, dim), got shape {tuple(t.shape)}")
+        raise InputError(f"{name} must be 2-D (num_items, dim), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
-        raise ValueError(f"{name} must be floating point, got {t.dtype}")
+        raise InputError(f"{name} must be floating point, got {t.dtype}")
     t = t.to(device=device, dtype=torch.float32) if device is not None else t.float()
     if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf")
+        raise InputError(f"{name} contains NaN or inf")
     return t
 
 
@@ -37,7 +38,7 @@ def prepare(x: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor | 
     check_metric(metric)
     sq = x.pow(2).sum(1)
     if not bool(torch.isfinite(sq).all()):
-        raise ValueError(
+        raise InputError(
             "features too large for float32 distances: a squared norm overflows "
             f"(max |x| = {float(x.abs().max()):.3g}, limit ~1.8e19); L2-normalise "
             "or rescale them (TEST.NORM_FEAT True)"

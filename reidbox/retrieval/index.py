@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .distance import as_features, check_metric, distance_block, prepare
+from ..errors import InputError, MissingDependencyError, NotReadyError
 
 BACKENDS = ("auto", "torch", "faiss")
 
@@ -75,10 +76,10 @@ class TorchIndex(Index):
 
     def _query(self, q_feats) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.g is None:
-            raise RuntimeError("index is empty; call add(g_feats) first")
+            raise NotReadyError("index is empty; call add(g_feats) first")
         q = as_features(q_feats, "q_feats", self.device)
         if q.shape[1] != self.g.shape[1]:
-            raise ValueError(f"query dim {q.shape[1]} != gallery dim {self.g.shape[1]}")
+            raise InputError(f"query dim {q.shape[1]} != gallery dim {self.g.shape[1]}")
         return prepare(q, self.metric)
 
     def distances(self, q_feats) -> torch.Tensor:
@@ -100,7 +101,7 @@ class FaissIndex(Index):
         try:
             import faiss
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError(
+            raise MissingDependencyError(
                 "backend='faiss' needs the faiss package (pip install faiss-cpu, "
                 "or faiss-gpu); backend='torch' needs nothing extra"
             ) from e
@@ -109,7 +110,7 @@ class FaissIndex(Index):
         ngpu = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
         self.use_gpu = ngpu > 0 if use_gpu is None else bool(use_gpu)
         if self.use_gpu and ngpu == 0:
-            raise RuntimeError("use_gpu=True but this FAISS build sees no GPU")
+            raise NotReadyError("use_gpu=True but this FAISS build sees no GPU")
         self.index = None
         self.g: np.ndarray | None = None
         self._res = faiss.StandardGpuResources() if self.use_gpu else None
@@ -121,7 +122,7 @@ class FaissIndex(Index):
     def _prep(self, x, name: str) -> np.ndarray:
         t, _ = prepare(as_features(x, name, "cpu"), self.metric)
         if self.g is not None and name == "q_feats" and t.shape[1] != self.g.shape[1]:
-            raise ValueError(f"query dim {t.shape[1]} != gallery dim {self.g.shape[1]}")
+            raise InputError(f"query dim {t.shape[1]} != gallery dim {self.g.shape[1]}")
         return np.ascontiguousarray(t.numpy())
 
     def add(self, g_feats) -> FaissIndex:
@@ -131,7 +132,7 @@ class FaissIndex(Index):
 
     def _built(self):
         if self.g is None:
-            raise RuntimeError("index is empty; call add(g_feats) first")
+            raise NotReadyError("index is empty; call add(g_feats) first")
         if self.index is None:
             faiss = self.faiss
             d = self.g.shape[1]
@@ -153,7 +154,7 @@ class FaissIndex(Index):
 
     def distances(self, q_feats) -> torch.Tensor:
         if self.g is None:
-            raise RuntimeError("index is empty; call add(g_feats) first")
+            raise NotReadyError("index is empty; call add(g_feats) first")
         q = self._prep(q_feats, "q_feats")
         mt = self.faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else self.faiss.METRIC_L2
         if self.use_gpu:
@@ -185,7 +186,7 @@ def build_index(
     """Index over gallery features. backend "auto": FAISS when installed, else torch; features
     already on a GPU stay with the torch backend on that device."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     on_gpu = isinstance(g_feats, torch.Tensor) and g_feats.is_cuda
     if backend == "faiss" or (
         backend == "auto" and faiss_available() and not on_gpu and device is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from ..errors import InputError
 
 NONFINITE = (
     "the distances contain NaN or inf (features too large for float32 distances, "
@@ -16,19 +17,19 @@ def as_labels(x, name: str, n: int | None = None) -> np.ndarray:
     """1-D int64 labels, or str labels (the metrics code them)."""
     a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+        raise InputError(f"{name} must be 1-D, got shape {a.shape}")
     if n is not None and len(a) != n:
-        raise ValueError(f"{name} has {len(a)} entries but the distance matrix needs {n}")
+        raise InputError(f"{name} has {len(a)} entries but the distance matrix needs {n}")
     if a.dtype.kind in "US" or (
         a.dtype == object and a.size and all(isinstance(v, (str, bytes)) for v in a)
     ):
         return a.astype(str)
     if a.dtype.kind not in "iuf":
-        raise ValueError(f"{name} must hold integers (or strings), got dtype {a.dtype}")
+        raise InputError(f"{name} must hold integers (or strings), got dtype {a.dtype}")
     if (
         a.dtype.kind == "f"
         and a.size
         and not (np.all(np.isfinite(a)) and np.all(np.equal(np.mod(a, 1), 0)))
     ):
-        raise ValueError(f"{name} must hold integers, got dtype {a.dtype} with fractions/NaN")
+        raise InputError(f"{name} must hold integers, got dtype {a.dtype} with fractions/NaN")
     return np.ascontiguousarray(a, dtype=np.int64)

@@ -7,6 +7,7 @@ shared/reference/EVALUATION.md for the measured differences between them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ..errors import UnknownNameError
 
 AP_MODES = ("step", "trapezoid", "sklearn", "sklearn_pre019")
 
@@ -67,7 +68,7 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown evaluation protocol {name!r}; available: {', '.join(PROTOCOLS)} "
             "(set TEST.PROTOCOL to one of them)"
         ) from None

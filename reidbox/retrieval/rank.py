@@ -14,6 +14,7 @@ from .exact import FeatureExact
 from .index import build_index
 from .labels import NONFINITE, as_labels
 from .protocols import get_protocol
+from ..errors import InputError
 
 
 def junk_mask(
@@ -58,7 +59,7 @@ def distance_blocks(
         return index.blocks(q_feats, chunk), exact
     allowed = {"k1", "k2", "lambda_value"}
     if not isinstance(rerank, dict) or set(rerank) - allowed:
-        raise ValueError(
+        raise InputError(
             f"rerank must be None or a dict with keys {sorted(allowed)}, got {rerank!r}"
         )
     from .rerank import rerank_feature_blocks
@@ -91,7 +92,7 @@ def rank_lists(
     distances the evaluation uses. Memory: one (chunk_size, n) block at a time.
     """
     if int(topk) < 1:
-        raise ValueError(f"topk must be >= 1, got {topk}")
+        raise InputError(f"topk must be >= 1, got {topk}")
     m, n = len(q_feats), len(g_feats)
     k = min(int(topk), n)
     labelled = q_pids is not None and g_pids is not None
@@ -106,7 +107,7 @@ def rank_lists(
     for sl, D in blocks:
         D = torch.as_tensor(D)
         if not bool(torch.isfinite(D).all()):
-            raise ValueError(NONFINITE)
+            raise InputError(NONFINITE)
         if labelled:
             D = D.masked_fill(
                 torch.from_numpy(junk_mask(protocol, qp[sl], qc[sl], gp, gc)).to(D.device),

@@ -23,19 +23,20 @@ import scipy.sparse as sp
 import torch
 
 from .distance import as_features, check_metric
+from ..errors import InputError
 
 PairDist = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _check_params(k1: int, k2: int, lambda_value: float, n_total: int) -> None:
     if not (1 <= k2 <= k1 + 1):
-        raise ValueError(f"need 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
+        raise InputError(f"need 1 <= k2 <= k1 + 1, got k1={k1}, k2={k2}")
     if k1 + 1 > n_total:
-        raise ValueError(
+        raise InputError(
             f"k1 + 1 = {k1 + 1} exceeds the {n_total} query + gallery items; lower TEST.RERANK.K1"
         )
     if not 0.0 <= lambda_value <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value}")
+        raise InputError(f"lambda_value must be in [0, 1], got {lambda_value}")
 
 
 def _reciprocal(nb: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
@@ -138,7 +139,7 @@ def rerank(
     gg = np.asarray(g_g_dist, dtype=np.float64)
     m, n = qg.shape
     if qq.shape != (m, m) or gg.shape != (n, n):
-        raise ValueError(
+        raise InputError(
             f"shapes do not fit: q_g {qg.shape}, q_q {qq.shape}, g_g {gg.shape}; "
             f"expected ({m}, {m}) and ({n}, {n})"
         )
@@ -236,7 +237,7 @@ def rerank_feature_blocks(
     q = as_features(q_feats, "q_feats", "cpu")
     g = as_features(g_feats, "g_feats", "cpu")
     if q.shape[1] != g.shape[1]:
-        raise ValueError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
+        raise InputError(f"query dim {q.shape[1]} != gallery dim {g.shape[1]}")
     x = torch.cat([q, g])
     if metric == "cosine":
         x = torch.nn.functional.normalize(x, dim=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import io
 import logging
 import os
 import random
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .misc import atomic_write
+from .misc import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ def atomic_save(obj: Any, path: str) -> None:
     A failed write (disk full, kill) never leaves a partial ``path``; the temporary file is
     removed on failure, or on the next run's start if the writer was killed.
     """
-    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)  # into memory: torch reports a failed file write as a bare RuntimeError
+    atomic_write_bytes(buf.getbuffer(), path)
 
 
 def nonfinite_tensors(obj: Any, prefix: str = "") -> List[str]:
@@ -50,6 +53,29 @@ def nonfinite_tensors(obj: Any, prefix: str = "") -> List[str]:
         for i, v in enumerate(obj):
             bad += nonfinite_tensors(v, f"{prefix}[{i}]")
     return bad
+
+
+def _plain_pickle_globals(path: str) -> Optional[List[str]]:
+    """The classes and functions a plain pickle file names, read without running it (opcodes
+    only); None when the file is not one well-formed pickle."""
+    import pickletools
+
+    names: List[str] = []
+    strings: List[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name == "GLOBAL":
+                    names.append(str(arg).replace(" ", "."))
+                elif "UNICODE" in op.name or op.name.endswith("STRING"):
+                    strings.append(str(arg))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+                if op.name == "STOP":
+                    return list(dict.fromkeys(names))
+    except Exception:  # noqa: BLE001  not a pickle: any parse error means just that
+        return None
+    return None
 
 
 def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
@@ -70,6 +96,14 @@ def load_file(path: str, trusted: bool = False) -> Dict[str, Any]:
                 f"{path} holds Python objects{what} that only full unpickling can rebuild, which "
                 "can run code; if you trust its source, re-save its tensors as a state dict "
                 "(reidbox.utils.checkpoint.load_file(path, trusted=True)) and use that file"
+            ) from None
+        found_names = _plain_pickle_globals(path)
+        if found_names is not None:
+            what = f" holding objects ({', '.join(found_names[:3])})" if found_names else ""
+            raise CheckpointError(
+                f"{path} is a plain Python pickle{what}, not a torch.save file; it was not "
+                "loaded because unpickling it can run code; if you trust its source, load it "
+                "with pickle yourself and torch.save its tensors as a state dict"
             ) from None
         detail = (
             (text.split("WeightsUnpickler error:")[-1].strip().splitlines() or [""])[0]
@@ -284,6 +318,13 @@ def load_model_weights(
         state = model_state_from(obj)
     except CheckpointError as e:
         raise CheckpointError(f"{what}: {e}" if path in str(e) else f"{what} {path}: {e}") from None
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise NonFiniteStateError(
+            f"{what} {path}: {len(bad)} weight tensor(s) hold NaN or Inf (e.g. {bad[0]}), so "
+            "every feature would be NaN; these weights come from a run that diverged: use an "
+            "earlier checkpoint or retrain (e.g. with a lower SOLVER.BASE_LR)"
+        )
     fresh = obj.get("fresh", ()) if isinstance(obj, dict) else ()
     return load_state_into(
         model,

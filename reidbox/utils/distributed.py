@@ -7,6 +7,7 @@ from typing import Any, List
 
 import torch
 import torch.distributed as dist
+from ..errors import InputError
 
 
 def is_distributed() -> bool:
@@ -47,7 +48,7 @@ def check_distributed_device(device: str, world: int) -> bool:
     """Whether the ranks of this node run on GPUs; ``ValueError`` when they cannot."""
     wants_cuda = device.startswith("cuda")
     if wants_cuda and not torch.cuda.is_available():
-        raise ValueError(
+        raise InputError(
             f"DEVICE {device} but this machine has no usable CUDA GPU: run "
             "CPU processes with the gloo backend (DEVICE cpu), e.g. torchrun "
             "--standalone --nproc_per_node 2 tools/train_net.py ... DEVICE cpu"
@@ -57,7 +58,7 @@ def check_distributed_device(device: str, world: int) -> bool:
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
         gpus = torch.cuda.device_count()
         if per_node > gpus:
-            raise ValueError(
+            raise InputError(
                 f"torchrun starts {per_node} processes on this node but it has "
                 f"{gpus} GPU(s) (one process per GPU): use --nproc_per_node {gpus}, "
                 "or CPU processes with gloo (DEVICE cpu)"

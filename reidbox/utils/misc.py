@@ -12,6 +12,7 @@ from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 import torch
+from ..errors import InputError
 
 
 def seed_all(seed: int) -> None:
@@ -28,18 +29,18 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(
+        raise InputError(
             f"DEVICE {name!r} is not a torch device: use auto, cpu, cuda or cuda:N"
         ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise InputError(
                 f"DEVICE {name} but this machine has no usable CUDA GPU: use "
                 "DEVICE cpu (or auto, which picks a GPU only when there is one)"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise ValueError(
+            raise InputError(
                 f"DEVICE {name} but this machine has {count} GPU(s) "
                 f"(cuda:0..cuda:{count - 1}): use one of them, or DEVICE cpu"
             )
@@ -58,8 +59,13 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -
     removed by :func:`reidbox.utils.run_folder.remove_stale_temps` on the next run.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{os.path.basename(path)}.tmp.{os.getpid()}.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f"{os.path.basename(path)}.tmp.{os.getpid()}."
+        )
+    except OSError as e:  # name the file being written, not a folder or a temporary name
+        raise OSError(e.errno, e.strerror or str(e), path) from None
     try:
         with os.fdopen(
             fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
@@ -74,7 +80,7 @@ def atomic_write(path: str, write: Callable[[IO], None], binary: bool = False) -
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError) and not e.filename:
+        if isinstance(e, OSError) and e.filename != path:
             raise OSError(e.errno, e.strerror or str(e), path) from None  # name the file
         raise
 
@@ -100,7 +106,7 @@ def describe_os_error(e: OSError) -> str:
 def check_output_file(path: str, option: str = "--out") -> str:
     """A file a tool is about to write: refuse a folder, or a parent that is a file."""
     if os.path.isdir(path):
-        raise ValueError(
+        raise InputError(
             f"{option} {path} is an existing folder; give a file name "
             f"(e.g. {os.path.join(path, 'out')})"
         )
@@ -111,7 +117,7 @@ def check_output_file(path: str, option: str = "--out") -> str:
 def check_output_dir(path: str, option: str = "--out") -> str:
     """A folder a tool is about to fill: refuse an existing file (or a file on the way)."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"{option} {path} is a file; give a folder to write into")
+        raise InputError(f"{option} {path} is a file; give a folder to write into")
     _check_parent(path, option)
     return path
 
@@ -121,9 +127,17 @@ def _check_parent(path: str, option: str) -> None:
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if parent and not os.path.isdir(parent):
-        raise ValueError(
+        raise InputError(
             f"{option} {path}: {parent} is a file, not a folder; choose a path in a folder"
         )
+
+
+def atomic_write_bytes(data: Any, path: str) -> None:
+    """Write bytes (or a buffer) to ``path`` atomically. The files torch writes (checkpoints,
+    TorchScript, ONNX) are serialised into memory first and written here: torch itself turns a
+    full disk or an unwritable path into a bare ``RuntimeError`` (or aborts the process), this
+    gives the ``OSError`` that names the file."""
+    atomic_write(path, lambda f: f.write(data), binary=True)
 
 
 def write_json(obj: Any, path: str) -> None:

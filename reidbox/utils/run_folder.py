@@ -1,8 +1,10 @@
 """What keeps a run folder (``OUTPUT_DIR``) whole: its lock, its run record, stale temp files.
 
-- ``run.lock``: held (``fcntl.flock``) by the process training into the folder; a second run
-  there stops with one line naming the holder. The kernel drops the lock when its holder dies
-  (even by SIGKILL), so a stale lock is simply taken over.
+- ``run.lock``: held (a POSIX record lock, ``fcntl.lockf``) by the process training into the
+  folder; a second run there stops with one line naming the holder. The lock belongs to that
+  one process: its forked data-loader workers do not inherit it (an ``flock`` they would share,
+  and orphaned workers kept a killed run's folder locked), and the kernel drops it when the
+  process dies (even by SIGKILL), so a rerun right after a kill takes the folder over.
 - ``run.json``: the run record, ``run_id`` plus the checkpoints that run wrote. Checkpoints
   carry the same ``run_id``; pruning and ``--resume`` only touch the run's own files.
 - ``*.tmp.<pid>.*``: temporary files of atomic writes; those of dead processes are removed
@@ -66,10 +68,40 @@ def _describe(info: Dict[str, Any]) -> str:
     )
 
 
-def acquire_lock(folder: str) -> None:
+def _holder_gone(info: Dict[str, Any]) -> bool:
+    """Whether the lock file names a process of this machine that has ended (or is a zombie
+    whose lock the kernel is dropping)."""
+    pid = info.get("pid")
+    if not isinstance(pid, int) or info.get("host") != socket.gethostname():
+        return False
+    if not pid_alive(pid):
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _read_info(fd: int) -> Dict[str, Any]:
+    try:
+        info = json.loads(os.pread(fd, 65536, 0).decode("utf-8") or "{}")
+    except (ValueError, OSError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+#: How long a run waits for a lock whose recorded holder has ended (its exit still under way).
+DEAD_HOLDER_WAIT_S = 15.0
+
+
+def acquire_lock(folder: str, dead_holder_wait: Optional[float] = None) -> None:
     """Lock ``folder`` for this process (re-entrant); raise :class:`RunFolderError` if another
-    live process holds it. Only Linux/macOS ``flock`` semantics are relied on."""
+    live process holds it. A lock whose recorded holder has ended is waited for (up to
+    ``dead_holder_wait`` seconds) and then taken over; the message never names a dead process
+    as the folder's user."""
     import fcntl
+    import time
 
     real = os.path.realpath(folder)
     if real in _held:
@@ -81,17 +113,28 @@ def acquire_lock(folder: str) -> None:
         raise RunFolderError(
             f"cannot create the lock file {path}: {e.strerror}; choose a writable OUTPUT_DIR"
         ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            os.close(fd)
-            raise
+    wait = DEAD_HOLDER_WAIT_S if dead_holder_wait is None else dead_holder_wait
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            info = json.loads(os.read(fd, 65536).decode("utf-8") or "{}")
-        except (ValueError, OSError):
-            info = {}
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+        info = _read_info(fd)
+        if _holder_gone(info) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the holder died: the kernel is releasing what it held
+            continue
         os.close(fd)
+        if _holder_gone(info):
+            raise RunFolderError(
+                f"OUTPUT_DIR {folder} is still locked although the run that locked it "
+                f"(pid {info.get('pid')}, since {info.get('started', '?')}) has ended: "
+                f"another process still holds {path}; find it with `fuser {path}`, "
+                "stop it, or choose another OUTPUT_DIR"
+            ) from None
         raise RunFolderError(
             f"OUTPUT_DIR {folder} is in use by {_describe(info)}; wait for it to finish, stop "
             "it, or choose another OUTPUT_DIR"

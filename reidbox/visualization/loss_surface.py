@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+from ..errors import InputError, MissingInputError
 
 Batches = List[Tuple[torch.Tensor, torch.Tensor]]
 
@@ -88,7 +89,7 @@ def evaluate_loss(model: nn.Module, batches: Batches) -> Tuple[float, float]:
     for images, targets in batches:
         logits = model(images).float()  # (B, N)
         if logits.ndim != 2:
-            raise ValueError(
+            raise InputError(
                 "the loss surface needs a classifier whose eval forward returns "
                 f"(B, num_classes) logits; got shape {tuple(logits.shape)}"
             )
@@ -197,10 +198,10 @@ def plot_surfaces(
     import matplotlib.pyplot as plt
 
     if not surfaces:
-        raise ValueError("no loss surfaces to plot")
+        raise InputError("no loss surfaces to plot")
     dims = {s.dim for s in surfaces}
     if len(dims) != 1:
-        raise ValueError("cannot plot 1-D and 2-D surfaces together; recompute with one --dim")
+        raise InputError("cannot plot 1-D and 2-D surfaces together; recompute with one --dim")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if dims == {1}:
         fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -271,16 +272,16 @@ def load_run(
 
     cfg_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(cfg_path):
-        raise FileNotFoundError(f"{run_dir} is not a run folder: no config.yaml in it")
+        raise MissingInputError(f"{run_dir} is not a run folder: no config.yaml in it")
     cfg = load_config(cfg_path, list(opts))
     if cfg.TASK != "classification":
-        raise ValueError(
+        raise InputError(
             f"{run_dir}: TASK is {cfg.TASK!r}; the loss surface needs a "
             "classification run (its loss is the classifier's cross-entropy)"
         )
     weights = weights or os.path.join(run_dir, "model_final.pth")
     if not os.path.isfile(weights):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{weights} not found: train the run to the end first, or pass "
             "the weights file explicitly"
         )
@@ -357,18 +358,18 @@ def loss_surfaces(
     """Compute (or with ``replot`` reload) each run's surface into ``out_dir/<label>.npz``
     and draw them side by side into ``out_dir/loss_surface_{dim}d.png``."""
     if len(labels) != len(run_dirs):
-        raise ValueError(f"{len(run_dirs)} runs but {len(labels)} labels")
+        raise InputError(f"{len(run_dirs)} runs but {len(labels)} labels")
     if dim not in (1, 2):
-        raise ValueError(f"dim must be 1 or 2, got {dim}")
+        raise InputError(f"dim must be 1 or 2, got {dim}")
     if points < 2:
-        raise ValueError(f"points must be >= 2, got {points}")
+        raise InputError(f"points must be >= 2, got {points}")
     grid = np.linspace(span[0], span[1], points)
     surfaces = []
     for run, label in zip(run_dirs, labels):
         npz = os.path.join(out_dir, f"{slug(label)}_{dim}d.npz")
         if replot:
             if not os.path.isfile(npz):
-                raise FileNotFoundError(f"{npz} not found: compute it first (without --replot)")
+                raise MissingInputError(f"{npz} not found: compute it first (without --replot)")
             surfaces.append(load_surface(npz))
             continue
         s = surface_for_run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, Dict, Mapping, Sequence
+from ..errors import InputError
 
 
 def _pyplot():
@@ -18,7 +19,7 @@ def _pyplot():
 def plot_cmc(cmc: Sequence[float], path: str, title: str = "", max_rank: int = 50) -> str:
     """CMC curve: matching rate (%) at ranks 1..``max_rank`` (``cmc`` holds fractions)."""
     if not len(cmc):
-        raise ValueError("plot_cmc: empty CMC list (no valid query?)")
+        raise InputError("plot_cmc: empty CMC list (no valid query?)")
     plt = _pyplot()
     ranks = list(range(1, min(len(cmc), max_rank) + 1))
     values = [100 * float(c) for c in cmc[: len(ranks)]]

@@ -5,11 +5,13 @@ identity and camera), and true / false matches marked by a thick green / red fra
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from ..errors import InputError, MissingInputError
 
 GREEN, RED, GREY = (0, 160, 0), (0, 0, 210), (90, 90, 90)  # BGR
 #: Minimum tile height on screen; smaller test-size crops are scaled up to it.
@@ -32,7 +34,7 @@ def _tile(
     h, w = size
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f"cannot read image {path}")
+        raise MissingInputError(f"cannot read image {path}")
     img = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
     img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=colour)
     scale = max(0.45, img.shape[1] / 260)
@@ -86,7 +88,7 @@ def draw_rank_list(
         row.append(np.full((height, 24 if i == 0 else 6, 3), 255, np.uint8))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     if not cv2.imwrite(out_path, np.concatenate(row[:-1], axis=1)):
-        raise OSError(f"cannot write {out_path}")
+        raise OSError(errno.EIO, "the image writer failed (unknown extension?)", out_path)
     return out_path
 
 
@@ -103,7 +105,7 @@ def choose_queries(
         return sorted(rng.sample(range(num_query), min(num_queries, num_query)))
     bad = [i for i in query_indices if not 0 <= i < num_query]
     if bad:
-        raise ValueError(f"query indices {bad} out of range: there are {num_query} queries")
+        raise InputError(f"query indices {bad} out of range: there are {num_query} queries")
     return list(query_indices)
 
 

@@ -12,6 +12,7 @@ import yaml
 
 from ..utils.misc import atomic_write, write_text
 from ..utils.tables import markdown_table
+from ..errors import InputError, MissingInputError
 
 COLUMNS = [
     "run",
@@ -90,7 +91,7 @@ def find_metrics(paths: Sequence[str]) -> List[str]:
                 if "metrics.json" in files:
                     found.append(os.path.join(root, "metrics.json"))
         else:
-            raise FileNotFoundError(f"no such file or folder: {p}")
+            raise MissingInputError(f"no such file or folder: {p}")
     return sorted(set(found))
 
 
@@ -121,14 +122,14 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             with open(path, encoding="utf-8") as f:
                 metrics = json.load(f)
         except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(
+            raise InputError(
                 f"{path} is not valid JSON ({e}); re-run the evaluation that "
                 "wrote it, or leave that folder out"
             ) from None
         if not isinstance(metrics, dict) or not any(
             k in metrics for k in ("mAP", "per_dataset", "top1_error")
         ):
-            raise ValueError(
+            raise InputError(
                 f"{path} has no results (none of mAP, per_dataset, top1_error): "
                 "not a reidbox metrics.json; leave that folder out"
             )

@@ -242,8 +242,8 @@ def test_doc_worked_example_runs_as_written(tmp_path):
     rows = labels.read_text().splitlines()
     labels.write_text("\n".join([rows[0]] + [r[: r.rindex(",")] + ",0" for r in rows[1:]]))
     cmd = (
-        "PYTHONPATH=$PWD:$PYTHONPATH python tools/train_net.py --no-progress --config-file "
-        "my_cams.yml OUTPUT_DIR output/single"
+        "python tools/train_net.py --no-progress --config-file "
+        "my_cams.yml PLUGINS \"['my_reid_data']\" OUTPUT_DIR output/single"
     )
     p = subprocess.run(
         ["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600

@@ -119,3 +119,61 @@ def test_classification_configs_are_refused_by_feature_extraction_and_export(tmp
     )
     assert p.returncode == 2 and "error: tools/export.py extracts ReID features" in p.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_feature_extractor_refuses_untrained_and_empty_inputs(weights):
+    cfg = load_config(None, OPTS)
+    with pytest.raises(ValueError, match="needs trained weights.*allow_untrained=True"):
+        reidbox.FeatureExtractor(cfg, device="cpu")  # random-weight features were returned
+    fx = reidbox.FeatureExtractor(cfg, device="cpu", allow_untrained=True)
+    assert fx(np.zeros((8, 4, 3), np.uint8)).shape == (512,)
+    fx = reidbox.FeatureExtractor(cfg, weights, device="cpu")
+    assert fx([]).shape == (0, 512)  # (0, D), stackable with other batches
+    for empty in (np.zeros((0, 0, 3), np.uint8), Image.new("RGB", (0, 0))):
+        with pytest.raises(ValueError, match="empty image") as e:
+            fx([empty])
+        assert "\n" not in str(e.value)
+
+
+def test_weights_holding_nan_are_refused_naming_the_file(weights, tmp_path):
+    from reidbox.utils.checkpoint import CheckpointError
+
+    state = torch.load(weights)["model"]
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan"))
+    bad = str(tmp_path / "diverged.pth")
+    torch.save({"model": state}, bad)
+    cfg = load_config(None, OPTS)
+    with pytest.raises(CheckpointError) as e:
+        reidbox.FeatureExtractor(cfg, bad, device="cpu")
+    assert bad in str(e.value) and "NaN" in str(e.value) and key in str(e.value)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F", "CMYK", "LA", "P"])
+def test_images_of_every_mode_give_the_features_of_their_8bit_rgb(weights, tmp_path, mode):
+    # 16-bit images read through Pillow's convert("RGB") clip to near-white: features of the
+    # same picture at cosine 0.92-0.98 instead of 1
+    rng = np.random.default_rng(2)
+    grey = rng.integers(0, 256, (80, 40), dtype=np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    if mode == "I;16":
+        img = Image.fromarray(grey.astype(np.uint16) * 257)
+    elif mode == "I":
+        img = Image.fromarray(grey.astype(np.int32) * 257)
+    elif mode == "F":
+        img = Image.fromarray(grey.astype(np.float32) / 255)
+    elif mode == "CMYK":
+        img = Image.fromarray(rgb).convert("CMYK")
+    elif mode == "LA":
+        img = Image.fromarray(grey).convert("LA")
+    else:
+        rgb = np.asarray(Image.fromarray(rgb).convert("P").convert("RGB"))
+        img = Image.fromarray(rgb).convert("P")
+    assert img.mode == mode
+    path = str(tmp_path / ("x.tiff" if mode in ("I", "F", "CMYK") else "x.png"))
+    img.save(path)
+    assert Image.open(path).mode == mode
+    fx = reidbox.FeatureExtractor(load_config(None, OPTS), weights, device="cpu")
+    ref = fx(rgb)
+    for got in (fx(path), fx(img)):
+        assert torch.nn.functional.cosine_similarity(got, ref, dim=0) > 0.9999

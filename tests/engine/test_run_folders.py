@@ -126,6 +126,113 @@ def test_lock_refuses_a_second_run_and_takes_over_a_dead_ones(tmp_path):
         run_folder.release_lock(d)
 
 
+def _holder_with_a_worker(folder, fake_pid=None):
+    """A process that locks ``folder``, forks a child that lives on (as a data-loader worker
+    does, with the lock file's descriptor inherited) and optionally records ``fake_pid``."""
+    code = (
+        "import json, os, sys, time\n"
+        "from reidbox.utils import run_folder\n"
+        "run_folder.acquire_lock(sys.argv[1])\n"
+        "if len(sys.argv) > 2:\n"
+        "    fd = run_folder._held[os.path.realpath(sys.argv[1])]\n"
+        "    info = json.loads(os.pread(fd, 65536, 0))\n"
+        "    info['pid'] = int(sys.argv[2])\n"
+        "    os.ftruncate(fd, 0); os.pwrite(fd, json.dumps(info).encode(), 0)\n"
+        "if os.fork() == 0:\n"
+        "    time.sleep(600); os._exit(0)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    argv = [sys.executable, "-c", code, folder] + ([str(fake_pid)] if fake_pid else [])
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdout.readline().strip() == "ready"
+    kids = [int(c) for c in os.listdir("/proc") if c.isdigit() and _ppid(int(c)) == p.pid]
+    return p, kids
+
+
+def _kill_all(p, kids):
+    for pid in [p.pid] + kids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    p.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_a_killed_runs_orphaned_workers_do_not_keep_its_folder(tmp_path):
+    d = str(tmp_path / "out")
+    os.makedirs(d)
+    holder, kids = _holder_with_a_worker(d)
+    assert kids  # the "worker" outlives its parent below
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert run_folder.pid_alive(kids[0])
+        t0 = time.time()
+        run_folder.acquire_lock(d, dead_holder_wait=0)  # at once: the worker holds nothing
+        assert time.time() - t0 < 1.0
+        run_folder.release_lock(d)
+    finally:
+        _kill_all(holder, kids)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_a_rerun_right_after_sigkill_of_a_run_with_workers_proceeds(market_root, tmp_path):
+    out = tmp_path / "killed"
+    opts = TINY_OPTS + ["DATASETS.ROOT", market_root, "OUTPUT_DIR", str(out)]
+    opts += ["DATALOADER.NUM_WORKERS", "2", "SOLVER.MAX_EPOCHS", "50", "SOLVER.STEPS", "[]"]
+    train = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--no-progress"]
+    p = subprocess.Popen(train + opts, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    workers = []
+    while time.time() < deadline and not (workers and (out / "checkpoint_0001.pth").exists()):
+        workers = [int(c) for c in os.listdir("/proc") if c.isdigit() and _ppid(int(c)) == p.pid]
+        time.sleep(0.1)
+    assert workers, "the run started no loader workers"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    try:
+        orphans = [w for w in workers if run_folder.pid_alive(w) and not _zombie(w)]
+        run_folder.acquire_lock(str(out), dead_holder_wait=0)  # at once, orphans or not
+        run_folder.release_lock(str(out))
+        print(f"{len(orphans)} orphaned loader workers alive when the folder was taken over")
+        # the rerun at once, as a scheduler's retry: it must train, not report pid p as the user
+        r = subprocess.run(
+            train + opts + ["--resume", "SOLVER.MAX_EPOCHS", "2"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"pid {p.pid}" not in r.stderr
+    finally:
+        for w in workers:
+            if run_folder.pid_alive(w) and not _zombie(w):
+                os.kill(w, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_a_lock_left_with_a_dead_pid_never_names_that_pid_as_the_user(tmp_path):
+    d = str(tmp_path / "out")
+    os.makedirs(d)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    holder, kids = _holder_with_a_worker(d, fake_pid=dead.pid)
+    try:
+        t0 = time.time()
+        with pytest.raises(run_folder.RunFolderError) as e:
+            run_folder.acquire_lock(d, dead_holder_wait=0.6)
+        assert time.time() - t0 >= 0.5  # it waited for the dead holder's exit first
+        msg = str(e.value)
+        assert "in use by" not in msg and f"pid {dead.pid}" in msg and "has ended" in msg
+        assert "fuser" in msg
+    finally:
+        _kill_all(holder, kids)
+
+
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -228,3 +228,18 @@ def test_default_block_is_sized_by_the_device():
     free = 100 * 2**30  # e.g. a GPU with 100 GiB free: a quarter of it for one block
     assert default_chunk_size(82161, free_bytes=free) == free // 4 // BYTES_PER_ENTRY // 82161
     assert default_chunk_size(82161, free_bytes=2**20) == (1 << 24) // 82161  # never below CPU
+
+
+def test_an_empty_gallery_is_one_line_not_an_index_error():
+    from reidbox.errors import InputError
+
+    q = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+    none = np.array([], dtype=np.int64)
+    pids, cams = np.array([1, 2, 3]), np.array([0, 0, 0])
+    for run in (
+        lambda: evaluate(q, np.zeros((0, 4), np.float32), pids, none, cams, none),
+        lambda: evaluate_distmat(np.zeros((3, 0)), pids, none, cams, none),
+    ):
+        with pytest.raises(InputError, match="the gallery is empty") as e:
+            run()
+        assert "\n" not in str(e.value)

@@ -30,8 +30,7 @@ def plugin_dir(tmp_path, monkeypatch):
     first = module.splitlines()[0]
     assert first == "# my_backbones.py", "the doc's first block is the plugin module"
     (tmp_path / "my_backbones.py").write_text(module)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(tmp_path)  # the doc: run from the folder holding my_backbones.py
     return tmp_path
 
 
@@ -50,11 +49,24 @@ def test_doc_python_example_builds_ptl_on_the_custom_backbone(plugin_dir):
     assert "tiny_convnet" in BACKBONES
 
 
+def _as_written(plugin_dir):
+    """The doc's commands run as written from the folder holding my_backbones.py (tools/ and
+    configs/ beside it, as in a clone); reidbox itself on PYTHONPATH as an install puts it."""
+    for d in ("tools", "configs"):
+        os.symlink(os.path.join(ROOT, d), plugin_dir / d)
+    return dict(os.environ, PYTHONPATH=ROOT)
+
+
 def test_doc_model_info_command(plugin_dir):
     cmd = next(c for c in _commands() if "tools/model_info.py" in c)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), ROOT]))
+    env = _as_written(plugin_dir)
     p = subprocess.run(
-        [sys.executable] + cmd[1:], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+        [sys.executable] + cmd[1:],
+        capture_output=True,
+        text=True,
+        cwd=plugin_dir,
+        env=env,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr
     assert (
@@ -86,12 +98,12 @@ def test_doc_train_command_with_tiny_sizes(plugin_dir, tmp_path):
         str(tmp_path / "out"),
         "--no-progress",
     ]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin_dir), ROOT]))
+    env = _as_written(plugin_dir)
     p = subprocess.run(
         [sys.executable] + cmd[1:] + tiny,
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=plugin_dir,
         env=env,
         timeout=900,
     )

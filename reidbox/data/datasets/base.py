@@ -10,7 +10,7 @@ from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Op
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import InputError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +250,18 @@ def _one_line(tree: str) -> str:
 
 
 def require_dir(path: str, dataset: str, expected_tree: str) -> str:
-    """Fail with the path we looked for and the tree we expected."""
+    """Fail with the path we looked for and the tree we expected; a file standing where a
+    folder of the layout should be is named as such."""
     if not os.path.isdir(path):
+        blocker = path
+        while blocker and not os.path.exists(blocker):
+            parent = os.path.dirname(blocker)
+            blocker = parent if parent != blocker else ""
+        if blocker and not os.path.isdir(blocker):
+            raise DatasetError(
+                f"{dataset}: {blocker} is a file, where the dataset's folder {path} should be; "
+                f"move the file away and lay the data out as docs/datasets.md shows"
+            )
         raise DatasetError(
             f"{dataset}: folder not found: {path}; expected layout: {_one_line(expected_tree)} "
             "(docs/datasets.md tells how to obtain and lay out the data)"
@@ -305,7 +315,7 @@ def combine(datasets: Sequence[ReIDDataset], name: str = "combined",
         raise DatasetError("combine: no datasets given")
     names = list(names) if names is not None else [d.name for d in datasets]
     if len(names) != len(datasets):
-        raise ValueError("combine: names and datasets differ in length")
+        raise InputError("combine: names and datasets differ in length")
     train: List[Sample] = []
     test_sets: Dict[str, Tuple[List[Sample], List[Sample]]] = {}
     pid_offset = cam_offset = dset_offset = 0

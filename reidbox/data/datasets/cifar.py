@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ...errors import InputError
 from ...registry import DATASETS
 from ..classification import ArraySplit, ClassificationDataset
 from .base import DatasetError, warn_counts
@@ -132,7 +133,7 @@ class CIFAR100(ClassificationDataset):
     def __init__(self, root: str = "datasets", label_type: str = "fine", dsetid: int = 0,
                  name: Optional[str] = None) -> None:
         if label_type not in ("fine", "coarse"):
-            raise ValueError(f"cifar100: label_type must be 'fine' or 'coarse', got "
+            raise InputError(f"cifar100: label_type must be 'fine' or 'coarse', got "
                              f"{label_type!r}")
         tree = "  <root>/cifar/cifar-100-python/\n    train  test  meta"
         base = _find(root, "cifar-100-python", "meta", tree, "cifar100")

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...errors import InputError
 from ...registry import DATASETS
 from .base import DatasetError, ReIDDataset, Sample, check_published, looks_full, relabel
 from .market1501 import MarketStyleDataset
@@ -126,7 +127,7 @@ def extract_images(mat_path: str, variant: str, out_dir: Optional[str] = None
     from PIL import Image
 
     if variant not in VARIANTS:
-        raise ValueError(f"cuhk03: variant must be one of {VARIANTS}, got {variant!r}")
+        raise InputError(f"cuhk03: variant must be one of {VARIANTS}, got {variant!r}")
     out_dir = out_dir or os.path.join(os.path.dirname(mat_path), f"images_{variant}")
     marker = os.path.join(out_dir, MARKER)
     stamp = _source_stamp(mat_path)
@@ -278,14 +279,14 @@ class CUHK03(CUHK03Traits, ReIDDataset):
                  cache_dir: Optional[str] = None) -> None:
         variant, protocol = str(variant).lower(), str(protocol).lower()
         if variant not in VARIANTS:
-            raise ValueError(f"cuhk03: variant must be 'labeled' or 'detected', got {variant!r}")
+            raise InputError(f"cuhk03: variant must be 'labeled' or 'detected', got {variant!r}")
         if protocol not in ("new", "classic"):
-            raise ValueError(f"cuhk03: protocol must be 'new' or 'classic', got {protocol!r}")
+            raise InputError(f"cuhk03: protocol must be 'new' or 'classic', got {protocol!r}")
         mat, folders = find_cuhk03(root)
         proto_file = find_protocol_file(folders, variant) if protocol == "new" else None
         testsets = read_testsets(mat) if protocol == "classic" else None
         if testsets is not None and not 0 <= int(split) < len(testsets):
-            raise ValueError(f"cuhk03: classic split must be in 0..{len(testsets) - 1}, "
+            raise InputError(f"cuhk03: classic split must be in 0..{len(testsets) - 1}, "
                              f"got {split}")
         image_dir, pairs = extract_images(mat, variant, cache_dir)
         scanned = _scan(image_dir, pairs)

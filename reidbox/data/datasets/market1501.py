@@ -39,14 +39,18 @@ def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAM
     (groups: pid, camera 1-based).
 
     ``-1`` (junk) images are dropped; ``0000`` (distractors) kept unless ``keep_distractors`` is
-    False. Other files (``Thumbs.db``, ``._*`` side files) are ignored; a ``.jpg`` that breaks the
-    grammar is an error naming the file. Items are in file-name order.
+    False. The extension is matched whatever its case (``.JPG``). Other files (``Thumbs.db``,
+    ``._*`` side files) are ignored; a ``.jpg`` that breaks the grammar is an error naming the
+    file. Items are in file-name order.
     """
     items = []
     for name in sorted(os.listdir(folder)):
-        if not name.endswith(extension) or is_hidden_junk(name):
+        stem, ext = os.path.splitext(name)
+        # an upper-case extension (0002_c1s1_000451_03.JPG, as some copies have it) is the
+        # same image type: read, not skipped without a word
+        if ext.lower() != extension or is_hidden_junk(name):
             continue
-        m = pattern.match(name)
+        m = pattern.match(stem + extension)
         if m is None:
             raise DatasetError(
                 f"{dataset}: file name does not follow the {dataset} grammar "

@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...errors import InputError
 from ...registry import DATASETS
 from .base import DatasetError, ReIDDataset, Sample, check_published, looks_full, relabel
 
@@ -42,7 +43,7 @@ def find_msmt_release(root: str, version: str = "auto") -> Tuple[str, str]:
     """Return ``(release folder, "v1"|"v2")``; auto tries V1 first, as torchreid/fast-reid do."""
     version = version.lower()
     if version not in ("auto", "v1", "v2"):
-        raise ValueError(f"msmt17: version must be 'auto', 'v1' or 'v2', got {version!r}")
+        raise InputError(f"msmt17: version must be 'auto', 'v1' or 'v2', got {version!r}")
     versions = ["v1", "v2"] if version == "auto" else [version]
     looked = []
     for v in versions:
@@ -68,7 +69,7 @@ def read_list(list_path: str, image_dir: str, dsetid: int = 0) -> List[Sample]:
     root_real = os.path.realpath(image_dir)
     items = []
     try:
-        with open(list_path, encoding="utf-8") as f:
+        with open(list_path, encoding="utf-8-sig") as f:
             lines = f.readlines()
     except UnicodeDecodeError as e:
         raise DatasetError(f"msmt17: {list_path} is not UTF-8 text (byte {e.start}: "

@@ -27,6 +27,7 @@ from torch import nn
 
 from ...registry import BACKBONES
 from .staged import StagedBackbone, check_last_stride, set_transition_stride
+from ...errors import InputError
 
 
 def _dropout(p: float) -> List[nn.Module]:
@@ -102,11 +103,11 @@ def densenet_bc_cifar(
     """
     check_last_stride(last_stride, f"DenseNet-BC-{depth}")  # before any layer is built
     if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"DenseNet-BC depth must be 6n + 4 (e.g. 40, 100, 190), got {depth}")
+        raise InputError(f"DenseNet-BC depth must be 6n + 4 (e.g. 40, 100, 190), got {depth}")
     if not 0.0 < compression <= 1.0:
-        raise ValueError(f"DenseNet compression must be in (0, 1], got {compression}")
+        raise InputError(f"DenseNet compression must be in (0, 1], got {compression}")
     if not 0.0 <= drop_rate < 1.0:
-        raise ValueError(f"DenseNet drop rate must be in [0, 1), got {drop_rate}")
+        raise InputError(f"DenseNet drop rate must be in [0, 1), got {drop_rate}")
     layers = (depth - 4) // 6
     channels = 2 * growth_rate
     stem = nn.Conv2d(3, channels, kernel_size=3, padding=1, bias=False)
@@ -145,7 +146,7 @@ def _registered(depth: int):
         pretrained: bool = False, drop_rate: float = 0.0, last_stride: int = 2, **_
     ) -> StagedBackbone:
         if pretrained:
-            raise ValueError(
+            raise InputError(
                 f"densenet{depth}_cifar has no ImageNet weights (it is trained from "
                 "scratch on 32x32 images); set MODEL.BACKBONE.PRETRAINED False"
             )

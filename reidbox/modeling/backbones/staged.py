@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ...errors import UserError
+from ...errors import InputError, UserError
 from ...utils.misc import eval_mode
 
 
@@ -84,7 +84,7 @@ class StagedBackbone(nn.Module):
 def check_last_stride(last_stride: int, backbone: str) -> int:
     """``MODEL.BACKBONE.LAST_STRIDE`` is 1 or 2 for every backbone; anything else is an error."""
     if last_stride not in (1, 2):
-        raise ValueError(
+        raise InputError(
             f"{backbone}: last stride must be 1 or 2, got {last_stride!r} "
             "(MODEL.BACKBONE.LAST_STRIDE)"
         )

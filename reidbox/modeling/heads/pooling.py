@@ -7,6 +7,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ...errors import UnknownNameError
 
 
 class GeneralizedMeanPooling(nn.Module):
@@ -28,7 +29,7 @@ def build_pooling(name: str) -> nn.Module:
         "gem": GeneralizedMeanPooling,
     }
     if name not in pools:
-        raise KeyError(f"unknown pooling {name!r}; available: {', '.join(sorted(pools))}")
+        raise UnknownNameError(f"unknown pooling {name!r}; available: {', '.join(sorted(pools))}")
     return pools[name]()
 
 
@@ -59,9 +60,9 @@ class EmbeddingHead(nn.Module):
             )
             dim = embed_dim
         if neck not in ("bnneck", "none"):
-            raise KeyError(f"unknown neck {neck!r}; available: bnneck, none")
+            raise UnknownNameError(f"unknown neck {neck!r}; available: bnneck, none")
         if test_feature not in ("after_neck", "before_neck"):
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown test feature {test_feature!r}; available: after_neck, before_neck"
             )
         self.neck = nn.BatchNorm1d(dim) if neck == "bnneck" else nn.Identity()

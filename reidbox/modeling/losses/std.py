@@ -11,6 +11,7 @@ from torch import nn
 from ...registry import LOSSES
 from ..output import ModelOutput
 from .ce import cross_entropy
+from ...errors import InputError
 
 
 @LOSSES.register("std")
@@ -26,7 +27,7 @@ class STDLoss(nn.Module):
     def __init__(self, lam: float = 0.8, epsilon: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"MODEL.STD.LAMBDA must lie in [0, 1], got {lam}")
+            raise InputError(f"MODEL.STD.LAMBDA must lie in [0, 1], got {lam}")
         self.lam = float(lam)
         self.epsilon = epsilon
 
@@ -41,13 +42,13 @@ class STDLoss(nn.Module):
     def l1_term(self, output: ModelOutput) -> torch.Tensor:
         teacher = output.extras.get("teacher_features")
         if teacher is None:
-            raise ValueError(
+            raise InputError(
                 "the 'std' loss with MODEL.STD.LAMBDA > 0 needs the teacher's "
                 "features: use MODEL.META_ARCHITECTURE 'std'"
             )
         student = output.features
         if student.shape != teacher.shape:
-            raise ValueError(
+            raise InputError(
                 f"student feature {tuple(student.shape)} and teacher feature "
                 f"{tuple(teacher.shape)} differ; the 'std' meta-arch projects the "
                 "student to the teacher's width"

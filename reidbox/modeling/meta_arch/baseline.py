@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ...errors import UnknownNameError
 from ...registry import META_ARCHS
 from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead, PaperHead, build_pooling
@@ -54,7 +55,7 @@ def build_head(
             h.TEST_FEATURE,
             side_channels,
         )
-    raise KeyError(f"MODEL.HEADS.NAME {name!r} is not a head; allowed: {', '.join(HEADS)}")
+    raise UnknownNameError(f"MODEL.HEADS.NAME {name!r} is not a head; allowed: {', '.join(HEADS)}")
 
 
 @META_ARCHS.register("baseline")

@@ -27,6 +27,7 @@ from ..output import ModelOutput
 from .base import Weights, Losses, ReIDMetaArch
 from .baseline import Baseline
 from .ptl import refuse_side_network
+from ...errors import InputError
 
 
 class ClassifierMixin:
@@ -80,7 +81,7 @@ class PaperClassifier(ClassifierMixin, Baseline):
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         hidden = list(cfg.MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN)
         if len(hidden) != 1:
-            raise ValueError(
+            raise InputError(
                 "paper_classifier: the paper's classifier is two linear layers, so "
                 "MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN needs exactly one width (e.g. [256]); got "
                 f"{hidden}"

@@ -31,19 +31,20 @@ from ..output import ModelOutput
 from ..ptl import PTLBranch
 from .base import Weights, Losses, ReIDMetaArch
 from .ptl import PTLSettings, SideNetworkMixin, build_side_network
+from ...errors import InputError
 
 
 def _split_resnet(backbone: StagedBackbone):
     """(trunk StagedBackbone ending at layer3[0], layer3[1:], layer4) or a clear error."""
     names = list(backbone.stage_names)
     if names[-2:] != ["layer3", "layer4"] or not isinstance(backbone.stages[-2], nn.Sequential):
-        raise ValueError(
+        raise InputError(
             f"MGN needs a ResNet-style backbone whose last stages are layer3 and layer4 "
             f"(e.g. resnet50, resnet18); got stages {names}"
         )
     layer3, layer4 = backbone.stages[-2], backbone.stages[-1]
     if len(layer3) < 1 or not hasattr(layer4[0], "downsample"):
-        raise ValueError("MGN needs residual blocks in layer3/layer4 (torchvision ResNet)")
+        raise InputError("MGN needs residual blocks in layer3/layer4 (torchvision ResNet)")
     early = [(n, m) for n, m in zip(names[:-2], backbone.stages[:-2])]
     trunk = StagedBackbone(backbone.stem, early + [("layer3_0", layer3[0])])
     return trunk, nn.Sequential(*list(layer3)[1:]), layer4
@@ -69,9 +70,9 @@ class MGN(SideNetworkMixin, ReIDMetaArch):
     ) -> None:
         super().__init__(losses or {}, loss_weights or {})
         if any(int(p) < 1 for p in parts):
-            raise ValueError(f"MODEL.MGN.PARTS must be positive stripe counts, got {list(parts)}")
+            raise InputError(f"MODEL.MGN.PARTS must be positive stripe counts, got {list(parts)}")
         if cell_pooling not in ("avg", "max"):
-            raise ValueError(f"MODEL.PTL.CELL_POOLING {cell_pooling!r}: allowed avg, max")
+            raise InputError(f"MODEL.PTL.CELL_POOLING {cell_pooling!r}: allowed avg, max")
         self.cell_pooling = cell_pooling
         trunk, layer3_rest, layer4 = _split_resnet(backbone)
         self.backbone = trunk  # stem, layer1, layer2, layer3[0]: shared by every branch
@@ -121,7 +122,7 @@ class MGN(SideNetworkMixin, ReIDMetaArch):
             outs = [b(h) for b in self.branches]
         channels = {o.shape[1] for o in outs}
         if len(channels) != 1:
-            raise ValueError(f"MGN branches disagree on channels: {sorted(channels)}")
+            raise InputError(f"MGN branches disagree on channels: {sorted(channels)}")
         return channels.pop(), [probe // o.shape[2] for o in outs]
 
     @classmethod

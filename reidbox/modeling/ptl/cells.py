@@ -11,6 +11,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 from torch import nn
+from ...errors import InputError, UnknownNameError
 
 
 def cell_geometry(stride: int) -> Tuple[int, int]:
@@ -20,7 +21,7 @@ def cell_geometry(stride: int) -> Tuple[int, int]:
     (stride 4 -> 7x7, padding 3, as a ResNet stem sees the image).
     """
     if stride < 1:
-        raise ValueError(f"cell stride must be >= 1, got {stride}")
+        raise InputError(f"cell stride must be >= 1, got {stride}")
     k = max(3, 2 * stride - 1)
     return k, (k - 1) // 2
 
@@ -54,7 +55,7 @@ class BConvCell(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__} channels must be positive, got in={in_channels}, "
                 f"out={out_channels}"
             )
@@ -101,7 +102,7 @@ class BConvCell(nn.Module):
             else state
         )
         if c_prev.shape != (pre.shape[0], self.out_channels, *pre.shape[2:]):
-            raise ValueError(
+            raise InputError(
                 f"BConvCell state has shape {tuple(c_prev.shape)}, expected "
                 f"{(pre.shape[0], self.out_channels, *pre.shape[2:])} for input "
                 f"{tuple(x.shape)}"
@@ -154,7 +155,7 @@ class BConvCellV2(BConvCell):
         c_prev, h_prev = self.zero_state(x) if state is None else state
         expected = self.state_size(x)
         if tuple(c_prev.shape) != expected or tuple(h_prev.shape) != expected:
-            raise ValueError(
+            raise InputError(
                 f"BConvCellV2 state has shapes {tuple(c_prev.shape)}, "
                 f"{tuple(h_prev.shape)}; expected {expected} for input "
                 f"{tuple(x.shape)}"
@@ -181,7 +182,7 @@ def init_cell(cell: BConvCell, mode: str = "kaiming_normal") -> BConvCell:
     (Kaiming-uniform with a = sqrt(5), std 1 / sqrt(3 fan_in); bias uniform in +-1/sqrt(fan_in)).
     """
     if mode not in CELL_INITS:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown BConv-Cell initialisation {mode!r} (MODEL.PTL.CELL_INIT); "
             f"available: {', '.join(CELL_INITS)}"
         )
@@ -200,12 +201,12 @@ def build_cell(
     """A cell of ``version`` ("v1" or "v2") whose output is ceil(H / stride) x ceil(W / stride),
     its convolutions initialised by ``init`` (see :func:`init_cell`)."""
     if version not in CELLS:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown BConv-Cell version {version!r} (MODEL.PTL.CELL); "
             f"available: {', '.join(CELLS)}"
         )
     if init not in CELL_INITS:  # checked before building, so a typo costs nothing
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown BConv-Cell initialisation {init!r} (MODEL.PTL.CELL_INIT); "
             f"available: {', '.join(CELL_INITS)}"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
+from ...errors import InputError
 
 State = Union[torch.Tensor, Tuple[torch.Tensor, ...]]
 
@@ -34,7 +35,7 @@ def _tensors(state: State) -> Sequence[torch.Tensor]:
 
 def _check(name: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        raise ValueError(f"MODEL.PTL.{name} is {value!r}; choose one of: {', '.join(allowed)}")
+        raise InputError(f"MODEL.PTL.{name} is {value!r}; choose one of: {', '.join(allowed)}")
     return value
 
 

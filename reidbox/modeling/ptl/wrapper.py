@@ -22,11 +22,12 @@ from torch import nn
 
 from .cells import BConvCell, build_cell
 from .state import LatentStateStore
+from ...errors import InputError
 
 
 def _relative_stride(cur: int, nxt: int, what: str) -> int:
     if nxt % cur or nxt < cur:
-        raise ValueError(
+        raise InputError(
             f"PTL: {what}: stride {nxt} is not a multiple of the previous stride "
             f"{cur}; cells can only downsample by integer factors"
         )
@@ -78,9 +79,9 @@ class PTLBranch(nn.Module):
     ) -> None:
         super().__init__()
         if not tap_specs:
-            raise ValueError("PTL needs at least one tapped backbone stage")
+            raise InputError("PTL needs at least one tapped backbone stage")
         if not out_strides:
-            raise ValueError("PTL needs at least one output stride")
+            raise InputError("PTL needs at least one output stride")
         n = len(tap_specs)
         chans = [c for c, _ in tap_specs]
         strides = [s for _, s in tap_specs]
@@ -88,7 +89,7 @@ class PTLBranch(nn.Module):
         cell_channels = list(cell_channels) if cell_channels else d_cells
         fuse_channels = list(fuse_channels) if fuse_channels else d_fuse
         if len(cell_channels) != n + 1 or len(fuse_channels) != n:
-            raise ValueError(
+            raise InputError(
                 f"PTL: this backbone has {n} tapped maps, so MODEL.PTL.CELL_CHANNELS needs {n + 1} "
                 f"numbers and MODEL.PTL.FUSE_CHANNELS {n}; got {len(cell_channels)} and "
                 f"{len(fuse_channels)} (leave them empty to derive them from the stage specs)"
@@ -150,7 +151,7 @@ class PTLBranch(nn.Module):
     def forward(self, image: torch.Tensor, taps: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """image (B, 3, H, W), taps [(B, C_i, H/s_i, W/s_i)] -> [(B, out, H/o_k, W/o_k)]."""
         if len(taps) != len(self.fuses):
-            raise ValueError(f"PTL expected {len(self.fuses)} tapped maps, got {len(taps)}")
+            raise InputError(f"PTL expected {len(self.fuses)} tapped maps, got {len(taps)}")
         y = self._run("image_cell", self.image_cell, image)
         for i, (x, fuse) in enumerate(zip(taps, self.fuses)):
             self.check_size(y, x, f"tapped stage {i + 1}", image)
@@ -162,7 +163,7 @@ class PTLBranch(nn.Module):
     def check_size(self, y: torch.Tensor, x: torch.Tensor, what: str, image: torch.Tensor) -> None:
         """A cell output must have the size of the map it is concatenated with."""
         if y.shape[-2:] != x.shape[-2:]:
-            raise ValueError(
+            raise InputError(
                 f"PTL: cell output {tuple(y.shape[-2:])} does not match {what} "
                 f"{tuple(x.shape[-2:])} for input {tuple(image.shape[-2:])}; use an input height "
                 f"and width divisible by the backbone's largest stride "
