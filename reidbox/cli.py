@@ -23,11 +23,34 @@ DEBUG_ENV = "REIDBOX_DEBUG"
 _DOTTED_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 
+# Set by the ``reidbox`` console command (reidbox.commands._console): the program name its
+# parsers show (``reidbox train``) and how the tools' docstrings spell each command there.
+_COMMAND: Dict[str, object] = {"prog": None, "names": {}}
+
+
+def set_command_names(prog: Optional[str], names: Optional[Dict[str, str]] = None) -> None:
+    """Parsers made from now on show ``prog`` as their program and, in their help, each
+    ``tools/X.py`` of ``names`` as its console command (``python tools/X.py`` included)."""
+    _COMMAND["prog"] = prog
+    _COMMAND["names"] = dict(names or {})
+
+
+def _as_command(text: str) -> str:
+    for script, command in _COMMAND["names"].items():
+        # under torchrun the command runs as a module: torchrun ... -m reidbox.commands train
+        module = "-m reidbox.commands " + command.split(" ", 1)[1]
+        text = re.sub(r"(torchrun\b[^`]*?)" + re.escape(script), r"\g<1>" + module, text)
+        text = text.replace(f"python {script}", command).replace(script, command)
+    return text
+
+
 def argument_parser(description: str, config: bool = False) -> argparse.ArgumentParser:
     """A tool's parser with ``--debug``; ``config`` adds ``--config-file`` and ``KEY VALUE``
     overrides. Parse it with :func:`parse_args` so flags may come anywhere."""
     p = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=_COMMAND["prog"],
+        description=_as_command(description or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if config:
         p.add_argument("--config-file", default="", metavar="FILE", help="yml config file")
@@ -150,7 +173,10 @@ def _torchrun_line(argv: Sequence[str], n: str) -> str:
         if tok.startswith("--num-gpus="):
             continue
         keep.append(tok)
-    script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "tools/train_net.py"
+    if _COMMAND["prog"]:  # the console command: torchrun runs its module
+        script = "-m reidbox.commands " + str(_COMMAND["prog"]).split(" ", 1)[1]
+    else:
+        script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "tools/train_net.py"
     return f"torchrun --nproc_per_node {n} {script} " + " ".join(shlex.quote(t) for t in keep)
 
 

@@ -8,6 +8,8 @@ from reidbox.cli import argument_parser, parse_args
 from reidbox.utils.misc import check_output_file
 from reidbox.visualization.results import collect_results, format_results
 
+COMMAND = "collect"  # reidbox collect
+
 
 def main(argv=None) -> int:
     p = argument_parser(__doc__)

@@ -14,6 +14,8 @@ from reidbox.data import build_dataset
 from reidbox.data.stats import format_stats
 from reidbox.registry import DATASETS
 
+COMMAND = "stats"  # reidbox stats
+
 
 def _value(text: str):
     try:

@@ -1,5 +1,7 @@
 """The demo behind ``make demo``: PTL and plain models on the embedded synthetic dataset.
 
+``tools/demo.py --output-dir output/demo [--transfer] [KEY VALUE ...]``
+
 ``--transfer`` (``make demo-transfer``): pre-train on synthetic_a, fine-tune on synthetic_b
 with and without PTL, once per ``--seeds`` value, and report mean +- std.
 """

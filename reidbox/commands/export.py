@@ -1,5 +1,5 @@
-"""Export: ``tools/export.py --config-file F MODEL.WEIGHTS w --format onnx|torchscript``
-(flags before or after the ``KEY VALUE`` overrides)."""
+"""Export a trained model to ONNX or TorchScript: ``tools/export.py --config-file F
+MODEL.WEIGHTS w --format onnx|torchscript`` (flags before or after the ``KEY VALUE`` overrides)."""
 
 import os
 

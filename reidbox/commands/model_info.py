@@ -12,6 +12,8 @@ from reidbox.config import load_config
 from reidbox.data.catalog import num_train_identities
 from reidbox.modeling.summary import build_for_summary, format_summary, model_summary
 
+COMMAND = "info"  # reidbox info
+
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)

@@ -4,6 +4,8 @@ from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.cli import default_argument_parser, parse_args
 
+COMMAND = "test"  # reidbox test
+
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)

@@ -1,4 +1,4 @@
-"""Train: ``tools/train_net.py --config-file F [--resume | --resume-force | --overwrite]
+"""Train a model: ``tools/train_net.py --config-file F [--resume | --resume-force | --overwrite]
 [--eval-only] [KEY VALUE ...]``.
 
 An ``OUTPUT_DIR`` that holds an earlier run's results is refused unless ``--resume`` continues
@@ -15,6 +15,8 @@ from reidbox.engine import runner
 from reidbox.errors import UsageError
 from reidbox.cli import default_argument_parser, parse_args
 from reidbox.utils.distributed import cleanup
+
+COMMAND = "train"  # reidbox train
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,8 @@ from reidbox.cli import default_argument_parser, parse_args, split_leading
 from reidbox.engine import runner
 from reidbox.engine.chain import run_chain
 
+COMMAND = "chain"  # reidbox chain
+
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)

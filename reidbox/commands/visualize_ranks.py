@@ -10,6 +10,8 @@ from reidbox.engine.runner import rank_images
 from reidbox.cli import default_argument_parser, parse_args
 from reidbox.utils.misc import check_output_dir
 
+COMMAND = "ranks"  # reidbox ranks
+
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
