@@ -68,6 +68,24 @@ def argument_parser(description: str, config: bool = False) -> argparse.Argument
     return p
 
 
+def add_output_dir(
+    parser: argparse.ArgumentParser,
+    help: str,
+    *,
+    config_key: bool = False,
+    old: Sequence[str] = (),
+    required: bool = False,
+    default=None,
+) -> None:
+    """``--output-dir DIR``, every tool's output location. ``config_key``: it sets the config's
+    ``OUTPUT_DIR`` (``--output-dir D`` is ``OUTPUT_DIR D``); ``old``: earlier spellings that
+    still work, hidden from ``--help``; ``required``: one of them must be given."""
+    parser.add_argument("--output-dir", default=default, metavar="DIR", help=help)
+    for flag in old:
+        parser.add_argument(flag, dest="output_dir", metavar="DIR", help=argparse.SUPPRESS)
+    parser.set_defaults(_output_dir=(config_key, required))
+
+
 def default_argument_parser(description: str) -> argparse.ArgumentParser:
     """The parser of a tool that reads a config: ``--config-file``, overrides, ``--debug``."""
     return argument_parser(description, config=True)
@@ -254,6 +272,17 @@ def parse_args(
     args = parser.parse_intermixed_args(rest)
     if takes_opts:
         args.opts = list(args.opts or []) + pairs
+    config_key, required = vars(args).pop("_output_dir", (False, False))
+    if required and not args.output_dir:
+        raise UsageError(f"{parser.prog}: --output-dir DIR is required (where to write)")
+    if config_key and args.output_dir:
+        pairs = zip(args.opts[::2], args.opts[1::2])
+        given = [value for key, value in pairs if key == "OUTPUT_DIR"]
+        if any(os.path.normpath(v) != os.path.normpath(args.output_dir) for v in given):
+            raise UsageError(
+                f"--output-dir {args.output_dir} and OUTPUT_DIR {given[-1]} disagree: give one"
+            )
+        args.opts = args.opts + ["OUTPUT_DIR", args.output_dir]
     return args
 
 

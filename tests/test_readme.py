@@ -156,7 +156,7 @@ SPECS: Dict[str, Spec] = {
     CIFAR_PLAIN: Spec("slow", append=CIFAR_TINY),
     (
         "python tools/loss_surface.py --runs output/demo/cifar_ptl_v2 output/demo/cifar_plain "
-        "--labels PTL-v2 plain --out output/demo/loss_surface --points 7 --num-samples 100"
+        "--labels PTL-v2 plain --output-dir output/demo/loss_surface --points 7 --num-samples 100"
     ): Spec(
         "slow",
         append=["--points", "3", "--num-samples", "32", "--no-progress"],

@@ -15,6 +15,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--output-dir",
         default=None,
+        metavar="DIR",
         help="default output/demo (output/demo/transfer with --transfer)",
     )
     p.add_argument(

@@ -1,19 +1,24 @@
 """Export a trained model to ONNX or TorchScript: ``tools/export.py --config-file F
-MODEL.WEIGHTS w --format onnx|torchscript`` (flags before or after the ``KEY VALUE`` overrides)."""
+MODEL.WEIGHTS w --format onnx|torchscript --output-dir DIR`` (flags before or after the
+``KEY VALUE`` overrides)."""
 
+import argparse
 import os
 
 from reidbox.config import load_config
 from reidbox.modeling import build_inference_model, require_retrieval_model
 from reidbox.export import export_model
-from reidbox.cli import default_argument_parser, parse_args
+from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 from reidbox.utils.misc import check_output_file
 
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
-    p.add_argument("--output", default="", help="file to write (default: OUTPUT_DIR/model.EXT)")
+    add_output_dir(
+        p, "writes DIR/model.onnx or DIR/model.pt (the config's OUTPUT_DIR)", config_key=True
+    )
+    p.add_argument("--output", default="", help=argparse.SUPPRESS)  # a file: the old spelling
     p.add_argument(
         "--allow-untrained",
         action="store_true",

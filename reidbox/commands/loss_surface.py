@@ -1,7 +1,7 @@
 """Loss surfaces of trained classification runs, side by side (journal Fig. 3; Li et al. 2018).
 
-``tools/loss_surface.py --runs RUN_A RUN_B --labels "A" "B" --out DIR [--dim 2] [--range -1 1]
-[--points 21] [--num-samples 5000] [--replot] [KEY VALUE ...]``
+``tools/loss_surface.py --runs RUN_A RUN_B --labels "A" "B" --output-dir DIR [--dim 2]
+[--range -1 1] [--points 21] [--num-samples 5000] [--replot] [KEY VALUE ...]``
 
 Each run folder needs ``config.yaml`` and ``model_final.pth``. Writes ``DIR/<label>_<dim>d.npz``
 (grid, loss, accuracy) and ``DIR/loss_surface_<dim>d.png``; ``--replot`` redraws from the
@@ -11,7 +11,7 @@ Each run folder needs ``config.yaml`` and ``model_final.pth``. Writes ``DIR/<lab
 
 import os
 
-from reidbox.cli import argument_parser, parse_args
+from reidbox.cli import add_output_dir, argument_parser, parse_args
 from reidbox.visualization.loss_surface import loss_surfaces
 
 
@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     p = argument_parser(__doc__)
     p.add_argument("--runs", nargs="+", required=True, help="run folders (OUTPUT_DIR of training)")
     p.add_argument("--labels", nargs="+", help="one label per run (default: folder names)")
-    p.add_argument("--out", required=True, help="folder for the .npz files and the figure")
+    add_output_dir(p, "folder for the .npz files and the figure", old=["--out"], required=True)
     p.add_argument("--dim", type=int, default=2, choices=(1, 2), help="1-D curve or 2-D contour")
     p.add_argument(
         "--range",
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     out = loss_surfaces(
         args.runs,
         labels,
-        args.out,
+        args.output_dir,
         args.dim,
         tuple(args.range),
         args.points,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from reidbox.cli import argument_parser, parse_args
+from reidbox.cli import add_output_dir, argument_parser, parse_args
 from reidbox.data.datasets.cuhk03 import prepare_market_style
 
 
@@ -20,12 +20,12 @@ def main(argv=None) -> int:
     p.add_argument("--variant", default="labeled", choices=["labeled", "detected"])
     p.add_argument("--protocol", default="new", choices=["new", "classic"])
     p.add_argument("--split", type=int, default=0, help="classic protocol split 0..19")
-    p.add_argument("--out", default=None, help="output folder (default under --root)")
+    add_output_dir(p, "output folder (default under --root)", old=["--out"])
     p.add_argument("--copy", action="store_true", help="copy files instead of hard-linking")
     args = parse_args(p, argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     out, counts = prepare_market_style(
-        args.root, args.variant, args.protocol, args.split, args.out, link=not args.copy
+        args.root, args.variant, args.protocol, args.split, args.output_dir, link=not args.copy
     )
     print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0

@@ -2,20 +2,25 @@
 
 from reidbox.config import load_config
 from reidbox.engine import runner
-from reidbox.cli import default_argument_parser, parse_args
+from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 
 COMMAND = "test"  # reidbox test
 
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
+    add_output_dir(
+        p,
+        "the run folder; results go to DIR/eval/<settings>/ (the config's OUTPUT_DIR)",
+        config_key=True,
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--vis-ranks",
         type=int,
         default=0,
         metavar="K",
-        help="also draw top-K rank lists of random queries into OUTPUT_DIR/ranks",
+        help="also draw top-K rank lists into DIR/eval/<settings>/ranks/ (see --vis-order)",
     )
     p.add_argument(
         "--eval-only",

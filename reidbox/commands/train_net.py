@@ -1,5 +1,5 @@
-"""Train a model: ``tools/train_net.py --config-file F [--resume | --resume-force | --overwrite]
-[--eval-only] [KEY VALUE ...]``.
+"""Train a model: ``tools/train_net.py --config-file F [--output-dir DIR] [--resume |
+--resume-force | --overwrite] [--eval-only] [KEY VALUE ...]``.
 
 An ``OUTPUT_DIR`` that holds an earlier run's results is refused unless ``--resume`` continues
 that run or ``--overwrite`` deletes its files first.
@@ -13,7 +13,7 @@ import sys
 from reidbox.config import load_config
 from reidbox.engine import runner
 from reidbox.errors import UsageError
-from reidbox.cli import default_argument_parser, parse_args
+from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 from reidbox.utils.distributed import cleanup
 
 COMMAND = "train"  # reidbox train
@@ -21,6 +21,7 @@ COMMAND = "train"  # reidbox train
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
+    add_output_dir(p, "the run's folder (the config's OUTPUT_DIR)", config_key=True)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument(
         "--resume-force",

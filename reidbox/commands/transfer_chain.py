@@ -6,7 +6,7 @@ Rerunning the same command resumes where it stopped; finished steps are never re
 See docs/transfer.md.
 """
 
-from reidbox.cli import default_argument_parser, parse_args, split_leading
+from reidbox.cli import add_output_dir, default_argument_parser, parse_args, split_leading
 from reidbox.engine import runner
 from reidbox.engine.chain import run_chain
 
@@ -15,6 +15,7 @@ COMMAND = "chain"  # reidbox chain
 
 def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
+    add_output_dir(p, "the chain's folder, one subfolder per step (OUTPUT_DIR)", config_key=True)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.epilog = (
         "positional: dataset aliases in order (Duke, Market, MSMT17, CUHK03, "

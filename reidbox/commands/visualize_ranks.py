@@ -2,12 +2,14 @@
 (true match) / red (false match) borders and the distance under each, one PNG per query.
 
 ``tools/visualize_ranks.py --config-file F MODEL.WEIGHTS model_final.pth [--topk 10]
-[--num-queries 20 | --queries 0 5 17] [--out DIR] [KEY VALUE ...]``
+[--num-queries 20 | --queries 0 5 17] [--output-dir DIR] [KEY VALUE ...]``
 """
+
+import argparse
 
 from reidbox.config import load_config
 from reidbox.engine.runner import rank_images
-from reidbox.cli import default_argument_parser, parse_args
+from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 from reidbox.utils.misc import check_output_dir
 
 COMMAND = "ranks"  # reidbox ranks
@@ -25,7 +27,13 @@ def main(argv=None) -> int:
         metavar="I",
         help="query indices to draw instead of random ones",
     )
-    p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/ranks)")
+    add_output_dir(
+        p,
+        "the run folder: images go to DIR/eval/<settings>/ranks/<test set>/, beside "
+        "test_net's results for the same settings (the config's OUTPUT_DIR)",
+        config_key=True,
+    )
+    p.add_argument("--out", default="", help=argparse.SUPPRESS)  # the old spelling: the folder
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)

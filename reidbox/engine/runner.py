@@ -630,7 +630,8 @@ def rank_images(
     progress: bool = True,
 ) -> List[str]:
     """Rank-list images of ``weights`` (default ``MODEL.WEIGHTS``) on every ``DATASETS.TEST``
-    set, into ``out_dir/<testset>/`` (default ``OUTPUT_DIR/ranks``); no metrics computed."""
+    set, into ``out_dir/<testset>/`` (default ``<eval_dir>/ranks``, where ``test_net --vis-ranks``
+    draws for the same settings); no metrics computed."""
     from ..evaluation.evaluator import extract_query_gallery
 
     if cfg.TASK != "reid":
@@ -640,8 +641,9 @@ def rank_images(
     device = resolve_device(cfg.DEVICE)
     task = build_task(cfg)
     task.load_test()
-    model = task.test_model(weights or cfg.MODEL.WEIGHTS or None, device)
-    out_dir = out_dir or os.path.join(cfg.OUTPUT_DIR, "ranks")
+    weights = weights or cfg.MODEL.WEIGHTS or None
+    model = task.test_model(weights, device)
+    out_dir = out_dir or os.path.join(eval_dir(cfg, weights), "ranks")
     paths: List[str] = []
     for ts in task.test_sets:
         feats = extract_query_gallery(
