@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -56,9 +57,18 @@ class Outputs:
     vis_ranks: int = 0
 
 
-def model_info(model: nn.Module) -> Dict[str, Any]:
-    """What a result should record about the model (parameters, PTL state, STD settings)."""
-    info: Dict[str, Any] = {"parameters_m": count_parameters(model) / 1e6}
+def model_info(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> Dict[str, Any]:
+    """What a result should record about the model (parameters, PTL state, STD settings).
+
+    ``parameters_m`` counts the test-time part (what an evaluation of the saved weights
+    measures), so a training row and the evaluation rows of the same model agree;
+    ``train_parameters_m`` adds the training-only heads (the classifier)."""
+    from ..modeling.summary import test_time_parameters
+
+    info: Dict[str, Any] = {
+        "parameters_m": count_parameters(test_time_parameters(model, input_size)) / 1e6,
+        "train_parameters_m": count_parameters(model) / 1e6,
+    }
     for key, attr in (("ptl", "ptl_state_info"), ("std", "std_info")):
         describe = getattr(model, attr, None)
         if callable(describe):
@@ -135,7 +145,8 @@ class Task:
         first = next(iter(results.values()))
         record: Dict[str, Any] = {"task": self.name, **first.headline()}
         record["per_dataset"] = {name: self.per_dataset(r) for name, r in results.items()}
-        record.update(model_info(model))
+        record.update(model_info(model, self.input_size))
+        record["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record.update(extra)
         return record
 
@@ -250,6 +261,9 @@ class ReIDTask(Task):
     def record(self, results: Results, model: nn.Module, **extra) -> Dict[str, Any]:
         record = super().record(results, model, **extra)
         record["protocol"] = next(iter(results.values())).protocol
+        for ts in self.test_sets:  # which data: tables never mix two test sets silently
+            if ts.name in record["per_dataset"]:
+                record["per_dataset"][ts.name]["test_data"] = ts.fingerprint()
         return record
 
     def per_dataset(self, r) -> Dict[str, Any]:

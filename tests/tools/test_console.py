@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -85,12 +86,25 @@ def test_torchrun_line_runs_the_module():
     assert code == 2 and "torchrun --nproc_per_node 2 -m reidbox.commands train SEED 1" in err
 
 
-def test_reidbox_test_end_to_end(tiny_opts, tmp_path):
-    """``reidbox test`` evaluates as tools/test_net.py does, writing its metrics.json."""
-    code, out, err = _reidbox("test", *tiny_opts, "--no-progress")
+def test_reidbox_train_then_test_end_to_end(tiny_opts, tmp_path):
+    """``reidbox train`` then ``reidbox test`` run the tools' code; both results record the
+    same test data and the same (test-time) parameter count (issue 22.1, 22.6)."""
+    code, out, err = _reidbox("train", *tiny_opts, "SOLVER.MAX_EPOCHS", "1", "--no-progress")
     assert code == 0, err
-    (metrics,) = glob.glob(str(tmp_path / "out" / "eval" / "*" / "metrics.json"))
-    assert json.load(open(metrics))["per_dataset"]["market1501"]["num_query"] == 10
+    run = tmp_path / "out"
+    trained = json.load(open(run / "metrics.json"))
+    weights = ["MODEL.WEIGHTS", str(run / "model_final.pth")]
+    code, out, err = _reidbox("test", *tiny_opts, *weights, "--no-progress")
+    assert code == 0, err
+    (metrics,) = glob.glob(str(run / "eval" / "*" / "metrics.json"))
+    tested = json.load(open(metrics))
+    assert tested["per_dataset"]["market1501"]["num_query"] == 10
+    fingerprint = tested["per_dataset"]["market1501"]["test_data"]
+    assert (
+        len(fingerprint) == 12 and trained["per_dataset"]["market1501"]["test_data"] == fingerprint
+    )
+    assert tested["parameters_m"] == trained["parameters_m"] < trained["train_parameters_m"]
+    assert tested["date"][:4] == trained["date"][:4] == time.strftime("%Y", time.gmtime())
 
 
 @pytest.mark.parametrize("word", ["help", "-h"])
