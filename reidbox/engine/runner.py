@@ -32,7 +32,7 @@ from ..utils.checkpoint import (
     set_rng_states,
 )
 from ..utils import distributed as du
-from ..utils.logger import setup_logger
+from ..utils.logger import command_line, setup_logger
 from ..utils.misc import resolve_device, seed_all
 from ..utils.run_folder import (
     RunFolderError,
@@ -53,7 +53,6 @@ from .hooks import (
     LatentStateResetHook,
     ProgressHook,
     TensorBoardHook,
-    stderr_is_terminal,
 )
 from .solver import build_solver, resume_schedule
 from .tasks import Outputs, build_task
@@ -101,6 +100,7 @@ def setup_run(cfg, progress: bool = True, role: str = "train", start: str = "new
     setup_logger(None, level=logging.INFO if main else logging.WARNING)
     if main:
         logger.addHandler(logging.handlers.MemoryHandler(1_000_000, logging.CRITICAL + 1))
+        logger.info("command: %s", command_line())  # the first line of log.txt
     seed_all(cfg.SEED + du.get_rank())
     logger.info(
         "output: %s, device: %s, world size %d, torch %s",
@@ -407,6 +407,15 @@ def run_trainer(
         start_run_files(cfg, checkpointer, resume, state, overwrite)
     try:
         trainer.train()
+    except KeyboardInterrupt:
+        newest = checkpointer.list()[-1:] if main else []
+        logger.warning(
+            "interrupted (Ctrl-C) in epoch %d, global step %d; %s",
+            trainer.epoch + 1,
+            trainer.global_step,
+            f"--resume continues from {newest[0]}" if newest else "no checkpoint written yet",
+        )
+        raise
     except (NonFiniteLossError, NonFiniteStateError) as e:
         path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
         saved = save_last_good(cfg, trainer, checkpointer, path)
@@ -482,7 +491,7 @@ def train(
         cfg, progress, start="resume" if resume else "overwrite" if overwrite else "new"
     )
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
-    progress = progress and main and stderr_is_terminal()  # no bar debris in log files
+    progress = progress and main  # a bar on a terminal, timed log lines elsewhere
     task = build_task(cfg)
     task.load_train()  # data read and checked once, before anything trains
     loader = task.train_loader(rank, world)
@@ -555,6 +564,11 @@ def train(
         du.barrier()
         return task.record(results, model, **extra)
     record = task.write(results, model, cfg.OUTPUT_DIR, **extra)
+    logger.info(
+        "done: weights %s, results %s",
+        os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+        os.path.join(cfg.OUTPUT_DIR, "metrics.json"),
+    )
     du.barrier()
     return record
 
@@ -600,7 +614,7 @@ def test(
     lists, CMC plots)."""
     device = setup_run(cfg, progress, role="test")
     main = du.is_main_process()
-    progress = progress and main and stderr_is_terminal()
+    progress = progress and main  # a bar on a terminal, timed log lines elsewhere
     weights = weights or cfg.MODEL.WEIGHTS or None
     task = build_task(cfg)
     task.load_test()

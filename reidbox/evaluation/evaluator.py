@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..utils import distributed as du
 from ..utils.misc import eval_mode
+from ..utils.progress import progress as show_progress
 from .metrics import EvalResult
 from .settings import EvalSettings
 from .streaming import evaluate
@@ -40,7 +40,7 @@ def extract_features(
     """
     feats = []
     with eval_mode(model):
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+        for batch in show_progress(loader, desc, progress, unit="batches"):
             images = batch["images"].to(device, non_blocking=True)
             f = model(images).float()
             if flip:

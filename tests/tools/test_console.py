@@ -96,7 +96,11 @@ def test_reidbox_train_then_test_end_to_end(tiny_opts, tmp_path):
     weights = ["MODEL.WEIGHTS", str(run / "model_final.pth")]
     code, out, err = _reidbox("test", *tiny_opts, *weights, "--no-progress")
     assert code == 0, err
+    assert "\r" not in out + err  # off a terminal: no progress-bar debris
     (metrics,) = glob.glob(str(run / "eval" / "*" / "metrics.json"))
+    first = open(os.path.join(os.path.dirname(metrics), "log.txt")).readline()
+    assert "] command: " in first  # an evaluation's log starts with what ran it
+    assert "done: weights" in open(run / "log.txt").read()  # training says where things went
     tested = json.load(open(metrics))
     assert tested["per_dataset"]["market1501"]["num_query"] == 10
     fingerprint = tested["per_dataset"]["market1501"]["test_data"]
