@@ -286,7 +286,15 @@ class ReIDTask(Task):
         try:
             from ..visualization import plot_all_cmc
 
-            plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
+            from ..modeling import model_display_name
+
+            cfg = self.cfg
+            plot_all_cmc(  # cmc_<testset>.png beside metrics.json, saying what was measured
+                results,
+                out_dir,
+                model=model_display_name(cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME),
+                settings=describe_evaluation(extra["evaluation"], short=True),
+            )
         except (ImportError, ValueError, OSError) as e:
             logger.warning("no CMC plot: %s", e)
         logger.info(

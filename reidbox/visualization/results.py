@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -238,6 +238,7 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
                     datasets=f"{trained} -> {test}",
                     test=test,
                     test_data=_test_data(m),
+                    cmc=m.get("cmc"),
                     evaluation=describe_evaluation(
                         metrics.get("evaluation"),
                         m.get("protocol") or metrics.get("protocol"),
@@ -310,6 +311,35 @@ def format_results(rows: Sequence[Dict[str, Any]]) -> str:
     if cls:
         parts.append(("\n" if reid else "") + _table(cls, CLS_COLUMNS))
     return "".join(parts)
+
+
+def plot_results_cmc(rows: Sequence[Dict[str, Any]], output_dir: str) -> List[str]:
+    """Every run's CMC curve on one figure per test set, ``<output_dir>/cmc_<test>.png`` (a
+    test set measured on different data: one figure per data, ``cmc_<test>_<data>.png``), each
+    curve labelled with its model and run folder and the settings in the title's second line
+    when all curves share them. Rows without a recorded CMC are left out."""
+    from .plots import plot_cmc_curves, safe_name
+
+    mixed = mixed_test_sets(rows)
+    groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("task", "reid") == "reid" and r.get("cmc"):
+            data = (r.get("test_data") or "?") if r["test"] in mixed else ""
+            groups.setdefault((r["test"], data), []).append(r)
+    paths = []
+    for (test, data), members in groups.items():
+        curves = {f"{r['model']} ({r['run']})": r["cmc"] for r in members}
+        settings = {r["evaluation"] for r in members}
+        name = f"cmc_{safe_name(test)}" + (f"_{safe_name(data.split()[0])}" if data else "")
+        paths.append(
+            plot_cmc_curves(
+                curves,
+                os.path.join(output_dir, name + ".png"),
+                title=f"CMC on {test}" + (f" (test data {data})" if data else ""),
+                subtitle=settings.pop() if len(settings) == 1 else "settings differ: see the table",
+            )
+        )
+    return paths
 
 
 def step_row(index: int, label: str, train: str, metrics_path: str) -> Dict[str, Any]:

@@ -332,3 +332,27 @@ def test_test_set_fingerprint_follows_the_images():
     )
     assert TestSet("synthetic", q, g[:1]).fingerprint() != base
     assert TestSet("synthetic", q, [g[0], g[1]._replace(camid=0)]).fingerprint() != base
+
+
+def test_collect_results_overlays_the_runs_cmc_curves(tmp_path):
+    """``collect_results --output-dir`` draws every run's CMC on one figure per test set
+    (issue 22.5); rows measured on other data get their own figure."""
+    from reidbox.commands.collect_results import main
+
+    m = {"mAP": 0.5, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.1}
+    cmc = [0.6 + 0.02 * i for i in range(20)]
+    for name, data in (("a", "aaaaaa111111"), ("b", "aaaaaa111111"), ("c", "cccccc333333")):
+        d = dict(m, cmc=cmc[::-1] if name == "b" else cmc, test_data=data)
+        _write_run(tmp_path / "runs" / name, {"synthetic": d}, epochs=1)
+    assert main([str(tmp_path / "runs"), "--output-dir", str(tmp_path / "t")]) == 0
+    pngs = sorted(os.listdir(tmp_path / "t"))
+    assert pngs == ["cmc_synthetic_aaaaaa.png", "cmc_synthetic_cccccc.png", "results.md"]
+    two = cv2.imread(str(tmp_path / "t" / "cmc_synthetic_aaaaaa.png"))
+    one = cv2.imread(str(tmp_path / "t" / "cmc_synthetic_cccccc.png"))
+    assert two.shape[1] > one.shape[1]  # the overlay is drawn wider, with a legend
+
+
+def test_plot_cmc_axis_starts_below_the_curve():
+    from reidbox.visualization.plots import _cmc_floor
+
+    assert _cmc_floor([91.0, 99.0]) == 80.0 and _cmc_floor([3.0, 50.0]) == 0.0
