@@ -2,6 +2,7 @@
 
 from reidbox.config import load_config
 from reidbox.engine import runner
+from reidbox.visualization.ranks import ORDERS
 from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 
 COMMAND = "test"  # reidbox test
@@ -20,7 +21,18 @@ def main(argv=None) -> int:
         type=int,
         default=0,
         metavar="K",
-        help="also draw top-K rank lists into DIR/eval/<settings>/ranks/ (see --vis-order)",
+        help="also draw the top-K gallery images of --vis-queries queries (chosen by "
+        "--vis-order) into DIR/eval/<settings>/ranks/<test set>/",
+    )
+    p.add_argument(
+        "--vis-queries", type=int, default=10, metavar="N", help="queries drawn per test set"
+    )
+    p.add_argument(
+        "--vis-order",
+        choices=ORDERS,
+        default="random",
+        help="which queries: seeded random ones, the worst (lowest AP first: where the model "
+        "fails, as fast-reid's visualiser) or the best",
     )
     p.add_argument(
         "--eval-only",
@@ -36,5 +48,11 @@ def main(argv=None) -> int:
         },
     )
     cfg = load_config(args.config_file or None, args.opts)
-    runner.test(cfg, progress=not args.no_progress, vis_ranks=args.vis_ranks)
+    runner.test(
+        cfg,
+        progress=not args.no_progress,
+        vis_ranks=args.vis_ranks,
+        vis_queries=args.vis_queries,
+        vis_order=args.vis_order,
+    )
     return 0

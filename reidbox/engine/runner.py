@@ -606,7 +606,12 @@ def eval_dir(cfg, weights: Optional[str]) -> str:
 
 
 def test(
-    cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: int = 0
+    cfg,
+    weights: Optional[str] = None,
+    progress: bool = True,
+    vis_ranks: int = 0,
+    vis_queries: int = 10,
+    vis_order: str = "random",
 ) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
     also draws rank-list images of that many top matches. Results go to :func:`eval_dir`
@@ -624,7 +629,16 @@ def test(
         prepare_eval_dir(out)
         save_config(cfg, out)  # what was evaluated, also where no training run's config is
     results = task.evaluate(
-        model, device, progress, Outputs(out, rank_lists=True, vis_ranks=vis_ranks)
+        model,
+        device,
+        progress,
+        Outputs(
+            out,
+            rank_lists=True,
+            vis_ranks=vis_ranks,
+            vis_queries=vis_queries,
+            vis_order=vis_order,
+        ),
     )
     extra = dict(weights=weights, settings=eval_settings(cfg, weights))
     if not main:
@@ -642,6 +656,7 @@ def rank_images(
     num_queries: int = 10,
     query_indices: Optional[Sequence[int]] = None,
     progress: bool = True,
+    order: str = "random",
 ) -> List[str]:
     """Rank-list images of ``weights`` (default ``MODEL.WEIGHTS``) on every ``DATASETS.TEST``
     set, into ``out_dir/<testset>/`` (default ``<eval_dir>/ranks``, where ``test_net --vis-ranks``
@@ -678,6 +693,7 @@ def rank_images(
             topk,
             num_queries,
             list(query_indices) if query_indices is not None else None,
+            order=order,
         )
     return paths
 

@@ -55,6 +55,8 @@ class Outputs:
     folder: str
     rank_lists: bool = False
     vis_ranks: int = 0
+    vis_queries: int = 10  # how many queries get an image
+    vis_order: str = "random"  # which: random, worst (lowest AP first), best
 
 
 def model_info(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> Dict[str, Any]:
@@ -229,10 +231,18 @@ class ReIDTask(Task):
         if out.rank_lists and cfg.TEST.TOPK_SAVE > 0:
             idx, dist = rank_items(feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE, self.settings)
             path = os.path.join(out.folder, f"ranklist_{ts.name}.csv")
-            save_rank_lists(path, ts.query, ts.gallery, idx, dist)
+            save_rank_lists(path, ts.query, ts.gallery, idx, dist, result.ap)
             logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
         if out.vis_ranks > 0:
-            self.draw(ts, feats, os.path.join(out.folder, "ranks", ts.name), out.vis_ranks)
+            self.draw(
+                ts,
+                feats,
+                os.path.join(out.folder, "ranks", ts.name),
+                out.vis_ranks,
+                out.vis_queries,
+                order=out.vis_order,
+                ap=result.ap,
+            )
         return result
 
     def draw(
@@ -243,16 +253,49 @@ class ReIDTask(Task):
         topk: int,
         num_queries: int = 10,
         query_indices: Optional[List[int]] = None,
+        order: str = "random",
+        ap=None,
     ) -> List[str]:
-        """Rank-list images of ``num_queries`` seeded random (or the given) queries."""
+        """Rank-list images of ``num_queries`` queries chosen by ``order`` (random: seeded;
+        worst / best: by AP), or of the given ones; each image's header names the query, its
+        AP (``ap``, per query; computed here when not given) and the model and settings."""
+        from ..evaluation.evaluator import evaluate_features
+        from ..modeling import model_display_name
         from ..visualization import choose_queries, draw_rank_lists
+        from ..visualization.results import describe_evaluation
 
-        sel = choose_queries(len(ts.query), num_queries, query_indices, self.cfg.SEED)
+        if ap is None:
+            ap = evaluate_features(feats, ts.query, ts.gallery, self.settings).ap
+        sel = choose_queries(len(ts.query), num_queries, query_indices, self.cfg.SEED, order, ap)
         idx, dist = rank_items(feats, ts.query, ts.gallery, topk, self.settings, sel)
-        paths = draw_rank_lists(
-            ts.query, ts.gallery, sel, idx, dist, out, tuple(self.cfg.INPUT.SIZE_TEST)
+        cfg = self.cfg
+        header = " | ".join(
+            [
+                model_display_name(cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME),
+                describe_evaluation(self.settings.describe(), short=True),
+            ]
         )
-        logger.info("rank-list images: %s", out)
+        paths = draw_rank_lists(
+            ts.query,
+            ts.gallery,
+            sel,
+            idx,
+            dist,
+            out,
+            tuple(cfg.INPUT.SIZE_TEST),
+            ap=ap,
+            header=header,
+        )
+        how = "given" if query_indices is not None else order
+        logger.info(
+            "rank-list images: top-%d of %d %s queries of %s (of %d) in %s",
+            topk,
+            len(sel),
+            how,
+            ts.name,
+            len(ts.query),
+            out,
+        )
         return paths
 
     def format(self, results: Results) -> str:
