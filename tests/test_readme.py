@@ -221,22 +221,22 @@ def _command_line(cmd: str) -> str:
     return line + (" " + shlex.join(spec.append) if spec.append else "")
 
 
-def _run(cmd: str, box) -> None:
+def run_in_sandbox(argv: List[str], box, label: str) -> subprocess.CompletedProcess:
+    """``argv`` in the sandbox with this interpreter first on PATH and the repository on
+    PYTHONPATH; fails the test with the output's tail unless it exits 0."""
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
         PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
     )
     env.pop("REIDBOX_DATASETS", None)
-    p = subprocess.run(
-        ["bash", "-c", _command_line(cmd)],
-        cwd=box,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert p.returncode == 0, f"{cmd}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    p = subprocess.run(argv, cwd=box, env=env, capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, f"{label}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return p
+
+
+def _run(cmd: str, box) -> None:
+    run_in_sandbox(["bash", "-c", _command_line(cmd)], box, cmd)
 
 
 _done: set = set()
@@ -288,18 +288,8 @@ def test_readme_python_blocks_run_as_written(sandbox):
     undefined names, no dataset to download; printing a result is one line."""
     blocks = readme_python_blocks()
     assert blocks and any("reidbox.train(" in b and "reidbox.test(" in b for b in blocks)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("REIDBOX_DATASETS", None)
     for block in blocks:
-        p = subprocess.run(
-            [sys.executable, "-c", block],
-            cwd=sandbox,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert p.returncode == 0, f"{block}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+        p = run_in_sandbox([sys.executable, "-c", block], sandbox, block)
         assert "\r" not in p.stdout + p.stderr  # no progress-bar debris off a terminal
         (line,) = [ln for ln in p.stdout.splitlines() if ln.startswith("EvalResult(")]
         assert "queries" in line and "array(" not in line
