@@ -6,7 +6,8 @@ command runs here: as written, with trailing ``KEY VALUE`` overrides that shrink
 sizes (every tool takes flags and overrides anywhere, so appending keeps the command as
 written), in the fast suite or marked slow, or not at all with the reason. Commands run in a
 sandbox folder holding links to ``configs/`` and ``tools/``, a ``.venv/bin/activate`` that
-puts this interpreter first on ``PATH``, and stand-in datasets in their real layouts.
+puts this interpreter first on ``PATH``, the ``reidbox`` command (``.venv/bin/reidbox``, as pip
+installs it), and stand-in datasets in their real layouts.
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ SPECS: Dict[str, Spec] = {
         "python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
         "output/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"
     ): Spec(append=TINY, needs=[TRAIN_DEMO]),
+    (
+        "reidbox test --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
+        "output/resnet18_ptl/model_final.pth --output-dir output/resnet18_ptl --vis-ranks 10 "
+        "--vis-order worst"
+    ): Spec(append=TINY, needs=[TRAIN_DEMO]),
     "python tools/model_info.py --config-file configs/msmt17/ptl_d161.yml": Spec(),
     (
         "torchrun --nproc_per_node 4 tools/train_net.py --config-file "
@@ -208,8 +214,14 @@ def sandbox(tmp_path_factory):
     venv = box / ".venv" / "bin"
     venv.mkdir(parents=True)
     (venv / "activate").write_text(
-        f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"\n'
+        f"export PATH={shlex.quote(str(venv))}:{shlex.quote(os.path.dirname(sys.executable))}"
+        ':"$PATH"\n'
     )
+    # the console command pip installs (setup.py's entry point), here without installing
+    (venv / "reidbox").write_text(
+        f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m reidbox.commands "$@"\n'
+    )
+    (venv / "reidbox").chmod(0o755)
     write_market_tree(str(box / "datasets"))  # market1501 in its real layout
     make_msmt17(str(box / "msmt_data"))  # the README's /data, for the MSMT17 paper config
     return box
@@ -227,7 +239,9 @@ def run_in_sandbox(argv: List[str], box, label: str) -> subprocess.CompletedProc
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
-        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        PATH=os.pathsep.join(
+            [str(box / ".venv" / "bin"), os.path.dirname(sys.executable), os.environ["PATH"]]
+        ),
     )
     env.pop("REIDBOX_DATASETS", None)
     p = subprocess.run(argv, cwd=box, env=env, capture_output=True, text=True, timeout=1800)
