@@ -60,9 +60,11 @@ CIFAR_PLAIN = (
 
 SPECS: Dict[Tuple[str, str], Spec] = {
     # classification.md
-    ("classification.md", "python tools/train_net.py --config-file configs/demo/cifar.yml"): Spec(
-        "slow", append=CIFAR_TINY
-    ),
+    (
+        "classification.md",
+        "python tools/train_net.py --config-file configs/demo/cifar.yml OUTPUT_DIR "
+        "output/demo/cifar",
+    ): Spec("slow", append=CIFAR_TINY),
     ("classification.md", CIFAR100_TRAIN): Spec("slow", append=CIFAR100),
     (
         "classification.md",
