@@ -39,6 +39,8 @@ setup(
         "tensorboard",
         "matplotlib",
     ],
+    # `reidbox <command>` runs every reidbox/commands/<name>.py (the tools' bodies).
+    entry_points={"console_scripts": ["reidbox = reidbox.commands._console:main"]},
     # FAISS is a choice, not a default: faiss-cpu and faiss-gpu install the same `faiss` module,
     # so both in one environment overwrite each other's files, and pip cannot drop a default
     # requirement when an extra is chosen. Without FAISS, evaluation uses its exact torch

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from .config import CfgNode, load_config
 from .data.image_dataset import read_image, to_rgb8
@@ -17,6 +16,7 @@ from .data.transforms import transforms_from_config
 from .modeling import build_inference_model, require_retrieval_model
 from .utils.misc import resolve_device
 from .errors import InputError, InputTypeError
+from .utils.progress import progress as show_progress
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
@@ -106,8 +106,10 @@ class FeatureExtractor:
         items: List[ImageLike] = [images] if single else list(images)  # type: ignore[list-item]
         out = []
         batches: Iterable[int] = range(0, len(items), self.batch_size)
-        if len(items) > self.progress_threshold:
-            batches = tqdm(batches, desc="features", unit="batch")
+        # a bar on a terminal only; elsewhere a log line now and then (no carriage returns)
+        batches = show_progress(
+            batches, "features", len(items) > self.progress_threshold, unit="batches"
+        )
         for start in batches:
             chunk = items[start : start + self.batch_size]
             x = torch.stack([self.transform(self._to_pil(i)) for i in chunk]).to(self.device)

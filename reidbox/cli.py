@@ -26,11 +26,34 @@ DEBUG_ENV = "REIDBOX_DEBUG"
 _DOTTED_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 
+# Set by the ``reidbox`` console command (reidbox.commands._console): the program name its
+# parsers show (``reidbox train``) and how the tools' docstrings spell each command there.
+_COMMAND: Dict[str, object] = {"prog": None, "names": {}}
+
+
+def set_command_names(prog: Optional[str], names: Optional[Dict[str, str]] = None) -> None:
+    """Parsers made from now on show ``prog`` as their program and, in their help, each
+    ``tools/X.py`` of ``names`` as its console command (``python tools/X.py`` included)."""
+    _COMMAND["prog"] = prog
+    _COMMAND["names"] = dict(names or {})
+
+
+def _as_command(text: str) -> str:
+    for script, command in _COMMAND["names"].items():
+        # under torchrun the command runs as a module: torchrun ... -m reidbox.commands train
+        module = "-m reidbox.commands " + command.split(" ", 1)[1]
+        text = re.sub(r"(torchrun\b[^`]*?)" + re.escape(script), r"\g<1>" + module, text)
+        text = text.replace(f"python {script}", command).replace(script, command)
+    return text
+
+
 def argument_parser(description: str, config: bool = False) -> argparse.ArgumentParser:
     """A tool's parser with ``--debug``; ``config`` adds ``--config-file`` and ``KEY VALUE``
     overrides. Parse it with :func:`parse_args` so flags may come anywhere."""
     p = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=_COMMAND["prog"],
+        description=_as_command(description or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if config:
         p.add_argument("--config-file", default="", metavar="FILE", help="yml config file")
@@ -46,6 +69,24 @@ def argument_parser(description: str, config: bool = False) -> argparse.Argument
         help=f"print the full traceback behind an error (or set {DEBUG_ENV}=1)",
     )
     return p
+
+
+def add_output_dir(
+    parser: argparse.ArgumentParser,
+    help: str,
+    *,
+    config_key: bool = False,
+    old: Sequence[str] = (),
+    required: bool = False,
+    default=None,
+) -> None:
+    """``--output-dir DIR``, every tool's output location. ``config_key``: it sets the config's
+    ``OUTPUT_DIR`` (``--output-dir D`` is ``OUTPUT_DIR D``); ``old``: earlier spellings that
+    still work, hidden from ``--help``; ``required``: one of them must be given."""
+    parser.add_argument("--output-dir", default=default, metavar="DIR", help=help)
+    for flag in old:
+        parser.add_argument(flag, dest="output_dir", metavar="DIR", help=argparse.SUPPRESS)
+    parser.set_defaults(_output_dir=(config_key, required))
 
 
 def default_argument_parser(description: str) -> argparse.ArgumentParser:
@@ -153,7 +194,10 @@ def _torchrun_line(argv: Sequence[str], n: str) -> str:
         if tok.startswith("--num-gpus="):
             continue
         keep.append(tok)
-    script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "tools/train_net.py"
+    if _COMMAND["prog"]:  # the console command: torchrun runs its module
+        script = "-m reidbox.commands " + str(_COMMAND["prog"]).split(" ", 1)[1]
+    else:
+        script = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "tools/train_net.py"
     return f"torchrun --nproc_per_node {n} {script} " + " ".join(shlex.quote(t) for t in keep)
 
 
@@ -231,6 +275,17 @@ def parse_args(
     args = parser.parse_intermixed_args(rest)
     if takes_opts:
         args.opts = list(args.opts or []) + pairs
+    config_key, required = vars(args).pop("_output_dir", (False, False))
+    if required and not args.output_dir:
+        raise UsageError(f"{parser.prog}: --output-dir DIR is required (where to write)")
+    if config_key and args.output_dir:
+        pairs = zip(args.opts[::2], args.opts[1::2])
+        given = [value for key, value in pairs if key == "OUTPUT_DIR"]
+        if any(os.path.normpath(v) != os.path.normpath(args.output_dir) for v in given):
+            raise UsageError(
+                f"--output-dir {args.output_dir} and OUTPUT_DIR {given[-1]} disagree: give one"
+            )
+        args.opts = args.opts + ["OUTPUT_DIR", args.output_dir]
     return args
 
 

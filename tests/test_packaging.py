@@ -2,7 +2,10 @@
 
 import os
 import runpy
+import shutil
+import subprocess
 
+import pytest
 import setuptools
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,3 +43,57 @@ def test_every_shipped_config_is_package_data(monkeypatch):
         package = "reidbox." + os.path.relpath(folder, ROOT).replace(os.sep, ".")
         if any(f.endswith(".yml") for f in files):
             assert package in kw["packages"] and "*.yml" in kw["package_data"][package], folder
+
+
+def _pins(path):
+    pins = {}
+    for line in open(os.path.join(ROOT, path), encoding="utf-8"):
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[name.strip()] = version.strip()
+    return pins
+
+
+def test_cpu_constraints_pin_the_same_pair_as_cpu_builds():
+    default, cpu = _pins("requirements/constraints.txt"), _pins("requirements/constraints-cpu.txt")
+    assert set(default) == set(cpu)
+    for name in ("torch", "torchvision"):  # both from PyTorch's CPU index, never one of them
+        assert cpu[name] == default[name].split("+")[0] + "+cpu", name
+    assert {k: v for k, v in cpu.items() if "+" not in v} == {
+        k: v for k, v in default.items() if k not in ("torch", "torchvision")
+    }
+
+
+def _make_n(tmp_path, *args):
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    return subprocess.run(
+        ["make", "-n", "setup", f"VENV={tmp_path / 'venv'}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_make_setup_chooses_the_torch_build(tmp_path):
+    """``make setup TORCH=cpu`` installs the CPU-only pair from PyTorch's index; the default
+    stays PyPI's build (what GPU machines need). Checked at the level of the commands make
+    would run (``make -n``): the tests download nothing."""
+    cpu = _make_n(tmp_path, "TORCH=cpu")
+    assert cpu.returncode == 0, cpu.stderr
+    (pip,) = [ln for ln in cpu.stdout.splitlines() if " -e " in ln]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in pip
+    assert "--extra-index-url https://pypi.org/simple" in pip  # everything else from PyPI
+    assert "-c requirements/constraints-cpu.txt" in pip
+    assert cpu.stdout.rstrip().endswith(f"echo cpu > {tmp_path / 'venv'}/.installed")
+    default = _make_n(tmp_path)
+    (pip,) = [ln for ln in default.stdout.splitlines() if " -e " in ln]
+    assert "index-url" not in pip and "-c requirements/constraints.txt" in pip
+    bad = _make_n(tmp_path, "TORCH=rocm")
+    assert bad.returncode != 0 and "TORCH must be cuda or cpu" in bad.stderr
+    # a venv holding the other build is redone; the same build is left alone
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / ".installed").write_text("cpu\n")
+    assert " -e " not in _make_n(tmp_path, "TORCH=cpu").stdout
+    assert " -e " in _make_n(tmp_path, "TORCH=cuda").stdout

@@ -6,7 +6,8 @@ command runs here: as written, with trailing ``KEY VALUE`` overrides that shrink
 sizes (every tool takes flags and overrides anywhere, so appending keeps the command as
 written), in the fast suite or marked slow, or not at all with the reason. Commands run in a
 sandbox folder holding links to ``configs/`` and ``tools/``, a ``.venv/bin/activate`` that
-puts this interpreter first on ``PATH``, and stand-in datasets in their real layouts.
+puts this interpreter first on ``PATH``, the ``reidbox`` command (``.venv/bin/reidbox``, as pip
+installs it), and stand-in datasets in their real layouts.
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ SPECS: Dict[str, Spec] = {
         "python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
         "output/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"
     ): Spec(append=TINY, needs=[TRAIN_DEMO]),
+    (
+        "reidbox test --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
+        "output/resnet18_ptl/model_final.pth --output-dir output/resnet18_ptl --vis-ranks 10 "
+        "--vis-order worst"
+    ): Spec(append=TINY, needs=[TRAIN_DEMO]),
     "python tools/model_info.py --config-file configs/msmt17/ptl_d161.yml": Spec(),
     (
         "torchrun --nproc_per_node 4 tools/train_net.py --config-file "
@@ -156,7 +162,7 @@ SPECS: Dict[str, Spec] = {
     CIFAR_PLAIN: Spec("slow", append=CIFAR_TINY),
     (
         "python tools/loss_surface.py --runs output/demo/cifar_ptl_v2 output/demo/cifar_plain "
-        "--labels PTL-v2 plain --out output/demo/loss_surface --points 7 --num-samples 100"
+        "--labels PTL-v2 plain --output-dir output/demo/loss_surface --points 7 --num-samples 100"
     ): Spec(
         "slow",
         append=["--points", "3", "--num-samples", "32", "--no-progress"],
@@ -208,8 +214,14 @@ def sandbox(tmp_path_factory):
     venv = box / ".venv" / "bin"
     venv.mkdir(parents=True)
     (venv / "activate").write_text(
-        f'export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"\n'
+        f"export PATH={shlex.quote(str(venv))}:{shlex.quote(os.path.dirname(sys.executable))}"
+        ':"$PATH"\n'
     )
+    # the console command pip installs (setup.py's entry point), here without installing
+    (venv / "reidbox").write_text(
+        f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m reidbox.commands "$@"\n'
+    )
+    (venv / "reidbox").chmod(0o755)
     write_market_tree(str(box / "datasets"))  # market1501 in its real layout
     make_msmt17(str(box / "msmt_data"))  # the README's /data, for the MSMT17 paper config
     return box
@@ -221,22 +233,24 @@ def _command_line(cmd: str) -> str:
     return line + (" " + shlex.join(spec.append) if spec.append else "")
 
 
-def _run(cmd: str, box) -> None:
+def run_in_sandbox(argv: List[str], box, label: str) -> subprocess.CompletedProcess:
+    """``argv`` in the sandbox with this interpreter first on PATH and the repository on
+    PYTHONPATH; fails the test with the output's tail unless it exits 0."""
     env = dict(
         os.environ,
         PYTHONPATH=ROOT,
-        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        PATH=os.pathsep.join(
+            [str(box / ".venv" / "bin"), os.path.dirname(sys.executable), os.environ["PATH"]]
+        ),
     )
     env.pop("REIDBOX_DATASETS", None)
-    p = subprocess.run(
-        ["bash", "-c", _command_line(cmd)],
-        cwd=box,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert p.returncode == 0, f"{cmd}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    p = subprocess.run(argv, cwd=box, env=env, capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, f"{label}\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    return p
+
+
+def _run(cmd: str, box) -> None:
+    run_in_sandbox(["bash", "-c", _command_line(cmd)], box, cmd)
 
 
 _done: set = set()
@@ -276,3 +290,20 @@ def test_readme_heavy_command(cmd, sandbox):
 @pytest.mark.parametrize("cmd", _params("skip"))
 def test_readme_command_not_run_here(cmd):
     pytest.skip(SPECS[cmd].reason)
+
+
+def readme_python_blocks() -> List[str]:
+    """The README's ```python blocks, as written."""
+    return re.findall(r"```python\n(.*?)```", open(README, encoding="utf-8").read(), flags=re.S)
+
+
+def test_readme_python_blocks_run_as_written(sandbox):
+    """The Python API block runs unchanged in a checkout-like folder (issue 22.8): no
+    undefined names, no dataset to download; printing a result is one line."""
+    blocks = readme_python_blocks()
+    assert blocks and any("reidbox.train(" in b and "reidbox.test(" in b for b in blocks)
+    for block in blocks:
+        p = run_in_sandbox([sys.executable, "-c", block], sandbox, block)
+        assert "\r" not in p.stdout + p.stderr  # no progress-bar debris off a terminal
+        (line,) = [ln for ln in p.stdout.splitlines() if ln.startswith("EvalResult(")]
+        assert "queries" in line and "array(" not in line

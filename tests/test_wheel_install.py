@@ -218,3 +218,20 @@ def test_chain_uses_the_shipped_fragments_from_another_directory(installed):
     assert step2["TEST"]["PROTOCOL"] == "openreid_market1501"  # its _BASE_ eval_openreid.yml
     with open(work / "chain" / "summary.csv", newline="") as f:
         assert [r["name"] for r in csv.DictReader(f)] == ["synthetic_a", "CUHK03-detected"]
+
+
+@pytest.mark.slow
+def test_installed_console_command(installed):
+    """pip installs a ``reidbox`` command beside the venv's python (issue 22.3)."""
+    python, work, venv = installed
+    reidbox = os.path.join(venv, "bin", "reidbox")
+    assert "\n  train " in _sh([reidbox, "--help"], cwd=work, env=_env())
+    assert _sh([reidbox, "train", "--help"], cwd=work, env=_env()).startswith(
+        "usage: reidbox train "
+    )
+    out = _sh(
+        [reidbox, "stats", "synthetic", "--root", "stats_data", "--set", "num_train_ids=2"],
+        cwd=work,
+        env=_env(),
+    )
+    assert "| train" in out

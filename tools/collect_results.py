@@ -1,33 +1,11 @@
 #!/usr/bin/env python
 """Gather runs into one markdown table: ``tools/collect_results.py output/... [--out F.md]``.
 
-Every ``metrics.json`` under the given folders gives one row per test set: model, datasets
-(train -> test), PTL state mode, mAP, CMC-1/5/10, mINP and parameter count.
+The body is reidbox/commands/collect_results.py, which the ``reidbox`` console command runs too.
 """
 
-from reidbox.cli import argument_parser, parse_args, run_main
-from reidbox.utils.misc import check_output_file
-from reidbox.visualization.results import collect_results, format_results
-from reidbox.errors import MissingInputError
-
-
-def main(argv=None) -> int:
-    p = argument_parser(__doc__)
-    p.add_argument("paths", nargs="+", help="run folders or metrics.json files")
-    p.add_argument("--out", default="", help="also write the table to this file")
-    args = parse_args(p, argv)
-    if args.out:
-        check_output_file(args.out)
-    rows = collect_results(args.paths)
-    if not rows:
-        raise MissingInputError(f"no metrics.json under {', '.join(args.paths)}")
-    table = format_results(rows)
-    print(table, end="")
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(table)
-    return 0
-
+from reidbox.cli import run_main
+from reidbox.commands.collect_results import main
 
 if __name__ == "__main__":
     run_main(main)

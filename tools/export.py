@@ -1,41 +1,11 @@
 #!/usr/bin/env python
 """Export: ``tools/export.py --config-file F MODEL.WEIGHTS w --format onnx|torchscript``
-(flags before or after the ``KEY VALUE`` overrides)."""
 
-import os
+The body is reidbox/commands/export.py, which the ``reidbox`` console command runs too.
+"""
 
-from reidbox.config import load_config
-from reidbox.modeling import build_inference_model, require_retrieval_model
-from reidbox.export import export_model
-from reidbox.cli import default_argument_parser, parse_args, run_main
-from reidbox.utils.misc import check_output_file
-from reidbox.errors import InputError
-
-
-def main(argv=None) -> int:
-    p = default_argument_parser(__doc__)
-    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
-    p.add_argument("--output", default="", help="file to write (default: OUTPUT_DIR/model.EXT)")
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="export without MODEL.WEIGHTS (random weights: only for testing)",
-    )
-    args = parse_args(p, argv)
-    cfg = load_config(args.config_file or None, args.opts)
-    require_retrieval_model(cfg, "tools/export.py")
-    if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
-        raise InputError(
-            "export needs trained weights: set MODEL.WEIGHTS path/model_final.pth "
-            "(or pass --allow-untrained to export random weights)"
-        )
-    ext = "onnx" if args.format == "onnx" else "pt"
-    out = check_output_file(args.output or os.path.join(cfg.OUTPUT_DIR, f"model.{ext}"), "--output")
-    model = build_inference_model(cfg, cfg.MODEL.WEIGHTS or None, device="cpu")
-    export_model(model, args.format, out, tuple(cfg.INPUT.SIZE_TEST))
-    print(f"wrote {out}")
-    return 0
-
+from reidbox.cli import run_main
+from reidbox.commands.export import main
 
 if __name__ == "__main__":
     run_main(main)

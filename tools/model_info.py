@@ -1,38 +1,11 @@
 #!/usr/bin/env python
 """Model summary: ``tools/model_info.py --config-file F [--num-classes N] [KEY VALUE ...]``.
 
-Prints parameter counts (whole model, test-time part) in millions and the stage specs. Reads
-no weight file: ImageNet weights, ``MODEL.WEIGHTS`` and an STD teacher's weights are not needed.
+The body is reidbox/commands/model_info.py, which the ``reidbox`` console command runs too.
 """
 
-import json
-
-from reidbox.cli import default_argument_parser, parse_args, run_main
-
-from reidbox.config import load_config
-from reidbox.data.catalog import num_train_identities
-from reidbox.modeling.summary import build_for_summary, format_summary, model_summary
-
-
-def main(argv=None) -> int:
-    p = default_argument_parser(__doc__)
-    p.add_argument(
-        "--num-classes",
-        type=int,
-        default=0,
-        help="training identities (default: published count of DATASETS.TRAIN)",
-    )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    args = parse_args(p, argv)
-    cfg = load_config(args.config_file or None, args.opts)
-    num_classes = args.num_classes or num_train_identities(cfg)
-    model, notes = build_for_summary(cfg, num_classes)
-    summary = model_summary(model)
-    summary["num_classes"] = num_classes
-    summary["notes"] = notes
-    print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
-    return 0
-
+from reidbox.cli import run_main
+from reidbox.commands.model_info import main
 
 if __name__ == "__main__":
     run_main(main)

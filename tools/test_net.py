@@ -1,38 +1,11 @@
 #!/usr/bin/env python
-"""Test a model: ``tools/test_net.py --config-file F MODEL.WEIGHTS path [KEY VALUE ...]``."""
+"""Test a model: ``tools/test_net.py --config-file F MODEL.WEIGHTS path [KEY VALUE ...]``.
 
-from reidbox.config import load_config
-from reidbox.engine import runner
-from reidbox.cli import default_argument_parser, parse_args, run_main
+The body is reidbox/commands/test_net.py, which the ``reidbox`` console command runs too.
+"""
 
-
-def main(argv=None) -> int:
-    p = default_argument_parser(__doc__)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--vis-ranks",
-        type=int,
-        default=0,
-        metavar="K",
-        help="also draw top-K rank lists of random queries into OUTPUT_DIR/ranks",
-    )
-    p.add_argument(
-        "--eval-only",
-        action="store_true",
-        help="accepted for fast-reid habits: test_net only evaluates anyway",
-    )
-    args = parse_args(
-        p,
-        argv,
-        hints={
-            "--resume": "test_net only evaluates; to continue training run "
-            "tools/train_net.py --config-file F --resume"
-        },
-    )
-    cfg = load_config(args.config_file or None, args.opts)
-    runner.test(cfg, progress=not args.no_progress, vis_ranks=args.vis_ranks)
-    return 0
-
+from reidbox.cli import run_main
+from reidbox.commands.test_net import main
 
 if __name__ == "__main__":
     run_main(main)

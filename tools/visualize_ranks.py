@@ -1,47 +1,11 @@
 #!/usr/bin/env python
 """Rank-list images of a trained model: the query, then its top-k gallery images with green
-(true match) / red (false match) borders and the distance under each, one PNG per query.
 
-``tools/visualize_ranks.py --config-file F MODEL.WEIGHTS model_final.pth [--topk 10]
-[--num-queries 20 | --queries 0 5 17] [--out DIR] [KEY VALUE ...]``
+The body is reidbox/commands/visualize_ranks.py, which the ``reidbox`` console command runs too.
 """
 
-from reidbox.config import load_config
-from reidbox.engine.runner import rank_images
-from reidbox.cli import default_argument_parser, parse_args, run_main
-from reidbox.utils.misc import check_output_dir
-
-
-def main(argv=None) -> int:
-    p = default_argument_parser(__doc__)
-    p.add_argument("--topk", type=int, default=10, help="gallery images per query")
-    p.add_argument("--num-queries", type=int, default=10, help="random queries per test set")
-    p.add_argument(
-        "--queries",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="I",
-        help="query indices to draw instead of random ones",
-    )
-    p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/ranks)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parse_args(p, argv)
-    cfg = load_config(args.config_file or None, args.opts)
-    if args.out:
-        check_output_dir(args.out)
-    paths = rank_images(
-        cfg,
-        cfg.MODEL.WEIGHTS or None,
-        args.out or None,
-        args.topk,
-        args.num_queries,
-        args.queries,
-        not args.no_progress,
-    )
-    print(f"wrote {len(paths)} rank lists" + (f", e.g. {paths[0]}" if paths else ""))
-    return 0
-
+from reidbox.cli import run_main
+from reidbox.commands.visualize_ranks import main
 
 if __name__ == "__main__":
     run_main(main)

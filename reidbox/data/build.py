@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -196,6 +198,16 @@ class TestSet:
     name: str
     query: List[Sample]
     gallery: List[Sample]
+
+    def fingerprint(self) -> str:
+        """Which data a result was measured on: 12 hex digits over every query and gallery
+        image's file name, identity and camera (not the pixels: cheap for any size). Two
+        results compare only when their test sets' fingerprints are equal."""
+        h = hashlib.sha1()
+        for part, items in (("q", self.query), ("g", self.gallery)):
+            for s in sorted((os.path.basename(s.path), s.pid, s.camid) for s in items):
+                h.update(f"{part}|{s[0]}|{s[1]}|{s[2]}\n".encode())
+        return h.hexdigest()[:12]
 
 
 def build_test_sets(cfg) -> List[TestSet]:

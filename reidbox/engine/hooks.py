@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import logging
 import statistics
-import sys
 import time
 from typing import Any, Callable, Dict, Mapping, Optional
 
@@ -15,6 +14,7 @@ from tqdm import tqdm
 
 from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, rng_states
+from ..utils.progress import stderr_is_terminal
 from .trainer import HookBase
 
 logger = logging.getLogger("reidbox")
@@ -27,11 +27,6 @@ class LatentStateResetHook(HookBase):
         reset = getattr(self.trainer.unwrapped_model, "reset_latent_state", None)
         if callable(reset):
             reset()
-
-
-def stderr_is_terminal() -> bool:
-    """Progress bars only make sense on a terminal (a log file gets carriage-return debris)."""
-    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
 
 def _hms(seconds: float) -> str:

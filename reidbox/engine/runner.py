@@ -32,7 +32,7 @@ from ..utils.checkpoint import (
     set_rng_states,
 )
 from ..utils import distributed as du
-from ..utils.logger import setup_logger
+from ..utils.logger import command_line, setup_logger
 from ..utils.misc import resolve_device, seed_all
 from ..utils.run_folder import (
     RunFolderError,
@@ -53,7 +53,6 @@ from .hooks import (
     LatentStateResetHook,
     ProgressHook,
     TensorBoardHook,
-    stderr_is_terminal,
 )
 from .solver import build_solver, resume_schedule
 from .tasks import Outputs, build_task
@@ -101,6 +100,7 @@ def setup_run(cfg, progress: bool = True, role: str = "train", start: str = "new
     setup_logger(None, level=logging.INFO if main else logging.WARNING)
     if main:
         logger.addHandler(logging.handlers.MemoryHandler(1_000_000, logging.CRITICAL + 1))
+        logger.info("command: %s", command_line())  # the first line of log.txt
     seed_all(cfg.SEED + du.get_rank())
     logger.info(
         "output: %s, device: %s, world size %d, torch %s",
@@ -424,6 +424,15 @@ def run_trainer(
         start_run_files(cfg, checkpointer, resume, state, overwrite)
     try:
         trainer.train()
+    except KeyboardInterrupt:
+        newest = checkpointer.list()[-1:] if main else []
+        logger.warning(
+            "interrupted (Ctrl-C) in epoch %d, global step %d; %s",
+            trainer.epoch + 1,
+            trainer.global_step,
+            f"--resume continues from {newest[0]}" if newest else "no checkpoint written yet",
+        )
+        raise
     except (NonFiniteLossError, NonFiniteStateError) as e:
         path = os.path.join(cfg.OUTPUT_DIR, f"last_good{'' if main else f'_rank{rank}'}.pth")
         saved = save_last_good(cfg, trainer, checkpointer, path)
@@ -499,7 +508,7 @@ def train(
         cfg, progress, start="resume" if resume else "overwrite" if overwrite else "new"
     )
     rank, world, main = du.get_rank(), du.get_world_size(), du.is_main_process()
-    progress = progress and main and stderr_is_terminal()  # no bar debris in log files
+    progress = progress and main  # a bar on a terminal, timed log lines elsewhere
     warn_inert_settings(cfg)
     task = build_task(cfg)
     task.load_train()  # data read and checked once, before anything trains
@@ -577,6 +586,11 @@ def train(
         du.barrier()
         return task.record(results, model, **extra)
     record = task.write(results, model, cfg.OUTPUT_DIR, **extra)
+    logger.info(
+        "done: weights %s, results %s",
+        os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
+        os.path.join(cfg.OUTPUT_DIR, "metrics.json"),
+    )
     du.barrier()
     return record
 
@@ -614,7 +628,12 @@ def eval_dir(cfg, weights: Optional[str]) -> str:
 
 
 def test(
-    cfg, weights: Optional[str] = None, progress: bool = True, vis_ranks: int = 0
+    cfg,
+    weights: Optional[str] = None,
+    progress: bool = True,
+    vis_ranks: int = 0,
+    vis_queries: int = 10,
+    vis_order: str = "random",
 ) -> Dict[str, Any]:
     """Evaluate ``weights`` (default ``MODEL.WEIGHTS``) on ``DATASETS.TEST``; ``vis_ranks`` > 0
     also draws rank-list images of that many top matches. Results go to :func:`eval_dir`
@@ -622,7 +641,7 @@ def test(
     lists, CMC plots)."""
     device = setup_run(cfg, progress, role="test")
     main = du.is_main_process()
-    progress = progress and main and stderr_is_terminal()
+    progress = progress and main  # a bar on a terminal, timed log lines elsewhere
     weights = weights or cfg.MODEL.WEIGHTS or None
     task = build_task(cfg)
     task.load_test()
@@ -632,7 +651,16 @@ def test(
         prepare_eval_dir(out)
         save_config(cfg, out)  # what was evaluated, also where no training run's config is
     results = task.evaluate(
-        model, device, progress, Outputs(out, rank_lists=True, vis_ranks=vis_ranks)
+        model,
+        device,
+        progress,
+        Outputs(
+            out,
+            rank_lists=True,
+            vis_ranks=vis_ranks,
+            vis_queries=vis_queries,
+            vis_order=vis_order,
+        ),
     )
     extra = dict(weights=weights, settings=eval_settings(cfg, weights))
     if not main:
@@ -650,9 +678,11 @@ def rank_images(
     num_queries: int = 10,
     query_indices: Optional[Sequence[int]] = None,
     progress: bool = True,
+    order: str = "random",
 ) -> List[str]:
     """Rank-list images of ``weights`` (default ``MODEL.WEIGHTS``) on every ``DATASETS.TEST``
-    set, into ``out_dir/<testset>/`` (default ``OUTPUT_DIR/ranks``); no metrics computed."""
+    set, into ``out_dir/<testset>/`` (default ``<eval_dir>/ranks``, where ``test_net --vis-ranks``
+    draws for the same settings); no metrics computed."""
     from ..evaluation.evaluator import extract_query_gallery
 
     for name, flag, value in (
@@ -668,8 +698,9 @@ def rank_images(
     device = resolve_device(cfg.DEVICE)
     task = build_task(cfg)
     task.load_test()
-    model = task.test_model(weights or cfg.MODEL.WEIGHTS or None, device)
-    out_dir = out_dir or os.path.join(cfg.OUTPUT_DIR, "ranks")
+    weights = weights or cfg.MODEL.WEIGHTS or None
+    model = task.test_model(weights, device)
+    out_dir = out_dir or os.path.join(eval_dir(cfg, weights), "ranks")
     paths: List[str] = []
     for ts in task.test_sets:
         feats = extract_query_gallery(
@@ -690,6 +721,7 @@ def rank_images(
             topk,
             num_queries,
             list(query_indices) if query_indices is not None else None,
+            order=order,
         )
     return paths
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
@@ -54,11 +55,22 @@ class Outputs:
     folder: str
     rank_lists: bool = False
     vis_ranks: int = 0
+    vis_queries: int = 10  # how many queries get an image
+    vis_order: str = "random"  # which: random, worst (lowest AP first), best
 
 
-def model_info(model: nn.Module) -> Dict[str, Any]:
-    """What a result should record about the model (parameters, PTL state, STD settings)."""
-    info: Dict[str, Any] = {"parameters_m": count_parameters(model) / 1e6}
+def model_info(model: nn.Module, input_size: Tuple[int, int] = (64, 32)) -> Dict[str, Any]:
+    """What a result should record about the model (parameters, PTL state, STD settings).
+
+    ``parameters_m`` counts the test-time part (what an evaluation of the saved weights
+    measures), so a training row and the evaluation rows of the same model agree;
+    ``train_parameters_m`` adds the training-only heads (the classifier)."""
+    from ..modeling.summary import test_time_parameters
+
+    info: Dict[str, Any] = {
+        "parameters_m": count_parameters(test_time_parameters(model, input_size)) / 1e6,
+        "train_parameters_m": count_parameters(model) / 1e6,
+    }
     for key, attr in (("ptl", "ptl_state_info"), ("std", "std_info")):
         describe = getattr(model, attr, None)
         described = describe() if callable(describe) else None
@@ -136,7 +148,8 @@ class Task:
         first = next(iter(results.values()))
         record: Dict[str, Any] = {"task": self.name, **first.headline()}
         record["per_dataset"] = {name: self.per_dataset(r) for name, r in results.items()}
-        record.update(model_info(model))
+        record.update(model_info(model, self.input_size))
+        record["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record.update(extra)
         return record
 
@@ -219,10 +232,18 @@ class ReIDTask(Task):
         if out.rank_lists and cfg.TEST.TOPK_SAVE > 0:
             idx, dist = rank_items(feats, ts.query, ts.gallery, cfg.TEST.TOPK_SAVE, self.settings)
             path = os.path.join(out.folder, f"ranklist_{ts.name}.csv")
-            save_rank_lists(path, ts.query, ts.gallery, idx, dist)
+            save_rank_lists(path, ts.query, ts.gallery, idx, dist, result.ap)
             logger.info("top-%d rank lists: %s", cfg.TEST.TOPK_SAVE, path)
         if out.vis_ranks > 0:
-            self.draw(ts, feats, os.path.join(out.folder, "ranks", ts.name), out.vis_ranks)
+            self.draw(
+                ts,
+                feats,
+                os.path.join(out.folder, "ranks", ts.name),
+                out.vis_ranks,
+                out.vis_queries,
+                order=out.vis_order,
+                ap=result.ap,
+            )
         return result
 
     def draw(
@@ -233,16 +254,49 @@ class ReIDTask(Task):
         topk: int,
         num_queries: int = 10,
         query_indices: Optional[List[int]] = None,
+        order: str = "random",
+        ap=None,
     ) -> List[str]:
-        """Rank-list images of ``num_queries`` seeded random (or the given) queries."""
+        """Rank-list images of ``num_queries`` queries chosen by ``order`` (random: seeded;
+        worst / best: by AP), or of the given ones; each image's header names the query, its
+        AP (``ap``, per query; computed here when not given) and the model and settings."""
+        from ..evaluation.evaluator import evaluate_features
+        from ..modeling import model_display_name
         from ..visualization import choose_queries, draw_rank_lists
+        from ..visualization.results import describe_evaluation
 
-        sel = choose_queries(len(ts.query), num_queries, query_indices, self.cfg.SEED)
+        if ap is None:
+            ap = evaluate_features(feats, ts.query, ts.gallery, self.settings).ap
+        sel = choose_queries(len(ts.query), num_queries, query_indices, self.cfg.SEED, order, ap)
         idx, dist = rank_items(feats, ts.query, ts.gallery, topk, self.settings, sel)
-        paths = draw_rank_lists(
-            ts.query, ts.gallery, sel, idx, dist, out, tuple(self.cfg.INPUT.SIZE_TEST)
+        cfg = self.cfg
+        header = " | ".join(
+            [
+                model_display_name(cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME),
+                describe_evaluation(self.settings.describe(), short=True),
+            ]
         )
-        logger.info("rank-list images: %s", out)
+        paths = draw_rank_lists(
+            ts.query,
+            ts.gallery,
+            sel,
+            idx,
+            dist,
+            out,
+            tuple(cfg.INPUT.SIZE_TEST),
+            ap=ap,
+            header=header,
+        )
+        how = "given" if query_indices is not None else order
+        logger.info(
+            "rank-list images: top-%d of %d %s queries of %s (of %d) in %s",
+            topk,
+            len(sel),
+            how,
+            ts.name,
+            len(ts.query),
+            out,
+        )
         return paths
 
     def format(self, results: Results) -> str:
@@ -251,6 +305,9 @@ class ReIDTask(Task):
     def record(self, results: Results, model: nn.Module, **extra) -> Dict[str, Any]:
         record = super().record(results, model, **extra)
         record["protocol"] = next(iter(results.values())).protocol
+        for ts in self.test_sets:  # which data: tables never mix two test sets silently
+            if ts.name in record["per_dataset"]:
+                record["per_dataset"][ts.name]["test_data"] = ts.fingerprint()
         return record
 
     def per_dataset(self, r) -> Dict[str, Any]:
@@ -273,7 +330,15 @@ class ReIDTask(Task):
         try:
             from ..visualization import plot_all_cmc
 
-            plot_all_cmc(results, out_dir)  # cmc_<testset>.png beside metrics.json
+            from ..modeling import model_display_name
+
+            cfg = self.cfg
+            plot_all_cmc(  # cmc_<testset>.png beside metrics.json, saying what was measured
+                results,
+                out_dir,
+                model=model_display_name(cfg.MODEL.META_ARCHITECTURE, cfg.MODEL.BACKBONE.NAME),
+                settings=describe_evaluation(extra["evaluation"], short=True),
+            )
         except (ImportError, ValueError, OSError) as e:
             logger.warning("no CMC plot: %s", e)
         logger.info(

@@ -8,9 +8,9 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..utils.misc import eval_mode
+from ..utils.progress import progress as show_progress
 from ..utils.tables import markdown_table
 from ..errors import InputError
 
@@ -36,9 +36,7 @@ def evaluate_classifier(
     top-1 / top-5 error and mean CE loss. Restores the model's train/eval mode afterwards."""
     n, loss, wrong1, wrong5 = 0, 0.0, 0, 0
     with eval_mode(model):
-        for batch in tqdm(
-            loader, desc=f"evaluate {name}", disable=not progress, leave=False, dynamic_ncols=True
-        ):
+        for batch in show_progress(loader, f"evaluate {name}", progress, unit="batches"):
             images = batch["images"].to(device, non_blocking=True)
             targets = torch.as_tensor(batch["targets"]).to(device)
             logits = model(images).float()  # (B, N)

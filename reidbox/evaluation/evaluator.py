@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..utils import distributed as du
 from ..utils.misc import eval_mode
+from ..utils.progress import progress as show_progress
 from .metrics import EvalResult
 from .settings import EvalSettings
 from .streaming import evaluate
@@ -40,7 +40,7 @@ def extract_features(
     """
     feats = []
     with eval_mode(model):
-        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+        for batch in show_progress(loader, desc, progress, unit="batches"):
             images = batch["images"].to(device, non_blocking=True)
             f = model(images).float()
             if flip:
@@ -170,40 +170,52 @@ def rank_items(
     )
 
 
+RANK_LIST_COLUMNS = [
+    "query_index",  # what visualize_ranks --queries takes
+    "query",
+    "query_pid",
+    "query_camera",  # numbered from 1, as in the file names and the rank-list images
+    "query_ap",  # the query's AP under the evaluation's protocol (empty: no valid match)
+    "rank",
+    "gallery",
+    "gallery_pid",
+    "gallery_camera",
+    "distance",
+    "same_identity",
+]
+
+
 def save_rank_lists(
-    path: str, query: Sequence, gallery: Sequence, indices: np.ndarray, distances: np.ndarray
+    path: str,
+    query: Sequence,
+    gallery: Sequence,
+    indices: np.ndarray,
+    distances: np.ndarray,
+    ap: Optional[np.ndarray] = None,
 ) -> str:
     """Per query, its ranked gallery images (``indices``/``distances`` (Q, k) of
-    :func:`reidbox.retrieval.rank_lists`, -1 ends a short row) as CSV rows, rank 1 first."""
+    :func:`reidbox.retrieval.rank_lists`, -1 ends a short row) as CSV rows, rank 1 first
+    (:data:`RANK_LIST_COLUMNS`; ``ap``: per-query AP, NaN where no valid match)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(
-            [
-                "query",
-                "query_pid",
-                "query_camid",
-                "rank",
-                "gallery",
-                "gallery_pid",
-                "gallery_camid",
-                "distance",
-                "same_identity",
-            ]
-        )
+        w.writerow(RANK_LIST_COLUMNS)
         for qi, q in enumerate(query):
+            q_ap = "" if ap is None or not np.isfinite(ap[qi]) else f"{float(ap[qi]):.6f}"
             for r, (gi, d) in enumerate(zip(indices[qi], distances[qi]), start=1):
                 if gi < 0:
                     break
                 g = gallery[int(gi)]
                 w.writerow(
                     [
+                        qi,
                         q.path,
                         q.pid,
-                        q.camid,
+                        q.camid + 1,
+                        q_ap,
                         r,
                         g.path,
                         g.pid,
-                        g.camid,
+                        g.camid + 1,
                         f"{d:.6f}",
                         int(g.pid == q.pid),
                     ]

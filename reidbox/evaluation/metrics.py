@@ -57,6 +57,15 @@ class EvalResult:
 
     num_gallery: int = 0
 
+    def __repr__(self) -> str:
+        # one line: the per-query arrays (ap, inp) stay out of print(result); read them directly
+        return (
+            f"EvalResult({self.protocol}: mAP {100 * self.mAP:.2f}%, rank-1 "
+            f"{100 * float(self.cmc[0]) if len(self.cmc) else float('nan'):.2f}%, mINP "
+            f"{100 * self.mINP:.2f}%, {self.num_queries} queries ({self.num_valid} with a "
+            f"match), {self.num_gallery} gallery)"
+        )
+
     def rank(self, k: int) -> float:
         """CMC at rank ``k`` (1-based)."""
         if not 1 <= k <= len(self.cmc):

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 from ..errors import InputError, MissingInputError
+from ..utils.progress import progress as show_progress
 
 Batches = List[Tuple[torch.Tensor, torch.Tensor]]
 
@@ -123,9 +123,7 @@ def compute_loss_surface(
     shape = (len(xs),) if ys is None else (len(ys), len(xs))
     loss, acc = np.zeros(shape), np.zeros(shape)
     try:
-        for j, i in tqdm(
-            points, desc=f"loss surface {label}".strip(), disable=not progress, dynamic_ncols=True
-        ):
+        for j, i in show_progress(points, f"loss surface {label}".strip(), progress, unit="points"):
             a, b = xs[i], (0.0 if ys is None else ys[j])
             for k, p in enumerate(params):
                 step = origin[k] + a * d1[k]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 from ..errors import InputError
 
 
@@ -16,35 +17,70 @@ def _pyplot():
     return plt
 
 
-def plot_cmc(cmc: Sequence[float], path: str, title: str = "", max_rank: int = 50) -> str:
-    """CMC curve: matching rate (%) at ranks 1..``max_rank`` (``cmc`` holds fractions)."""
-    if not len(cmc):
+def _cmc_floor(values: Sequence[float]) -> float:
+    """Bottom of the y axis: 10 points below the lowest value shown, in steps of 10, so the
+    useful range is not squeezed against 0-100."""
+    return max(0.0, 10.0 * math.floor((min(values) - 10.0) / 10.0))
+
+
+def plot_cmc_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str,
+    title: str = "CMC",
+    subtitle: str = "",
+    max_rank: int = 20,
+) -> str:
+    """CMC curves (fractions) at ranks 1..``max_rank``, one line per label, on one figure: the
+    comparison every paper shows. The y axis starts just below the lowest point; one curve
+    has its rank-1/5/10 values written beside the points, several name them in the legend."""
+    curves = {k: list(v) for k, v in curves.items() if len(v)}
+    if not curves:
         raise InputError("plot_cmc: empty CMC list (no valid query?)")
     plt = _pyplot()
-    ranks = list(range(1, min(len(cmc), max_rank) + 1))
-    values = [100 * float(c) for c in cmc[: len(ranks)]]
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=100)
-    ax.plot(ranks, values, marker="o", markersize=3)
-    for k in (1, 5, 10):
-        if k <= len(values):
-            ax.annotate(
-                f"{values[k - 1]:.1f}",
-                (k, values[k - 1]),
-                textcoords="offset points",
-                xytext=(4, -12),
-                fontsize=8,
-            )
+    fig, ax = plt.subplots(figsize=(5.6 if len(curves) == 1 else 7, 4), dpi=100)
+    shown: List[float] = []
+    for label, cmc in curves.items():
+        ranks = list(range(1, min(len(cmc), max_rank) + 1))
+        values = [100 * float(c) for c in cmc[: len(ranks)]]
+        shown += values
+        name = label if len(curves) == 1 else f"{label} (R1 {values[0]:.1f}%)"
+        ax.plot(ranks, values, marker="o", markersize=3, label=name)
+        if len(curves) == 1:
+            for k in (1, 5, 10):
+                if k <= len(values):
+                    ax.annotate(
+                        f"{values[k - 1]:.1f}",
+                        (k, values[k - 1]),
+                        textcoords="offset points",
+                        xytext=(4, -12),
+                        fontsize=8,
+                    )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ranks are whole numbers
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
-    ax.set_ylim(0, 100)
-    ax.set_xlim(1, max(ranks[-1], 2))
+    ax.set_ylim(_cmc_floor(shown), 100.5)
+    longest = max(min(len(c), max_rank) for c in curves.values())
+    ax.set_xlim(1, max(longest, 2))
     ax.grid(alpha=0.3)
-    ax.set_title(title or "CMC")
+    if len(curves) > 1:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_cmc(
+    cmc: Sequence[float], path: str, title: str = "", max_rank: int = 50, subtitle: str = ""
+) -> str:
+    """One CMC curve: matching rate (%) at ranks 1..``max_rank`` (``cmc`` holds fractions)."""
+    if not len(cmc):
+        raise ValueError("plot_cmc: empty CMC list (no valid query?)")
+    return plot_cmc_curves({"": cmc}, path, title or "CMC", subtitle, max_rank)
 
 
 def plot_chain(rows: Sequence[Mapping[str, Any]], tests: Sequence[str], path: str) -> str:
@@ -61,6 +97,19 @@ def plot_chain(rows: Sequence[Mapping[str, Any]], tests: Sequence[str], path: st
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=t)
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{i}. {r['name']}" for i, r in zip(xs, rows)], rotation=15, fontsize=8)
+    for t in tests:  # the value at each point: the table's numbers, readable on the figure
+        for x, r in zip(xs, rows):
+            v = r.get(f"{t} mAP", "")
+            if v != "":
+                ax.annotate(
+                    f"{float(v):.1f}",
+                    (x, v),
+                    textcoords="offset points",
+                    xytext=(0, 5),
+                    ha="center",
+                    fontsize=7,
+                )
+    ax.set_ylim(0, 105)  # from 0: the height of a line is its mAP
     ax.set_xlabel("after fine-tuning step")
     ax.set_ylabel("mAP (%)")
     ax.grid(alpha=0.3)
@@ -73,16 +122,25 @@ def plot_chain(rows: Sequence[Mapping[str, Any]], tests: Sequence[str], path: st
     return path
 
 
-def plot_all_cmc(results: Dict[str, Any], output_dir: str) -> Dict[str, str]:
-    """``cmc_<testset>.png`` for every evaluated set (``results``: name -> Metrics)."""
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def plot_all_cmc(
+    results: Dict[str, Any], output_dir: str, model: str = "", settings: str = ""
+) -> Dict[str, str]:
+    """``cmc_<testset>.png`` for every evaluated set (``results``: name -> Metrics), titled
+    with the test set, the ``model`` and mAP, and the evaluation ``settings`` beneath."""
     out = {}
     for name, m in results.items():
         if len(m.cmc):
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+            what = f"{model} on {name}" if model else name
             out[name] = plot_cmc(
                 m.cmc,
-                os.path.join(output_dir, f"cmc_{safe}.png"),
-                title=f"CMC {name} (mAP {100 * m.mAP:.1f}%)",
+                os.path.join(output_dir, f"cmc_{safe_name(name)}.png"),
+                title=f"CMC: {what} (mAP {100 * m.mAP:.1f}%)",
+                max_rank=20,
+                subtitle=settings,
             )
     return out
 

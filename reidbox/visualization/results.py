@@ -6,7 +6,8 @@ import csv
 import json
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -26,6 +27,8 @@ COLUMNS = [
     "CMC-10",
     "mINP",
     "params (m)",
+    "epochs",
+    "date",
 ]
 # Classification runs (TASK: classification, CIFAR) report errors, not retrieval metrics.
 CLS_COLUMNS = [
@@ -37,6 +40,8 @@ CLS_COLUMNS = [
     "top-1 err",
     "top-5 err",
     "params (m)",
+    "epochs",
+    "date",
 ]
 _PERCENT = ("mAP", "CMC-1", "CMC-5", "CMC-10", "mINP", "top-1 err", "top-5 err")
 
@@ -112,20 +117,64 @@ def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
     return name
 
 
+def _read_metrics(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(
+            f"{path} is not valid JSON ({e}); re-run the evaluation that "
+            "wrote it, or leave that folder out"
+        ) from None
+
+
+def _same_result(metrics: Dict[str, Any]) -> str:
+    """What makes two ``metrics.json`` the same result (a copy, such as the demo's top-level
+    one, repeats it)."""
+    keys = ("per_dataset", "parameters_m", "epochs", "train_datasets", "date", "weights")
+    return json.dumps({k: metrics.get(k) for k in keys}, sort_keys=True, default=str)
+
+
+def _test_data(m: Dict[str, Any]) -> Optional[str]:
+    """Which test data a row was measured on: the fingerprint reidbox records, or for older
+    results the query / gallery counts."""
+    if m.get("test_data"):
+        return str(m["test_data"])[:6] + (
+            f" ({m['num_query']}q/{m['num_gallery']}g)" if "num_query" in m else ""
+        )
+    if "num_query" in m:
+        return f"{m['num_query']}q/{m.get('num_gallery', '?')}g"
+    return None
+
+
+def _epochs(metrics: Dict[str, Any], folder: str, evaluated: bool) -> Optional[int]:
+    """Training epochs of the weights: the run's own record, or for an evaluation under
+    ``RUN/eval/`` the training run's ``metrics.json``."""
+    if metrics.get("epochs") is not None:
+        return metrics["epochs"]
+    if evaluated:
+        run = os.path.join(os.path.dirname(os.path.dirname(folder)), "metrics.json")
+        if os.path.isfile(run):
+            try:
+                return _read_metrics(run).get("epochs")
+            except (ValueError, AttributeError):
+                return None
+    return None
+
+
 def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
     """One row per run and test set: model, train (a chain: its steps) -> test dataset, PTL
-    state, metrics (fractions; :func:`format_results` prints percent)."""
+    state, metrics (fractions; :func:`format_results` prints percent), parameters, epochs,
+    date, and ``test data`` (which images the numbers were measured on). A ``metrics.json``
+    that repeats another one (the demo's top-level copy) gives no second row."""
     rows = []
-    for path in find_metrics(paths):
+    seen: Dict[str, str] = {}
+    found = find_metrics(paths)
+    # a run folder's own record first, so a copy elsewhere is the one left out
+    has_weights = lambda p: os.path.isfile(os.path.join(os.path.dirname(p), "model_final.pth"))  # noqa: E731
+    for path in sorted(found, key=lambda p: (not has_weights(p), p)):
         folder = os.path.dirname(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                metrics = json.load(f)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InputError(
-                f"{path} is not valid JSON ({e}); re-run the evaluation that "
-                "wrote it, or leave that folder out"
-            ) from None
+        metrics = _read_metrics(path)
         if not isinstance(metrics, dict) or not any(
             k in metrics for k in ("mAP", "per_dataset", "top1_error")
         ):
@@ -142,6 +191,11 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             run_cfg = os.path.join(os.path.dirname(os.path.dirname(folder)), "config.yaml")
             cfg_path = run_cfg if os.path.isfile(run_cfg) else cfg_path
             evaluated_only = cfg_path != run_cfg
+        key = _same_result(metrics)
+        if key in seen:
+            logging.getLogger("reidbox").info("%s repeats %s: one row", path, seen[key])
+            continue
+        seen[key] = path
         if os.path.isfile(cfg_path):
             with open(cfg_path, encoding="utf-8") as f:
                 cfg = yaml.safe_load(f) or {}
@@ -159,11 +213,15 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
             else "-"
         )
         per = metrics.get("per_dataset") or {"?": metrics}
+        in_eval = os.path.basename(os.path.dirname(folder)) == "eval"
+        date = metrics.get("date") or time.strftime("%Y-%m-%d", time.gmtime(os.path.getmtime(path)))
         common = {
             "run": os.path.relpath(folder),
             "model": _model_name(cfg, metrics),
             "PTL state": state,
             "params (m)": metrics.get("parameters_m"),
+            "epochs": _epochs(metrics, folder, in_eval),
+            "date": str(date)[:10],
         }
         for test, m in per.items():
             if metrics.get("task") == "classification" or "top1_error" in m:
@@ -182,6 +240,9 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
                     common,
                     task="reid",
                     datasets=f"{trained} -> {test}",
+                    test=test,
+                    test_data=_test_data(m),
+                    cmc=m.get("cmc"),
                     evaluation=describe_evaluation(
                         metrics.get("evaluation"),
                         m.get("protocol") or metrics.get("protocol"),
@@ -219,17 +280,70 @@ def _table(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> str:
     )
 
 
+def mixed_test_sets(rows: Sequence[Dict[str, Any]]) -> Dict[str, List[str]]:
+    """Test-set name -> the different test data its rows were measured on, for every name
+    measured on more than one (e.g. ``synthetic`` generated at two sizes)."""
+    seen: Dict[str, List[str]] = {}
+    for r in rows:
+        if r.get("test") is not None and r.get("test_data") is not None:
+            seen.setdefault(r["test"], [])
+            if r["test_data"] not in seen[r["test"]]:
+                seen[r["test"]].append(r["test_data"])
+    return {name: data for name, data in seen.items() if len(data) > 1}
+
+
 def format_results(rows: Sequence[Dict[str, Any]]) -> str:
     """Markdown: one table of retrieval runs (metrics in percent, 2 decimals) and, when there
-    are any, one of classification runs (top-1 / top-5 error in percent)."""
+    are any, one of classification runs (top-1 / top-5 error in percent). A test set measured
+    on different data in different rows gets a ``test data`` column and a note: its numbers
+    compare only between rows of the same test data."""
     reid = [r for r in rows if r.get("task", "reid") == "reid"]
     cls = [r for r in rows if r.get("task") == "classification"]
     parts = []
+    mixed = mixed_test_sets(reid)
     if reid or not cls:
-        parts.append(_table(reid, COLUMNS))
+        columns = list(COLUMNS)
+        if mixed:
+            columns.insert(columns.index("datasets") + 1, "test data")
+            reid = [dict(r, **{"test data": r.get("test_data") or "?"}) for r in reid]
+        parts.append(_table(reid, columns))
+        for name, data in mixed.items():
+            parts.append(
+                f"\nnote: {name} was measured on {len(data)} different test sets "
+                f"({'; '.join(data)}): compare only rows with the same test data\n"
+            )
     if cls:
         parts.append(("\n" if reid else "") + _table(cls, CLS_COLUMNS))
     return "".join(parts)
+
+
+def plot_results_cmc(rows: Sequence[Dict[str, Any]], output_dir: str) -> List[str]:
+    """Every run's CMC curve on one figure per test set, ``<output_dir>/cmc_<test>.png`` (a
+    test set measured on different data: one figure per data, ``cmc_<test>_<data>.png``), each
+    curve labelled with its model and run folder and the settings in the title's second line
+    when all curves share them. Rows without a recorded CMC are left out."""
+    from .plots import plot_cmc_curves, safe_name
+
+    mixed = mixed_test_sets(rows)
+    groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("task", "reid") == "reid" and r.get("cmc"):
+            data = (r.get("test_data") or "?") if r["test"] in mixed else ""
+            groups.setdefault((r["test"], data), []).append(r)
+    paths = []
+    for (test, data), members in groups.items():
+        curves = {f"{r['model']} ({r['run']})": r["cmc"] for r in members}
+        settings = {r["evaluation"] for r in members}
+        name = f"cmc_{safe_name(test)}" + (f"_{safe_name(data.split()[0])}" if data else "")
+        paths.append(
+            plot_cmc_curves(
+                curves,
+                os.path.join(output_dir, name + ".png"),
+                title=f"CMC on {test}" + (f" (test data {data})" if data else ""),
+                subtitle=settings.pop() if len(settings) == 1 else "settings differ: see the table",
+            )
+        )
+    return paths
 
 
 def step_row(index: int, label: str, train: str, metrics_path: str) -> Dict[str, Any]:

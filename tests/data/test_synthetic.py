@@ -94,7 +94,8 @@ def test_domains_differ(tmp_path):
     means = {}
     for name in ("synthetic", "synthetic_a", "synthetic_b", "synthetic_c"):
         ds = DATASETS.get(name)(root=str(tmp_path), **SMALL)
-        assert os.path.isfile(os.path.join(str(tmp_path), DATASETS.get(name).dataset_dir, MANIFEST))
+        folder = DATASETS.get(name).folder_name(**SMALL)
+        assert os.path.isfile(os.path.join(str(tmp_path), folder, MANIFEST))
         imgs = [np.asarray(Image.open(s.path), dtype=np.float32) for s in ds.gallery[:40]]
         means[name] = np.mean(imgs)
     assert len({DATASETS.get(n).dataset_dir for n in means}) == 4
@@ -178,3 +179,26 @@ def test_cross_camera_is_harder_than_same_camera(tmp_path):
                 j = np.flatnonzero(mask)[np.argmin(dist[i, mask])]
                 hits.append(gp[j] == s.pid)
     assert np.mean(same) > np.mean(cross) + 0.15, (np.mean(same), np.mean(cross))
+
+
+def test_other_sizes_never_replace_the_default_folder(tmp_path):
+    """A run at another size (issue 22.1) writes its own folder; the default-size data, and the
+    results measured on it, stay as they were."""
+    Synthetic = DATASETS.get("synthetic")
+    default = dict(num_train_ids=150, num_test_ids=150, num_cameras=6, image_size=(128, 64))
+    assert Synthetic.folder_name(**default) == "synthetic"
+    assert Synthetic.folder_name(**SMALL) == "synthetic-6+5ids-4cams-64x32"
+    assert DATASETS.get("synthetic_b").folder_name(**SMALL) == "synthetic_b-6+5ids-4cams-64x32"
+    first = Synthetic(root=str(tmp_path), **SMALL)
+    reference = _files(str(tmp_path / "synthetic-6+5ids-4cams-64x32"))
+    other = Synthetic(root=str(tmp_path), **dict(SMALL, num_train_ids=7))
+    assert first.name == other.name == "synthetic"  # results keep the dataset's name
+    assert sorted(os.listdir(str(tmp_path))) == [
+        "synthetic-6+5ids-4cams-64x32",
+        "synthetic-7+5ids-4cams-64x32",
+    ]
+    assert _files(str(tmp_path / "synthetic-6+5ids-4cams-64x32")) == reference
+    assert len({s.pid for s in other.train}) == 7 and len({s.pid for s in first.train}) == 6
+    # statistics read what lies there without generating the default size
+    assert Synthetic.existing_options(str(tmp_path))["num_train_ids"] in (6, 7)
+    assert not os.path.exists(str(tmp_path / "synthetic"))

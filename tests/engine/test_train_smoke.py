@@ -31,7 +31,9 @@ def test_two_epoch_train_then_test(tiny_opts):
     assert json.load(open(os.path.join(evaluated, "metrics.json")))["mAP"] == again["mAP"]
     with open(os.path.join(evaluated, "ranklist_market1501.csv")) as f:
         rows = f.read().splitlines()
-    assert rows[0].startswith("query,") and len(rows) == 1 + 10 * 10  # 10 queries x top-10
+    assert (
+        rows[0].startswith("query_index,query,") and len(rows) == 1 + 10 * 10
+    )  # 10 queries x top-10
     # re-ranking from the config changes the scoring path and is recorded
     rr_cfg = load_config(
         None,

@@ -92,8 +92,14 @@ def test_variable_length_option_stops_at_a_config_key():
 
 def test_every_tool_parses_through_the_shared_convention():
     tools = sorted(glob.glob(os.path.join(ROOT, "tools", "*.py")))
-    assert len(tools) >= 11
-    for path in tools:
+    bodies = sorted(glob.glob(os.path.join(ROOT, "reidbox", "commands", "[!_]*.py")))
+    assert len(tools) >= 11 and len(bodies) >= len(tools)
+    for path in tools:  # a tool is a shim: its body lives in reidbox/commands
+        name = os.path.basename(path)
+        src = open(path, encoding="utf-8").read()
+        assert f"from reidbox.commands.{name[:-3]} import main" in src, name
+        assert len(src.splitlines()) <= 12, f"{name} holds more than the shim"
+    for path in bodies:
         src = open(path, encoding="utf-8").read()
         name = os.path.basename(path)
         assert re.search(r"parse_args\(\s*p,\s*argv", src), (
@@ -207,3 +213,54 @@ def test_debug_shows_the_traceback_behind_the_error(how):
     plain = _tool("train_net.py", "SOLVER.NOT_A_KEY", "1")
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert len(plain.stderr.strip().splitlines()) == 1
+
+
+def test_one_output_flag_for_every_tool():
+    """``--output-dir DIR`` everywhere (issue 22.3); older spellings work but are not shown."""
+    import contextlib
+    import io
+
+    from reidbox.commands import _console
+
+    for c in _console.commands():
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            __import__(f"reidbox.commands.{c.module}", fromlist=["main"]).main(["--help"])
+        text = re.sub(r"\s+", " ", out.getvalue())
+        assert not re.search(r"--out(put)? ", text), c.module
+        if c.module not in ("model_info", "dataset_stats"):  # these only print
+            assert "--output-dir DIR" in text, c.module
+
+
+def test_output_dir_is_output_dir_key_and_conflicts_are_refused():
+    p = default_argument_parser("t")
+    from reidbox.cli import add_output_dir
+
+    add_output_dir(p, "run folder", config_key=True)
+    assert parse_args(p, ["--output-dir", "o", "SEED", "1"]).opts == [
+        "SEED",
+        "1",
+        "OUTPUT_DIR",
+        "o",
+    ]
+    assert parse_args(p, ["OUTPUT_DIR", "o/", "--output-dir", "o"]).opts[-2:] == ["OUTPUT_DIR", "o"]
+    with pytest.raises(UsageError, match="--output-dir a and OUTPUT_DIR b disagree"):
+        parse_args(p, ["OUTPUT_DIR", "b", "--output-dir", "a"])
+    q = argument_parser("t")
+    add_output_dir(q, "folder", old=["--out"], required=True)
+    assert parse_args(q, ["--out", "x"]).output_dir == "x"
+    with pytest.raises(UsageError, match="--output-dir DIR is required"):
+        parse_args(q, [])
+
+
+def test_collect_results_output_dir_and_old_out_write_the_same(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(
+        json.dumps({"task": "reid", "mAP": 0.5, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8})
+    )
+    new = _tool("collect_results.py", str(run), "--output-dir", str(tmp_path / "tables"))
+    old = _tool("collect_results.py", str(run), "--out", str(tmp_path / "old.md"))
+    assert new.returncode == old.returncode == 0, new.stderr + old.stderr
+    written = (tmp_path / "tables" / "results.md").read_text()
+    assert written == (tmp_path / "old.md").read_text() and "| 50.00 " in written

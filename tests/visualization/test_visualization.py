@@ -220,10 +220,10 @@ def test_collect_results_states_evaluation_and_cifar_errors(tmp_path):
     reid_line = next(ln for ln in table.splitlines() if "-> market1501" in ln)
     assert "| market1501, euclidean, flip-averaged, re-ranked | 50.00 |" in reid_line
     cifar_line = next(ln for ln in table.splitlines() if "-> cifar10" in ln)
-    assert cifar_line.endswith(
+    assert (
         "| densenet100 | cifar10 -> cifar10 | - | top-k error on 10000 "
-        "images | 5.92 | 0.20 | 0.80 |"
-    )
+        "images | 5.92 | 0.20 | 0.80 | - | 20"  # no epochs recorded; the file's date
+    ) in cifar_line
     assert "| top-1 err | top-5 err |" in table
     for block in table.strip().split("\n\n"):  # every table is markdown: header, rule, rows
         lines = block.splitlines()
@@ -282,3 +282,77 @@ def test_collect_results_names_an_untrained_evaluation(tmp_path):
     )
     (row,) = collect_results([str(tmp_path)])
     assert row["model"] == "resnet18+PTL" and row["datasets"] == "untrained -> synthetic"
+
+
+def _write_run(folder, per_dataset, **extra):
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(
+        "MODEL:\n  META_ARCHITECTURE: ptl\n  BACKBONE:\n    NAME: resnet18\n"
+    )
+    rec = {"per_dataset": per_dataset, "parameters_m": 11.2, **extra}
+    (folder / "metrics.json").write_text(json.dumps(rec))
+    return rec
+
+
+def test_collect_results_labels_mixed_test_sets_and_skips_copies(tmp_path):
+    """Two sizes of ``synthetic`` are two test sets: the table says so (issue 22.1); the demo's
+    top-level copy of its main run's metrics.json is not a second row (issue 22.6)."""
+    m = {"mAP": 0.5, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.1}
+    small = dict(m, test_data="aaaaaa111111", num_query=599, num_gallery=1841)
+    large = dict(m, test_data="bbbbbb222222", num_query=608, num_gallery=1934)
+    rec = _write_run(tmp_path / "out" / "a", {"synthetic": small}, epochs=12, date="2026-12-01")
+    (tmp_path / "out" / "a" / "model_final.pth").write_bytes(b"")
+    (tmp_path / "out" / "metrics.json").write_text(json.dumps(dict(rec, model="copy")))
+    _write_run(tmp_path / "out" / "b", {"synthetic": large}, epochs=3, date="2026-12-02")
+    rows = collect_results([str(tmp_path / "out")])
+    assert sorted(r["run"] for r in rows) == sorted(
+        os.path.relpath(str(tmp_path / "out" / x)) for x in ("a", "b")
+    )
+    table = re.sub(" +", " ", format_results(rows))
+    assert "| test data |" in table and "| epochs | date |" in table
+    assert "-> synthetic | aaaaaa (599q/1841g) |" in table
+    assert "| 12 | 2026-12-01 |" in table and "| 3 | 2026-12-02 |" in table
+    assert "note: synthetic was measured on 2 different test sets" in table
+    # one test set: no extra column, no note
+    same = format_results([r for r in rows if r["epochs"] == 12])
+    assert "test data" not in same and "note:" not in same
+
+
+def test_test_set_fingerprint_follows_the_images():
+    from reidbox.data.build import TestSet
+    from reidbox.data.datasets.base import Sample
+
+    q = [Sample("/a/0001_c1s1_000001_00.jpg", 1, 0)]
+    g = [Sample("/a/0001_c2s1_000002_01.jpg", 1, 1), Sample("/a/0002_c2s1_000003_01.jpg", 2, 1)]
+    base = TestSet("synthetic", q, g).fingerprint()
+    assert TestSet("synthetic", q, g[::-1]).fingerprint() == base  # order does not matter
+    assert (
+        TestSet("other", [q[0]._replace(path="/b/0001_c1s1_000001_00.jpg")], g).fingerprint()
+        == base
+    )
+    assert TestSet("synthetic", q, g[:1]).fingerprint() != base
+    assert TestSet("synthetic", q, [g[0], g[1]._replace(camid=0)]).fingerprint() != base
+
+
+def test_collect_results_overlays_the_runs_cmc_curves(tmp_path):
+    """``collect_results --output-dir`` draws every run's CMC on one figure per test set
+    (issue 22.5); rows measured on other data get their own figure."""
+    from reidbox.commands.collect_results import main
+
+    m = {"mAP": 0.5, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.1}
+    cmc = [0.6 + 0.02 * i for i in range(20)]
+    for name, data in (("a", "aaaaaa111111"), ("b", "aaaaaa111111"), ("c", "cccccc333333")):
+        d = dict(m, cmc=cmc[::-1] if name == "b" else cmc, test_data=data)
+        _write_run(tmp_path / "runs" / name, {"synthetic": d}, epochs=1)
+    assert main([str(tmp_path / "runs"), "--output-dir", str(tmp_path / "t")]) == 0
+    pngs = sorted(os.listdir(tmp_path / "t"))
+    assert pngs == ["cmc_synthetic_aaaaaa.png", "cmc_synthetic_cccccc.png", "results.md"]
+    two = cv2.imread(str(tmp_path / "t" / "cmc_synthetic_aaaaaa.png"))
+    one = cv2.imread(str(tmp_path / "t" / "cmc_synthetic_cccccc.png"))
+    assert two.shape[1] > one.shape[1]  # the overlay is drawn wider, with a legend
+
+
+def test_plot_cmc_axis_starts_below_the_curve():
+    from reidbox.visualization.plots import _cmc_floor
+
+    assert _cmc_floor([91.0, 99.0]) == 80.0 and _cmc_floor([3.0, 50.0]) == 0.0

@@ -7,19 +7,25 @@ so training and evaluation run the same code paths as on the real benchmark.
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any, Dict, Optional, Sequence
 
 from ...registry import DATASETS
-from ..synthetic import generate_synthetic, read_manifest
+from ..synthetic import MANIFEST, generate_synthetic, read_manifest
 from .market1501 import MarketStyleDataset
 
 SYNTHETIC_TREE = """\
-  <root>/synthetic/            (generated on first use; delete it to regenerate)
+  <root>/synthetic/            (generated on first use at the default size; other sizes go to
+                                their own folder, e.g. <root>/synthetic-30+150ids-6cams-128x64/)
     bounding_box_train/  0002_c1s1_000451_03.jpg ...
     bounding_box_test/   (with 0000 distractors and -1 junk)
     query/               (one _00 image per identity and camera)
     manifest.json        (written last: marks a complete generation)"""
+
+
+# num_train_ids, num_test_ids, num_cameras, height, width of the folder named ``dataset_dir``
+DEFAULT_SIZE = [150, 150, 6, 128, 64]
 
 
 class SyntheticDataset(MarketStyleDataset):
@@ -39,15 +45,41 @@ class SyntheticDataset(MarketStyleDataset):
                     num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
 
     @classmethod
+    def folder_name(
+        cls,
+        num_train_ids: int = 150,
+        num_test_ids: int = 150,
+        num_cameras: int = 6,
+        image_size: Sequence[int] = (128, 64),
+    ) -> str:
+        """The folder under the datasets root that holds this size: ``dataset_dir`` at the
+        default size, else one named by the size (``synthetic-30+150ids-6cams-128x64``), so a
+        run at another size never regenerates, in place, the data earlier results measured."""
+        size = [int(num_train_ids), int(num_test_ids), int(num_cameras)]
+        size += [int(v) for v in image_size]
+        if size == DEFAULT_SIZE:
+            return cls.dataset_dir
+        n, m, c, h, w = size
+        return f"{cls.dataset_dir}-{n}+{m}ids-{c}cams-{h}x{w}"
+
+    @classmethod
     def existing_options(cls, root: str) -> Dict[str, Any]:
-        """The size options of the complete generation of this domain under ``root`` ({} when
-        there is none): reading the folder as it is, e.g. for statistics, regenerates
-        nothing."""
-        params = (read_manifest(os.path.join(root, cls.dataset_dir)) or {}).get("params") or {}
-        if params.get("seed") != cls.seed or params.get("style") != cls.style:
-            return {}
+        """The size options of a complete generation of this domain under ``root`` ({} when
+        there is none): the default-size folder if it is there, else the newest other size.
+        Reading a folder as it is, e.g. for statistics, regenerates nothing."""
         keys = ("num_train_ids", "num_test_ids", "num_cameras", "image_size")
-        return {k: params[k] for k in keys if k in params}
+        found = []
+        others = sorted(glob.glob(os.path.join(root, cls.dataset_dir + "-*")))
+        for path in [os.path.join(root, cls.dataset_dir)] + others:
+            params = (read_manifest(path) or {}).get("params") or {}
+            if params.get("seed") != cls.seed or params.get("style") != cls.style:
+                continue
+            options = {k: params[k] for k in keys if k in params}
+            if os.path.basename(path) == cls.folder_name(**options):
+                if path == os.path.join(root, cls.dataset_dir):
+                    return options
+                found.append((os.path.getmtime(os.path.join(path, MANIFEST)), path, options))
+        return max(found)[2] if found else {}
 
     @classmethod
     def train_identities(cls, num_train_ids: int = 150, **options: Any) -> int:
@@ -56,10 +88,13 @@ class SyntheticDataset(MarketStyleDataset):
     def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
                  num_train_ids: int = 150, num_test_ids: int = 150, num_cameras: int = 6,
                  image_size: Sequence[int] = (128, 64), **kwargs) -> None:
+        size = dict(num_train_ids=num_train_ids, num_test_ids=num_test_ids,
+                    num_cameras=num_cameras, image_size=image_size)
+        self.dataset_dir = self.folder_name(**size)  # this instance reads its size's folder
         generate_synthetic(os.path.join(root, self.dataset_dir), seed=self.seed,
-                           num_train_ids=num_train_ids, num_test_ids=num_test_ids,
-                           num_cameras=num_cameras, image_size=image_size, style=self.style)
-        super().__init__(root=root, dsetid=dsetid, name=name, **kwargs)
+                           style=self.style, **size)
+        super().__init__(root=root, dsetid=dsetid, name=name or type(self).dataset_dir,
+                         **kwargs)
 
 
 @DATASETS.register("synthetic")

@@ -1,0 +1,50 @@
+"""Progress off a terminal: timed log lines, never carriage returns (issue 22.7)."""
+
+import contextlib
+import io
+import logging
+
+import numpy as np
+
+from reidbox.utils import progress as progress_mod
+from reidbox.utils.logger import command_line
+
+
+def test_off_a_terminal_progress_is_log_lines(monkeypatch, caplog):
+    err = io.StringIO()
+    clock = iter(range(0, 1000, 4))  # every item takes 4 s
+    monkeypatch.setattr(progress_mod.time, "monotonic", lambda: next(clock))
+    logger = logging.getLogger("reidbox")
+    monkeypatch.setattr(logger, "propagate", True)
+    with contextlib.redirect_stderr(err), caplog.at_level(logging.INFO, "reidbox"):
+        assert list(progress_mod.progress(range(9), "features", period=10)) == list(range(9))
+    assert err.getvalue() == ""  # nothing drawn on stderr
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"features: {i}/9 it ({100 * i // 9}%), {4 * i}s" for i in (3, 6, 9)]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "reidbox"):
+        assert list(progress_mod.progress(range(9), "features", enabled=False)) == list(range(9))
+    assert not caplog.records
+
+
+def test_feature_extractor_draws_no_bar_off_a_terminal(tmp_path):
+    from reidbox.api import FeatureExtractor
+    from reidbox.config import load_config
+
+    cfg = load_config(None, ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[32, 16]"])
+    ex = FeatureExtractor(cfg, device="cpu", batch_size=2, progress_threshold=1)
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        feats = ex([np.zeros((32, 16, 3), np.uint8)] * 5)
+    assert feats.shape[0] == 5 and "\r" not in err.getvalue() + out.getvalue()
+
+
+def test_command_line_is_what_a_user_retypes():
+    assert command_line(["/venv/bin/reidbox", "test", "--config-file", "a b.yml"]).startswith(
+        "reidbox test --config-file 'a b.yml'  (in "
+    )
+    assert command_line(["tools/test_net.py", "SEED", "1"]).startswith(
+        "python tools/test_net.py SEED 1"
+    )
+    main = "/x/reidbox/commands/__main__.py"
+    assert command_line([main, "train"]).startswith("python -m reidbox.commands train")
