@@ -1,6 +1,6 @@
 """Backbones as :class:`StagedBackbone`; registered in ``reidbox.registry.BACKBONES``."""
 
-from . import densenet_cifar, torchvision_nets  # noqa: F401
+from . import densenet_cifar, ibn, osnet, torchvision_nets  # noqa: F401
 from .staged import StagedBackbone, StageSpec, WeightsNotFoundError, load_imagenet_state
 
 
