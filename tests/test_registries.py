@@ -67,8 +67,9 @@ def _output(num_classes=3, batch=4, dim=8):
     feats = torch.randn(batch, dim, requires_grad=True)
     return ModelOutput(
         features=feats,
-        logits=torch.randn(batch, num_classes, requires_grad=True),
-        extras={"teacher_features": torch.randn(batch, dim)},
+        # cosines (in [-1, 1]), which every classifier loss accepts, the margin losses need
+        logits=(torch.rand(batch, num_classes) * 2 - 1).requires_grad_(),
+        extras={"teacher_features": torch.randn(batch, dim), "cosine_logits": True},
     )
 
 

@@ -1,5 +1,5 @@
 """Heads: pooling, BN neck, classifier."""
 
-from .pooling import EmbeddingHead, GeneralizedMeanPooling, build_pooling
+from .pooling import CosineClassifier, EmbeddingHead, GeneralizedMeanPooling, build_pooling
 
-__all__ = ["EmbeddingHead", "GeneralizedMeanPooling", "build_pooling"]
+__all__ = ["CosineClassifier", "EmbeddingHead", "GeneralizedMeanPooling", "build_pooling"]

@@ -25,7 +25,13 @@ class Baseline(ReIDMetaArch):
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
         h = cfg.MODEL.HEADS
         head = EmbeddingHead(
-            backbone.out_channels, num_classes, h.POOLING, h.EMBED_DIM, h.NECK, h.TEST_FEATURE
+            backbone.out_channels,
+            num_classes,
+            h.POOLING,
+            h.EMBED_DIM,
+            h.NECK,
+            h.TEST_FEATURE,
+            h.CLS_LAYER,
         )
         return cls(backbone, head, losses, loss_weights)
 
@@ -34,4 +40,5 @@ class Baseline(ReIDMetaArch):
         if not self.training:
             return self.head(fmap)  # (B, D)
         feat, logits = self.head(fmap)
-        return ModelOutput(features=feat, logits=logits)
+        extras = {"cosine_logits": True} if self.head.cosine else {}
+        return ModelOutput(features=feat, logits=logits, extras=extras)
