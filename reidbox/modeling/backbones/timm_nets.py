@@ -65,8 +65,8 @@ def timm_weights_file(model: str) -> Tuple[Optional[str], str, str]:
     (``$HF_HOME/hub/models--<org>--<name>/snapshots/<revision>/``) and URL-only ones into
     torch's (``$TORCH_HOME/hub/checkpoints/``); only a file already there is used.
     """
-    cfg = _timm().models.get_pretrained_cfg(model) or _default_cfg(model)
-    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    cfg = _pretrained_cfg(model)
+    hub_id = timm_hub_id(model)
     url = getattr(cfg, "url", "") if cfg is not None else ""
     if hub_id:
         from huggingface_hub import try_to_load_from_cache
@@ -81,6 +81,16 @@ def timm_weights_file(model: str) -> Tuple[Optional[str], str, str]:
         path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
         return (path if os.path.isfile(path) else None), path, url
     return None, "", ""
+
+
+def _pretrained_cfg(model: str):
+    return _timm().models.get_pretrained_cfg(model) or _default_cfg(model)
+
+
+def timm_hub_id(model: str) -> str:
+    """The Hugging Face repository timm downloads ``model``'s weights from ("" if none)."""
+    cfg = _pretrained_cfg(model)
+    return (getattr(cfg, "hf_hub_id", None) or "") if cfg is not None else ""
 
 
 def _default_cfg(model: str):
