@@ -38,6 +38,8 @@ setup(
         "tqdm",
         "tensorboard",
         "matplotlib",
+        # any timm CNN as a backbone (MODEL.BACKBONE.NAME timm:<model>); weights stay offline
+        "timm>=1.0",
     ],
     # FAISS is a choice, not a default: faiss-cpu and faiss-gpu install the same `faiss` module,
     # so both in one environment overwrite each other's files, and pip cannot drop a default
