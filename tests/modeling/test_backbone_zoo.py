@@ -55,6 +55,28 @@ def test_doc_table_is_what_the_list_command_prints():
         assert doc[name][7] == "yes"
 
 
+@pytest.mark.parametrize(
+    "name", ["osnet_x1_0", "resnet50_ibn_a", "timm:resnet18", "timm:convnext_atto"]
+)
+def test_backbone_gives_finite_features_plain_and_with_ptl(name):
+    from reidbox.config import load_config
+    from reidbox.modeling import build_model
+    from reidbox.modeling.zoo import default_last_stride
+
+    x = torch.randn(2, 3, 64, 32)
+    for arch in ("baseline", "ptl"):
+        opts = ["MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME", name]
+        opts += ["MODEL.BACKBONE.LAST_STRIDE", str(default_last_stride(name))]
+        torch.manual_seed(0)
+        model = build_model(load_config(None, opts), num_classes=3).eval()
+        with torch.no_grad():
+            feat = model(x)
+        assert feat.shape == (2, 512 if arch == "ptl" else model.backbone.out_channels)
+        assert torch.isfinite(feat).all() and feat.abs().sum() > 0
+        if arch == "ptl":  # the side network taps the stem and every stage but the last
+            assert len(model.ptl.fuses) == len(model.backbone.stage_specs)
+
+
 def test_osnet_and_ibn_have_their_published_sizes():
     with torch.device("meta"):  # shapes only: counting needs no memory
         osnet = build_backbone("osnet_x1_0")
