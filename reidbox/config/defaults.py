@@ -149,16 +149,10 @@ _C.MODEL.LOSSES.CIRCLE = CN()
 _C.MODEL.LOSSES.CIRCLE.MARGIN = 0.25
 _C.MODEL.LOSSES.CIRCLE.GAMMA = 128.0
 _C.MODEL.LOSSES.CIRCLE.WEIGHT = 1.0
-# CosFace (additive cosine margin) on a cosine classifier (MODEL.HEADS.CLS_LAYER cosine).
-_C.MODEL.LOSSES.COSFACE = CN()
-_C.MODEL.LOSSES.COSFACE.SCALE = 30.0
-_C.MODEL.LOSSES.COSFACE.MARGIN = 0.35
-_C.MODEL.LOSSES.COSFACE.WEIGHT = 1.0
-# ArcFace (additive angular margin, radians) on a cosine classifier.
-_C.MODEL.LOSSES.ARCFACE = CN()
-_C.MODEL.LOSSES.ARCFACE.SCALE = 30.0
-_C.MODEL.LOSSES.ARCFACE.MARGIN = 0.5
-_C.MODEL.LOSSES.ARCFACE.WEIGHT = 1.0
+# CosFace (additive cosine margin m) and ArcFace (additive angular margin m, radians): scale s
+# and margin m, on a cosine classifier (MODEL.HEADS.CLS_LAYER cosine).
+_C.MODEL.LOSSES.COSFACE = CN(dict(SCALE=30.0, MARGIN=0.35, WEIGHT=1.0))
+_C.MODEL.LOSSES.ARCFACE = CN(dict(SCALE=30.0, MARGIN=0.5, WEIGHT=1.0))
 # Center loss (Wen et al. 2016): centers move by ALPHA each step (not by the optimizer);
 # 0.0005 is the weight of Luo et al.'s bag of tricks.
 _C.MODEL.LOSSES.CENTER = CN()

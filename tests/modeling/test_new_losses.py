@@ -31,6 +31,17 @@ def _grad(value, x):
     return g
 
 
+def _check_against(loss, ours, rows, cos):
+    """Value and gradient equal the direct formula's; the gradient also passes finite
+    differences (torch.autograd.gradcheck)."""
+    direct = _softmax_ce(rows, TARGETS)
+    torch.testing.assert_close(ours, direct)
+    torch.testing.assert_close(_grad(ours, cos), _grad(direct, cos))
+    assert torch.autograd.gradcheck(
+        lambda c: loss(ModelOutput(c, c, {"cosine_logits": True}), TARGETS), (cos,)
+    )
+
+
 @pytest.mark.parametrize("scale,margin", [(30.0, 0.35), (16.0, 0.1)])
 def test_cosface_matches_the_formula(scale, margin):
     cos = _cosines()
@@ -39,13 +50,7 @@ def test_cosface_matches_the_formula(scale, margin):
         [scale * (cos[i, j] - (margin if j == y else 0.0)) for j in range(cos.shape[1])]
         for i, y in enumerate(TARGETS.tolist())
     ]
-    direct = _softmax_ce(rows, TARGETS)
-    torch.testing.assert_close(ours, direct)
-    torch.testing.assert_close(_grad(ours, cos), _grad(direct, cos))
-    loss = CosFaceLoss(scale, margin)
-    assert torch.autograd.gradcheck(
-        lambda c: loss(ModelOutput(c, c, {"cosine_logits": True}), TARGETS), (cos,)
-    )
+    _check_against(CosFaceLoss(scale, margin), ours, rows, cos)
     # the margin makes the task harder: the loss exceeds plain scaled softmax
     plain = CosFaceLoss(scale, 0.0)(ModelOutput(cos, cos, {"cosine_logits": True}), TARGETS)
     assert ours > plain
@@ -70,13 +75,7 @@ def test_arcface_matches_the_formula(margin):
                 )
             row.append(scale * c)
         rows.append(row)
-    direct = _softmax_ce(rows, TARGETS)
-    torch.testing.assert_close(ours, direct)
-    torch.testing.assert_close(_grad(ours, cos), _grad(direct, cos))
-    loss = ArcFaceLoss(scale, margin)
-    assert torch.autograd.gradcheck(
-        lambda c: loss(ModelOutput(c, c, {"cosine_logits": True}), TARGETS), (cos,)
-    )
+    _check_against(ArcFaceLoss(scale, margin), ours, rows, cos)
 
 
 def test_circle_matches_the_formula():

@@ -52,7 +52,21 @@ def arcface_logits(cos: torch.Tensor, targets: torch.Tensor, scale: float, margi
     return scale * torch.where(onehot, shifted, cos)
 
 
-class _MarginSoftmax(nn.Module):
+class ConfigLoss(nn.Module):
+    """A loss whose options and weight live in ``MODEL.LOSSES.<section>`` (``WEIGHT`` there)."""
+
+    section = ""
+
+    @classmethod
+    def options(cls, cfg: Any):
+        return cfg.MODEL.LOSSES[cls.section]
+
+    @classmethod
+    def config_weight(cls, cfg: Any) -> float:
+        return cls.options(cfg).WEIGHT
+
+
+class _MarginSoftmax(ConfigLoss):
     """Mean over classifiers of the cross-entropy of the margin-adjusted, scaled cosines."""
 
     name = ""
@@ -63,17 +77,9 @@ class _MarginSoftmax(nn.Module):
         self.scale, self.margin = float(scale), float(margin)
 
     @classmethod
-    def _section(cls, cfg: Any):
-        return cfg.MODEL.LOSSES[cls.name.upper()]
-
-    @classmethod
     def from_config(cls, cfg: Any):
-        s = cls._section(cfg)
+        s = cls.options(cfg)
         return cls(scale=s.SCALE, margin=s.MARGIN)
-
-    @classmethod
-    def config_weight(cls, cfg: Any) -> float:
-        return cls._section(cfg).WEIGHT
 
     def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
         terms = [
@@ -87,7 +93,7 @@ class _MarginSoftmax(nn.Module):
 class CosFaceLoss(_MarginSoftmax):
     """CosFace / AM-softmax: ``MODEL.LOSSES.COSFACE.SCALE`` s and ``.MARGIN`` m."""
 
-    name = "cosface"
+    name, section = "cosface", "COSFACE"
     margin_logits = staticmethod(cosface_logits)
 
 
@@ -95,5 +101,5 @@ class CosFaceLoss(_MarginSoftmax):
 class ArcFaceLoss(_MarginSoftmax):
     """ArcFace: ``MODEL.LOSSES.ARCFACE.SCALE`` s and ``.MARGIN`` m (radians)."""
 
-    name = "arcface"
+    name, section = "arcface", "ARCFACE"
     margin_logits = staticmethod(arcface_logits)

@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ...registry import LOSSES
 from ..output import ModelOutput
+from .margin import ConfigLoss
+from .triplet import mean_over_metric_features, pair_masks
 
 
 def circle_loss(
@@ -25,10 +26,7 @@ def circle_loss(
     """
     x = F.normalize(features, dim=1)
     sim = x @ x.t()  # (B, B)
-    same = targets[:, None] == targets[None, :]
-    eye = torch.eye(len(targets), dtype=torch.bool, device=features.device)
-    pos, neg = same & ~eye, ~same
-    valid = pos.any(1) & neg.any(1)
+    pos, neg, valid = pair_masks(targets)
     if not valid.any():
         return features.sum() * 0.0
     alpha_p = (1.0 + margin - sim.detach()).clamp_min(0.0)
@@ -40,8 +38,10 @@ def circle_loss(
 
 
 @LOSSES.register("circle")
-class CircleLoss(nn.Module):
-    """Circle loss on ``extras['triplet_features']`` (a list) or else on ``features``."""
+class CircleLoss(ConfigLoss):
+    """Circle loss on the features the triplet loss reads (``MODEL.LOSSES.CIRCLE``)."""
+
+    section = "CIRCLE"
 
     def __init__(self, margin: float = 0.25, gamma: float = 128.0) -> None:
         super().__init__()
@@ -49,20 +49,16 @@ class CircleLoss(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Any) -> CircleLoss:
-        c = cfg.MODEL.LOSSES.CIRCLE
-        return cls(margin=c.MARGIN, gamma=c.GAMMA)
-
-    @staticmethod
-    def config_weight(cfg: Any) -> float:
-        return cfg.MODEL.LOSSES.CIRCLE.WEIGHT
+        return cls(margin=cls.options(cfg).MARGIN, gamma=cls.options(cfg).GAMMA)
 
     def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
-        feats = output.extras.get("triplet_features", [output.features])
-        return torch.stack([circle_loss(f, targets, self.margin, self.gamma) for f in feats]).mean()
+        return mean_over_metric_features(
+            output, lambda f: circle_loss(f, targets, self.margin, self.gamma)
+        )
 
 
 @LOSSES.register("center")
-class CenterLoss(nn.Module):
+class CenterLoss(ConfigLoss):
     """``1/2 * mean_i ||f_i - c_{y_i}||^2`` with one center per identity (Wen et al. 2016).
 
     The centers are not trained by the optimizer: each training step moves the center of every
@@ -72,6 +68,8 @@ class CenterLoss(nn.Module):
     ``num_classes`` (the training identities) sizes it without reading the labels.
     """
 
+    section = "CENTER"
+
     def __init__(self, alpha: float = 0.5, num_classes: int = 0) -> None:
         super().__init__()
         self.alpha, self.num_classes = float(alpha), int(num_classes)
@@ -79,11 +77,7 @@ class CenterLoss(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Any, num_classes: int = 0) -> CenterLoss:
-        return cls(alpha=cfg.MODEL.LOSSES.CENTER.ALPHA, num_classes=num_classes)
-
-    @staticmethod
-    def config_weight(cfg: Any) -> float:
-        return cfg.MODEL.LOSSES.CENTER.WEIGHT
+        return cls(alpha=cls.options(cfg).ALPHA, num_classes=num_classes)
 
     def _fit(self, num_ids: int, dim: int, like: torch.Tensor) -> None:
         c = self.centers
