@@ -134,6 +134,7 @@ def test_center_buffer_sizes_itself_and_loads_into_a_fresh_model(tmp_path):
     opts = ["MODEL.BACKBONE.NAME", "resnet18", "MODEL.LOSSES.NAMES", "['cross_entropy', 'center']"]
     cfg = load_config(None, opts)
     model = build_model(cfg, num_classes=3).train()
+    assert tuple(model.losses["center"].centers.shape) == (3, 0)  # sized like a classifier
     model.compute_losses(model(torch.randn(4, 3, 64, 32)), torch.tensor([0, 0, 2, 2]))
     assert tuple(model.losses["center"].centers.shape) == (3, 512)
     assert model.losses["center"].centers[2].abs().sum() > 0
@@ -144,6 +145,11 @@ def test_center_buffer_sizes_itself_and_loads_into_a_fresh_model(tmp_path):
     fresh = build_model(cfg, num_classes=3)
     load_model_weights(fresh, str(path))
     assert torch.equal(fresh.losses["center"].centers, model.losses["center"].centers)
+    # a transfer-chain step on other identities drops the centers with the classifier
+    from reidbox.modeling.transfer import transfer_weights
+
+    report = transfer_weights(cfg, str(path), 5, str(tmp_path / "init.pth"))
+    assert "losses.center.centers" in report["skipped"]
 
 
 def test_margin_losses_need_a_cosine_classifier():

@@ -73,7 +73,9 @@ class CenterLoss(ConfigLoss):
     def __init__(self, alpha: float = 0.5, num_classes: int = 0) -> None:
         super().__init__()
         self.alpha, self.num_classes = float(alpha), int(num_classes)
-        self.register_buffer("centers", torch.zeros(0, 0))
+        # (identities, 0) until the feature width is seen: its shape follows the identity count
+        # as a classifier's does, so a chain step's weight transfer drops it like one
+        self.register_buffer("centers", torch.zeros(self.num_classes, 0))
 
     @classmethod
     def from_config(cls, cfg: Any, num_classes: int = 0) -> CenterLoss:
