@@ -24,12 +24,19 @@ def _section():
     return text[text.index("## Backbones") :]
 
 
-def _doc_rows():
-    rows = {}
-    for line in _section().splitlines():
+def _doc_rows(heading="## Backbones"):
+    """The first table after ``heading``, by backbone."""
+    rows, started = {}, False
+    text = open(DOC, encoding="utf-8").read()
+    for line in text[text.index(heading) :].splitlines():
+        if not line.startswith("|"):
+            if started:
+                break
+            continue
+        started = True
         if line.startswith("| ") and not line.startswith("| backbone"):
             cells = [c.strip() for c in line.strip("| \n").split(" | ")]
-            rows.setdefault(cells[0], cells)  # the first table (the step times come later)
+            rows[cells[0]] = cells
     return rows
 
 
@@ -53,6 +60,11 @@ def test_doc_table_is_what_the_list_command_prints():
     for name, (n, params, gmacs, size, stride, stages, weights) in printed.items():
         assert doc[name][:7] == [n, params, gmacs, size, stride, stages, weights], name
         assert doc[name][7] == "yes"
+    # the step-time note covers every backbone, plain and +PTL
+    steps = _doc_rows("### CPU step time")
+    assert set(steps) == set(printed)
+    for cells in steps.values():
+        assert re.fullmatch(r"\d+\.\d\dm \S+ \d+\.\d\dm \S+", " ".join(cells[1:])), cells
 
 
 @pytest.mark.parametrize(
