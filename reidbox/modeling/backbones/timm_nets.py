@@ -13,6 +13,7 @@ convolutional maps.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import List, Optional, Tuple
 
@@ -22,6 +23,8 @@ from torch import nn
 from ...errors import UserError
 from ...utils.misc import eval_mode
 from .staged import StagedBackbone, WeightsNotFoundError, check_last_stride
+
+logger = logging.getLogger(__name__)
 
 #: ``MODEL.BACKBONE.NAME`` prefix that selects a timm model
 PREFIX = "timm:"
@@ -179,10 +182,11 @@ def _features_net(name: str, model: str, path: Optional[str]) -> nn.Module:
             continue
         if isinstance(net, FeatureDictNet):
             return net
+    logger.debug("timm features_only failed for %s: %s", model, error)
     raise TimmModelError(
-        f"{name} cannot be split into stages of feature maps ({_why(error)}): "
-        "reidbox takes timm CNNs; pick a convolutional model (e.g. timm:resnet50, "
-        "timm:convnext_tiny, timm:regnety_008)"
+        f"{name} cannot be split into stages of convolutional feature maps (a transformer's "
+        "features are tokens): reidbox takes timm CNNs; pick a convolutional model (e.g. "
+        "timm:resnet50, timm:convnext_tiny, timm:regnety_008)"
     )
 
 
