@@ -38,6 +38,8 @@ setup(
         "tqdm",
         "tensorboard",
         "matplotlib",
+        # any timm CNN as a backbone (MODEL.BACKBONE.NAME timm:<model>); weights stay offline
+        "timm>=1.0",
     ],
     # `reidbox <command>` runs every reidbox/commands/<name>.py (the tools' bodies).
     entry_points={"console_scripts": ["reidbox = reidbox.commands._console:main"]},

@@ -17,7 +17,8 @@ from reidbox.config import load_config
 from reidbox.export import export_model
 from reidbox.modeling import ModelOutput, build_losses, build_model, model_display_name
 from reidbox.modeling.backbones import StagedBackbone, build_backbone
-from reidbox.registry import BACKBONES, DATASETS, LOSSES, META_ARCHS
+from reidbox.modeling.zoo import backbone_names, default_last_stride
+from reidbox.registry import DATASETS, LOSSES, META_ARCHS
 
 # Entries that take more than a few seconds on a CPU are `slow` (CI runs them): DenseNet-161
 # (~27M parameters), DenseNet-BC-100 (48 layers a block), MGN (three copies of layer3/layer4);
@@ -25,6 +26,8 @@ from reidbox.registry import BACKBONES, DATASETS, LOSSES, META_ARCHS
 # is several seconds each), new entries are in it until listed here.
 HEAVY = {
     "densenet161",
+    "resnet50_ibn_a",
+    "resnet50_ibn_b",
     "densenet100_cifar",
     "mgn",
     "mgn_ptl",
@@ -38,10 +41,10 @@ def _slow_if_heavy(names):
     return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
 
 
-@pytest.mark.parametrize("name", _slow_if_heavy(BACKBONES.names()))
+@pytest.mark.parametrize("name", _slow_if_heavy(backbone_names()))
 def test_backbone_meets_the_stage_contract(name):
     torch.manual_seed(0)
-    b = build_backbone(name, pretrained=False)
+    b = build_backbone(name, pretrained=False, last_stride=default_last_stride(name))
     assert isinstance(b, StagedBackbone)
     specs = [b.stem_spec] + list(b.stage_specs)
     assert len(b.stage_names) == len(b.stages) == len(b.stage_specs) >= 2
@@ -67,8 +70,9 @@ def _output(num_classes=3, batch=4, dim=8):
     feats = torch.randn(batch, dim, requires_grad=True)
     return ModelOutput(
         features=feats,
-        logits=torch.randn(batch, num_classes, requires_grad=True),
-        extras={"teacher_features": torch.randn(batch, dim)},
+        # cosines (in [-1, 1]), which every classifier loss accepts, the margin losses need
+        logits=(torch.rand(batch, num_classes) * 2 - 1).requires_grad_(),
+        extras={"teacher_features": torch.randn(batch, dim), "cosine_logits": True},
     )
 
 
@@ -115,6 +119,35 @@ def _arch_opts(name):
 def test_meta_arch_builds_trains_a_step_and_exports(name, tmp_path):
     torch.manual_seed(0)
     model = build_model(load_config(None, _arch_opts(name)), num_classes=3)
+    _train_step_and_export(model, tmp_path / f"{name}.pt")
+    assert model_display_name(name, "resnet18")
+
+
+# Every backbone, plain (the BNNeck baseline) and with PTL's side network. A step + a
+# TorchScript trace is seconds each, so the default run keeps the smallest OSNet and one timm
+# network; the rest run in the slow suite (tests/modeling/test_backbone_zoo.py builds the
+# issue's four backbones plain and +PTL in the default run).
+FAST_ZOO = {("osnet_x0_25", "baseline"), ("osnet_x0_25", "ptl"), ("timm:convnext_atto", "ptl")}
+ZOO = [
+    (n, a) if (n, a) in FAST_ZOO else pytest.param(n, a, marks=pytest.mark.slow)
+    for n in backbone_names()
+    for a in ("baseline", "ptl")
+]
+
+
+@pytest.mark.parametrize("name,arch", ZOO)
+def test_backbone_trains_plain_and_with_ptl_and_exports(name, arch, tmp_path):
+    torch.manual_seed(0)
+    opts = _arch_opts(arch)
+    opts[opts.index("MODEL.BACKBONE.NAME") + 1] = name
+    opts += ["MODEL.BACKBONE.LAST_STRIDE", str(default_last_stride(name))]
+    model = build_model(load_config(None, opts), num_classes=3)
+    _train_step_and_export(model, tmp_path / "model.pt")
+
+
+def _train_step_and_export(model, path):
+    """One SGD step moves the weights; eval features are finite; the TorchScript export gives
+    the same (L2-normalised) features."""
     images, targets = torch.randn(4, 3, 64, 32), torch.tensor([0, 0, 1, 1])
     model.train()
     losses = model.compute_losses(model(images), targets)
@@ -129,13 +162,12 @@ def test_meta_arch_builds_trains_a_step_and_exports(name, tmp_path):
     with torch.no_grad():
         feat = model(images)
     assert feat.dim() == 2 and feat.shape[0] == 4 and torch.isfinite(feat).all()
-    path = export_model(model, "torchscript", str(tmp_path / f"{name}.pt"), input_size=(64, 32))
+    path = export_model(model, "torchscript", str(path), input_size=(64, 32))
     loaded = torch.jit.load(path)
     with torch.no_grad():
         torch.testing.assert_close(
             loaded(images), torch.nn.functional.normalize(model(images), dim=1)
         )
-    assert model_display_name(name, "resnet18")
 
 
 @pytest.mark.parametrize("name", DATASETS.names())

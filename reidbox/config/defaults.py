@@ -73,7 +73,8 @@ _C.INPUT.RANDOM_ERASING.PROB = 0.5
 
 # ----------------------------------------------------------------------------------------------
 _C.DATALOADER = CN()
-# "pk": identity-balanced P x K batches (needed by triplet losses); "random": plain shuffling.
+# "pk": identity-balanced P x K batches (needed by triplet losses); "pk_camera": P x K whose K
+# images of an identity come from as many cameras as it has (round-robin); "random": shuffling.
 _C.DATALOADER.SAMPLER = "pk"
 # K, images per identity in a P x K batch; P = SOLVER.IMS_PER_BATCH // K.
 _C.DATALOADER.NUM_INSTANCES = 4
@@ -104,11 +105,14 @@ _C.MODEL.COMPILE = ""
 _C.MODEL.SYNC_BN = False
 
 _C.MODEL.BACKBONE = CN()
-# Registered backbone name: resnet18, resnet50, densenet121, densenet161, ...
+# Registered backbone name (resnet50, resnet50_ibn_a, osnet_x1_0, densenet161, ...; the list:
+# tools/model_info.py --list) or "timm:<model>" for any timm CNN (e.g. timm:convnext_atto).
 _C.MODEL.BACKBONE.NAME = "resnet50"
-# Load torchvision ImageNet weights from a local file (no network access at run time).
+# Load ImageNet weights from a local file (no network access at run time).
 _C.MODEL.BACKBONE.PRETRAINED = False
-# Explicit path of the ImageNet weight file; empty means torchvision's file name in TORCH_HOME.
+# Explicit path of the ImageNet weight file; empty: the file in the cache of the library that
+# publishes it (torchvision/IBN-Net: $TORCH_HOME/hub/checkpoints, torchreid's OSNet:
+# $TORCH_HOME/checkpoints, timm: the Hugging Face cache); docs/model_zoo.md lists each.
 _C.MODEL.BACKBONE.WEIGHTS = ""
 # Stride of the last stage; 1 doubles the final feature map (a standard ReID trick).
 _C.MODEL.BACKBONE.LAST_STRIDE = 1
@@ -128,6 +132,9 @@ _C.MODEL.HEADS.EMBED_DIM = 0
 _C.MODEL.HEADS.NECK = "bnneck"
 # Which tensor the eval forward returns: "after_neck" (BN'd) or "before_neck".
 _C.MODEL.HEADS.TEST_FEATURE = "after_neck"
+# Classifier: "linear" or "cosine" (logits = cosines to unit class weights; the margin losses
+# cosface / arcface need it, plain cross_entropy does not suit it).
+_C.MODEL.HEADS.CLS_LAYER = "linear"
 _C.MODEL.HEADS.PAPER = CN()
 # The paper head's feature width, made by its 1x1 conv (0: the backbone's channels).
 _C.MODEL.HEADS.PAPER.FEAT_DIM = 512
@@ -147,6 +154,20 @@ _C.MODEL.LOSSES.TRIPLET.MARGIN = 0.3
 # Soft margin log(1 + exp(d_ap - d_an)) instead of a hinge.
 _C.MODEL.LOSSES.TRIPLET.SOFT_MARGIN = False
 _C.MODEL.LOSSES.TRIPLET.WEIGHT = 1.0
+# Circle loss, pair-wise form (Sun et al. 2020): relaxation margin m and scale gamma.
+_C.MODEL.LOSSES.CIRCLE = CN()
+_C.MODEL.LOSSES.CIRCLE.MARGIN = 0.25
+_C.MODEL.LOSSES.CIRCLE.GAMMA = 128.0
+_C.MODEL.LOSSES.CIRCLE.WEIGHT = 1.0
+# CosFace (additive cosine margin m) and ArcFace (additive angular margin m, radians): scale s
+# and margin m, on a cosine classifier (MODEL.HEADS.CLS_LAYER cosine).
+_C.MODEL.LOSSES.COSFACE = CN(dict(SCALE=30.0, MARGIN=0.35, WEIGHT=1.0))
+_C.MODEL.LOSSES.ARCFACE = CN(dict(SCALE=30.0, MARGIN=0.5, WEIGHT=1.0))
+# Center loss (Wen et al. 2016): centers move by ALPHA each step (not by the optimizer);
+# 0.0005 is the weight of Luo et al.'s bag of tricks.
+_C.MODEL.LOSSES.CENTER = CN()
+_C.MODEL.LOSSES.CENTER.ALPHA = 0.5
+_C.MODEL.LOSSES.CENTER.WEIGHT = 0.0005
 
 _C.MODEL.PTL = CN()
 # PTL's side network (BConv-Cells beside the stages and on the image, Fig. 2) added to the model;
@@ -226,6 +247,11 @@ _C.SOLVER.LOG_PERIOD = 20
 # Optimizer kernels: "auto" (fused on CUDA: one launch for all parameters; torch's default
 # elsewhere, which keeps CPU results unchanged), "fused", "foreach" or "loop" (per parameter).
 _C.SOLVER.OPTIMIZER_IMPL = "auto"
+# Train only the new layers (heads, PTL cells) for the first N epochs: the backbone's weights
+# are frozen and its BatchNorm statistics held (fast-reid's FREEZE_ITERS, in epochs).
+_C.SOLVER.FREEZE_BACKBONE_EPOCHS = 0
+# Clip the gradients' global L2 norm to this value before each step (0 disables).
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
 # Mixed precision with torch.autocast: bf16 where supported (CPU, Ampere+), else fp16 + GradScaler.
 _C.SOLVER.AMP = False
 
@@ -303,7 +329,7 @@ RANGES = {
     "INPUT.PIXEL_MEAN": "3 x [0, 1]",
     "INPUT.PIXEL_STD": "3 x (0, inf)",
     "INPUT.RANDOM_ERASING.PROB": "[0, 1]",
-    "DATALOADER.SAMPLER": "{pk, random}",
+    "DATALOADER.SAMPLER": "{pk, pk_camera, random}",
     "DATALOADER.NUM_INSTANCES": "[1, inf)",
     "DATALOADER.NUM_WORKERS": "[0, inf)",
     "MODEL.BACKBONE.LAST_STRIDE": "[1, 2]",
@@ -312,10 +338,22 @@ RANGES = {
     "MODEL.HEADS.NAME": "{embedding, paper}",
     "MODEL.HEADS.NECK": "{bnneck, none}",
     "MODEL.HEADS.TEST_FEATURE": "{after_neck, before_neck}",
+    "MODEL.HEADS.CLS_LAYER": "{linear, cosine}",
     "MODEL.LOSSES.CE.EPSILON": "[0, 1)",
     "MODEL.LOSSES.CE.WEIGHT": "[0, inf)",
     "MODEL.LOSSES.TRIPLET.MARGIN": "[0, inf)",
     "MODEL.LOSSES.TRIPLET.WEIGHT": "[0, inf)",
+    "MODEL.LOSSES.CIRCLE.MARGIN": "[0, 1]",
+    "MODEL.LOSSES.CIRCLE.GAMMA": "(0, inf)",
+    "MODEL.LOSSES.CIRCLE.WEIGHT": "[0, inf)",
+    "MODEL.LOSSES.COSFACE.SCALE": "(0, inf)",
+    "MODEL.LOSSES.COSFACE.MARGIN": "[0, 2]",
+    "MODEL.LOSSES.COSFACE.WEIGHT": "[0, inf)",
+    "MODEL.LOSSES.ARCFACE.SCALE": "(0, inf)",
+    "MODEL.LOSSES.ARCFACE.MARGIN": "[0, 3.14159]",
+    "MODEL.LOSSES.ARCFACE.WEIGHT": "[0, inf)",
+    "MODEL.LOSSES.CENTER.ALPHA": "[0, 1]",
+    "MODEL.LOSSES.CENTER.WEIGHT": "[0, inf)",
     "MODEL.PTL.CELL": "{v1, v2}",
     "MODEL.PTL.STATE_MODE": "{carry, reset_each_batch}",
     "MODEL.PTL.STATE_SHAPE": "{per_sample, batch_mean}",
@@ -344,6 +382,8 @@ RANGES = {
     "SOLVER.CHECKPOINT_PERIOD": "[1, inf)",
     "SOLVER.KEEP_CHECKPOINTS": "[1, inf)",
     "SOLVER.LOG_PERIOD": "[1, inf)",
+    "SOLVER.FREEZE_BACKBONE_EPOCHS": "[0, inf)",
+    "SOLVER.CLIP_GRAD_NORM": "[0, inf)",
     "TEST.EVAL_PERIOD": "[0, inf)",
     "TEST.IMS_PER_BATCH": "[1, inf)",
     "TEST.MAX_RANK": "[1, inf)",

@@ -115,8 +115,10 @@ def check_train_batch(batch: int, num_instances: int, sampler: str, world_size: 
     Every rank needs >= 2 images (BatchNorm cannot train on one); the K divisibility
     (``DATALOADER.NUM_INSTANCES``) applies only to the P x K sampler.
     """
-    if sampler not in ("pk", "random"):
-        raise UnknownNameError(f"unknown DATALOADER.SAMPLER {sampler!r}; available: pk, random")
+    if sampler not in ("pk", "pk_camera", "random"):
+        raise UnknownNameError(
+            f"unknown DATALOADER.SAMPLER {sampler!r}; available: pk, pk_camera, random"
+        )
     if batch % world_size:
         raise InputError(
             f"SOLVER.IMS_PER_BATCH {batch} (the global batch) must split evenly "
@@ -129,7 +131,7 @@ def check_train_batch(batch: int, num_instances: int, sampler: str, world_size: 
             f"{per_rank} image(s) per batch, which BatchNorm cannot train on: use "
             f"at least {2 * world_size}"
         )
-    if sampler == "pk" and (num_instances < 1 or per_rank % num_instances):
+    if sampler != "random" and (num_instances < 1 or per_rank % num_instances):
         raise InputError(
             f"SOLVER.IMS_PER_BATCH {batch} must split into {world_size} rank(s) x "
             f"P identities x K={num_instances} images (DATALOADER.NUM_INSTANCES) "
@@ -159,7 +161,7 @@ def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int 
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )
-    if d.SAMPLER == "pk":
+    if d.SAMPLER in ("pk", "pk_camera"):
         sampler = PKBatchSampler(
             [s.pid for s in items],
             batch,
@@ -167,6 +169,7 @@ def build_train_loader(cfg, items: List[Sample], rank: int = 0, world_size: int 
             seed=cfg.SEED,
             rank=rank,
             world_size=world_size,
+            camids=[s.camid for s in items] if d.SAMPLER == "pk_camera" else None,
         )
         return DataLoader(dataset, batch_sampler=sampler, **common)
     if len(items) < cfg.SOLVER.IMS_PER_BATCH:

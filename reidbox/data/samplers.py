@@ -1,9 +1,9 @@
-"""Identity-balanced P x K batch sampler."""
+"""Identity-balanced P x K batch sampler (optionally camera-balanced within each identity)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -28,6 +28,12 @@ class PKBatchSampler(Sampler[List[int]]):
     the same global batches and takes its own contiguous block of identities, so ranks never
     share an identity within a step (given at least a batch of identities) and together they
     process exactly the batch one process would.
+
+    ``camids`` (one per image) makes the K images of an identity camera-balanced: its cameras
+    are visited round-robin in a random order, each giving its images without replacement, so
+    K images span min(K, its cameras) cameras and no camera gives two more images than another
+    (cross-camera positives in every batch, what re-identification is about). An identity with
+    fewer than K images repeats them in the same round-robin.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class PKBatchSampler(Sampler[List[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        camids: Optional[Sequence[int]] = None,
     ) -> None:
         if num_instances < 1 or batch_size % num_instances:
             raise InputError(
@@ -53,6 +60,16 @@ class PKBatchSampler(Sampler[List[int]]):
             index[int(pid)].append(i)
         self.index = dict(sorted(index.items()))
         self.pids = list(self.index)
+        self.cams: Optional[Dict[int, List[List[int]]]] = None
+        if camids is not None:
+            if len(camids) != len(pids):
+                raise ValueError(f"{len(camids)} camera ids for {len(pids)} images")
+            self.cams = {}
+            for pid, idxs in self.index.items():
+                by_cam: Dict[int, List[int]] = defaultdict(list)
+                for i in idxs:
+                    by_cam[int(camids[i])].append(i)
+                self.cams[pid] = [by_cam[c] for c in sorted(by_cam)]
         if len(self.pids) < world_size:
             raise InputError(f"{len(self.pids)} identities cannot be split over {world_size} ranks")
 
@@ -71,11 +88,28 @@ class PKBatchSampler(Sampler[List[int]]):
         for start in range(0, len(order), step):
             groups = []
             for j in order[start : start + step]:
-                idxs = self.index[self.pids[j]]
+                pid = self.pids[j]
+                if self.cams is not None:
+                    groups.append(self._camera_balanced(rng, self.cams[pid]))
+                    continue
+                idxs = self.index[pid]
                 pick = rng.choice(len(idxs), size=self.k, replace=len(idxs) < self.k)
                 groups.append([idxs[t] for t in pick])
             batches.append(groups)
         return batches
+
+    def _camera_balanced(self, rng: np.random.Generator, cams: List[List[int]]) -> List[int]:
+        """K indices: cameras round-robin (random order), each camera's images shuffled."""
+        decks = [[cam[t] for t in rng.permutation(len(cam))] for cam in cams]
+        decks = [decks[c] for c in rng.permutation(len(decks))]
+        picked: List[int] = []
+        depth = 0
+        while len(picked) < self.k:
+            for deck in decks:
+                if len(picked) < self.k:
+                    picked.append(deck[depth % len(deck)])
+            depth += 1
+        return picked
 
     def __iter__(self) -> Iterator[List[int]]:
         for groups in self._global_batches():

@@ -29,6 +29,30 @@ class LatentStateResetHook(HookBase):
             reset()
 
 
+class FreezeBackboneHook(HookBase):
+    """The first ``epochs`` epochs train only the new layers: the backbone's parameters take
+    no gradient (so the optimizer leaves them, weight decay included) and its BatchNorm layers
+    keep their ImageNet statistics (eval mode); from epoch ``epochs`` on it trains as usual.
+    Decided per epoch, so a resumed run freezes exactly the epochs a straight run would."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+
+    def before_epoch(self) -> None:
+        backbone = getattr(self.trainer.unwrapped_model, "backbone", None)
+        if backbone is None or self.epochs <= 0:
+            return
+        frozen = self.trainer.epoch < self.epochs
+        for p in backbone.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            backbone.eval()  # the Trainer put the model in train mode just before
+        if self.trainer.epoch in (self.trainer.start_epoch, self.epochs):
+            logger.info(
+                "epoch %d: backbone %s", self.trainer.epoch + 1, "frozen" if frozen else "trains"
+            )
+
+
 def _hms(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(max(seconds, 0))))
 

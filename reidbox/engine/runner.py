@@ -50,6 +50,7 @@ from ..utils.run_folder import (
 from .hooks import (
     CheckpointHook,
     EvalHook,
+    FreezeBackboneHook,
     LatentStateResetHook,
     ProgressHook,
     TensorBoardHook,
@@ -237,6 +238,7 @@ def build_hooks(
     s = cfg.SOLVER
     return [
         LatentStateResetHook(),
+        *([FreezeBackboneHook(s.FREEZE_BACKBONE_EPOCHS)] if s.FREEZE_BACKBONE_EPOCHS else []),
         ProgressHook(s.LOG_PERIOD, enabled=progress),
         *([tb] if tb else []),
         CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
@@ -531,7 +533,10 @@ def train(
         # PTL latent state lives on the wrapper as plain tensors (not buffers), so DDP neither
         # broadcasts nor averages it: each rank carries the state of its own batches.
         train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # a frozen backbone (SOLVER.FREEZE_BACKBONE_EPOCHS) takes no gradient
+            find_unused_parameters=cfg.SOLVER.FREEZE_BACKBONE_EPOCHS > 0,
         )
     if main:
         summary = model_summary(model, task.input_size)
@@ -564,6 +569,7 @@ def train(
         channels_last=channels_last,
         log_period=s.LOG_PERIOD,
         compile=cfg.MODEL.COMPILE,
+        clip_grad_norm=s.CLIP_GRAD_NORM,
     )
     run_trainer(cfg, trainer, checkpointer, resume, force_resume, state, overwrite)
     if main:

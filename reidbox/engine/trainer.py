@@ -128,6 +128,7 @@ class Trainer:
         channels_last: bool = False,
         log_period: int = 20,
         compile: str = "",
+        clip_grad_norm: float = 0.0,
     ) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.data_loader, self.max_epochs, self.device = data_loader, max_epochs, device
@@ -153,6 +154,7 @@ class Trainer:
         self._loss_names: Optional[List[str]] = None
         self._finite_state: Optional[Dict] = None
         self.compile_mode = compile
+        self.clip_grad_norm = float(clip_grad_norm)
         self._forward_losses = self._eager_forward_losses
         if compile:
             # A torch.compile mode, or a backend name (e.g. "aot_eager": no code generation).
@@ -251,15 +253,26 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(total).backward()
+            if self.clip_grad_norm > 0:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients
+                self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             total.backward()
+            self._clip()
             self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         self.last_batch_size = images.shape[0]
         record.end_time = time.perf_counter()
+
+    def _clip(self) -> None:
+        """Scale the gradients so their global L2 norm is at most ``clip_grad_norm`` (no
+        device sync: the norm stays a device tensor)."""
+        if self.clip_grad_norm > 0:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm, foreach=True)
 
     def read_losses(self, end_of_epoch: bool = False) -> None:
         """Copy the kept loss terms to the host (the one sync), check them, fill ``window``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Dict, Optional, Tuple, Union
 
 import torch
@@ -13,10 +14,11 @@ from .backbones import build_backbone
 from ..errors import InputError
 
 
-def build_losses(cfg) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
+def build_losses(cfg, num_classes: int = 0) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
     """Loss modules and weights named in ``MODEL.LOSSES.NAMES``.
 
-    Each registered loss reads its own options (``from_config(cfg)``) and weight
+    Each registered loss reads its own options (``from_config(cfg)``, given ``num_classes``
+    too when it takes that argument: center loss sizes its centers) and weight
     (``config_weight(cfg)``); one that declares neither (a plugin) is built with no arguments
     and weighs 1.
     """
@@ -24,7 +26,12 @@ def build_losses(cfg) -> Tuple[Dict[str, nn.Module], Dict[str, float]]:
     for name in cfg.MODEL.LOSSES.NAMES:
         loss = LOSSES.get(name)
         make, weight = getattr(loss, "from_config", None), getattr(loss, "config_weight", None)
-        losses[name] = make(cfg) if make is not None else loss()
+        extra = (
+            {"num_classes": num_classes}
+            if make is not None and "num_classes" in inspect.signature(make).parameters
+            else {}
+        )
+        losses[name] = make(cfg, **extra) if make is not None else loss()
         weights[name] = float(weight(cfg)) if weight is not None else 1.0
     return losses, weights
 
@@ -88,7 +95,7 @@ def build_model(cfg, num_classes: int) -> nn.Module:
         last_stride=b.LAST_STRIDE,
         drop_rate=b.DROP_RATE,
     )
-    losses, weights = build_losses(cfg)
+    losses, weights = build_losses(cfg, num_classes)
     arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
     extra = {}
     if getattr(arch, "takes_teacher", False):

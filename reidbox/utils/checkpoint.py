@@ -245,8 +245,10 @@ def load_state_into(
 ) -> LoadReport:
     """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
 
-    Wrapper prefixes are stripped; classifier tensors (see :func:`is_classifier_key`) that are
-    absent or of another shape stay as initialised when ``skip_classifier``. Anything else
+    Wrapper prefixes are stripped; an empty tensor of the model (a buffer sized on first use,
+    such as center loss's centers) takes the file's shape; classifier tensors (see
+    :func:`is_classifier_key`) that are absent or of another shape stay as initialised when
+    ``skip_classifier``. Anything else
     missing, unexpected or of another shape raises :class:`WeightsMismatchError` (one line
     naming ``what``, the file and ``partial_key``, the opt-in; None: no opt-in) unless
     ``partial`` is True, when it is logged and only the fitting tensors load. ``fresh``: keys
@@ -263,7 +265,7 @@ def load_state_into(
         if k not in own:
             if not cls:
                 rep.unexpected.append(k)
-        elif own[k].shape != v.shape:
+        elif own[k].shape != v.shape and own[k].numel() > 0:
             (rep.classifier if cls else rep.mismatched).append(k)
         else:
             fitting[k] = v

@@ -75,3 +75,50 @@ def test_ranks_split_each_global_batch_without_overlap():
 def test_bad_batch_size():
     with pytest.raises(ValueError, match="multiple of K"):
         PKBatchSampler([0, 1], batch_size=6, num_instances=4)
+
+
+def test_camera_balanced_k_spans_the_cameras_of_each_identity():
+    # identity p has 2 + p images over 1 + p % 4 cameras, camera sizes deliberately uneven
+    pids, camids = [], []
+    for pid in range(8):
+        ncam = 1 + pid % 4
+        for i in range(2 + pid):
+            pids.append(pid)
+            camids.append(0 if i < (2 + pid) // 2 else i % ncam)
+    plain = PKBatchSampler(pids, batch_size=8, num_instances=4, seed=3)
+    cams = PKBatchSampler(pids, batch_size=8, num_instances=4, seed=3, camids=camids)
+    spread = {"plain": [], "camera": []}
+    for kind, sampler in (("plain", plain), ("camera", cams)):
+        for epoch in range(5):
+            sampler.set_epoch(epoch)
+            for b in sampler:
+                assert len(b) == 8
+                by_id = {}
+                for j in b:
+                    by_id.setdefault(pids[j], []).append(j)
+                for pid, idx in by_id.items():
+                    assert len(idx) == 4 and all(pids[j] == pid for j in idx)
+                    have = len({camids[j] for j in range(len(pids)) if pids[j] == pid})
+                    got = Counter(camids[j] for j in idx)
+                    spread[kind].append(len(got) / min(4, have))
+                    if kind == "camera":  # every camera it has (up to K), evenly
+                        assert len(got) == min(4, have)
+                        assert max(got.values()) - min(got.values()) <= 1
+                        # without replacement while a camera has images left
+                        for cam, n in got.items():
+                            size = sum(
+                                1 for j, c in enumerate(camids) if pids[j] == pid and c == cam
+                            )
+                            picked = [j for j in idx if camids[j] == cam]
+                            assert len(set(picked)) == min(n, size)
+    assert min(spread["camera"]) == 1.0 and min(spread["plain"]) < 1.0
+    # the same seed and epoch give the same batches
+    cams.set_epoch(2)
+    again = PKBatchSampler(pids, batch_size=8, num_instances=4, seed=3, camids=camids)
+    again.set_epoch(2)
+    assert list(cams) == list(again)
+
+
+def test_camera_ids_must_match_images():
+    with pytest.raises(ValueError, match="3 camera ids for 4 images"):
+        PKBatchSampler([0, 0, 1, 1], batch_size=4, num_instances=2, camids=[0, 1, 0])

@@ -126,25 +126,35 @@ _DENSENET_OLD_KEY = re.compile(
 )
 
 
-def imagenet_weights_path(url: str, weights_path: Optional[str] = None) -> str:
-    """The local file to read: ``weights_path``, else torchvision's cache file for ``url``."""
-    return weights_path or _torch_home_checkpoint(url)
+def imagenet_weights_path(
+    url: str, weights_path: Optional[str] = None, cache_path: Optional[str] = None
+) -> str:
+    """The local file to read: ``weights_path``, else ``cache_path`` (where the library that
+    publishes the file caches it), else torchvision's cache file for ``url``."""
+    return weights_path or cache_path or _torch_home_checkpoint(url)
 
 
-def load_imagenet_state(url: str, weights_path: Optional[str] = None) -> dict:
-    """Read a torchvision ImageNet state dict from a local file, never from the network.
+def torch_home_file(*parts: str) -> str:
+    """``$TORCH_HOME/<parts>`` (torchreid caches its ImageNet files in ``checkpoints/``)."""
+    return os.path.join(_torch_home(), *parts)
 
-    ``weights_path`` wins; otherwise torchvision's own cache file
+
+def load_imagenet_state(
+    url: str, weights_path: Optional[str] = None, cache_path: Optional[str] = None
+) -> dict:
+    """Read an ImageNet state dict from a local file, never from the network.
+
+    ``weights_path`` wins; otherwise ``cache_path``, by default torchvision's own cache file
     ``$TORCH_HOME/hub/checkpoints/<file>`` (``TORCH_HOME`` defaults to ``~/.cache/torch``).
     """
     from ...utils.checkpoint import CheckpointError, load_file, model_state_from
 
-    path = imagenet_weights_path(url, weights_path)
+    path = imagenet_weights_path(url, weights_path, cache_path)
     if not os.path.isfile(path):
+        cache = cache_path or _torch_home_checkpoint(url)
         raise WeightsNotFoundError(
             f"ImageNet weights not found at {path}. Download {url} on a machine with internet "
-            f"access and put it at {_torch_home_checkpoint(url)} "
-            f"(that is $TORCH_HOME/hub/checkpoints/ with TORCH_HOME={_torch_home()}), "
+            f"access and put it at {cache} (TORCH_HOME={_torch_home()}), "
             "or set MODEL.BACKBONE.WEIGHTS to its path, or set MODEL.BACKBONE.PRETRAINED False."
         )
     try:
@@ -157,3 +167,27 @@ def load_imagenet_state(url: str, weights_path: Optional[str] = None) -> dict:
         m = _DENSENET_OLD_KEY.match(k)
         fixed[m.group(1) + m.group(2) if m else k] = v
     return fixed
+
+
+def load_imagenet_into(
+    net: nn.Module,
+    arch: str,
+    url: str,
+    weights_path: Optional[str] = None,
+    cache_path: Optional[str] = None,
+) -> None:
+    """Load the ImageNet file of ``arch`` (see :func:`load_imagenet_state`) into ``net``; its
+    ImageNet classifier (``fc`` / ``classifier``) is never used and skipped whatever its shape.
+    A file that does not fit raises ``WeightsMismatchError`` naming the file and ``arch``."""
+    from ...utils.checkpoint import is_classifier_key, load_state_into
+
+    path = imagenet_weights_path(url, weights_path, cache_path)
+    state = load_imagenet_state(url, weights_path, cache_path)
+    load_state_into(
+        net,
+        {k: v for k, v in state.items() if not is_classifier_key(k)},
+        path,
+        what=f"{arch} ImageNet weights",
+        skip_classifier=True,
+        partial_key=None,
+    )

@@ -13,13 +13,13 @@ from ...registry import BACKBONES
 from ...utils.checkpoint import (
     WeightsMismatchError,
     is_classifier_key,
-    load_state_into,
     strip_wrapper_prefixes,
 )
 from .staged import (
     StagedBackbone,
     check_last_stride,
     imagenet_weights_path,
+    load_imagenet_into,
     load_imagenet_state,
     set_stage_stride,
     set_transition_stride,
@@ -57,20 +57,11 @@ def _load(net: nn.Module, arch: str, pretrained: bool, weights: Optional[str]) -
     if not pretrained:
         return
     url = _WEIGHTS[arch].url
-    path = imagenet_weights_path(url, weights or None)
-    state = load_imagenet_state(url, weights or None)
     try:
-        # the ImageNet classifier (fc / classifier) is never used: skipped whatever its shape
-        load_state_into(
-            net,
-            {k: v for k, v in state.items() if not is_classifier_key(k)},
-            path,
-            what=f"{arch} ImageNet weights",
-            skip_classifier=True,
-            partial_key=None,
-        )
+        load_imagenet_into(net, arch, url, weights or None)
     except WeightsMismatchError:
-        other = _guess_arch(state)
+        path = imagenet_weights_path(url, weights or None)
+        other = _guess_arch(load_imagenet_state(url, weights or None))
         found = (
             f"it holds {other} weights"
             if other

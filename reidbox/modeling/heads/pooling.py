@@ -33,11 +33,25 @@ def build_pooling(name: str) -> nn.Module:
     return pools[name]()
 
 
+class CosineClassifier(nn.Module):
+    """Cosines between the unit feature and N unit class weights: (B, D) -> (B, N) in [-1, 1]
+    (the classifier of the margin softmax losses, CosFace and ArcFace)."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, dim))
+        nn.init.normal_(self.weight, std=0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
+
+
 class EmbeddingHead(nn.Module):
     """pool [-> concat a side network's pooled output] -> (optional linear embedding) -> BN
-    neck -> linear classifier.
+    neck -> linear or cosine classifier.
 
     Train: returns (feature before neck (B, D), logits (B, N)); eval: the chosen test feature.
+    ``cosine`` tells whether the logits are cosines (``cls_layer "cosine"``).
     """
 
     def __init__(
@@ -48,6 +62,7 @@ class EmbeddingHead(nn.Module):
         embed_dim: int = 0,
         neck: str = "bnneck",
         test_feature: str = "after_neck",
+        cls_layer: str = "linear",
         side_channels: int = 0,
     ) -> None:
         super().__init__()
@@ -68,8 +83,14 @@ class EmbeddingHead(nn.Module):
         self.neck = nn.BatchNorm1d(dim) if neck == "bnneck" else nn.Identity()
         if neck == "bnneck":
             self.neck.bias.requires_grad_(False)  # BNNeck: no shift before the classifier
-        self.classifier = nn.Linear(dim, num_classes, bias=False)
-        nn.init.normal_(self.classifier.weight, std=0.001)
+        if cls_layer not in ("linear", "cosine"):
+            raise KeyError(f"unknown classifier {cls_layer!r}; available: linear, cosine")
+        self.cosine = cls_layer == "cosine"
+        if self.cosine:
+            self.classifier = CosineClassifier(dim, num_classes)
+        else:
+            self.classifier = nn.Linear(dim, num_classes, bias=False)
+            nn.init.normal_(self.classifier.weight, std=0.001)
         self.test_feature = test_feature
         self.out_dim = dim
         self.side_channels = side_channels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,16 @@ from torch import nn
 
 from ...registry import LOSSES
 from ..output import ModelOutput
+
+
+def pair_masks(targets: torch.Tensor):
+    """(positives, negatives, valid anchors) of a batch's labels (B,): (B, B) masks of the
+    other images of the same identity and of every other identity, and (B,) the anchors that
+    have at least one of each."""
+    same = targets[:, None] == targets[None, :]
+    eye = torch.eye(len(targets), dtype=torch.bool, device=targets.device)
+    pos, neg = same & ~eye, ~same
+    return pos, neg, pos.any(1) & neg.any(1)
 
 
 def batch_hard_triplet(
@@ -20,10 +30,7 @@ def batch_hard_triplet(
     features: (B, D); targets: (B,). Anchors with no positive or no negative are skipped.
     """
     dist = torch.cdist(features, features).clamp_min(1e-12)  # (B, B)
-    same = targets[:, None] == targets[None, :]
-    eye = torch.eye(len(targets), dtype=torch.bool, device=features.device)
-    pos_mask, neg_mask = same & ~eye, ~same
-    valid = pos_mask.any(1) & neg_mask.any(1)
+    pos_mask, neg_mask, valid = pair_masks(targets)
     if not valid.any():
         return features.sum() * 0.0
     d_ap = dist.masked_fill(~pos_mask, float("-inf")).amax(1)[valid]
@@ -31,6 +38,15 @@ def batch_hard_triplet(
     if soft_margin:
         return F.softplus(d_ap - d_an).mean()
     return F.relu(d_ap - d_an + margin).mean()
+
+
+def mean_over_metric_features(
+    output: ModelOutput, loss: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Mean of ``loss`` over ``extras['triplet_features']`` (a list: MGN's global features) or
+    else over ``[output.features]``: where every metric-learning loss reads its features."""
+    feats = output.extras.get("triplet_features", [output.features])
+    return torch.stack([loss(f) for f in feats]).mean()
 
 
 @LOSSES.register("triplet")
@@ -51,6 +67,6 @@ class TripletLoss(nn.Module):
         return cfg.MODEL.LOSSES.TRIPLET.WEIGHT
 
     def forward(self, output: ModelOutput, targets: torch.Tensor) -> torch.Tensor:
-        feats = output.extras.get("triplet_features", [output.features])
-        losses = [batch_hard_triplet(f, targets, self.margin, self.soft_margin) for f in feats]
-        return torch.stack(losses).mean()
+        return mean_over_metric_features(
+            output, lambda f: batch_hard_triplet(f, targets, self.margin, self.soft_margin)
+        )

@@ -43,7 +43,7 @@ def build_head(
             h.POOLING,
             h.PAPER.FEAT_DIM,
             list(h.PAPER.CLASSIFIER_HIDDEN),
-            side_channels,
+            side_channels=side_channels,
         )
     if name == "embedding":
         return EmbeddingHead(
@@ -53,7 +53,8 @@ def build_head(
             h.EMBED_DIM,
             h.NECK,
             h.TEST_FEATURE,
-            side_channels,
+            cls_layer=h.CLS_LAYER,
+            side_channels=side_channels,
         )
     raise UnknownNameError(f"MODEL.HEADS.NAME {name!r} is not a head; allowed: {', '.join(HEADS)}")
 
@@ -131,4 +132,5 @@ class Baseline(SideNetworkMixin, ReIDMetaArch):
         if not self.training:
             return self.head(fmap, side)  # (B, D)
         feat, logits = self.head(fmap, side)
-        return ModelOutput(features=feat, logits=logits)
+        extras = {"cosine_logits": True} if getattr(self.head, "cosine", False) else {}
+        return ModelOutput(features=feat, logits=logits, extras=extras)

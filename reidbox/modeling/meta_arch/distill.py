@@ -122,7 +122,13 @@ class STDDistill(Baseline):
             embed = t_dim
             projection = f"embedding {backbone.out_channels}->{t_dim} (Linear+BN+ReLU)"
         head = EmbeddingHead(
-            backbone.out_channels, num_classes, h.POOLING, embed, h.NECK, h.TEST_FEATURE
+            backbone.out_channels,
+            num_classes,
+            h.POOLING,
+            embed,
+            h.NECK,
+            h.TEST_FEATURE,
+            h.CLS_LAYER,
         )
         info = {
             "lambda": float(s.LAMBDA),
