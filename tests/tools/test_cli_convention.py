@@ -96,6 +96,10 @@ def test_every_tool_parses_through_the_shared_convention():
     for path in tools:
         src = open(path, encoding="utf-8").read()
         name = os.path.basename(path)
+        body = re.search(r"from reidbox\.commands\.(\w+) import main", src)
+        if body:  # a shim: the body in reidbox/commands/ parses
+            path = os.path.join(ROOT, "reidbox", "commands", body.group(1) + ".py")
+            src = open(path, encoding="utf-8").read()
         assert re.search(r"parse_args\(\s*p,\s*argv", src), (
             f"{name} does not use reidbox.cli.parse_args"
         )
