@@ -28,6 +28,7 @@ import torch
 
 from .api import FeatureExtractor
 from .config import CfgNode, load_config
+from .data.transforms import preprocessing
 from .errors import UserError
 from .retrieval import rank_lists
 from .retrieval.approx import APPROX_KINDS, ApproxIndex
@@ -82,19 +83,6 @@ def _plain(node: Any) -> Any:
     if isinstance(node, tuple):
         return [_plain(v) for v in node]
     return node
-
-
-def preprocessing(cfg: CfgNode) -> Dict[str, Any]:
-    """What turns an image into the model's input and its output into a feature."""
-    return {
-        "input_size_hw": [int(s) for s in cfg.INPUT.SIZE_TEST],
-        "color": "RGB",
-        "scale": "pixels / 255, then (x - mean) / std per channel",
-        "pixel_mean": [float(v) for v in cfg.INPUT.PIXEL_MEAN],
-        "pixel_std": [float(v) for v in cfg.INPUT.PIXEL_STD],
-        "flip_averaged": bool(cfg.TEST.FLIP_AUG),
-        "l2_normalised": True,
-    }
 
 
 def fingerprint(cfg: CfgNode, weights: Optional[str]) -> Dict[str, Any]:

@@ -8,6 +8,7 @@ from reidbox.config import load_config
 from reidbox.modeling import build_inference_model, require_retrieval_model
 from reidbox.export import export_model
 from reidbox.cli import default_argument_parser, parse_args, run_main
+from reidbox.data.transforms import preprocessing
 from reidbox.utils.misc import check_output_file
 
 
@@ -31,7 +32,9 @@ def main(argv=None) -> int:
     ext = "onnx" if args.format == "onnx" else "pt"
     out = check_output_file(args.output or os.path.join(cfg.OUTPUT_DIR, f"model.{ext}"), "--output")
     model = build_inference_model(cfg, cfg.MODEL.WEIGHTS or None, device="cpu")
-    export_model(model, args.format, out, tuple(cfg.INPUT.SIZE_TEST))
+    export_model(
+        model, args.format, out, tuple(cfg.INPUT.SIZE_TEST), preprocessing=preprocessing(cfg)
+    )
     print(f"wrote {out}")
     return 0
 
