@@ -7,7 +7,13 @@ import os
 from reidbox.config import load_config
 from reidbox.modeling import build_inference_model, require_retrieval_model
 from reidbox.export import export_model
-from reidbox.cli import default_argument_parser, parse_args, run_main
+from reidbox.cli import (
+    add_allow_untrained,
+    default_argument_parser,
+    parse_args,
+    require_weights,
+    run_main,
+)
 from reidbox.data.transforms import preprocessing
 from reidbox.utils.misc import check_output_file
 
@@ -16,19 +22,11 @@ def main(argv=None) -> int:
     p = default_argument_parser(__doc__)
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     p.add_argument("--output", default="", help="file to write (default: OUTPUT_DIR/model.EXT)")
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="export without MODEL.WEIGHTS (random weights: only for testing)",
-    )
+    add_allow_untrained(p, "export")
     args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     require_retrieval_model(cfg, "tools/export.py")
-    if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
-        raise ValueError(
-            "export needs trained weights: set MODEL.WEIGHTS path/model_final.pth "
-            "(or pass --allow-untrained to export random weights)"
-        )
+    require_weights(cfg, args, "export needs", "export")
     ext = "onnx" if args.format == "onnx" else "pt"
     out = check_output_file(args.output or os.path.join(cfg.OUTPUT_DIR, f"model.{ext}"), "--output")
     model = build_inference_model(cfg, cfg.MODEL.WEIGHTS or None, device="cpu")

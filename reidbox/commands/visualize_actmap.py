@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from ..cli import default_argument_parser, parse_args
+from ..cli import add_allow_untrained, default_argument_parser, parse_args, require_weights
 from ..config import load_config
 from ..data.transforms import transforms_from_config
 from ..gallery import list_images
@@ -24,19 +24,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--images", required=True, metavar="DIR", help="folder of images (recursive)")
     p.add_argument("--num-images", type=int, default=8, help="rows: the first N images")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="where actmap.png goes")
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="draw without MODEL.WEIGHTS (random weights: only for testing)",
-    )
+    add_allow_untrained(p, "draw")
     args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     require_retrieval_model(cfg, "tools/visualize_actmap.py")
-    if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
-        raise ValueError(
-            "activation maps need trained weights: set MODEL.WEIGHTS path/model_final.pth "
-            "(or pass --allow-untrained to draw random weights' maps)"
-        )
+    require_weights(cfg, args, "activation maps need", "draw the maps of")
     if args.num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
     out = check_output_dir(args.output_dir, "--output-dir")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
@@ -63,12 +63,12 @@ def _upper_bound(q: torch.Tensor, g: torch.Tensor, metric: str) -> float:
 
 
 def verification_metrics(
-    q_feats,
-    g_feats,
-    q_pids,
-    g_pids,
-    q_camids,
-    g_camids,
+    q_feats: Union[np.ndarray, torch.Tensor],
+    g_feats: Union[np.ndarray, torch.Tensor],
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
     metric: str = "euclidean",
     protocol: str = "market1501",
     fprs: Sequence[float] = DEFAULT_FPRS,
