@@ -265,6 +265,11 @@ class GalleryIndex:
         own = cfg is None
         cfg = self.config() if own else cfg
         weights = cfg.MODEL.WEIGHTS or self.meta["weights"]
+        if not os.path.isfile(weights):
+            raise GalleryIndexError(
+                f"the weights of index {self.index_dir} are gone: {weights} is no file; "
+                "pass MODEL.WEIGHTS NEW_PATH (the same file, checked by its sha256)"
+            )
         self.check_model(cfg, weights)
         fx = FeatureExtractor(cfg, weights, device, batch_size)
         if own:
@@ -296,7 +301,10 @@ class GalleryIndex:
         fx = FeatureExtractor(cfg, weights, device, batch_size)
         feats = fx(paths).numpy().astype(np.float32)
         os.makedirs(index_dir, exist_ok=True)
-        write_text(cfg.dump(), cls._file(index_dir, "config.yaml"))
+        saved = cfg.clone()
+        saved.defrost()
+        saved.MODEL.WEIGHTS = os.path.abspath(weights)  # found from any working directory
+        write_text(saved.dump(), cls._file(index_dir, "config.yaml"))
         meta = {
             "format": FORMAT,
             "count": len(paths),

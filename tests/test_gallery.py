@@ -3,14 +3,13 @@
 import csv
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 import reidbox
+from reidbox.cli import run_main
 from reidbox.commands.search import main as search
 from reidbox.config import load_config
 from reidbox.errors import UserError
@@ -19,7 +18,6 @@ from reidbox.modeling import build_inference_model
 from reidbox.retrieval import pairwise_distance
 from tests.conftest import write_market_tree
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "DEVICE", "cpu"]
 
 
@@ -125,25 +123,43 @@ def test_rerank_aqe_and_approximate_search_options(setup, tmp_path):
         load_config(None, setup["opts"]), setup["gallery"], str(tmp_path / "i"), device="cpu"
     )
     exact = idx.query(setup["query"], topk=5)
+    q = idx.extractor()(exact.queries)  # embedded once; the options search these features
     for kind in ("ivf_flat", "ivf_pq", "hnsw"):
-        got = idx.query(setup["query"], topk=5, approx=kind)
-        assert got.indices.shape == exact.indices.shape
-        assert np.mean(got.indices[:, 0] == exact.indices[:, 0]) >= 0.9, kind
-    rr = idx.query(setup["query"], topk=5, rerank={"k1": 4, "k2": 2, "lambda_value": 0.3})
-    aqe = idx.query(setup["query"], topk=5, aqe=2)
-    assert rr.method == "exact + re-ranking" and aqe.method == "exact + AQE(2)"
-    assert np.all(np.diff(rr.distances, axis=1) >= 0) and np.all(np.diff(aqe.distances, 1) >= 0)
-    with pytest.raises(GalleryIndexError, match="--rerank needs exact search"):
-        idx.query(setup["query"], rerank=True, approx="hnsw")
-
-
-def test_search_tool_errors_are_one_line():
-    p = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "search.py"), "find", "--index", "x"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+        i, _ = idx.search_features(q, topk=5, approx=kind)
+        assert i.shape == exact.indices.shape
+        assert np.mean(i[:, 0] == exact.indices[:, 0]) >= 0.9, kind
+    rr_i, rr_d = idx.search_features(q, 5, rerank={"k1": 4, "k2": 2, "lambda_value": 0.3})
+    aqe_i, aqe_d = idx.search_features(q, 5, aqe=2)
+    assert np.all(np.diff(rr_d, axis=1) >= 0) and np.all(np.diff(aqe_d, axis=1) >= 0)
+    assert not np.array_equal(rr_d, exact.distances)  # re-ranked distances differ
+    # AQE searches with the mean of the query and its first two results
+    want = torch.nn.functional.normalize(
+        q + torch.from_numpy(idx.features[exact.indices[:, :2]]).sum(1)
     )
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.startswith("error: tools/search.py needs a verb first: build, add, query")
+    d = pairwise_distance(want, idx.features).numpy()
+    np.testing.assert_array_equal(aqe_i, np.argsort(d, axis=1, kind="stable")[:, :5])
+    with pytest.raises(GalleryIndexError, match="--rerank needs exact search"):
+        idx.search_features(q, rerank={"k1": 4, "k2": 2, "lambda_value": 0.3}, approx="hnsw")
+
+
+def test_search_tool_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_main(search, ["find", "--index", "x"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: tools/search.py needs a verb first: build, add, query")
     assert issubclass(GalleryIndexError, UserError)
+
+
+def test_moved_weights_are_found_again_by_content(setup, tmp_path):
+    w = tmp_path / "w.pth"
+    shutil.copy(setup["weights"], w)
+    idx = str(tmp_path / "i")
+    search(["build", *OPTS, "MODEL.WEIGHTS", str(w), "--images", setup["gallery"], "--index", idx])
+    moved = tmp_path / "moved.pth"
+    os.rename(w, moved)
+    base = ["query", "--index", idx, "--images", setup["query"], "--topk", "2"]
+    with pytest.raises(GalleryIndexError, match="are gone.*MODEL.WEIGHTS NEW_PATH"):
+        search([*base, "--output-dir", str(tmp_path / "a")])
+    assert search([*base, "--output-dir", str(tmp_path / "b"), "MODEL.WEIGHTS", str(moved)]) == 0
+    assert len(_read(tmp_path / "b" / "results.csv")) == 2 * len(os.listdir(setup["query"]))
