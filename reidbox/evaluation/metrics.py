@@ -55,6 +55,8 @@ class EvalResult:
     num_queries: int = 0
 
     num_gallery: int = 0
+    #: verification metrics ("TPR@FPR=1e-04", ..., "ROC_AUC") when TEST.ROC.ENABLED
+    verification: dict = field(default_factory=dict)
 
     def rank(self, k: int) -> float:
         """CMC at rank ``k`` (1-based)."""

@@ -62,3 +62,27 @@ def test_ties_at_the_threshold_are_rejected_together_and_errors():
         verification_metrics(qf, gf, np.zeros(30, int), np.zeros(200, int), qc, gc)
     with pytest.raises(ValueError, match=r"\(0, 1\)"):
         verification_metrics(qf, gf, qp, gp, qc, gc, fprs=(0.0,))
+
+
+def test_evaluation_reports_them_when_the_config_asks():
+    from types import SimpleNamespace
+
+    import torch
+
+    from reidbox.config import load_config
+    from reidbox.evaluation import EvalSettings
+    from reidbox.evaluation.evaluator import Features, evaluate_features
+
+    qf, gf, qp, gp, qc, gc = _problem()
+    items = [
+        [SimpleNamespace(pid=int(p), camid=int(c)) for p, c in zip(pids, cams)]
+        for pids, cams in ((qp, qc), (gp, gc))
+    ]
+    feats = Features(torch.from_numpy(qf).float(), torch.from_numpy(gf).float())
+    off = evaluate_features(feats, *items, EvalSettings.from_config(load_config(None)))
+    assert off.verification == {}
+    cfg = load_config(None, ["TEST.ROC.ENABLED", "True"])
+    on = evaluate_features(feats, *items, EvalSettings.from_config(cfg))
+    want = verification_metrics(qf, gf, qp, gp, qc, gc).as_dict()
+    assert on.verification == pytest.approx(want) and on.mAP == off.mAP
+    assert set(want) == {"TPR@FPR=1e-04", "TPR@FPR=1e-03", "TPR@FPR=1e-02", "ROC_AUC"}

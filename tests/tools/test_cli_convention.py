@@ -142,11 +142,14 @@ def test_test_net_accepts_eval_only_after_overrides(market_root, tmp_path):
         "True",
         "TEST.FLIP_AUG",
         "True",
+        "TEST.ROC.ENABLED",
+        "True",
         "--no-progress",
     )
     assert p.returncode == 0, p.stderr
     (metrics,) = glob.glob(str(tmp_path / "eval" / "*" / "metrics.json"))  # its own folder
-    assert json.load(open(metrics))["per_dataset"]["market1501"]["num_query"]
+    market = json.load(open(metrics))["per_dataset"]["market1501"]
+    assert market["num_query"] and 0 <= market["TPR@FPR=1e-02"] <= 1  # verification metrics
     # the settings behind the numbers are stated beside them (issue 14.6)
     assert (
         "results (protocol market1501, euclidean distance, flip-averaged, re-ranked (k1 20, "
