@@ -9,6 +9,7 @@ of unit rows), so results read like the exact index's. FAISS is imported only he
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -164,8 +165,9 @@ class ApproxIndex:
     ) -> ApproxIndex:
         self = cls(kind, metric, params)
         self.index = self.faiss.read_index(path)
-        if kind != "hnsw":
-            self.params.nlist = int(self.faiss.extract_index_ivf(self.index).nlist)
+        if kind != "hnsw":  # the trained cells decide nlist (and so the default nprobe)
+            nlist = int(self.faiss.extract_index_ivf(self.index).nlist)
+            self.params = dataclasses.replace(self.params, nlist=nlist)
         self.params = self.params.resolved(self.ntotal, self.index.d)
         self._set_search_params()
         return self
