@@ -94,6 +94,24 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
     return argument_parser(description, config=True)
 
 
+def add_allow_untrained(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--allow-untrained``: run a tool that needs ``MODEL.WEIGHTS`` on random weights."""
+    parser.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help=f"{what} without MODEL.WEIGHTS (random weights: only for testing)",
+    )
+
+
+def require_weights(cfg, args: argparse.Namespace, needs: str, what: str) -> None:
+    """Refuse a config without ``MODEL.WEIGHTS`` unless ``--allow-untrained`` was given."""
+    if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
+        raise UsageError(
+            f"{needs} trained weights: set MODEL.WEIGHTS path/model_final.pth "
+            f"(or pass --allow-untrained to {what} random weights)"
+        )
+
+
 def _top_level_keys() -> set:
     from .config import get_cfg_defaults
 

@@ -23,7 +23,7 @@ FLOORS = [
     ["data", "evaluation"],  # siblings: neither imports the other
     ["modeling"],
     ["visualization", "api", "cli"],  # draw / extract features / command-line plumbing
-    ["engine"],  # tasks, runner, trainer, hooks, chain, demo
+    ["engine", "gallery"],  # tasks, runner, trainer, hooks, chain, demo / saved gallery index
     ["commands"],  # the tools' bodies: tools/*.py and the reidbox command run them
     ["__init__"],
 ]

@@ -8,8 +8,14 @@ import os
 from reidbox.config import load_config
 from reidbox.modeling import build_inference_model, require_retrieval_model
 from reidbox.export import export_model
-from reidbox.cli import add_output_dir, default_argument_parser, parse_args
-from reidbox.errors import InputError
+from reidbox.cli import (
+    add_allow_untrained,
+    add_output_dir,
+    default_argument_parser,
+    parse_args,
+    require_weights,
+)
+from reidbox.data.transforms import preprocessing
 from reidbox.utils.misc import check_output_file
 
 
@@ -20,22 +26,16 @@ def main(argv=None) -> int:
         p, "writes DIR/model.onnx or DIR/model.pt (the config's OUTPUT_DIR)", config_key=True
     )
     p.add_argument("--output", default="", help=argparse.SUPPRESS)  # a file: the old spelling
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="export without MODEL.WEIGHTS (random weights: only for testing)",
-    )
+    add_allow_untrained(p, "export")
     args = parse_args(p, argv)
     cfg = load_config(args.config_file or None, args.opts)
     require_retrieval_model(cfg, "tools/export.py")
-    if not cfg.MODEL.WEIGHTS and not args.allow_untrained:
-        raise InputError(
-            "export needs trained weights: set MODEL.WEIGHTS path/model_final.pth "
-            "(or pass --allow-untrained to export random weights)"
-        )
+    require_weights(cfg, args, "export needs", "export")
     ext = "onnx" if args.format == "onnx" else "pt"
     out = check_output_file(args.output or os.path.join(cfg.OUTPUT_DIR, f"model.{ext}"), "--output")
     model = build_inference_model(cfg, cfg.MODEL.WEIGHTS or None, device="cpu")
-    export_model(model, args.format, out, tuple(cfg.INPUT.SIZE_TEST))
+    export_model(
+        model, args.format, out, tuple(cfg.INPUT.SIZE_TEST), preprocessing=preprocessing(cfg)
+    )
     print(f"wrote {out}")
     return 0

@@ -295,6 +295,11 @@ _C.TEST.RERANK.LAMBDA = 0.3
 # expects), "torchreid" = what torchreid's engine feeds (squared Euclidean for "euclidean"), the
 # only setting that reproduces torchreid's re-ranked numbers (they differ by up to ~0.01 mAP).
 _C.TEST.RERANK.INPUT = "reference"
+_C.TEST.ROC = CN()
+# Verification metrics beside CMC/mAP (fast-reid's TEST.ROC.ENABLED): TPR at FPR 1e-4, 1e-3 and
+# 1e-2 and the ROC area over query-gallery pairs, streamed (docs/search.md says how they differ
+# from fast-reid's numbers). Off by default: one more pass over the distances.
+_C.TEST.ROC.ENABLED = False
 
 # ----------------------------------------------------------------------------------------------
 _C.CHAIN = CN()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import torch
 from torchvision.transforms import v2 as T
@@ -51,6 +51,24 @@ def transforms_from_config(cfg, is_train: bool) -> T.Compose:
         i.RANDOM_ERASING.ENABLED,
         i.RANDOM_ERASING.PROB,
     )
+
+
+def preprocessing(cfg) -> Dict[str, Any]:
+    """The test-time contract of a model's input and output, as the files that carry features
+    or models record it (gallery indexes, ONNX / TorchScript metadata): what an image must go
+    through before the network, and what comes out (unit rows: compare with Euclidean or
+    cosine distance, the same order)."""
+    return {
+        "input_size_hw": [int(s) for s in cfg.INPUT.SIZE_TEST],
+        "resize": "bilinear with antialiasing to exactly H x W (aspect ratio not kept)",
+        "color": "RGB",
+        "layout": "NCHW float32",
+        "scale": "pixels / 255, then (x - mean) / std per channel",
+        "pixel_mean": [float(v) for v in cfg.INPUT.PIXEL_MEAN],
+        "pixel_std": [float(v) for v in cfg.INPUT.PIXEL_STD],
+        "flip_averaged": bool(cfg.TEST.FLIP_AUG),
+        "l2_normalised": True,
+    }
 
 
 def cifar_transforms(

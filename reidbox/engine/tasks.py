@@ -318,6 +318,7 @@ class ReIDTask(Task):
             num_gallery=r.num_gallery,
             num_valid=r.num_valid,
             protocol=r.protocol,
+            **r.verification,
         )
 
     def write(self, results: Results, model: nn.Module, out_dir: str, **extra) -> Dict[str, Any]:

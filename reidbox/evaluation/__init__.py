@@ -5,6 +5,7 @@ from ..retrieval.protocols import AP_MODES, PROTOCOLS, Protocol, get_protocol
 from .metrics import Accumulator, EvalResult, evaluate_distmat, results_table
 from .settings import EvalSettings
 from .streaming import evaluate
+from .verification import VerificationResult, verification_metrics
 
 __all__ = [
     "AP_MODES",
@@ -13,8 +14,10 @@ __all__ = [
     "EvalResult",
     "EvalSettings",
     "Protocol",
+    "VerificationResult",
     "evaluate",
     "evaluate_distmat",
     "get_protocol",
     "results_table",
+    "verification_metrics",
 ]

@@ -99,16 +99,23 @@ def extract_query_gallery(
 def evaluate_features(
     feats: Features, query: Sequence, gallery: Sequence, settings: EvalSettings
 ) -> EvalResult:
-    """The metrics of ``feats`` under ``settings`` (items carry ``pid`` and ``camid``)."""
-    return evaluate(
-        feats.query,
-        feats.gallery,
+    """The metrics of ``feats`` under ``settings`` (items carry ``pid`` and ``camid``);
+    with ``settings.roc`` also the verification metrics, in ``result.verification``."""
+    labels = (
         np.asarray([s.pid for s in query]),
         np.asarray([s.pid for s in gallery]),
         np.asarray([s.camid for s in query]),
         np.asarray([s.camid for s in gallery]),
-        **settings.metric_kwargs(),
     )
+    result = evaluate(feats.query, feats.gallery, *labels, **settings.metric_kwargs())
+    if settings.roc:
+        from .verification import verification_metrics
+
+        v = verification_metrics(
+            feats.query, feats.gallery, *labels, metric=settings.metric, protocol=settings.protocol
+        )
+        result.verification = v.as_dict()
+    return result
 
 
 def evaluate_model(

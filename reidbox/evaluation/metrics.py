@@ -56,6 +56,8 @@ class EvalResult:
     num_queries: int = 0
 
     num_gallery: int = 0
+    #: verification metrics ("TPR@FPR=1e-04", ..., "ROC_AUC") when TEST.ROC.ENABLED
+    verification: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         # one line: the per-query arrays (ap, inp) stay out of print(result); read them directly

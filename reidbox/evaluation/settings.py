@@ -30,6 +30,7 @@ class EvalSettings:
     rerank: Optional[Dict[str, float]] = None  # k1, k2, lambda_value
     flip: bool = False
     normalize: bool = True
+    roc: bool = False  # verification metrics (TPR@FPR, ROC area) as well
 
     @classmethod
     def from_config(cls, cfg) -> EvalSettings:
@@ -56,6 +57,7 @@ class EvalSettings:
             rerank=rerank,
             flip=bool(t.FLIP_AUG),
             normalize=bool(t.NORM_FEAT),
+            roc=bool(t.ROC.ENABLED),
         )
 
     def metric_kwargs(self) -> Dict[str, Any]:

@@ -1,6 +1,7 @@
 """Gallery indexes: an exact torch backend (CPU/GPU) and a FAISS backend (imported when used).
 
-Both give top-k search (ascending distance, ties by lower gallery index inside the returned k)
+Both give top-k search (ascending distance, ties by lower gallery index, also where the k-th
+place cuts through a tie)
 and full distance blocks, which the exact evaluation streams through.
 """
 
@@ -18,12 +19,33 @@ from ..errors import InputError, MissingDependencyError, NotReadyError
 BACKENDS = ("auto", "torch", "faiss")
 
 
-def _tie_sorted(vals: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def tie_sorted(vals: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder each row by (distance, index): stable sort by index, then stable by distance."""
     o = torch.sort(idx, dim=1, stable=True).indices
     vals, idx = vals.gather(1, o), idx.gather(1, o)
     o = torch.sort(vals, dim=1, stable=True).indices
     return vals.gather(1, o), idx.gather(1, o)
+
+
+def smallest(d: torch.Tensor, k: int) -> torch.Tensor:
+    """(c, k) column indices of the k smallest entries of each row of ``d`` (c, n), ties taken
+    by lower column, in ascending (value, column) order: the neighbour order of a stable
+    argsort, which the reference (and :func:`rerank`) cut. ``topk`` alone keeps an arbitrary
+    subset of the entries tied with the k-th value."""
+    k = min(k, d.shape[1])
+    if k == 0:
+        return torch.empty(len(d), 0, dtype=torch.int64, device=d.device)
+    kth = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]  # (c, 1)
+    keep = d <= kth
+    over = (keep.sum(1) > k).nonzero()[:, 0]  # rows with more ties at the k-th value than room
+    if len(over):
+        sub = d[over]
+        tied = sub == kth[over]
+        need = k - (sub < kth[over]).sum(1, keepdim=True)
+        keep[over] = (sub < kth[over]) | (tied & (tied.cumsum(1, dtype=torch.int32) <= need))
+    cols = keep.nonzero()[:, 1].view(len(d), k)  # ascending columns per row
+    order = torch.sort(d.gather(1, cols), dim=1, stable=True).indices
+    return cols.gather(1, order)
 
 
 class Index(ABC):
@@ -87,10 +109,9 @@ class TorchIndex(Index):
         return distance_block(q, q_sq, self.g, self.g_sq, self.metric)
 
     def search(self, q_feats, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = min(int(k), self.ntotal)
         d = self.distances(q_feats)
-        vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
-        return _tie_sorted(vals, idx)
+        idx = smallest(d, int(k))
+        return d.gather(1, idx), idx
 
 
 class FaissIndex(Index):
@@ -166,8 +187,15 @@ class FaissIndex(Index):
     def search(self, q_feats, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         index = self._built()
         k = min(int(k), self.ntotal)
-        raw, idx = index.search(self._prep(q_feats, "q_feats"), k)
-        return _tie_sorted(self._to_dist(raw), torch.from_numpy(idx).long())
+        q = self._prep(q_feats, "q_feats")
+        wide = min(k + 1, self.ntotal)
+        while True:  # widen until every entry tied with the k-th is in: FAISS cuts ties anyhow
+            raw, idx = index.search(q, wide)
+            if wide == self.ntotal or bool((raw[:, k - 1] < raw[:, wide - 1]).all()):
+                break
+            wide = min(2 * wide, self.ntotal)
+        vals, idx = tie_sorted(self._to_dist(raw), torch.from_numpy(idx).long())
+        return vals[:, :k].contiguous(), idx[:, :k].contiguous()
 
 
 def faiss_available() -> bool:

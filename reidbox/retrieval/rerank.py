@@ -24,6 +24,7 @@ import torch
 
 from .distance import as_features, check_metric
 from ..errors import InputError
+from .index import tie_sorted, smallest
 
 PairDist = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -186,37 +187,36 @@ class _FeatureSpace:
 
 
 def _merge(
-    bv: torch.Tensor, bi: torch.Tensor, v: torch.Tensor, i: torch.Tensor, k: int
+    bv: torch.Tensor, bi: torch.Tensor, d: torch.Tensor, offset: int, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the k smallest of two candidate lists per row."""
-    v, i = torch.cat([bv, v], 1), torch.cat([bi, i], 1)
-    top, at = torch.topk(v, min(k, v.shape[1]), dim=1, largest=False, sorted=True)
-    return top, i.gather(1, at)
+    """Keep the k smallest (value, index) pairs per row of the current best lists and a new
+    distance block ``d`` whose columns are items ``offset, offset + 1, ...``."""
+    at = smallest(d, k)
+    v, i = tie_sorted(torch.cat([bv, d.gather(1, at)], 1), torch.cat([bi, at + offset], 1))
+    return v[:, :k], i[:, :k]
 
 
 def _knn(space: _FeatureSpace, k: int, chunk: int) -> np.ndarray:
-    """(N, k) nearest neighbours (self first) and row maxima of the N x N distances.
+    """(N, k) nearest neighbours in (distance, index) order, as a stable argsort of each row
+    ranks them (an item is not put first in its own list: a duplicate of lower index precedes
+    it), and the row maxima of the N x N distances.
 
     Symmetric: block (I, J) with J >= I serves rows I directly and rows J through its
     transpose, so only half of the N x N products are computed; one block in memory."""
     N = len(space.x)
     best_v = torch.full((N, k), float("inf"))
-    best_i = torch.zeros((N, k), dtype=torch.int64)
+    best_i = torch.full((N, k), N, dtype=torch.int64)  # placeholders sort after every item
     rowmax = torch.full((N,), float("-inf"))
     for s in range(0, N, chunk):
         e = min(s + chunk, N)
         d = space.block(slice(s, e), slice(s, N))  # (c, N - s)
         rowmax[s:e] = torch.maximum(rowmax[s:e], d.max(1).values)
         rowmax[s:] = torch.maximum(rowmax[s:], d.max(0).values)
-        v, i = torch.topk(d, min(k, N - s), dim=1, largest=False, sorted=True)
-        best_v[s:e], best_i[s:e] = _merge(best_v[s:e], best_i[s:e], v, i + s, k)
+        best_v[s:e], best_i[s:e] = _merge(best_v[s:e], best_i[s:e], d, s, k)
         if e < N:
-            v, i = torch.topk(d[:, e - s :].T, min(k, e - s), dim=1, largest=False, sorted=True)
-            best_v[e:], best_i[e:] = _merge(best_v[e:], best_i[e:], v, i + s, k)
+            best_v[e:], best_i[e:] = _merge(best_v[e:], best_i[e:], d[:, e - s :].T, s, k)
     space.rowmax = rowmax
-    o = torch.sort(best_i, dim=1, stable=True).indices
-    vals, idx = best_v.gather(1, o), best_i.gather(1, o)
-    return idx.gather(1, torch.sort(vals, dim=1, stable=True).indices).numpy()
+    return best_i.numpy()
 
 
 def rerank_feature_blocks(

@@ -57,7 +57,7 @@ def _tile(
 def draw_rank_list(
     query_path: str,
     gallery_paths: Sequence[str],
-    matches: Sequence[bool],
+    matches: Sequence[Optional[bool]],
     distances: Sequence[float],
     out_path: str,
     size: Tuple[int, int] = (256, 128),
@@ -67,20 +67,16 @@ def draw_rank_list(
 ) -> str:
     """One row written as PNG: the query (grey frame, caption "query" and ``query_label``), a
     gap, then the ranked gallery images at ``size`` (h, w) each, captioned with the rank and
-    "match" (green frame) or "wrong" (red frame), the distance, and ``gallery_labels``."""
+    "match" (green frame) or "wrong" (red frame), the distance, and ``gallery_labels``; a
+    ``matches`` entry None (no labels: a folder of crops) gives a grey frame and no verdict."""
     import cv2
 
     tiles = [_tile(query_path, size, GREY, ["query", query_label, ""])]
     for r, (p, ok, d) in enumerate(zip(gallery_paths, matches, distances), start=1):
         extra = gallery_labels[r - 1] if gallery_labels is not None else ""
-        tiles.append(
-            _tile(
-                p,
-                size,
-                GREEN if ok else RED,
-                [f"#{r} {'match' if ok else 'wrong'}", f"d {d:.3f}", extra],
-            )
-        )
+        verdict = "" if ok is None else (" match" if ok else " wrong")  # None: unlabelled
+        colour = GREY if ok is None else (GREEN if ok else RED)
+        tiles.append(_tile(p, size, colour, [f"#{r}{verdict}", f"d {d:.3f}", extra]))
     height = max(t.shape[0] for t in tiles)
     row = []
     for i, t in enumerate(tiles):

@@ -59,3 +59,16 @@ def test_build_index_choice_and_errors():
         TorchIndex().add(g[0])
     with pytest.raises(ValueError, match="topk"):
         rank_lists(q, g, topk=0)
+
+
+@pytest.mark.parametrize("cls", [TorchIndex, FaissIndex])
+def test_k_cutting_through_a_tie_keeps_the_lower_gallery_indices(cls):
+    # 40 copies of the same vector: whatever k, the top k are the k lowest copies, in order
+    rng = np.random.default_rng(0)
+    g = np.repeat(rng.normal(size=(3, 8)).astype(np.float32), 40, axis=0)[rng.permutation(120)]
+    q = g[[0, 7, 50]]
+    full = pairwise_distance(q, g, "euclidean").numpy()
+    ref = np.argsort(full, axis=1, kind="stable")
+    for k in (1, 5, 39, 41, 120):
+        _, i = cls("euclidean").add(g).search(q, k)
+        np.testing.assert_array_equal(i.numpy(), ref[:, :k])

@@ -101,3 +101,35 @@ def test_torchreid_input_reproduces_torchreid_engine(name):
     cfg.TEST.RERANK.INPUT = "fastreid"
     with pytest.raises(ValueError, match="TEST.RERANK.INPUT"):
         EvalSettings.from_config(cfg).metric_kwargs()
+
+
+def _dense(q, g, metric, **params):
+    d = [pairwise_distance(a, b, metric).numpy() for a, b in ((q, g), (q, q), (g, g))]
+    return rerank(*d, **params)
+
+
+def test_feature_path_keeps_the_tie_rule_of_the_matrix_path():
+    # the case: three identical items; the neighbour lists are cut through the tie and
+    # a stable argsort keeps the lower indices (the query itself, then gallery 0)
+    q, g = np.array([[0.0]]), np.array([[0.0], [0.0], [-1.0]])
+    params = dict(k1=1, k2=1, lambda_value=0.3)
+    np.testing.assert_allclose(_dense(q, g, "euclidean", **params), [[0.0, 0.7, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(rerank_features(q, g, **params), [[0.0, 0.7, 1.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_duplicated_and_quantised_features_rerank_alike_on_both_paths(seed):
+    # small integer features: every distance is exact in float32, so ties are real ties and the
+    # two paths must cut them the same way; many duplicates, k1 cutting through tied groups
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(1, 5))
+    base = rng.integers(-2, 3, size=(int(rng.integers(2, 7)), d)).astype(np.float32)
+    q = base[rng.integers(0, len(base), int(rng.integers(1, 10)))]
+    g = base[rng.integers(0, len(base), int(rng.integers(5, 30)))]
+    k1 = int(rng.integers(1, min(8, len(q) + len(g) - 1) + 1))
+    params = dict(k1=k1, k2=int(rng.integers(1, k1 + 2)), lambda_value=0.3)
+    for metric in ("euclidean", "sqeuclidean"):
+        want = _dense(q, g, metric, **params)
+        for chunk in (1, 3, 64):
+            got = rerank_features(q, g, metric=metric, chunk_size=chunk, **params)
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"{metric} chunk {chunk}")

@@ -603,6 +603,24 @@ CASES = [
         lambda e: ["--overwrite", "--resume"],
     ),
     Case(
+        "search build into a folder that is not empty (the earlier run)",
+        "search",
+        lambda e: (
+            ["build", "MODEL.WEIGHTS", os.path.join(e.run, M), "--images", e.market]
+            + ["--index", e.run]
+        ),
+        lambda e: ["--index", e.run, "not an empty folder", "tools/search.py add"],
+    ),
+    Case(
+        "search query on a folder that is no index",
+        "search",
+        lambda e: (
+            ["query", "--index", e.run, "--images", e.market]
+            + ["--output-dir", os.path.join(e.tmp, "sq")]
+        ),
+        lambda e: ["not a gallery index", "tools/search.py build"],
+    ),
+    Case(
         "weights path is a folder",
         "test_net",
         lambda e: ["--no-progress"] + e.opts() + ["MODEL.WEIGHTS", e.run],
