@@ -108,7 +108,7 @@ CIFAR_PTL = (
 )
 CIFAR_PLAIN = (
     "python tools/train_net.py --config-file configs/demo/cifar.yml OUTPUT_DIR "
-    "output/demo/cifar_plain MODEL.META_ARCHITECTURE classifier"
+    "output/demo/cifar_plain MODEL.META_ARCHITECTURE classifier MODEL.PTL.ENABLED False"
 )
 
 SPECS: Dict[str, Spec] = {

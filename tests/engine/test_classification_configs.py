@@ -51,7 +51,7 @@ def test_config_states_the_recipe(path):
     if name.startswith("densenet100"):
         assert cfg.MODEL.META_ARCHITECTURE == "classifier"
     else:
-        assert cfg.MODEL.META_ARCHITECTURE == "ptl_classifier"
+        assert cfg.MODEL.META_ARCHITECTURE == "paper_classifier" and cfg.MODEL.PTL.ENABLED
         assert cfg.MODEL.PTL.CELL == ("v2" if name.startswith("ptlv2") else "v1")
         assert len(cfg.MODEL.HEADS.PAPER.CLASSIFIER_HIDDEN) == 1  # two linear layers
         assert cfg.MODEL.PTL.STATE_MODE == "carry"

@@ -4,10 +4,6 @@ the same weights and see the same batches, finished runs are reused."""
 import json
 import math
 import os
-import re
-import shlex
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -181,29 +177,3 @@ def test_two_seed_compare_runs_reuses_and_refuses(tmp_path, monkeypatch, capsys)
             progress=False,
         )
 
-
-def _doc_commands(path):
-    text = open(path, encoding="utf-8").read()
-    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    return [line for b in blocks for line in b.strip().splitlines() if "tools/compare.py" in line]
-
-
-@pytest.mark.slow
-def test_the_docs_compare_command_runs_as_written(tmp_path):
-    """docs/ptl.md's command, with tiny-size overrides appended (flags and overrides go
-    anywhere), in a folder holding the repository's tools/ and configs/."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    (cmd,) = _doc_commands(os.path.join(root, "docs", "ptl.md"))
-    for name in ("tools", "configs"):
-        os.symlink(os.path.join(root, name), tmp_path / name)
-    argv = shlex.split(cmd) + ["--no-progress"] + _opts(tmp_path)
-    assert argv[:2] == ["python", "tools/compare.py"]
-    env = dict(os.environ, PYTHONPATH=root, OMP_NUM_THREADS="1")
-    r = subprocess.run(
-        [sys.executable, *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    out = tmp_path / argv[argv.index("--output-dir") + 1]
-    res = json.loads((out / "results.json").read_text())
-    assert res["seeds"] == [0, 1, 2] and [p["a"] for p in res["pairs"]] == ["+PTL", "+PTL"]
-    assert "| +PTL - plain " in r.stdout
