@@ -9,4 +9,8 @@ def __getattr__(name):
         from .api import FeatureExtractor
 
         return FeatureExtractor
+    if name == "GalleryIndex":
+        from .gallery import GalleryIndex
+
+        return GalleryIndex
     raise AttributeError(f"module 'reidbox' has no attribute {name!r}")
