@@ -14,4 +14,8 @@ def __getattr__(name):
         from .engine import runner
 
         return getattr(runner, name)
+    if name == "GalleryIndex":
+        from .gallery import GalleryIndex
+
+        return GalleryIndex
     raise AttributeError(f"module 'reidbox' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from reidbox.modeling import build_inference_model
 from reidbox.retrieval import pairwise_distance
 from tests.conftest import write_market_tree
 
-OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "DEVICE", "cpu"]
+OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[32, 16]", "DEVICE", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_a_query_with_another_model_or_preprocessing_is_refused(setup, tmp_path)
     with pytest.raises(GalleryIndexError, match="other weights"):
         search([*base, "MODEL.WEIGHTS", other])
     with pytest.raises(GalleryIndexError, match="input_size_hw"):
-        search([*base, "INPUT.SIZE_TEST", "[128, 64]"])
+        search([*base, "INPUT.SIZE_TEST", "[64, 32]"])
     with pytest.raises(GalleryIndexError, match="MODEL.BACKBONE"):
         search([*base, "MODEL.BACKBONE.LAST_STRIDE", "2"])
     with pytest.raises(GalleryIndexError, match="not an empty folder"):

@@ -187,26 +187,26 @@ def test_export_carries_its_preprocessing_and_warns_nothing(tmp_path, fmt, recwa
     from reidbox.data.transforms import preprocessing
     from reidbox.export import read_metadata
 
-    opts = ["INPUT.SIZE_TEST", "[64, 32]", "INPUT.PIXEL_MEAN", "[0.5, 0.4, 0.3]"]
+    opts = ["INPUT.SIZE_TEST", "[32, 16]", "INPUT.PIXEL_MEAN", "[0.5, 0.4, 0.3]"]
     cfg = load_config("configs/demo/ptl.yml", opts)
     torch.manual_seed(0)
     model = build_inference_model(cfg, None, "cpu")
     out = str(tmp_path / f"m.{fmt}")
     warnings.simplefilter("always")
-    export_model(model, fmt, out, (64, 32), preprocessing=preprocessing(cfg))
+    export_model(model, fmt, out, (32, 16), preprocessing=preprocessing(cfg))
     assert not [str(w.message) for w in recwarn], "export warned"
     meta = read_metadata(out)
-    assert meta["input_size_hw"] == [64, 32] and meta["color"] == "RGB"
+    assert meta["input_size_hw"] == [32, 16] and meta["color"] == "RGB"
     assert meta["pixel_mean"] == [0.5, 0.4, 0.3] and meta["pixel_std"] == [0.229, 0.224, 0.225]
     assert meta["l2_normalised"] is True and "(B, 512)" in meta["output"]
-    x = torch.randn(3, 3, 64, 32)  # another batch size than the export example
+    x = torch.randn(3, 3, 32, 16)  # another batch size than the export example
     with torch.no_grad():
         ref = torch.nn.functional.normalize(model(x), dim=1)
     if fmt == "onnx":
         ort = pytest.importorskip("onnxruntime")
         sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
         props = sess.get_modelmeta().custom_metadata_map
-        assert props["reidbox.color"] == '"RGB"' and props["reidbox.input_size_hw"] == "[64, 32]"
+        assert props["reidbox.color"] == '"RGB"' and props["reidbox.input_size_hw"] == "[32, 16]"
         got = torch.from_numpy(sess.run(None, {"images": x.numpy()})[0])
     else:
         got = torch.jit.load(out)(x)
