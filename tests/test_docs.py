@@ -41,10 +41,10 @@ ELSEWHERE = {
 GPU = "needs GPUs (a CPU run of the same path: the next command of docs/distributed.md)"
 REAL = "needs the real dataset under /data; the same config on stand-in data runs in test_readme"
 CIFAR100 = ["DATASETS.ROOT", "cifar_data"] + CIFAR_TINY  # the stand-in for /data
-DEMO_TINY_CMD = "make demo"
+TRAIN_BASELINE = "python tools/train_net.py --config-file configs/demo/baseline.yml"
 XDOMAIN = (
     "python tools/test_net.py --config-file configs/demo/baseline.yml MODEL.WEIGHTS "
-    "output/demo/resnet18/model_final.pth OUTPUT_DIR output/xdomain DATASETS.TEST "
+    "output/resnet18/model_final.pth OUTPUT_DIR output/xdomain DATASETS.TEST "
 ) + shlex.quote("['synthetic', 'synthetic_a', 'synthetic_b', 'synthetic_c']")
 CIFAR100_TRAIN = (
     "python tools/train_net.py --config-file configs/cifar100/ptlv2_densenet100_plus.yml "
@@ -121,12 +121,15 @@ SPECS: Dict[Tuple[str, str], Spec] = {
     ): Spec("slow", append=TINY + ["OUTPUT_DIR", "output/torchrun_cpu"]),
     # evaluation.md
     ("evaluation.md", "python block 1"): Spec(),
+    # ptl.md
+    (
+        "ptl.md",
+        "python tools/compare.py --config-file configs/demo/baseline.yml --seeds 0 1 2 "
+        "--output-dir output/compare/demo_ptl",
+    ): Spec("slow", append=TINY),
     # synthetic.md
-    ("synthetic.md", DEMO_TINY_CMD): Spec(
-        "slow",
-        rewrite=lambda c: "python tools/demo.py --output-dir output/demo " + shlex.join(TINY),
-    ),
-    ("synthetic.md", XDOMAIN): Spec("slow", append=TINY, needs=[DEMO_TINY_CMD]),
+    ("synthetic.md", TRAIN_BASELINE): Spec("slow", append=TINY),
+    ("synthetic.md", XDOMAIN): Spec("slow", append=TINY, needs=[TRAIN_BASELINE]),
     (
         "synthetic.md",
         "OMP_NUM_THREADS=1 nice -n 5 python tools/demo.py --transfer --output-dir "

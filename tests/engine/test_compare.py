@@ -176,4 +176,3 @@ def test_two_seed_compare_runs_reuses_and_refuses(tmp_path, monkeypatch, capsys)
             opts + ["SOLVER.WEIGHT_DECAY", "0.001"],
             progress=False,
         )
-
