@@ -10,21 +10,30 @@ from reidbox.utils import progress as progress_mod
 from reidbox.utils.logger import command_line
 
 
-def test_off_a_terminal_progress_is_log_lines(monkeypatch, caplog):
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_off_a_terminal_progress_is_log_lines(monkeypatch):
     err = io.StringIO()
     clock = iter(range(0, 1000, 4))  # every item takes 4 s
     monkeypatch.setattr(progress_mod.time, "monotonic", lambda: next(clock))
     logger = logging.getLogger("reidbox")
-    monkeypatch.setattr(logger, "propagate", True)
-    with contextlib.redirect_stderr(err), caplog.at_level(logging.INFO, "reidbox"):
+    seen = _Lines()
+    monkeypatch.setattr(logger, "handlers", [seen])  # only this test's handler
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    with contextlib.redirect_stderr(err):
         assert list(progress_mod.progress(range(9), "features", period=10)) == list(range(9))
     assert err.getvalue() == ""  # nothing drawn on stderr
-    lines = [r.getMessage() for r in caplog.records]
-    assert lines == [f"features: {i}/9 it ({100 * i // 9}%), {4 * i}s" for i in (3, 6, 9)]
-    caplog.clear()
-    with caplog.at_level(logging.INFO, "reidbox"):
-        assert list(progress_mod.progress(range(9), "features", enabled=False)) == list(range(9))
-    assert not caplog.records
+    assert seen.lines == [f"features: {i}/9 it ({100 * i // 9}%), {4 * i}s" for i in (3, 6, 9)]
+    seen.lines.clear()
+    assert list(progress_mod.progress(range(9), "features", enabled=False)) == list(range(9))
+    assert not seen.lines
 
 
 def test_feature_extractor_draws_no_bar_off_a_terminal(tmp_path):
