@@ -37,8 +37,9 @@ class BackboneInfo:
 
 
 def default_last_stride(name: str) -> int:
-    """1 (the ReID default) unless the architecture cannot drop its last downsampling."""
-    return 2 if name.endswith("_cifar") or "convnext" in name else 1
+    """1 (the ReID default), but 2 for OSNet (its published network already ends at 1/16),
+    the CIFAR nets and architectures that cannot drop their last downsampling."""
+    return 2 if name.endswith("_cifar") or "convnext" in name or name.startswith("osnet") else 1
 
 
 def weights_file(name: str) -> str:

@@ -123,8 +123,7 @@ def test_imagenet_file_loads_from_the_cache_the_table_names(name, tmp_path, monk
     state = dict(source.state_dict(), **{"fc.weight": torch.zeros(1000, 8)})
     os.makedirs(os.path.dirname(expected), exist_ok=True)
     torch.save(state, expected)
-    stride = 1 if name.startswith("osnet") else 2  # the published network's own strides
-    b = build_backbone(name, pretrained=True, last_stride=stride).eval()
+    b = build_backbone(name, pretrained=True, last_stride=2).eval()  # the published strides
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(b(x), _features(source.eval(), x))
@@ -176,5 +175,3 @@ def test_timm_refusals_are_one_line():
         assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="MODEL.BACKBONE.LAST_STRIDE 2"):
         build_backbone("timm:convnext_atto", last_stride=1)
-    with pytest.raises(ValueError, match="MODEL.BACKBONE.LAST_STRIDE 1"):
-        build_backbone("osnet_x1_0", last_stride=2)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ...registry import BACKBONES
-from .staged import StagedBackbone, load_imagenet_into, torch_home_file
+from .staged import StagedBackbone, check_last_stride, load_imagenet_into, torch_home_file
 
 #: width of conv1, conv2, conv3, conv4 (= conv5) per width multiplier (Table 1 and Sec. 3.3)
 WIDTHS = {
@@ -145,20 +145,18 @@ class OSNet(nn.Module):
         return self.conv5(self.conv4(self.conv3(self.conv2(x))))
 
 
-def osnet(arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 1, **_):
+def osnet(arch: str, pretrained: bool = False, weights: str = "", last_stride: int = 2, **_):
     """OSNet as a :class:`StagedBackbone`: the stem is conv1 + max pooling (1/4); each stage
     starts with the previous stage's transition (as DenseNet's), so the stages' outputs are at
-    1/4, 1/8 and 1/16. The published network does not downsample in its last stage: its
-    output is at 1/16, what ``LAST_STRIDE 1`` means for ResNets; 2 is refused."""
-    if last_stride != 1:
-        raise ValueError(
-            f"{arch} has no downsampling in its last stage (its output is 1/16 of the input, "
-            "as a ResNet's with last stride 1): set MODEL.BACKBONE.LAST_STRIDE 1"
-        )
+    1/4, 1/8 and 1/16. ``last_stride`` 2 is the published network; 1 drops the pooling of the
+    transition into the last stage (its 1x1 conv stays), doubling the final map to 1/8, as
+    DenseNet's last stride 1 does."""
     net = OSNet(WIDTHS[arch])
     if pretrained:
         load_imagenet_into(net, arch, IMAGENET_URLS[arch], weights or None, imagenet_file(arch))
     c2, c3 = net.conv2, net.conv3
+    if check_last_stride(last_stride, arch) == 1:
+        c3[-1][1] = nn.Identity()  # the 2x2 average pooling of conv3's transition
     stem = nn.Sequential(net.conv1, net.maxpool)
     stages = [
         ("conv2", nn.Sequential(*c2[:-1])),
