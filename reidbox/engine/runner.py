@@ -157,6 +157,14 @@ def attach_log_file(folder: str) -> None:
     logger.addHandler(fh)
 
 
+def detach_log_file() -> None:
+    """The run is over: its ``log.txt`` takes no more lines (what a script logs before the next
+    run, such as a comparison preparing the next seed, went into the finished run's log)."""
+    for h in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        logger.removeHandler(h)
+        h.close()
+
+
 def start_run_files(
     cfg,
     checkpointer: Checkpointer,
@@ -597,6 +605,7 @@ def train(
         os.path.join(cfg.OUTPUT_DIR, "model_final.pth"),
         os.path.join(cfg.OUTPUT_DIR, "metrics.json"),
     )
+    detach_log_file()
     du.barrier()
     return record
 
@@ -673,6 +682,7 @@ def test(
         return task.record(results, model, **extra)
     record = task.write(results, model, out, **extra)
     logger.info("results written to %s", os.path.join(out, "metrics.json"))
+    detach_log_file()
     return record
 
 

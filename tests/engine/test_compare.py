@@ -2,6 +2,7 @@
 the same weights and see the same batches, finished runs are reused."""
 
 import json
+import logging
 import math
 import os
 
@@ -127,6 +128,10 @@ def test_twins_start_from_the_same_weights_and_see_the_same_batches(tmp_path, mo
         run_folder.release_lock(str(tmp_path / name))
     assert starts["plain"] == starts["ptl"]  # one file: the plain twin's initial state
     assert seen["plain"] == seen["ptl"] and len(seen["plain"]) > 3
+    # a finished run's log.txt takes no lines logged after it (a comparison's next seed)
+    logging.getLogger("reidbox").info("logged after both runs")
+    for name in ("plain", "ptl"):
+        assert "logged after" not in (tmp_path / name / "log.txt").read_text()
 
 
 @pytest.mark.slow
