@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Every backbone of the zoo, plain (baseline meta-architecture) and +PTL: parameters and the
+"""Every backbone of the zoo, plain (the BNNeck baseline) and its +PTL twin (the same model with
+``MODEL.PTL.ENABLED``): parameters and the
 CPU time of one training step (forward, losses, backward, SGD step), the fastest of --steps
 (on a shared machine the minimum is the least disturbed measurement, as timeit reports).
 
@@ -21,14 +22,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def _model(name: str, arch: str, classes: int):
+def _model(name: str, ptl: bool, classes: int):
     import torch
 
     from reidbox.config import load_config
     from reidbox.modeling import build_model
     from reidbox.modeling.zoo import default_last_stride
 
-    opts = ["MODEL.META_ARCHITECTURE", arch, "MODEL.BACKBONE.NAME", name]
+    # the plain model and its exact twin: the same BNNeck baseline, the side network switched on
+    opts = ["MODEL.PTL.ENABLED", str(ptl), "MODEL.BACKBONE.NAME", name]
     opts += ["MODEL.BACKBONE.LAST_STRIDE", str(default_last_stride(name))]
     torch.manual_seed(0)
     model = build_model(load_config(None, opts), num_classes=classes).train()
@@ -40,7 +42,7 @@ def step_times(name: str, size, batch: int, steps: int, classes: int):
     steps interleaved so that both see the same background load."""
     import torch
 
-    models = {arch: _model(name, arch, classes) for arch in ("baseline", "ptl")}
+    models = {arch: _model(name, arch == "ptl", classes) for arch in ("baseline", "ptl")}
     images = torch.randn(batch, 3, *size)
     targets = torch.arange(batch) % max(batch // 4, 1)
     times = {arch: [] for arch in models}
