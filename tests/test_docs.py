@@ -36,12 +36,26 @@ DOCS = os.path.join(ROOT, "docs")
 ELSEWHERE = {
     "custom_dataset.md": "tests/data/test_custom_dataset.py",
     "custom_model.md": "tests/modeling/test_custom_model_doc.py",
+    "search.md": "tests/test_search_doc.py",
 }
 
 GPU = "needs GPUs (a CPU run of the same path: the next command of docs/distributed.md)"
 REAL = "needs the real dataset under /data; the same config on stand-in data runs in test_readme"
 CIFAR100 = ["DATASETS.ROOT", "cifar_data"] + CIFAR_TINY  # the stand-in for /data
 TRAIN_BASELINE = "python tools/train_net.py --config-file configs/demo/baseline.yml"
+TRANSFER_DEMO = (
+    "python tools/demo.py --transfer --output-dir output/demo/transfer --seeds 0 "
+    + shlex.join(TINY)
+)
+CELL_POOLING = shlex.join(
+    shlex.split(
+        'python tools/compare.py --config-file configs/demo/transfer.yml --variant "max: '
+        'MODEL.HEADS.NAME paper MODEL.PTL.ENABLED True MODEL.PTL.CELL_POOLING max" --variant '
+        '"avg: MODEL.HEADS.NAME paper MODEL.PTL.ENABLED True MODEL.PTL.CELL_POOLING avg" '
+        "--seeds 0 1 2 --output-dir output/compare/cell_pooling MODEL.WEIGHTS "
+        "output/demo/transfer/pretrain/model_final.pth"
+    )
+)
 XDOMAIN = (
     "python tools/test_net.py --config-file configs/demo/baseline.yml MODEL.WEIGHTS "
     "output/resnet18/model_final.pth OUTPUT_DIR output/xdomain DATASETS.TEST "
@@ -55,7 +69,8 @@ CIFAR_PTL = (
     "output/demo/cifar_ptl_v2"
 )
 CIFAR_PLAIN = (
-    CIFAR_PTL.replace("cifar_ptl_v2", "cifar_plain") + " MODEL.META_ARCHITECTURE classifier"
+    CIFAR_PTL.replace("cifar_ptl_v2", "cifar_plain")
+    + " MODEL.META_ARCHITECTURE classifier MODEL.PTL.ENABLED False"
 )
 
 SPECS: Dict[Tuple[str, str], Spec] = {
@@ -121,12 +136,20 @@ SPECS: Dict[Tuple[str, str], Spec] = {
     ): Spec("slow", append=TINY + ["OUTPUT_DIR", "output/torchrun_cpu"]),
     # evaluation.md
     ("evaluation.md", "python block 1"): Spec(),
+    # model_zoo.md
+    ("model_zoo.md", "python tools/model_info.py --list"): Spec(
+        "skip", reason="run as written, and checked against the page, by test_backbone_zoo.py"
+    ),
     # ptl.md
     (
         "ptl.md",
         "python tools/compare.py --config-file configs/demo/baseline.yml --seeds 0 1 2 "
         "--output-dir output/compare/demo_ptl",
     ): Spec("slow", append=TINY),
+    # needs the transfer demo's pre-trained model (tiny, one seed; reused if made already)
+    ("ptl.md", CELL_POOLING): Spec(
+        "slow", rewrite=lambda c: TRANSFER_DEMO + " && " + c + " " + shlex.join(TINY)
+    ),
     # synthetic.md
     ("synthetic.md", TRAIN_BASELINE): Spec("slow", append=TINY),
     ("synthetic.md", XDOMAIN): Spec("slow", append=TINY, needs=[TRAIN_BASELINE]),
