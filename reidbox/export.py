@@ -79,8 +79,8 @@ def export_model(
         with torch.no_grad(), _quiet_export():
             traced = torch.jit.trace(wrapped, example)
         buf = io.BytesIO()
-        # into memory: torch aborts the process on a failed write
-        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
+        with _quiet_export():  # into memory: torch aborts the process on a failed write
+            torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
         data = buf.getbuffer()
     elif fmt == "onnx":
         try:

@@ -18,6 +18,7 @@ from reidbox.export import export_model
 from reidbox.modeling import ModelOutput, build_losses, build_model, model_display_name
 from reidbox.modeling.backbones import StagedBackbone, build_backbone
 from reidbox.modeling.zoo import backbone_names, default_last_stride
+from reidbox.config.loader import ARCH_ALIASES
 from reidbox.registry import DATASETS, LOSSES, META_ARCHS
 
 # Entries that take more than a few seconds on a CPU are `slow` (CI runs them): DenseNet-161
@@ -34,6 +35,7 @@ HEAVY = {
     "std",
     "classifier",
     "ptl_classifier",
+    "paper_classifier",
 }
 
 
@@ -105,7 +107,7 @@ def _arch_opts(name):
     ]
     if name == "std":  # no teacher: plain fine-tuning of the student (LAMBDA 0)
         opts += ["MODEL.LOSSES.NAMES", "['std']", "MODEL.STD.LAMBDA", "0.0"]
-    elif name in ("classifier", "ptl_classifier"):
+    elif name in ("classifier", "ptl_classifier", "paper_classifier"):
         opts += [
             "MODEL.LOSSES.NAMES",
             "['cross_entropy']",
@@ -115,8 +117,9 @@ def _arch_opts(name):
     return opts
 
 
-@pytest.mark.parametrize("name", _slow_if_heavy(META_ARCHS.names()))
+@pytest.mark.parametrize("name", _slow_if_heavy(META_ARCHS.names() + list(ARCH_ALIASES)))
 def test_meta_arch_builds_trains_a_step_and_exports(name, tmp_path):
+    """Every registered meta-architecture and every config alias (``ptl``: one with PTL)."""
     torch.manual_seed(0)
     model = build_model(load_config(None, _arch_opts(name)), num_classes=3)
     _train_step_and_export(model, tmp_path / f"{name}.pt")
@@ -180,12 +183,18 @@ def test_meta_archs_name_themselves_in_result_tables():
     # what visualization/results.py spelled out per meta-architecture name
     want = {
         "baseline": "r50",
-        "ptl": "r50+PTL",
         "mgn": "MGN",
-        "mgn_ptl": "MGN+PTL",
         "std": "r50+STD",
         "classifier": "r50",
+        "paper_classifier": "r50",
+        # the aliases, as an earlier run's config.yaml may still name them
+        "ptl": "r50+PTL [paper head]",
+        "mgn_ptl": "MGN+PTL",
         "ptl_classifier": "r50+PTL",
     }
-    assert {n: model_display_name(n, "r50") for n in META_ARCHS} == want
+    assert {n: model_display_name(n, "r50") for n in [*META_ARCHS, *ARCH_ALIASES]} == want
+    # the switch and the head, as a config names them
+    assert model_display_name("baseline", "r50", ptl=True) == "r50+PTL"
+    assert model_display_name("baseline", "r50", head="paper") == "r50 [paper head]"
+    assert model_display_name("mgn", "r50", ptl=True) == "MGN+PTL"
     assert model_display_name("someday", "r50") == "someday/r50"

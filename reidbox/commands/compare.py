@@ -17,7 +17,7 @@ Example (the demo's model, with and without PTL, 3 seeds)::
 
 from __future__ import annotations
 
-from ..cli import default_argument_parser, parse_args
+from ..cli import add_output_dir, default_argument_parser, parse_args
 from ..engine.compare import DEFAULT_VARIANTS, Variant, run_compare
 
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--metrics", nargs="+", default=["mAP", "rank1"], help="metrics.json keys to compare"
     )
-    p.add_argument("--output-dir", required=True, help="runs go to DIR/<variant>/seed<s>/")
+    add_output_dir(p, "runs go to DIR/<variant>/seed<s>/, the table to DIR", required=True)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parse_args(p, argv)
     variants = [Variant.parse(v) for v in (args.variant or DEFAULT_VARIANTS)]

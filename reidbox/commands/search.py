@@ -2,10 +2,10 @@
 
 ``tools/search.py build --config-file CFG MODEL.WEIGHTS W --images DIR --index INDEX``
 ``tools/search.py add --index INDEX --images DIR2``
-``tools/search.py query --index INDEX --images QDIR --topk K --output-dir OUT
+``tools/search.py query --index INDEX --images QDIR --topk K --output-dir DIR
 [--rerank] [--aqe N] [--approx ivf_flat|ivf_pq|hnsw] [--no-draw]``
 
-``query`` writes OUT/results.csv (query, rank, gallery, distance) and OUT/ranks/*.png. Queries
+``query`` writes DIR/results.csv (query, rank, gallery, distance) and DIR/ranks/*.png. Queries
 are embedded with the index's own config and weights; ``--config-file`` / ``KEY VALUE`` on add
 and query (e.g. ``MODEL.WEIGHTS`` where the weights moved) are checked against the index.
 """
@@ -27,7 +27,7 @@ VERBS = ("build", "add", "query")
 
 def _parser(verb: str):
     p = default_argument_parser(__doc__)
-    p.prog = f"search.py {verb}"
+    p.prog = f"{p.prog} {verb}"
     p.add_argument("--index", required=True, metavar="INDEX_DIR", help="the index folder")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of images (recursive)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
@@ -52,6 +52,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):  # the verbs and their flags, as the docstring says
+        parse_args(default_argument_parser(__doc__), ["--help"])  # prints, exits 0
     if not argv or argv[0] not in VERBS:
         got = f" (got {argv[0]!r})" if argv else ""
         raise UsageError(

@@ -525,7 +525,8 @@ def train(
     loader = task.train_loader(rank, world)
     model = build_model(cfg, num_classes=task.num_classes)
     if cfg.MODEL.WEIGHTS:
-        load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL)
+        # a starting point: a plain twin's file starts the PTL twin (side network fresh)
+        load_model_weights(model, cfg.MODEL.WEIGHTS, partial=cfg.MODEL.WEIGHTS_PARTIAL, twin=True)
     # The data stream (augmentations, loader workers' seeds) must not depend on how many random
     # numbers the model's initialisation drew: twins that differ by a side network see the same
     # batches (reidbox.engine.compare).

@@ -66,7 +66,7 @@ def transfer_weights(cfg, source: str, num_classes: int, out_path: str) -> Dict[
     classifier |= {k for k in own if other.get(k) != own[k]}
     obj = load_file(source)
     # a plain twin's weights into a PTL model: the joined layers widened, the side network fresh
-    state, _ = adapt_to_model(model, strip_wrapper_prefixes(model_state_from(obj), own))
+    state, _ = adapt_to_model(model, strip_wrapper_prefixes(model_state_from(obj), own), True)
     skipped = [
         k for k in state if k in classifier or (k in own and tuple(state[k].shape) != own[k])
     ]

@@ -221,14 +221,14 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def adapt_to_model(model: nn.Module, state: Dict[str, torch.Tensor]):
+def adapt_to_model(model: nn.Module, state: Dict[str, torch.Tensor], twin: bool = False):
     """``(state, side_keys)``: ``state`` as the model reads it (its ``adapt_state``, where the
-    meta-architecture declares one: legacy names, a plain twin's file in a PTL model) and the
-    keys it leaves fresh on purpose."""
+    meta-architecture declares one: legacy names; with ``twin``, a plain twin's file in a PTL
+    model) and the keys it leaves fresh on purpose."""
     adapt = getattr(model, "adapt_state", None)
     if not callable(adapt):
         return state, []
-    state, side = adapt(state)
+    state, side = adapt(state, twin)
     return state, set(side)
 
 
@@ -242,6 +242,7 @@ def load_state_into(
     skip_classifier: bool = True,
     partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
     fresh: Iterable[str] = (),
+    twin: bool = False,
 ) -> LoadReport:
     """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
 
@@ -258,7 +259,7 @@ def load_state_into(
     own = model.state_dict()
     state = strip_wrapper_prefixes(state, own)
     rep = LoadReport(source)
-    state, side = adapt_to_model(model, state)
+    state, side = adapt_to_model(model, state, twin)
     fitting = {}
     for k, v in state.items():
         cls = skip_classifier and is_classifier_key(k)
@@ -308,9 +309,11 @@ def load_model_weights(
     skip_classifier: bool = True,
     partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
     trusted: bool = False,
+    twin: bool = False,
 ) -> LoadReport:
     """Load a weight file (checkpoint, ``model_final.pth``, DDP/DataParallel or wrapped state
-    dict) into ``model`` with :func:`load_state_into`'s rules; returns its report.
+    dict) into ``model`` with :func:`load_state_into`'s rules; returns its report. ``twin``:
+    training starts from the file, which may be the model's plain twin (side network fresh).
 
     Classifier layers sized for another dataset's identities are skipped and reported, so a
     model trained on one dataset can be fine-tuned or tested on another.
@@ -337,6 +340,7 @@ def load_model_weights(
         skip_classifier=skip_classifier,
         partial_key=partial_key,
         fresh=[k for k in fresh if isinstance(k, str)],
+        twin=twin,
     )
 
 

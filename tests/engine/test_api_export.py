@@ -198,7 +198,8 @@ def test_export_carries_its_preprocessing_and_warns_nothing(tmp_path, fmt, recwa
     meta = read_metadata(out)
     assert meta["input_size_hw"] == [32, 16] and meta["color"] == "RGB"
     assert meta["pixel_mean"] == [0.5, 0.4, 0.3] and meta["pixel_std"] == [0.229, 0.224, 0.225]
-    assert meta["l2_normalised"] is True and "(B, 512)" in meta["output"]
+    # the demo's PTL model: the BN-neck head's feature is the joined 512 + 128 vector
+    assert meta["l2_normalised"] is True and "(B, 640)" in meta["output"]
     x = torch.randn(3, 3, 32, 16)  # another batch size than the export example
     with torch.no_grad():
         ref = torch.nn.functional.normalize(model(x), dim=1)

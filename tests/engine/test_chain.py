@@ -287,12 +287,13 @@ def test_ptl_classifier_hidden_layers_are_replaced_too(synth_root, tmp_path):
     src = tmp_path / "prev.pth"
     torch.save({"model": previous.state_dict(), "num_classes": 8}, src)
     report = prepare_weights(cfg, str(src))
-    classifier = {k for k in previous.state_dict() if k.startswith("classifier.")}
-    assert {k for k in classifier if k.startswith("classifier.0.")}  # a hidden layer exists
+    classifier = {k for k in previous.state_dict() if k.startswith("head.classifier.")}
+    assert {k for k in classifier if k.startswith("head.classifier.0.")}  # a hidden layer exists
     assert set(report["skipped"]) == classifier and report["unused"] == []
     init = torch.load(tmp_path / "init.pth", weights_only=True)["model"]
     assert set(init) == set(previous.state_dict()) - classifier
-    assert any(k.startswith("ptl.") for k in init) and any(k.startswith("reduction.") for k in init)
+    assert any(k.startswith("ptl.") for k in init)
+    assert any(k.startswith("head.reduction.") for k in init)
 
 
 def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):

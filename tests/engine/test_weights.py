@@ -174,7 +174,9 @@ def test_std_teacher_of_another_architecture_fails_in_one_line(trained, tmp_path
         ],
         capsys,
     )
-    _one_line_error(p, "MODEL.STD.TEACHER_WEIGHTS", final, "does not fit", "missing: ptl.")
+    _one_line_error(
+        p, "MODEL.STD.TEACHER_WEIGHTS", final, "does not fit", "missing: head.reduction"
+    )  # paper head and cells
 
 
 def test_wrong_architecture_imagenet_file_names_file_and_arch(
@@ -283,9 +285,7 @@ def test_chain_step_weights_share_the_rules(trained, tmp_path):
     model = build_model(cfg, num_classes=report["num_classes"])
     rep = load_model_weights(model, cfg.MODEL.WEIGHTS)
     assert (
-        rep.fits
-        and rep.fresh
-        and all(k.startswith("ptl.") or k.startswith("reduction") for k in rep.fresh)
+        rep.fits and rep.fresh and all(k.startswith(("ptl.", "head.reduction")) for k in rep.fresh)
     )
     assert set(rep.loaded) | set(rep.fresh) | set(rep.classifier) == set(model.state_dict())
 

@@ -43,7 +43,7 @@ def test_doc_python_example_builds_ptl_on_the_custom_backbone(plugin_dir):
     # the printed stage specs are the ones the doc shows in its comment
     expected = re.search(r"# (\[\('block1'.*\])", usage).group(1)
     assert printed[0] == expected
-    assert printed[1].startswith("model PTL: ")
+    assert printed[1].startswith("model Baseline+PTL: ")
     from reidbox.registry import BACKBONES
 
     assert "tiny_convnet" in BACKBONES

@@ -10,7 +10,7 @@ import torch
 from reidbox.config import ConfigError, load_config
 from reidbox.config.loader import packaged_config_dir
 from reidbox.modeling import build_model
-from reidbox.utils.checkpoint import load_state_into
+from reidbox.utils.checkpoint import WeightsMismatchError, load_state_into
 
 CONFIGS = packaged_config_dir()
 
@@ -105,7 +105,9 @@ def test_a_plain_file_loads_into_its_ptl_twin_which_starts_as_the_plain_model(he
     plain = build_model(_tiny(*head), 7).eval()
     torch.manual_seed(1)
     twin = build_model(_tiny(*head, "MODEL.PTL.ENABLED", "True"), 7).eval()
-    rep = load_state_into(twin, plain.state_dict(), "plain.pth")
+    with pytest.raises(WeightsMismatchError, match="missing: ptl"):  # not a PTL model's file
+        load_state_into(twin, plain.state_dict(), "plain.pth")
+    rep = load_state_into(twin, plain.state_dict(), "plain.pth", twin=True)  # a starting point
     assert rep.fits and rep.side and all(k.startswith("ptl.") for k in rep.side)
     assert "side network fresh" in rep.counts()
     own = twin.state_dict()

@@ -41,7 +41,9 @@ def test_feature_extractor_draws_no_bar_off_a_terminal(tmp_path):
     from reidbox.config import load_config
 
     cfg = load_config(None, ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[32, 16]"])
-    ex = FeatureExtractor(cfg, device="cpu", batch_size=2, progress_threshold=1)
+    ex = FeatureExtractor(
+        cfg, device="cpu", batch_size=2, progress_threshold=1, allow_untrained=True
+    )
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         feats = ex([np.zeros((32, 16, 3), np.uint8)] * 5)

@@ -115,13 +115,14 @@ def test_plots_write_png(tmp_path):
 
 def test_collect_results_table(tmp_path):
     for name, arch, ptl, mAP in (
-        ("r1", "ptl", {"cell": "v1", "state_mode": "carry"}, 0.5),
+        ("r1", "baseline", {"cell": "v1", "state_mode": "carry"}, 0.5),
         ("r2", "baseline", None, 0.25),
     ):
         d = tmp_path / "out" / name
         d.mkdir(parents=True)
         (d / "config.yaml").write_text(
             f"MODEL:\n  META_ARCHITECTURE: {arch}\n  BACKBONE:\n    NAME: resnet50\n"
+            f"  PTL:\n    ENABLED: {bool(ptl)}\n"
             "DATASETS:\n  TRAIN: [market1501]\n"
         )
         rec = {
@@ -264,7 +265,9 @@ def test_collect_results_names_a_test_net_result_by_its_run(tmp_path):
         json.dumps({**m, "per_dataset": {"market1501": m}})
     )
     (row,) = collect_results([str(run / "eval")])
-    assert row["model"] == "resnet50+PTL" and row["datasets"] == "dukemtmcreid -> market1501"
+    # an earlier run's config names the former meta-architecture: PTL with the paper head
+    assert row["model"] == "resnet50+PTL [paper head]"
+    assert row["datasets"] == "dukemtmcreid -> market1501"
 
 
 def test_collect_results_names_an_untrained_evaluation(tmp_path):
@@ -281,7 +284,8 @@ def test_collect_results_names_an_untrained_evaluation(tmp_path):
         json.dumps({**m, "per_dataset": {"synthetic": m}, "weights": None})
     )
     (row,) = collect_results([str(tmp_path)])
-    assert row["model"] == "resnet18+PTL" and row["datasets"] == "untrained -> synthetic"
+    assert row["model"] == "resnet18+PTL [paper head]"
+    assert row["datasets"] == "untrained -> synthetic"
 
 
 def _write_run(folder, per_dataset, **extra):

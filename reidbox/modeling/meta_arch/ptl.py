@@ -113,18 +113,20 @@ class SideNetworkMixin:
         return self.ptl.state_info() if self.ptl is not None else None
 
     def adapt_state(
-        self, state: Dict[str, torch.Tensor]
+        self, state: Dict[str, torch.Tensor], twin: bool = False
     ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
-        """``state`` as this model's tensors: legacy names renamed and, for a plain twin's file
-        in a PTL model, the joined tensors widened. Returns it and the keys left fresh on
-        purpose (the side network's)."""
+        """``state`` as this model's tensors: legacy names renamed and, with ``twin`` (a run
+        that starts training from the file), a plain twin's file in a PTL model widened at the
+        join. Returns it and the keys left fresh on purpose (the side network's). Without
+        ``twin`` a plain file stays what it is for a PTL model: not its weights (testing or
+        distilling from it would use random cells)."""
         own = self.state_dict()  # type: ignore[attr-defined]
         state = dict(state)
         for old, new in self.legacy_prefixes.items():
             for k in [k for k in state if k.startswith(old) and k not in own]:
                 if new + k[len(old) :] in own:
                     state[new + k[len(old) :]] = state.pop(k)
-        if self.ptl is None or any(k.startswith("ptl.") for k in state):
+        if not twin or self.ptl is None or any(k.startswith("ptl.") for k in state):
             return state, []
         for key, (dim, fill) in self.side_join().items():
             if key not in state or key not in own:
