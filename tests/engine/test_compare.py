@@ -16,17 +16,7 @@ from reidbox.engine import compare, runner
 from reidbox.engine.trainer import Trainer
 from reidbox.utils import run_folder
 from tests.conftest import TINY_RUN
-
-SMALL_SYNTHETIC = [
-    "DATASETS.SYNTHETIC.NUM_TRAIN_IDS",
-    "6",
-    "DATASETS.SYNTHETIC.NUM_TEST_IDS",
-    "4",
-    "DATASETS.SYNTHETIC.NUM_CAMERAS",
-    "2",
-    "DATASETS.SYNTHETIC.IMAGE_SIZE",
-    "[32, 16]",
-]
+from tests.engine.test_demo import SMALL_SYNTHETIC
 
 
 def test_paired_statistics_equal_scipys():
