@@ -124,6 +124,7 @@ def test_chain_summary_manifest_and_skipped_classifier(full_chain):
     assert all(torch.equal(w1[k], init["model"][k]) for k in init["model"])
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 def test_interrupted_chain_resumes_to_the_same_summary(full_chain, synth_root, tmp_path):
     out = tmp_path / "chain"
     opts = chain_opts(synth_root, out)

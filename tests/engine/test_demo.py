@@ -30,6 +30,7 @@ def _release(out):
         run_folder.release_lock(os.path.join(out, v, "seed0"))
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 def test_demo_rerun_reuses_and_a_changed_config_is_refused_first(tmp_path, monkeypatch):
     out = str(tmp_path / "demo")
     opts = TINY_RUN + SMALL_SYNTHETIC + ["DATASETS.ROOT", str(tmp_path / "data")]

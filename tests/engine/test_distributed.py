@@ -45,6 +45,7 @@ def _train(nproc, out, market_root):
     return torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["model"]
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 def test_two_process_gloo_run_matches_one_process(market_root, tmp_path):
     one = _train(1, tmp_path / "one", market_root)

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL and resumed ends with the same weights as an uninterrupted run."""
 
+import pytest
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ def _weights(out):
     return torch.load(os.path.join(out, "model_final.pth"), weights_only=True)["model"]
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 def test_sigkill_then_resume_matches_uninterrupted(market_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run(

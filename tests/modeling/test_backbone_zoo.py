@@ -40,6 +40,7 @@ def _doc_rows(heading="## Backbones"):
     return rows
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 def test_doc_table_is_what_the_list_command_prints():
     (block,) = re.findall(r"```bash\n(.*?)```", _section(), flags=re.S)
     cmd = shlex.split(block.strip())

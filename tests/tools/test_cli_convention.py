@@ -163,6 +163,7 @@ def test_test_net_accepts_eval_only_after_overrides(market_root, tmp_path):
     ) in re.sub(" +", " ", p.stdout + p.stderr)  # table cells are padded to their column
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 def test_dataset_stats_and_collect_results_flags_anywhere(market_root, tmp_path):
     p = _tool("dataset_stats.py", "--root", market_root, "market1501")
     q = _tool("dataset_stats.py", "market1501", "--root", market_root)
@@ -210,6 +211,7 @@ def test_num_gpus_one_is_a_plain_run():
     assert parse_args(p, ["--num-gpus", "1", "SEED", "3"]).opts == ["SEED", "3"]
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_debug_shows_the_traceback_behind_the_error(how):
     args = ["SOLVER.NOT_A_KEY", "1"] + (["--debug"] if how == "flag" else [])
@@ -260,6 +262,7 @@ def test_output_dir_is_output_dir_key_and_conflicts_are_refused():
         parse_args(q, [])
 
 
+@pytest.mark.slow  # over 6 s: `make test` keeps within 5 minutes
 def test_collect_results_output_dir_and_old_out_write_the_same(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
