@@ -367,6 +367,11 @@ def run_main(main: Callable[[Optional[Sequence[str]]], int], argv=None) -> None:
         sys.exit(130)
     except StoppedWithRankZero:
         sys.exit(2)  # rank 0 printed the error line
+    except BrokenPipeError:
+        # the reader went away (``reidbox --help | head``): not an error of the tool; stdout
+        # is pointed at devnull so that Python's own flush at exit does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as e:
         if not is_user_error(e):
             raise  # a bug: its traceback is what a report needs

@@ -117,3 +117,19 @@ def test_help_words(word):
     assert code == 0 and "reidbox <command>" in out
     code, out, _ = _reidbox("help", "stats")
     assert code == 0 and out.startswith("usage: reidbox stats ")
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """``reidbox --help | head -1``: the reader leaves first; no traceback, exit 0."""
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    p = subprocess.run(
+        [sys.executable, "-m", "reidbox.commands", "--help"],
+        stdout=w,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
+    os.close(w)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
