@@ -11,6 +11,7 @@ from torch import nn
 from ..registry import LOSSES, META_ARCHS
 from ..utils.checkpoint import load_file, load_model_weights
 from .backbones import build_backbone
+from .meta_arch.ptl import refuse_side_network
 from ..errors import InputError
 
 
@@ -87,6 +88,10 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     A meta-architecture that distils (``takes_teacher``) receives the teacher built from
     ``MODEL.STD.TEACHER_CONFIG`` (:func:`build_teacher`) as an argument.
     """
+    arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
+    plain_only = getattr(arch, "plain_only", "")  # why it cannot carry PTL's side network
+    if plain_only:
+        refuse_side_network(cfg, cfg.MODEL.META_ARCHITECTURE, plain_only)  # before any weight
     b = cfg.MODEL.BACKBONE
     backbone = build_backbone(
         b.NAME,
@@ -96,7 +101,6 @@ def build_model(cfg, num_classes: int) -> nn.Module:
         drop_rate=b.DROP_RATE,
     )
     losses, weights = build_losses(cfg, num_classes)
-    arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
     extra = {}
     if getattr(arch, "takes_teacher", False):
         teacher = cfg.MODEL.STD.TEACHER_CONFIG

@@ -24,6 +24,8 @@ class ReIDMetaArch(nn.Module):
 
     #: How result tables name a model of this meta-architecture (``{backbone}``: its backbone).
     display_name = "{backbone}"
+    #: Why it cannot carry PTL's side network ("" if it can, or ignores the switch).
+    plain_only = ""
 
     def __init__(self, losses: Losses, loss_weights: Weights) -> None:
         super().__init__()

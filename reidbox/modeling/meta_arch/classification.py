@@ -26,7 +26,6 @@ from ..heads import build_pooling
 from ..output import ModelOutput
 from .base import Weights, Losses, ReIDMetaArch
 from .baseline import Baseline
-from .ptl import refuse_side_network
 from ...errors import InputError
 
 
@@ -41,6 +40,9 @@ class ClassifierMixin:
 @META_ARCHS.register("classifier")
 class Classifier(ClassifierMixin, ReIDMetaArch):
     """backbone -> pool -> linear; eval: logits (B, N); train: ModelOutput(pooled, logits)."""
+
+    #: ``build_model`` refuses ``MODEL.PTL.ENABLED`` for it, saying why
+    plain_only = "use paper_classifier for PTL on classification"
 
     def __init__(
         self,
@@ -58,7 +60,6 @@ class Classifier(ClassifierMixin, ReIDMetaArch):
 
     @classmethod
     def from_config(cls, cfg, num_classes: int, backbone: StagedBackbone, losses, loss_weights):
-        refuse_side_network(cfg, "classifier", "use paper_classifier for PTL on classification")
         return cls(backbone, num_classes, cfg.MODEL.HEADS.POOLING, losses, loss_weights)
 
     def forward(self, images: torch.Tensor) -> Union[torch.Tensor, ModelOutput]:

@@ -28,7 +28,6 @@ from ..backbones import StagedBackbone
 from ..heads import EmbeddingHead
 from ..losses.std import STDLoss
 from .baseline import Baseline
-from .ptl import refuse_side_network
 from .base import Losses, Weights
 
 logger = logging.getLogger("reidbox")
@@ -50,6 +49,8 @@ class STDDistill(Baseline):
     """
 
     display_name = "{backbone}+STD"
+    #: ``build_model`` refuses ``MODEL.PTL.ENABLED`` for it, saying why
+    plain_only = "the STD student is plain; its teacher carries the cells"
 
     def __init__(
         self,
@@ -93,7 +94,6 @@ class STDDistill(Baseline):
     ):
         """``teacher``: the frozen teacher architecture (weights load at the first step)."""
         s, h = cfg.MODEL.STD, cfg.MODEL.HEADS
-        refuse_side_network(cfg, "std", "the STD student is plain; its teacher carries the cells")
         if h.NAME != "embedding":
             raise ConfigError(
                 f"MODEL.HEADS.NAME {h.NAME!r}: the STD student has the embedding head (its "
