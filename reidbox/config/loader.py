@@ -423,3 +423,12 @@ def flat_config(text: str) -> Dict[str, Any]:
 
     walk(yaml.safe_load(text or "") or {}, "")
     return out
+
+
+def flat_saved_config(text: str) -> Dict[str, Any]:
+    """A run's saved ``config.yaml`` as :func:`flat_config` gives it, with every key it lacks at
+    its default: a key added to reidbox after that run had its default's behaviour then, so an
+    upgrade alone does not make a finished run "another config"."""
+    out = flat_config(get_cfg_defaults().dump())
+    out.update(flat_config(text))
+    return out

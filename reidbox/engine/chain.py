@@ -33,6 +33,7 @@ import torch
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
 from ..config.loader import (
     flat_config,
+    flat_saved_config,
     import_plugins,
     merge_file,
     opts_set_plugins,
@@ -186,7 +187,7 @@ def config_differences(cfg, folder: str) -> List[str]:
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as f:
-        old = flat_config(f.read())
+        old = flat_saved_config(f.read())
     new = flat_config(cfg.dump())
     return sorted(
         k

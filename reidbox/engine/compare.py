@@ -62,7 +62,7 @@ def finished_run(run_dir: str, cfg, resume_schedule: bool = False) -> bool:
     whose config differs only in its schedule with at least as many epochs (``train_net
     --resume`` continues such a run the same way). A finished run that differs otherwise is
     refused (``ConfigError``): its numbers would be mixed into a table of this config."""
-    from ..config.loader import flat_config
+    from ..config.loader import flat_config, flat_saved_config
 
     if not all(
         os.path.isfile(os.path.join(run_dir, n))
@@ -71,7 +71,7 @@ def finished_run(run_dir: str, cfg, resume_schedule: bool = False) -> bool:
         return False
     with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
         saved = f.read()
-    old, new = flat_config(saved), flat_config(cfg.dump())
+    old, new = flat_saved_config(saved), flat_config(cfg.dump())
     changed = [
         f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
         for k in sorted(set(old) | set(new))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..config import save_config
-from ..config.loader import flat_config, imported_plugins
+from ..config.loader import flat_config, flat_saved_config, imported_plugins
 from ..data import build_test_loader
 from ..errors import InputError, StoppedWithRankZero, UserError
 from ..modeling import build_model
@@ -293,7 +293,7 @@ def resume_config_changes(saved: Optional[str], cfg) -> Dict[str, List[str]]:
     """Keys whose value differs between a checkpoint's recorded config (yaml text) and ``cfg``:
     ``{"schedule": [...], "run": [...]}`` as ``KEY (old -> new)`` strings; ignored keys left out.
     """
-    old, new = flat_config(saved or ""), flat_config(cfg.dump())
+    old, new = flat_saved_config(saved or ""), flat_config(cfg.dump())
     out: Dict[str, List[str]] = {"schedule": [], "run": []}
     for k in sorted(set(old) | set(new)):
         if (

@@ -171,3 +171,22 @@ def test_two_seed_compare_runs_reuses_and_refuses(tmp_path, monkeypatch, capsys)
             opts + ["SOLVER.WEIGHT_DECAY", "0.001"],
             progress=False,
         )
+
+
+def test_a_key_added_after_a_run_counts_as_its_default(tmp_path):
+    """An upgrade that adds a config key (at its default) leaves earlier finished runs reusable;
+    setting the new key to another value makes them another config."""
+    import yaml
+
+    cfg = load_config("configs/demo/baseline.yml")
+    saved = yaml.safe_load(cfg.dump())
+    del saved["MODEL"]["PTL"]["CELL_POOLING"]  # as a run made before the key existed
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    for name in ("model_final.pth", "metrics.json"):
+        (run / name).write_text("{}")
+    assert compare.finished_run(str(run), cfg)
+    other = load_config("configs/demo/baseline.yml", ["MODEL.PTL.CELL_POOLING", "avg"])
+    with pytest.raises(ConfigError, match="MODEL.PTL.CELL_POOLING"):
+        compare.finished_run(str(run), other)
