@@ -154,6 +154,10 @@ def step_config(
             )
         merge_file(cfg, cfg.CHAIN.STD_CONFIG)
         merge_opts(cfg, opts)  # the command line still wins
+        # Eq. 4's student is the plain model: the PTL chain's side network and paper head (its
+        # config and the opts name them for every step) are the teacher's, not the student's
+        cfg.MODEL.PTL.ENABLED = False
+        cfg.MODEL.HEADS.NAME = "embedding"
         if cfg.MODEL.META_ARCHITECTURE != "std":
             raise ConfigError(
                 f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set MODEL.META_ARCHITECTURE 'std'"
