@@ -140,6 +140,7 @@ def run_transfer_demo(
     keep = ("mAP", "rank1")
     result.update(
         source=list(pre_cfg.DATASETS.TRAIN),
+        target=target,
         pretrained_on_source={k: {m: v[m] for m in keep} for k, v in on_source.items()},
         pretrained_on_target={m: direct[m] for m in keep},
         total_seconds=total,
