@@ -171,7 +171,6 @@ class Run:
     seed: int
     cfg: Any
     run_dir: str
-    init: str  # the seed's starting weights (the plain twin's initial state)
     finished: bool = False
 
 
@@ -245,9 +244,8 @@ def plan(
                 raise ConfigError(f"variant {v.name!r} names no config and --config-file is empty")
             run_dir = os.path.join(output_dir, v.folder, f"seed{seed}")
             cfg = load_config(config, list(opts) + v.opts + ["SEED", str(seed)])
-            runs.append(Run(v, seed, cfg, run_dir, ""))
-    for run in runs:
-        run.init = os.path.join(output_dir, "init")  # the folder; the file is made when needed
+            runs.append(Run(v, seed, cfg, run_dir))
+    for run in runs:  # MODEL.WEIGHTS (the starting file) does not make another run
         run.finished = finished_run(run.run_dir, _with_init(run.cfg, run.run_dir, ""), True)
     return runs
 
@@ -285,7 +283,7 @@ def run_compare(
         if run.finished:
             logger.info("compare: %s seed %d finished earlier, reused", run.variant.name, run.seed)
         else:
-            init = write_init(run.cfg, run.seed, run.init)
+            init = write_init(run.cfg, run.seed, os.path.join(output_dir, "init"))
             runner.train(_with_init(run.cfg, run.run_dir, init), resume=True, progress=progress)
         record = read_metrics(run.run_dir)["per_dataset"]
         test_set = test_set or next(iter(record))

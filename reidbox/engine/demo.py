@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..config import ConfigError, load_config
 from ..utils.misc import write_json
 from . import runner
-from .compare import Variant, finished_run, read_metrics, run_compare
+from .compare import Variant, finished_run, format_compare, read_metrics, run_compare
 
 logger = logging.getLogger("reidbox")
 
@@ -68,7 +68,7 @@ def run_demo(
         output_dir,
         base_config=config,
         opts=DEMO_OPTS + list(opts or []),
-        pairs=[p for p in pairs if {p[0], p[1]} <= {v.name for v in parsed}],
+        pairs=_pairs_of(pairs, parsed),
         progress=progress,
     )
     main = next((v for v in parsed if v.name == MAIN), parsed[0])
@@ -81,6 +81,12 @@ def run_demo(
     print(f"{took:.0f}s wall, {cpu:.0f}s CPU of this process (reused runs count as 0)")
     print(f"main model ({main.name}, seed {seeds[0]}) metrics: {output_dir}/metrics.json")
     return result
+
+
+def _pairs_of(pairs: Sequence[Tuple[str, str]], variants: Sequence[Variant]):
+    """The demo's pairs whose two sides are among ``variants`` (a demo run with fewer)."""
+    names = {v.name for v in variants}
+    return [p for p in pairs if {p[0], p[1]} <= names]
 
 
 # The transfer demo: pre-train once, then fine-tune the four variants from it, several seeds.
@@ -127,13 +133,14 @@ def run_transfer_demo(
     direct_cfg = load_config(finetune_config, opts + ["OUTPUT_DIR", pre_dir])
     target = direct_cfg.DATASETS.TEST[0]
     direct = runner.test(direct_cfg, weights=source, progress=progress)["per_dataset"][target]
+    parsed = [Variant.parse(v) for v in variants]
     result = run_compare(
-        [Variant.parse(v) for v in variants],
+        parsed,
         list(seeds),
         output_dir,
         base_config=finetune_config,
         opts=opts + ["MODEL.WEIGHTS", source],
-        pairs=list(pairs),
+        pairs=_pairs_of(pairs, parsed),
         progress=progress,
     )
     total, cpu = time.perf_counter() - t_start, time.process_time() - c_start
@@ -150,14 +157,13 @@ def run_transfer_demo(
     src = ", ".join(
         f"{k} {100 * v['mAP']:.1f} / {100 * v['rank1']:.1f}" for k, v in on_source.items()
     )
-    with open(os.path.join(output_dir, "results.md"), encoding="utf-8") as f:
-        table = f.read().split("\n\n", 1)[1]
+    table = format_compare(result)
     text = (
         f"# reidbox transfer demo: {' + '.join(pre_cfg.DATASETS.TRAIN)} -> {target}\n\n"
         f"Pre-trained once on {', '.join(pre_cfg.DATASETS.TRAIN)} (mAP / rank-1 on its own "
         f"domain: {src}); not fine-tuned, on {target}: {100 * direct['mAP']:.1f} / "
         f"{100 * direct['rank1']:.1f}. Fine-tuned on {target} per seed, tested on {target} "
-        f"(percent).\n\n{table}\n"
+        f"(percent).\n\n{table}\n\n"
         f"Wall time {total:.0f} s, CPU time of this process {cpu:.0f} s (runs reused from "
         "an earlier invocation count as 0).\n"
     )
