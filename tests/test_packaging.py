@@ -68,11 +68,15 @@ def test_cpu_constraints_pin_the_same_pair_as_cpu_builds():
 def _make_n(tmp_path, *args):
     if shutil.which("make") is None:
         pytest.skip("make not installed")
+    # run from `make test` (as CI does), make's own MAKELEVEL/MAKEFLAGS would make the inner
+    # make print "Entering directory" lines around the recipe: a fresh make, as a user's
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     return subprocess.run(
         ["make", "-n", "setup", f"VENV={tmp_path / 'venv'}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        env=env,
     )
 
 
