@@ -29,6 +29,7 @@ from ..registry import DATASETS
 from .datasets.base import DatasetError
 from .datasets.cifar import CIFAR10, CIFAR100
 from ..errors import InputError
+from ..utils.misc import exclusive
 
 GENERATOR_VERSION = 1
 MANIFEST = "manifest.json"
@@ -197,6 +198,25 @@ def generate_synthetic_cifar(
             existing = json.load(f)
         if existing.get("params") == params:
             return existing
+    # Several processes (DDP ranks) may build the same tree: one builds, the others wait.
+    with exclusive(os.path.join(out_dir, ".generate.lock"), out_dir):
+        return _generate_locked(out_dir, kind, params, train_per_class, test_per_class, seed)
+
+
+def _generate_locked(
+    out_dir: str,
+    kind: str,
+    params: Dict[str, Any],
+    train_per_class: int,
+    test_per_class: int,
+    seed: int,
+) -> Dict[str, Any]:
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    if os.path.isfile(manifest_path):
+        with open(manifest_path) as f:
+            existing = json.load(f)
+        if existing.get("params") == params:
+            return existing
     folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
     num_classes = 10 if kind == "cifar10" else 100
     rng = np.random.default_rng([seed, num_classes])
@@ -262,8 +282,10 @@ def generate_synthetic_cifar(
         num_test=len(test_labels),
         num_classes=num_classes,
     )
-    with open(manifest_path, "w") as f:
+    tmp_manifest = f"{manifest_path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp_manifest, "w") as f:
         json.dump(manifest, f, indent=2)
+    os.replace(tmp_manifest, manifest_path)  # a reader sees no manifest or a whole one
     return manifest
 
 

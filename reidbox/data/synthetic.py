@@ -25,6 +25,7 @@ import numpy as np
 
 from .datasets.base import DatasetError
 from ..errors import InputError
+from ..utils.misc import exclusive
 
 logger = logging.getLogger(__name__)
 
@@ -684,6 +685,39 @@ def generate_synthetic(
     existing = read_manifest(out_dir)
     if existing is not None and existing.get("params") == params:
         return existing
+    parent = os.path.dirname(out_dir)
+    lock = os.path.join(parent, f".{os.path.basename(out_dir)}.lock")
+    # The ranks of one DDP job (or two runs sharing DATASETS.ROOT) build the same folder: one
+    # builds it under the lock, the others wait and then read its manifest. Without the lock a
+    # late writer replaced the folder while an early one was already reading it.
+    with exclusive(lock, out_dir):
+        return _generate_locked(
+            out_dir,
+            params,
+            seed,
+            num_train_ids,
+            num_test_ids,
+            num_cameras,
+            image_size,
+            style,
+            overwrite,
+        )
+
+
+def _generate_locked(
+    out_dir: str,
+    params: Dict,
+    seed: int,
+    num_train_ids: int,
+    num_test_ids: int,
+    num_cameras: int,
+    image_size: Tuple[int, int],
+    style: str,
+    overwrite: bool,
+) -> Dict:
+    existing = read_manifest(out_dir)
+    if existing is not None and existing.get("params") == params:
+        return existing
     if os.path.exists(out_dir):
         if not os.path.isdir(out_dir) or not _looks_generated(out_dir):
             raise DatasetError(
@@ -711,10 +745,6 @@ def generate_synthetic(
         manifest = {"params": params, "counts": counts}
         with open(os.path.join(tmp, MANIFEST), "w") as fh:
             json.dump(manifest, fh, indent=1, sort_keys=True)
-        # Another process (e.g. a second DDP rank) may have finished the same generation first.
-        done = read_manifest(out_dir)
-        if done is not None and done.get("params") == params:
-            return done
         if os.path.exists(out_dir):
             old = f"{tmp}.old"
             os.replace(out_dir, old)

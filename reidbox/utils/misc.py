@@ -47,6 +47,37 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@contextmanager
+def exclusive(lock_path: str, what: str = "") -> Iterator[None]:
+    """Hold an exclusive inter-process lock on ``lock_path`` (created if missing) for the
+    ``with`` body, waiting for another holder to finish. Used where several processes (the
+    ranks of one DDP job, two runs sharing a datasets folder) may build the same files: the
+    first builds them under the lock, the others wait and then find them complete. A
+    filesystem without locks (rare network mounts) runs the body unlocked."""
+    import fcntl
+    import logging
+
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError:
+        yield  # cannot create a lock file here; writing will report the real problem
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger(__name__).info(
+                "waiting for another process building %s", what or lock_path
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no locking on this filesystem
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -118,7 +118,8 @@ def test_partial_folder_is_regenerated(tmp_path):
     os.remove(os.path.join(out, "query", victim))
     generate_synthetic(out, seed=3, **SMALL)
     assert _files(out) == reference
-    assert not [n for n in os.listdir(str(tmp_path)) if n.startswith(".")]  # temp folders gone
+    left = [n for n in os.listdir(str(tmp_path)) if n.startswith(".")]
+    assert left == [".synthetic.lock"]  # temp folders gone; the builders' lock file stays
 
 
 def test_other_parameters_regenerate_or_raise(tmp_path):
@@ -193,7 +194,7 @@ def test_other_sizes_never_replace_the_default_folder(tmp_path):
     reference = _files(str(tmp_path / "synthetic-6+5ids-4cams-64x32"))
     other = Synthetic(root=str(tmp_path), **dict(SMALL, num_train_ids=7))
     assert first.name == other.name == "synthetic"  # results keep the dataset's name
-    assert sorted(os.listdir(str(tmp_path))) == [
+    assert sorted(n for n in os.listdir(str(tmp_path)) if not n.endswith(".lock")) == [
         "synthetic-6+5ids-4cams-64x32",
         "synthetic-7+5ids-4cams-64x32",
     ]

@@ -28,6 +28,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...registry import DATASETS
+from ...utils.misc import exclusive
 from .base import DatasetError, ReIDDataset, Sample, check_published, looks_full, relabel
 from .market1501 import MarketStyleDataset
 
@@ -45,8 +46,10 @@ VARIANTS = ("labeled", "detected")
 MARKER = ".extracted.json"
 
 # (train images, train ids, query images, query ids, gallery images, gallery ids) new protocol.
-PUBLISHED_NEW = {"labeled": (7368, 767, 1400, 700, 5328, 700),
-                 "detected": (7365, 767, 1400, 700, 5332, 700)}
+PUBLISHED_NEW = {
+    "labeled": (7368, 767, 1400, 700, 5328, 700),
+    "detected": (7365, 767, 1400, 700, 5332, 700),
+}
 PUBLISHED_TOTAL = {"labeled": 14096, "detected": 14097}
 CLASSIC_TRAIN_IDS = 1367  # 1,467 identities less the 100 of a classic test split
 
@@ -63,8 +66,7 @@ class CUHK03Traits:
 
     @classmethod
     def train_identities(cls, protocol: str = "new", **options: Any) -> int:
-        return CLASSIC_TRAIN_IDS if str(protocol).lower() == "classic" \
-            else cls.published_train_ids
+        return CLASSIC_TRAIN_IDS if str(protocol).lower() == "classic" else cls.published_train_ids
 
 
 def image_name(pair: int, person: int, slot: int) -> str:
@@ -75,17 +77,22 @@ def image_name(pair: int, person: int, slot: int) -> str:
 
 def find_cuhk03(root: str) -> Tuple[str, List[str]]:
     """Return the path of ``cuhk-03.mat`` and the folders to search for protocol files."""
-    cands = [os.path.join(root, "cuhk03", "cuhk03_release", "cuhk-03.mat"),
-             os.path.join(root, "cuhk03_release", "cuhk-03.mat"),
-             os.path.join(root, "cuhk-03.mat"),
-             os.path.join(root, "cuhk03", "cuhk-03.mat")]
+    cands = [
+        os.path.join(root, "cuhk03", "cuhk03_release", "cuhk-03.mat"),
+        os.path.join(root, "cuhk03_release", "cuhk-03.mat"),
+        os.path.join(root, "cuhk-03.mat"),
+        os.path.join(root, "cuhk03", "cuhk-03.mat"),
+    ]
     for mat in cands:
         if os.path.isfile(mat):
             here = os.path.dirname(mat)
             return mat, list(dict.fromkeys([os.path.dirname(here), here]))
-    raise DatasetError("cuhk03: cuhk-03.mat not found; looked for:\n  " + "\n  ".join(cands)
-                       + f"\nexpected layout:\n{CUHK03_TREE}\n"
-                       "see docs/datasets.md for how to obtain and lay out the data")
+    raise DatasetError(
+        "cuhk03: cuhk-03.mat not found; looked for:\n  "
+        + "\n  ".join(cands)
+        + f"\nexpected layout:\n{CUHK03_TREE}\n"
+        "see docs/datasets.md for how to obtain and lay out the data"
+    )
 
 
 def _open_mat(mat_path: str):
@@ -94,9 +101,10 @@ def _open_mat(mat_path: str):
     try:
         return h5py.File(mat_path, "r")
     except OSError as e:
-        raise DatasetError(f"cuhk03: {mat_path} is not a MATLAB v7.3 (HDF5) file: {e}. The "
-                           "official cuhk-03.mat is v7.3; re-download it if it is damaged"
-                           ) from None
+        raise DatasetError(
+            f"cuhk03: {mat_path} is not a MATLAB v7.3 (HDF5) file: {e}. The "
+            "official cuhk-03.mat is v7.3; re-download it if it is damaged"
+        ) from None
 
 
 def _is_empty(f, ref) -> bool:
@@ -116,26 +124,52 @@ def _source_stamp(mat_path: str) -> Dict[str, int]:
     return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
 
 
-def extract_images(mat_path: str, variant: str, out_dir: Optional[str] = None
-                   ) -> Tuple[str, List[int]]:
+def extract_images(
+    mat_path: str, variant: str, out_dir: Optional[str] = None
+) -> Tuple[str, List[int]]:
     """Write every image of ``variant`` as PNG once; return (folder, persons per pair).
 
     Reuses the folder when its marker says it was extracted completely from this very file
     (same size and mtime). Empty cells are skipped but slot numbers are kept. Images are
     ``mat[ref][:].T`` -> (H, W, 3) uint8 RGB (MATLAB stores them column-major).
     """
-    from PIL import Image
-
     if variant not in VARIANTS:
         raise InputError(f"cuhk03: variant must be one of {VARIANTS}, got {variant!r}")
     out_dir = out_dir or os.path.join(os.path.dirname(mat_path), f"images_{variant}")
     marker = os.path.join(out_dir, MARKER)
     stamp = _source_stamp(mat_path)
+    done = _extracted(marker, stamp, variant)
+    if done is not None:
+        return out_dir, done
+    # The ranks of one DDP job extract into the same folder: one extracts, the others wait.
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError:
+        pass  # reported below, with the fix
+    with exclusive(os.path.join(out_dir, ".extract.lock"), out_dir):
+        return _extract_locked(mat_path, variant, out_dir, marker, stamp)
+
+
+def _extracted(marker: str, stamp: Any, variant: str) -> Optional[List[int]]:
+    """Persons per pair when ``marker`` says the folder was extracted from this very file."""
+    if not os.path.isfile(marker):
+        return None
+    with open(marker, encoding="utf-8") as fh:
+        info = json.load(fh)
+    if info.get("source") == stamp and info.get("variant") == variant:
+        return [int(n) for n in info["pairs"]]
+    return None
+
+
+def _extract_locked(
+    mat_path: str, variant: str, out_dir: str, marker: str, stamp: Any
+) -> Tuple[str, List[int]]:
+    from PIL import Image
+
+    done = _extracted(marker, stamp, variant)
+    if done is not None:
+        return out_dir, done
     if os.path.isfile(marker):
-        with open(marker, encoding="utf-8") as fh:
-            info = json.load(fh)
-        if info.get("source") == stamp and info.get("variant") == variant:
-            return out_dir, [int(n) for n in info["pairs"]]
         logger.info("cuhk03: %s changed since extraction, extracting again", mat_path)
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -144,22 +178,27 @@ def extract_images(mat_path: str, variant: str, out_dir: Optional[str] = None
             pass
         os.remove(probe)
     except OSError as e:
-        raise DatasetError(f"cuhk03: cannot write the image cache {out_dir} ({e}); pass "
-                           "cache_dir= to build_dataset('cuhk03', ...) to put it elsewhere"
-                           ) from None
+        raise DatasetError(
+            f"cuhk03: cannot write the image cache {out_dir} ({e}); pass "
+            "cache_dir= to build_dataset('cuhk03', ...) to put it elsewhere"
+        ) from None
     logger.info("cuhk03: extracting %s images from %s to %s (once)", variant, mat_path, out_dir)
     pairs: List[int] = []
     count = 0
     with _open_mat(mat_path) as f:
         if variant not in f:
-            raise DatasetError(f"cuhk03: {mat_path} has no '{variant}' cell array "
-                               f"(found: {', '.join(k for k in f.keys())})")
+            raise DatasetError(
+                f"cuhk03: {mat_path} has no '{variant}' cell array "
+                f"(found: {', '.join(k for k in f.keys())})"
+            )
         cells = np.asarray(f[variant][()]).reshape(-1)
         for p, pair_ref in enumerate(cells):
             table = np.asarray(f[pair_ref][()]).T  # (persons, 10) references
             if table.ndim != 2 or table.shape[1] != 10:
-                raise DatasetError(f"cuhk03: {variant} pair {p + 1} in {mat_path} is not a "
-                                   f"persons x 10 cell array (shape {table.shape})")
+                raise DatasetError(
+                    f"cuhk03: {variant} pair {p + 1} in {mat_path} is not a "
+                    f"persons x 10 cell array (shape {table.shape})"
+                )
             pairs.append(int(table.shape[0]))
             for person in range(table.shape[0]):
                 for slot in range(10):
@@ -168,11 +207,14 @@ def extract_images(mat_path: str, variant: str, out_dir: Optional[str] = None
                         continue
                     img = np.asarray(f[ref][()]).T  # (H, W, 3)
                     if img.ndim != 3 or img.shape[2] != 3:
-                        raise DatasetError(f"cuhk03: {variant} pair {p + 1} person {person + 1} "
-                                           f"slot {slot + 1}: not an RGB image ({img.shape})")
+                        raise DatasetError(
+                            f"cuhk03: {variant} pair {p + 1} person {person + 1} "
+                            f"slot {slot + 1}: not an RGB image ({img.shape})"
+                        )
                     name = image_name(p, person, slot)
                     Image.fromarray(np.ascontiguousarray(img.astype(np.uint8))).save(
-                        os.path.join(out_dir, name))
+                        os.path.join(out_dir, name)
+                    )
                     count += 1
     tmp = marker + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -205,12 +247,16 @@ def _scan(image_dir: str, pairs: List[int]) -> List[Tuple[str, int, int, int, in
             continue
         m = CUHK03_NAME.match(name)
         if m is None:
-            raise DatasetError(f"cuhk03: unexpected file in the image cache (grammar "
-                               f"{CUHK03_NAME.pattern}): {os.path.join(image_dir, name)}")
+            raise DatasetError(
+                f"cuhk03: unexpected file in the image cache (grammar "
+                f"{CUHK03_NAME.pattern}): {os.path.join(image_dir, name)}"
+            )
         pair, person, view = int(m.group(1)), int(m.group(2)), int(m.group(3))
         if pair > len(pairs) or person > pairs[pair - 1]:
-            raise DatasetError(f"cuhk03: {name} in {image_dir} is outside the .mat's persons; "
-                               "delete the folder to extract again")
+            raise DatasetError(
+                f"cuhk03: {name} in {image_dir} is outside the .mat's persons; "
+                "delete the folder to extract again"
+            )
         out.append((name, pair, person, view, offsets[pair - 1] + person))
     return out
 
@@ -246,8 +292,9 @@ def read_new_protocol(path: str) -> Dict[str, np.ndarray]:
             raise DatasetError(f"cuhk03: {path}: {k} has indices outside 1..{n}")
         out[k] = idx
     if len(out["labels"]) != n:
-        raise DatasetError(f"cuhk03: {path}: labels ({len(out['labels'])}) and filelist ({n}) "
-                           "differ in length")
+        raise DatasetError(
+            f"cuhk03: {path}: labels ({len(out['labels'])}) and filelist ({n}) differ in length"
+        )
     return out
 
 
@@ -258,9 +305,11 @@ def find_protocol_file(folders: List[str], variant: str) -> str:
         if os.path.isfile(path):
             return path
     raise DatasetError(
-        f"cuhk03: new-protocol file {fname} not found; looked in:\n  " + "\n  ".join(folders)
+        f"cuhk03: new-protocol file {fname} not found; looked in:\n  "
+        + "\n  ".join(folders)
         + "\nget it from zhunzhong07/person-re-ranking (evaluation/data/CUHK03/) or use "
-        f"protocol='classic'.\nexpected layout:\n{CUHK03_TREE}")
+        f"protocol='classic'.\nexpected layout:\n{CUHK03_TREE}"
+    )
 
 
 @DATASETS.register("cuhk03")
@@ -274,9 +323,16 @@ class CUHK03(CUHK03Traits, ReIDDataset):
     def config_options(cls, cfg: Any) -> Dict[str, Any]:
         return dict(super().config_options(cfg), split=cfg.DATASETS.CUHK03.SPLIT)
 
-    def __init__(self, root: str = "datasets", variant: str = "labeled", protocol: str = "new",
-                 split: int = 0, dsetid: int = 0, name: Optional[str] = None,
-                 cache_dir: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        root: str = "datasets",
+        variant: str = "labeled",
+        protocol: str = "new",
+        split: int = 0,
+        dsetid: int = 0,
+        name: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+    ) -> None:
         variant, protocol = str(variant).lower(), str(protocol).lower()
         if variant not in VARIANTS:
             raise InputError(f"cuhk03: variant must be 'labeled' or 'detected', got {variant!r}")
@@ -286,17 +342,24 @@ class CUHK03(CUHK03Traits, ReIDDataset):
         proto_file = find_protocol_file(folders, variant) if protocol == "new" else None
         testsets = read_testsets(mat) if protocol == "classic" else None
         if testsets is not None and not 0 <= int(split) < len(testsets):
-            raise InputError(f"cuhk03: classic split must be in 0..{len(testsets) - 1}, "
-                             f"got {split}")
+            raise InputError(
+                f"cuhk03: classic split must be in 0..{len(testsets) - 1}, got {split}"
+            )
         image_dir, pairs = extract_images(mat, variant, cache_dir)
         scanned = _scan(image_dir, pairs)
         if protocol == "new":
             raw_train, query, gallery = self._new(proto_file, image_dir, scanned, dsetid)
         else:
-            raw_train, query, gallery = self._classic(testsets[int(split)], image_dir, scanned,
-                                                      dsetid)
-        super().__init__(name=name or "cuhk03", train=relabel(raw_train), query=query,
-                         gallery=gallery, root=os.path.dirname(mat))
+            raw_train, query, gallery = self._classic(
+                testsets[int(split)], image_dir, scanned, dsetid
+            )
+        super().__init__(
+            name=name or "cuhk03",
+            train=relabel(raw_train),
+            query=query,
+            gallery=gallery,
+            root=os.path.dirname(mat),
+        )
         # Raw identity (1..1467) of each train item, aligned with ``train``.
         self.train_raw_pids = [s.pid for s in raw_train]
         self.variant, self.protocol, self.split = variant, protocol, int(split)
@@ -310,18 +373,29 @@ class CUHK03(CUHK03Traits, ReIDDataset):
         names = cfg["filelist"]
         for n in names:
             if not CUHK03_NAME.match(n):
-                raise DatasetError(f"cuhk03: {proto_file}: filelist entry breaks the grammar "
-                                   f"{CUHK03_NAME.pattern}: {n!r}")
+                raise DatasetError(
+                    f"cuhk03: {proto_file}: filelist entry breaks the grammar "
+                    f"{CUHK03_NAME.pattern}: {n!r}"
+                )
             if n not in have:
-                raise DatasetError(f"cuhk03: {proto_file} names {n}, which cuhk-03.mat does not "
-                                   f"contain (extracted to {image_dir}); wrong variant?")
+                raise DatasetError(
+                    f"cuhk03: {proto_file} names {n}, which cuhk-03.mat does not "
+                    f"contain (extracted to {image_dir}); wrong variant?"
+                )
         views = cfg.get("camId")
         if views is None:
             views = np.array([int(n.split("_")[2]) for n in names])
 
         def items(idx: np.ndarray) -> List[Sample]:
-            return [Sample(os.path.join(image_dir, names[i]), int(cfg["labels"][i]),
-                           int(views[i]) - 1, dsetid) for i in idx]
+            return [
+                Sample(
+                    os.path.join(image_dir, names[i]),
+                    int(cfg["labels"][i]),
+                    int(views[i]) - 1,
+                    dsetid,
+                )
+                for i in idx
+            ]
 
         return items(cfg["train_idx"]), items(cfg["query_idx"]), items(cfg["gallery_idx"])
 
@@ -335,19 +409,28 @@ class CUHK03(CUHK03Traits, ReIDDataset):
         return train, test, list(test)
 
     def _check_published(self) -> None:
-        total = len(self.train) + len(self.gallery) + (len(self.query)
-                                                        if self.protocol == "new" else 0)
+        total = (
+            len(self.train) + len(self.gallery) + (len(self.query) if self.protocol == "new" else 0)
+        )
         if not looks_full(total, PUBLISHED_TOTAL[self.variant]):
             return
         name = f"cuhk03 ({self.variant}, {self.protocol})"
         if self.protocol == "new":
             ti, tp, qi, qp, gi, gp = PUBLISHED_NEW[self.variant]
-            table = {("train", "images"): ti, ("train", "identities"): tp,
-                     ("query", "images"): qi, ("query", "identities"): qp,
-                     ("gallery", "images"): gi, ("gallery", "identities"): gp}
+            table = {
+                ("train", "images"): ti,
+                ("train", "identities"): tp,
+                ("query", "images"): qi,
+                ("query", "identities"): qp,
+                ("gallery", "images"): gi,
+                ("gallery", "identities"): gp,
+            }
         else:
-            table = {("train", "identities"): CLASSIC_TRAIN_IDS, ("query", "identities"): 100,
-                     ("gallery", "identities"): 100}
+            table = {
+                ("train", "identities"): CLASSIC_TRAIN_IDS,
+                ("query", "identities"): 100,
+                ("gallery", "identities"): 100,
+            }
         table.update({(s, "cameras"): 2 for s in ("train", "query", "gallery")})
         check_published(self, table, name=name)
 
@@ -364,8 +447,11 @@ def export_market_style(ds: CUHK03, out_dir: str, link: bool = True) -> Dict[str
     hard-linked when possible (``link``), else copied. Returns images written per folder.
     """
     counts = {}
-    for split, sub in (("train", "bounding_box_train"), ("query", "query"),
-                       ("gallery", "bounding_box_test")):
+    for split, sub in (
+        ("train", "bounding_box_train"),
+        ("query", "query"),
+        ("gallery", "bounding_box_test"),
+    ):
         folder = os.path.join(out_dir, sub)
         os.makedirs(folder, exist_ok=True)
         items = getattr(ds, split)
@@ -400,15 +486,27 @@ class CUHK03Market(CUHK03Traits, MarketStyleDataset):
     query/"""
     published = None
 
-    def __init__(self, root: str = "datasets", variant: str = "labeled", protocol: str = "new",
-                 dsetid: int = 0, name: Optional[str] = None, **kwargs) -> None:
+    def __init__(
+        self,
+        root: str = "datasets",
+        variant: str = "labeled",
+        protocol: str = "new",
+        dsetid: int = 0,
+        name: Optional[str] = None,
+        **kwargs,
+    ) -> None:
         self.release_dir = f"{variant}_{protocol}"
         super().__init__(root, dsetid=dsetid, name=name or "cuhk03_market", **kwargs)
 
 
-def prepare_market_style(root: str = "datasets", variant: str = "labeled", protocol: str = "new",
-                         split: int = 0, out_dir: Optional[str] = None, link: bool = True
-                         ) -> Tuple[str, Dict[str, int]]:
+def prepare_market_style(
+    root: str = "datasets",
+    variant: str = "labeled",
+    protocol: str = "new",
+    split: int = 0,
+    out_dir: Optional[str] = None,
+    link: bool = True,
+) -> Tuple[str, Dict[str, int]]:
     """Parse CUHK03 and write it where ``cuhk03_market`` reads it (default
     ``<root>/cuhk03-market/<variant>_<protocol>/``); returns (folder, images per sub-folder)."""
     ds = CUHK03(root=root, variant=variant, protocol=protocol, split=split)
