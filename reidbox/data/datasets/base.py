@@ -5,8 +5,18 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import (Any, ClassVar, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import (
+    Any,
+    ClassVar,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 
@@ -94,8 +104,10 @@ class ReIDDataset(DatasetTraits):
         parts = []
         for split, st in self.stats().items():
             if st["images"] or split == "train":
-                parts.append(f"{split} {st['images']:,} images / {st['identities']:,} ids / "
-                             f"{st['cameras']} cams")
+                parts.append(
+                    f"{split} {st['images']:,} images / {st['identities']:,} ids / "
+                    f"{st['cameras']} cams"
+                )
         if self.test_sets:
             parts.append("test sets " + ", ".join(self.test_sets))
         return f"{type(self).__name__}({self.name!r}, {'; '.join(parts)}, root={self.root!r})"
@@ -128,19 +140,25 @@ def _is_int(x: object) -> bool:
 
 
 def _id_kind(values: Sequence[object], dataset: str, what: str) -> str:
-    """"int" or "str" for a list of identity ids; anything else (or a mix) is an error."""
-    kinds = {"int" if _is_int(v) else "str" if isinstance(v, str) else type(v).__name__
-             for v in values}
+    """ "int" or "str" for a list of identity ids; anything else (or a mix) is an error."""
+    kinds = {
+        "int" if _is_int(v) else "str" if isinstance(v, str) else type(v).__name__ for v in values
+    }
     if kinds <= {"int"} or kinds == {"str"}:
         return "str" if kinds == {"str"} else "int"
-    bad = next(v for v in values if not (_is_int(v) or isinstance(v, str)))  \
-        if kinds - {"int", "str"} else None
+    bad = (
+        next(v for v in values if not (_is_int(v) or isinstance(v, str)))
+        if kinds - {"int", "str"}
+        else None
+    )
     detail = f"{bad!r} ({type(bad).__name__})" if bad is not None else "both ints and strings"
-    raise DatasetError(f"{dataset}: {what} identity ids must all be integers or all strings, "
-                       f"got {detail}; see docs/custom_dataset.md")
+    raise DatasetError(
+        f"{dataset}: {what} identity ids must all be integers or all strings, "
+        f"got {detail}; see docs/custom_dataset.md"
+    )
 
 
-def validate_dataset(ds: "ReIDDataset") -> "ReIDDataset":
+def validate_dataset(ds: ReIDDataset) -> ReIDDataset:
     """Check every split's items and normalise identity ids (docs/custom_dataset.md).
 
     * ``path`` a string, ``camid`` an integer >= 0, ``dsetid`` an integer;
@@ -151,19 +169,25 @@ def validate_dataset(ds: "ReIDDataset") -> "ReIDDataset":
       share one integer. Mixing strings and integers is an error.
     """
     name = ds.name
-    for split, items in [("train", ds.train), ("query", ds.query), ("gallery", ds.gallery)] + \
-            [(f"{k} {part}", v) for k, qg in ds.test_sets.items()
-             for part, v in zip(("query", "gallery"), qg)]:
+    for split, items in [("train", ds.train), ("query", ds.query), ("gallery", ds.gallery)] + [
+        (f"{k} {part}", v)
+        for k, qg in ds.test_sets.items()
+        for part, v in zip(("query", "gallery"), qg)
+    ]:
         for s in items:
             if not isinstance(s, Sample) and not (isinstance(s, tuple) and len(s) in (3, 4)):
-                raise DatasetError(f"{name}: {split} items must be Sample(path, pid, camid[, "
-                                   f"dsetid]) tuples, got {s!r}")
+                raise DatasetError(
+                    f"{name}: {split} items must be Sample(path, pid, camid[, "
+                    f"dsetid]) tuples, got {s!r}"
+                )
             if not isinstance(s[0], (str, os.PathLike)):
                 raise DatasetError(f"{name}: {split} image path must be a string, got {s[0]!r}")
             if not _is_int(s[2]) or s[2] < 0:
-                raise DatasetError(f"{name}: {split} camid must be an integer >= 0 (0-based "
-                                   f"camera index), got {s[2]!r} for {s[0]}; map camera "
-                                   "names to 0..C-1 in the parser")
+                raise DatasetError(
+                    f"{name}: {split} camid must be an integer >= 0 (0-based "
+                    f"camera index), got {s[2]!r} for {s[0]}; map camera "
+                    "names to 0..C-1 in the parser"
+                )
             if len(s) > 3 and not _is_int(s[3]):
                 raise DatasetError(f"{name}: {split} dsetid must be an integer, got {s[3]!r}")
 
@@ -177,16 +201,25 @@ def validate_dataset(ds: "ReIDDataset") -> "ReIDDataset":
     identity = uniq == list(range(len(uniq))) and all(_is_int(v) for v in uniq)
     train_map = {v: (int(v) if identity else i) for i, v in enumerate(uniq)}
     if not identity:
-        logger.info("%s: %d train identities relabelled 0..%d in sorted id order", name,
-                    len(uniq), len(uniq) - 1)
+        logger.info(
+            "%s: %d train identities relabelled 0..%d in sorted id order",
+            name,
+            len(uniq),
+            len(uniq) - 1,
+        )
 
     def test_pair(query: Sequence, gallery: Sequence, label: str):
         ids = [s[1] for s in query] + [s[1] for s in gallery]
         kind = _id_kind(ids, name, f"{label}query/gallery") if ids else "int"
         m = {v: i for i, v in enumerate(sorted(set(ids)))} if kind == "str" else None
         if m is not None:
-            logger.info("%s: %d string identity ids of %squery/gallery mapped to 0..%d in "
-                        "sorted order", name, len(m), label, len(m) - 1)
+            logger.info(
+                "%s: %d string identity ids of %squery/gallery mapped to 0..%d in sorted order",
+                name,
+                len(m),
+                label,
+                len(m) - 1,
+            )
         f = (lambda v: m[v]) if m is not None else int  # noqa: E731
         return [norm(s, f(s[1])) for s in query], [norm(s, f(s[1])) for s in gallery]
 
@@ -197,23 +230,33 @@ def validate_dataset(ds: "ReIDDataset") -> "ReIDDataset":
     return ds
 
 
-def require_items(items: Sequence[Sample], dataset: str, split: str, check_files: bool = True
-                  ) -> None:
+def require_items(
+    items: Sequence[Sample], dataset: str, split: str, check_files: bool = True
+) -> None:
     """A split used for training/testing is non-empty and (``check_files``) its files exist."""
     if not items:
-        raise DatasetError(f"{dataset}: the {split} split is empty; add {split} images, or check "
-                           "the dataset folder (docs/datasets.md) or the parser "
-                           "(docs/custom_dataset.md)")
+        raise DatasetError(
+            f"{dataset}: the {split} split is empty; add {split} images, or check "
+            "the dataset folder (docs/datasets.md) or the parser "
+            "(docs/custom_dataset.md)"
+        )
     if check_files:
         missing = [s.path for s in items if not os.path.isfile(s.path)]
         if missing:
-            raise DatasetError(f"{dataset}: {len(missing)} of {len(items)} {split} image files "
-                               f"do not exist, e.g. {missing[0]}; fix the paths, or set "
-                               "DATALOADER.SKIP_UNREADABLE True to drop them")
+            raise DatasetError(
+                f"{dataset}: {len(missing)} of {len(items)} {split} image files "
+                f"do not exist, e.g. {missing[0]}; fix the paths, or set "
+                "DATALOADER.SKIP_UNREADABLE True to drop them"
+            )
 
 
-def check_query_matches(dataset: str, query: Sequence[Sample], gallery: Sequence[Sample],
-                        same_camera: bool, protocol: str) -> int:
+def check_query_matches(
+    dataset: str,
+    query: Sequence[Sample],
+    gallery: Sequence[Sample],
+    same_camera: bool,
+    protocol: str,
+) -> int:
     """Number of queries with a valid gallery match; fails when none has one.
 
     Valid: same identity and, unless ``same_camera``, another camera (the standard ReID rule:
@@ -223,24 +266,41 @@ def check_query_matches(dataset: str, query: Sequence[Sample], gallery: Sequence
     cams: Dict[int, set] = {}
     for s in gallery:
         cams.setdefault(s.pid, set()).add(s.camid)
-    ok = sum(1 for s in query if (cams.get(s.pid) and same_camera)
-             or bool(cams.get(s.pid, set()) - {s.camid}))
+    ok = sum(
+        1
+        for s in query
+        if (cams.get(s.pid) and same_camera) or bool(cams.get(s.pid, set()) - {s.camid})
+    )
     if same_camera:
         shared = {s.path for s in query} & {s.path for s in gallery}
         if shared:
-            raise DatasetError(f"{dataset}: {len(shared)} query images are also in the gallery "
-                               f"(e.g. {next(iter(shared))}); under TEST.PROTOCOL {protocol} "
-                               "they would match themselves; remove them from the gallery")
+            raise DatasetError(
+                f"{dataset}: {len(shared)} query images are also in the gallery "
+                f"(e.g. {next(iter(shared))}); under TEST.PROTOCOL {protocol} "
+                "they would match themselves; remove them from the gallery"
+            )
     if ok == 0 and query:
-        hint = "" if same_camera else (
-            "; for single-camera data set TEST.PROTOCOL same_camera, which counts "
-            "same-camera matches")
+        hint = (
+            ""
+            if same_camera
+            else (
+                "; for single-camera data set TEST.PROTOCOL same_camera, which counts "
+                "same-camera matches"
+            )
+        )
         where = "" if same_camera else " from another camera"
-        raise DatasetError(f"{dataset}: none of the {len(query)} queries has a gallery image of "
-                           f"the same identity{where} under TEST.PROTOCOL {protocol}{hint}")
+        raise DatasetError(
+            f"{dataset}: none of the {len(query)} queries has a gallery image of "
+            f"the same identity{where} under TEST.PROTOCOL {protocol}{hint}"
+        )
     if ok < len(query):
-        logger.warning("%s: %d of %d queries have no valid gallery match under protocol %s",
-                       dataset, len(query) - ok, len(query), protocol)
+        logger.warning(
+            "%s: %d of %d queries have no valid gallery match under protocol %s",
+            dataset,
+            len(query) - ok,
+            len(query),
+            protocol,
+        )
     return ok
 
 
@@ -272,14 +332,21 @@ def require_dir(path: str, dataset: str, expected_tree: str) -> str:
 def warn_counts(dataset: str, split: str, found: int, published: int, what: str = "images") -> bool:
     """Warn (never fail) when a split differs from the published release; True if it matches."""
     if found != published:
-        logger.warning("%s %s: found %d %s, the published release has %d",
-                       dataset, split, found, what, published)
+        logger.warning(
+            "%s %s: found %d %s, the published release has %d",
+            dataset,
+            split,
+            found,
+            what,
+            published,
+        )
         return False
     return True
 
 
-def check_published(ds: ReIDDataset, published: Mapping[Tuple[str, str], int],
-                    name: Optional[str] = None) -> bool:
+def check_published(
+    ds: ReIDDataset, published: Mapping[Tuple[str, str], int], name: Optional[str] = None
+) -> bool:
     """Compare ``ds.stats()`` with ``{(split, "images"|"identities"|"cameras"): count}``.
 
     Every difference is a warning naming the split and both numbers; True when all match.
@@ -300,8 +367,9 @@ def looks_full(found_images: int, published_images: int, fraction: float = 0.9) 
     return found_images >= fraction * published_images
 
 
-def combine(datasets: Sequence[ReIDDataset], name: str = "combined",
-            names: Optional[Sequence[str]] = None) -> ReIDDataset:
+def combine(
+    datasets: Sequence[ReIDDataset], name: str = "combined", names: Optional[Sequence[str]] = None
+) -> ReIDDataset:
     """Concatenate training sets of several datasets into one.
 
     Dataset ``k`` gets ``dsetid = k`` (a combined source keeps one dsetid per inner source,
@@ -335,6 +403,7 @@ def combine(datasets: Sequence[ReIDDataset], name: str = "combined",
                 label = f"{label}#{len(test_sets)}"
             test_sets[label] = tuple(
                 [s._replace(dsetid=ranks.get(s.dsetid, dset_offset)) for s in part]
-                for part in (q, g))
+                for part in (q, g)
+            )
         dset_offset += max(len(ranks), 1)
     return ReIDDataset(name=name, train=train, query=[], gallery=[], test_sets=test_sets)

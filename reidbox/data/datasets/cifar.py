@@ -18,6 +18,7 @@ from ...registry import DATASETS
 from ..classification import ArraySplit, ClassificationDataset
 from .base import DatasetError, warn_counts
 
+
 def _numpy_reconstructors() -> dict:
     """numpy's own (de)serialisation helpers, under numpy 1.x and 2.x module names."""
     import codecs
@@ -46,7 +47,8 @@ class _Unpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(
-                f"refusing to load {module}.{name} from a CIFAR file") from None
+                f"refusing to load {module}.{name} from a CIFAR file"
+            ) from None
 
 
 def load_batch(path: str) -> Dict[str, Any]:
@@ -73,8 +75,9 @@ def _split(paths: Sequence[str], label_key: str, num_classes: int) -> ArraySplit
         data = np.asarray(b["data"], dtype=np.uint8)
         lab = np.asarray(b[label_key], dtype=np.int64).reshape(-1)
         if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != lab.shape[0]:
-            raise DatasetError(f"cifar: {p}: data {data.shape} / {label_key} {lab.shape} are not "
-                               "(N, 3072) / (N,)")
+            raise DatasetError(
+                f"cifar: {p}: data {data.shape} / {label_key} {lab.shape} are not (N, 3072) / (N,)"
+            )
         if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
             raise DatasetError(f"cifar: {p}: {label_key} outside 0..{num_classes - 1}")
         datas.append(data)
@@ -88,8 +91,10 @@ def _find(root: str, folder: str, marker: str, tree: str, name: str) -> str:
     for cand in (os.path.join(root, "cifar", folder), os.path.join(root, folder), root):
         if os.path.isfile(os.path.join(cand, marker)):
             return cand
-    raise DatasetError(f"{name}: folder not found: {os.path.join(root, 'cifar', folder)}\n"
-                       f"expected layout:\n{tree}\nsee docs/datasets.md")
+    raise DatasetError(
+        f"{name}: folder not found: {os.path.join(root, 'cifar', folder)}\n"
+        f"expected layout:\n{tree}\nsee docs/datasets.md"
+    )
 
 
 def _names(meta: Dict[str, Any], key: str, path: str) -> List[str]:
@@ -110,15 +115,17 @@ class CIFAR10(ClassificationDataset):
 
     published_train_ids = 10
 
-    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
-                 ) -> None:
-        tree = ("  <root>/cifar/cifar-10-batches-py/\n"
-                "    data_batch_1 .. data_batch_5  test_batch  batches.meta")
+    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None) -> None:
+        tree = (
+            "  <root>/cifar/cifar-10-batches-py/\n"
+            "    data_batch_1 .. data_batch_5  test_batch  batches.meta"
+        )
         base = _find(root, "cifar-10-batches-py", "batches.meta", tree, "cifar10")
         meta_path = os.path.join(base, "batches.meta")
         classes = _names(load_batch(meta_path), "label_names", meta_path)
-        train = _split([os.path.join(base, f"data_batch_{i}") for i in range(1, 6)], "labels",
-                       len(classes))
+        train = _split(
+            [os.path.join(base, f"data_batch_{i}") for i in range(1, 6)], "labels", len(classes)
+        )
         test = _split([os.path.join(base, "test_batch")], "labels", len(classes))
         super().__init__(name or "cifar10", train, test, classes, root=base)
         _check(self, 50000, 10000)
@@ -130,11 +137,15 @@ class CIFAR100(ClassificationDataset):
 
     published_train_ids = 100
 
-    def __init__(self, root: str = "datasets", label_type: str = "fine", dsetid: int = 0,
-                 name: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        root: str = "datasets",
+        label_type: str = "fine",
+        dsetid: int = 0,
+        name: Optional[str] = None,
+    ) -> None:
         if label_type not in ("fine", "coarse"):
-            raise InputError(f"cifar100: label_type must be 'fine' or 'coarse', got "
-                             f"{label_type!r}")
+            raise InputError(f"cifar100: label_type must be 'fine' or 'coarse', got {label_type!r}")
         tree = "  <root>/cifar/cifar-100-python/\n    train  test  meta"
         base = _find(root, "cifar-100-python", "meta", tree, "cifar100")
         meta_path = os.path.join(base, "meta")

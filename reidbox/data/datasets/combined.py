@@ -13,9 +13,12 @@ from ...registry import DATASETS
 from .base import ReIDDataset, combine, validate_dataset
 
 
-def combine_by_name(names: Sequence[str], root: str = "datasets",
-                    options: Optional[Dict[str, Dict[str, Any]]] = None,
-                    name: Optional[str] = None) -> ReIDDataset:
+def combine_by_name(
+    names: Sequence[str],
+    root: str = "datasets",
+    options: Optional[Dict[str, Dict[str, Any]]] = None,
+    name: Optional[str] = None,
+) -> ReIDDataset:
     """Build each registered dataset in ``names`` under ``root`` and :func:`combine` them.
 
     ``options`` maps a dataset name to its keyword arguments (e.g. ``{"msmt17":
@@ -23,8 +26,10 @@ def combine_by_name(names: Sequence[str], root: str = "datasets",
     """
     options = options or {}
     # each part meets the dataset contract first (string ids mapped, types checked)
-    parts = [validate_dataset(DATASETS.get(n)(root=root, dsetid=k, **options.get(n, {})))
-             for k, n in enumerate(names)]
+    parts = [
+        validate_dataset(DATASETS.get(n)(root=root, dsetid=k, **options.get(n, {})))
+        for k, n in enumerate(names)
+    ]
     return combine(parts, name=name or "+".join(names), names=list(names))
 
 
@@ -36,15 +41,13 @@ class CombinedDataset(ReIDDataset):
 
     default_name = "combined"
 
-    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None
-                 ) -> None:
+    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None) -> None:
         ds = combine_by_name(self.sources, root=root, name=name or self.default_name)
         super().__init__(name=ds.name, train=ds.train, test_sets=ds.test_sets)
 
     @classmethod
     def train_identities(cls, **options: Any) -> Optional[int]:
-        counts = [getattr(DATASETS.get(s), "train_identities", lambda: None)()
-                  for s in cls.sources]
+        counts = [getattr(DATASETS.get(s), "train_identities", lambda: None)() for s in cls.sources]
         return None if None in counts else sum(counts)
 
 

@@ -32,7 +32,13 @@ class DukeMTMCreID(MarketStyleDataset):
     chain_fragment = "dukemtmcreid.yml"
     chain_aliases = {"duke": None}
     published = {
-        ("train", "images"): 16522, ("train", "identities"): 702, ("train", "cameras"): 8,
-        ("query", "images"): 2228, ("query", "identities"): 702, ("query", "cameras"): 8,
-        ("gallery", "images"): 17661, ("gallery", "identities"): 1110, ("gallery", "cameras"): 8,
+        ("train", "images"): 16522,
+        ("train", "identities"): 702,
+        ("train", "cameras"): 8,
+        ("query", "images"): 2228,
+        ("query", "identities"): 702,
+        ("query", "cameras"): 8,
+        ("gallery", "images"): 17661,
+        ("gallery", "identities"): 1110,
+        ("gallery", "cameras"): 8,
     }

@@ -13,8 +13,15 @@ import re
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 from ...registry import DATASETS
-from .base import (DatasetError, ReIDDataset, Sample, check_published, looks_full, relabel,
-                   require_dir)
+from .base import (
+    DatasetError,
+    ReIDDataset,
+    Sample,
+    check_published,
+    looks_full,
+    relabel,
+    require_dir,
+)
 
 MARKET_TREE = """\
   <root>/market1501/Market-1501-v15.09.15/   (or <root>/market1501/, or the folder itself)
@@ -32,9 +39,14 @@ def is_hidden_junk(name: str) -> bool:
     return name.startswith(".")
 
 
-def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAME,
-                     keep_distractors: bool = True, dsetid: int = 0,
-                     extension: str = ".jpg") -> List[Sample]:
+def parse_market_dir(
+    folder: str,
+    dataset: str,
+    pattern: re.Pattern = MARKET_NAME,
+    keep_distractors: bool = True,
+    dsetid: int = 0,
+    extension: str = ".jpg",
+) -> List[Sample]:
     """Parse ``*<extension>`` (default ``*.jpg``) files whose basename matches ``pattern``
     (groups: pid, camera 1-based).
 
@@ -65,23 +77,32 @@ def parse_market_dir(folder: str, dataset: str, pattern: re.Pattern = MARKET_NAM
 
 def find_release(root: str, dataset_dir: str, release_dir: str, marker: str) -> str:
     """Accept ``root/dataset_dir/release_dir``, ``root/dataset_dir`` or the release folder."""
-    for cand in (os.path.join(root, dataset_dir, release_dir), os.path.join(root, dataset_dir),
-                 os.path.join(root, release_dir), root):
+    for cand in (
+        os.path.join(root, dataset_dir, release_dir),
+        os.path.join(root, dataset_dir),
+        os.path.join(root, release_dir),
+        root,
+    ):
         if os.path.isdir(os.path.join(cand, marker)):
             return cand
     return os.path.join(root, dataset_dir, release_dir)
 
 
-def published_table(published: Published, cameras: Optional[int] = None
-                    ) -> Dict[Tuple[str, str], int]:
+def published_table(
+    published: Published, cameras: Optional[int] = None
+) -> Dict[Tuple[str, str], int]:
     """Normalise ``published`` (legacy 4-tuple or ``{(split, what): n}``) to the mapping form."""
     if published is None:
         return {}
     if isinstance(published, Mapping):
         return dict(published)
     n_train, n_ids, n_query, n_gallery = published
-    out = {("train", "images"): n_train, ("train", "identities"): n_ids,
-           ("query", "images"): n_query, ("gallery", "images"): n_gallery}
+    out = {
+        ("train", "images"): n_train,
+        ("train", "identities"): n_ids,
+        ("query", "images"): n_query,
+        ("gallery", "images"): n_gallery,
+    }
     if cameras:
         out[("train", "cameras")] = cameras
     return out
@@ -102,24 +123,37 @@ class MarketStyleDataset(ReIDDataset):
     tree = MARKET_TREE
     # (train images, train ids, query images, gallery images) or {(split, what): count}, or None.
     published: Published = {
-        ("train", "images"): 12936, ("train", "identities"): 751, ("train", "cameras"): 6,
-        ("query", "images"): 3368, ("query", "identities"): 750, ("query", "cameras"): 6,
-        ("gallery", "images"): 15913, ("gallery", "identities"): 751, ("gallery", "cameras"): 6,
+        ("train", "images"): 12936,
+        ("train", "identities"): 751,
+        ("train", "cameras"): 6,
+        ("query", "images"): 3368,
+        ("query", "identities"): 750,
+        ("query", "cameras"): 6,
+        ("gallery", "images"): 15913,
+        ("gallery", "identities"): 751,
+        ("gallery", "cameras"): 6,
     }
 
-    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
-                 **kwargs) -> None:
+    def __init__(
+        self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None, **kwargs
+    ) -> None:
         name = name or self.dataset_dir
         if kwargs:
             raise DatasetError(f"{name} has no option {', '.join(map(repr, kwargs))}; remove it")
         base = find_release(root, self.dataset_dir, self.release_dir, "bounding_box_train")
         folders = {}
-        for split, sub in (("train", "bounding_box_train"), ("query", "query"),
-                           ("gallery", "bounding_box_test")):
+        for split, sub in (
+            ("train", "bounding_box_train"),
+            ("query", "query"),
+            ("gallery", "bounding_box_test"),
+        ):
             folders[split] = require_dir(os.path.join(base, sub), name, self.tree)
-        parsed = {split: parse_market_dir(folder, name, self.pattern, dsetid=dsetid,
-                                          extension=self.extension)
-                  for split, folder in folders.items()}
+        parsed = {
+            split: parse_market_dir(
+                folder, name, self.pattern, dsetid=dsetid, extension=self.extension
+            )
+            for split, folder in folders.items()
+        }
         for split, folder in folders.items():
             if not parsed[split]:
                 self._explain_empty(split, folder, name)
@@ -129,16 +163,25 @@ class MarketStyleDataset(ReIDDataset):
 
     def _explain_empty(self, split: str, folder: str, name: str) -> None:
         """An empty training split, or a split holding only other image types, is an error."""
-        others = sorted({os.path.splitext(f)[1].lower() for f in os.listdir(folder)
-                         if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png", ".bmp")}
-                        - {self.extension})
+        others = sorted(
+            {
+                os.path.splitext(f)[1].lower()
+                for f in os.listdir(folder)
+                if os.path.splitext(f)[1].lower() in (".jpg", ".jpeg", ".png", ".bmp")
+            }
+            - {self.extension}
+        )
         if others:
-            raise DatasetError(f"{name}: {folder} holds {'/'.join(others)} images but no "
-                               f"{self.extension} files; {name} reads {self.extension} images "
-                               "named as in the release (convert or rename them)")
+            raise DatasetError(
+                f"{name}: {folder} holds {'/'.join(others)} images but no "
+                f"{self.extension} files; {name} reads {self.extension} images "
+                "named as in the release (convert or rename them)"
+            )
         if split == "train":
-            raise DatasetError(f"{name}: the training split {folder} holds no "
-                               f"{self.extension} images; put the training images there")
+            raise DatasetError(
+                f"{name}: the training split {folder} holds no "
+                f"{self.extension} images; put the training images there"
+            )
 
     def _check_published(self) -> None:
         table = published_table(self.published)

@@ -41,8 +41,12 @@ class SyntheticDataset(MarketStyleDataset):
     @classmethod
     def config_options(cls, cfg: Any) -> Dict[str, Any]:
         s = cfg.DATASETS.SYNTHETIC
-        return dict(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS,
-                    num_cameras=s.NUM_CAMERAS, image_size=tuple(s.IMAGE_SIZE))
+        return dict(
+            num_train_ids=s.NUM_TRAIN_IDS,
+            num_test_ids=s.NUM_TEST_IDS,
+            num_cameras=s.NUM_CAMERAS,
+            image_size=tuple(s.IMAGE_SIZE),
+        )
 
     @classmethod
     def folder_name(
@@ -85,16 +89,28 @@ class SyntheticDataset(MarketStyleDataset):
     def train_identities(cls, num_train_ids: int = 150, **options: Any) -> int:
         return num_train_ids  # generated: as many as asked for
 
-    def __init__(self, root: str = "datasets", dsetid: int = 0, name: Optional[str] = None,
-                 num_train_ids: int = 150, num_test_ids: int = 150, num_cameras: int = 6,
-                 image_size: Sequence[int] = (128, 64), **kwargs) -> None:
-        size = dict(num_train_ids=num_train_ids, num_test_ids=num_test_ids,
-                    num_cameras=num_cameras, image_size=image_size)
+    def __init__(
+        self,
+        root: str = "datasets",
+        dsetid: int = 0,
+        name: Optional[str] = None,
+        num_train_ids: int = 150,
+        num_test_ids: int = 150,
+        num_cameras: int = 6,
+        image_size: Sequence[int] = (128, 64),
+        **kwargs,
+    ) -> None:
+        size = dict(
+            num_train_ids=num_train_ids,
+            num_test_ids=num_test_ids,
+            num_cameras=num_cameras,
+            image_size=image_size,
+        )
         self.dataset_dir = self.folder_name(**size)  # this instance reads its size's folder
-        generate_synthetic(os.path.join(root, self.dataset_dir), seed=self.seed,
-                           style=self.style, **size)
-        super().__init__(root=root, dsetid=dsetid, name=name or type(self).dataset_dir,
-                         **kwargs)
+        generate_synthetic(
+            os.path.join(root, self.dataset_dir), seed=self.seed, style=self.style, **size
+        )
+        super().__init__(root=root, dsetid=dsetid, name=name or type(self).dataset_dir, **kwargs)
 
 
 @DATASETS.register("synthetic")
