@@ -287,6 +287,33 @@ def _limb(img: np.ndarray, p0, p1, colour, thick: float) -> None:
     cv2.line(img, _pt(*p0), _pt(*p1), colour, max(1, int(round(thick))), cv2.LINE_AA)
 
 
+@dataclass
+class _Figure:
+    """Where the parts of one drawn person go, in pixels (see :func:`draw_person`)."""
+
+    cx: float
+    top: float
+    ph: float  # height
+    wf: float  # width stretch from the viewpoint
+    w: float  # shoulder width
+    stride: float
+    swing: float
+    leg_t: float
+    arm_t: float
+
+    def y(self, f: float) -> float:
+        """The image row at fraction ``f`` of the person's height."""
+        return self.top + f * self.ph
+
+    @property
+    def hip_y(self) -> float:
+        return self.y(0.52)
+
+    @property
+    def sh_y(self) -> float:
+        return self.y(0.17)
+
+
 def draw_person(
     img: np.ndarray,
     who: Identity,
@@ -302,68 +329,86 @@ def draw_person(
 
     ``cx``/``top``/``ph``: centre x, top y and height of the person in pixels; ``wf``: width
     stretch from the camera's viewpoint. Pose (stride, arm swing) is jittered from ``rng``.
+    Parts are painted back to front: legs, skirt, long hair, arms, torso, bag, head.
     """
     ph = ph * who.height
-    top = top + ph * (1 / who.height - 1) * 0.9  # shorter people stand on the same floor
-    w = ph * 0.27 * who.width * wf  # shoulder width
-    y = lambda f: top + f * ph  # noqa: E731
-    stride = rng.uniform(-0.09, 0.09) * ph
-    swing = rng.uniform(-0.07, 0.07) * ph
-    hip_y, knee_y, foot_y = y(0.52), y(0.74), y(0.96)
-    leg_t = ph * 0.09 * who.width * wf
-    arm_t = ph * 0.065 * who.width * wf
-    sh_y = y(0.17)
-    # Legs (trousers down to the ankle, or skin below shorts / skirt).
-    for side, s in ((-1, stride), (1, -stride)):
-        hx = cx + side * w * 0.22
+    fig = _Figure(
+        cx=cx,
+        top=top + ph * (1 / who.height - 1) * 0.9,  # shorter people stand on the same floor
+        ph=ph,
+        wf=wf,
+        w=ph * 0.27 * who.width * wf,
+        stride=rng.uniform(-0.09, 0.09) * ph,
+        swing=rng.uniform(-0.07, 0.07) * ph,
+        leg_t=ph * 0.09 * who.width * wf,
+        arm_t=ph * 0.065 * who.width * wf,
+    )
+    _draw_legs(img, who, fig)
+    if who.skirt:
+        _draw_skirt(img, who, fig)
+    if who.long_hair:  # hangs behind the shoulders (seen from the back mainly)
+        hw = fig.w * (0.42 if facing_back else 0.36)
+        cv2.rectangle(img, _pt(cx - hw, fig.y(0.06)), _pt(cx + hw, fig.y(0.27)), who.hair, -1)
+    _draw_arms(img, who, fig)
+    _draw_torso(img, who, fig, facing_back)
+    _draw_bag(img, who, fig, facing_back)
+    _draw_head(img, who, fig, facing_back)
+
+
+def _draw_legs(img: np.ndarray, who: Identity, fig: _Figure) -> None:
+    """Trousers down to the ankle, or skin below shorts / skirt; shoes."""
+    knee_y, foot_y, leg_t = fig.y(0.74), fig.y(0.96), fig.leg_t
+    bare = who.skirt or who.shorts
+    for side, s in ((-1, fig.stride), (1, -fig.stride)):
+        hx = fig.cx + side * fig.w * 0.22
         foot = (hx + s, foot_y)
         knee = (hx + s * 0.5, knee_y)
-        bare = who.skirt or who.shorts
-        _limb(img, (hx, hip_y), knee, who.lower if not who.skirt else who.skin, leg_t)
+        _limb(img, (hx, fig.hip_y), knee, who.lower if not who.skirt else who.skin, leg_t)
         _limb(img, knee, foot, who.skin if bare else who.lower, leg_t * 0.9)
-        cv2.ellipse(
-            img,
-            _pt(foot[0] + side * leg_t * 0.2, foot_y),
-            _pt(leg_t * 0.6, leg_t * 0.3),
-            0,
-            0,
-            360,
-            who.shoes,
-            -1,
-            cv2.LINE_AA,
-        )
-    if who.skirt:
-        waist = hip_y - ph * 0.02
-        pts = np.array(
-            [
-                _pt(cx - w * 0.45, waist),
-                _pt(cx + w * 0.45, waist),
-                _pt(cx + w * 0.7, y(0.72)),
-                _pt(cx - w * 0.7, y(0.72)),
-            ],
-            np.int32,
-        )
-        cv2.fillPoly(img, [pts], who.lower, cv2.LINE_AA)
-    # Long hair hangs behind the shoulders (seen from the back mainly).
-    if who.long_hair:
-        hw = w * (0.42 if facing_back else 0.36)
-        cv2.rectangle(img, _pt(cx - hw, y(0.06)), _pt(cx + hw, y(0.27)), who.hair, -1)
-    # Arms.
-    sleeve = who.upper
-    for side, s in ((-1, swing), (1, -swing)):
-        sx = cx + side * w * 0.5
-        hand = (sx + side * arm_t * 0.3 + s, y(0.5))
-        elbow = (sx + side * arm_t * 0.2 + s * 0.5, y(0.34))
-        _limb(img, (sx, sh_y + arm_t * 0.4), elbow, sleeve, arm_t)
+        shoe = _pt(foot[0] + side * leg_t * 0.2, foot_y)
+        cv2.ellipse(img, shoe, _pt(leg_t * 0.6, leg_t * 0.3), 0, 0, 360, who.shoes, -1, cv2.LINE_AA)
+
+
+def _draw_skirt(img: np.ndarray, who: Identity, fig: _Figure) -> None:
+    cx, w = fig.cx, fig.w
+    waist = fig.hip_y - fig.ph * 0.02
+    hem = fig.y(0.72)
+    corners = [(cx - w * 0.45, waist), (cx + w * 0.45, waist), (cx + w * 0.7, hem),
+               (cx - w * 0.7, hem)]  # fmt: skip
+    pts = np.array([_pt(*c) for c in corners], np.int32)
+    cv2.fillPoly(img, [pts], who.lower, cv2.LINE_AA)
+
+
+def _draw_arms(img: np.ndarray, who: Identity, fig: _Figure) -> None:
+    sleeve, arm_t = who.upper, fig.arm_t
+    for side, s in ((-1, fig.swing), (1, -fig.swing)):
+        sx = fig.cx + side * fig.w * 0.5
+        hand = (sx + side * arm_t * 0.3 + s, fig.y(0.5))
+        elbow = (sx + side * arm_t * 0.2 + s * 0.5, fig.y(0.34))
+        _limb(img, (sx, fig.sh_y + arm_t * 0.4), elbow, sleeve, arm_t)
         _limb(img, elbow, hand, who.skin if who.short_sleeves else sleeve, arm_t * 0.9)
         cv2.circle(img, _pt(*hand), max(1, int(arm_t * 0.5)), who.skin, -1, cv2.LINE_AA)
-    # Torso: a trapezoid from shoulders to hips.
-    tl, tr = (cx - w * 0.5, sh_y), (cx + w * 0.5, sh_y)
-    bl, br = (cx - w * 0.42, hip_y + ph * 0.02), (cx + w * 0.42, hip_y + ph * 0.02)
-    torso = np.array([_pt(*tl), _pt(*tr), _pt(*br), _pt(*bl)], np.int32)
+
+
+def _draw_torso(img: np.ndarray, who: Identity, fig: _Figure, facing_back: bool) -> None:
+    """A trapezoid from shoulders to hips, then the clothing pattern on it."""
+    cx, w, sh_y = fig.cx, fig.w, fig.sh_y
+    waist = fig.hip_y + fig.ph * 0.02
+    corners = [(cx - w * 0.5, sh_y), (cx + w * 0.5, sh_y), (cx + w * 0.42, waist),
+               (cx - w * 0.42, waist)]  # fmt: skip
+    torso = np.array([_pt(*c) for c in corners], np.int32)
     cv2.fillPoly(img, [torso], who.upper, cv2.LINE_AA)
-    x0, x1 = int(round(cx - w * 0.46)), int(round(cx + w * 0.46))
-    y0, y1 = int(round(sh_y)), int(round(hip_y + ph * 0.02))
+    box = (
+        int(round(cx - w * 0.46)),
+        int(round(cx + w * 0.46)),
+        int(round(sh_y)),
+        int(round(waist)),
+    )
+    _draw_pattern(img, who, fig, box, facing_back)
+
+
+def _draw_pattern(img: np.ndarray, who: Identity, fig: _Figure, box, facing_back: bool) -> None:
+    x0, x1, y0, y1 = box
     tall = max(1, y1 - y0)
     if who.pattern == "stripes":
         step = max(3, int(round(tall / 5)))
@@ -376,74 +421,45 @@ def draw_person(
         for xx in range(x0, x1, step):
             cv2.line(img, (xx, y0), (xx, y1), who.upper2, 1)
     elif who.pattern == "logo" and not facing_back:
-        r = max(2, int(round(w * 0.2)))
-        cv2.circle(img, _pt(cx, y0 + tall * 0.4), r, who.upper2, -1, cv2.LINE_AA)
+        r = max(2, int(round(fig.w * 0.2)))
+        cv2.circle(img, _pt(fig.cx, y0 + tall * 0.4), r, who.upper2, -1, cv2.LINE_AA)
     elif who.pattern == "twotone":
         cv2.rectangle(img, (x0, y0 + tall // 2), (x1, y1), who.upper2, -1)
-    # Bags: a backpack covers the back (straps from the front), a shoulder bag hangs at the hip.
-    if who.bag == "backpack":
-        if facing_back:
-            cv2.rectangle(
-                img, _pt(cx - w * 0.25, y(0.21)), _pt(cx + w * 0.25, y(0.42)), who.bag_colour, -1
-            )
-        else:
-            for side in (-1, 1):
-                _limb(
-                    img,
-                    (cx + side * w * 0.3, sh_y),
-                    (cx + side * w * 0.3, y(0.36)),
-                    who.bag_colour,
-                    max(1.0, w * 0.1),
-                )
+
+
+def _draw_bag(img: np.ndarray, who: Identity, fig: _Figure, facing_back: bool) -> None:
+    """A backpack covers the back (straps from the front), a shoulder bag hangs at the hip."""
+    cx, w, y, colour = fig.cx, fig.w, fig.y, who.bag_colour
+    if who.bag == "backpack" and facing_back:
+        cv2.rectangle(img, _pt(cx - w * 0.25, y(0.21)), _pt(cx + w * 0.25, y(0.42)), colour, -1)
+    elif who.bag == "backpack":
+        for side in (-1, 1):
+            strap = cx + side * w * 0.3
+            _limb(img, (strap, fig.sh_y), (strap, y(0.36)), colour, max(1.0, w * 0.1))
     elif who.bag == "shoulder":
-        _limb(
-            img, (cx - w * 0.4, sh_y), (cx + w * 0.45, y(0.45)), who.bag_colour, max(1.0, w * 0.07)
-        )
-        cv2.rectangle(
-            img, _pt(cx + w * 0.4, y(0.42)), _pt(cx + w * 0.75, y(0.55)), who.bag_colour, -1
-        )
+        _limb(img, (cx - w * 0.4, fig.sh_y), (cx + w * 0.45, y(0.45)), colour, max(1.0, w * 0.07))
+        cv2.rectangle(img, _pt(cx + w * 0.4, y(0.42)), _pt(cx + w * 0.75, y(0.55)), colour, -1)
     elif who.bag == "handbag":
-        hx = cx - w * 0.5 - arm_t * 0.2 + swing
-        cv2.rectangle(
-            img, _pt(hx - w * 0.2, y(0.5)), _pt(hx + w * 0.15, y(0.62)), who.bag_colour, -1
-        )
-    # Head, hair, hat.
-    hr = ph * 0.062
+        hx = cx - w * 0.5 - fig.arm_t * 0.2 + fig.swing
+        cv2.rectangle(img, _pt(hx - w * 0.2, y(0.5)), _pt(hx + w * 0.15, y(0.62)), colour, -1)
+
+
+def _draw_head(img: np.ndarray, who: Identity, fig: _Figure, facing_back: bool) -> None:
+    """Head (hair from behind, face from the front), hair line, hat with its brim."""
+    cx, wf, y = fig.cx, fig.wf, fig.y
+    hr = fig.ph * 0.062
     head = _pt(cx, y(0.085))
-    cv2.ellipse(
-        img,
-        head,
-        _pt(hr * 0.85 * wf, hr),
-        0,
-        0,
-        360,
-        who.hair if facing_back else who.skin,
-        -1,
-        cv2.LINE_AA,
-    )
+    face = who.hair if facing_back else who.skin
+    cv2.ellipse(img, head, _pt(hr * 0.85 * wf, hr), 0, 0, 360, face, -1, cv2.LINE_AA)
     if not facing_back:
         cv2.ellipse(
             img, head, _pt(hr * 0.9 * wf, hr * 1.05), 0, 180, 360, who.hair, -1, cv2.LINE_AA
         )
     if who.hat is not None:
-        cv2.ellipse(
-            img,
-            _pt(cx, y(0.055)),
-            _pt(hr * 1.0 * wf, hr * 0.7),
-            0,
-            180,
-            360,
-            who.hat,
-            -1,
-            cv2.LINE_AA,
-        )
-        _limb(
-            img,
-            (cx - hr * 1.2 * wf, y(0.055)),
-            (cx + hr * 1.2 * wf, y(0.055)),
-            who.hat,
-            max(1.0, hr * 0.3),
-        )
+        crown = _pt(cx, y(0.055))
+        cv2.ellipse(img, crown, _pt(hr * 1.0 * wf, hr * 0.7), 0, 180, 360, who.hat, -1, cv2.LINE_AA)
+        brim = ((cx - hr * 1.2 * wf, y(0.055)), (cx + hr * 1.2 * wf, y(0.055)))
+        _limb(img, *brim, who.hat, max(1.0, hr * 0.3))
 
 
 def _background(rng: np.random.Generator, cam: Camera, h: int, w: int) -> np.ndarray:
