@@ -203,58 +203,62 @@ def plot_surfaces(
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if dims == {1}:
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        for s in surfaces:
-            ax.plot(s.x, s.loss, label=f"{s.label} (train loss {s.center_loss():.3f})")
+        _plot_curves(ax, surfaces, vmax, with_centre=True)
         ax.set_xlabel("step along the filter-normalised direction")
-        ax.set_ylabel("training loss")
-        if vmax is not None:
-            ax.set_ylim(0, vmax)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    else:
-        lo = min(float(s.loss.min()) for s in surfaces)
-        hi = max(float(s.loss.max()) for s in surfaces)
-        hi = min(hi, vmax) if vmax is not None else hi
-        lev = np.linspace(lo, max(hi, lo + 1e-6), levels)
-        with_slice = all(np.isclose(s.y, 0).any() for s in surfaces)
-        cols = len(surfaces) + int(with_slice)
-        fig, axes = plt.subplots(
-            1, cols, figsize=(4.6 * cols + 0.8, 4.2), squeeze=False, layout="constrained"
-        )
-        axes = axes[0]
-        cs = None
-        for ax, s in zip(axes, surfaces):
-            cs = ax.contour(s.x, s.y, s.loss, levels=lev, cmap="viridis")
-            ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.2f")
-            ax.plot([0], [0], "r+", markersize=10)
-            ax.set_title(f"{s.label}\ncentre loss {s.center_loss():.3f}", fontsize=10)
-            ax.set_xlabel("direction 1")
-            ax.set_ylabel("direction 2")
-            ax.set_aspect("equal")
-        # one colour bar for every contour panel: they share the levels
-        fig.colorbar(
-            cs,
-            ax=list(axes[: len(surfaces)]),
-            shrink=0.85,
-            label="training loss" + (f" (clipped at {vmax:g})" if vmax else ""),
-        )
-        if with_slice:
-            ax = axes[-1]
-            for s in surfaces:
-                row = int(np.abs(s.y).argmin())
-                ax.plot(s.x, s.loss[row], label=s.label)
-            ax.set_title("1-D slice (direction 2 = 0)", fontsize=10)
-            ax.set_xlabel("direction 1")
-            ax.set_ylabel("training loss")
-            if vmax is not None:
-                ax.set_ylim(0, vmax)
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-    if dims == {1}:
         fig.tight_layout()
+    else:
+        fig = _plot_contours(plt, surfaces, vmax, levels)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _plot_curves(ax, surfaces, vmax: Optional[float], with_centre: bool) -> None:
+    """1-D losses as overlaid curves (the y = 0 row of a 2-D surface)."""
+    for s in surfaces:
+        loss = s.loss if s.dim == 1 else s.loss[int(np.abs(s.y).argmin())]
+        label = f"{s.label} (train loss {s.center_loss():.3f})" if with_centre else s.label
+        ax.plot(s.x, loss, label=label)
+    ax.set_ylabel("training loss")
+    if vmax is not None:
+        ax.set_ylim(0, vmax)
+    ax.legend(**({} if with_centre else {"fontsize": 8}))
+    ax.grid(alpha=0.3)
+
+
+def _plot_contours(plt, surfaces, vmax: Optional[float], levels: int):
+    """One contour panel per run with shared levels and one colour bar, plus the slice panel."""
+    lo = min(float(s.loss.min()) for s in surfaces)
+    hi = max(float(s.loss.max()) for s in surfaces)
+    hi = min(hi, vmax) if vmax is not None else hi
+    lev = np.linspace(lo, max(hi, lo + 1e-6), levels)
+    with_slice = all(np.isclose(s.y, 0).any() for s in surfaces)
+    cols = len(surfaces) + int(with_slice)
+    fig, axes = plt.subplots(
+        1, cols, figsize=(4.6 * cols + 0.8, 4.2), squeeze=False, layout="constrained"
+    )
+    axes = axes[0]
+    cs = None
+    for ax, s in zip(axes, surfaces):
+        cs = ax.contour(s.x, s.y, s.loss, levels=lev, cmap="viridis")
+        ax.clabel(cs, cs.levels[::3], inline=True, fontsize=7, fmt="%.2f")
+        ax.plot([0], [0], "r+", markersize=10)
+        ax.set_title(f"{s.label}\ncentre loss {s.center_loss():.3f}", fontsize=10)
+        ax.set_xlabel("direction 1")
+        ax.set_ylabel("direction 2")
+        ax.set_aspect("equal")
+    # one colour bar for every contour panel: they share the levels
+    fig.colorbar(
+        cs,
+        ax=list(axes[: len(surfaces)]),
+        shrink=0.85,
+        label="training loss" + (f" (clipped at {vmax:g})" if vmax else ""),
+    )
+    if with_slice:
+        _plot_curves(axes[-1], surfaces, vmax, with_centre=False)
+        axes[-1].set_title("1-D slice (direction 2 = 0)", fontsize=10)
+        axes[-1].set_xlabel("direction 1")
+    return fig
 
 
 # --------------------------------------------------------------------------- trained runs
