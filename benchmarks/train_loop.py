@@ -110,86 +110,80 @@ class _Done(Exception):
     pass
 
 
-def measure(args, opts):
-    """One model in this process: bare-step and loop images/s, data-wait share, peak memory."""
-    import torch
+class _Device:
+    """Synchronise and read peak memory on the measured device (CUDA or this process)."""
 
-    from reidbox.config import load_config
-    from reidbox.data import build_train_loader, build_train_set
-    from reidbox.engine.hooks import LatentStateResetHook, ProgressHook, TensorBoardHook
-    from reidbox.engine.solver import build_solver
-    from reidbox.engine.trainer import HookBase, Trainer
-    from reidbox.modeling import build_model
+    def __init__(self, device):
+        import torch
 
-    cfg = load_config(None, opts)
-    device = torch.device(cfg.DEVICE)
-    cuda = device.type == "cuda"
+        self.torch, self.device, self.cuda = torch, device, device.type == "cuda"
 
-    def sync():
-        if cuda:
-            torch.cuda.synchronize(device)
+    def sync(self):
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
 
-    def peak_mb():
-        if cuda:
-            return torch.cuda.max_memory_allocated(device) / 2**20
+    def peak_mb(self):
+        if self.cuda:
+            return self.torch.cuda.max_memory_allocated(self.device) / 2**20
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    train_set = build_train_set(cfg)
-    loader = build_train_loader(cfg, train_set.train)
+    def reset_peak(self):
+        if self.cuda:
+            self.torch.cuda.empty_cache()
+            self.torch.cuda.reset_peak_memory_stats(self.device)
 
-    def build(seed=0):
-        torch.manual_seed(seed)
-        model = build_model(cfg, num_classes=train_set.num_train_pids).to(device)
-        if cfg.MODEL.CHANNELS_LAST:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer, scheduler = build_solver(cfg, model, len(loader))
-        return model, optimizer, scheduler
 
-    # --- bare step: one batch on the device, the Trainer's own step without the loop ---
-    model, optimizer, scheduler = build()
-    batch = next(iter(loader))
-    batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
-    bare = Trainer(
+def _trainer(cfg, built, loader, dev, hooks=(), log_period=None):
+    from reidbox.engine.trainer import Trainer
+
+    model, optimizer, scheduler = built
+    return Trainer(
         model,
         optimizer,
         scheduler,
-        [],
-        1,
-        device,
+        loader,
+        cfg.SOLVER.MAX_EPOCHS if hooks else 1,
+        dev.device,
+        list(hooks),
         amp=cfg.SOLVER.AMP,
         channels_last=cfg.MODEL.CHANNELS_LAST,
-        log_period=10**9,
+        log_period=log_period or cfg.SOLVER.LOG_PERIOD,
         compile=cfg.MODEL.COMPILE,
     )
-    model.train()
+
+
+def _bare_step(args, cfg, loader, build, dev):
+    """The Trainer's own step on one batch already on the device: the model's ceiling."""
+    bare = _trainer(cfg, build(), [], dev, log_period=10**9)
+    batch = next(iter(loader))
+    batch = {k: v.to(dev.device) for k, v in batch.items() if dev.torch.is_tensor(v)}
+    bare.model.train()
     for _ in range(args.warmup):
         bare.run_step(batch)
     bare._pending.clear()
-    sync()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    dev.sync()
+    dev.reset_peak()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         bare.run_step(batch)
-        bare._pending.clear()  # no loss reads: the model's ceiling
+        bare._pending.clear()  # no loss reads
         bare._pending_meta.clear()
-    sync()
-    bare_s = time.perf_counter() - t0
-    bare_peak = peak_mb()
+    dev.sync()
     images = batch["images"].shape[0]
-    del bare, model, optimizer, scheduler
-    if cuda:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+    return {"bare_ips": args.steps * images / (time.perf_counter() - t0),
+            "bare_peak_mb": dev.peak_mb(), "batch": images}  # fmt: skip
 
-    # --- loop: the real loader and the train_net hooks ---
+
+def _timing_hook(args, dev):
+    from reidbox.engine.trainer import HookBase
+
     class Timing(HookBase):
         def __init__(self):
             self.images, self.data, self.t0, self.t1 = 0, 0.0, 0.0, 0.0
 
         def before_step(self):
             if self.trainer.global_step == args.warmup:
-                sync()
+                dev.sync()
                 self.t0 = time.perf_counter()
 
         def after_step(self):
@@ -198,46 +192,57 @@ def measure(args, opts):
                 self.images += t.last_batch_size
                 self.data += t.data_time
             if t.global_step == args.warmup + args.steps:
-                sync()
+                dev.sync()
                 self.t1 = time.perf_counter()
                 raise _Done
 
-    model, optimizer, scheduler = build()
-    timing = Timing()
+    return Timing()
+
+
+def _loop(args, cfg, loader, build, dev):
+    """The real loader and the train_net hooks around the same step."""
+    from reidbox.engine.hooks import LatentStateResetHook, ProgressHook, TensorBoardHook
+
+    dev.reset_peak()
+    timing = _timing_hook(args, dev)
     with tempfile.TemporaryDirectory() as tb_dir:
-        hooks = [
-            LatentStateResetHook(),
-            ProgressHook(cfg.SOLVER.LOG_PERIOD, enabled=False),
-            TensorBoardHook(tb_dir, cfg.SOLVER.LOG_PERIOD),
-            timing,
-        ]
-        trainer = Trainer(
-            model,
-            optimizer,
-            scheduler,
-            loader,
-            cfg.SOLVER.MAX_EPOCHS,
-            device,
-            hooks,
-            amp=cfg.SOLVER.AMP,
-            channels_last=cfg.MODEL.CHANNELS_LAST,
-            log_period=cfg.SOLVER.LOG_PERIOD,
-            compile=cfg.MODEL.COMPILE,
-        )
+        tb = TensorBoardHook(tb_dir, cfg.SOLVER.LOG_PERIOD)
+        hooks = [LatentStateResetHook(), ProgressHook(cfg.SOLVER.LOG_PERIOD, enabled=False), tb]
+        trainer = _trainer(cfg, build(), loader, dev, hooks + [timing])
         try:
             trainer.train()
         except _Done:
             pass
-        hooks[2].close()
+        tb.close()
     loop_s = timing.t1 - timing.t0
-    return {
-        "bare_ips": args.steps * images / bare_s,
-        "loop_ips": timing.images / loop_s,
-        "data_share": timing.data / loop_s,
-        "bare_peak_mb": bare_peak,
-        "loop_peak_mb": peak_mb(),
-        "batch": images,
-    }
+    return {"loop_ips": timing.images / loop_s, "data_share": timing.data / loop_s,
+            "loop_peak_mb": dev.peak_mb()}  # fmt: skip
+
+
+def measure(args, opts):
+    """One model in this process: bare-step and loop images/s, data-wait share, peak memory."""
+    import torch
+
+    from reidbox.config import load_config
+    from reidbox.data import build_train_loader, build_train_set
+    from reidbox.engine.solver import build_solver
+    from reidbox.modeling import build_model
+
+    cfg = load_config(None, opts)
+    dev = _Device(torch.device(cfg.DEVICE))
+    train_set = build_train_set(cfg)
+    loader = build_train_loader(cfg, train_set.train)
+
+    def build(seed=0):
+        torch.manual_seed(seed)
+        model = build_model(cfg, num_classes=train_set.num_train_pids).to(dev.device)
+        if cfg.MODEL.CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer, scheduler = build_solver(cfg, model, len(loader))
+        return model, optimizer, scheduler
+
+    bare = _bare_step(args, cfg, loader, build, dev)
+    return {**bare, **_loop(args, cfg, loader, build, dev)}
 
 
 def data_rate(args, opts, workers, seconds):
@@ -258,7 +263,7 @@ def data_rate(args, opts, workers, seconds):
                 return n / (time.perf_counter() - t)
 
 
-def main() -> None:
+def _parse_args():
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -293,6 +298,51 @@ def main() -> None:
     # Enough identities for warm-up + timed steps inside one epoch (P = batch / 4 per step).
     need = (args.warmup + args.steps + 1) * args.batch // 4
     args.ids = args.ids or (16 if args.tiny else max(150, need))
+    return args
+
+
+def _run_child(args, name, variant):
+    """One model measured in a fresh process (peak memory and compile caches are its own)."""
+    child_args = [a for a in sys.argv[1:] if a != "--data"]
+    cmd = [sys.executable, os.path.abspath(__file__), *child_args, "--child",
+           f"{name}:{variant}", "--data-root", args.data_root, "--device", args.device]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        sys.exit(f"{name}:{variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pair_rows(name, size, res):
+    rows = []
+    for variant, label in (("plain", name), ("ptl", f"{name}+PTL")):
+        r = res[variant]
+        ratio = res["plain"]["bare_ips"] / r["bare_ips"]
+        rows.append(
+            f"| {label} | {size[0]}x{size[1]} | {r['bare_ips']:.1f} | "
+            f"{r['loop_ips']:.1f} | {r['loop_ips'] / r['bare_ips']:.0%} | "
+            f"{r['data_share']:.0%} | {r['bare_peak_mb']:.0f} / "
+            f"{r['loop_peak_mb']:.0f} | {ratio:.2f}x |"
+        )
+    return rows
+
+
+def _data_table(args):
+    plain, _, size, tiny = PAIRS[args.pairs[0]]
+    size = tiny if args.tiny else size
+    opts = _opts(args, plain, size)
+    print(
+        f"\n| loader alone ({size[0]}x{size[1]}, decode + train transforms) | images/s | "
+        "per worker |\n|---|---:|---:|"
+    )
+    for w in sorted({0, 1, args.workers}):
+        rate = data_rate(args, opts, w, 3.0 if args.tiny else 20.0)
+        print(f"| {w} workers | {rate:.0f} | {rate / max(w, 1):.0f} |", flush=True)
+
+
+def main() -> None:
+    args = _parse_args()
+    import torch
+
     if args.child:
         name, variant = args.child.split(":")
         plain, ptl, size, tiny = PAIRS[name]
@@ -315,48 +365,14 @@ def main() -> None:
         "peak mem bare / loop (MB) | PTL / plain (bare step time) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    child_args = [a for a in sys.argv[1:] if a != "--data"]
     for name in args.pairs:
         size = PAIRS[name][3 if args.tiny else 2]
-        res = {}
-        for variant in ("plain", "ptl"):
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                *child_args,
-                "--child",
-                f"{name}:{variant}",
-                "--data-root",
-                args.data_root,
-                "--device",
-                args.device,
-            ]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            if out.returncode:
-                sys.exit(f"{name}:{variant} failed:\n{out.stderr[-3000:]}")
-            res[variant] = json.loads(out.stdout.strip().splitlines()[-1])
-        for variant, label in (("plain", name), ("ptl", f"{name}+PTL")):
-            r = res[variant]
-            ratio = res["plain"]["bare_ips"] / r["bare_ips"]
-            rows.append(
-                f"| {label} | {size[0]}x{size[1]} | {r['bare_ips']:.1f} | "
-                f"{r['loop_ips']:.1f} | {r['loop_ips'] / r['bare_ips']:.0%} | "
-                f"{r['data_share']:.0%} | {r['bare_peak_mb']:.0f} / "
-                f"{r['loop_peak_mb']:.0f} | {ratio:.2f}x |"
-            )
+        res = {variant: _run_child(args, name, variant) for variant in ("plain", "ptl")}
+        rows += _pair_rows(name, size, res)
         print("\n".join(rows[-2:]), flush=True)
     print("\n" + "\n".join(rows))
     if args.data:
-        plain, _, size, tiny = PAIRS[args.pairs[0]]
-        opts = _opts(args, plain, tiny if args.tiny else size)
-        print(
-            f"\n| loader alone ({(tiny if args.tiny else size)[0]}x"
-            f"{(tiny if args.tiny else size)[1]}, decode + train transforms) | images/s | "
-            "per worker |\n|---|---:|---:|"
-        )
-        for w in sorted({0, 1, args.workers}):
-            rate = data_rate(args, opts, w, 3.0 if args.tiny else 20.0)
-            print(f"| {w} workers | {rate:.0f} | {rate / max(w, 1):.0f} |", flush=True)
+        _data_table(args)
     if tmp is not None:
         tmp.cleanup()
 
