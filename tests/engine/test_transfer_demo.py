@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from reidbox.config import load_config
-from reidbox.engine.demo import TRANSFER_FINETUNE, TRANSFER_PRETRAIN
+from reidbox.commands.demo import TRANSFER_FINETUNE, TRANSFER_PRETRAIN
 from reidbox.utils.checkpoint import is_classifier_key
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def test_demo_configs_are_the_papers_setting_in_miniature():
-    pre = load_config(os.path.join(ROOT, TRANSFER_PRETRAIN))
-    fine = load_config(os.path.join(ROOT, TRANSFER_FINETUNE))
+    pre = load_config(TRANSFER_PRETRAIN)  # shipped names, found from any directory
+    fine = load_config(TRANSFER_FINETUNE)
     assert pre.DATASETS.TRAIN == ["synthetic_a"] and fine.DATASETS.TRAIN == ["synthetic_b"]
     assert fine.DATASETS.TEST == ["synthetic_b"]
     assert pre.MODEL.META_ARCHITECTURE == fine.MODEL.META_ARCHITECTURE == "baseline"
