@@ -12,6 +12,7 @@ import torch
 
 from reidbox.config import load_config
 from reidbox.commands.demo import TRANSFER_FINETUNE, TRANSFER_PRETRAIN
+from reidbox.engine.compare import format_compare
 from reidbox.utils.checkpoint import is_classifier_key
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -84,6 +85,7 @@ def test_transfer_demo_pretrains_once_and_fine_tunes_both_twins_per_seed(tmp_pat
     text = (out / "results.md").read_text(encoding="utf-8")
     assert "mAP mean ± std" in text and "| resnet18+PTL - resnet18 " in text
     assert "95% t-interval" in text and "not fine-tuned" in text
+    assert f"\n\n{format_compare(res)}\n\n" in text  # the comparison's own table
     # the "not fine-tuned" figure is the pre-trained file itself, tested on the target domain
     direct = [
         json.load(open(os.path.join(d, "metrics.json")))
