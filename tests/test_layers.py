@@ -23,8 +23,8 @@ FLOORS = [
     ["data", "evaluation"],  # siblings: neither imports the other
     ["modeling"],
     ["visualization", "api", "cli"],  # draw / extract features / command-line plumbing
-    ["engine", "gallery"],  # tasks, runner, trainer, hooks, chain, demo / saved gallery index
-    ["commands"],  # the tools' bodies: tools/*.py and the reidbox command run them
+    ["engine", "gallery"],  # tasks, runner, trainer, hooks, chain, compare / saved gallery index
+    ["commands"],  # the tools' bodies (tools/*.py, the reidbox command) and the demos
     ["__init__"],
 ]
 FLOOR = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shlex
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -113,12 +114,10 @@ class Paired:
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; nan for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    """Mean and sample standard deviation (n - 1; nan for a single value, where
+    :func:`statistics.stdev` would raise)."""
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return statistics.fmean(values), std
 
 
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Paired:

@@ -1,5 +1,6 @@
-"""Hooks: latent-state reset, log lines and progress bar, TensorBoard, checkpoints, periodic
-evaluation."""
+"""Hooks: the interface (:class:`HookBase`, with the order the trainer calls it in) and the
+hooks every run uses: latent-state reset, backbone freezing, log lines and progress bar,
+TensorBoard, checkpoints, periodic evaluation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime
 import logging
 import statistics
 import time
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
 
 import torch
 from tqdm import tqdm
@@ -15,9 +16,52 @@ from tqdm import tqdm
 from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, rng_states
 from ..utils.progress import stderr_is_terminal
-from .trainer import HookBase
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 logger = logging.getLogger("reidbox")
+
+
+class HookBase:
+    """Override any of the six methods; ``self.trainer`` is set when the hook is registered.
+
+    :meth:`Trainer.train <reidbox.engine.trainer.Trainer.train>` calls each method on every
+    hook in the order the hooks were registered, at these points::
+
+        before_train()
+        for epoch in range(start_epoch, max_epochs):  # a resumed run starts where it stopped
+            sampler.set_epoch(epoch)
+            model.train()
+            before_epoch()  # may change modes again (a frozen backbone goes back to eval)
+            for iter, batch in enumerate(data_loader):
+                before_step()
+                run_step(batch)  # forward, losses, backward, optimizer and scheduler steps
+                global_step += 1
+                if global_step % log_period == 0 or iter + 1 == epoch_iters:
+                    read_losses()  # the one device sync: losses_read, last_losses, window
+                after_step()
+            read_losses(end_of_epoch=True)  # so losses_read is True at every after_epoch
+            after_epoch()
+        after_train()
+
+    An exception (a non-finite loss found by ``read_losses``, Ctrl-C, a hook that raises)
+    leaves the loop where it is: no later method, ``after_train`` included, is called.
+    """
+
+    trainer: Trainer
+
+    def before_train(self) -> None: ...
+
+    def after_train(self) -> None: ...
+
+    def before_epoch(self) -> None: ...
+
+    def after_epoch(self) -> None: ...
+
+    def before_step(self) -> None: ...
+
+    def after_step(self) -> None: ...
 
 
 class LatentStateResetHook(HookBase):

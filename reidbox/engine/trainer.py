@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .hooks import HookBase
 
 logger = logging.getLogger("reidbox")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -65,24 +66,6 @@ class StepRecord:
     lr: float  # of the first parameter group, used by this step
     end_time: float = 0.0  # time.perf_counter() when the host finished queueing the step
     losses: Dict[str, float] = field(default_factory=dict)
-
-
-class HookBase:
-    """Override any of these; ``self.trainer`` is set when the hook is registered."""
-
-    trainer: Trainer
-
-    def before_train(self) -> None: ...
-
-    def after_train(self) -> None: ...
-
-    def before_epoch(self) -> None: ...
-
-    def after_epoch(self) -> None: ...
-
-    def before_step(self) -> None: ...
-
-    def after_step(self) -> None: ...
 
 
 def _clone_state(obj: Any) -> Any:

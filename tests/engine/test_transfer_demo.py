@@ -11,15 +11,16 @@ import pytest
 import torch
 
 from reidbox.config import load_config
-from reidbox.engine.demo import TRANSFER_FINETUNE, TRANSFER_PRETRAIN
+from reidbox.commands.demo import TRANSFER_FINETUNE, TRANSFER_PRETRAIN
+from reidbox.engine.compare import format_compare
 from reidbox.utils.checkpoint import is_classifier_key
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def test_demo_configs_are_the_papers_setting_in_miniature():
-    pre = load_config(os.path.join(ROOT, TRANSFER_PRETRAIN))
-    fine = load_config(os.path.join(ROOT, TRANSFER_FINETUNE))
+    pre = load_config(TRANSFER_PRETRAIN)  # shipped names, found from any directory
+    fine = load_config(TRANSFER_FINETUNE)
     assert pre.DATASETS.TRAIN == ["synthetic_a"] and fine.DATASETS.TRAIN == ["synthetic_b"]
     assert fine.DATASETS.TEST == ["synthetic_b"]
     assert pre.MODEL.META_ARCHITECTURE == fine.MODEL.META_ARCHITECTURE == "baseline"
@@ -84,6 +85,7 @@ def test_transfer_demo_pretrains_once_and_fine_tunes_both_twins_per_seed(tmp_pat
     text = (out / "results.md").read_text(encoding="utf-8")
     assert "mAP mean ± std" in text and "| resnet18+PTL - resnet18 " in text
     assert "95% t-interval" in text and "not fine-tuned" in text
+    assert f"\n\n{format_compare(res)}\n\n" in text  # the comparison's own table
     # the "not fine-tuned" figure is the pre-trained file itself, tested on the target domain
     direct = [
         json.load(open(os.path.join(d, "metrics.json")))
