@@ -93,7 +93,7 @@ def evaluate_features(
         np.asarray([s.camid for s in query]),
         np.asarray([s.camid for s in gallery]),
     )
-    result = evaluate(feats.query, feats.gallery, *labels, **settings.metric_kwargs())
+    result = evaluate(feats.query, feats.gallery, *labels, settings)
     if settings.roc:
         from .verification import verification_metrics
 
@@ -138,20 +138,17 @@ def rank_items(
     """Top-``topk`` gallery indices and distances ((Q', k) each) of the queries ``rows``
     (default all), ranked as ``settings`` evaluates (protocol's junk rule, metric, backend,
     re-ranking): :func:`reidbox.retrieval.rank_lists` on the items' labels."""
-    from ..retrieval import rank_lists
+    from ..retrieval import Labels, rank_lists
 
     rows = list(range(len(query))) if rows is None else list(rows)
     qs = [query[i] for i in rows]
-    return rank_lists(
-        feats.query[rows],
-        feats.gallery,
-        topk,
+    labels = Labels(
         q_pids=[q.pid for q in qs],
         g_pids=[g.pid for g in gallery],
         q_camids=[q.camid for q in qs],
         g_camids=[g.camid for g in gallery],
-        **settings.rank_kwargs(),
     )
+    return rank_lists(feats.query[rows], feats.gallery, topk, settings.ranking(), labels)
 
 
 RANK_LIST_COLUMNS = [
