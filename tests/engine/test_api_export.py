@@ -216,7 +216,11 @@ def test_export_carries_its_preprocessing_and_warns_nothing(tmp_path, fmt, recwa
     assert torch.allclose(got.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
-def test_flip_at_test_features_agree_across_evaluation_export_and_api(market_root, tmp_path):
+@pytest.mark.parametrize(
+    "fmt",
+    ["torchscript", pytest.param("onnx", marks=pytest.mark.slow)],  # onnx: 4 s more
+)
+def test_flip_at_test_features_agree_across_evaluation_export_and_api(market_root, tmp_path, fmt):
     # One FeatureModel: with TEST.FLIP_AUG on (as MGN's recipe), the exported graph and the
     # FeatureExtractor give the features test_net evaluates -- before, export never flipped.
     from reidbox.data.build import build_test_loader
@@ -250,16 +254,15 @@ def test_flip_at_test_features_agree_across_evaluation_export_and_api(market_roo
     assert torch.allclose(api([s.path for s in ts.query]), feats.query, atol=1e-5)
 
     exported = FeatureModel.from_config(build_inference_model(cfg, weights, "cpu"), cfg)
-    for fmt in ("torchscript", "onnx"):
-        out = export_model(exported, fmt, str(tmp_path / f"m.{fmt}"), (32, 16))
-        assert read_metadata(out)["flip_averaged"] is True
-        if fmt == "onnx":
-            ort = pytest.importorskip("onnxruntime")
-            sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(sess.run(None, {"images": images.numpy()})[0])
-        else:
-            got = torch.jit.load(out)(images)
-        assert torch.allclose(got, feats.query, atol=1e-5), fmt
+    out = export_model(exported, fmt, str(tmp_path / f"m.{fmt}"), (32, 16))
+    assert read_metadata(out)["flip_averaged"] is True
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime")
+        sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(sess.run(None, {"images": images.numpy()})[0])
+    else:
+        got = torch.jit.load(out)(images)
+    assert torch.allclose(got, feats.query, atol=1e-5)
 
 
 def test_feature_extractor_follows_norm_feat_unless_told(weights):
