@@ -148,7 +148,7 @@ def dense_rerank(qf, gf, k1=20, k2=6, lam=0.3):
 
 def run_task(task: str, size: str, scale: float, threads: int) -> dict:
     torch.set_num_threads(threads)
-    from reidbox.evaluation import evaluate, evaluate_distmat
+    from reidbox.evaluation import EvalSettings, evaluate, evaluate_distmat
     from reidbox.retrieval import rerank_features
 
     if task.startswith("quality_"):
@@ -161,19 +161,21 @@ def run_task(task: str, size: str, scale: float, threads: int) -> dict:
         s = qf @ gf.T
         out["checksum"] = float(s[0, 0])
     elif task == "evaluate":
-        r = evaluate(qf, gf, qp, gp, qc, gc, metric="sqeuclidean", backend="torch")
+        r = evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(metric="sqeuclidean", backend="torch"))
         out.update(mAP=r.mAP, cmc=r.cmc.tolist(), mINP=r.mINP)
     elif task == "evaluate_auto":
-        r = evaluate(qf, gf, qp, gp, qc, gc, metric="sqeuclidean")
+        r = evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(metric="sqeuclidean"))
         out.update(mAP=r.mAP, cmc=r.cmc.tolist(), mINP=r.mINP)
     elif task == "evaluate_faiss":
-        r = evaluate(qf, gf, qp, gp, qc, gc, metric="sqeuclidean", backend="faiss")
+        r = evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(metric="sqeuclidean", backend="faiss"))
         out.update(mAP=r.mAP, cmc=r.cmc.tolist())
     elif task in ("dense", "dense_default"):
         cmc, mAP = dense_eval(qf, gf, qp, gp, qc, gc, kind="stable" if task == "dense" else None)
         out.update(mAP=mAP, cmc=cmc.tolist())
     elif task == "rerank":
-        r = evaluate(qf, gf, qp, gp, qc, gc, rerank=dict(k1=20, k2=6, lambda_value=0.3))
+        r = evaluate(
+            qf, gf, qp, gp, qc, gc, EvalSettings(rerank=dict(k1=20, k2=6, lambda_value=0.3))
+        )
         out.update(mAP=r.mAP, cmc=r.cmc.tolist())
     elif task == "rerank_dense":
         d = dense_rerank(qf, gf)
@@ -191,6 +193,8 @@ def run_task(task: str, size: str, scale: float, threads: int) -> dict:
 
 def quality_task(task: str, size: str, evaluate) -> dict:
     """quality_{floor,good,bad}_{torch,auto}: best of two calls in one process."""
+    from reidbox.evaluation import EvalSettings
+
     _, kind, backend = task.split("_")
     qf, gf, qp, gp, qc, gc = make_quality_problem(kind != "bad", size)
     base = _peak_mb()
@@ -198,7 +202,7 @@ def quality_task(task: str, size: str, evaluate) -> dict:
     if kind != "floor":
         for _ in range(2):
             t = time.perf_counter()
-            r = evaluate(qf, gf, qp, gp, qc, gc, metric="euclidean", backend=backend)
+            r = evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(backend=backend))
             best = min(best, time.perf_counter() - t)
             out.update(mAP=r.mAP, rank1=float(r.cmc[0]))
         out["eval_peak_mb"] = _peak_mb()  # before the GEMM below holds the full product

@@ -7,12 +7,12 @@ from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .config import CfgNode, load_config
 from .data.image_dataset import read_image, to_rgb8
 from .data.transforms import transforms_from_config
+from .evaluation.features import FeatureModel
 from .modeling import build_inference_model, require_retrieval_model
 from .utils.misc import resolve_device
 from .errors import InputError, InputTypeError
@@ -22,13 +22,17 @@ ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 
 
 class FeatureExtractor:
-    """Batched, L2-normalised features from image paths, PIL images or HxWx3 RGB arrays.
+    """Batched features from image paths, PIL images or HxWx3 RGB arrays.
+
+    The features are those evaluation computes (:class:`reidbox.evaluation.FeatureModel`):
+    flip-averaged when the config's ``TEST.FLIP_AUG`` is on, L2-normalised when its
+    ``TEST.NORM_FEAT`` is (the default); ``flip`` / ``normalize`` override the config.
 
     Arrays are uint8 (0-255) or float (float16/32/64) in [0, 1]; any other dtype, shape or
     value range is rejected with a ValueError (a non-image object: TypeError).
 
     >>> fx = FeatureExtractor("configs/demo/ptl.yml", "output/demo/resnet18_ptl/model_final.pth")
-    >>> feats = fx(["a.jpg", "b.jpg"])        # (2, D) float32, unit rows
+    >>> feats = fx(["a.jpg", "b.jpg"])        # (2, D) float32, unit rows (TEST.NORM_FEAT)
     """
 
     def __init__(
@@ -38,6 +42,7 @@ class FeatureExtractor:
         device: Union[str, torch.device] = "auto",
         batch_size: int = 64,
         flip: Optional[bool] = None,
+        normalize: Optional[bool] = None,
         progress_threshold: int = 256,
         allow_untrained: bool = False,
     ) -> None:
@@ -52,10 +57,20 @@ class FeatureExtractor:
             )
         self.device = resolve_device(str(device))
         self.model = build_inference_model(self.cfg, weights, self.device)
+        self.features = FeatureModel.from_config(self.model, self.cfg, flip, normalize)
         self.transform = transforms_from_config(self.cfg, is_train=False)
         self.batch_size = batch_size
-        self.flip = self.cfg.TEST.FLIP_AUG if flip is None else flip
         self.progress_threshold = progress_threshold
+
+    @property
+    def flip(self) -> bool:
+        """Whether features average the image's and its mirror's (``TEST.FLIP_AUG``)."""
+        return self.features.flip
+
+    @property
+    def normalize(self) -> bool:
+        """Whether features have unit L2 norm (``TEST.NORM_FEAT``)."""
+        return self.features.normalize
 
     @property
     def feature_dim(self) -> int:
@@ -113,9 +128,6 @@ class FeatureExtractor:
         for start in batches:
             chunk = items[start : start + self.batch_size]
             x = torch.stack([self.transform(self._to_pil(i)) for i in chunk]).to(self.device)
-            f = self.model(x).float()
-            if self.flip:
-                f = (f + self.model(x.flip(3)).float()) / 2
-            out.append(F.normalize(f, dim=1).cpu())
+            out.append(self.features(x).cpu())
         feats = torch.cat(out) if out else torch.zeros(0, self.feature_dim)
         return feats[0] if single else feats

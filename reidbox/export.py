@@ -1,10 +1,13 @@
 """Export the test-time feature extractor (PTL: eval mode, zero latent state).
 
-The exported file carries its preprocessing contract (input size, RGB, mean/std, that the
-output rows are L2-normalised) as metadata: ONNX ``metadata_props`` (one ``reidbox.<key>``
-entry per field and the whole contract as JSON under ``reidbox.preprocessing``), TorchScript
-an extra file ``reidbox_preprocessing.json``; :func:`read_metadata` reads either back. The
-input height and width are fixed at export, the batch size is free.
+The exported graph is a :class:`reidbox.evaluation.FeatureModel`: the config's flip averaging
+(``TEST.FLIP_AUG``) and L2 normalisation (``TEST.NORM_FEAT``) are baked in, so the file gives
+the features ``test_net`` evaluates. The file carries its preprocessing contract (input size,
+RGB, mean/std, whether the output rows are flip-averaged and L2-normalised) as metadata: ONNX
+``metadata_props`` (one ``reidbox.<key>`` entry per field and the whole contract as JSON under
+``reidbox.preprocessing``), TorchScript an extra file ``reidbox_preprocessing.json``;
+:func:`read_metadata` reads either back. The input height and width are fixed at export, the
+batch size is free.
 """
 
 from __future__ import annotations
@@ -13,27 +16,17 @@ import contextlib
 import io
 import json
 import warnings
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Union
 
 import torch
 from torch import nn
 
+from .evaluation.features import FeatureModel
 from .errors import InputError, MissingDependencyError, UnknownNameError
 from .utils.misc import atomic_write_bytes
 
 METADATA_KEY = "reidbox.preprocessing"
 TORCHSCRIPT_EXTRA = "reidbox_preprocessing.json"
-
-
-class _FeatureModel(nn.Module):
-    """Eval-mode features, L2-normalised (what retrieval uses)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model.eval()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, D)
-        return torch.nn.functional.normalize(self.model(images), dim=1)
 
 
 @contextlib.contextmanager
@@ -48,33 +41,41 @@ def _quiet_export() -> Iterator[None]:
         yield
 
 
-def _contract(preprocessing: Optional[Dict[str, Any]], input_size, dim: int) -> Dict[str, Any]:
+def _contract(
+    preprocessing: Optional[Dict[str, Any]], input_size, dim: int, features: FeatureModel
+) -> Dict[str, Any]:
     meta = dict(preprocessing or {})
     meta["input_size_hw"] = [int(s) for s in input_size]
-    meta["flip_averaged"] = False  # the exported graph runs one pass; flip in the caller
-    meta["l2_normalised"] = True
-    meta["output"] = f"(B, {dim}) float32 features, unit L2 norm per row"
+    meta.update(features.rules())  # what the graph itself does: the caller does neither
+    norm = "unit L2 norm per row" if features.normalize else "not normalised"
+    flip = ", averaged with the mirrored image's" if features.flip else ""
+    meta["output"] = f"(B, {dim}) float32 features{flip}, {norm}"
     meta["input"] = f"(B, 3, {input_size[0]}, {input_size[1]}) float32, named 'images'"
     return meta
 
 
 def export_model(
-    model: nn.Module,
+    model: Union[FeatureModel, nn.Module],
     fmt: str,
     output: str,
     input_size=(256, 128),
     batch: int = 2,
     preprocessing: Optional[Dict[str, Any]] = None,
 ) -> str:
-    """Write ``model``'s feature extractor as TorchScript or ONNX (dynamic batch size), with
-    the preprocessing contract (``preprocessing``, e.g. from
-    ``reidbox.data.transforms.preprocessing(cfg)``, completed with input size and output) in
-    its metadata."""
-    wrapped = _FeatureModel(model).cpu().eval()
+    """Write ``model``'s features as TorchScript or ONNX (dynamic batch size), with the
+    preprocessing contract (``preprocessing``, e.g. from
+    ``reidbox.data.transforms.preprocessing(cfg)``, completed with input size, the baked-in
+    rules and output) in its metadata.
+
+    ``model``: a :class:`FeatureModel` (``FeatureModel.from_config(model, cfg)``: the config's
+    flip and normalisation rules go into the graph), or a bare model, exported as
+    ``FeatureModel(model)`` (one pass, L2-normalised)."""
+    wrapped = model if isinstance(model, FeatureModel) else FeatureModel(model)
+    wrapped = wrapped.cpu().eval()
     example = torch.randn(batch, 3, *input_size)
     with torch.no_grad():
         dim = int(wrapped(example).shape[1])
-    meta = _contract(preprocessing, input_size, dim)
+    meta = _contract(preprocessing, input_size, dim, wrapped)
     if fmt == "torchscript":
         with torch.no_grad(), _quiet_export():
             traced = torch.jit.trace(wrapped, example)

@@ -30,7 +30,7 @@ from .api import FeatureExtractor
 from .config import CfgNode, load_config
 from .data.transforms import preprocessing
 from .errors import UserError
-from .retrieval import rank_lists
+from .retrieval import RankSettings, rank_lists
 from .retrieval.approx import APPROX_KINDS, ApproxIndex
 from .retrieval.expansion import average_query_expansion
 from .utils.misc import atomic_write, write_json, write_text
@@ -376,7 +376,7 @@ class GalleryIndex:
             if approx_index is not None:
                 d, i = approx_index.search(q, k)
                 return i.numpy(), d.numpy()
-            return rank_lists(q, self.features, k, metric, backend="torch", rerank=rr)
+            return rank_lists(q, self.features, k, RankSettings(metric, backend="torch", rerank=rr))
 
         q = torch.as_tensor(np.asarray(q_feats, dtype=np.float32))
         if aqe:

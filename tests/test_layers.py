@@ -19,9 +19,9 @@ FLOORS = [
     ["errors"],  # imports nothing of reidbox
     ["registry", "retrieval"],  # registries; distances, indexes, protocols, ranked lists
     ["utils"],  # checkpoints, run folders, logging, tables
-    ["config", "export"],  # defaults, yml layering, ranges; TorchScript / ONNX files
+    ["config"],  # defaults, yml layering, ranges
     ["data", "evaluation"],  # siblings: neither imports the other
-    ["modeling"],
+    ["modeling", "export"],  # models / TorchScript and ONNX files of evaluation's FeatureModel
     ["visualization", "api", "cli"],  # draw / extract features / command-line plumbing
     ["engine", "gallery"],  # tasks, runner, trainer, hooks, chain, compare / saved gallery index
     ["commands"],  # the tools' bodies (tools/*.py, the reidbox command) and the demos

@@ -7,6 +7,7 @@ import os
 
 from reidbox.config import load_config
 from reidbox.modeling import build_inference_model, require_retrieval_model
+from reidbox.evaluation import FeatureModel
 from reidbox.export import export_model
 from reidbox.cli import (
     add_allow_untrained,
@@ -34,8 +35,9 @@ def main(argv=None) -> int:
     ext = "onnx" if args.format == "onnx" else "pt"
     out = check_output_file(args.output or os.path.join(cfg.OUTPUT_DIR, f"model.{ext}"), "--output")
     model = build_inference_model(cfg, cfg.MODEL.WEIGHTS or None, device="cpu")
+    features = FeatureModel.from_config(model, cfg)  # TEST.FLIP_AUG / NORM_FEAT, as test_net
     export_model(
-        model, args.format, out, tuple(cfg.INPUT.SIZE_TEST), preprocessing=preprocessing(cfg)
+        features, args.format, out, tuple(cfg.INPUT.SIZE_TEST), preprocessing=preprocessing(cfg)
     )
-    print(f"wrote {out}")
+    print(f"wrote {out} (baked in: {features.describe()})")
     return 0

@@ -56,8 +56,9 @@ def transforms_from_config(cfg, is_train: bool) -> T.Compose:
 def preprocessing(cfg) -> Dict[str, Any]:
     """The test-time contract of a model's input and output, as the files that carry features
     or models record it (gallery indexes, ONNX / TorchScript metadata): what an image must go
-    through before the network, and what comes out (unit rows: compare with Euclidean or
-    cosine distance, the same order)."""
+    through before the network, and what comes out (``TEST.FLIP_AUG``: averaged with the
+    mirrored image's; ``TEST.NORM_FEAT``: unit rows, so Euclidean and cosine distance give the
+    same order)."""
     return {
         "input_size_hw": [int(s) for s in cfg.INPUT.SIZE_TEST],
         "resize": "bilinear with antialiasing to exactly H x W (aspect ratio not kept)",
@@ -67,7 +68,7 @@ def preprocessing(cfg) -> Dict[str, Any]:
         "pixel_mean": [float(v) for v in cfg.INPUT.PIXEL_MEAN],
         "pixel_std": [float(v) for v in cfg.INPUT.PIXEL_STD],
         "flip_averaged": bool(cfg.TEST.FLIP_AUG),
-        "l2_normalised": True,
+        "l2_normalised": bool(cfg.TEST.NORM_FEAT),
     }
 
 

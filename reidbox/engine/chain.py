@@ -44,7 +44,7 @@ from ..data.catalog import DatasetAlias, dataset_aliases
 from ..errors import UserError
 from ..modeling import build_model
 from ..modeling.backbones import build_backbone
-from ..modeling.transfer import shape_config, transfer_weights
+from ..modeling.transfer import transfer_weights
 from ..registry import DATASETS
 from ..utils.checkpoint import Checkpointer
 from ..utils.logger import setup_logger
@@ -243,7 +243,7 @@ def check_step(cfg, step: ChainStep, checked: set) -> None:
     # shapes only (the teacher is an earlier step, not trained yet) ...
     try:
         with torch.device("meta"):
-            build_model(shape_config(cfg, without_teacher=True), 2)
+            build_model(cfg, 2, pretrained=False, teacher=False)
     except (ConfigError, KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         raise ConfigError(f"chain step {step.index} ({step.label}): {msg}") from None

@@ -701,6 +701,7 @@ def rank_images(
     set, into ``out_dir/<testset>/`` (default ``<eval_dir>/ranks``, where ``test_net --vis-ranks``
     draws for the same settings); no metrics computed."""
     from ..evaluation.evaluator import extract_query_gallery
+    from ..evaluation.features import FeatureModel
 
     for name, flag, value in (
         ("topk", "--topk", topk),
@@ -721,13 +722,11 @@ def rank_images(
     paths: List[str] = []
     for ts in task.test_sets:
         feats = extract_query_gallery(
-            model,
+            FeatureModel.from_settings(model, task.settings),
             ts.query,
             ts.gallery,
             lambda items: build_test_loader(cfg, items),
             device,
-            task.settings.flip,
-            task.settings.normalize,
             progress,
             ts.name,
         )

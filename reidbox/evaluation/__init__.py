@@ -2,6 +2,7 @@
 and classification metrics."""
 
 from ..retrieval.protocols import AP_MODES, PROTOCOLS, Protocol, get_protocol
+from .features import FeatureModel
 from .metrics import Accumulator, EvalResult, evaluate_distmat, results_table
 from .settings import EvalSettings
 from .streaming import evaluate
@@ -13,6 +14,7 @@ __all__ = [
     "Accumulator",
     "EvalResult",
     "EvalSettings",
+    "FeatureModel",
     "Protocol",
     "VerificationResult",
     "evaluate",

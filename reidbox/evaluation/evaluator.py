@@ -10,12 +10,12 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..utils import distributed as du
 from ..utils.misc import eval_mode
 from ..utils.progress import progress as show_progress
+from .features import FeatureModel
 from .metrics import EvalResult
 from .settings import EvalSettings
 from .streaming import evaluate
@@ -25,29 +25,19 @@ logger = logging.getLogger("reidbox")
 
 @torch.no_grad()
 def extract_features(
-    model: nn.Module,
+    features: FeatureModel,
     loader,
     device: torch.device,
-    flip: bool = False,
-    normalize: bool = True,
     desc: str = "features",
     progress: bool = True,
 ) -> torch.Tensor:
-    """Eval-mode features of every image in ``loader`` order: (N, D) float32 on the CPU.
-
-    ``flip`` averages the features of the image and its horizontal mirror; ``normalize``
-    L2-normalises the (averaged) feature. The model's train/eval mode is restored afterwards.
-    """
+    """``features`` (a :class:`FeatureModel`: the model and its flip / normalisation rules)
+    of every image in ``loader`` order: (N, D) float32 on the CPU. The model runs in eval mode;
+    its train/eval mode is restored afterwards."""
     feats = []
-    with eval_mode(model):
+    with eval_mode(features):
         for batch in show_progress(loader, desc, progress, unit="batches"):
-            images = batch["images"].to(device, non_blocking=True)
-            f = model(images).float()
-            if flip:
-                f = (f + model(images.flip(3)).float()) / 2
-            if normalize:
-                f = F.normalize(f, dim=1)
-            feats.append(f.cpu())
+            feats.append(features(batch["images"].to(device, non_blocking=True)).cpu())
     return torch.cat(feats) if feats else torch.zeros(0, 0)
 
 
@@ -60,17 +50,15 @@ class Features:
 
 
 def extract_query_gallery(
-    model: nn.Module,
+    features: FeatureModel,
     query: Sequence,
     gallery: Sequence,
     make_loader: Callable,
     device: torch.device,
-    flip: bool = False,
-    normalize: bool = True,
     progress: bool = True,
     name: Optional[str] = None,
 ) -> Optional[Features]:
-    """Query and gallery features via ``make_loader(items)``.
+    """Query and gallery ``features`` (:func:`extract_features`) via ``make_loader(items)``.
 
     Under DDP every rank extracts a contiguous shard and rank 0 gathers them; the other ranks
     get None.
@@ -80,11 +68,9 @@ def extract_query_gallery(
     chunk = -(-len(items) // world)
     shard = items[rank * chunk : (rank + 1) * chunk]
     feats = extract_features(
-        model,
+        features,
         make_loader(shard),
         device,
-        flip,
-        normalize,
         desc=f"features {name or ''}".strip(),
         progress=progress and rank == 0,
     )
@@ -107,7 +93,7 @@ def evaluate_features(
         np.asarray([s.camid for s in query]),
         np.asarray([s.camid for s in gallery]),
     )
-    result = evaluate(feats.query, feats.gallery, *labels, **settings.metric_kwargs())
+    result = evaluate(feats.query, feats.gallery, *labels, settings)
     if settings.roc:
         from .verification import verification_metrics
 
@@ -133,17 +119,8 @@ def evaluate_model(
     Under DDP rank 0 scores and the result is broadcast, so every rank returns the same
     result; the features come back on rank 0 only (None elsewhere).
     """
-    feats = extract_query_gallery(
-        model,
-        query,
-        gallery,
-        make_loader,
-        device,
-        settings.flip,
-        settings.normalize,
-        progress,
-        name,
-    )
+    features = FeatureModel.from_settings(model, settings)
+    feats = extract_query_gallery(features, query, gallery, make_loader, device, progress, name)
     result = evaluate_features(feats, query, gallery, settings) if feats is not None else None
     if du.get_world_size() > 1:
         result = du.broadcast_object(result)
@@ -161,20 +138,17 @@ def rank_items(
     """Top-``topk`` gallery indices and distances ((Q', k) each) of the queries ``rows``
     (default all), ranked as ``settings`` evaluates (protocol's junk rule, metric, backend,
     re-ranking): :func:`reidbox.retrieval.rank_lists` on the items' labels."""
-    from ..retrieval import rank_lists
+    from ..retrieval import Labels, rank_lists
 
     rows = list(range(len(query))) if rows is None else list(rows)
     qs = [query[i] for i in rows]
-    return rank_lists(
-        feats.query[rows],
-        feats.gallery,
-        topk,
+    labels = Labels(
         q_pids=[q.pid for q in qs],
         g_pids=[g.pid for g in gallery],
         q_camids=[q.camid for q in qs],
         g_camids=[g.camid for g in gallery],
-        **settings.rank_kwargs(),
     )
+    return rank_lists(feats.query[rows], feats.gallery, topk, settings.ranking(), labels)
 
 
 RANK_LIST_COLUMNS = [

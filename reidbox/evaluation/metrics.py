@@ -9,7 +9,9 @@ ops; one histogram then counts, for each good, the entries certainly before its 
 in bins touching a window (a few per good) are looked at one by one: by their value outside the
 window, by their *exact* value inside it (ties: lower gallery index first). The work per entry is
 the same whether the goods sit at rank 1 or at rank 19,000, so the cost does not depend on how
-good the features are.
+good the features are. The steps are named functions below :func:`_chunk_stats`;
+:func:`reference_stats` computes the same counts by sorting every row, the definition they are
+tested against (``tests/evaluation/test_metrics.py``).
 
 Exact values: for a given distance matrix the window is the point itself and the exact value is
 the entry (``BlockValues``). The feature path (``streaming.evaluate``) computes float32 distance
@@ -257,73 +259,132 @@ def _chunk_stats(
     exact=None,
     check_finite: bool = True,
 ) -> _Stats:
-    """Counts for a (c, n) block of distances; see the module docstring for the method.
+    """Counts for a (c, n) block of distances; see the module docstring for the method and
+    :func:`reference_stats` for the definition the counts equal.
 
     ``exact``: where the exact value of an entry comes from (:class:`BlockValues` by default;
     the feature path re-scores near-ties in float64) and how wide the near-tie window is."""
     c, n = D.shape
-    dev = D.device
-    midx_np, mmask_np = gal.matches(qp)
-    junk_np = gal.cams[midx_np] == qc[:, None]
-    good_np = mmask_np & ~junk_np
-    G = good_np.sum(1)
-    K = int(G.max(initial=0))
+    midx, mmask = gal.matches(qp)
+    good = mmask & ~(gal.cams[midx] == qc[:, None])
     if check_finite and not _all_finite(D):
         raise InputError(NONFINITE)
-    if K == 0:
+    if not good.any():
         z = np.zeros((c, 0), np.int64)
-        return _Stats(G, z, z, z, z, z)
+        return _Stats(good.sum(1), z, z, z, z, z)
     exact = exact if exact is not None else BlockValues(D)
+    goods = _sorted_goods(D, midx, good, exact)
+    grid = _grid_around(goods, D)
+    hist, flagged = _histogram(D, grid, _flagged_bins(goods, grid))
+    neg_lt = _negatives_below(D, hist, grid, goods, (midx, mmask), gal, junk_minus1)
+    pairs = _flagged_pairs(qp, gal, junk_minus1, flagged, goods, grid)
+    counts = _count_flagged(D, neg_lt, pairs, goods, exact)
+    return _in_exact_order(goods, counts, n)
 
-    # goods of every row, by (block value, gallery index) for now
-    gr, gcol = np.nonzero(good_np)
-    gidx = midx_np[gr, gcol]
+
+@dataclass
+class _Goods:
+    """Each query row's good entries (its identity, not junk) in columns 0..count-1 of (c, K)
+    arrays, by (block value, gallery index), with the near-tie window around each."""
+
+    count: np.ndarray  # (c,) goods per row
+    index: np.ndarray  # gallery index; -1 beyond count
+    value: np.ndarray  # float64: the block value, the exact value where re-scored
+    mask_np: np.ndarray  # column < count
+    mask: torch.Tensor  # the same, on the block's device
+    low: torch.Tensor  # window edges (inf beyond count)
+    high: torch.Tensor
+    needs_exact: np.ndarray  # in another good's window: ordered by exact value
+
+
+def _sorted_goods(D: torch.Tensor, midx: np.ndarray, good: np.ndarray, exact) -> _Goods:
+    c, dev = D.shape[0], D.device
+    G = good.sum(1)
+    K = int(G.max())
+    gr, gcol = np.nonzero(good)
+    gidx = midx[gr, gcol]
     tv = D[torch.from_numpy(gr).to(dev), torch.from_numpy(gidx).to(dev)].cpu().numpy()
     o = np.lexsort((gidx, tv, gr))
     gr, gidx, tv = gr[o], gidx[o], tv[o]
-    kk = np.arange(len(gr)) - np.concatenate([[0], np.cumsum(G)[:-1]])[gr]
-    g_good = np.full((c, K), -1, np.int64)
-    g_good[gr, kk] = gidx
-    v_good = np.full((c, K), np.inf)  # exact value where re-scored, else the block value
-    v_good[gr, kk] = tv
-    kmask_np = np.arange(K)[None, :] < G[:, None]
-    kmask = torch.from_numpy(kmask_np).to(dev)
-    inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
+    col = np.arange(len(gr)) - np.concatenate([[0], np.cumsum(G)[:-1]])[gr]
+    index = np.full((c, K), -1, np.int64)
+    index[gr, col] = gidx
+    value = np.full((c, K), np.inf)
+    value[gr, col] = tv
+    mask_np = np.arange(K)[None, :] < G[:, None]
+    mask = torch.from_numpy(mask_np).to(dev)
     t = torch.full((c, K), float("inf"), dtype=D.dtype, device=dev)
-    t[torch.from_numpy(gr).to(dev), torch.from_numpy(kk).to(dev)] = torch.from_numpy(tv).to(
+    t[torch.from_numpy(gr).to(dev), torch.from_numpy(col).to(dev)] = torch.from_numpy(tv).to(
         device=dev, dtype=D.dtype
     )
+    inf = torch.tensor(float("inf"), dtype=D.dtype, device=dev)
     low, high = exact.edges(t, slice(0, c))
-    low = torch.where(kmask, low, inf)
-    high = torch.where(kmask, high, inf)
-    # goods in one another's window need their exact values to be ordered
-    need_good = np.zeros((c, K), bool)
+    low = torch.where(mask, low, inf)
+    high = torch.where(mask, high, inf)
+    needs_exact = np.zeros((c, K), bool)
     if K > 1:
-        near = ((t[:, 1:] <= high[:, :-1]) & kmask[:, 1:]).cpu().numpy()
-        need_good[:, 1:] |= near
-        need_good[:, :-1] |= near
+        near = ((t[:, 1:] <= high[:, :-1]) & mask[:, 1:]).cpu().numpy()
+        needs_exact[:, 1:] |= near
+        needs_exact[:, :-1] |= near
+    return _Goods(G, index, value, mask_np, mask, low, high, needs_exact)
 
-    # one uniform grid per row over [first window start, last window end], 5 margin bins
-    B = max(16, n // 4)
-    W = B + 2
-    has = torch.from_numpy(G > 0).to(dev)
-    lo = torch.where(has, low.min(1).values, torch.zeros((), dtype=D.dtype, device=dev))
-    hi = torch.where(has, torch.where(kmask, high, -inf).max(1).values, lo)
+
+@dataclass
+class _Grid:
+    """One uniform grid of ``B`` bins per row (bin 0: below, B + 1: above), and the bins of
+    every good's window edges."""
+
+    start: torch.Tensor  # (c, 1) value where bin 1 starts
+    scale: torch.Tensor  # (c, 1) bins per unit of distance
+    B: int
+    low: torch.Tensor  # (c, K) bin of each window's low edge
+    high: torch.Tensor  # (c, K) and of its high edge
+
+    @property
+    def width(self) -> int:
+        """Bins per row, the two outside ones included."""
+        return self.B + 2
+
+    def bins(self, x: torch.Tensor, rows: slice = slice(None), out=None) -> torch.Tensor:
+        return _bins(x, self.start[rows], self.scale[rows], self.B, out)
+
+
+def _grid_around(goods: _Goods, D: torch.Tensor) -> _Grid:
+    """Each row's grid over [first window start, last window end], 5 margin bins each side."""
+    dev, dtype = D.device, D.dtype
+    B = max(16, D.shape[1] // 4)
+    inf = torch.tensor(float("inf"), dtype=dtype, device=dev)
+    has = torch.from_numpy(goods.count > 0).to(dev)
+    lo = torch.where(has, goods.low.min(1).values, torch.zeros((), dtype=dtype, device=dev))
+    hi = torch.where(has, torch.where(goods.mask, goods.high, -inf).max(1).values, lo)
     span = (hi - lo).clamp(min=0)
-    floor = (lo.abs() + hi.abs()) * 2.0**-20 + torch.finfo(D.dtype).tiny * 2.0**30
+    floor = (lo.abs() + hi.abs()) * 2.0**-20 + torch.finfo(dtype).tiny * 2.0**30
     width = torch.maximum(span / (B - 10), floor)
-    a = (lo - 5 * width)[:, None]
+    start = (lo - 5 * width)[:, None]
     scale = (1.0 / width)[:, None]
-    b_low = _bins(low.clone(), a, scale, B)
-    b_high = _bins(high.clone(), a, scale, B)
-    # flagged bins: every window with a 1-bin margin; entries there are looked at one by one
+    b_low = _bins(goods.low.clone(), start, scale, B)
+    b_high = _bins(goods.high.clone(), start, scale, B)
+    return _Grid(start, scale, B, b_low, b_high)
+
+
+def _flagged_bins(goods: _Goods, grid: _Grid) -> torch.Tensor:
+    """(c, width) True in the bins of every window with a 1-bin margin: the entries there are
+    looked at one by one."""
+    c, K = goods.mask.shape
+    W, dev = grid.width, goods.mask.device
     diff = torch.zeros(c, W + 1, dtype=torch.int32, device=dev)
     one = torch.ones(1, dtype=torch.int32, device=dev).expand(c, K)
-    diff.scatter_add_(1, torch.where(kmask, b_low - 1, W), one)
-    diff.scatter_add_(1, torch.where(kmask, b_high + 2, W), -one)
-    flag = diff.cumsum(1, dtype=torch.int32)[:, :W] > 0
-    del diff
-    hist = torch.zeros(c, W, dtype=torch.int32, device=dev)
+    diff.scatter_add_(1, torch.where(goods.mask, grid.low - 1, W), one)
+    diff.scatter_add_(1, torch.where(goods.mask, grid.high + 2, W), -one)
+    return diff.cumsum(1, dtype=torch.int32)[:, :W] > 0
+
+
+def _histogram(D: torch.Tensor, grid: _Grid, flag: torch.Tensor):
+    """Entries per bin (c, width), and (row, gallery index, bin) of every entry in a flagged
+    bin; the block is binned a cache-sized slice of rows at a time."""
+    c, n = D.shape
+    dev = D.device
+    hist = torch.zeros(c, grid.width, dtype=torch.int32, device=dev)
     rows_per = c if dev.type != "cpu" else max(1, _SLICE_ELEMS // max(n, 1))
     bufs = (
         torch.empty(min(rows_per, c), n, dtype=D.dtype, device=dev),
@@ -335,81 +396,142 @@ def _chunk_stats(
     for s in range(0, c, rows_per):
         e = min(s + rows_per, c)
         y, ib, fl = (x[: e - s] for x in bufs)
-        b = _bins(D[s:e], a[s:e], scale[s:e], B, (y, ib))
+        b = grid.bins(D[s:e], slice(s, e), (y, ib))
         hist[s:e].scatter_add_(1, b, ones.expand_as(b))
         r, j = torch.gather(flag[s:e], 1, b, out=fl).nonzero(as_tuple=True)
         fr.append(r + s)
         fj.append(j)
         fb.append(b[r, j])
-    del bufs
+    return hist, (torch.cat(fr), torch.cat(fj), torch.cat(fb))
 
-    # matches and -1 junk are not negatives: out of the histogram
-    mb = _bins(D.gather(1, torch.from_numpy(midx_np).to(dev)), a, scale, B)
-    hist.scatter_add_(1, mb, -torch.from_numpy(mmask_np).to(dev).to(torch.int32))
+
+def _negatives_below(D, hist, grid: _Grid, goods: _Goods, matches, gal, junk_minus1: bool):
+    """(c, K) int64: per good, the negatives in bins wholly below its flagged range (matches
+    and -1 junk taken out of the histogram first: they are not negatives)."""
+    dev = D.device
+    midx, mmask = matches
+    mb = grid.bins(D.gather(1, torch.from_numpy(midx).to(dev)))
+    hist.scatter_add_(1, mb, -torch.from_numpy(mmask).to(dev).to(torch.int32))
     if junk_minus1 and len(gal.minus1):
-        jb = _bins(D[:, torch.from_numpy(gal.minus1).to(dev)], a, scale, B)
+        jb = grid.bins(D[:, torch.from_numpy(gal.minus1).to(dev)])
         hist.scatter_add_(1, jb, torch.full((1,), -1, dtype=torch.int32, device=dev).expand_as(jb))
     cum = hist.cumsum(1, dtype=torch.int32)
-    del hist
-    # negatives in bins wholly below good k's flagged range come before it
-    neg_lt = cum.gather(1, b_low - 2).masked_fill_(~kmask, 0).to(torch.int64)
-    del cum
+    return cum.gather(1, grid.low - 2).masked_fill_(~goods.mask, 0).to(torch.int64)
 
-    # flagged negatives in good k's flagged range: by value outside its window, by exact value
-    # inside (ties: lower gallery index first). Pairs (entry, good) found by a sorted search.
-    fr_t, fj_t, fb_t = torch.cat(fr), torch.cat(fj), torch.cat(fb)
-    gp_t = torch.from_numpy(gal.pids).to(dev)
-    negm = gp_t[fj_t] != torch.from_numpy(qp).to(dev)[fr_t]
+
+def _flagged_pairs(qp, gal: _Gallery, junk_minus1: bool, flagged, goods: _Goods, grid: _Grid):
+    """(row, good column, gallery index) of every flagged negative and good whose flagged
+    range holds it, found by a sorted search over the goods' window starts."""
+    fr, fj, fb = flagged
+    dev = fr.device
+    c, K = goods.mask.shape
+    W = grid.width
+    gp = torch.from_numpy(gal.pids).to(dev)
+    negative = gp[fj] != torch.from_numpy(qp).to(dev)[fr]
     if junk_minus1:
-        negm &= gp_t[fj_t] != -1
-    fr_t, fj_t, fb_t = fr_t[negm], fj_t[negm], fb_t[negm]
+        negative &= gp[fj] != -1
+    fr, fj, fb = fr[negative], fj[negative], fb[negative]
     rowkey = torch.arange(c, device=dev)[:, None] * (W + 1)
-    tkey = torch.where(kmask, b_low + rowkey, rowkey + W).view(-1)
+    tkey = torch.where(goods.mask, grid.low + rowkey, rowkey + W).view(-1)
     tkey, korder = torch.sort(tkey)
-    maxwin = int((b_high - b_low).masked_fill(~kmask, 0).max())
-    lo_key = rowkey[fr_t, 0] + (fb_t - 1 - maxwin).clamp(min=0)
+    maxwin = int((grid.high - grid.low).masked_fill(~goods.mask, 0).max())
+    lo_key = rowkey[fr, 0] + (fb - 1 - maxwin).clamp(min=0)
     first = torch.searchsorted(tkey, lo_key)
-    cnt = torch.searchsorted(tkey, rowkey[fr_t, 0] + fb_t + 1, right=True) - first
-    pi = torch.repeat_interleave(torch.arange(len(fr_t), device=dev), cnt)
+    cnt = torch.searchsorted(tkey, rowkey[fr, 0] + fb + 1, right=True) - first
+    pi = torch.repeat_interleave(torch.arange(len(fr), device=dev), cnt)
     off = torch.cumsum(cnt, 0) - cnt
     slot = korder[first[pi] + torch.arange(len(pi), device=dev) - off[pi]]
-    prow, pk = fr_t[pi], slot % K
-    keep = fb_t[pi] <= b_high[prow, pk] + 1
+    prow, pk = fr[pi], slot % K
+    keep = fb[pi] <= grid.high[prow, pk] + 1
     pi, prow, pk = pi[keep], prow[keep], pk[keep]
-    dv = D[prow, fj_t[pi]]
-    before = dv < low[prow, pk]
-    inwin = ~before & (dv <= high[prow, pk])
+    return prow, pk, fj[pi]
+
+
+def _count_flagged(D, neg_lt: torch.Tensor, pairs, goods: _Goods, exact):
+    """(neg_lt, neg_le, neg_st) numpy (c, K): ``neg_lt`` (the negatives below each good's
+    flagged range) plus the flagged negatives before its window; inside the window, the
+    negatives compared with the good by exact value (ties: lower gallery index first).
+    Re-scores the goods that need exact values (``goods.value``)."""
+    prow, pk, pj = pairs
+    c, K = goods.mask.shape
+    n = D.shape[1]
+    dv = D[prow, pj]
+    before = dv < goods.low[prow, pk]
+    inwin = ~before & (dv <= goods.high[prow, pk])
     flat = prow * K + pk
     neg_lt.view(-1).index_add_(0, flat[before], torch.ones_like(flat[before]))
     neg_lt = neg_lt.cpu().numpy()
     neg_le, neg_st = neg_lt.copy(), neg_lt.copy()
     wi = inwin.nonzero(as_tuple=True)[0]
-    wrow, wk = prow[wi].cpu().numpy(), pk[wi].cpu().numpy()
-    wj = fj_t[pi[wi]].cpu().numpy()
-    need_good[wrow, wk] = True
-    nr, nk = np.nonzero(need_good)
-    v_good[nr, nk] = exact.values(nr, g_good[nr, nk])
+    wrow, wk, wj = prow[wi].cpu().numpy(), pk[wi].cpu().numpy(), pj[wi].cpu().numpy()
+    goods.needs_exact[wrow, wk] = True
+    nr, nk = np.nonzero(goods.needs_exact)
+    goods.value[nr, nk] = exact.values(nr, goods.index[nr, nk])
     if len(wi):
         uq, inv = np.unique(wrow * n + wj, return_inverse=True)
         ej = exact.values(uq // n, uq % n)[inv]
-        ek = v_good[wrow, wk]
+        ek = goods.value[wrow, wk]
         at = wrow * K + wk
         for acc, m in (
             (neg_lt, ej < ek),
             (neg_le, ej <= ek),
-            (neg_st, (ej < ek) | ((ej == ek) & (wj < g_good[wrow, wk]))),
+            (neg_st, (ej < ek) | ((ej == ek) & (wj < goods.index[wrow, wk]))),
         ):
             acc += np.bincount(at[m], minlength=c * K).reshape(c, K)
+    return neg_lt, neg_le, neg_st
 
-    # goods in exact order
-    o = np.lexsort((np.where(kmask_np, g_good, n), v_good), axis=1)
-    neg_lt, neg_le, neg_st, v_good = (
-        np.take_along_axis(x, o, 1) for x in (neg_lt, neg_le, neg_st, v_good)
+
+def _in_exact_order(goods: _Goods, counts, n: int) -> _Stats:
+    """The statistics with each row's goods in exact order (value, then gallery index), and
+    the goods strictly before / not after each one."""
+    order = np.lexsort((np.where(goods.mask_np, goods.index, n), goods.value), axis=1)
+    neg_lt, neg_le, neg_st, value = (
+        np.take_along_axis(x, order, 1) for x in (*counts, goods.value)
     )
-    ekv = np.where(kmask_np, v_good, np.nan)
+    ekv = np.where(goods.mask_np, value, np.nan)
     pos_lt = (ekv[:, None, :] < ekv[:, :, None]).sum(2)
     pos_le = (ekv[:, None, :] <= ekv[:, :, None]).sum(2)
-    return _Stats(G, neg_lt, neg_le, neg_st, pos_lt, pos_le)
+    return _Stats(goods.count, neg_lt, neg_le, neg_st, pos_lt, pos_le)
+
+
+def reference_stats(
+    D: torch.Tensor, qp: np.ndarray, qc: np.ndarray, gal: _Gallery, junk_minus1: bool, exact=None
+) -> _Stats:
+    """The definition :func:`_chunk_stats` computes, by brute force: the oracle its tests
+    compare against (O(c * n log n) time, (c, n) memory; not for real galleries).
+
+    Every entry of a row gets its exact value (``exact``, default the block's own entries);
+    goods (the query's identity, not same camera) are ordered by (value, gallery index);
+    negatives are the other identities (without -1 under ``junk_minus1``). Per good:
+    negatives strictly closer (``neg_lt``), closer or equal (``neg_le``), before it in the
+    stable order (``neg_st``), and goods strictly closer / closer or equal (``pos_lt``,
+    ``pos_le``, itself included)."""
+    exact = exact if exact is not None else BlockValues(D)
+    c, n = D.shape
+    rows = []
+    for i in range(c):
+        e = exact.values(np.full(n, i), np.arange(n))
+        same = gal.pids == qp[i]
+        good = np.flatnonzero(same & (gal.cams != qc[i]))
+        good = good[np.lexsort((good, e[good]))]
+        neg = ~same & ((gal.pids != -1) if junk_minus1 else True)
+        ne, nj = e[neg], np.flatnonzero(neg)
+        ge = e[good]
+        rows.append(
+            [
+                [(ne < v).sum() for v in ge],
+                [(ne <= v).sum() for v in ge],
+                [((ne < v) | ((ne == v) & (nj < j))).sum() for v, j in zip(ge, good)],
+                [(ge < v).sum() for v in ge],
+                [(ge <= v).sum() for v in ge],
+            ]
+        )
+    G = np.array([len(r[0]) for r in rows], np.int64)
+    K = int(G.max(initial=0))
+    out = np.zeros((5, c, K), np.int64)
+    for i, r in enumerate(rows):
+        out[:, i, : G[i]] = np.array(r, np.int64).reshape(5, G[i])
+    return _Stats(G, *out)
 
 
 def _exact_order(D: torch.Tensor, exact) -> np.ndarray:

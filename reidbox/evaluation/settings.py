@@ -1,16 +1,20 @@
 """``EvalSettings``: how a model is evaluated, read once from ``cfg.TEST``.
 
-Every consumer takes its part from this one object: the metrics (:meth:`metric_kwargs`), the
-ranked lists saved and drawn (:meth:`rank_kwargs`, the same protocol, backend and
-re-ranking, so a list's first entry is what the metrics count as rank 1), the feature
-extraction (``flip``, ``normalize``) and the record in ``metrics.json`` (:meth:`describe`).
+Every consumer takes its part from this one object: the metrics
+(:func:`reidbox.evaluation.evaluate` takes it whole), the ranked lists saved and drawn
+(:meth:`ranking`: the same protocol, backend and re-ranking, so a list's first entry is what
+the metrics count as rank 1), the features (``flip``, ``normalize``:
+:class:`~reidbox.evaluation.FeatureModel`) and the record in ``metrics.json``
+(:meth:`describe`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
+
 from ..errors import InputError
+from ..retrieval.rank import RankSettings
 
 #: TEST.RERANK.INPUT values: which distances re-ranking starts from.
 RERANK_INPUTS = ("reference", "torchreid")
@@ -18,7 +22,11 @@ RERANK_INPUTS = ("reference", "torchreid")
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What the numbers of an evaluation depend on besides the features and labels."""
+    """What the numbers of an evaluation depend on besides the features and labels.
+
+    ``EvalSettings()`` are the defaults of :func:`reidbox.evaluation.evaluate`; give the
+    fields that differ (``EvalSettings(protocol="cuhk03", metric="cosine")``) or read them
+    from a config (:meth:`from_config`)."""
 
     protocol: str = "market1501"
     metric: str = "euclidean"
@@ -60,27 +68,12 @@ class EvalSettings:
             roc=bool(t.ROC.ENABLED),
         )
 
-    def metric_kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments of :func:`reidbox.evaluation.evaluate`."""
-        kw: Dict[str, Any] = dict(
-            protocol=self.protocol,
-            metric=self.metric,
-            backend=self.backend,
-            chunk_size=self.chunk_size,
-            max_rank=self.max_rank,
-            seed=self.seed,
-            ap_mode=self.ap_mode,
-        )
-        if self.rerank is not None:
-            kw["rerank"] = dict(self.rerank)
-        return kw
-
-    def rank_kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments of :func:`reidbox.retrieval.rank_lists` (ranked as evaluated)."""
-        kw: Dict[str, Any] = dict(metric=self.metric, protocol=self.protocol, backend=self.backend)
-        if self.rerank is not None:
-            kw["rerank"] = dict(self.rerank)
-        return kw
+    def ranking(self) -> RankSettings:
+        """The ranked lists' settings (:func:`reidbox.retrieval.rank_lists`): the protocol,
+        metric, backend and re-ranking the metrics use, so a list's first entry is what they
+        count as rank 1."""
+        rerank = dict(self.rerank) if self.rerank is not None else None
+        return RankSettings(self.metric, self.protocol, self.backend, rerank)
 
     def describe(self) -> Dict[str, Any]:
         """The record of ``metrics.json`` (``evaluation``)."""

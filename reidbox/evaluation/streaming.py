@@ -11,6 +11,7 @@ from ..retrieval.index import BACKENDS
 from ..retrieval.labels import as_labels
 from ..retrieval.rank import distance_blocks
 from .metrics import Accumulator, EvalResult
+from .settings import EvalSettings
 from ..errors import InputError
 
 #: Distance entries per block on the CPU when chunk_size is not given (~64 MB of float32).
@@ -43,17 +44,12 @@ def evaluate(
     g_pids,
     q_camids,
     g_camids,
-    protocol: str = "market1501",
-    metric: str = "euclidean",
-    backend: str = "auto",
-    chunk_size: int | None = None,
-    max_rank: int = 50,
-    seed: int | None = None,
-    ap_mode: str | None = None,
-    rerank: dict | None = None,
+    settings: EvalSettings | None = None,
     device: torch.device | str | None = None,
 ) -> EvalResult:
-    """Exact metrics of (m, D) query and (n, D) gallery features.
+    """Exact metrics of (m, D) query and (n, D) gallery features under ``settings``
+    (:class:`EvalSettings`: protocol, metric, backend, chunk size, max rank, seed, AP mode,
+    re-ranking; default ``EvalSettings()``).
 
     Gives the numbers :func:`evaluate_distmat` gives on the full distance matrix of the same
     metric. backend: "torch" (exact GEMM blocks on ``device``, default CPU or the features'
@@ -64,22 +60,23 @@ def evaluate(
     chunk size do not change the numbers (ties: lower gallery index first). rerank: None or
     dict(k1=20, k2=6, lambda_value=0.3) for k-reciprocal re-ranking (sparse feature path).
     """
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    s = settings or EvalSettings()
+    if s.backend not in BACKENDS:
+        raise InputError(f"unknown backend {s.backend!r}; available: {', '.join(BACKENDS)}")
     m, n = len(q_feats), len(g_feats)
     qp, qc = as_labels(q_pids, "q_pids", m), as_labels(q_camids, "q_camids", m)
     as_labels(g_pids, "g_pids", n)
-    acc = Accumulator(g_pids, g_camids, protocol, max_rank, seed, ap_mode)
-    on_gpu = any(isinstance(x, torch.Tensor) and x.is_cuda for x in (q_feats, g_feats))
-    dev = device
-    if dev is None and on_gpu:
-        dev = next(
-            x.device for x in (q_feats, g_feats) if isinstance(x, torch.Tensor) and x.is_cuda
-        )
-    chunk = int(chunk_size) if chunk_size else default_chunk_size(n, dev)
+    acc = Accumulator(g_pids, g_camids, s.protocol, s.max_rank, s.seed, s.ap_mode)
+    dev = device if device is not None else _features_gpu(q_feats, g_feats)
+    chunk = int(s.chunk_size) if s.chunk_size else default_chunk_size(n, dev)
     if chunk < 1:
-        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
-    blocks, exact = distance_blocks(q_feats, g_feats, metric, backend, chunk, dev, rerank)
+        raise InputError(f"chunk_size must be >= 1, got {s.chunk_size}")
+    blocks, exact = distance_blocks(q_feats, g_feats, s.metric, s.backend, chunk, dev, s.rerank)
     for sl, block in blocks:
         acc.add(block, qp[sl], qc[sl], exact=exact.at(sl) if exact is not None else None)
     return acc.result()
+
+
+def _features_gpu(*feats) -> torch.device | None:
+    """The GPU the first CUDA tensor among ``feats`` lives on (None: all on the CPU)."""
+    return next((x.device for x in feats if isinstance(x, torch.Tensor) and x.is_cuda), None)

@@ -28,6 +28,7 @@ from typing import Dict, Sequence, Union
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..retrieval.distance import as_features
 from ..retrieval.labels import NONFINITE, as_labels
 from ..retrieval.rank import distance_blocks, junk_mask
@@ -78,44 +79,20 @@ def verification_metrics(
     """ROC and TPR@FPR over every query-gallery pair the protocol counts; see the module."""
     fprs = sorted(float(f) for f in fprs)
     if not fprs or fprs[0] <= 0 or fprs[-1] >= 1:
-        raise ValueError(f"FPRs must lie in (0, 1), got {fprs}")
+        raise InputError(f"FPRs must lie in (0, 1), got {fprs}")
     q = as_features(q_feats, "q_feats", "cpu")
     g = as_features(g_feats, "g_feats", "cpu")
     m, n = len(q), len(g)
-    qp, gp = as_labels(q_pids, "q_pids", m), as_labels(g_pids, "g_pids", n)
-    qc, gc = as_labels(q_camids, "q_camids", m), as_labels(g_camids, "g_camids", n)
-    # pair counts from the labels alone, so the kept impostor tail has its final size
-    n_imp = n_gen = 0
-    for s in range(0, m, chunk_size):
-        sl = slice(s, min(s + chunk_size, m))
-        valid = ~junk_mask(protocol, qp[sl], qc[sl], gp, gc)
-        same = qp[sl, None] == gp[None, :]
-        n_gen += int((valid & same).sum())
-        n_imp += int((valid & ~same).sum())
-    if n_gen == 0 or n_imp == 0:
-        raise ValueError(
-            f"verification needs genuine and impostor pairs; got {n_gen} genuine and {n_imp} "
-            "impostor pairs (check the identities of query and gallery)"
-        )
+    labels = (
+        as_labels(q_pids, "q_pids", m),
+        as_labels(g_pids, "g_pids", n),
+        as_labels(q_camids, "q_camids", m),
+        as_labels(g_camids, "g_camids", n),
+    )
+    n_gen, n_imp = _pair_counts(labels, protocol, chunk_size)
     keep = min(n_imp, int(math.floor(fprs[-1] * n_imp)) + 1)
     top = max(_upper_bound(q, g, metric), 1e-12)
-    hist = torch.zeros(bins, dtype=torch.float64)
-    genuine, tail = [], torch.empty(0)
-    blocks, _ = distance_blocks(q, g, metric, "torch", chunk_size)
-    for sl, D in blocks:
-        D = torch.as_tensor(D).float()
-        if not bool(torch.isfinite(D).all()):
-            raise ValueError(NONFINITE)
-        valid = torch.from_numpy(~junk_mask(protocol, qp[sl], qc[sl], gp, gc))
-        same = torch.from_numpy(qp[sl, None] == gp[None, :])
-        genuine.append(D[valid & same])
-        imp = D[valid & ~same]
-        hist += torch.histc(imp.double(), bins=bins, min=0.0, max=top)
-        tail = torch.cat([tail, imp])
-        if len(tail) > keep:
-            tail = torch.topk(tail, keep, largest=False, sorted=False).values
-    gen = np.sort(torch.cat(genuine).double().numpy())
-    tail = np.sort(tail.double().numpy())
+    gen, tail, hist = _scan_pairs(q, g, labels, metric, protocol, chunk_size, keep, top, bins)
 
     def tpr_below(t):
         return np.searchsorted(gen, t, side="left") / len(gen)
@@ -124,7 +101,61 @@ def verification_metrics(
     for f in fprs:
         k = int(math.floor(f * n_imp))  # accepted impostors allowed
         at[f] = float(tpr_below(tail[k]) if k < len(tail) else 1.0)
-    # the curve: exact points through the kept tail, then the histogram's bin edges
+    thr, fpr, tpr = _roc_curve(tail, hist, top, n_imp, tpr_below)
+    auc = float(np.trapezoid(tpr, fpr))
+    return VerificationResult(at, fpr, tpr, thr, auc, len(gen), n_imp)
+
+
+def _pairs(labels, protocol: str, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, same identity) masks (c, n) of the queries ``rows`` against the gallery."""
+    qp, gp, qc, gc = labels
+    valid = ~junk_mask(protocol, qp[rows], qc[rows], gp, gc)
+    return valid, qp[rows, None] == gp[None, :]
+
+
+def _pair_counts(labels, protocol: str, chunk_size: int) -> tuple[int, int]:
+    """Genuine and impostor pairs, from the labels alone (so the kept impostor tail has its
+    final size before any distance is computed)."""
+    m = len(labels[0])
+    n_gen = n_imp = 0
+    for s in range(0, m, chunk_size):
+        valid, same = _pairs(labels, protocol, slice(s, min(s + chunk_size, m)))
+        n_gen += int((valid & same).sum())
+        n_imp += int((valid & ~same).sum())
+    if n_gen == 0 or n_imp == 0:
+        raise InputError(
+            f"verification needs genuine and impostor pairs; got {n_gen} genuine and {n_imp} "
+            "impostor pairs (check the identities of query and gallery)"
+        )
+    return n_gen, n_imp
+
+
+def _scan_pairs(q, g, labels, metric, protocol, chunk_size, keep, top, bins):
+    """One pass over the distance blocks: every genuine distance (sorted), the ``keep``
+    smallest impostor distances (sorted) and the histogram of all impostor distances over
+    ``bins`` bins of [0, top]."""
+    hist = torch.zeros(bins, dtype=torch.float64)
+    genuine, tail = [], torch.empty(0)
+    blocks, _ = distance_blocks(q, g, metric, "torch", chunk_size)
+    for sl, D in blocks:
+        D = torch.as_tensor(D).float()
+        if not bool(torch.isfinite(D).all()):
+            raise InputError(NONFINITE)
+        valid, same = (torch.from_numpy(x) for x in _pairs(labels, protocol, sl))
+        genuine.append(D[valid & same])
+        imp = D[valid & ~same]
+        hist += torch.histc(imp.double(), bins=bins, min=0.0, max=top)
+        tail = torch.cat([tail, imp])
+        if len(tail) > keep:
+            tail = torch.topk(tail, keep, largest=False, sorted=False).values
+    gen = np.sort(torch.cat(genuine).double().numpy())
+    return gen, np.sort(tail.double().numpy()), hist
+
+
+def _roc_curve(tail: np.ndarray, hist: torch.Tensor, top: float, n_imp: int, tpr_below):
+    """(thresholds, FPR, TPR) of the curve: exact points through the kept impostor tail,
+    then the histogram's bin edges."""
+    bins = len(hist)
     edges = np.linspace(0.0, top, bins + 1)[1:]
     cum = np.cumsum(hist.numpy())
     lim = tail[-1] if len(tail) else 0.0
@@ -135,6 +166,4 @@ def verification_metrics(
     thr = np.concatenate([[0.0], t_all, [np.inf]])
     fpr = np.concatenate([[0.0], f_all, [1.0]])
     tpr = np.concatenate([[0.0], tpr_below(t_all), [1.0]])
-    fpr = np.maximum.accumulate(fpr)
-    auc = float(np.trapezoid(tpr, fpr))
-    return VerificationResult(at, fpr, tpr, thr, auc, len(gen), n_imp)
+    return thr, np.maximum.accumulate(fpr), tpr

@@ -42,16 +42,9 @@ def build_teacher(config_path: str) -> nn.Module:
     mode, with ``input_size`` (its test size); its weights load when training starts."""
     from ..config import load_config
 
-    overrides = [
-        "MODEL.BACKBONE.PRETRAINED",
-        "False",
-        "MODEL.WEIGHTS",
-        "",
-        "MODEL.STD.LAMBDA",
-        "0.0",
-    ]  # no ImageNet file, no teacher of the teacher
-    tcfg = load_config(config_path, overrides)
-    teacher = build_model(tcfg, num_classes=1)
+    tcfg = load_config(config_path)
+    # no ImageNet file (its trained weights load over it), no distillation of its own
+    teacher = build_model(tcfg, num_classes=1, pretrained=False, distill=False)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -81,12 +74,28 @@ def model_display_name(
     return name
 
 
-def build_model(cfg, num_classes: int) -> nn.Module:
+def build_model(
+    cfg,
+    num_classes: int,
+    *,
+    pretrained: Optional[bool] = None,
+    teacher: bool = True,
+    distill: bool = True,
+) -> nn.Module:
     """The model named by ``MODEL.META_ARCHITECTURE``, with ``num_classes`` training identities.
 
     Eval-mode forward returns (B, D) features; train-mode forward returns a ``ModelOutput``.
     A meta-architecture that distils (``takes_teacher``) receives the teacher built from
     ``MODEL.STD.TEACHER_CONFIG`` (:func:`build_teacher`) as an argument.
+
+    The keywords build a model for its shapes or counts, never to train:
+
+    - ``pretrained``: None follows ``MODEL.BACKBONE.PRETRAINED``; False reads no ImageNet file.
+    - ``distill``: False builds a distilling student with lambda 0 (no distillation term, so no
+      teacher weights are needed); the teacher architecture, which sets the student's feature
+      width, is still built.
+    - ``teacher``: False leaves the teacher out too (its config may not exist yet: it is an
+      earlier chain step); implies ``distill=False``.
     """
     arch = META_ARCHS.get(cfg.MODEL.META_ARCHITECTURE)
     plain_only = getattr(arch, "plain_only", "")  # why it cannot carry PTL's side network
@@ -95,7 +104,7 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     b = cfg.MODEL.BACKBONE
     backbone = build_backbone(
         b.NAME,
-        pretrained=b.PRETRAINED,
+        pretrained=b.PRETRAINED if pretrained is None else pretrained,
         weights=b.WEIGHTS,
         last_stride=b.LAST_STRIDE,
         drop_rate=b.DROP_RATE,
@@ -103,8 +112,10 @@ def build_model(cfg, num_classes: int) -> nn.Module:
     losses, weights = build_losses(cfg, num_classes)
     extra = {}
     if getattr(arch, "takes_teacher", False):
-        teacher = cfg.MODEL.STD.TEACHER_CONFIG
-        extra["teacher"] = build_teacher(teacher) if teacher else None
+        teacher_config = cfg.MODEL.STD.TEACHER_CONFIG if teacher else ""
+        extra["teacher"] = build_teacher(teacher_config) if teacher_config else None
+        if not (distill and teacher):
+            extra["lam"] = 0.0
     return arch.from_config(
         cfg,
         num_classes=num_classes,

@@ -25,26 +25,21 @@ def build_for_summary(cfg, num_classes: int) -> Tuple[nn.Module, List[str]]:
     """
     from .build import build_model  # here: build imports the registries this module is used by
 
-    probe = cfg.clone()
-    probe.defrost()
-    probe.MODEL.BACKBONE.PRETRAINED = False
-    probe.MODEL.WEIGHTS = ""
     notes: List[str] = []
     if cfg.MODEL.BACKBONE.PRETRAINED:
         notes.append("ImageNet weights not loaded (counts do not depend on them)")
-    std = probe.MODEL.STD
-    if probe.MODEL.META_ARCHITECTURE == "std":
-        if std.TEACHER_CONFIG and not os.path.isfile(std.TEACHER_CONFIG):
-            notes.append(
-                f"teacher config {std.TEACHER_CONFIG} not found: student counted "
-                "without the embedding that matches a teacher of another feature width"
-            )
-            std.TEACHER_CONFIG = ""
-        if not std.TEACHER_CONFIG:
-            std.LAMBDA = 0.0  # no teacher to distil from; the student's own layers are counted
-        std.TEACHER_WEIGHTS = ""
-    probe.freeze()
-    return build_model(probe, num_classes=num_classes), notes
+    teacher = cfg.MODEL.STD.TEACHER_CONFIG
+    if cfg.MODEL.META_ARCHITECTURE == "std" and teacher and not os.path.isfile(teacher):
+        notes.append(
+            f"teacher config {teacher} not found: student counted "
+            "without the embedding that matches a teacher of another feature width"
+        )
+        teacher = ""
+    # no distillation term: the student's own layers are counted, no teacher weights needed
+    model = build_model(
+        cfg, num_classes=num_classes, pretrained=False, teacher=bool(teacher), distill=False
+    )
+    return model, notes
 
 
 def test_time_parameters(

@@ -23,18 +23,6 @@ from ..utils.checkpoint import (
 from .build import build_model
 
 
-def shape_config(cfg, without_teacher: bool = False):
-    """A copy of ``cfg`` to build a model for its shapes only: no ImageNet file, no
-    distillation term (and, ``without_teacher``, no teacher)."""
-    probe = cfg.clone()
-    probe.defrost()
-    probe.MODEL.BACKBONE.PRETRAINED = False
-    probe.MODEL.STD.LAMBDA = 0.0
-    if without_teacher:
-        probe.MODEL.STD.TEACHER_CONFIG = ""
-    return probe
-
-
 def probe_model(cfg, num_classes: int) -> Tuple[Dict[str, Tuple[int, ...]], set]:
     """State-dict shapes of ``cfg``'s model, built on the meta device (no memory, no init),
     and the keys of its classifier: every tensor outside the model's ``test_modules()`` (the
@@ -45,7 +33,8 @@ def probe_model(cfg, num_classes: int) -> Tuple[Dict[str, Tuple[int, ...]], set]
 
 def _probe(cfg, num_classes: int):
     with torch.device("meta"):
-        model = build_model(shape_config(cfg), num_classes)
+        # for its shapes only: no ImageNet file, no distillation term
+        model = build_model(cfg, num_classes, pretrained=False, distill=False)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     test_modules = getattr(model, "test_modules", None)
     if not callable(test_modules):

@@ -2,7 +2,8 @@
 
 from .distance import METRICS, pairwise_distance
 from .index import BACKENDS, FaissIndex, Index, TorchIndex, build_index
-from .rank import rank_lists
+from .labels import Labels
+from .rank import RankSettings, rank_lists
 from .rerank import rerank, rerank_feature_blocks, rerank_features
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "METRICS",
     "FaissIndex",
     "Index",
+    "Labels",
+    "RankSettings",
     "TorchIndex",
     "build_index",
     "pairwise_distance",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 from ..errors import InputError
@@ -33,3 +36,27 @@ def as_labels(x, name: str, n: int | None = None) -> np.ndarray:
     ):
         raise InputError(f"{name} must hold integers, got dtype {a.dtype} with fractions/NaN")
     return np.ascontiguousarray(a, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Identities and cameras of queries and gallery: what a protocol's junk rule reads.
+
+    Without cameras every query counts as seen by another camera than every gallery entry, so
+    only the identities decide (no same-camera junk)."""
+
+    q_pids: Any
+    g_pids: Any
+    q_camids: Any = None
+    g_camids: Any = None
+
+    def checked(self, m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(q_pids, g_pids, q_camids, g_camids) as checked arrays for m queries, n gallery."""
+        qc = self.q_camids if self.q_camids is not None else np.zeros(m, np.int64)
+        gc = self.g_camids if self.g_camids is not None else np.ones(n, np.int64)
+        return (
+            as_labels(self.q_pids, "q_pids", m),
+            as_labels(self.g_pids, "g_pids", n),
+            as_labels(qc, "q_camids", m),
+            as_labels(gc, "g_camids", n),
+        )

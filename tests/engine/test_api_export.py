@@ -8,6 +8,7 @@ from PIL import Image
 import reidbox
 from reidbox.config import load_config
 from reidbox.modeling import build_inference_model
+from reidbox.evaluation import FeatureModel
 from reidbox.export import export_model
 
 OPTS = ["MODEL.BACKBONE.NAME", "resnet18", "INPUT.SIZE_TEST", "[64, 32]", "DEVICE", "cpu"]
@@ -213,3 +214,61 @@ def test_export_carries_its_preprocessing_and_warns_nothing(tmp_path, fmt, recwa
         got = torch.jit.load(out)(x)
     assert torch.allclose(got, ref, atol=1e-4)
     assert torch.allclose(got.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    ["torchscript", pytest.param("onnx", marks=pytest.mark.slow)],  # onnx: 4 s more
+)
+def test_flip_at_test_features_agree_across_evaluation_export_and_api(market_root, tmp_path, fmt):
+    # One FeatureModel: with TEST.FLIP_AUG on (as MGN's recipe), the exported graph and the
+    # FeatureExtractor give the features test_net evaluates -- before, export never flipped.
+    from reidbox.data.build import build_test_loader
+    from reidbox.engine.tasks import build_task
+    from reidbox.evaluation import EvalSettings
+    from reidbox.evaluation.evaluator import evaluate_model
+    from reidbox.export import read_metadata
+
+    opts = ["TEST.FLIP_AUG", "True", "INPUT.SIZE_TEST", "[32, 16]", "DATALOADER.NUM_WORKERS", "0"]
+    opts += ["DATASETS.TRAIN", "['market1501']", "DATASETS.TEST", "['market1501']"]
+    cfg = load_config("configs/demo/baseline.yml", opts + ["DATASETS.ROOT", market_root])
+    torch.manual_seed(0)
+    weights = str(tmp_path / "model_final.pth")
+    torch.save({"model": build_inference_model(cfg, None, "cpu").state_dict()}, weights)
+
+    task = build_task(cfg)
+    task.load_test()
+    ts = task.test_sets[0]
+    model = task.test_model(weights, torch.device("cpu"))
+    settings = EvalSettings.from_config(cfg)
+    assert settings.flip and settings.normalize
+    _, feats = evaluate_model(
+        model, ts.query, ts.gallery, lambda items: build_test_loader(cfg, items), "cpu", settings
+    )
+    images = torch.cat([b["images"] for b in build_test_loader(cfg, ts.query)])
+    with torch.no_grad():
+        unflipped = torch.nn.functional.normalize(model(images), dim=1)
+    assert not torch.allclose(feats.query, unflipped, atol=1e-4)  # the flip changes features
+
+    api = reidbox.FeatureExtractor(cfg, weights, device="cpu")
+    assert torch.allclose(api([s.path for s in ts.query]), feats.query, atol=1e-5)
+
+    exported = FeatureModel.from_config(build_inference_model(cfg, weights, "cpu"), cfg)
+    out = export_model(exported, fmt, str(tmp_path / f"m.{fmt}"), (32, 16))
+    assert read_metadata(out)["flip_averaged"] is True
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime")
+        sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(sess.run(None, {"images": images.numpy()})[0])
+    else:
+        got = torch.jit.load(out)(images)
+    assert torch.allclose(got, feats.query, atol=1e-5)
+
+
+def test_feature_extractor_follows_norm_feat_unless_told(weights):
+    raw = load_config(None, OPTS + ["TEST.NORM_FEAT", "False"])
+    img = np.random.default_rng(1).integers(0, 255, (64, 32, 3), dtype=np.uint8)
+    f_raw = reidbox.FeatureExtractor(raw, weights, device="cpu")(img)
+    f_unit = reidbox.FeatureExtractor(raw, weights, device="cpu", normalize=True)(img)
+    assert not torch.allclose(f_raw.norm(), torch.tensor(1.0), atol=1e-3)
+    assert torch.allclose(f_unit, f_raw / f_raw.norm(), atol=1e-5)

@@ -210,3 +210,56 @@ def test_minus_one_query_rejected_by_official_protocol():
         evaluate_distmat(
             np.zeros((1, 2)), [-1], [-1, 1], [0], [1, 1], protocol="market1501_official"
         )
+
+
+def _valid_stats(s):
+    """The statistics' arrays where a good exists (columns past a row's count are padding)."""
+    mask = np.arange(s.neg_lt.shape[1])[None, :] < s.G[:, None]
+    return [s.G] + [x[mask] for x in (s.neg_lt, s.neg_le, s.neg_st, s.pos_lt, s.pos_le)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("junk_minus1", [False, True])
+def test_binned_counts_equal_the_brute_force_oracle(seed, junk_minus1):
+    # the named steps of _chunk_stats against reference_stats, its documented definition:
+    # small integer distances (ties everywhere), goods anywhere in the row, -1 junk, same-camera
+    # matches, and a query without a good
+    import torch
+
+    from reidbox.evaluation.metrics import _chunk_stats, _Gallery, reference_stats
+
+    rng = np.random.default_rng(seed)
+    c, n = 9, 120
+    gp, gc = rng.integers(-1, 6, n), rng.integers(0, 3, n)
+    qp, qc = rng.integers(0, 7, c), rng.integers(0, 3, c)
+    D = torch.from_numpy(rng.integers(0, 12, (c, n)).astype(np.float64))
+    gal = _Gallery(gp, gc)
+    got = _chunk_stats(D, qp, qc, gal, junk_minus1)
+    want = reference_stats(D, qp, qc, gal, junk_minus1)
+    for a, b in zip(_valid_stats(got), _valid_stats(want)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_feature_path_counts_equal_the_oracle_on_near_ties():
+    # float32 blocks whose near-ties only the float64 re-scoring orders correctly
+    import torch
+
+    from reidbox.evaluation.metrics import _chunk_stats, _Gallery, reference_stats
+    from reidbox.retrieval.distance import pairwise_distance
+    from reidbox.retrieval.exact import FeatureExact
+
+    rng = np.random.default_rng(7)
+    c, n, d = 12, 200, 16
+    g = rng.normal(size=(n, d)).astype(np.float32)
+    g[100:150] = g[50:100] + rng.normal(scale=1e-7, size=(50, d)).astype(np.float32)
+    q = np.concatenate([g[rng.integers(0, n, c - 4)], rng.normal(size=(4, d))]).astype(np.float32)
+    gp, gc = rng.integers(0, 20, n), rng.integers(0, 4, n)
+    qp, qc = rng.integers(0, 20, c), rng.integers(0, 4, c)
+    qt, gt = torch.from_numpy(q), torch.from_numpy(g)
+    D = torch.as_tensor(pairwise_distance(qt, gt, "euclidean")).float()
+    exact = FeatureExact(qt, gt, "euclidean").at(slice(0, c))
+    gal = _Gallery(gp, gc)
+    got = _chunk_stats(D, qp, qc, gal, False, exact)
+    want = reference_stats(D, qp, qc, gal, False, exact)
+    for a, b in zip(_valid_stats(got), _valid_stats(want)):
+        np.testing.assert_array_equal(a, b)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidbox.evaluation import evaluate, evaluate_distmat
+from reidbox.evaluation import EvalSettings, evaluate, evaluate_distmat
 from reidbox.retrieval import pairwise_distance, rerank
 
 
@@ -24,7 +24,7 @@ def test_streaming_equals_full_matrix(metric, backend):
     qf, gf, qp, gp, qc, gc = _problem()
     full = evaluate_distmat(pairwise_distance(qf, gf, metric), qp, gp, qc, gc)
     assert 0.05 < full.mAP < 0.95  # a non-trivial problem
-    r = evaluate(qf, gf, qp, gp, qc, gc, metric=metric, backend=backend, chunk_size=7)
+    r = evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(metric=metric, backend=backend, chunk_size=7))
     np.testing.assert_allclose(r.cmc, full.cmc, atol=1e-12)
     np.testing.assert_allclose(r.ap, full.ap, atol=1e-12)
     assert r.mINP == pytest.approx(full.mINP, abs=1e-12)
@@ -39,8 +39,7 @@ def test_streaming_accepts_torch_tensors_and_protocol():
         torch.from_numpy(gp),
         torch.from_numpy(qc),
         torch.from_numpy(gc),
-        protocol="cuhk03_classic",
-        seed=4,
+        EvalSettings(protocol="cuhk03_classic", seed=4),
     )
     b = evaluate_distmat(
         pairwise_distance(qf, gf), qp, gp, qc, gc, protocol="cuhk03_classic", seed=4
@@ -53,7 +52,8 @@ def test_streaming_rerank_equals_dense_rerank():
     qf, gf, qp, gp, qc, gc = _problem(2, m=30, n=150)
     ref = rerank(pairwise_distance(qf, gf), pairwise_distance(qf, qf), pairwise_distance(gf, gf))
     full = evaluate_distmat(ref, qp, gp, qc, gc)
-    r = evaluate(qf, gf, qp, gp, qc, gc, rerank=dict(k1=20, k2=6, lambda_value=0.3), chunk_size=8)
+    rr = EvalSettings(rerank=dict(k1=20, k2=6, lambda_value=0.3), chunk_size=8)
+    r = evaluate(qf, gf, qp, gp, qc, gc, rr)
     np.testing.assert_allclose(r.cmc, full.cmc, atol=1e-12)
     assert r.mAP == pytest.approx(full.mAP, abs=1e-9)
     plain = evaluate(qf, gf, qp, gp, qc, gc)
@@ -63,11 +63,11 @@ def test_streaming_rerank_equals_dense_rerank():
 def test_streaming_errors():
     qf, gf, qp, gp, qc, gc = _problem()
     with pytest.raises(ValueError, match="unknown backend"):
-        evaluate(qf, gf, qp, gp, qc, gc, backend="annoy")
+        evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(backend="annoy"))
     with pytest.raises(ValueError, match="unknown metric"):
-        evaluate(qf, gf, qp, gp, qc, gc, metric="manhattan")
+        evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(metric="manhattan"))
     with pytest.raises(ValueError, match="rerank must be"):
-        evaluate(qf, gf, qp, gp, qc, gc, rerank=dict(k=3))
+        evaluate(qf, gf, qp, gp, qc, gc, EvalSettings(rerank=dict(k=3)))
     with pytest.raises(ValueError, match="q_pids has 3"):
         evaluate(qf, gf, qp[:3], gp, qc, gc)
     with pytest.raises(ValueError, match="query dim"):
@@ -79,12 +79,13 @@ def test_eval_settings_from_config():
     from reidbox.evaluation import EvalSettings
 
     cfg = get_cfg_defaults()
-    kw = EvalSettings.from_config(cfg).metric_kwargs()
-    assert kw["protocol"] == "market1501" and "rerank" not in kw and kw["chunk_size"] is None
+    s = EvalSettings.from_config(cfg)
+    assert s.protocol == "market1501" and s.rerank is None and s.chunk_size is None
     cfg.TEST.RERANK.ENABLED = True
     cfg.TEST.AP_MODE = "trapezoid"
-    kw = EvalSettings.from_config(cfg).metric_kwargs()
-    assert kw["rerank"] == dict(k1=20, k2=6, lambda_value=0.3) and kw["ap_mode"] == "trapezoid"
+    s = EvalSettings.from_config(cfg)
+    assert s.rerank == dict(k1=20, k2=6, lambda_value=0.3) and s.ap_mode == "trapezoid"
+    assert s.ranking().rerank == s.rerank and s.ranking().protocol == s.protocol
     qf, gf, qp, gp, qc, gc = _problem(3, m=20, n=100)
-    r = evaluate(qf, gf, qp, gp, qc, gc, **kw)
+    r = evaluate(qf, gf, qp, gp, qc, gc, s)
     assert r.ap_mode == "trapezoid"

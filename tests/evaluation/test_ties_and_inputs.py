@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from reidbox.evaluation import evaluate, evaluate_distmat
-from reidbox.retrieval import rank_lists
+from reidbox.evaluation import EvalSettings, evaluate, evaluate_distmat
+from reidbox.retrieval import RankSettings, rank_lists
 
 PATHS = [("torch", 1), ("torch", 7), ("torch", None), ("faiss", 1), ("faiss", 7), ("faiss", None)]
 
@@ -27,7 +27,9 @@ def _planted_negative_copies(m=40, d=64, seed=0):
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
 def test_tied_negative_before_match_gives_half_map(backend, chunk, metric):
     # the documented rule (ties to the lower gallery index) ranks every match 2nd: AP 0.5
-    r = evaluate(*_planted_negative_copies(), metric=metric, backend=backend, chunk_size=chunk)
+    r = evaluate(
+        *_planted_negative_copies(), EvalSettings(metric=metric, backend=backend, chunk_size=chunk)
+    )
     assert r.mAP == 0.5
     assert r.rank(1) == 0.0 and r.rank(2) == 1.0
     assert r.mINP == 0.5
@@ -82,17 +84,14 @@ def test_property_planted_ties_same_on_every_path(seed, metric, protocol):
             gp,
             qc,
             gc,
-            metric=metric,
-            backend=backend,
-            chunk_size=chunk,
-            protocol=protocol,
-            max_rank=20,
+            EvalSettings(protocol, metric, backend, chunk_size=chunk, max_rank=20),
         )
         assert np.array_equal(r.cmc, ref.cmc), (backend, chunk)
         assert np.array_equal(r.ap, ref.ap, equal_nan=True), (backend, chunk)
         assert r.mAP == ref.mAP and r.mINP == ref.mINP, (backend, chunk)
     lists = {
-        (b, c): rank_lists(qf, gf, 12, metric, backend=b, chunk_size=c or 1024)[0] for b, c in PATHS
+        (b, c): rank_lists(qf, gf, 12, RankSettings(metric, backend=b, chunk_size=c))[0]
+        for b, c in PATHS
     }
     first = lists[PATHS[0]]
     assert all(np.array_equal(first, x) for x in lists.values())
@@ -107,7 +106,9 @@ def test_rank_lists_on_identical_gallery_rows_start_at_zero(backend):
     g = torch.randn(1, 32).repeat(200, 1)
     q = torch.randn(3, 32)
     for chunk in (1, 2, 1024):
-        idx, dist = rank_lists(q, g, topk=5, backend=backend, chunk_size=chunk)
+        idx, dist = rank_lists(
+            q, g, topk=5, settings=RankSettings(backend=backend, chunk_size=chunk)
+        )
         assert idx.tolist() == [[0, 1, 2, 3, 4]] * 3
         assert np.all(dist == dist[:, :1])
 
@@ -116,12 +117,13 @@ def test_rank_lists_on_identical_gallery_rows_start_at_zero(backend):
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
 def test_overflowing_features_give_a_clear_error(metric, backend):
     q, gal, qp, gp, qc, gc = _planted_negative_copies()
-    ok = evaluate(q, gal, qp, gp, qc, gc, metric=metric, backend=backend)
+    settings = EvalSettings(metric=metric, backend=backend)
+    ok = evaluate(q, gal, qp, gp, qc, gc, settings)
     assert ok.mAP == 0.5
     with pytest.raises(ValueError, match="too large for float32"):
-        evaluate(q * 1e19, gal * 1e19, qp, gp, qc, gc, metric=metric, backend=backend)
+        evaluate(q * 1e19, gal * 1e19, qp, gp, qc, gc, settings)
     with pytest.raises(ValueError, match="too large for float32"):
-        rank_lists(q * 1e19, gal * 1e19, 5, metric, backend=backend)
+        rank_lists(q * 1e19, gal * 1e19, 5, RankSettings(metric, backend=backend))
 
 
 def test_nan_or_inf_distances_are_refused():
@@ -216,7 +218,7 @@ def test_counting_is_exact_at_both_ends_of_feature_quality(good):
     want_map, want_r1 = _stable_sort_reference(_exact64(qf.numpy(), gf.numpy(), "euclidean"), *lab)
     assert (want_map > 0.99) if good else (want_map < 0.05)
     for backend in ("torch", "faiss"):
-        r = evaluate(qf, gf, *lab, backend=backend, chunk_size=50)
+        r = evaluate(qf, gf, *lab, EvalSettings(backend=backend, chunk_size=50))
         assert r.mAP == pytest.approx(want_map, abs=1e-12)
         assert r.rank(1) == pytest.approx(want_r1, abs=1e-12)
 

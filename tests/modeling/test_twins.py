@@ -34,11 +34,8 @@ PTL_CONFIGS = _shipped_ptl_configs()
 
 
 def _meta_model(cfg, num_classes=1041):
-    probe = cfg.clone()
-    probe.defrost()
-    probe.MODEL.BACKBONE.PRETRAINED = False
     with torch.device("meta"):
-        return build_model(probe, num_classes)
+        return build_model(cfg, num_classes, pretrained=False)
 
 
 def _shapes(model):

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from reidbox.retrieval import FaissIndex, TorchIndex, build_index, pairwise_distance, rank_lists
+from reidbox.retrieval import (
+    FaissIndex,
+    RankSettings,
+    TorchIndex,
+    build_index,
+    pairwise_distance,
+    rank_lists,
+)
 
 
 def _feats(seed=0, m=25, n=300, d=12):
@@ -36,8 +43,8 @@ def test_ties_go_to_lower_gallery_index():
 
 def test_rank_lists_and_backends_agree():
     q, g = _feats(1)
-    a_i, a_d = rank_lists(q, g, topk=15, backend="torch", chunk_size=4)
-    b_i, b_d = rank_lists(q, g, topk=15, backend="faiss")
+    a_i, a_d = rank_lists(q, g, topk=15, settings=RankSettings(backend="torch", chunk_size=4))
+    b_i, b_d = rank_lists(q, g, topk=15, settings=RankSettings(backend="faiss"))
     np.testing.assert_array_equal(a_i, b_i)
     np.testing.assert_allclose(a_d, b_d, atol=1e-4)
     assert a_i.shape == (25, 15) and a_i.dtype == np.int64 and a_d.dtype == np.float32

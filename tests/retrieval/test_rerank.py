@@ -89,18 +89,18 @@ def test_torchreid_input_reproduces_torchreid_engine(name):
     cfg.TEST.RERANK.ENABLED, cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2 = True, 7, 3
     cfg.TEST.MAX_RANK = mr
     cfg.TEST.RERANK.INPUT = "torchreid"
-    got = evaluate(z["qf"], z["gf"], *labels, **EvalSettings.from_config(cfg).metric_kwargs())
+    got = evaluate(z["qf"], z["gf"], *labels, EvalSettings.from_config(cfg))
     assert got.mAP == pytest.approx(want.mAP, abs=1e-9)
     np.testing.assert_allclose(got.cmc, want.cmc, atol=1e-12)
     cfg.TEST.RERANK.INPUT = "reference"
-    ref = evaluate(z["qf"], z["gf"], *labels, **EvalSettings.from_config(cfg).metric_kwargs())
+    ref = evaluate(z["qf"], z["gf"], *labels, EvalSettings.from_config(cfg))
     plain = rerank(z["q_g_dist"], z["q_q_dist"], z["g_g_dist"], k1=7, k2=3)
     assert ref.mAP == pytest.approx(
         evaluate_distmat(plain.astype(np.float64), *labels, max_rank=mr).mAP, abs=1e-9
     )
     cfg.TEST.RERANK.INPUT = "fastreid"
     with pytest.raises(ValueError, match="TEST.RERANK.INPUT"):
-        EvalSettings.from_config(cfg).metric_kwargs()
+        EvalSettings.from_config(cfg)
 
 
 def _dense(q, g, metric, **params):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from reidbox.data import Sample
-from reidbox.retrieval import rank_lists
+from reidbox.retrieval import Labels, RankSettings, rank_lists
 from reidbox.evaluation import EvalSettings
 from reidbox.evaluation.evaluator import Features, rank_items
 from reidbox.visualization import (
@@ -29,17 +29,17 @@ GREEN, RED = np.array([0, 160, 0]), np.array([0, 0, 210])
 def test_rank_lists_match_brute_force_and_skip_same_camera_matches():
     torch.manual_seed(0)
     q, g = torch.randn(7, 5), torch.randn(30, 5)
-    idx, dist = rank_lists(q, g, topk=4, chunk_size=3)
+    idx, dist = rank_lists(q, g, topk=4, settings=RankSettings(chunk_size=3))
     full = torch.cdist(q.double(), g.double())
     assert np.array_equal(idx, full.argsort(1)[:, :4].numpy())
     np.testing.assert_allclose(dist, full.sort(1).values[:, :4].numpy(), rtol=1e-6)
     # the gallery copy of the query from the same camera is ignored, junk (-1) only under the
     # Market official protocol (the metrics' rule)
     g2 = torch.cat([q[:1], q[:1] + 0.01, q[:1] + 0.02])
-    lab = dict(q_pids=[5], g_pids=[5, 5, -1], q_camids=[1], g_camids=[1, 2, 2])
-    i, d = rank_lists(q[:1], g2, 3, **lab)
+    lab = Labels(q_pids=[5], g_pids=[5, 5, -1], q_camids=[1], g_camids=[1, 2, 2])
+    i, d = rank_lists(q[:1], g2, 3, labels=lab)
     assert i[0].tolist() == [1, 2, -1] and np.isinf(d[0, 2])
-    i, d = rank_lists(q[:1], g2, 3, protocol="market1501_official", **lab)
+    i, d = rank_lists(q[:1], g2, 3, RankSettings(protocol="market1501_official"), lab)
     assert i[0].tolist() == [1, -1, -1] and np.isinf(d[0, 1:]).all()
 
 

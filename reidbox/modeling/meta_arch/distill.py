@@ -91,9 +91,13 @@ class STDDistill(Baseline):
         losses,
         loss_weights,
         teacher: Optional[nn.Module] = None,
+        lam: Optional[float] = None,
     ):
-        """``teacher``: the frozen teacher architecture (weights load at the first step)."""
+        """``teacher``: the frozen teacher architecture (weights load at the first step);
+        ``lam``: overrides ``MODEL.STD.LAMBDA`` (``build_model(..., distill=False)``: 0, a
+        student built for its shapes, which needs no teacher weights)."""
         s, h = cfg.MODEL.STD, cfg.MODEL.HEADS
+        lam = float(s.LAMBDA if lam is None else lam)
         if h.NAME != "embedding":
             raise ConfigError(
                 f"MODEL.HEADS.NAME {h.NAME!r}: the STD student has the embedding head (its "
@@ -103,7 +107,7 @@ class STDDistill(Baseline):
             raise ConfigError(
                 "MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set MODEL.LOSSES.NAMES ['std']"
             )
-        if s.LAMBDA > 0 and not (s.TEACHER_CONFIG and s.TEACHER_WEIGHTS):
+        if lam > 0 and not (s.TEACHER_CONFIG and s.TEACHER_WEIGHTS):
             raise ConfigError(
                 f"MODEL.STD.LAMBDA is {s.LAMBDA}: set MODEL.STD.TEACHER_CONFIG "
                 "and MODEL.STD.TEACHER_WEIGHTS (a trained run's config.yaml and "
@@ -131,13 +135,15 @@ class STDDistill(Baseline):
             h.CLS_LAYER,
         )
         info = {
-            "lambda": float(s.LAMBDA),
+            "lambda": lam,
             "teacher_config": s.TEACHER_CONFIG or None,
             "teacher_weights": s.TEACHER_WEIGHTS or None,
             "teacher_feature_dim": t_dim,
             "projection": projection,
         }
-        return cls(backbone, head, losses, loss_weights, teacher, s.TEACHER_WEIGHTS, s.LAMBDA, info)
+        if lam != losses["std"].lam:  # the loss's split follows the model's lambda
+            losses = {**losses, "std": STDLoss(lam, losses["std"].epsilon)}
+        return cls(backbone, head, losses, loss_weights, teacher, s.TEACHER_WEIGHTS, lam, info)
 
     @property
     def teacher(self) -> Optional[nn.Module]:
