@@ -339,6 +339,7 @@ def summarize(
     return {
         "seeds": seeds,
         "metrics": metrics,
+        "variants": list(per_seed),  # run order: JSON writers may sort the dicts below
         "per_seed": {n: {str(s): r[s] for s in seeds} for n, r in per_seed.items()},
         "summary": summary,
         "pairs": paired_rows,
@@ -354,7 +355,8 @@ def format_compare(result: Dict[str, Any]) -> str:
     (per-seed differences, mean ± std, 95% t-interval, wins); values in percent."""
     seeds, metrics = result["seeds"], result["metrics"]
     rows = []
-    for name, by_seed in result["per_seed"].items():
+    for name in result.get("variants") or list(result["per_seed"]):
+        by_seed = result["per_seed"][name]
         cells = [" / ".join(_pct(by_seed[str(s)][m]) for m in metrics) for s in seeds]
         summary = result["summary"][name]
         means = [f"{_pct(summary[m]['mean'])} ± {_pct(summary[m]['std'])}" for m in metrics]

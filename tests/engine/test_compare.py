@@ -13,6 +13,7 @@ from scipy import stats
 
 from reidbox.config import ConfigError, load_config
 from reidbox.engine import compare, runner
+from reidbox.utils.misc import write_json
 from reidbox.engine.trainer import Trainer
 from reidbox.utils import run_folder
 from tests.conftest import TINY_RUN
@@ -51,6 +52,13 @@ def test_summary_table_and_plot(tmp_path):
     assert f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" in text
     png = compare.plot_compare(result, str(tmp_path / "c.png"))
     assert os.path.getsize(png) > 5000
+    # results.json is written with sorted keys: read back, the table keeps the run order
+    write_json(result, str(tmp_path / "results.json"))
+    with open(tmp_path / "results.json") as f:
+        again = json.load(f)
+    assert list(again["per_seed"]) == ["+PTL", "plain"]  # sorted by the writer
+    assert compare.format_compare(again) == text
+    assert text.index("| plain ") < text.index("| +PTL ")
 
 
 @pytest.mark.parametrize(
