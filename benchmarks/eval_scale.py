@@ -309,6 +309,96 @@ def dense_memory_gb(m: int, n: int) -> float:
     return m * n * (4 + 8 + 4 + 8) / 2**30
 
 
+def _size_rows(a, size: str, rows: list, notes: list) -> None:
+    """Floor, evaluate (auto and torch) and the dense paths at one dataset size."""
+    m, n, _, _ = SIZES[size]
+    fl = spawn("floor", size, threads=a.threads)
+    fa = spawn("evaluate_auto", size, threads=a.threads)
+    ev = spawn("evaluate", size, threads=a.threads)
+    rows.append((size, "floor: q @ g.T (full product)", fl, ""))
+    auto = f"{fa['seconds'] / fl['seconds']:.2f}x floor"
+    rows.append((size, "evaluate, backend auto (= FAISS blocks on CPU)", fa, auto))
+    torch_row = f"{ev['seconds'] / fl['seconds']:.2f}x floor"
+    rows.append((size, "evaluate, backend torch", ev, torch_row))
+    same = np.array_equal(np.asarray(ev["cmc"]), np.asarray(fa["cmc"]))
+    notes.append(
+        f"{size}: torch vs faiss blocks: CMC identical = {same}, "
+        f"|dmAP| = {abs(ev['mAP'] - fa['mAP']):.1e}"
+    )
+    if size != "msmt" or a.dense_msmt:
+        _dense_rows(a, size, ev, fa, rows, notes)
+    else:
+        notes.append(
+            f"{size}: dense path not run (would need about "
+            f"{dense_memory_gb(m, n):.1f} GB: float32 distances + int64 argsort + "
+            "int32 matches + int64 gathered pids, m x n each); memory computed, "
+            "not measured"
+        )
+        computed = {"seconds": float("nan"), "peak_mb": dense_memory_gb(m, n) * 1024,
+                    "base_mb": float("nan")}  # fmt: skip
+        rows.append((size, "dense (computed, not run)", computed, "memory from array sizes"))
+    notes.append(f"{size}: mAP = {ev['mAP']:.4f}, rank-1 = {ev['cmc'][0]:.4f}")
+
+
+def _dense_rows(a, size: str, ev: dict, fa: dict, rows: list, notes: list) -> None:
+    """The dense reference with a stable sort and with numpy's default sort (as torchreid)."""
+    de = spawn("dense", size, threads=a.threads)
+    faster = (
+        f"evaluate (torch) is {de['seconds'] / ev['seconds']:.1f}x faster, "
+        f"auto {de['seconds'] / fa['seconds']:.1f}x"
+    )
+    rows.append((size, "dense: full matrix + stable argsort + loop", de, faster))
+    cmc_diff = np.abs(np.asarray(de["cmc"]) - np.asarray(ev["cmc"])).max()
+    notes.append(
+        f"{size}: evaluate (torch, same distance values) vs dense "
+        f"(stable sort): max |dCMC| = {cmc_diff:.1e}, "
+        f"|dmAP| = {abs(de['mAP'] - ev['mAP']):.1e}"
+    )
+    dd = spawn("dense_default", size, threads=a.threads)
+    faster = (
+        f"evaluate (torch) is {dd['seconds'] / ev['seconds']:.1f}x faster, "
+        f"auto {dd['seconds'] / fa['seconds']:.1f}x"
+    )
+    rows.append((size, "dense, numpy default (unstable) argsort as torchreid", dd, faster))
+    notes.append(
+        f"{size}: dense with numpy's default sort differs from the stable "
+        f"order on float32 ties: |dmAP| = {abs(dd['mAP'] - ev['mAP']):.1e}, "
+        f"max |dCMC| = "
+        f"{np.abs(np.asarray(dd['cmc']) - np.asarray(ev['cmc'])).max():.1e}"
+    )
+
+
+def _rerank_rows(a, rows: list, notes: list) -> None:
+    """Sparse re-ranking, the dense reference at small scales, and its extrapolation."""
+    rr = spawn("rerank", "market", threads=a.threads)
+    rows.append(("market", "re-rank, sparse feature path + evaluate", rr, ""))
+    scales = [float(s) for s in a.rerank_dense_scales.split(",")]
+    pts = []
+    for s in scales:
+        r = spawn("rerank_dense", "market", scale=s, threads=a.threads)
+        rows.append((f"market x{s}", "re-rank, dense reference + evaluate", r, ""))
+        pts.append((s, r))
+    chk = spawn("rerank_check", "market", scale=0.03, threads=a.threads)
+    notes.append(
+        f"re-ranking sparse vs dense on a {0.03:.0%} Market problem: max |diff| = "
+        f"{chk['maxdiff']:.1e}"
+    )
+    if len(pts) < 2:
+        return
+    (s0, r0), (s1, r1) = pts[0], pts[-1]
+    p_t = math.log(r1["seconds"] / r0["seconds"]) / math.log(s1 / s0)
+    t_full = r1["seconds"] * (1 / s1) ** p_t
+    mem_full = r1["peak_mb"] * (1 / s1) ** 2
+    extrapolated = {"seconds": t_full, "peak_mb": mem_full, "base_mb": float("nan")}
+    rows.append(("market", "re-rank, dense reference (extrapolated)", extrapolated,
+                 f"sparse is {t_full / rr['seconds']:.0f}x faster"))  # fmt: skip
+    notes.append(
+        f"dense re-ranking at full Market size extrapolated from the runs at "
+        f"{s0} and {s1} of Market size: time with the fitted exponent "
+        f"{p_t:.2f}, memory as N^2 (N x N float32 matrices dominate)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task")
@@ -346,112 +436,9 @@ def main() -> None:
 
     rows, notes = [], []
     for size in a.sizes.split(","):
-        m, n, _, _ = SIZES[size]
-        fl = spawn("floor", size, threads=a.threads)
-        fa = spawn("evaluate_auto", size, threads=a.threads)
-        ev = spawn("evaluate", size, threads=a.threads)
-        rows.append((size, "floor: q @ g.T (full product)", fl, ""))
-        rows.append(
-            (
-                size,
-                "evaluate, backend auto (= FAISS blocks on CPU)",
-                fa,
-                f"{fa['seconds'] / fl['seconds']:.2f}x floor",
-            )
-        )
-        rows.append(
-            (size, "evaluate, backend torch", ev, f"{ev['seconds'] / fl['seconds']:.2f}x floor")
-        )
-        same = np.array_equal(np.asarray(ev["cmc"]), np.asarray(fa["cmc"]))
-        notes.append(
-            f"{size}: torch vs faiss blocks: CMC identical = {same}, "
-            f"|dmAP| = {abs(ev['mAP'] - fa['mAP']):.1e}"
-        )
-        if size != "msmt" or a.dense_msmt:
-            de = spawn("dense", size, threads=a.threads)
-            rows.append(
-                (
-                    size,
-                    "dense: full matrix + stable argsort + loop",
-                    de,
-                    f"evaluate (torch) is {de['seconds'] / ev['seconds']:.1f}x faster, "
-                    f"auto {de['seconds'] / fa['seconds']:.1f}x",
-                )
-            )
-            cmc_diff = np.abs(np.asarray(de["cmc"]) - np.asarray(ev["cmc"])).max()
-            notes.append(
-                f"{size}: evaluate (torch, same distance values) vs dense "
-                f"(stable sort): max |dCMC| = {cmc_diff:.1e}, "
-                f"|dmAP| = {abs(de['mAP'] - ev['mAP']):.1e}"
-            )
-            dd = spawn("dense_default", size, threads=a.threads)
-            rows.append(
-                (
-                    size,
-                    "dense, numpy default (unstable) argsort as torchreid",
-                    dd,
-                    f"evaluate (torch) is {dd['seconds'] / ev['seconds']:.1f}x faster, "
-                    f"auto {dd['seconds'] / fa['seconds']:.1f}x",
-                )
-            )
-            notes.append(
-                f"{size}: dense with numpy's default sort differs from the stable "
-                f"order on float32 ties: |dmAP| = {abs(dd['mAP'] - ev['mAP']):.1e}, "
-                f"max |dCMC| = "
-                f"{np.abs(np.asarray(dd['cmc']) - np.asarray(ev['cmc'])).max():.1e}"
-            )
-        else:
-            notes.append(
-                f"{size}: dense path not run (would need about "
-                f"{dense_memory_gb(m, n):.1f} GB: float32 distances + int64 argsort + "
-                "int32 matches + int64 gathered pids, m x n each); memory computed, "
-                "not measured"
-            )
-            rows.append(
-                (
-                    size,
-                    "dense (computed, not run)",
-                    {
-                        "seconds": float("nan"),
-                        "peak_mb": dense_memory_gb(m, n) * 1024,
-                        "base_mb": float("nan"),
-                    },
-                    "memory from array sizes",
-                )
-            )
-        notes.append(f"{size}: mAP = {ev['mAP']:.4f}, rank-1 = {ev['cmc'][0]:.4f}")
+        _size_rows(a, size, rows, notes)
     if not a.no_rerank:
-        rr = spawn("rerank", "market", threads=a.threads)
-        rows.append(("market", "re-rank, sparse feature path + evaluate", rr, ""))
-        scales = [float(s) for s in a.rerank_dense_scales.split(",")]
-        pts = []
-        for s in scales:
-            r = spawn("rerank_dense", "market", scale=s, threads=a.threads)
-            rows.append((f"market x{s}", "re-rank, dense reference + evaluate", r, ""))
-            pts.append((s, r))
-        chk = spawn("rerank_check", "market", scale=0.03, threads=a.threads)
-        notes.append(
-            f"re-ranking sparse vs dense on a {0.03:.0%} Market problem: max |diff| = "
-            f"{chk['maxdiff']:.1e}"
-        )
-        if len(pts) >= 2:
-            (s0, r0), (s1, r1) = pts[0], pts[-1]
-            p_t = math.log(r1["seconds"] / r0["seconds"]) / math.log(s1 / s0)
-            t_full = r1["seconds"] * (1 / s1) ** p_t
-            mem_full = r1["peak_mb"] * (1 / s1) ** 2
-            rows.append(
-                (
-                    "market",
-                    "re-rank, dense reference (extrapolated)",
-                    {"seconds": t_full, "peak_mb": mem_full, "base_mb": float("nan")},
-                    f"sparse is {t_full / rr['seconds']:.0f}x faster",
-                )
-            )
-            notes.append(
-                f"dense re-ranking at full Market size extrapolated from the runs at "
-                f"{s0} and {s1} of Market size: time with the fitted exponent "
-                f"{p_t:.2f}, memory as N^2 (N x N float32 matrices dominate)"
-            )
+        _rerank_rows(a, rows, notes)
     notes += targets(rows)
     table = render(rows, notes, a.threads)
     print(table)
