@@ -203,6 +203,57 @@ def generate_synthetic_cifar(
         return _generate_locked(out_dir, kind, params, train_per_class, test_per_class, seed)
 
 
+def _write_cifar10(base: str, train, train_labels, test, test_labels) -> None:
+    """The python-version CIFAR-10 files: five training batches, one test batch, the meta."""
+    write_py2_pickle(
+        os.path.join(base, "batches.meta"),
+        {
+            "label_names": list(SHAPES),
+            "num_cases_per_batch": -(-len(train_labels) // 5),
+            "num_vis": 3072,
+        },
+    )
+    for b, idx in enumerate(np.array_split(np.arange(len(train_labels)), 5), start=1):
+        write_py2_pickle(
+            os.path.join(base, f"data_batch_{b}"),
+            {
+                "batch_label": f"training batch {b} of 5",
+                "data": train[idx],
+                "labels": [train_labels[i] for i in idx],
+                "filenames": [f"synthetic_{i:06d}.png" for i in idx],
+            },
+        )
+    write_py2_pickle(
+        os.path.join(base, "test_batch"),
+        {
+            "batch_label": "testing batch 1 of 1",
+            "data": test,
+            "labels": test_labels,
+            "filenames": [f"synthetic_test_{i:06d}.png" for i in range(len(test_labels))],
+        },
+    )
+
+
+def _write_cifar100(base: str, train, train_labels, test, test_labels) -> None:
+    """The python-version CIFAR-100 files: train, test and the fine/coarse label names."""
+    fine = [f"{s}_hue{h}" for s in SHAPES for h in range(10)]
+    coarse = [f"{s}_{t}" for s in SHAPES for t in ("warm", "cool")]
+    write_py2_pickle(
+        os.path.join(base, "meta"), {"fine_label_names": fine, "coarse_label_names": coarse}
+    )
+    for split, data, labels in (("train", train, train_labels), ("test", test, test_labels)):
+        write_py2_pickle(
+            os.path.join(base, split),
+            {
+                "batch_label": f"{split} batch",
+                "data": data,
+                "fine_labels": labels,
+                "coarse_labels": [2 * (c // 10) + (c % 10 >= 5) for c in labels],
+                "filenames": [f"synthetic_{split}_{i:06d}.png" for i in range(len(labels))],
+            },
+        )
+
+
 def _generate_locked(
     out_dir: str,
     kind: str,
@@ -225,51 +276,8 @@ def _generate_locked(
     os.makedirs(base)
     train, train_labels = _make_split(kind, num_classes, train_per_class, rng)
     test, test_labels = _make_split(kind, num_classes, test_per_class, rng)
-    if kind == "cifar10":
-        write_py2_pickle(
-            os.path.join(base, "batches.meta"),
-            {
-                "label_names": list(SHAPES),
-                "num_cases_per_batch": -(-len(train_labels) // 5),
-                "num_vis": 3072,
-            },
-        )
-        for b, idx in enumerate(np.array_split(np.arange(len(train_labels)), 5), start=1):
-            write_py2_pickle(
-                os.path.join(base, f"data_batch_{b}"),
-                {
-                    "batch_label": f"training batch {b} of 5",
-                    "data": train[idx],
-                    "labels": [train_labels[i] for i in idx],
-                    "filenames": [f"synthetic_{i:06d}.png" for i in idx],
-                },
-            )
-        write_py2_pickle(
-            os.path.join(base, "test_batch"),
-            {
-                "batch_label": "testing batch 1 of 1",
-                "data": test,
-                "labels": test_labels,
-                "filenames": [f"synthetic_test_{i:06d}.png" for i in range(len(test_labels))],
-            },
-        )
-    else:
-        fine = [f"{s}_hue{h}" for s in SHAPES for h in range(10)]
-        coarse = [f"{s}_{t}" for s in SHAPES for t in ("warm", "cool")]
-        write_py2_pickle(
-            os.path.join(base, "meta"), {"fine_label_names": fine, "coarse_label_names": coarse}
-        )
-        for split, data, labels in (("train", train, train_labels), ("test", test, test_labels)):
-            write_py2_pickle(
-                os.path.join(base, split),
-                {
-                    "batch_label": f"{split} batch",
-                    "data": data,
-                    "fine_labels": labels,
-                    "coarse_labels": [2 * (c // 10) + (c % 10 >= 5) for c in labels],
-                    "filenames": [f"synthetic_{split}_{i:06d}.png" for i in range(len(labels))],
-                },
-            )
+    write = _write_cifar10 if kind == "cifar10" else _write_cifar100
+    write(base, train, train_labels, test, test_labels)
     final = os.path.join(out_dir, "cifar", folder)
     if os.path.isdir(final):
         shutil.rmtree(final)
