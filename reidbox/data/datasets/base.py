@@ -169,37 +169,49 @@ def validate_dataset(ds: ReIDDataset) -> ReIDDataset:
       share one integer. Mixing strings and integers is an error.
     """
     name = ds.name
-    for split, items in [("train", ds.train), ("query", ds.query), ("gallery", ds.gallery)] + [
-        (f"{k} {part}", v)
-        for k, qg in ds.test_sets.items()
-        for part, v in zip(("query", "gallery"), qg)
-    ]:
+    splits = [("train", ds.train), ("query", ds.query), ("gallery", ds.gallery)]
+    for k, qg in ds.test_sets.items():
+        splits += [(f"{k} {part}", v) for part, v in zip(("query", "gallery"), qg)]
+    for split, items in splits:
         for s in items:
-            if not isinstance(s, Sample) and not (isinstance(s, tuple) and len(s) in (3, 4)):
-                raise DatasetError(
-                    f"{name}: {split} items must be Sample(path, pid, camid[, "
-                    f"dsetid]) tuples, got {s!r}"
-                )
-            if not isinstance(s[0], (str, os.PathLike)):
-                raise DatasetError(f"{name}: {split} image path must be a string, got {s[0]!r}")
-            if not _is_int(s[2]) or s[2] < 0:
-                raise DatasetError(
-                    f"{name}: {split} camid must be an integer >= 0 (0-based "
-                    f"camera index), got {s[2]!r} for {s[0]}; map camera "
-                    "names to 0..C-1 in the parser"
-                )
-            if len(s) > 3 and not _is_int(s[3]):
-                raise DatasetError(f"{name}: {split} dsetid must be an integer, got {s[3]!r}")
+            _check_item(s, name, split)
+    train_map = _train_id_map(ds.train, name)
+    query, gallery = _test_pair(ds.query, ds.gallery, name, "")
+    ds.train = [_normalised(s, train_map[s[1]]) for s in ds.train]
+    ds.query, ds.gallery = query, gallery
+    ds.test_sets = {k: _test_pair(q, g, name, f"{k} ") for k, (q, g) in ds.test_sets.items()}
+    return ds
 
-    def norm(s: Sequence, pid: int) -> Sample:
-        return Sample(os.fspath(s[0]), pid, int(s[2]), int(s[3]) if len(s) > 3 else 0)
 
-    train_ids = [s[1] for s in ds.train]
-    if ds.train:
+def _check_item(s: Any, name: str, split: str) -> None:
+    """One split item: a (path, pid, camid[, dsetid]) tuple of the right types."""
+    if not isinstance(s, Sample) and not (isinstance(s, tuple) and len(s) in (3, 4)):
+        raise DatasetError(
+            f"{name}: {split} items must be Sample(path, pid, camid[, dsetid]) tuples, got {s!r}"
+        )
+    if not isinstance(s[0], (str, os.PathLike)):
+        raise DatasetError(f"{name}: {split} image path must be a string, got {s[0]!r}")
+    if not _is_int(s[2]) or s[2] < 0:
+        raise DatasetError(
+            f"{name}: {split} camid must be an integer >= 0 (0-based "
+            f"camera index), got {s[2]!r} for {s[0]}; map camera "
+            "names to 0..C-1 in the parser"
+        )
+    if len(s) > 3 and not _is_int(s[3]):
+        raise DatasetError(f"{name}: {split} dsetid must be an integer, got {s[3]!r}")
+
+
+def _normalised(s: Sequence, pid: int) -> Sample:
+    return Sample(os.fspath(s[0]), pid, int(s[2]), int(s[3]) if len(s) > 3 else 0)
+
+
+def _train_id_map(train: Sequence, name: str) -> Dict[Any, int]:
+    """Train ids to 0..N-1 in sorted order (kept as they are when they already are 0..N-1)."""
+    train_ids = [s[1] for s in train]
+    if train:
         _id_kind(train_ids, name, "train")
     uniq = sorted(set(train_ids))
     identity = uniq == list(range(len(uniq))) and all(_is_int(v) for v in uniq)
-    train_map = {v: (int(v) if identity else i) for i, v in enumerate(uniq)}
     if not identity:
         logger.info(
             "%s: %d train identities relabelled 0..%d in sorted id order",
@@ -207,27 +219,29 @@ def validate_dataset(ds: ReIDDataset) -> ReIDDataset:
             len(uniq),
             len(uniq) - 1,
         )
+    return {v: (int(v) if identity else i) for i, v in enumerate(uniq)}
 
-    def test_pair(query: Sequence, gallery: Sequence, label: str):
-        ids = [s[1] for s in query] + [s[1] for s in gallery]
-        kind = _id_kind(ids, name, f"{label}query/gallery") if ids else "int"
-        m = {v: i for i, v in enumerate(sorted(set(ids)))} if kind == "str" else None
-        if m is not None:
-            logger.info(
-                "%s: %d string identity ids of %squery/gallery mapped to 0..%d in sorted order",
-                name,
-                len(m),
-                label,
-                len(m) - 1,
-            )
-        f = (lambda v: m[v]) if m is not None else int  # noqa: E731
-        return [norm(s, f(s[1])) for s in query], [norm(s, f(s[1])) for s in gallery]
 
-    query, gallery = test_pair(ds.query, ds.gallery, "")
-    ds.train = [norm(s, train_map[s[1]]) for s in ds.train]
-    ds.query, ds.gallery = query, gallery
-    ds.test_sets = {k: test_pair(q, g, f"{k} ") for k, (q, g) in ds.test_sets.items()}
-    return ds
+def _test_pair(query: Sequence, gallery: Sequence, name: str, label: str):
+    """Query and gallery with integer ids: kept, or string ids mapped over both together."""
+    ids = [s[1] for s in query] + [s[1] for s in gallery]
+    kind = _id_kind(ids, name, f"{label}query/gallery") if ids else "int"
+    if kind == "str":
+        mapping = {v: i for i, v in enumerate(sorted(set(ids)))}
+        logger.info(
+            "%s: %d string identity ids of %squery/gallery mapped to 0..%d in sorted order",
+            name,
+            len(mapping),
+            label,
+            len(mapping) - 1,
+        )
+        to_int = mapping.__getitem__
+    else:
+        to_int = int
+    return (
+        [_normalised(s, to_int(s[1])) for s in query],
+        [_normalised(s, to_int(s[1])) for s in gallery],
+    )
 
 
 def require_items(
