@@ -77,45 +77,56 @@ def export_model(
         dim = int(wrapped(example).shape[1])
     meta = _contract(preprocessing, input_size, dim, wrapped)
     if fmt == "torchscript":
-        with torch.no_grad(), _quiet_export():
-            traced = torch.jit.trace(wrapped, example)
-        buf = io.BytesIO()
-        with _quiet_export():  # into memory: torch aborts the process on a failed write
-            torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
-        data = buf.getbuffer()
+        data = _torchscript_bytes(wrapped, example, meta)
     elif fmt == "onnx":
-        try:
-            import onnx  # noqa: F401
-            import onnxscript  # noqa: F401  (the exporter needs it)
-        except ImportError:
-            raise MissingDependencyError(
-                "ONNX export needs onnx and onnxscript: pip install -e .[export]"
-            ) from None
-        batch_dim = torch.export.Dim("batch", min=1, max=4096)
-        with _quiet_export():
-            program = torch.onnx.export(
-                wrapped,
-                (example,),
-                None,  # the program, serialised below: written by torch, a failed write is opaque
-                input_names=["images"],
-                output_names=["features"],
-                dynamo=True,
-                external_data=False,
-                dynamic_shapes={"images": {0: batch_dim}},
-                verbose=False,
-            )
-        proto = program.model_proto
-        del proto.metadata_props[:]
-        entries = {METADATA_KEY: json.dumps(meta)}
-        entries.update({f"reidbox.{k}": json.dumps(v) for k, v in meta.items()})
-        for k, v in entries.items():
-            proto.metadata_props.add(key=k, value=v)
-        proto.doc_string = "reidbox feature extractor; preprocessing: " + json.dumps(meta)
-        data = proto.SerializeToString()
+        data = _onnx_bytes(wrapped, example, meta)
     else:
         raise UnknownNameError(f"unknown export format {fmt!r}; available: onnx, torchscript")
     atomic_write_bytes(data, output)  # a full disk or unwritable path: OSError naming the file
     return output
+
+
+def _torchscript_bytes(wrapped: nn.Module, example: torch.Tensor, meta: Dict[str, Any]):
+    """The traced module with the contract as an extra file, serialised into memory (torch
+    aborts the process on a failed write)."""
+    with torch.no_grad(), _quiet_export():
+        traced = torch.jit.trace(wrapped, example)
+    buf = io.BytesIO()
+    with _quiet_export():
+        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
+    return buf.getbuffer()
+
+
+def _onnx_bytes(wrapped: nn.Module, example: torch.Tensor, meta: Dict[str, Any]) -> bytes:
+    """The ONNX program (dynamic batch) with the contract in its metadata and doc string."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (the exporter needs it)
+    except ImportError:
+        raise MissingDependencyError(
+            "ONNX export needs onnx and onnxscript: pip install -e .[export]"
+        ) from None
+    batch_dim = torch.export.Dim("batch", min=1, max=4096)
+    with _quiet_export():
+        program = torch.onnx.export(
+            wrapped,
+            (example,),
+            None,  # the program, serialised below: written by torch, a failed write is opaque
+            input_names=["images"],
+            output_names=["features"],
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes={"images": {0: batch_dim}},
+            verbose=False,
+        )
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    entries = {METADATA_KEY: json.dumps(meta)}
+    entries.update({f"reidbox.{k}": json.dumps(v) for k, v in meta.items()})
+    for k, v in entries.items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.doc_string = "reidbox feature extractor; preprocessing: " + json.dumps(meta)
+    return proto.SerializeToString()
 
 
 def read_metadata(path: str) -> Dict[str, Any]:
