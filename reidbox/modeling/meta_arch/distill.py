@@ -40,6 +40,39 @@ def feature_dim(model: nn.Module, size) -> int:
         return int(model(torch.zeros(2, 3, *size)).shape[1])
 
 
+def _check_std_config(s, h, losses, lam: float) -> None:
+    """The student's head, loss and teacher keys, each refused in one line with its fix."""
+    if h.NAME != "embedding":
+        raise ConfigError(
+            f"MODEL.HEADS.NAME {h.NAME!r}: the STD student has the embedding head (its "
+            "embedding matches the teacher's feature width); set MODEL.HEADS.NAME embedding"
+        )
+    if "std" not in losses:
+        raise ConfigError(
+            "MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set MODEL.LOSSES.NAMES ['std']"
+        )
+    if lam > 0 and not (s.TEACHER_CONFIG and s.TEACHER_WEIGHTS):
+        raise ConfigError(
+            f"MODEL.STD.LAMBDA is {s.LAMBDA}: set MODEL.STD.TEACHER_CONFIG "
+            "and MODEL.STD.TEACHER_WEIGHTS (a trained run's config.yaml and "
+            "model_final.pth), or LAMBDA 0 for plain fine-tuning"
+        )
+
+
+def _student_embedding(embed: int, width: int, t_dim: Optional[int]):
+    """(embedding width, projection note): the student's feature must match the teacher's
+    width; with no EMBED_DIM a projection to it is added, a different EMBED_DIM is refused."""
+    student_dim = embed or width
+    if t_dim is None or student_dim == t_dim:
+        return embed, "none"
+    if embed:
+        raise ConfigError(
+            f"MODEL.HEADS.EMBED_DIM {embed} differs from the teacher's "
+            f"feature width {t_dim}: set it to {t_dim} or to 0"
+        )
+    return t_dim, f"embedding {width}->{t_dim} (Linear+BN+ReLU)"
+
+
 @META_ARCHS.register("std")
 class STDDistill(Baseline):
     """Plain student; in training also runs the frozen teacher when ``lam > 0``.
@@ -98,33 +131,9 @@ class STDDistill(Baseline):
         student built for its shapes, which needs no teacher weights)."""
         s, h = cfg.MODEL.STD, cfg.MODEL.HEADS
         lam = float(s.LAMBDA if lam is None else lam)
-        if h.NAME != "embedding":
-            raise ConfigError(
-                f"MODEL.HEADS.NAME {h.NAME!r}: the STD student has the embedding head (its "
-                "embedding matches the teacher's feature width); set MODEL.HEADS.NAME embedding"
-            )
-        if "std" not in losses:
-            raise ConfigError(
-                "MODEL.META_ARCHITECTURE 'std' needs the 'std' loss: set MODEL.LOSSES.NAMES ['std']"
-            )
-        if lam > 0 and not (s.TEACHER_CONFIG and s.TEACHER_WEIGHTS):
-            raise ConfigError(
-                f"MODEL.STD.LAMBDA is {s.LAMBDA}: set MODEL.STD.TEACHER_CONFIG "
-                "and MODEL.STD.TEACHER_WEIGHTS (a trained run's config.yaml and "
-                "model_final.pth), or LAMBDA 0 for plain fine-tuning"
-            )
+        _check_std_config(s, h, losses, lam)
         t_dim = feature_dim(teacher, teacher.input_size) if teacher is not None else None
-        embed = h.EMBED_DIM
-        student_dim = embed or backbone.out_channels
-        projection = "none"
-        if t_dim is not None and student_dim != t_dim:
-            if embed:
-                raise ConfigError(
-                    f"MODEL.HEADS.EMBED_DIM {embed} differs from the teacher's "
-                    f"feature width {t_dim}: set it to {t_dim} or to 0"
-                )
-            embed = t_dim
-            projection = f"embedding {backbone.out_channels}->{t_dim} (Linear+BN+ReLU)"
+        embed, projection = _student_embedding(h.EMBED_DIM, backbone.out_channels, t_dim)
         head = EmbeddingHead(
             backbone.out_channels,
             num_classes,
