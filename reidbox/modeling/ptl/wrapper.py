@@ -57,6 +57,26 @@ def derive_channels(
     return cells, fuse
 
 
+def _channel_plan(
+    chans: Sequence[int],
+    cell_channels: Optional[Sequence[int]],
+    fuse_channels: Optional[Sequence[int]],
+) -> Tuple[List[int], List[int]]:
+    """The cells' and fusions' widths: as configured, else derived from the tapped stages;
+    n tapped maps need n + 1 cell widths (the image cell too) and n fusion widths."""
+    n = len(chans)
+    d_cells, d_fuse = derive_channels(chans)
+    cell_channels = list(cell_channels) if cell_channels else d_cells
+    fuse_channels = list(fuse_channels) if fuse_channels else d_fuse
+    if len(cell_channels) != n + 1 or len(fuse_channels) != n:
+        raise InputError(
+            f"PTL: this backbone has {n} tapped maps, so MODEL.PTL.CELL_CHANNELS needs {n + 1} "
+            f"numbers and MODEL.PTL.FUSE_CHANNELS {n}; got {len(cell_channels)} and "
+            f"{len(fuse_channels)} (leave them empty to derive them from the stage specs)"
+        )
+    return cell_channels, fuse_channels
+
+
 class PTLBranch(nn.Module):
     """Cells and fuse layers beside a backbone; ``forward(image, taps) -> [y^n_k, ...]``.
 
@@ -85,15 +105,7 @@ class PTLBranch(nn.Module):
         n = len(tap_specs)
         chans = [c for c, _ in tap_specs]
         strides = [s for _, s in tap_specs]
-        d_cells, d_fuse = derive_channels(chans)
-        cell_channels = list(cell_channels) if cell_channels else d_cells
-        fuse_channels = list(fuse_channels) if fuse_channels else d_fuse
-        if len(cell_channels) != n + 1 or len(fuse_channels) != n:
-            raise InputError(
-                f"PTL: this backbone has {n} tapped maps, so MODEL.PTL.CELL_CHANNELS needs {n + 1} "
-                f"numbers and MODEL.PTL.FUSE_CHANNELS {n}; got {len(cell_channels)} and "
-                f"{len(fuse_channels)} (leave them empty to derive them from the stage specs)"
-            )
+        cell_channels, fuse_channels = _channel_plan(chans, cell_channels, fuse_channels)
         self.version = cell
         self.tap_specs = [tuple(t) for t in tap_specs]
         self.out_strides = list(out_strides)
