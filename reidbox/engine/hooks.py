@@ -7,13 +7,13 @@ import datetime
 import logging
 import statistics
 import time
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
 from ..utils import distributed as du
-from ..utils.checkpoint import Checkpointer, rng_states
+from ..utils.checkpoint import Checkpointer, rng_states, set_rng_states
 from ..utils.progress import stderr_is_terminal
 from .trainer import HookBase
 
@@ -297,3 +297,39 @@ class EvalHook(HookBase):
             if self.on_result:
                 self.on_result(metrics, t.global_step)
             t.model.train()
+
+
+class RNGSafeEval:
+    """Evaluation must not change the training RNG streams (resume equals uninterrupted)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self):
+        state = rng_states()
+        try:
+            return self.fn()
+        finally:
+            set_rng_states(state)
+
+
+def build_hooks(
+    cfg,
+    checkpointer: Checkpointer,
+    periodic_eval: Callable[[], Dict[str, float]],
+    tb: Optional[TensorBoardHook],
+    progress: bool,
+    extra_hooks: Sequence[HookBase] = (),
+) -> List[HookBase]:
+    """The hooks every training run uses (every task), then ``extra_hooks``; ``periodic_eval``
+    runs every ``TEST.EVAL_PERIOD`` epochs without touching the training RNG streams."""
+    s = cfg.SOLVER
+    return [
+        LatentStateResetHook(),
+        *([FreezeBackboneHook(s.FREEZE_BACKBONE_EPOCHS)] if s.FREEZE_BACKBONE_EPOCHS else []),
+        ProgressHook(s.LOG_PERIOD, enabled=progress),
+        *([tb] if tb else []),
+        CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
+        EvalHook(cfg.TEST.EVAL_PERIOD, RNGSafeEval(periodic_eval), tb.log_metrics if tb else None),
+        *extra_hooks,
+    ]

@@ -40,6 +40,7 @@ from ..evaluation.classification import (
 from ..evaluation.evaluator import evaluate_model, format_table, rank_items, save_rank_lists
 from ..modeling import build_inference_model
 from ..utils.misc import count_parameters, write_json
+from .run_folder import METRICS_FILE
 
 logger = logging.getLogger("reidbox")
 
@@ -159,7 +160,7 @@ class Task:
     def write(self, results: Results, model: nn.Module, out_dir: str, **extra) -> Dict[str, Any]:
         """Write ``<out_dir>/metrics.json``, log the table; returns the record."""
         record = self.record(results, model, **extra)
-        write_json(record, os.path.join(out_dir, "metrics.json"))
+        write_json(record, os.path.join(out_dir, METRICS_FILE))
         logger.info("results:\n%s", self.format(results))
         return record
 
@@ -327,7 +328,7 @@ class ReIDTask(Task):
 
         extra["evaluation"] = self.settings.describe()
         record = self.record(results, model, **extra)
-        write_json(record, os.path.join(out_dir, "metrics.json"))
+        write_json(record, os.path.join(out_dir, METRICS_FILE))
         try:
             from ..visualization import plot_all_cmc
 

@@ -301,7 +301,7 @@ def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
     # adding a +STD step sets CHAIN.STD_CONFIG for the whole chain: the finished plain steps
     # (whose configs it does not change) must be reused, not refused
     from reidbox.config import load_config
-    from reidbox.engine.chain import config_differences
+    from reidbox.engine.run_folder import RunFolder, Verdict
 
     old = load_config(None, ["CHAIN.STEPS", "['synthetic_a']"])
     (tmp_path / "config.yaml").write_text(old.dump())
@@ -316,6 +316,9 @@ def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
             "False",
         ],
     )
-    assert config_differences(new, str(tmp_path)) == []
+    judged = RunFolder(str(tmp_path)).judge(new)
+    assert judged["run"] == [] and judged.verdict is not Verdict.OTHER
     moved = load_config(None, ["CHAIN.STEPS", "['synthetic_b']"])  # weights from elsewhere
-    assert config_differences(moved, str(tmp_path)) == ["CHAIN.STEPS"]
+    judged = RunFolder(str(tmp_path)).judge(moved)
+    assert [k.split()[0] for k in judged["run"]] == ["CHAIN.STEPS"]
+    assert judged.verdict is Verdict.OTHER

@@ -14,6 +14,7 @@ import torch
 
 from reidbox.config import load_config
 from reidbox.engine import runner
+from reidbox.utils import distributed as du
 from reidbox.utils import run_folder
 from reidbox.utils.checkpoint import Checkpointer, NonFiniteStateError, atomic_save, load_file
 from reidbox.utils.misc import write_json
@@ -304,7 +305,7 @@ def _broadcast_worker(rank, init, queue):
     with torch.no_grad():
         model[0].weight.fill_(1.0)
         model[1].running_mean.fill_(float(rank + 1))  # BN statistics drift apart per rank
-    runner.broadcast_module_state(model)
+    du.broadcast_module_state(model)
     queue.put((rank, model[1].running_mean.tolist(), model[0].weight.sum().item()))
     dist.destroy_process_group()
 
