@@ -291,9 +291,8 @@ def decide(step: ChainStep, cfg) -> StepPlan:
     if c.verdict is Verdict.SAME:
         return StepPlan(step, cfg, None, Action.REUSE)
     if c.finished:
-        return StepPlan(
-            step, cfg, None, Action.CONTINUE, "; ".join(c["schedule"] + c["evaluation"])
-        )
+        why = "; ".join(c["schedule"] + c["evaluation"])
+        return StepPlan(step, cfg, None, Action.CONTINUE, why, c.left)
     if os.path.isfile(folder.final_weights) and not (c["schedule"] or c.left):
         return StepPlan(step, cfg, None, Action.EVALUATE)
     return StepPlan(step, cfg, None, Action.RESUME if folder.checkpoints() else Action.TRAIN)

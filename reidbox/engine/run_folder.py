@@ -225,10 +225,13 @@ RESUME_FORCE_HINT = (
 
 # ------------------------------------------------------------------------------ the folder
 class RunFolder:
-    """One run's folder: its files, how a run starts there, and whether it holds a config's run."""
+    """One run's folder: its files, how a run starts there, and whether it holds a config's run.
 
-    def __init__(self, path: str) -> None:
-        self.path = str(path)
+    ``cfg``: the config of the run that trains here (what the run's life in the folder needs:
+    :meth:`open`, :meth:`start`, :meth:`load_resume`); judging a folder needs none."""
+
+    def __init__(self, path: str, cfg=None) -> None:
+        self.path, self.cfg = str(path), cfg
 
     def __repr__(self) -> str:
         return f"RunFolder({self.path!r})"
@@ -273,19 +276,21 @@ class RunFolder:
         newest = self.checkpoints()[-1:]
         return int(Checkpointer.PATTERN.search(newest[0]).group(1)) if newest else 0
 
-    def judge(self, cfg) -> Comparison:
-        """This folder's run against ``cfg`` (:func:`compare_run`); a folder without a recorded
-        config holds nothing to compare: CONTINUE (a resume then checks its checkpoint)."""
+    def judge(self, cfg=None) -> Comparison:
+        """This folder's run against ``cfg`` (default: the run's; :func:`compare_run`); a folder
+        without a recorded config holds nothing to compare: CONTINUE (a resume then checks its
+        checkpoint)."""
+        cfg = cfg if cfg is not None else self.cfg
         saved = self.saved_config()
         if saved is None:
             return Comparison(max_epochs=int(cfg.SOLVER.MAX_EPOCHS))
         return compare_run(saved, cfg, self.epochs_done(saved), self.finished())
 
     # -- a training run's life in the folder
-    def open(self, start: StartMode, weights: str = "") -> None:
+    def open(self, start: StartMode) -> None:
         """Rank 0 creates, locks and judges the folder for a run starting ``start`` (NEW refuses
-        an earlier run's results, OVERWRITE a ``weights`` file it would delete); under DDP the
-        other ranks stop with a refusal (rank 0's one line says why)."""
+        an earlier run's results, OVERWRITE a ``MODEL.WEIGHTS`` file it would delete); under DDP
+        the other ranks stop with a refusal (rank 0's one line says why)."""
         refused: Optional[UserError] = None
         if du.is_main_process():
             try:
@@ -293,7 +298,7 @@ class RunFolder:
                 if start is StartMode.NEW:
                     check_fresh_folder(self.path)
                 elif start is StartMode.OVERWRITE:
-                    check_overwrite(self.path, weights)
+                    check_overwrite(self.path, self.cfg.MODEL.WEIGHTS)
             except UserError as e:
                 refused = e
         if du.get_world_size() > 1:
@@ -314,7 +319,6 @@ class RunFolder:
 
     def start(
         self,
-        cfg,
         checkpointer: Checkpointer,
         start: StartMode,
         loaded: Optional[Dict[str, Any]] = None,
@@ -344,7 +348,7 @@ class RunFolder:
                 len(others),
                 ", ".join(others[:5]),
             )
-        save_config(cfg, self.path)
+        save_config(self.cfg, self.path)
         attach_log_file(self.path)
         logger.info("run %s (%s), %s written", record["run_id"], RUN_RECORD, CONFIG_FILE)
 
@@ -358,17 +362,17 @@ class RunFolder:
             logger.info("the run continues: %s of its earlier end removed", ", ".join(gone))
 
     # -- resume
-    def load_resume(self, cfg, force: bool = False) -> Optional[Dict[str, Any]]:
+    def load_resume(self, force: bool = False) -> Optional[Dict[str, Any]]:
         """The newest readable checkpoint of this folder's run, checked against ``cfg``
         (:meth:`check_resume`), or None. Called before the run writes anything, so a refused
         resume leaves the folder as it was."""
         record = read_run_record(self.path)
         state = Checkpointer(self.path, run_id=(record or {}).get("run_id")).load_latest()
         if state is not None:
-            state["_schedule_changes"] = self.check_resume(state, cfg, force)
+            state["_schedule_changes"] = self.check_resume(state, force)
         return state
 
-    def check_resume(self, state: Dict[str, Any], cfg, force: bool = False) -> List[str]:
+    def check_resume(self, state: Dict[str, Any], force: bool = False) -> List[str]:
         """Refuse (``ConfigError``, one line) a checkpoint of another run (the one rule, with
         the checkpoint's recorded config and epochs) or one that records no config; ``force``
         continues anyway. Returns the schedule changes."""
@@ -381,7 +385,8 @@ class RunFolder:
                 f"{path} records no config, so it cannot be matched to this run; "
                 f"{RESUME_FORCE_HINT}"
             )
-        c = compare_run(state["config"], cfg, int(state.get("epoch", 0)), self.finished())
+        done = int(state.get("epoch", 0))
+        c = compare_run(state["config"], self.cfg, done, self.finished())
         why = c.reason()
         if why and not force:
             raise ConfigError(f"{path} {why}; {RESUME_FORCE_HINT}")
@@ -391,11 +396,11 @@ class RunFolder:
             logger.info("evaluation settings changed: %s", "; ".join(c["evaluation"]))
         return c["schedule"]
 
-    def save_last_good(self, cfg, trainer, checkpointer: Checkpointer, rank: int = 0) -> str:
+    def save_last_good(self, trainer, checkpointer: Checkpointer, rank: int = 0) -> str:
         """On a non-finite loss: save the newest state known finite to ``last_good.pth``
         (``last_good_rank<r>.pth`` on other ranks); returns a line saying what and where."""
         path = self.file(LAST_GOOD.format("" if rank == 0 else f"_rank{rank}"))
-        saved = save_last_good(cfg, trainer, checkpointer, path)
+        saved = save_last_good(self.cfg, trainer, checkpointer, path)
         if saved:
             return f"last finite state ({saved}) saved to {path}"
         return "no finite state to save (none kept)"

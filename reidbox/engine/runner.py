@@ -37,7 +37,7 @@ from .run_folder import (  # noqa: F401  eval_dir and save_last_good: also the r
     resume_trainer,
     save_last_good,
 )
-from .solver import build_solver, warn_inert_settings
+from .solver import build_solver
 from .tasks import Outputs, Task, build_task
 from .trainer import HookBase, NonFiniteLossError, Trainer
 
@@ -59,7 +59,7 @@ def setup_run(
         device = resolve_device(cfg.DEVICE)
     main = du.is_main_process()
     if folder is not None:
-        folder.open(start, cfg.MODEL.WEIGHTS)
+        folder.open(start)
     setup_logger(None, level=logging.INFO if main else logging.WARNING)
     if main:
         buffer_log()
@@ -91,7 +91,6 @@ def use_channels_last(cfg, device: torch.device) -> bool:
 
 
 def run_trainer(
-    cfg,
     trainer: Trainer,
     folder: RunFolder,
     checkpointer: Checkpointer,
@@ -105,14 +104,13 @@ def run_trainer(
     if state is not None:
         resume_trainer(trainer, state, checkpointer)
     elif start is StartMode.RESUME:
-        begin = cfg.MODEL.WEIGHTS or (
-            "ImageNet weights" if cfg.MODEL.BACKBONE.PRETRAINED else "random weights"
-        )
+        m = folder.cfg.MODEL
+        begin = m.WEIGHTS or ("ImageNet weights" if m.BACKBONE.PRETRAINED else "random weights")
         logger.info(
             "no checkpoint in %s yet: training starts at epoch 1 from %s", folder.path, begin
         )
     if du.is_main_process():
-        folder.start(cfg, checkpointer, start, state)
+        folder.start(checkpointer, start, state)
     try:
         trainer.train()
     except KeyboardInterrupt:
@@ -125,7 +123,7 @@ def run_trainer(
         )
         raise
     except (NonFiniteLossError, NonFiniteStateError) as e:
-        saved = folder.save_last_good(cfg, trainer, checkpointer, du.get_rank())
+        saved = folder.save_last_good(trainer, checkpointer, du.get_rank())
         raise NonFiniteLossError(f"{e}; stopped, {saved}") from None
     du.broadcast_module_state(trainer.unwrapped_model)
 
@@ -187,11 +185,10 @@ def train(
     (:mod:`reidbox.engine.tasks`); one process or many under torchrun, alike.
     """
     start = StartMode.of(start, resume=resume, overwrite=overwrite)
-    folder = RunFolder(cfg.OUTPUT_DIR)
-    state = folder.load_resume(cfg, force_resume) if start is StartMode.RESUME else None
+    folder = RunFolder(cfg.OUTPUT_DIR, cfg)
+    state = folder.load_resume(force_resume) if start is StartMode.RESUME else None
     device = setup_run(cfg, folder, start)
     progress = progress and du.is_main_process()  # a bar on a terminal, timed log lines else
-    warn_inert_settings(cfg)
     task = build_task(cfg)
     task.load_train()  # data read and checked once, before anything trains
     loader = task.train_loader(du.get_rank(), du.get_world_size())
@@ -221,7 +218,7 @@ def train(
         compile=cfg.MODEL.COMPILE,
         clip_grad_norm=s.CLIP_GRAD_NORM,
     )
-    run_trainer(cfg, trainer, folder, checkpointer, start, state)
+    run_trainer(trainer, folder, checkpointer, start, state)
     return finish_run(cfg, folder, task, model, device, trainer, tb, progress)
 
 

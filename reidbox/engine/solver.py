@@ -112,6 +112,7 @@ class LRFactor:
 
 def build_solver(cfg, model: nn.Module, iters_per_epoch: int):
     """Optimizer and per-iteration LR schedule from ``cfg.SOLVER``."""
+    warn_inert_settings(cfg)
     s = cfg.SOLVER
     optimizer = build_optimizer(
         model,

@@ -1,7 +1,8 @@
 """Tasks: what a kind of job gives the one engine (data, evaluation, results).
 
-The runner (:mod:`reidbox.engine.runner`) owns everything the kinds share: processes and DDP,
-the run folder, the model, solver, trainer, hooks, resume, checkpoints and the final weights.
+The runner (:mod:`reidbox.engine.runner`) wires everything the kinds share: processes and DDP,
+the model, solver, trainer, hooks and the final weights; the run folder, resume and results
+files belong to :mod:`reidbox.engine.run_folder`.
 A :class:`Task` supplies the rest: its datasets and training loader, how a model is built for
 testing, how it is evaluated and how results are tabulated and recorded. ``TASK: reid``
 (retrieval metrics under a named protocol) and ``TASK: classification`` (top-1 / top-5 error)
