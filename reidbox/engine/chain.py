@@ -111,6 +111,34 @@ def _fragment_path(alias: DatasetAlias) -> Optional[str]:
     return shipped_config(f"_base_/{alias.fragment}") if alias.fragment else None
 
 
+def _student_config(cfg, step: ChainStep, opts: Sequence[str], prev_dir: Optional[str]) -> None:
+    """A ``+STD`` step: the student of ``CHAIN.STD_CONFIG`` over ``cfg`` (the command line still
+    wins), taught by the previous step's run unless the config names a teacher."""
+    if not cfg.CHAIN.STD_CONFIG:
+        raise ConfigError(
+            f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
+            "student's config (e.g. configs/std/d161_student.yml)"
+        )
+    merge_file(cfg, cfg.CHAIN.STD_CONFIG)
+    merge_opts(cfg, opts)  # the command line still wins
+    # Eq. 4's student is the plain model: the PTL chain's side network and paper head (its
+    # config and the opts name them for every step) are the teacher's, not the student's
+    cfg.MODEL.PTL.ENABLED = False
+    cfg.MODEL.HEADS.NAME = "embedding"
+    if cfg.MODEL.META_ARCHITECTURE != "std":
+        raise ConfigError(
+            f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set MODEL.META_ARCHITECTURE 'std'"
+        )
+    if not cfg.MODEL.STD.TEACHER_WEIGHTS:
+        if prev_dir is None:
+            raise ConfigError(
+                f"step {step.label!r} is the first: no previous step to "
+                "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS"
+            )
+        cfg.MODEL.STD.TEACHER_CONFIG = os.path.join(prev_dir, CONFIG_FILE)
+        cfg.MODEL.STD.TEACHER_WEIGHTS = os.path.join(prev_dir, FINAL_WEIGHTS)
+
+
 def step_config(
     config_file: Optional[str],
     opts: Sequence[str],
@@ -135,40 +163,16 @@ def step_config(
         merge_file(cfg, config_file)
     merge_opts(cfg, opts)
     if step.std:
-        if not cfg.CHAIN.STD_CONFIG:
-            raise ConfigError(
-                f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
-                "student's config (e.g. configs/std/d161_student.yml)"
-            )
-        merge_file(cfg, cfg.CHAIN.STD_CONFIG)
-        merge_opts(cfg, opts)  # the command line still wins
-        # Eq. 4's student is the plain model: the PTL chain's side network and paper head (its
-        # config and the opts name them for every step) are the teacher's, not the student's
-        cfg.MODEL.PTL.ENABLED = False
-        cfg.MODEL.HEADS.NAME = "embedding"
-        if cfg.MODEL.META_ARCHITECTURE != "std":
-            raise ConfigError(
-                f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set MODEL.META_ARCHITECTURE 'std'"
-            )
-        if not cfg.MODEL.STD.TEACHER_WEIGHTS:
-            if prev_dir is None:
-                raise ConfigError(
-                    f"step {step.label!r} is the first: no previous step to "
-                    "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS"
-                )
-            cfg.MODEL.STD.TEACHER_CONFIG = os.path.join(prev_dir, CONFIG_FILE)
-            cfg.MODEL.STD.TEACHER_WEIGHTS = os.path.join(prev_dir, FINAL_WEIGHTS)
+        _student_config(cfg, step, opts, prev_dir)
     tests = list(step.dataset.tests)
     if cfg.CHAIN.TEST_EARLIER:
         tests += [t for t in earlier_tests if t not in tests]
     cfg.OUTPUT_DIR = os.path.join(chain_dir, step.folder)
     cfg.DATASETS.TRAIN = [step.dataset.train]
     cfg.DATASETS.TEST = tests
-    source = (
-        os.path.join(prev_dir, FINAL_WEIGHTS)
-        if prev_dir is not None
-        else (cfg.MODEL.WEIGHTS or None)
-    )
+    source = cfg.MODEL.WEIGHTS or None
+    if prev_dir is not None:
+        source = os.path.join(prev_dir, FINAL_WEIGHTS)
     if source is not None:  # the source minus its classifier, written by prepare_weights
         cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
     cfg.CHAIN.STEPS = list(labels[: step.index])  # the chain up to here: extending keeps it

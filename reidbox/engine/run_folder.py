@@ -32,7 +32,7 @@ import torch
 
 from ..config import ConfigError, save_config
 from ..config.loader import flat_config, flat_saved_config
-from ..errors import StoppedWithRankZero, UserError
+from ..errors import InputError, StoppedWithRankZero, UserError
 from ..utils import distributed as du
 from ..utils.checkpoint import (
     Checkpointer,
@@ -86,10 +86,13 @@ class StartMode(str, Enum):
         ``overwrite`` are the older spelling of ``train(...)``, kept for callers."""
         if isinstance(start, bool) or start is None:
             resume, start = resume or bool(start), cls.NEW
-        mode = cls(start)
+        try:
+            mode = cls(start)
+        except ValueError:
+            raise InputError(f"start {start!r}: use new, resume or overwrite") from None
         if resume or overwrite:
             if mode is not cls.NEW or (resume and overwrite):
-                raise UserError("start a run one way: new, resume or overwrite")
+                raise InputError("start a run one way: new, resume or overwrite")
             mode = cls.RESUME if resume else cls.OVERWRITE
         return mode
 
@@ -269,8 +272,10 @@ class RunFolder:
         return Checkpointer(self.path).list()
 
     def epochs_done(self, saved: Optional[str] = None) -> int:
-        """A finished run: the epochs it was configured for; else the newest checkpoint's."""
-        if self.finished():
+        """A run whose training ended (final weights written): the epochs its recorded config
+        names (a resumed run removes its earlier final weights, so they are that config's);
+        else the newest checkpoint's."""
+        if os.path.isfile(self.final_weights):
             old = flat_saved_config(saved if saved is not None else self.saved_config() or "")
             return int(old.get("SOLVER.MAX_EPOCHS", 0) or 0)
         newest = self.checkpoints()[-1:]
