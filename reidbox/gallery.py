@@ -34,6 +34,7 @@ from .retrieval import RankSettings, rank_lists
 from .retrieval.approx import APPROX_KINDS, ApproxIndex
 from .retrieval.expansion import average_query_expansion
 from .utils.misc import atomic_write, write_json, write_text
+from .utils.run_folder import CONFIG_FILE
 from .visualization.ranks import display_size, draw_rank_list
 
 FORMAT = 1
@@ -236,7 +237,7 @@ class GalleryIndex:
     # -- the model -----------------------------------------------------------------------
     @property
     def config_path(self) -> str:
-        return self._file(self.index_dir, "config.yaml")
+        return self._file(self.index_dir, CONFIG_FILE)
 
     def config(self) -> CfgNode:
         """The index's model config (``config.yaml`` in the index folder)."""
@@ -304,7 +305,7 @@ class GalleryIndex:
         saved = cfg.clone()
         saved.defrost()
         saved.MODEL.WEIGHTS = os.path.abspath(weights)  # found from any working directory
-        write_text(saved.dump(), cls._file(index_dir, "config.yaml"))
+        write_text(saved.dump(), cls._file(index_dir, CONFIG_FILE))
         meta = {
             "format": FORMAT,
             "count": len(paths),

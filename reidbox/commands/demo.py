@@ -33,8 +33,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..cli import argument_parser, parse_args
 from ..config import ConfigError, load_config
 from ..engine import runner
+from ..engine.run_folder import StartMode
 from ..engine.compare import Variant, finished_run, format_compare, read_metrics, run_compare
 from ..utils.misc import write_json
+from ..utils.run_folder import CONFIG_FILE, FINAL_WEIGHTS, METRICS_FILE
 
 # Names of shipped configs, not paths: load_config finds them from any directory, in a clone
 # (configs/) and in an installed wheel (reidbox/configs). results.json records them as written.
@@ -89,9 +91,9 @@ def run_demo(
     main = next((v for v in parsed if v.name == MAIN), parsed[0])
     main_dir = os.path.join(output_dir, main.folder, f"seed{seeds[0]}")
     write_json(
-        dict(read_metrics(main_dir), model=main.name), os.path.join(output_dir, "metrics.json")
+        dict(read_metrics(main_dir), model=main.name), os.path.join(output_dir, METRICS_FILE)
     )
-    shutil.copy(os.path.join(main_dir, "config.yaml"), os.path.join(output_dir, "config.yaml"))
+    shutil.copy(os.path.join(main_dir, CONFIG_FILE), os.path.join(output_dir, CONFIG_FILE))
     took, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"{took:.0f}s wall, {cpu:.0f}s CPU of this process (reused runs count as 0)")
     print(f"main model ({main.name}, seed {seeds[0]}) metrics: {output_dir}/metrics.json")
@@ -136,8 +138,8 @@ def run_transfer_demo(
             f"in {pre_dir}: they came from another one; delete them or pass another --output-dir"
         )
     if pretrained_now:
-        runner.train(pre_cfg, resume=True, progress=progress)
-    source = os.path.join(pre_dir, "model_final.pth")
+        runner.train(pre_cfg, StartMode.RESUME, progress=progress)
+    source = os.path.join(pre_dir, FINAL_WEIGHTS)
     on_source = read_metrics(pre_dir)["per_dataset"]
     # The pre-trained model on the target domain, tested as the fine-tuned runs are.
     direct_cfg = load_config(finetune_config, opts + ["OUTPUT_DIR", pre_dir])

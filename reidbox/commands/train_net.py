@@ -12,6 +12,7 @@ import sys
 
 from reidbox.config import load_config
 from reidbox.engine import runner
+from reidbox.engine.run_folder import StartMode
 from reidbox.errors import UsageError
 from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 from reidbox.utils.distributed import cleanup
@@ -50,13 +51,14 @@ def main(argv=None) -> int:
         if args.eval_only:
             runner.test(cfg, progress=not args.no_progress)
         else:
-            runner.train(
-                cfg,
-                resume=args.resume or args.resume_force,
-                progress=not args.no_progress,
-                force_resume=args.resume_force,
-                overwrite=args.overwrite,
+            start = (
+                StartMode.RESUME
+                if args.resume or args.resume_force
+                else StartMode.OVERWRITE
+                if args.overwrite
+                else StartMode.NEW
             )
+            runner.train(cfg, start, progress=not args.no_progress, force_resume=args.resume_force)
     except KeyboardInterrupt:
         if not args.eval_only:
             print(

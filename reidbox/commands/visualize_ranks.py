@@ -8,7 +8,7 @@
 import argparse
 
 from reidbox.config import load_config
-from reidbox.engine.runner import rank_images
+from reidbox.engine.ranks import rank_images
 from reidbox.visualization.ranks import ORDERS
 from reidbox.cli import add_output_dir, default_argument_parser, parse_args
 from reidbox.utils.misc import check_output_dir

@@ -403,8 +403,9 @@ def load_config(
 def save_config(cfg: CfgNode, output_dir: PathLike) -> str:
     """Write the merged config to ``output_dir/config.yaml`` (re-loadable as a config file)."""
     from ..utils.misc import write_text
+    from ..utils.run_folder import CONFIG_FILE
 
-    out = os.path.join(output_dir, "config.yaml")
+    out = os.path.join(output_dir, CONFIG_FILE)
     write_text(cfg.dump(), out)
     return out
 

@@ -13,9 +13,12 @@ Layout of ``OUTPUT_DIR``::
     summary.csv, summary.md, chain_map.png  rows = steps, columns = each test set's mAP / rank-1
     chain_log.txt                           what each invocation did
 
-Rerunning resumes: a step is finished when its folder holds ``model_final.pth`` and
-``metrics.json`` (never retrained); an unfinished step resumes from its newest epoch
-checkpoint. A finished step whose recorded config differs from the one the chain would use now
+Rerunning plans first (:func:`plan_chain`), then runs each step (:func:`run_step`). Every step
+folder is judged by the run folder's one rule (:meth:`~reidbox.engine.run_folder.RunFolder.judge`,
+the rule of ``train_net --resume``): a finished step of the same config is reused (a moved
+datasets folder or a changed runtime key included), an unfinished one resumes from its newest
+epoch checkpoint, a grown ``SOLVER.MAX_EPOCHS`` continues a finished step, and the later steps
+that started from a step that trains again are trained again; a step folder of another config
 is an error, so a changed chain never silently mixes old and new results.
 """
 
@@ -25,20 +28,14 @@ import datetime
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
 from ..config import ConfigError, get_cfg_defaults, load_config, merge_opts
-from ..config.loader import (
-    flat_config,
-    flat_saved_config,
-    import_plugins,
-    merge_file,
-    opts_set_plugins,
-    shipped_config,
-)
+from ..config.loader import import_plugins, merge_file, opts_set_plugins, shipped_config
 from ..data import build_test_sets, build_train_set
 from ..data.catalog import DatasetAlias, dataset_aliases
 from ..errors import UserError
@@ -46,24 +43,15 @@ from ..modeling import build_model
 from ..modeling.backbones import build_backbone
 from ..modeling.transfer import transfer_weights
 from ..registry import DATASETS
-from ..utils.checkpoint import Checkpointer
 from ..utils.logger import setup_logger
 from ..utils.misc import write_json
 from ..visualization.results import step_row, write_chain_summary
+from .run_folder import CONFIG_FILE, FINAL_WEIGHTS, RunFolder, StartMode, Verdict
 from .trainer import HookBase
 
 logger = logging.getLogger("reidbox")
 
-FINAL, METRICS = "model_final.pth", "metrics.json"
 INIT = "init_weights.pth"  # a step's starting weights: the previous step's, classifier removed
-# Keys that may change between invocations without changing what a step computes.
-RUNTIME_KEYS = ("DEVICE", "DATALOADER.NUM_WORKERS", "TEST.IMS_PER_BATCH", "SOLVER.LOG_PERIOD")
-# CHAIN.* keys say how steps are composed; what they change in a step shows in its other keys
-# (CHAIN.STD_CONFIG in a +STD step's model, CHAIN.TEST_EARLIER in its DATASETS.TEST), so a
-# finished step is compared without them: extending a chain with a +STD step reuses it.
-# CHAIN.STEPS (the steps up to this one: where its weights came from) is compared.
-COMPOSITION_PREFIX = "CHAIN."
-COMPARED_CHAIN_KEYS = ("CHAIN.STEPS",)
 
 
 # Chain step names: what each registered dataset declares (data.catalog); no table here.
@@ -123,6 +111,34 @@ def _fragment_path(alias: DatasetAlias) -> Optional[str]:
     return shipped_config(f"_base_/{alias.fragment}") if alias.fragment else None
 
 
+def _student_config(cfg, step: ChainStep, opts: Sequence[str], prev_dir: Optional[str]) -> None:
+    """A ``+STD`` step: the student of ``CHAIN.STD_CONFIG`` over ``cfg`` (the command line still
+    wins), taught by the previous step's run unless the config names a teacher."""
+    if not cfg.CHAIN.STD_CONFIG:
+        raise ConfigError(
+            f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
+            "student's config (e.g. configs/std/d161_student.yml)"
+        )
+    merge_file(cfg, cfg.CHAIN.STD_CONFIG)
+    merge_opts(cfg, opts)  # the command line still wins
+    # Eq. 4's student is the plain model: the PTL chain's side network and paper head (its
+    # config and the opts name them for every step) are the teacher's, not the student's
+    cfg.MODEL.PTL.ENABLED = False
+    cfg.MODEL.HEADS.NAME = "embedding"
+    if cfg.MODEL.META_ARCHITECTURE != "std":
+        raise ConfigError(
+            f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set MODEL.META_ARCHITECTURE 'std'"
+        )
+    if not cfg.MODEL.STD.TEACHER_WEIGHTS:
+        if prev_dir is None:
+            raise ConfigError(
+                f"step {step.label!r} is the first: no previous step to "
+                "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS"
+            )
+        cfg.MODEL.STD.TEACHER_CONFIG = os.path.join(prev_dir, CONFIG_FILE)
+        cfg.MODEL.STD.TEACHER_WEIGHTS = os.path.join(prev_dir, FINAL_WEIGHTS)
+
+
 def step_config(
     config_file: Optional[str],
     opts: Sequence[str],
@@ -147,63 +163,22 @@ def step_config(
         merge_file(cfg, config_file)
     merge_opts(cfg, opts)
     if step.std:
-        if not cfg.CHAIN.STD_CONFIG:
-            raise ConfigError(
-                f"step {step.label!r} distils, so CHAIN.STD_CONFIG must name the "
-                "student's config (e.g. configs/std/d161_student.yml)"
-            )
-        merge_file(cfg, cfg.CHAIN.STD_CONFIG)
-        merge_opts(cfg, opts)  # the command line still wins
-        # Eq. 4's student is the plain model: the PTL chain's side network and paper head (its
-        # config and the opts name them for every step) are the teacher's, not the student's
-        cfg.MODEL.PTL.ENABLED = False
-        cfg.MODEL.HEADS.NAME = "embedding"
-        if cfg.MODEL.META_ARCHITECTURE != "std":
-            raise ConfigError(
-                f"CHAIN.STD_CONFIG {cfg.CHAIN.STD_CONFIG} must set MODEL.META_ARCHITECTURE 'std'"
-            )
-        if not cfg.MODEL.STD.TEACHER_WEIGHTS:
-            if prev_dir is None:
-                raise ConfigError(
-                    f"step {step.label!r} is the first: no previous step to "
-                    "distil from; set MODEL.STD.TEACHER_CONFIG/TEACHER_WEIGHTS"
-                )
-            cfg.MODEL.STD.TEACHER_CONFIG = os.path.join(prev_dir, "config.yaml")
-            cfg.MODEL.STD.TEACHER_WEIGHTS = os.path.join(prev_dir, FINAL)
+        _student_config(cfg, step, opts, prev_dir)
     tests = list(step.dataset.tests)
     if cfg.CHAIN.TEST_EARLIER:
         tests += [t for t in earlier_tests if t not in tests]
     cfg.OUTPUT_DIR = os.path.join(chain_dir, step.folder)
     cfg.DATASETS.TRAIN = [step.dataset.train]
     cfg.DATASETS.TEST = tests
-    source = os.path.join(prev_dir, FINAL) if prev_dir is not None else (cfg.MODEL.WEIGHTS or None)
+    source = cfg.MODEL.WEIGHTS or None
+    if prev_dir is not None:
+        source = os.path.join(prev_dir, FINAL_WEIGHTS)
     if source is not None:  # the source minus its classifier, written by prepare_weights
         cfg.MODEL.WEIGHTS = os.path.join(cfg.OUTPUT_DIR, INIT)
     cfg.CHAIN.STEPS = list(labels[: step.index])  # the chain up to here: extending keeps it
     import_plugins(cfg.PLUGINS, trusted=opts_set_plugins(opts), where=config_file)
     cfg.freeze()
     return cfg, source
-
-
-def config_differences(cfg, folder: str) -> List[str]:
-    """Keys whose value in ``folder/config.yaml`` differs from ``cfg`` (runtime keys ignored)."""
-    path = os.path.join(folder, "config.yaml")
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        old = flat_saved_config(f.read())
-    new = flat_config(cfg.dump())
-    return sorted(
-        k
-        for k in set(old) | set(new)
-        if k not in RUNTIME_KEYS
-        and (not k.startswith(COMPOSITION_PREFIX) or k in COMPARED_CHAIN_KEYS)
-        and old.get(k) != new.get(k)
-    )
-
-
-def is_finished(folder: str) -> bool:
-    return all(os.path.isfile(os.path.join(folder, n)) for n in (FINAL, METRICS))
 
 
 def prepare_weights(cfg, source: Optional[str]) -> Dict[str, Any]:
@@ -259,6 +234,100 @@ def check_step(cfg, step: ChainStep, checked: set) -> None:
         checked.add(key)
 
 
+class Action(str, Enum):
+    """What a rerun does with a step, as the run folder's rule decides (:func:`plan_chain`)."""
+
+    REUSE = "reuse"  # finished, same config: nothing to do
+    TRAIN = "train"  # nothing trained yet
+    RESUME = "resume"  # unfinished: continue from the newest checkpoint
+    CONTINUE = "continue"  # finished, with epochs (a grown schedule) or an evaluation left
+    EVALUATE = "evaluate"  # final weights without metrics.json and no checkpoint to resume
+    RETRAIN = "retrain"  # an earlier step trains again: this one started from its old weights
+
+
+@dataclass
+class StepPlan:
+    step: ChainStep
+    cfg: Any
+    source: Optional[str]  # the weights it starts from (None: ImageNet / scratch)
+    action: Action
+    why: str = ""  # what changed (CONTINUE, RETRAIN)
+    left: int = 0  # epochs a CONTINUE trains (0: only evaluated again)
+
+    @property
+    def trains(self) -> bool:
+        """Its final weights change, so every later step that started from them is stale."""
+        return self.action in (Action.TRAIN, Action.RESUME, Action.RETRAIN) or (
+            self.action is Action.CONTINUE and self.left > 0
+        )
+
+    @property
+    def start(self) -> StartMode:
+        return StartMode.OVERWRITE if self.action is Action.RETRAIN else StartMode.RESUME
+
+    def words(self) -> tuple:
+        """What the step is doing / has done, for the log and the manifest's history."""
+        folder = RunFolder(self.cfg.OUTPUT_DIR)
+        if self.action is Action.EVALUATE:
+            what = "its final weights (training had finished)"
+            return f"evaluating {what}", f"evaluated {what}"
+        if self.action is Action.RESUME:
+            epoch = folder.epochs_done()
+            return f"resuming after epoch {epoch}", f"resumed after epoch {epoch}"
+        if self.action is Action.CONTINUE:
+            return f"continuing ({self.why})", f"continued ({self.why})"
+        if self.action is Action.RETRAIN:
+            return f"training again ({self.why})", f"trained again ({self.why})"
+        return "training", "trained"
+
+
+def decide(step: ChainStep, cfg) -> StepPlan:
+    """A step's action from its folder, judged by the run folder's one rule; a folder of
+    another config is refused in one line."""
+    folder = RunFolder(cfg.OUTPUT_DIR)
+    c = folder.judge(cfg)
+    if c.verdict is Verdict.OTHER:
+        raise ConfigError(
+            f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was run with "
+            f"another config ({c.what()}); use another OUTPUT_DIR or delete that folder to "
+            "retrain it"
+        )
+    if c.verdict is Verdict.SAME:
+        return StepPlan(step, cfg, None, Action.REUSE)
+    if c.finished:
+        why = "; ".join(c["schedule"] + c["evaluation"])
+        return StepPlan(step, cfg, None, Action.CONTINUE, why, c.left)
+    if os.path.isfile(folder.final_weights) and not (c["schedule"] or c.left):
+        return StepPlan(step, cfg, None, Action.EVALUATE)
+    return StepPlan(step, cfg, None, Action.RESUME if folder.checkpoints() else Action.TRAIN)
+
+
+def plan_chain(
+    config_file: Optional[str], labels: Sequence[str], opts: Sequence[str], chain_dir: str
+) -> List[StepPlan]:
+    """Every step's config, starting weights and action, and every step that will run checked
+    (datasets read, model built on the meta device), before anything trains: a wrong or
+    changed chain fails before a missing dataset of step 3 costs the hours of steps 1 and 2.
+    A step after one that trains again is trained again (:attr:`StepPlan.trains`)."""
+    plans: List[StepPlan] = []
+    prev_dir: Optional[str] = None
+    earlier: List[str] = []
+    checked: set = set()
+    for step in parse_steps(labels):
+        cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir, earlier)
+        plan = decide(step, cfg)
+        plan.source = source
+        stale = next((p for p in plans if p.trains), None)
+        if stale is not None and plan.action not in (Action.TRAIN, Action.RESUME):
+            plan.action, plan.why = Action.RETRAIN, f"step {stale.step.index} trains again"
+        if plan.action is not Action.REUSE:
+            check_step(cfg, step, checked)
+        plans.append(plan)
+        prev_dir = cfg.OUTPUT_DIR
+        earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
+    return plans
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -274,6 +343,155 @@ class _ChainLog:
             f.write(f"{_now()} {text}\n")
 
 
+@dataclass
+class ChainManifest:
+    """``manifest.json``: the chain, its config and overrides, and one entry per step done so
+    far (config, weights in / out, teacher, skipped weights, history of every invocation)."""
+
+    path: str
+    chain: List[str]
+    config_file: Optional[str]
+    opts: List[str]
+    updated: str = field(default_factory=_now)
+    steps: List[Dict[str, Any]] = field(default_factory=list)
+    earlier: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)  # folder -> history
+
+    @classmethod
+    def open(cls, chain_dir: str, labels, config_file, opts) -> ChainManifest:
+        path = os.path.join(chain_dir, "manifest.json")
+        old: Dict[str, Any] = {}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                old = json.load(f)
+        earlier = {s.get("folder"): s.get("history", []) for s in old.get("steps", [])}
+        return cls(path, list(labels), config_file or None, list(opts), earlier=earlier)
+
+    def entry(self, p: StepPlan) -> Dict[str, Any]:
+        out, cfg = p.cfg.OUTPUT_DIR, p.cfg
+        folder = RunFolder(out)
+        entry: Dict[str, Any] = {
+            "index": p.step.index,
+            "step": p.step.label,
+            "folder": p.step.folder,
+            "output_dir": out,
+            "train": p.step.dataset.train,
+            "tests": list(cfg.DATASETS.TEST),
+            "config": folder.config_file,
+            "weights_in": p.source,
+            "weights_out": folder.final_weights,
+            "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
+            "backbone": cfg.MODEL.BACKBONE.NAME,
+            # earlier invocations' actions, unless the folder was deleted since
+            "history": list(self.earlier.get(p.step.folder, []))
+            if os.path.isfile(folder.config_file)
+            else [],
+        }
+        if p.step.std:
+            entry["teacher"] = {
+                "config": cfg.MODEL.STD.TEACHER_CONFIG,
+                "weights": cfg.MODEL.STD.TEACHER_WEIGHTS,
+                "lambda": cfg.MODEL.STD.LAMBDA,
+            }
+        return entry
+
+    def write(self, pending: Optional[Dict[str, Any]] = None) -> None:
+        record = asdict(self)
+        del record["path"], record["earlier"]
+        record["steps"] = self.steps + ([pending] if pending else [])
+        write_json(record, self.path)
+
+
+@dataclass
+class StepRunner:
+    """How a step runs: the runner's ``train`` / ``test`` and what every step passes them."""
+
+    train: Callable
+    test: Callable
+    progress: bool = True
+    extra_hooks: Sequence[HookBase] = ()
+
+    def __call__(self, p: StepPlan) -> None:
+        folder = RunFolder(p.cfg.OUTPUT_DIR)
+        if p.action is Action.EVALUATE:
+            # training finished but its metrics.json is missing: the evaluation of the final
+            # weights (written to eval/<settings>/) becomes the step's result
+            record = self.test(p.cfg, weights=folder.final_weights, progress=self.progress)
+            write_json(record, folder.metrics_file)
+        else:
+            hooks = list(self.extra_hooks)
+            self.train(p.cfg, p.start, progress=self.progress, extra_hooks=hooks)
+
+
+def note_start(p: StepPlan, note: _ChainLog) -> Dict[str, Any]:
+    """Write a step's starting weights (:func:`prepare_weights`) and say where they came from."""
+    report = prepare_weights(p.cfg, p.source)
+    i, label = p.step.index, p.step.label
+    if p.source is None:
+        note("step %d %s: starts from %s", i, label, report["start"])
+        return report
+    note(
+        "step %d %s: starts from %s; classifier replaced (%s -> %d identities, freshly "
+        "initialised); skipped weights: %s; newly initialised tensors: %d; unused tensors of "
+        "the file: %d",
+        i,
+        label,
+        p.source,
+        report["previous_num_classes"],
+        report["num_classes"],
+        ", ".join(report["skipped"]) or "none",
+        len(report["new"]),
+        len(report["unused"]),
+    )
+    return report
+
+
+def run_step(p: StepPlan, manifest: ChainManifest, note: _ChainLog, run: StepRunner):
+    """Do what the plan says for one step, recording it; returns its summary row."""
+    entry = manifest.entry(p)
+    i, label = p.step.index, p.step.label
+    if p.action is Action.REUSE:
+        note("step %d %s: finished earlier, not retrained", i, label)
+        entry["history"].append({"at": _now(), "action": "reused"})
+    else:
+        entry["load"] = note_start(p, note)
+        doing, done = p.words()
+        entry["history"].append({"at": _now(), "action": doing})
+        manifest.write(pending=entry)
+        tests = ", ".join(p.cfg.DATASETS.TEST)
+        note("step %d %s: %s (%s -> tests %s)", i, label, doing, p.step.dataset.train, tests)
+        try:
+            run(p)
+        except BaseException as e:  # the manifest says the step stopped, then re-raise
+            entry["history"][-1]["action"] = f"{doing}, stopped ({type(e).__name__})"
+            manifest.write(pending=entry)
+            raise
+        entry["history"][-1]["action"] = done
+        entry["finished"] = _now()
+        note("step %d %s: %s", i, label, done)
+    manifest.steps.append(entry)
+    manifest.write()
+    metrics = RunFolder(p.cfg.OUTPUT_DIR).metrics()
+    return step_row(i, label, p.step.dataset.train, metrics)
+
+
+def note_plan(plans: List[StepPlan], note: _ChainLog) -> None:
+    """One line for the steps trained again because an earlier step trains again."""
+    again = [p for p in plans if p.action is Action.RETRAIN]
+    if not again:
+        return
+    first = next(p for p in plans if p.trains)
+    what = f" ({first.why})" if first.why else ""
+    note(
+        "step %d %s %s%s: %s, which started from its weights, %s trained again",
+        first.step.index,
+        first.step.label,
+        "continues" if first.action is Action.CONTINUE else "trains again",
+        what,
+        ", ".join(f"step {p.step.index} {p.step.label}" for p in again),
+        "is" if len(again) == 1 else "are",
+    )
+
+
 def run_chain(
     config_file: Optional[str] = None,
     steps: Optional[Sequence[str]] = None,
@@ -287,9 +505,9 @@ def run_chain(
 
     ``steps`` defaults to ``CHAIN.STEPS`` of the config; ``opts`` are ``KEY VALUE`` overrides
     applied to every step. ``extra_hooks`` go to every step's trainer (tests use them).
-    ``train(cfg, resume=, progress=, extra_hooks=)`` and ``test(cfg, weights=, progress=)`` run
-    a step (default :func:`reidbox.engine.runner.train` / ``test``): the chain only orders the
-    steps, prepares their configs and starting weights, and records what happened.
+    ``train(cfg, start, progress=, extra_hooks=)`` and ``test(cfg, weights=, progress=)`` run
+    a step (default :func:`reidbox.engine.runner.train` / ``test``): the chain only plans the
+    steps (:func:`plan_chain`), prepares their starting weights and records what happened.
     """
     if train is None or test is None:
         from . import runner
@@ -297,19 +515,11 @@ def run_chain(
         train, test = train or runner.train, test or runner.test
     base = load_config(config_file or None, opts)
     labels = list(steps) if steps else list(base.CHAIN.STEPS)
-    chain = parse_steps(labels)
+    parse_steps(labels)  # a bad chain is one line before anything is written
     chain_dir = base.OUTPUT_DIR
     os.makedirs(chain_dir, exist_ok=True)
     setup_logger(None)  # chain messages on the console; each step then logs into its folder
     note = _ChainLog(chain_dir)
-    manifest_path = os.path.join(chain_dir, "manifest.json")
-    manifest: Dict[str, Any] = {"steps": []}
-    if os.path.isfile(manifest_path):
-        with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    history = {s.get("folder"): s.get("history", []) for s in manifest.get("steps", [])}
-    manifest.update(chain=labels, config_file=config_file or None, opts=list(opts), updated=_now())
-    manifest["steps"] = []
     note("chain %s in %s (config %s)", " -> ".join(labels), chain_dir, config_file or "defaults")
     if not config_file:
         note(
@@ -318,119 +528,12 @@ def run_chain(
             "recipes are configs/chains/*.yml",
             describe_recipe(base),
         )
-
-    # Every step's config, data and model first: a wrong or changed chain fails before anything
-    # trains (a missing dataset of step 3 must not cost the hours of steps 1 and 2).
-    configs, sources = [], []
-    prev_dir: Optional[str] = None
-    earlier: List[str] = []
-    checked: set = set()
-    for step in chain:
-        cfg, source = step_config(config_file, opts, step, chain_dir, labels, prev_dir, earlier)
-        changed = config_differences(cfg, cfg.OUTPUT_DIR)
-        if changed:
-            raise ConfigError(
-                f"chain step {step.index} ({step.label}) in {cfg.OUTPUT_DIR} was "
-                f"run with another config ({', '.join(changed[:6])}); use another "
-                "OUTPUT_DIR or delete that folder to retrain it"
-            )
-        if not is_finished(cfg.OUTPUT_DIR):
-            check_step(cfg, step, checked)
-        configs.append(cfg)
-        sources.append(source)
-        prev_dir = cfg.OUTPUT_DIR
-        earlier = earlier + [t for t in step.dataset.tests if t not in earlier]
-    note("checked all %d steps: configs, datasets and models are readable", len(chain))
-
-    rows: List[Dict[str, Any]] = []
-    for step, cfg, source in zip(chain, configs, sources):
-        out = cfg.OUTPUT_DIR
-        entry: Dict[str, Any] = {
-            "index": step.index,
-            "step": step.label,
-            "folder": step.folder,
-            "output_dir": out,
-            "train": step.dataset.train,
-            "tests": list(cfg.DATASETS.TEST),
-            "config": os.path.join(out, "config.yaml"),
-            "weights_in": source,
-            "weights_out": os.path.join(out, FINAL),
-            "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
-            "backbone": cfg.MODEL.BACKBONE.NAME,
-            # earlier invocations' actions, unless the folder was deleted since
-            "history": list(history.get(step.folder, []))
-            if os.path.isfile(os.path.join(out, "config.yaml"))
-            else [],
-        }
-        if step.std:
-            entry["teacher"] = {
-                "config": cfg.MODEL.STD.TEACHER_CONFIG,
-                "weights": cfg.MODEL.STD.TEACHER_WEIGHTS,
-                "lambda": cfg.MODEL.STD.LAMBDA,
-            }
-        if is_finished(out):
-            note("step %d %s: finished earlier, not retrained", step.index, step.label)
-            entry["history"].append({"at": _now(), "action": "reused"})
-        else:
-            report = prepare_weights(cfg, source)
-            entry["load"] = report
-            if source is None:
-                note("step %d %s: starts from %s", step.index, step.label, report["start"])
-            else:
-                note(
-                    "step %d %s: starts from %s; classifier replaced (%s -> %d identities, "
-                    "freshly initialised); skipped weights: %s; newly initialised tensors: %d; "
-                    "unused tensors of the file: %d",
-                    step.index,
-                    step.label,
-                    source,
-                    report["previous_num_classes"],
-                    report["num_classes"],
-                    ", ".join(report["skipped"]) or "none",
-                    len(report["new"]),
-                    len(report["unused"]),
-                )
-            ckpts = Checkpointer(out).list()
-            if os.path.isfile(os.path.join(out, FINAL)):
-                doing, done = (
-                    "evaluating its final weights (training had finished)",
-                    "evaluated its final weights (training had finished)",
-                )
-            elif ckpts:
-                epoch = int(Checkpointer.PATTERN.search(ckpts[-1]).group(1))
-                doing, done = (f"resuming after epoch {epoch}", f"resumed after epoch {epoch}")
-            else:
-                doing, done = "training", "trained"
-            entry["history"].append({"at": _now(), "action": doing})
-            write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
-            note(
-                "step %d %s: %s (%s -> tests %s)",
-                step.index,
-                step.label,
-                doing,
-                step.dataset.train,
-                ", ".join(cfg.DATASETS.TEST),
-            )
-            try:
-                if done.startswith("evaluated"):
-                    # training finished but its metrics.json is missing: the evaluation of
-                    # the final weights (written to eval/<settings>/) becomes the step's result
-                    record = test(cfg, weights=os.path.join(out, FINAL), progress=progress)
-                    write_json(record, os.path.join(out, METRICS))
-                else:
-                    train(cfg, resume=True, progress=progress, extra_hooks=list(extra_hooks))
-            except BaseException as e:  # the manifest says the step stopped, then re-raise
-                entry["history"][-1]["action"] = f"{doing}, stopped ({type(e).__name__})"
-                write_json(dict(manifest, steps=manifest["steps"] + [entry]), manifest_path)
-                raise
-            entry["history"][-1]["action"] = done
-            entry["finished"] = _now()
-            note("step %d %s: %s", step.index, step.label, done)
-        manifest["steps"].append(entry)
-        write_json(manifest, manifest_path)
-        rows.append(
-            step_row(step.index, step.label, step.dataset.train, os.path.join(out, METRICS))
-        )
+    plans = plan_chain(config_file, labels, opts, chain_dir)
+    note("checked all %d steps: configs, datasets and models are readable", len(plans))
+    note_plan(plans, note)
+    manifest = ChainManifest.open(chain_dir, labels, config_file, opts)
+    run = StepRunner(train, test, progress, extra_hooks)
+    rows = [run_step(p, manifest, note, run) for p in plans]
     write_chain_summary(chain_dir, rows)
     note("summary written to %s", os.path.join(chain_dir, "summary.md"))
     return rows

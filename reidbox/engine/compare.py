@@ -12,14 +12,14 @@ random stream after building the model, so augmentations do not depend on the mo
 
 The result: per-seed metrics, mean ± sample std of each variant, and for each pair (A, B) the
 paired differences A - B per seed with their mean, sample std, 95% t-interval and win count.
-Finished runs of the same config are reused, unfinished ones resumed, a finished run of another
-config refused in one line (:func:`finished_run`), as the demos do.
+Finished runs of the same config are reused, unfinished ones (and ones whose schedule grew)
+resumed, a run of another config refused in one line (:func:`finished_run`, the run folder's
+one rule that ``train_net --resume`` and chains follow too), as the demos do.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -33,67 +33,47 @@ from ..utils.checkpoint import atomic_save
 from ..utils.misc import seed_all, write_json
 from ..utils.tables import markdown_table
 from . import runner
+from .run_folder import METRICS_FILE, PATH_KEYS, RUNTIME_KEYS, RunFolder, StartMode, Verdict
 
 logger = logging.getLogger("reidbox")
 
 #: What a comparison without named variants measures: the cells on top of the same model.
 DEFAULT_VARIANTS = ("plain: MODEL.PTL.ENABLED False", "+PTL: MODEL.PTL.ENABLED True")
 
-# Keys that do not change a finished run's numbers: where it lives, how it was loaded, logged.
-REUSE_IGNORED = (
-    "OUTPUT_DIR",
-    "DATASETS.ROOT",
-    "DEVICE",
-    "DATALOADER.NUM_WORKERS",
-    "MODEL.WEIGHTS",
-    "SOLVER.LOG_PERIOD",
-    "SOLVER.CHECKPOINT_PERIOD",
-    "SOLVER.KEEP_CHECKPOINTS",
-)
+#: Keys that may differ from a finished run's and still reuse it: the run folder's one rule
+#: (:mod:`reidbox.engine.run_folder`), kept under this name for the demos.
+REUSE_IGNORED = RUNTIME_KEYS + PATH_KEYS
 
 
 def read_metrics(run_dir: str) -> Dict[str, Any]:
-    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
-        return json.load(f)
+    """A run's ``metrics.json`` (:meth:`RunFolder.metrics`, the one reader)."""
+    return RunFolder(run_dir).metrics()
 
 
-def finished_run(run_dir: str, cfg, resume_schedule: bool = False) -> bool:
+def finished_run(run_dir: str, cfg, resume_schedule: bool = True) -> bool:
     """True when ``run_dir`` holds a finished run of ``cfg`` (reuse it); False when it holds
-    none or an unfinished one (train, resuming), or, with ``resume_schedule``, a finished one
-    whose config differs only in its schedule with at least as many epochs (``train_net
-    --resume`` continues such a run the same way). A finished run that differs otherwise is
-    refused (``ConfigError``): its numbers would be mixed into a table of this config."""
-    from ..config.loader import flat_config, flat_saved_config
-
-    if not all(
-        os.path.isfile(os.path.join(run_dir, n))
-        for n in ("model_final.pth", "metrics.json", "config.yaml")
-    ):
+    none, an unfinished one, or this config's run with epochs or an evaluation left (a grown
+    ``SOLVER.MAX_EPOCHS``): train, resuming, as ``train_net --resume`` does. A run of another
+    config is refused (``ConfigError``): its numbers would be mixed into a table of this
+    config. The decision is the run folder's one rule (:meth:`RunFolder.judge`);
+    ``resume_schedule`` is accepted for older callers and changes nothing."""
+    folder = RunFolder(run_dir)
+    if not os.path.isfile(folder.config_file):
         return False
-    with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as f:
-        saved = f.read()
-    old, new = flat_saved_config(saved), flat_config(cfg.dump())
-    changed = [
-        f"{k} ({old.get(k, 'absent')} -> {new.get(k, 'absent')})"
-        for k in sorted(set(old) | set(new))
-        if k not in REUSE_IGNORED and old.get(k) != new.get(k)
-    ]
-    if not changed:
-        return True
-    run_changes = runner.resume_config_changes(saved, cfg)["run"] if resume_schedule else []
-    done = int(old.get("SOLVER.MAX_EPOCHS", 0) or 0)
-    if resume_schedule and not run_changes and cfg.SOLVER.MAX_EPOCHS >= done:
-        logger.info(
-            "%s: a finished run whose schedule changed (%s): resuming it",
-            run_dir,
-            "; ".join(changed[:4]),
+    c = folder.judge(cfg)
+    if c.verdict is Verdict.OTHER:
+        raise ConfigError(
+            f"{run_dir} holds a {'finished' if c.finished else 'unfinished'} run of another "
+            f"config: {c.what()}; delete that folder or pass another --output-dir"
         )
-        return False
-    raise ConfigError(
-        f"{run_dir} holds a finished run of another config: "
-        f"{'; '.join((run_changes or changed)[:4])}; delete that folder or pass another "
-        "--output-dir"
-    )
+    if c.verdict is Verdict.CONTINUE and c.finished:
+        changed = c["schedule"] + c["evaluation"]
+        logger.info(
+            "%s: a finished run of this config with %s: resuming it",
+            run_dir,
+            "; ".join(changed[:4]) if changed else f"{c.left} epoch(s) left",
+        )
+    return c.verdict is Verdict.SAME
 
 
 # ------------------------------------------------------------------------------- statistics
@@ -245,7 +225,7 @@ def plan(
             cfg = load_config(config, list(opts) + v.opts + ["SEED", str(seed)])
             runs.append(Run(v, seed, cfg, run_dir))
     for run in runs:  # MODEL.WEIGHTS (the starting file) does not make another run
-        run.finished = finished_run(run.run_dir, _with_init(run.cfg, run.run_dir, ""), True)
+        run.finished = finished_run(run.run_dir, _with_init(run.cfg, run.run_dir, ""))
     return runs
 
 
@@ -283,13 +263,14 @@ def run_compare(
             logger.info("compare: %s seed %d finished earlier, reused", run.variant.name, run.seed)
         else:
             init = write_init(run.cfg, run.seed, os.path.join(output_dir, "init"))
-            runner.train(_with_init(run.cfg, run.run_dir, init), resume=True, progress=progress)
+            run_cfg = _with_init(run.cfg, run.run_dir, init)
+            runner.train(run_cfg, StartMode.RESUME, progress=progress)
         record = read_metrics(run.run_dir)["per_dataset"]
         test_set = test_set or next(iter(record))
         missing = [m for m in metrics if m not in record[test_set]]
         if missing:
             raise ConfigError(
-                f"metric {missing[0]!r} is not in {run.run_dir}/metrics.json (has "
+                f"metric {missing[0]!r} is not in {run.run_dir}/{METRICS_FILE} (has "
                 f"{', '.join(sorted(record[test_set]))}); pass --metrics with those names"
             )
         per_seed[run.variant.name][run.seed] = {m: float(record[test_set][m]) for m in metrics}

@@ -8,13 +8,13 @@ import datetime
 import logging
 import statistics
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
 from ..utils import distributed as du
-from ..utils.checkpoint import Checkpointer, rng_states
+from ..utils.checkpoint import Checkpointer, rng_states, set_rng_states
 from ..utils.progress import stderr_is_terminal
 
 if TYPE_CHECKING:
@@ -341,3 +341,50 @@ class EvalHook(HookBase):
             if self.on_result:
                 self.on_result(metrics, t.global_step)
             t.model.train()
+
+
+class RNGSafeEval:
+    """Evaluation must not change the training RNG streams (resume equals uninterrupted)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self):
+        state = rng_states()
+        try:
+            return self.fn()
+        finally:
+            set_rng_states(state)
+
+
+def build_hooks(
+    cfg,
+    checkpointer: Checkpointer,
+    periodic_eval: Callable[[], Dict[str, float]],
+    tb: Optional[TensorBoardHook],
+    progress: bool,
+    extra_hooks: Sequence[HookBase] = (),
+) -> List[HookBase]:
+    """The hooks every training run uses (every task), then ``extra_hooks``; ``periodic_eval``
+    runs every ``TEST.EVAL_PERIOD`` epochs without touching the training RNG streams."""
+    s = cfg.SOLVER
+    return [
+        # first: PTL's latent state is zeroed before anything in the epoch runs the model
+        LatentStateResetHook(),
+        # sets the model up too, after the trainer's model.train(): a frozen backbone goes
+        # back to eval mode
+        *([FreezeBackboneHook(s.FREEZE_BACKBONE_EPOCHS)] if s.FREEZE_BACKBONE_EPOCHS else []),
+        # log and progress before saving and evaluating: the epoch's time and img/s stop
+        # before them, and its log line comes before "saved ..."
+        ProgressHook(s.LOG_PERIOD, enabled=progress),
+        # the epoch's training scalars are written before the evaluation's go to the same file
+        *([tb] if tb else []),
+        # before evaluation: the epoch is on disk before an evaluation that might fail
+        CheckpointHook(checkpointer, s.CHECKPOINT_PERIOD, {"config": cfg.dump()}),
+        # last built-in: evaluates the weights just saved; RNGSafeEval restores the RNG
+        # streams, so evaluating never changes training
+        EvalHook(cfg.TEST.EVAL_PERIOD, RNGSafeEval(periodic_eval), tb.log_metrics if tb else None),
+        # the caller's hooks see the epoch's checkpoint already written (a hook that stops
+        # after epoch N leaves that checkpoint behind)
+        *extra_hooks,
+    ]

@@ -112,6 +112,7 @@ class LRFactor:
 
 def build_solver(cfg, model: nn.Module, iters_per_epoch: int):
     """Optimizer and per-iteration LR schedule from ``cfg.SOLVER``."""
+    warn_inert_settings(cfg)
     s = cfg.SOLVER
     optimizer = build_optimizer(
         model,
@@ -176,3 +177,12 @@ def resume_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, global_step
     for group, lr in zip(scheduler.optimizer.param_groups, lrs):
         group["lr"] = lr
     scheduler._last_lr = list(lrs)  # what get_last_lr() reports
+
+
+def warn_inert_settings(cfg) -> None:
+    """Settings that are valid but make training do nothing, said before it starts."""
+    if cfg.SOLVER.BASE_LR == 0:
+        logger.warning(
+            "SOLVER.BASE_LR is 0: the weights will not change during training (set a "
+            "learning rate, e.g. SOLVER.BASE_LR 0.01, unless that is what you want)"
+        )

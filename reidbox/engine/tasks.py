@@ -1,7 +1,8 @@
 """Tasks: what a kind of job gives the one engine (data, evaluation, results).
 
-The runner (:mod:`reidbox.engine.runner`) owns everything the kinds share: processes and DDP,
-the run folder, the model, solver, trainer, hooks, resume, checkpoints and the final weights.
+The runner (:mod:`reidbox.engine.runner`) wires everything the kinds share: processes and DDP,
+the model, solver, trainer, hooks and the final weights; the run folder, resume and results
+files belong to :mod:`reidbox.engine.run_folder`.
 A :class:`Task` supplies the rest: its datasets and training loader, how a model is built for
 testing, how it is evaluated and how results are tabulated and recorded. ``TASK: reid``
 (retrieval metrics under a named protocol) and ``TASK: classification`` (top-1 / top-5 error)
@@ -40,6 +41,7 @@ from ..evaluation.classification import (
 from ..evaluation.evaluator import evaluate_model, format_table, rank_items, save_rank_lists
 from ..modeling import build_inference_model
 from ..utils.misc import count_parameters, write_json
+from .run_folder import METRICS_FILE
 
 logger = logging.getLogger("reidbox")
 
@@ -159,7 +161,7 @@ class Task:
     def write(self, results: Results, model: nn.Module, out_dir: str, **extra) -> Dict[str, Any]:
         """Write ``<out_dir>/metrics.json``, log the table; returns the record."""
         record = self.record(results, model, **extra)
-        write_json(record, os.path.join(out_dir, "metrics.json"))
+        write_json(record, os.path.join(out_dir, METRICS_FILE))
         logger.info("results:\n%s", self.format(results))
         return record
 
@@ -327,7 +329,7 @@ class ReIDTask(Task):
 
         extra["evaluation"] = self.settings.describe()
         record = self.record(results, model, **extra)
-        write_json(record, os.path.join(out_dir, "metrics.json"))
+        write_json(record, os.path.join(out_dir, METRICS_FILE))
         try:
             from ..visualization import plot_all_cmc
 

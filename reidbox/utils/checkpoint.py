@@ -9,7 +9,7 @@ import os
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -232,30 +232,19 @@ def adapt_to_model(model: nn.Module, state: Dict[str, torch.Tensor], twin: bool 
     return state, set(side)
 
 
-def load_state_into(
+def match_state(
     model: nn.Module,
     state: Dict[str, torch.Tensor],
     source: str,
     *,
-    what: str = "MODEL.WEIGHTS",
-    partial: bool = False,
     skip_classifier: bool = True,
-    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
     fresh: Iterable[str] = (),
     twin: bool = False,
-) -> LoadReport:
-    """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
-
-    Wrapper prefixes are stripped; an empty tensor of the model (a buffer sized on first use,
-    such as center loss's centers) takes the file's shape; classifier tensors (see
-    :func:`is_classifier_key`) that are absent or of another shape stay as initialised when
-    ``skip_classifier``. Anything else
-    missing, unexpected or of another shape raises :class:`WeightsMismatchError` (one line
-    naming ``what``, the file and ``partial_key``, the opt-in; None: no opt-in) unless
-    ``partial`` is True, when it is logged and only the fitting tensors load. ``fresh``: keys
-    that may be absent because whoever wrote the file left them initialised on purpose (a
-    chain step's ``init_weights.pth``).
-    """
+) -> Tuple[LoadReport, Dict[str, torch.Tensor]]:
+    """How ``state`` fits ``model``, without loading it: the :class:`LoadReport` and the
+    tensors that fit (keyed as the model names them). The rules are
+    :func:`load_state_into`'s; ``--resume`` reads the report to say why a checkpoint does not
+    fit (``skip_classifier=False``: a run's own checkpoint holds its classifier)."""
     own = model.state_dict()
     state = strip_wrapper_prefixes(state, own)
     rep = LoadReport(source)
@@ -280,6 +269,36 @@ def load_state_into(
             else:
                 (rep.fresh if k in fresh else rep.missing).append(k)
     rep.loaded = list(fitting)
+    return rep, fitting
+
+
+def load_state_into(
+    model: nn.Module,
+    state: Dict[str, torch.Tensor],
+    source: str,
+    *,
+    what: str = "MODEL.WEIGHTS",
+    partial: bool = False,
+    skip_classifier: bool = True,
+    partial_key: Optional[str] = "MODEL.WEIGHTS_PARTIAL",
+    fresh: Iterable[str] = (),
+    twin: bool = False,
+) -> LoadReport:
+    """Copy the tensors of ``state`` into ``model``; the one place weight files meet models.
+
+    Wrapper prefixes are stripped; an empty tensor of the model (a buffer sized on first use,
+    such as center loss's centers) takes the file's shape; classifier tensors (see
+    :func:`is_classifier_key`) that are absent or of another shape stay as initialised when
+    ``skip_classifier``. Anything else
+    missing, unexpected or of another shape raises :class:`WeightsMismatchError` (one line
+    naming ``what``, the file and ``partial_key``, the opt-in; None: no opt-in) unless
+    ``partial`` is True, when it is logged and only the fitting tensors load. ``fresh``: keys
+    that may be absent because whoever wrote the file left them initialised on purpose (a
+    chain step's ``init_weights.pth``).
+    """
+    rep, fitting = match_state(
+        model, state, source, skip_classifier=skip_classifier, fresh=fresh, twin=twin
+    )
     if not rep.fits and not partial:
         opt_in = (
             f", or set {partial_key} True to load only the tensors that fit" if partial_key else ""

@@ -97,3 +97,11 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 def cleanup() -> None:
     if is_distributed():
         dist.destroy_process_group()
+
+
+def broadcast_module_state(model: torch.nn.Module) -> None:
+    """Under DDP, copy rank 0's parameters and buffers (BN statistics) to every rank in place."""
+    if get_world_size() <= 1:
+        return
+    for t in model.state_dict().values():
+        dist.broadcast(t, src=0)

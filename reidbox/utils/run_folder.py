@@ -1,4 +1,9 @@
-"""What keeps a run folder (``OUTPUT_DIR``) whole: its lock, its run record, stale temp files.
+"""What keeps a run folder (``OUTPUT_DIR``) whole: its file names, lock, run record, stale temps.
+
+The low floor of the run folder's owner (:mod:`reidbox.engine.run_folder`: :class:`RunFolder`,
+``StartMode``, the one rule that says whether a folder holds this config's run). The file
+names live here, the one place they are spelled, so every floor from ``config`` up can name
+them (``save_config`` writes :data:`CONFIG_FILE`, result tables read :data:`METRICS_FILE`).
 
 - ``run.lock``: held (a POSIX record lock, ``fcntl.lockf``) by the process training into the
   folder; a second run there stops with one line naming the holder. The lock belongs to that
@@ -27,11 +32,19 @@ import sys
 import uuid
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..errors import UserError
+from ..errors import InputError, UserError
 from .misc import write_json
 
 logger = logging.getLogger(__name__)
 
+# The files of a run folder (docs/run_folders.md says what each is).
+CONFIG_FILE = "config.yaml"  # the merged config, re-loadable with --config-file
+FINAL_WEIGHTS = "model_final.pth"  # {"model", "num_classes"} after the last epoch
+METRICS_FILE = "metrics.json"  # the run's result: the final evaluation of FINAL_WEIGHTS
+LOG_FILE = "log.txt"
+LAST_GOOD = "last_good{}.pth"  # the newest finite state on a NaN/Inf loss ({}: _rank<r>)
+TB_DIR = "tb"  # TensorBoard events
+EVAL_DIR = "eval"  # test_net results, one folder per setting
 LOCK_FILE = "run.lock"
 RUN_RECORD = "run.json"
 _TEMP = re.compile(r"\.tmp\.(\d+)(\.[^/]*)?$")
@@ -180,10 +193,10 @@ def remove_stale_temps(folder: str) -> List[str]:
 
 # What a training run leaves that is worth keeping: a later run without ``--resume`` must not
 # replace it unless told to (``--overwrite``), since the names repeat from run to run.
-RESULT_PATTERNS = ("model_final.pth", "metrics.json", "checkpoint_*.pth", "last_good*.pth")
+RESULT_PATTERNS = (FINAL_WEIGHTS, METRICS_FILE, "checkpoint_*.pth", LAST_GOOD.format("*"))
 # Everything a training run writes into its folder (``--overwrite`` removes these and only these;
 # ``eval/`` holds test_net results of the replaced weights, stale once they are gone).
-RUN_PATTERNS = RESULT_PATTERNS + ("cmc_*.png", RUN_RECORD, "config.yaml", "log.txt", "tb", "eval")
+RUN_PATTERNS = RESULT_PATTERNS + ("cmc_*.png", RUN_RECORD, CONFIG_FILE, LOG_FILE, TB_DIR, EVAL_DIR)
 
 
 def earlier_results(folder: str) -> List[str]:
@@ -225,7 +238,7 @@ def check_overwrite(folder: str, weights: str) -> None:
 
 # What a run that died before its first checkpoint leaves: nothing worth keeping, and a new
 # run in the folder must not append to its log or mix its TensorBoard curves with the new ones.
-DEAD_RUN_PATTERNS = (RUN_RECORD, "config.yaml", "log.txt", "tb")
+DEAD_RUN_PATTERNS = (RUN_RECORD, CONFIG_FILE, LOG_FILE, TB_DIR)
 
 
 def clear_run_files(folder: str, patterns: Sequence[str] = RUN_PATTERNS) -> List[str]:
@@ -244,6 +257,21 @@ def clear_run_files(folder: str, patterns: Sequence[str] = RUN_PATTERNS) -> List
     if removed:
         logger.warning("removed the earlier run's files from %s: %s", folder, ", ".join(removed))
     return removed
+
+
+def read_metrics(path: str) -> Any:
+    """The one reader of ``metrics.json``: ``path`` is the file or the folder holding it. A file
+    that is not JSON is an :class:`~reidbox.errors.InputError` naming it."""
+    if os.path.isdir(path):
+        path = os.path.join(path, METRICS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(
+            f"{path} is not valid JSON ({e}); re-run the evaluation that "
+            "wrote it, or leave that folder out"
+        ) from None
 
 
 def new_run_id() -> str:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from ..errors import InputError, MissingInputError
 from ..utils.progress import progress as show_progress
+from ..utils.run_folder import CONFIG_FILE, FINAL_WEIGHTS
 
 Batches = List[Tuple[torch.Tensor, torch.Tensor]]
 
@@ -272,7 +273,7 @@ def load_run(
     from ..modeling import build_inference_model
     from ..utils.misc import resolve_device
 
-    cfg_path = os.path.join(run_dir, "config.yaml")
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(cfg_path):
         raise MissingInputError(f"{run_dir} is not a run folder: no config.yaml in it")
     cfg = load_config(cfg_path, list(opts))
@@ -281,7 +282,7 @@ def load_run(
             f"{run_dir}: TASK is {cfg.TASK!r}; the loss surface needs a "
             "classification run (its loss is the classifier's cross-entropy)"
         )
-    weights = weights or os.path.join(run_dir, "model_final.pth")
+    weights = weights or os.path.join(run_dir, FINAL_WEIGHTS)
     if not os.path.isfile(weights):
         raise MissingInputError(
             f"{weights} not found: train the run to the end first, or pass "

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from ..utils.misc import atomic_write, write_text
+from ..utils.run_folder import CONFIG_FILE, FINAL_WEIGHTS, METRICS_FILE, read_metrics
 from ..utils.tables import markdown_table
 from ..errors import InputError, MissingInputError
 
@@ -93,8 +94,8 @@ def find_metrics(paths: Sequence[str]) -> List[str]:
             found.append(p)
         elif os.path.isdir(p):
             for root, _, files in os.walk(p):
-                if "metrics.json" in files:
-                    found.append(os.path.join(root, "metrics.json"))
+                if METRICS_FILE in files:
+                    found.append(os.path.join(root, METRICS_FILE))
         else:
             raise MissingInputError(f"no such file or folder: {p}")
     return sorted(set(found))
@@ -115,17 +116,6 @@ def _model_name(cfg: Dict[str, Any], metrics: Dict[str, Any]) -> str:
     if std:
         name += f" (lambda {std.get('lambda')})"
     return name
-
-
-def _read_metrics(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(
-            f"{path} is not valid JSON ({e}); re-run the evaluation that "
-            "wrote it, or leave that folder out"
-        ) from None
 
 
 def _same_result(metrics: Dict[str, Any]) -> str:
@@ -153,10 +143,10 @@ def _epochs(metrics: Dict[str, Any], folder: str, evaluated: bool) -> Optional[i
     if metrics.get("epochs") is not None:
         return metrics["epochs"]
     if evaluated:
-        run = os.path.join(os.path.dirname(os.path.dirname(folder)), "metrics.json")
+        run = os.path.join(os.path.dirname(os.path.dirname(folder)), METRICS_FILE)
         if os.path.isfile(run):
             try:
-                return _read_metrics(run).get("epochs")
+                return read_metrics(run).get("epochs")
             except (ValueError, AttributeError):
                 return None
     return None
@@ -171,10 +161,10 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
     seen: Dict[str, str] = {}
     found = find_metrics(paths)
     # a run folder's own record first, so a copy elsewhere is the one left out
-    has_weights = lambda p: os.path.isfile(os.path.join(os.path.dirname(p), "model_final.pth"))  # noqa: E731
+    has_weights = lambda p: os.path.isfile(os.path.join(os.path.dirname(p), FINAL_WEIGHTS))  # noqa: E731
     for path in sorted(found, key=lambda p: (not has_weights(p), p)):
         folder = os.path.dirname(path)
-        metrics = _read_metrics(path)
+        metrics = read_metrics(path)
         if not isinstance(metrics, dict) or not any(
             k in metrics for k in ("mAP", "per_dataset", "top1_error")
         ):
@@ -183,12 +173,12 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
                 "not a reidbox metrics.json; leave that folder out"
             )
         cfg: Dict[str, Any] = {}
-        cfg_path = os.path.join(folder, "config.yaml")
+        cfg_path = os.path.join(folder, CONFIG_FILE)
         evaluated_only = os.path.basename(os.path.dirname(folder)) == "eval"
         if evaluated_only:
             # a test_net result (OUTPUT_DIR/eval/<settings>/): the training run's config is two
             # up; the evaluation's own config.yaml names the model where no run trained
-            run_cfg = os.path.join(os.path.dirname(os.path.dirname(folder)), "config.yaml")
+            run_cfg = os.path.join(os.path.dirname(os.path.dirname(folder)), CONFIG_FILE)
             cfg_path = run_cfg if os.path.isfile(run_cfg) else cfg_path
             evaluated_only = cfg_path != run_cfg
         key = _same_result(metrics)
@@ -346,11 +336,9 @@ def plot_results_cmc(rows: Sequence[Dict[str, Any]], output_dir: str) -> List[st
     return paths
 
 
-def step_row(index: int, label: str, train: str, metrics_path: str) -> Dict[str, Any]:
-    """One transfer-chain summary row from a finished step's ``metrics.json`` (numbers in
-    percent): step ``index`` (1-based), its ``label`` as written, its training set."""
-    with open(metrics_path, encoding="utf-8") as f:
-        m = json.load(f)
+def step_row(index: int, label: str, train: str, m: Dict[str, Any]) -> Dict[str, Any]:
+    """One transfer-chain summary row from a finished step's ``metrics.json`` record ``m``
+    (numbers in percent): step ``index`` (1-based), its ``label`` as written, its training set."""
     row: Dict[str, Any] = {"step": index, "name": label, "train": train}
     std = m.get("std") or {}
     row["std_lambda"] = std.get("lambda", "")

@@ -301,7 +301,7 @@ def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
     # adding a +STD step sets CHAIN.STD_CONFIG for the whole chain: the finished plain steps
     # (whose configs it does not change) must be reused, not refused
     from reidbox.config import load_config
-    from reidbox.engine.chain import config_differences
+    from reidbox.engine.run_folder import RunFolder, Verdict
 
     old = load_config(None, ["CHAIN.STEPS", "['synthetic_a']"])
     (tmp_path / "config.yaml").write_text(old.dump())
@@ -316,6 +316,136 @@ def test_finished_steps_compare_without_the_chain_composition_keys(tmp_path):
             "False",
         ],
     )
-    assert config_differences(new, str(tmp_path)) == []
+    judged = RunFolder(str(tmp_path)).judge(new)
+    assert judged["run"] == [] and judged.verdict is not Verdict.OTHER
     moved = load_config(None, ["CHAIN.STEPS", "['synthetic_b']"])  # weights from elsewhere
-    assert config_differences(moved, str(tmp_path)) == ["CHAIN.STEPS"]
+    judged = RunFolder(str(tmp_path)).judge(moved)
+    assert [k.split()[0] for k in judged["run"]] == ["CHAIN.STEPS"]
+    assert judged.verdict is Verdict.OTHER
+
+
+# ------------------------------------------------------------------ reruns follow the one rule
+def test_finished_chain_rerun_after_the_datasets_folder_moved_reuses_every_step(
+    full_chain, synth_root, tmp_path
+):
+    """A moved datasets folder (DATASETS.ROOT) and a changed runtime key are the same run, as
+    for ``train_net --resume`` and ``make demo``: nothing is trained again."""
+    out = tmp_path / "chain"
+    _copy_chain(full_chain[0], out)
+    moved = tmp_path / "moved_datasets"
+    shutil.copytree(synth_root, moved)
+    opts = chain_opts(str(moved), out) + ["SOLVER.CHECKPOINT_PERIOD", "2"]
+    counter = CountEpochs()
+    rows = run_chain(None, CHAIN, opts, progress=False, extra_hooks=[counter])
+    assert counter.epochs == [] and len(rows) == 2
+    with open(out / "manifest.json") as f:
+        steps = json.load(f)["steps"]
+    assert [s["history"][-1]["action"] for s in steps] == ["reused", "reused"]
+    assert read_csv(out / "summary.csv") == read_csv(full_chain[0] / "summary.csv")
+
+
+def test_chain_rerun_with_more_epochs_continues_step_one_and_trains_step_two_again(
+    full_chain, synth_root, tmp_path, capsys
+):
+    from reidbox.commands import transfer_chain
+
+    out = tmp_path / "chain"
+    _copy_chain(full_chain[0], out)
+    opts = chain_opts(synth_root, out) + ["SOLVER.MAX_EPOCHS", "3"]
+    code = transfer_chain.main([*CHAIN, *opts, "--no-progress"])
+    assert code == 0
+    with open(out / "manifest.json") as f:
+        steps = json.load(f)["steps"]
+    assert steps[0]["history"][-1]["action"] == "continued (SOLVER.MAX_EPOCHS (2 -> 3))"
+    assert steps[1]["history"][-1]["action"] == "trained again (step 1 trains again)"
+    log = (out / "chain_log.txt").read_text()
+    said = [ln for ln in log.splitlines() if "started from its weights" in ln]
+    assert (
+        len(said) == 1 and "step 1 synthetic_a continues (SOLVER.MAX_EPOCHS (2 -> 3))" in (said[0])
+    )
+    assert "step 2 Market" in said[0]
+    for folder in ("01_synthetic_a", "02_market1501"):
+        assert (out / folder / "checkpoint_0003.pth").is_file(), folder
+    # step 2 started from step 1's new weights, and trained all of its epochs anew
+    w1 = torch.load(out / "01_synthetic_a" / "model_final.pth", weights_only=True)["model"]
+    init = torch.load(out / "02_market1501" / "init_weights.pth", weights_only=True)["model"]
+    assert all(torch.equal(w1[k], init[k]) for k in init)
+    step2_log = (out / "02_market1501" / "log.txt").read_text()
+    assert "training epochs 1..3" in step2_log
+    # a second rerun reuses both
+    counter = CountEpochs()
+    run_chain(None, CHAIN, opts, progress=False, extra_hooks=[counter])
+    assert counter.epochs == []
+
+
+# How a finished run (step 1 of the chain: 2 epochs, a checkpoint per epoch) is judged after a
+# change; reuse: nothing to do; continue: resume it (epochs or an evaluation left); refuse.
+CHANGES = {
+    "nothing": ([], "reuse"),
+    "datasets folder moved": (["DATASETS.ROOT", "MOVED"], "reuse"),
+    "checkpoint period": (["SOLVER.CHECKPOINT_PERIOD", "2"], "reuse"),
+    "log period": (["SOLVER.LOG_PERIOD", "7"], "reuse"),
+    "loader workers": (["DATALOADER.NUM_WORKERS", "1"], "reuse"),
+    "test batch": (["TEST.IMS_PER_BATCH", "16"], "reuse"),
+    "more epochs": (["SOLVER.MAX_EPOCHS", "3"], "continue"),
+    "flipped test images": (["TEST.FLIP_AUG", "True"], "continue"),
+    "fewer epochs": (["SOLVER.MAX_EPOCHS", "1"], "refuse"),
+    "learning rate, no epoch left": (["SOLVER.BASE_LR", "0.01"], "refuse"),
+    "weight decay": (["SOLVER.WEIGHT_DECAY", "0.001"], "refuse"),
+    "last stride": (["MODEL.BACKBONE.LAST_STRIDE", "2"], "refuse"),
+}
+
+
+def _decision(fn):
+    try:
+        return fn()
+    except ConfigError as e:
+        return ("refuse", str(e))
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_resume_chain_and_compare_agree_on_a_changed_config(
+    change, full_chain, synth_root, tmp_path
+):
+    """``train_net --resume`` (its check before anything is written), a chain rerun and
+    ``compare.finished_run`` (the demos) decide alike: they ask the run folder's one rule."""
+    from reidbox.engine import compare
+    from reidbox.engine.chain import Action, plan_chain
+    from reidbox.engine.run_folder import RunFolder
+
+    out = full_chain[0]
+    extra, expected = CHANGES[change]
+    if "MOVED" in extra:  # the same datasets, in another folder
+        shutil.copytree(synth_root, tmp_path / "moved")
+        extra = [str(tmp_path / "moved") if v == "MOVED" else v for v in extra]
+    opts = chain_opts(synth_root, out) + extra
+    # the chain: plan a rerun of its first step (nothing is written)
+    plan = _decision(lambda: plan_chain(None, CHAIN[:1], opts, str(out))[0])
+    if not isinstance(plan, tuple):
+        chain = {Action.REUSE: "reuse", Action.CONTINUE: "continue"}.get(plan.action, "other")
+        cfg = plan.cfg
+    else:
+        chain = plan[0]
+        cfg = _step_cfg(opts, out)
+    # the comparisons and demos
+    reused = _decision(lambda: compare.finished_run(cfg.OUTPUT_DIR, cfg))
+    demo = reused[0] if isinstance(reused, tuple) else "reuse" if reused else "continue"
+    # train_net --resume: refuses, or continues with the epochs the config adds
+    state = _decision(lambda: RunFolder(cfg.OUTPUT_DIR, cfg).load_resume())
+    if isinstance(state, tuple):
+        resume = state[0]
+    else:
+        left = cfg.SOLVER.MAX_EPOCHS - int(state["epoch"])
+        resume = "continue" if left > 0 else "accept"
+    assert chain == demo == expected, (chain, demo, reused, plan)
+    if expected == "refuse":
+        assert resume == "refuse"
+    else:
+        assert resume == ("continue" if change == "more epochs" else "accept"), state
+
+
+def _step_cfg(opts, out):
+    from reidbox.engine.chain import parse_steps, step_config
+
+    (step,) = parse_steps(CHAIN[:1])
+    return step_config(None, opts, step, str(out), CHAIN[:1], None, [])[0]

@@ -14,6 +14,7 @@ import torch
 
 from reidbox.config import load_config
 from reidbox.engine import runner
+from reidbox.utils import distributed as du
 from reidbox.utils import run_folder
 from reidbox.utils.checkpoint import Checkpointer, NonFiniteStateError, atomic_save, load_file
 from reidbox.utils.misc import write_json
@@ -304,7 +305,7 @@ def _broadcast_worker(rank, init, queue):
     with torch.no_grad():
         model[0].weight.fill_(1.0)
         model[1].running_mean.fill_(float(rank + 1))  # BN statistics drift apart per rank
-    runner.broadcast_module_state(model)
+    du.broadcast_module_state(model)
     queue.put((rank, model[1].running_mean.tolist(), model[0].weight.sum().item()))
     dist.destroy_process_group()
 
@@ -496,3 +497,38 @@ def test_overwrite_replaces_the_earlier_run_and_keeps_foreign_files(tiny_opts):
     assert record["run_id"] != "earlier123456" and record["checkpoints"] == ["checkpoint_0001.pth"]
     assert torch.load(os.path.join(out, "model_final.pth"))["model"]  # the new weights
     assert "LOG OF THE EARLIER RUN" not in open(os.path.join(out, "log.txt")).read()
+
+
+def test_file_names_are_spelled_only_by_the_run_folder():
+    """``model_final.pth``, ``metrics.json`` and ``config.yaml`` are constants of
+    reidbox/utils/run_folder.py (the run folder owner's low floor, so that config and
+    visualization can name them too); every other module uses those constants."""
+    import ast
+
+    names = {"model_final.pth", "metrics.json", "config.yaml"}
+    owner = os.path.join("reidbox", "utils", "run_folder.py")
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "reidbox")):
+        for f in files:
+            path = os.path.join(folder, f)
+            rel = os.path.relpath(path, ROOT)
+            if not f.endswith(".py") or rel == owner:
+                continue
+            for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    found.append(f"{rel}:{node.lineno} {node.value!r}")
+    assert not found, "use the constants of reidbox.utils.run_folder:\n" + "\n".join(found)
+
+
+def test_resume_says_which_tensor_does_not_fit_from_the_load_report(tmp_path):
+    from reidbox.engine.run_folder import resume_trainer
+    from reidbox.utils.checkpoint import CheckpointError
+
+    class _Trainer:
+        unwrapped_model = torch.nn.Linear(2, 3)
+
+    state = {"model": torch.nn.Linear(2, 2).state_dict(), "_path": "ck.pth"}
+    with pytest.raises(
+        CheckpointError, match=r"ck.pth does not fit this model \(shape mismatch: weight"
+    ):
+        resume_trainer(_Trainer(), state, Checkpointer(str(tmp_path)))

@@ -134,7 +134,8 @@ def test_transfer_demo_pretrains_once_and_fine_tunes_both_twins_per_seed(tmp_pat
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1] == (
         f"error: {out / 'pretrain'} holds a finished run of another config: SOLVER.GAMMA "
-        "(0.1 -> 0.5); delete that folder or pass another --output-dir"
+        "(0.1 -> 0.5), with no epoch left to follow the new schedule (raise SOLVER.MAX_EPOCHS "
+        "to continue the run); delete that folder or pass another --output-dir"
     )
     shutil.rmtree(out / "pretrain")
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
