@@ -131,13 +131,13 @@ SPECS: Dict[str, Spec] = {
     (
         "python tools/test_net.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
         "output/resnet18_ptl/model_final.pth TEST.RERANK.ENABLED True TEST.FLIP_AUG True"
-    ): Spec(append=TINY, needs=[TRAIN_DEMO]),
+    ): Spec("slow", append=TINY, needs=[TRAIN_DEMO]),
     (
         "reidbox test --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
         "output/resnet18_ptl/model_final.pth --output-dir output/resnet18_ptl --vis-ranks 10 "
         "--vis-order worst"
-    ): Spec(append=TINY, needs=[TRAIN_DEMO]),
-    "python tools/model_info.py --config-file configs/msmt17/ptl_d161.yml": Spec(),
+    ): Spec("slow", append=TINY, needs=[TRAIN_DEMO]),
+    "python tools/model_info.py --config-file configs/msmt17/ptl_d161.yml": Spec("slow"),
     (
         "torchrun --nproc_per_node 4 tools/train_net.py --config-file "
         "configs/market1501/ptl_d161.yml"
@@ -154,7 +154,7 @@ SPECS: Dict[str, Spec] = {
     (
         "python tools/export.py --config-file configs/demo/ptl.yml MODEL.WEIGHTS "
         "output/resnet18_ptl/model_final.pth --format onnx"
-    ): Spec(append=["INPUT.SIZE_TEST", "[32, 16]"], needs=[TRAIN_DEMO]),
+    ): Spec("slow", append=["INPUT.SIZE_TEST", "[32, 16]"], needs=[TRAIN_DEMO]),
     "python tools/dataset_stats.py market1501 --root datasets": Spec(),
     CHAIN: Spec("slow", append=TINY),
     "cat output/demo/chain/summary.md": Spec("slow", needs=[CHAIN]),
@@ -297,6 +297,7 @@ def readme_python_blocks() -> List[str]:
     return re.findall(r"```python\n(.*?)```", open(README, encoding="utf-8").read(), flags=re.S)
 
 
+@pytest.mark.slow  # trains and tests a model (~25 s): the default suite's 5-minute budget
 def test_readme_python_blocks_run_as_written(sandbox):
     """The Python API block runs unchanged in a checkout-like folder (issue 22.8): no
     undefined names, no dataset to download; printing a result is one line."""

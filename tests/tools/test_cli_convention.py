@@ -113,6 +113,7 @@ def test_every_tool_parses_through_the_shared_convention():
         assert "REMAINDER" not in src, name  # REMAINDER swallows every flag after it
 
 
+@pytest.mark.slow  # trains a model first: the default suite's 5-minute budget
 def test_readme_export_line_flag_after_overrides(tmp_path):
     out = tmp_path / "m.pt"
     p = _tool(
@@ -135,6 +136,7 @@ def test_readme_export_line_flag_after_overrides(tmp_path):
     assert out.is_file() and f"wrote {out}" in p.stdout
 
 
+@pytest.mark.slow  # trains a model first: the default suite's 5-minute budget
 def test_test_net_accepts_eval_only_after_overrides(market_root, tmp_path):
     p = _tool(
         "test_net.py",
@@ -178,8 +180,11 @@ def test_dataset_stats_and_collect_results_flags_anywhere(market_root, tmp_path)
             ["--num-gpus", "4", "--config-file", "configs/demo/ptl.yml"],
             "torchrun --nproc_per_node 4 tools/train_net.py --config-file configs/demo/ptl.yml",
         ),
-        (["--dist-url", "tcp://x:1"], "--master_addr"),
-        (["--opts", "SOLVER.MAX_EPOCHS", "1"], "KEY VALUE pairs anywhere"),
+        # a subprocess each (the default suite's 5-minute budget): the slow suite runs these
+        pytest.param(["--dist-url", "tcp://x:1"], "--master_addr", marks=pytest.mark.slow),
+        pytest.param(
+            ["--opts", "SOLVER.MAX_EPOCHS", "1"], "KEY VALUE pairs anywhere", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_fast_reid_flags_say_what_to_use(argv, needle):

@@ -32,11 +32,13 @@ def _assert_clean_error(p, *needles):
         assert n in p.stderr, p.stderr
 
 
+@pytest.mark.slow  # a subprocess each; tests/tools/test_catalogue.py holds the fast kin
 def test_bad_config_key(tmp_path):
     p = _run(["SOLVER.NOT_A_KEY", "1", "OUTPUT_DIR", str(tmp_path)])
     _assert_clean_error(p, "SOLVER.NOT_A_KEY")
 
 
+@pytest.mark.slow  # a subprocess each; tests/tools/test_catalogue.py holds the fast kin
 def test_bad_key_in_file(tmp_path):
     cfg = tmp_path / "c.yml"
     cfg.write_text("MODEL:\n  BACKBONE:\n    NAMEE: resnet18\n")
@@ -51,6 +53,7 @@ def test_missing_dataset_folder(tmp_path):
     _assert_clean_error(p, str(tmp_path / "nowhere"), "bounding_box_train")
 
 
+@pytest.mark.slow  # a subprocess each; tests/tools/test_catalogue.py holds the fast kin
 def test_missing_pretrained_weights(market_root, tmp_path):
     p = _run(
         TINY_OPTS
@@ -67,12 +70,13 @@ def test_missing_pretrained_weights(market_root, tmp_path):
     _assert_clean_error(p, "resnet18-f37072fd.pth", str(tmp_path / "th"))
 
 
+@pytest.mark.slow  # a subprocess each; tests/tools/test_catalogue.py holds the fast kin
 def test_unknown_backbone(market_root, tmp_path):
     p = _run(TINY_OPTS + ["DATASETS.ROOT", market_root, "MODEL.BACKBONE.NAME", "resnet9000"])
     _assert_clean_error(p, "resnet9000", "available")
 
 
-@pytest.mark.parametrize("workers", ["0", "1"])
+@pytest.mark.parametrize("workers", ["0", pytest.param("1", marks=pytest.mark.slow)])
 def test_corrupt_image_names_the_file(market_root, tmp_path, workers):
     root = tmp_path / "ds"
     shutil.copytree(market_root, root)
