@@ -130,17 +130,7 @@ def run_transfer_demo(
     t_start, c_start = time.perf_counter(), time.process_time()
     pre_dir = os.path.join(output_dir, "pretrain")
     pre_cfg = load_config(pretrain_config, opts + ["OUTPUT_DIR", pre_dir])
-    pretrained_now = not finished_run(pre_dir, pre_cfg)
-    tuned = [os.path.join(output_dir, Variant.parse(v).folder) for v in variants]
-    if pretrained_now and any(os.path.isdir(d) for d in tuned):
-        raise ConfigError(
-            f"{output_dir} holds fine-tuned runs but no finished pre-training of this config "
-            f"in {pre_dir}: they came from another one; delete them or pass another --output-dir"
-        )
-    if pretrained_now:
-        runner.train(pre_cfg, StartMode.RESUME, progress=progress)
-    source = os.path.join(pre_dir, FINAL_WEIGHTS)
-    on_source = read_metrics(pre_dir)["per_dataset"]
+    source, on_source = _pretrain(pre_cfg, output_dir, variants, progress)
     # The pre-trained model on the target domain, tested as the fine-tuned runs are.
     direct_cfg = load_config(finetune_config, opts + ["OUTPUT_DIR", pre_dir])
     target = direct_cfg.DATASETS.TEST[0]
@@ -170,6 +160,23 @@ def run_transfer_demo(
         f.write(_transfer_text(result))
     print(f"total {total:.0f}s wall, {cpu:.0f}s CPU")
     return result
+
+
+def _pretrain(pre_cfg, output_dir: str, variants: Sequence[str], progress: bool):
+    """Pre-train once (or reuse the finished pre-training); return its weights and its results
+    on the source domain. Fine-tuned runs beside a pre-training about to be trained came from
+    another one: refused."""
+    pre_dir = pre_cfg.OUTPUT_DIR
+    pretrained_now = not finished_run(pre_dir, pre_cfg)
+    tuned = [os.path.join(output_dir, Variant.parse(v).folder) for v in variants]
+    if pretrained_now and any(os.path.isdir(d) for d in tuned):
+        raise ConfigError(
+            f"{output_dir} holds fine-tuned runs but no finished pre-training of this config "
+            f"in {pre_dir}: they came from another one; delete them or pass another --output-dir"
+        )
+    if pretrained_now:
+        runner.train(pre_cfg, StartMode.RESUME, progress=progress)
+    return os.path.join(pre_dir, FINAL_WEIGHTS), read_metrics(pre_dir)["per_dataset"]
 
 
 def _transfer_text(result: Dict[str, object]) -> str:

@@ -157,13 +157,11 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
     state, metrics (fractions; :func:`format_results` prints percent), parameters, epochs,
     date, and ``test data`` (which images the numbers were measured on). A ``metrics.json``
     that repeats another one (the demo's top-level copy) gives no second row."""
-    rows = []
+    rows: List[Dict[str, Any]] = []
     seen: Dict[str, str] = {}
-    found = find_metrics(paths)
     # a run folder's own record first, so a copy elsewhere is the one left out
     has_weights = lambda p: os.path.isfile(os.path.join(os.path.dirname(p), FINAL_WEIGHTS))  # noqa: E731
-    for path in sorted(found, key=lambda p: (not has_weights(p), p)):
-        folder = os.path.dirname(path)
+    for path in sorted(find_metrics(paths), key=lambda p: (not has_weights(p), p)):
         metrics = read_metrics(path)
         if not isinstance(metrics, dict) or not any(
             k in metrics for k in ("mAP", "per_dataset", "top1_error")
@@ -172,81 +170,78 @@ def collect_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
                 f"{path} has no results (none of mAP, per_dataset, top1_error): "
                 "not a reidbox metrics.json; leave that folder out"
             )
-        cfg: Dict[str, Any] = {}
-        cfg_path = os.path.join(folder, CONFIG_FILE)
-        evaluated_only = os.path.basename(os.path.dirname(folder)) == "eval"
-        if evaluated_only:
-            # a test_net result (OUTPUT_DIR/eval/<settings>/): the training run's config is two
-            # up; the evaluation's own config.yaml names the model where no run trained
-            run_cfg = os.path.join(os.path.dirname(os.path.dirname(folder)), CONFIG_FILE)
-            cfg_path = run_cfg if os.path.isfile(run_cfg) else cfg_path
-            evaluated_only = cfg_path != run_cfg
         key = _same_result(metrics)
         if key in seen:
             logging.getLogger("reidbox").info("%s repeats %s: one row", path, seen[key])
             continue
         seen[key] = path
-        if os.path.isfile(cfg_path):
-            with open(cfg_path, encoding="utf-8") as f:
-                cfg = yaml.safe_load(f) or {}
-        # an evaluation's config says what was tested, not what the weights were trained on
-        known = {} if evaluated_only else cfg.get("DATASETS", {})
-        train = metrics.get("train_datasets") or known.get("TRAIN") or []
-        chain = cfg.get("CHAIN", {}).get("STEPS") or []
-        trained = " > ".join(chain) if chain else "+".join(train) or "?"  # a chain's path
-        if "weights" in metrics and not metrics["weights"] and not metrics.get("train_datasets"):
-            trained = "untrained"  # test_net without weights: the model as built
-        ptl = metrics.get("ptl") or {}
-        state = (
-            f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()
-            if ptl
-            else "-"
+        rows += _result_rows(path, metrics)
+    return rows
+
+
+def _run_config(folder: str) -> Tuple[Dict[str, Any], bool]:
+    """(the config that says what was trained, whether the folder is an evaluation with no
+    training run above it)."""
+    cfg_path = os.path.join(folder, CONFIG_FILE)
+    evaluated_only = os.path.basename(os.path.dirname(folder)) == "eval"
+    if evaluated_only:
+        # a test_net result (OUTPUT_DIR/eval/<settings>/): the training run's config is two
+        # up; the evaluation's own config.yaml names the model where no run trained
+        run_cfg = os.path.join(os.path.dirname(os.path.dirname(folder)), CONFIG_FILE)
+        cfg_path = run_cfg if os.path.isfile(run_cfg) else cfg_path
+        evaluated_only = cfg_path != run_cfg
+    if not os.path.isfile(cfg_path):
+        return {}, evaluated_only
+    with open(cfg_path, encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}, evaluated_only
+
+
+def _trained_on(cfg: Dict[str, Any], metrics: Dict[str, Any], evaluated_only: bool) -> str:
+    """What the weights were trained on: a chain's path, the training sets, or "untrained"."""
+    # an evaluation's config says what was tested, not what the weights were trained on
+    known = {} if evaluated_only else cfg.get("DATASETS", {})
+    train = metrics.get("train_datasets") or known.get("TRAIN") or []
+    chain = cfg.get("CHAIN", {}).get("STEPS") or []
+    trained = " > ".join(chain) if chain else "+".join(train) or "?"
+    if "weights" in metrics and not metrics["weights"] and not metrics.get("train_datasets"):
+        trained = "untrained"  # test_net without weights: the model as built
+    return trained
+
+
+def _result_rows(path: str, metrics: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The rows of one ``metrics.json``: one per test set."""
+    folder = os.path.dirname(path)
+    cfg, evaluated_only = _run_config(folder)
+    trained = _trained_on(cfg, metrics, evaluated_only)
+    ptl = metrics.get("ptl") or {}
+    state = f"{ptl.get('cell', '')} {ptl.get('mode', ptl.get('state_mode', ''))}".strip()
+    in_eval = os.path.basename(os.path.dirname(folder)) == "eval"
+    date = metrics.get("date") or time.strftime("%Y-%m-%d", time.gmtime(os.path.getmtime(path)))
+    common = {
+        "run": os.path.relpath(folder),
+        "model": _model_name(cfg, metrics),
+        "PTL state": state if ptl else "-",
+        "params (m)": metrics.get("parameters_m"),
+        "epochs": _epochs(metrics, folder, in_eval),
+        "date": str(date)[:10],
+    }
+    rows = []
+    for test, m in (metrics.get("per_dataset") or {"?": metrics}).items():
+        datasets = f"{trained} -> {test}"
+        if metrics.get("task") == "classification" or "top1_error" in m:
+            rows.append(dict(common, task="classification", datasets=datasets,
+                             evaluation=f"top-k error on {m.get('num_images', '?')} images",
+                             **{"top-1 err": m.get("top1_error"),
+                                "top-5 err": m.get("top5_error")}))  # fmt: skip
+            continue
+        evaluation = describe_evaluation(
+            metrics.get("evaluation"), m.get("protocol") or metrics.get("protocol"), short=True
         )
-        per = metrics.get("per_dataset") or {"?": metrics}
-        in_eval = os.path.basename(os.path.dirname(folder)) == "eval"
-        date = metrics.get("date") or time.strftime("%Y-%m-%d", time.gmtime(os.path.getmtime(path)))
-        common = {
-            "run": os.path.relpath(folder),
-            "model": _model_name(cfg, metrics),
-            "PTL state": state,
-            "params (m)": metrics.get("parameters_m"),
-            "epochs": _epochs(metrics, folder, in_eval),
-            "date": str(date)[:10],
-        }
-        for test, m in per.items():
-            if metrics.get("task") == "classification" or "top1_error" in m:
-                rows.append(
-                    dict(
-                        common,
-                        task="classification",
-                        datasets=f"{trained} -> {test}",
-                        evaluation=f"top-k error on {m.get('num_images', '?')} images",
-                        **{"top-1 err": m.get("top1_error"), "top-5 err": m.get("top5_error")},
-                    )
-                )
-                continue
-            rows.append(
-                dict(
-                    common,
-                    task="reid",
-                    datasets=f"{trained} -> {test}",
-                    test=test,
-                    test_data=_test_data(m),
-                    cmc=m.get("cmc"),
-                    evaluation=describe_evaluation(
-                        metrics.get("evaluation"),
-                        m.get("protocol") or metrics.get("protocol"),
-                        short=True,
-                    ),
-                    **{
-                        "mAP": m.get("mAP"),
-                        "CMC-1": m.get("rank1"),
-                        "CMC-5": m.get("rank5"),
-                        "CMC-10": m.get("rank10"),
-                        "mINP": m.get("mINP"),
-                    },
-                )
-            )
+        scores = {"mAP": m.get("mAP"), "CMC-1": m.get("rank1"), "CMC-5": m.get("rank5"),
+                  "CMC-10": m.get("rank10"), "mINP": m.get("mINP")}  # fmt: skip
+        rows.append(dict(common, task="reid", datasets=datasets, test=test,
+                         test_data=_test_data(m), cmc=m.get("cmc"), evaluation=evaluation,
+                         **scores))  # fmt: skip
     return rows
 
 

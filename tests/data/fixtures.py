@@ -244,21 +244,10 @@ def _write_mat_header(path: str) -> None:
         f.write(header.ljust(512, b"\x00"))
 
 
-def make_cuhk03(
-    root: str, new_protocol: bool = True, pairs: Sequence[int] = CUHK03_PAIRS
-) -> Expected:
-    """``root/cuhk03/cuhk03_release/cuhk-03.mat`` (v7.3 layout via h5py: ``#refs#``, object
-    references, a shared ``canonical empty`` at ``#refs#/a``, trailing empty cells) and the two
-    new-protocol .mat files (scipy v5, 1-based uint16 indices, ``filelist`` of 1-element
-    strings). Test ids of the new protocol: even raw ids (labeled) / ids divisible by 3
-    (detected); query = first image of each view of a test id, gallery = the rest. ``pairs``:
-    persons per camera pair (at least 2 in the third; the classic splits assume the default)."""
+def _write_cuhk03_mat(path: str, pairs: Sequence[int]) -> None:
+    """The release's v7.3 .mat body (HDF5 via h5py): image cells, empty cells, test splits."""
     import h5py
-    from scipy.io import savemat
 
-    rel = os.path.join(root, "cuhk03", "cuhk03_release")
-    os.makedirs(rel, exist_ok=True)
-    path = os.path.join(rel, "cuhk-03.mat")
     n_ref = 0
     with h5py.File(path, "w", userblock_size=512) as f:
         refs = f.create_group("#refs#")
@@ -289,54 +278,78 @@ def make_cuhk03(
         tests = [put(np.array(t, dtype=np.float64).T, "double") for t in TESTSETS]
         ds = f.create_dataset("testsets", data=np.array([tests], dtype=h5py.ref_dtype))
         ds.attrs["MATLAB_class"] = np.bytes_("cell")
-    _write_mat_header(path)
 
+
+def _cuhk03_protocols(root: str, variant: str, pairs: Sequence[int], new_protocol: bool):
+    """(new-protocol expectation, classic splits' expectations) of ``variant``; writes the
+    new-protocol .mat file when ``new_protocol``."""
+    from scipy.io import savemat
+
+    files = cuhk03_files(variant, pairs)
+    is_test = (lambda g: g % 2 == 0) if variant == "labeled" else (lambda g: g % 3 == 0)
+    train_idx, query_idx, gallery_idx, seen = [], [], [], set()
+    for i, (_, gid, view) in enumerate(files):
+        if not is_test(gid):
+            train_idx.append(i)
+        elif (gid, view) not in seen:
+            seen.add((gid, view))
+            query_idx.append(i)
+        else:
+            gallery_idx.append(i)
+    if new_protocol:
+        filelist = np.empty((len(files), 1), dtype=object)
+        for i, (name, _, _) in enumerate(files):
+            filelist[i, 0] = np.array([name])
+        savemat(
+            os.path.join(root, "cuhk03", f"cuhk03_new_protocol_config_{variant}.mat"),
+            {
+                "filelist": filelist,
+                "labels": np.array([[g] for _, g, _ in files], dtype=np.uint16),
+                "camId": np.array([[v] for _, _, v in files], dtype=np.uint8),
+                "train_idx": np.array(train_idx, dtype=np.uint16).reshape(-1, 1) + 1,
+                "query_idx": np.array(query_idx, dtype=np.uint16).reshape(-1, 1) + 1,
+                "gallery_idx": np.array(gallery_idx, dtype=np.uint16).reshape(-1, 1) + 1,
+            },
+        )
+
+    def exp(idx: List[int], files=files) -> Dict:
+        return _expect([(files[i][1], files[i][2] - 1) for i in idx])
+
+    new = {
+        "train": exp(train_idx),
+        "query": exp(query_idx),
+        "gallery": exp(gallery_idx),
+        "files": [n for n, _, _ in files],
+    }
+    classic = {}
+    offsets = np.cumsum((0,) + tuple(pairs))
+    for k, t in enumerate(TESTSETS):
+        test_g = {int(offsets[a - 1]) + b for a, b in t}
+        tr = [i for i, (_, g, _) in enumerate(files) if g not in test_g]
+        te = [i for i, (_, g, _) in enumerate(files) if g in test_g]
+        classic[k] = {"train": exp(tr), "query": exp(te), "gallery": exp(te)}
+    return new, classic
+
+
+def make_cuhk03(
+    root: str, new_protocol: bool = True, pairs: Sequence[int] = CUHK03_PAIRS
+) -> Expected:
+    """``root/cuhk03/cuhk03_release/cuhk-03.mat`` (v7.3 layout via h5py: ``#refs#``, object
+    references, a shared ``canonical empty`` at ``#refs#/a``, trailing empty cells) and the two
+    new-protocol .mat files (scipy v5, 1-based uint16 indices, ``filelist`` of 1-element
+    strings). Test ids of the new protocol: even raw ids (labeled) / ids divisible by 3
+    (detected); query = first image of each view of a test id, gallery = the rest. ``pairs``:
+    persons per camera pair (at least 2 in the third; the classic splits assume the default)."""
+    rel = os.path.join(root, "cuhk03", "cuhk03_release")
+    os.makedirs(rel, exist_ok=True)
+    path = os.path.join(rel, "cuhk-03.mat")
+    _write_cuhk03_mat(path, pairs)
+    _write_mat_header(path)
     out: Expected = {"mat": path, "new": {}, "classic": {}}
     for variant in ("labeled", "detected"):
-        files = cuhk03_files(variant, pairs)
-        is_test = (lambda g: g % 2 == 0) if variant == "labeled" else (lambda g: g % 3 == 0)
-        train_idx, query_idx, gallery_idx, seen = [], [], [], set()
-        for i, (_, gid, view) in enumerate(files):
-            if not is_test(gid):
-                train_idx.append(i)
-            elif (gid, view) not in seen:
-                seen.add((gid, view))
-                query_idx.append(i)
-            else:
-                gallery_idx.append(i)
-        if new_protocol:
-            filelist = np.empty((len(files), 1), dtype=object)
-            for i, (name, _, _) in enumerate(files):
-                filelist[i, 0] = np.array([name])
-            savemat(
-                os.path.join(root, "cuhk03", f"cuhk03_new_protocol_config_{variant}.mat"),
-                {
-                    "filelist": filelist,
-                    "labels": np.array([[g] for _, g, _ in files], dtype=np.uint16),
-                    "camId": np.array([[v] for _, _, v in files], dtype=np.uint8),
-                    "train_idx": np.array(train_idx, dtype=np.uint16).reshape(-1, 1) + 1,
-                    "query_idx": np.array(query_idx, dtype=np.uint16).reshape(-1, 1) + 1,
-                    "gallery_idx": np.array(gallery_idx, dtype=np.uint16).reshape(-1, 1) + 1,
-                },
-            )
-
-        def exp(idx: List[int], files=files) -> Dict:
-            return _expect([(files[i][1], files[i][2] - 1) for i in idx])
-
-        out["new"][variant] = {
-            "train": exp(train_idx),
-            "query": exp(query_idx),
-            "gallery": exp(gallery_idx),
-            "files": [n for n, _, _ in files],
-        }
-        classic = {}
-        offsets = np.cumsum((0,) + tuple(pairs))
-        for k, t in enumerate(TESTSETS):
-            test_g = {int(offsets[a - 1]) + b for a, b in t}
-            tr = [i for i, (_, g, _) in enumerate(files) if g not in test_g]
-            te = [i for i, (_, g, _) in enumerate(files) if g in test_g]
-            classic[k] = {"train": exp(tr), "query": exp(te), "gallery": exp(te)}
-        out["classic"][variant] = classic
+        out["new"][variant], out["classic"][variant] = _cuhk03_protocols(
+            root, variant, pairs, new_protocol
+        )
     return out
 
 

@@ -777,6 +777,37 @@ def _matches(line: str, needle: Needle) -> bool:
     return any(n in line for n in ((needle,) if isinstance(needle, str) else needle))
 
 
+def _verdict(case, env, out, lines, text):
+    """clean / traceback / silent / unclear for one case's run, with the lines to show."""
+    if out.traceback or "Traceback" in out.stderr:
+        return "traceback", lines, text
+    if case.tolerated:
+        said = out.stdout + out.stderr
+        ok = out.code == 0 and all(_matches(said, n) for n in case.needles(env))
+        verdict = "clean" if ok else "silent" if out.code == 0 else "unclear"
+        lines = [ln for ln in said.splitlines() if ln.strip()]
+        text = "\n".join(lines[-5:])
+    elif out.code == 0:
+        verdict = "silent"
+    elif (
+        out.code == 2
+        and len(lines) == 1
+        and lines[0].startswith("error: ")
+        and all(_matches(lines[0], n) for n in case.needles(env))
+        and not any(f in text for f in case.forbidden)
+    ):
+        verdict = "clean"
+    else:
+        verdict = "unclear"
+    if verdict == "clean" and case.after:
+        try:
+            case.after(env)
+        except AssertionError as e:
+            verdict = "unclear"
+            out.traceback = f"after-check: {e}"
+    return verdict, lines, text
+
+
 def test_catalogue(earlier_run, market_root, tmp_path):
     env = Env(earlier_run, market_root, str(tmp_path))
     _TMP[:] = [str(tmp_path)]
@@ -813,32 +844,7 @@ def test_catalogue(earlier_run, market_root, tmp_path):
             if lost:
                 counts["data_lost"] += 1
                 before = now  # report each loss once
-            if out.traceback or "Traceback" in out.stderr:
-                verdict = "traceback"
-            elif case.tolerated:
-                said = out.stdout + out.stderr
-                ok = out.code == 0 and all(_matches(said, n) for n in case.needles(env))
-                verdict = "clean" if ok else "silent" if out.code == 0 else "unclear"
-                lines = [ln for ln in said.splitlines() if ln.strip()]
-                text = "\n".join(lines[-5:])
-            elif out.code == 0:
-                verdict = "silent"
-            elif (
-                out.code == 2
-                and len(lines) == 1
-                and lines[0].startswith("error: ")
-                and all(_matches(lines[0], n) for n in case.needles(env))
-                and not any(f in text for f in case.forbidden)
-            ):
-                verdict = "clean"
-            else:
-                verdict = "unclear"
-            if verdict == "clean" and case.after:
-                try:
-                    case.after(env)
-                except AssertionError as e:
-                    verdict = "unclear"
-                    out.traceback = f"after-check: {e}"
+            verdict, lines, text = _verdict(case, env, out, lines, text)
             counts[verdict] += 1
             shown = lines[-1] if lines else out.traceback or "(nothing)"
             if case.tolerated:
