@@ -238,6 +238,20 @@ def _with_init(cfg, run_dir: str, init: str):
     return out
 
 
+def _check_metrics(metrics: Sequence[str], runs: Sequence[Run]) -> None:
+    """Refuse a metric the runs' task does not record, before anything trains."""
+    from .tasks import TASKS
+
+    for task in sorted({r.cfg.TASK for r in runs}):
+        known = getattr(TASKS.get(task), "metrics", ())
+        unknown = [m for m in metrics if known and m not in known]
+        if unknown:
+            raise ConfigError(
+                f"--metrics {unknown[0]}: a {task} run records {', '.join(known)}; "
+                "pass --metrics with those names"
+            )
+
+
 def run_compare(
     variants: Sequence[Variant],
     seeds: Sequence[int],
@@ -251,6 +265,7 @@ def run_compare(
     """Train (or reuse) every variant for every seed; write ``results.json``, ``results.md``
     and ``compare.png`` into ``output_dir``; return the result."""
     runs = plan(variants, seeds, output_dir, base_config, opts)
+    _check_metrics(metrics, runs)
     names = [v.name for v in variants]
     pairs = list(pairs or [(n, names[0]) for n in names[1:]])
     for a, b in pairs:
@@ -320,7 +335,7 @@ def summarize(
     return {
         "seeds": seeds,
         "metrics": metrics,
-        "variants": list(per_seed),  # run order: JSON writers may sort the dicts below
+        "order": list(per_seed),  # the variants in run order: JSON writers sort the dicts below
         "per_seed": {n: {str(s): r[s] for s in seeds} for n, r in per_seed.items()},
         "summary": summary,
         "pairs": paired_rows,
@@ -336,7 +351,7 @@ def format_compare(result: Dict[str, Any]) -> str:
     (per-seed differences, mean ± std, 95% t-interval, wins); values in percent."""
     seeds, metrics = result["seeds"], result["metrics"]
     rows = []
-    for name in result.get("variants") or list(result["per_seed"]):
+    for name in result.get("order") or list(result["per_seed"]):
         by_seed = result["per_seed"][name]
         cells = [" / ".join(_pct(by_seed[str(s)][m]) for m in metrics) for s in seeds]
         summary = result["summary"][name]

@@ -90,6 +90,9 @@ class Task:
     """
 
     name = ""
+    #: The scalar results a run records per test set (``metrics.json``): what a comparison
+    #: may name in ``--metrics``.
+    metrics: tuple = ()
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
@@ -171,6 +174,7 @@ class ReIDTask(Task):
     under ``TEST.PROTOCOL``, with rank lists and CMC plots."""
 
     name = "reid"
+    metrics = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
@@ -355,6 +359,7 @@ class ClassificationTask(Task):
     / top-5 error on each test set's test split."""
 
     name = "classification"
+    metrics = ("top1_error", "top5_error", "loss")
 
     def load_train(self) -> None:
         self.load_test()

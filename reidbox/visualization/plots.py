@@ -151,7 +151,7 @@ def plot_paired(result: Mapping[str, Any], path: str) -> str:
     of each pair with its 95% t-interval and a zero line."""
     plt = _pyplot()
     metrics, seeds = list(result["metrics"]), list(result["seeds"])
-    names = result.get("variants") or list(result["per_seed"])
+    names = result.get("order") or list(result["per_seed"])
     fig, axes = plt.subplots(
         len(metrics), 2, figsize=(4 + 1.1 * len(names), 3.2 * len(metrics)), dpi=100, squeeze=False
     )

@@ -134,3 +134,29 @@ def test_the_transfer_demo_table_is_the_comparisons_own(tmp_path, monkeypatch):
     assert "domain: synthetic_a 40.0 / 60.0); not fine-tuned, on synthetic_b: 40.0 / 60.0" in text
     assert f"(percent).\n\n{compare.format_compare(result)}\n\nWall time " in text
     assert result["source"] == ["synthetic_a"] and result["target"] == "synthetic_b"
+
+
+def test_a_comparison_redrawn_from_its_json_keeps_the_run_order(tmp_path, monkeypatch):
+    """results.json is written with sorted keys: '+PTL' sorts before 'plain'. The table redrawn
+    from the file lists the variants in the order they ran, as results.md does."""
+    _instant_runs(monkeypatch)
+    out = str(tmp_path / "cmp")
+    variants = [compare.Variant.parse(v) for v in compare.DEFAULT_VARIANTS]  # plain, +PTL
+    compare.run_compare(variants, [0, 1], out, base_config=demo.DEMO_CONFIG, progress=False)
+    result, text = _saved(out)
+    assert list(result["per_seed"]) == ["+PTL", "plain"]  # as the JSON writer sorted them
+    assert result["order"] == ["plain", "+PTL"]
+    assert text.endswith(f"{compare.format_compare(result)}\n")
+    assert text.index("| plain ") < text.index("| +PTL ")
+
+
+def test_a_misspelled_metric_is_refused_before_anything_trains(tmp_path, monkeypatch):
+    def no_training(*a, **k):
+        raise AssertionError("trained before the metric names were checked")
+
+    monkeypatch.setattr(runner, "train", no_training)
+    variants = [compare.Variant.parse(v) for v in compare.DEFAULT_VARIANTS]
+    with pytest.raises(ConfigError, match=r"--metrics mAp: a reid run records mAP, rank1"):
+        compare.run_compare(
+            variants, [0], str(tmp_path), base_config=demo.DEMO_CONFIG, metrics=["mAp"]
+        )
