@@ -96,3 +96,58 @@ def test_the_architecture_doc_lists_every_room_on_its_floor():
         assert re.search(pattern, text), (
             f"docs/architecture.md: no row '| {floor} | `reidbox.{room}`' in the layer table"
         )
+
+
+def _module_name(path: str) -> str:
+    rel = os.path.relpath(path, os.path.dirname(PACKAGE))[:-3].split(os.sep)
+    return ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+
+
+def _module_edges(path: str, known: set):
+    """Modules of the package that ``path`` imports (``from pkg import mod`` names the module
+    where one exists; type-checking and lazy imports count too)."""
+    here = _module_name(path)
+    package = here.split(".") if path.endswith("__init__.py") else here.split(".")[:-1]
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != here:
+                yield t
+
+
+def test_no_circle_between_modules():
+    """No two modules import each other, directly or around a loop, inside a room too (the
+    room test above sees only imports between rooms): a hook module once typed its trainer
+    by importing it while the trainer imported the hooks."""
+    paths = list(_modules())
+    known = {_module_name(p) for p in paths}
+    graph = {_module_name(p): set(_module_edges(p, known)) for p in paths}
+    # a package imports its own submodules to re-export them: only the way back is a circle
+    for name, edges in graph.items():
+        graph[name] = {t for t in edges if not name.startswith(t + ".")}
+    circles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                circles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert not circles, "modules that import each other:\n" + "\n".join(circles)

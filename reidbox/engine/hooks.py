@@ -8,7 +8,7 @@ import datetime
 import logging
 import statistics
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -17,8 +17,6 @@ from ..utils import distributed as du
 from ..utils.checkpoint import Checkpointer, rng_states, set_rng_states
 from ..utils.progress import stderr_is_terminal
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
 
 logger = logging.getLogger("reidbox")
 
@@ -49,7 +47,9 @@ class HookBase:
     leaves the loop where it is: no later method, ``after_train`` included, is called.
     """
 
-    trainer: Trainer
+    # the engine.trainer.Trainer that registered this hook (not imported: the trainer imports
+    # the hooks, and the house keeps no circle)
+    trainer: Any
 
     def before_train(self) -> None: ...
 
