@@ -78,16 +78,9 @@ def run_demo(
     schedule grew (more epochs); a finished run of another config is refused in one line before
     anything trains (:func:`reidbox.engine.compare.finished_run`)."""
     t0, c0 = time.perf_counter(), time.process_time()
+    opts = DEMO_OPTS + list(opts or [])
+    result = _compare(variants, pairs, seeds, output_dir, config, opts, progress)
     parsed = [Variant.parse(v) for v in variants]
-    result = run_compare(
-        parsed,
-        list(seeds),
-        output_dir,
-        base_config=config,
-        opts=DEMO_OPTS + list(opts or []),
-        pairs=_pairs_of(pairs, parsed),
-        progress=progress,
-    )
     main = next((v for v in parsed if v.name == MAIN), parsed[0])
     main_dir = os.path.join(output_dir, main.folder, f"seed{seeds[0]}")
     write_json(
@@ -98,6 +91,13 @@ def run_demo(
     print(f"{took:.0f}s wall, {cpu:.0f}s CPU of this process (reused runs count as 0)")
     print(f"main model ({main.name}, seed {seeds[0]}) metrics: {output_dir}/metrics.json")
     return result
+
+
+def _compare(variants, pairs, seeds, output_dir, config, opts, progress) -> Dict[str, object]:
+    """The paired comparison of ``variants`` (their texts) on ``config`` with ``opts``."""
+    parsed = [Variant.parse(v) for v in variants]
+    return run_compare(parsed, list(seeds), output_dir, base_config=config, opts=opts,
+                       pairs=_pairs_of(pairs, parsed), progress=progress)  # fmt: skip
 
 
 def _pairs_of(pairs: Sequence[Tuple[str, str]], variants: Sequence[Variant]):
@@ -135,16 +135,8 @@ def run_transfer_demo(
     direct_cfg = load_config(finetune_config, opts + ["OUTPUT_DIR", pre_dir])
     target = direct_cfg.DATASETS.TEST[0]
     direct = runner.test(direct_cfg, weights=source, progress=progress)["per_dataset"][target]
-    parsed = [Variant.parse(v) for v in variants]
-    result = run_compare(
-        parsed,
-        list(seeds),
-        output_dir,
-        base_config=finetune_config,
-        opts=opts + ["MODEL.WEIGHTS", source],
-        pairs=_pairs_of(pairs, parsed),
-        progress=progress,
-    )
+    tune_opts = opts + ["MODEL.WEIGHTS", source]
+    result = _compare(variants, pairs, seeds, output_dir, finetune_config, tune_opts, progress)
     total, cpu = time.perf_counter() - t_start, time.process_time() - c_start
     keep = ("mAP", "rank1")
     result.update(
