@@ -318,7 +318,9 @@ def plan_chain(
         plan = decide(step, cfg)
         plan.source = source
         stale = next((p for p in plans if p.trains), None)
-        if stale is not None and plan.action not in (Action.TRAIN, Action.RESUME):
+        # a later step's weights (finished or a checkpoint) grew from the earlier weights of a
+        # step that trains again: it starts over from the new ones (a fresh folder just trains)
+        if stale is not None and plan.action is not Action.TRAIN:
             plan.action, plan.why = Action.RETRAIN, f"step {stale.step.index} trains again"
         if plan.action is not Action.REUSE:
             check_step(cfg, step, checked)

@@ -372,7 +372,20 @@ class RunFolder:
         (:meth:`check_resume`), or None. Called before the run writes anything, so a refused
         resume leaves the folder as it was."""
         record = read_run_record(self.path)
-        state = Checkpointer(self.path, run_id=(record or {}).get("run_id")).load_latest()
+        checkpointer = Checkpointer(self.path, run_id=(record or {}).get("run_id"))
+        state = checkpointer.load_latest()
+        if state is None and os.path.isfile(self.final_weights):
+            # Resuming would train from random weights and remove this run's results when it
+            # starts: refuse, and leave them as they are.
+            unreadable = [os.path.basename(p) for p in checkpointer.list()]
+            raise RunFolderError(
+                f"OUTPUT_DIR {self.path} holds a finished run ({FINAL_WEIGHTS}) but no readable "
+                f"checkpoint of it to resume from"
+                + (f" ({', '.join(unreadable[-3:])} unreadable)" if unreadable else "")
+                + f"; its results stay as they are: test it with MODEL.WEIGHTS "
+                f"{self.final_weights}, train it again with --overwrite, or choose another "
+                "OUTPUT_DIR"
+            )
         if state is not None:
             state["_schedule_changes"] = self.check_resume(state, force)
         return state

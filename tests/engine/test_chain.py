@@ -378,6 +378,27 @@ def test_chain_rerun_with_more_epochs_continues_step_one_and_trains_step_two_aga
     assert counter.epochs == []
 
 
+def test_an_unfinished_step_after_one_that_trains_again_starts_over(
+    full_chain, synth_root, tmp_path
+):
+    """Step 2 killed mid-way, then the chain rerun with step 1's schedule grown: step 2's
+    checkpoints grew from step 1's old weights, so it is trained again, not resumed."""
+    from reidbox.engine.chain import Action, plan_chain
+
+    out = tmp_path / "chain"
+    _copy_chain(full_chain[0], out)
+    for name in ("model_final.pth", "metrics.json"):  # step 2 as if killed after a checkpoint
+        (out / "02_market1501" / name).unlink()
+    plans = plan_chain(
+        None, CHAIN, chain_opts(synth_root, out) + ["SOLVER.MAX_EPOCHS", "3"], str(out)
+    )
+    assert [p.action for p in plans] == [Action.CONTINUE, Action.RETRAIN]
+    assert plans[1].why == "step 1 trains again"
+    # unchanged, the killed step resumes
+    plans = plan_chain(None, CHAIN, chain_opts(synth_root, out), str(out))
+    assert [p.action for p in plans] == [Action.REUSE, Action.RESUME]
+
+
 # How a finished run (step 1 of the chain: 2 epochs, a checkpoint per epoch) is judged after a
 # change; reuse: nothing to do; continue: resume it (epochs or an evaluation left); refuse.
 CHANGES = {

@@ -225,6 +225,26 @@ def test_resume_refuses_a_checkpoint_of_another_config(tiny_opts, capsys):
         )
 
 
+def test_resume_without_a_readable_checkpoint_keeps_a_finished_runs_results(tiny_opts, capsys):
+    """A finished run whose only checkpoint is corrupt: resuming would train from random
+    weights and remove the run's results when it starts; it is refused in one line and the
+    folder is left as it was."""
+    opts = _opts(tiny_opts, "SOLVER.MAX_EPOCHS", "1")
+    runner.train(load_config(None, opts), progress=False)
+    out = load_config(None, opts).OUTPUT_DIR
+    (ckpt,) = [p for p in os.listdir(out) if p.startswith("checkpoint_")]
+    with open(os.path.join(out, ckpt), "r+b") as f:
+        f.truncate(1000)
+    before = {
+        n: open(os.path.join(out, n), "rb").read() for n in ("model_final.pth", "metrics.json")
+    }
+    code, err = _train_net(["--resume", *opts, "SOLVER.MAX_EPOCHS", "2"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and "no readable checkpoint" in lines[-1] and "--overwrite" in lines[-1], err
+    after = {n: open(os.path.join(out, n), "rb").read() for n in before}
+    assert after == before
+
+
 # ------------------------------------------------------------------------------ devices
 def test_device_cuda_without_gpu_is_one_line(tiny_opts, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
