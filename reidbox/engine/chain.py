@@ -428,6 +428,10 @@ def note_start(p: StepPlan, note: _ChainLog) -> Dict[str, Any]:
     """Write a step's starting weights (:func:`prepare_weights`) and say where they came from."""
     report = prepare_weights(p.cfg, p.source)
     i, label = p.step.index, p.step.label
+    if p.action in (Action.RESUME, Action.CONTINUE, Action.EVALUATE):
+        # the run already started from these weights: its checkpoint (or final weights) goes on
+        note("step %d %s: started from %s; its run goes on", i, label, p.source or report["start"])
+        return report
     if p.source is None:
         note("step %d %s: starts from %s", i, label, report["start"])
         return report
