@@ -222,7 +222,10 @@ def plan(
             if not config:
                 raise ConfigError(f"variant {v.name!r} names no config and --config-file is empty")
             run_dir = os.path.join(output_dir, v.folder, f"seed{seed}")
-            cfg = load_config(config, list(opts) + v.opts + ["SEED", str(seed)])
+            try:
+                cfg = load_config(config, list(opts) + v.opts + ["SEED", str(seed)])
+            except ConfigError as e:  # name the variant whose overrides are wrong
+                raise ConfigError(f"variant {v.name!r}: {e}") from None
             runs.append(Run(v, seed, cfg, run_dir))
     for run in runs:  # MODEL.WEIGHTS (the starting file) does not make another run
         run.finished = finished_run(run.run_dir, _with_init(run.cfg, run.run_dir, ""))

@@ -160,3 +160,9 @@ def test_a_misspelled_metric_is_refused_before_anything_trains(tmp_path, monkeyp
         compare.run_compare(
             variants, [0], str(tmp_path), base_config=demo.DEMO_CONFIG, metrics=["mAp"]
         )
+
+
+def test_a_wrong_key_in_a_variant_names_the_variant(tmp_path):
+    variants = [compare.Variant.parse(v) for v in ("a: MODEL.PTL.ENABLD True", "b: SEED 1")]
+    with pytest.raises(ConfigError, match=r"^variant 'a': .*MODEL\.PTL\.ENABLD"):
+        compare.run_compare(variants, [0], str(tmp_path), base_config=demo.DEMO_CONFIG)
