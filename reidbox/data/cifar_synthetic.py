@@ -192,12 +192,9 @@ def generate_synthetic_cifar(
         test_per_class=test_per_class,
         seed=seed,
     )
-    manifest_path = os.path.join(out_dir, MANIFEST)
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            existing = json.load(f)
-        if existing.get("params") == params:
-            return existing
+    existing = _same_tree(out_dir, params)
+    if existing is not None:
+        return existing
     # Several processes (DDP ranks) may build the same tree: one builds, the others wait.
     with exclusive(os.path.join(out_dir, ".generate.lock"), out_dir):
         return _generate_locked(out_dir, kind, params, train_per_class, test_per_class, seed)
@@ -254,6 +251,16 @@ def _write_cifar100(base: str, train, train_labels, test, test_labels) -> None:
         )
 
 
+def _same_tree(out_dir: str, params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The manifest of a complete tree generated with ``params`` in ``out_dir``, or None."""
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        existing = json.load(f)
+    return existing if existing.get("params") == params else None
+
+
 def _generate_locked(
     out_dir: str,
     kind: str,
@@ -262,12 +269,10 @@ def _generate_locked(
     test_per_class: int,
     seed: int,
 ) -> Dict[str, Any]:
+    existing = _same_tree(out_dir, params)
+    if existing is not None:
+        return existing
     manifest_path = os.path.join(out_dir, MANIFEST)
-    if os.path.isfile(manifest_path):
-        with open(manifest_path) as f:
-            existing = json.load(f)
-        if existing.get("params") == params:
-            return existing
     folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
     num_classes = 10 if kind == "cifar10" else 100
     rng = np.random.default_rng([seed, num_classes])
