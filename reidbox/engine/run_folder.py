@@ -406,6 +406,8 @@ class RunFolder:
         done = int(state.get("epoch", 0))
         c = compare_run(state["config"], self.cfg, done, self.finished())
         why = c.reason()
+        if c.done > c.max_epochs:  # not even forced: the weights would be recorded as fewer
+            raise ConfigError(f"{path} {why}, or train into another OUTPUT_DIR")
         if why and not force:
             raise ConfigError(f"{path} {why}; {RESUME_FORCE_HINT}")
         if why:

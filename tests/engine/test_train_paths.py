@@ -245,6 +245,18 @@ def test_resume_without_a_readable_checkpoint_keeps_a_finished_runs_results(tiny
     assert after == before
 
 
+def test_fewer_epochs_than_were_trained_are_refused_even_forced(tiny_opts):
+    """A forced resume with SOLVER.MAX_EPOCHS below the epochs done recorded the run as the
+    shorter one although its weights had trained more."""
+    opts = _opts(tiny_opts, "SOLVER.MAX_EPOCHS", "2")
+    runner.train(load_config(None, opts), progress=False)
+    fewer = load_config(None, opts + ["SOLVER.MAX_EPOCHS", "1"])
+    for force in (False, True):
+        with pytest.raises(ConfigError, match="2 epochs done but SOLVER.MAX_EPOCHS is 1"):
+            runner.train(fewer, resume=True, force_resume=force, progress=False)
+    assert os.path.isfile(os.path.join(fewer.OUTPUT_DIR, "model_final.pth"))
+
+
 # ------------------------------------------------------------------------------ devices
 def test_device_cuda_without_gpu_is_one_line(tiny_opts, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
