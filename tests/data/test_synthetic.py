@@ -203,3 +203,11 @@ def test_other_sizes_never_replace_the_default_folder(tmp_path):
     # statistics read what lies there without generating the default size
     assert Synthetic.existing_options(str(tmp_path))["num_train_ids"] in (6, 7)
     assert not os.path.exists(str(tmp_path / "synthetic"))
+
+
+def test_a_datasets_root_that_is_a_file_names_the_setting(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    with pytest.raises(DatasetError, match=r"^synthetic: cannot generate into DATASETS.ROOT "):
+        DATASETS.get("synthetic")(root=str(afile), **SMALL)
+    assert afile.read_text() == "not a folder"

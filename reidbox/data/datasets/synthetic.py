@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from ...registry import DATASETS
 from ..synthetic import MANIFEST, generate_synthetic, read_manifest
+from .base import DatasetError
 from .market1501 import MarketStyleDataset
 
 SYNTHETIC_TREE = """\
@@ -107,9 +108,14 @@ class SyntheticDataset(MarketStyleDataset):
             image_size=image_size,
         )
         self.dataset_dir = self.folder_name(**size)  # this instance reads its size's folder
-        generate_synthetic(
-            os.path.join(root, self.dataset_dir), seed=self.seed, style=self.style, **size
-        )
+        out = os.path.join(root, self.dataset_dir)
+        try:
+            generate_synthetic(out, seed=self.seed, style=self.style, **size)
+        except OSError as e:  # name the setting, not only the path
+            raise DatasetError(
+                f"{type(self).dataset_dir}: cannot generate into DATASETS.ROOT {root} "
+                f"({e.strerror or e}: {e.filename or out}); set DATASETS.ROOT to a writable folder"
+            ) from None
         super().__init__(root=root, dsetid=dsetid, name=name or type(self).dataset_dir, **kwargs)
 
 
