@@ -8,7 +8,7 @@ import os
 import random
 import tempfile
 from contextlib import contextmanager
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -57,25 +57,30 @@ def exclusive(lock_path: str, what: str = "") -> Iterator[None]:
     import fcntl
     import logging
 
+    fd = _open_lock(lock_path)  # None: no lock file here; writing will report the problem
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
-    except OSError:
-        yield  # cannot create a lock file here; writing will report the real problem
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logging.getLogger(__name__).info(
-                "waiting for another process building %s", what or lock_path
-            )
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass  # no locking on this filesystem
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logging.getLogger(__name__).info(
+                    "waiting for another process building %s", what or lock_path
+                )
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # no locking on this filesystem
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        if fd is not None:
+            os.close(fd)  # closing releases the lock
+
+
+def _open_lock(lock_path: str) -> Optional[int]:
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    except OSError:
+        return None
 
 
 _UMASK = os.umask(0)
